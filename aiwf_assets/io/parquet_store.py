@@ -1,0 +1,90 @@
+"""Parquet files on a pyarrow filesystem: a local directory or an S3 prefix.
+
+One class serves the raw layer (which streams partitions itself so that a
+range run keeps memory flat) and the Parquet IO manager. Paths are
+`<root>/<asset>/<partition>.parquet` for partitioned data and
+`<root>/<asset>.parquet` otherwise. Writes are atomic: locally a temporary
+file renamed into place, on S3 a single PUT (an object is visible whole or
+not at all).
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class ParquetStore:
+    filesystem: pafs.FileSystem
+    root: str  # a path on `filesystem`: "/abs/dir" locally, "bucket/prefix" on S3
+
+    @classmethod
+    def local(cls, root: str) -> ParquetStore:
+        return cls(pafs.LocalFileSystem(), root.rstrip("/"))
+
+    @classmethod
+    def s3(cls, bucket_and_prefix: str, *, endpoint: str | None, region: str = "us-east-1"):
+        kwargs: dict = {"region": region}
+        if endpoint:
+            scheme = "https" if endpoint.startswith("https") else "http"
+            kwargs["endpoint_override"] = endpoint.split("://", 1)[-1]
+            kwargs["scheme"] = scheme
+        return cls(pafs.S3FileSystem(**kwargs), bucket_and_prefix.strip("/"))
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.filesystem, pafs.LocalFileSystem)
+
+    def path(self, asset: str, partition: str | None = None) -> str:
+        if partition is None:
+            return f"{self.root}/{asset}.parquet"
+        return f"{self.root}/{asset}/{partition}.parquet"
+
+    def uri(self, asset: str, partition: str | None = None) -> str:
+        p = self.path(asset, partition)
+        return p if self.is_local else f"s3://{p}"
+
+    def exists(self, asset: str, partition: str | None = None) -> bool:
+        info = self.filesystem.get_file_info(self.path(asset, partition))
+        return info.type == pafs.FileType.File
+
+    def write(self, asset: str, frame: pl.DataFrame | pa.Table, partition: str | None = None) -> str:
+        table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
+        target = self.path(asset, partition)
+        parent = target.rsplit("/", 1)[0]
+        self.filesystem.create_dir(parent, recursive=True)
+        if self.is_local:
+            tmp = f"{parent}/.{uuid.uuid4().hex}.tmp"
+            pq.write_table(table, tmp, filesystem=self.filesystem, compression="zstd")
+            self.filesystem.move(tmp, target)
+        else:
+            buffer = io.BytesIO()
+            pq.write_table(table, buffer, compression="zstd")
+            with self.filesystem.open_output_stream(target) as out:
+                out.write(buffer.getvalue())
+        return self.uri(asset, partition)
+
+    def read(self, asset: str, partition: str | None = None) -> pl.DataFrame:
+        path = self.path(asset, partition)
+        if self.filesystem.get_file_info(path).type != pafs.FileType.File:
+            raise FileNotFoundError(
+                f"{self.uri(asset, partition)} does not exist: materialise {asset}"
+                + (f" for partition {partition}" if partition else "")
+                + " first"
+            )
+        return pl.from_arrow(pq.read_table(path, filesystem=self.filesystem))  # type: ignore[return-value]
+
+    def partitions(self, asset: str) -> list[str]:
+        selector = pafs.FileSelector(f"{self.root}/{asset}", allow_not_found=True)
+        return sorted(
+            info.base_name.removesuffix(".parquet")
+            for info in self.filesystem.get_file_info(selector)
+            if info.base_name.endswith(".parquet")
+        )

@@ -1,0 +1,130 @@
+"""The SQL warehouse the cleaned layer writes and dbt builds on.
+
+`DuckDBWarehouse` (local, a file under AIWF_HOME) and `PostgresWarehouse`
+(prod) share one small interface. Frames go in as Arrow (no per-row
+inserts); a partition is replaced atomically (delete + insert in one
+transaction), so readers never see half a day.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+PARTITION_COLUMN = "partition_date"
+
+
+class Warehouse(Protocol):
+    dialect: str
+
+    def replace_partitions(
+        self, table: str, frame: pl.DataFrame, partition_values: Sequence[Any],
+        partition_column: str = PARTITION_COLUMN,
+    ) -> int: ...
+
+    def replace_table(self, table: str, frame: pl.DataFrame) -> int: ...
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame: ...
+
+    def table_exists(self, table: str) -> bool: ...
+
+
+def split_table_name(table: str) -> tuple[str, str]:
+    """'cleaned.orders' -> ('cleaned', 'orders'); schema is required so nothing lands in public."""
+    if table.count(".") != 1:
+        raise ValueError(f"warehouse table names are 'schema.table', got {table!r}")
+    schema, name = table.split(".")
+    return schema, name
+
+
+def _as_arrow(frame: pl.DataFrame | pa.Table) -> pa.Table:
+    return frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
+
+
+@dataclass(frozen=True)
+class DuckDBWarehouse:
+    path: Path
+    lock_timeout_s: float = 120.0
+    dialect: str = "duckdb"
+
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """Open the file; DuckDB allows one writing process at a time, so wait for the lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def replace_partitions(
+        self, table: str, frame: pl.DataFrame | pa.Table, partition_values: Sequence[Any],
+        partition_column: str = PARTITION_COLUMN,
+    ) -> int:
+        schema, _ = split_table_name(table)
+        incoming = _as_arrow(frame)
+        con = self.connect()
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            con.register("incoming", incoming)
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
+            placeholders = ", ".join("?" for _ in partition_values)
+            con.execute(
+                f"DELETE FROM {table} WHERE {partition_column} IN ({placeholders})",
+                list(partition_values),
+            )
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return incoming.num_rows
+
+    def replace_table(self, table: str, frame: pl.DataFrame | pa.Table) -> int:
+        schema, _ = split_table_name(table)
+        incoming = _as_arrow(frame)
+        con = self.connect()
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            con.register("incoming", incoming)
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return incoming.num_rows
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        con = self.connect(read_only=True)
+        try:
+            return con.sql(sql, params=list(params or [])).pl()
+        finally:
+            con.close()
+
+    def table_exists(self, table: str) -> bool:
+        schema, name = split_table_name(table)
+        if not self.path.exists():
+            return False
+        found = self.query(
+            "SELECT count(*) AS n FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        )
+        return bool(found["n"][0])

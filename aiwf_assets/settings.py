@@ -1,0 +1,125 @@
+"""Settings: the one place that reads the environment.
+
+Everything else asks `get_settings()`; nothing reads `os.environ` ad hoc.
+`AIWF_ENV=local` (default) is the embedded setup (files + DuckDB + SQLite
+instance); `AIWF_ENV=prod` is S3 + Postgres + Kubernetes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+Environment = Literal["local", "prod"]
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or wrong; the message says which and what to set."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: Environment
+    home: Path
+    # prod: object storage and databases
+    s3_bucket: str | None = None
+    s3_prefix: str = "aiwf"
+    s3_endpoint: str | None = None
+    warehouse_dsn: str | None = None
+    warehouse_schema_suffix: str = ""
+    dagster_pg_dsn: str | None = None
+    pii_key_value: str | None = field(default=None, repr=False)
+    alert_webhook_url: str | None = None
+
+    # local layout -------------------------------------------------------
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def truth_dir(self) -> Path:
+        """Latent truth from the generator: for evaluation only, never read by the pipeline."""
+        return self.home / "truth"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.home / "storage"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.home / "dagster_home")
+
+    # prod layout --------------------------------------------------------
+    def s3_uri(self, *parts: str) -> str:
+        if not self.s3_bucket:
+            raise SettingsError(
+                "AIWF_ENV=prod needs AIWF_S3_BUCKET (the bucket for landing, storage and models)"
+            )
+        key = "/".join(p.strip("/") for p in (self.s3_prefix, *parts) if p)
+        return f"s3://{self.s3_bucket}/{key}"
+
+    @property
+    def pii_key(self) -> bytes:
+        """Key for the keyed HMAC that pseudonymises PII.
+
+        prod: must come from AIWF_PII_KEY (a Secret). local: generated once per
+        AIWF_HOME and kept in `<home>/pii.key`, so keys are stable across runs.
+        """
+        if self.pii_key_value:
+            return self.pii_key_value.encode()
+        if self.env == "prod":
+            raise SettingsError(
+                "AIWF_PII_KEY is not set: in prod the pseudonymisation key must come from "
+                "the environment (a Kubernetes Secret); refusing to invent one"
+            )
+        key_file = self.home / "pii.key"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_hex(32))
+        return key_file.read_text().strip().encode()
+
+
+def _read_env(environ: dict[str, str]) -> Settings:
+    env = environ.get("AIWF_ENV", "local").strip().lower()
+    if env not in ("local", "prod"):
+        raise SettingsError(f"AIWF_ENV must be 'local' or 'prod', got {env!r}")
+    home = Path(environ.get("AIWF_HOME", ".aiwf")).expanduser().resolve()
+    return Settings(
+        env=env,  # type: ignore[arg-type]
+        home=home,
+        s3_bucket=environ.get("AIWF_S3_BUCKET") or None,
+        s3_prefix=environ.get("AIWF_S3_PREFIX", "aiwf"),
+        s3_endpoint=environ.get("AIWF_S3_ENDPOINT") or environ.get("AWS_ENDPOINT_URL") or None,
+        warehouse_dsn=environ.get("AIWF_WAREHOUSE_DSN") or None,
+        warehouse_schema_suffix=environ.get("AIWF_WAREHOUSE_SCHEMA_SUFFIX", ""),
+        dagster_pg_dsn=environ.get("AIWF_DAGSTER_PG_DSN") or None,
+        pii_key_value=environ.get("AIWF_PII_KEY") or None,
+        alert_webhook_url=environ.get("AIWF_ALERT_WEBHOOK_URL") or None,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings for this process, read from the environment once."""
+    return _read_env(dict(os.environ))
+
+
+def reset_settings_cache() -> None:
+    """For tests and the CLI, which change AIWF_* before building definitions."""
+    get_settings.cache_clear()
