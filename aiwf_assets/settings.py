@@ -34,6 +34,7 @@ class Settings:
     dagster_pg_dsn: str | None = None
     pii_key_value: str | None = field(default=None, repr=False)
     alert_webhook_url: str | None = None
+    partition_start: str = "2026-01-01"
 
     # local layout -------------------------------------------------------
     @property
@@ -111,6 +112,7 @@ def _read_env(environ: dict[str, str]) -> Settings:
         dagster_pg_dsn=environ.get("AIWF_DAGSTER_PG_DSN") or None,
         pii_key_value=environ.get("AIWF_PII_KEY") or None,
         alert_webhook_url=environ.get("AIWF_ALERT_WEBHOOK_URL") or None,
+        partition_start=environ.get("AIWF_PARTITION_START", "2026-01-01"),
     )
 
 

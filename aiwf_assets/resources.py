@@ -1,0 +1,130 @@
+"""Resources, chosen per environment in one place.
+
+The same assets run locally (files + DuckDB) and in prod (S3 + Postgres) by
+swapping only what `build_resources()` returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.fs as pafs
+from pydantic import Field
+
+from aiwf_assets.io.parquet_store import ParquetStore
+from aiwf_assets.io.warehouse import DuckDBWarehouse, Warehouse
+from aiwf_assets.settings import Settings, SettingsError, get_settings
+
+
+class StorageResource(dg.ConfigurableResource):
+    """Parquet storage: a local directory, or `s3://bucket/prefix` in prod."""
+
+    root: str
+    s3_endpoint: str | None = None
+
+    def store(self) -> ParquetStore:
+        if self.root.startswith("s3://"):
+            return ParquetStore.s3(self.root.removeprefix("s3://"), endpoint=self.s3_endpoint)
+        return ParquetStore.local(self.root)
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The landing zone where channels drop files: a local directory or an S3 prefix."""
+
+    root: str
+    s3_endpoint: str | None = None
+
+    def _fs_and_root(self) -> tuple[pafs.FileSystem, str]:
+        if self.root.startswith("s3://"):
+            store = ParquetStore.s3(self.root.removeprefix("s3://"), endpoint=self.s3_endpoint)
+            return store.filesystem, store.root
+        return pafs.LocalFileSystem(), str(Path(self.root).resolve())
+
+    def list_files(self, channel: str) -> dict[str, str]:
+        """file name -> path on the filesystem, for one channel folder."""
+        fs, root = self._fs_and_root()
+        selector = pafs.FileSelector(f"{root}/{channel}", allow_not_found=True)
+        return {
+            info.base_name: info.path
+            for info in fs.get_file_info(selector)
+            if info.type == pafs.FileType.File and not info.base_name.startswith(".")
+        }
+
+    def read_bytes(self, relative_path: str) -> bytes:
+        fs, root = self._fs_and_root()
+        path = f"{root}/{relative_path}"
+        try:
+            with fs.open_input_stream(path) as stream:
+                return stream.read()
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(
+                f"landing file {self.root}/{relative_path} is missing: was it delivered?"
+            ) from exc
+
+    def fingerprint(self, relative_path: str) -> str | None:
+        """Content fingerprint of a landed file (sha256 of its bytes); None when absent."""
+        fs, root = self._fs_and_root()
+        path = f"{root}/{relative_path}"
+        if fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        digest = hashlib.sha256()
+        with fs.open_input_stream(path) as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The SQL warehouse: a DuckDB file locally, Postgres in prod."""
+
+    kind: str = Field(default="duckdb", description="duckdb or postgres")
+    path: str | None = None
+    dsn: str | None = None
+    schema_suffix: str = ""
+
+    def get(self) -> Warehouse:
+        if self.kind == "duckdb":
+            if not self.path:
+                raise SettingsError("the DuckDB warehouse needs a path")
+            return DuckDBWarehouse(Path(self.path))
+        if self.kind == "postgres":
+            from aiwf_assets.io.postgres import PostgresWarehouse
+
+            if not self.dsn:
+                raise SettingsError("the Postgres warehouse needs AIWF_WAREHOUSE_DSN")
+            return PostgresWarehouse(self.dsn, schema_suffix=self.schema_suffix)
+        raise SettingsError(f"unknown warehouse kind {self.kind!r}: use duckdb or postgres")
+
+
+class PiiKeyResource(dg.ConfigurableResource):
+    """Gives the pseudonymisation key; read lazily so prod fails only where it is needed."""
+
+    def key(self) -> bytes:
+        return get_settings().pii_key
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, object]:
+    settings = settings or get_settings()
+    if settings.env == "local":
+        return {
+            "landing": LandingResource(root=str(settings.landing_dir)),
+            "storage": StorageResource(root=str(settings.storage_dir)),
+            "warehouse": WarehouseResource(kind="duckdb", path=str(settings.warehouse_path)),
+            "pii": PiiKeyResource(),
+        }
+    return {
+        "landing": LandingResource(
+            root=settings.s3_uri("landing"), s3_endpoint=settings.s3_endpoint
+        ),
+        "storage": StorageResource(
+            root=settings.s3_uri("storage"), s3_endpoint=settings.s3_endpoint
+        ),
+        "warehouse": WarehouseResource(
+            kind="postgres",
+            dsn=settings.warehouse_dsn,
+            schema_suffix=settings.warehouse_schema_suffix,
+        ),
+        "pii": PiiKeyResource(),
+    }
