@@ -1,0 +1,141 @@
+"""`aiwf` command line: generate demo data, run the demo, open the UI, evaluate, manage models.
+
+Heavy imports (Dagster, the definitions) happen inside the commands, after
+`--home` has been applied to the environment, because settings are read once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+from aiwf_assets.settings import reset_settings_cache
+
+
+def _apply_home(home: str | None, env: str | None = None) -> None:
+    if home:
+        os.environ["AIWF_HOME"] = str(Path(home).expanduser().resolve())
+    if env:
+        os.environ["AIWF_ENV"] = env
+    reset_settings_cache()
+
+
+def _faults(text: str) -> tuple[str, ...]:
+    return tuple(f.strip() for f in text.split(",") if f.strip()) if text else ()
+
+
+def _add_generation_args(parser: argparse.ArgumentParser, *, days: int, faults: str) -> None:
+    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument("--days", type=int, default=days, help=f"days to generate ({days})")
+    parser.add_argument(
+        "--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1),
+        help="first day, YYYY-MM-DD (2026-01-01)",
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0,
+        help="size: 1 is ~100k order lines per 30 days, ~5k customers",
+    )
+    parser.add_argument(
+        "--faults", type=str, default=faults,
+        help="comma-separated faults to inject, or 'all' (see docs/DATA_CONTRACTS.md)",
+    )
+    parser.add_argument(
+        "--drift-from", type=dt.date.fromisoformat, default=None,
+        help="day from which the distribution drifts (with the distribution_drift fault)",
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from aiwf_assets.generator import generate
+    from aiwf_assets.settings import get_settings
+
+    summary = generate(
+        get_settings().home, seed=args.seed, start=args.start, days=args.days,
+        scale=args.scale, faults=_faults(args.faults), drift_from=args.drift_from,
+    )
+    print(summary.to_text())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from aiwf_assets.demo import run_demo
+
+    return run_demo(
+        seed=args.seed, start=args.start, days=args.days, scale=args.scale,
+        faults=_faults(args.faults), drift_from=args.drift_from, generate_data=not args.no_generate,
+    )
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from aiwf_assets.demo import prepare_dagster_home
+
+    dagster_home = prepare_dagster_home()
+    repo = Path(__file__).resolve().parent.parent
+    cmd = ["dagster", "dev", "-w", str(repo / "workspace.yaml"), "-p", str(args.port)]
+    print(f"DAGSTER_HOME={dagster_home}\nopen http://127.0.0.1:{args.port}")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    os.chdir(repo)
+    os.execvp(cmd[0], cmd)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from aiwf_assets.ml.evaluate import evaluate_against_truth_cli
+
+    print(evaluate_against_truth_cli())
+    return 0
+
+
+def cmd_model_rollback(args: argparse.Namespace) -> int:
+    from aiwf_assets.ml.evaluate import rollback_cli
+
+    print(rollback_cli(args.family))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aiwf", description=__doc__)
+    parser.add_argument("--home", help="AIWF_HOME (default ./.aiwf)")
+    parser.add_argument("--env", choices=["local", "prod"], help="AIWF_ENV (default local)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write the synthetic retailer's files into the landing zone")
+    _add_generation_args(gen, days=60, faults="")
+    gen.set_defaults(func=cmd_generate)
+
+    demo = sub.add_parser(
+        "demo", help="generate demo data and materialise every asset in-process, then summarise"
+    )
+    _add_generation_args(demo, days=60, faults="all")
+    demo.add_argument(
+        "--no-generate", action="store_true", help="use the landing zone as it is"
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this AIWF_HOME")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    ev = sub.add_parser(
+        "evaluate", help="model quality vs baselines and the generator's truth (the ceiling)"
+    )
+    ev.set_defaults(func=cmd_evaluate)
+
+    model = sub.add_parser("model", help="model store operations")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    rollback = model_sub.add_parser("rollback", help="restore the previous champion")
+    rollback.add_argument("family", help="churn, segmentation, demand or recommender")
+    rollback.set_defaults(func=cmd_model_rollback)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _apply_home(args.home, args.env)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
