@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env", choices=["local", "prod"], help="AIWF_ENV (default local)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="write the synthetic retailer's files into the landing zone")
+    gen = sub.add_parser("generate", help="write the synthetic retailer's files to landing/")
     _add_generation_args(gen, days=60, faults="")
     gen.set_defaults(func=cmd_generate)
 

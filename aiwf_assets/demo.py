@@ -50,7 +50,12 @@ def plan_runs(defs: dg.Definitions) -> RunPlan:
     daily = {k for k in keys if graph.get(k).partitions_def is not None}
     upstream_of_daily: set[dg.AssetKey] = set()
     for key in daily:
-        upstream_of_daily |= graph.get_ancestor_asset_keys(key)
+        for ancestor in graph.get_ancestor_asset_keys(key):
+            # a multi-asset runs whole: take its siblings along
+            upstream_of_daily |= {
+                k for k in graph.get_execution_set_asset_and_check_keys(ancestor)
+                if isinstance(k, dg.AssetKey)
+            }
     before = sorted(
         (k for k in keys if k not in daily and k in upstream_of_daily), key=lambda k: k.to_string()
     )

@@ -37,7 +37,8 @@ def warehouse_row_counts(warehouse: DuckDBWarehouse) -> pl.DataFrame:
 def quarantine_by_reason(warehouse: DuckDBWarehouse) -> pl.DataFrame:
     return warehouse.query(
         "SELECT channel, trim(reason) AS reason, count(*) AS rows "
-        "FROM (SELECT channel, unnest(string_split(reasons, ';')) AS reason FROM cleaned.quarantine) "
+        "FROM (SELECT channel, unnest(string_split(reasons, ';')) AS reason "
+        "FROM cleaned.quarantine) "
         "GROUP BY ALL ORDER BY rows DESC, channel, reason"
     )
 

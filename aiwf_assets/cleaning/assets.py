@@ -7,7 +7,6 @@ step but nothing downstream of it. Pandera contracts and row accounting are
 blocking asset checks: downstream assets in the same run wait for them.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
@@ -36,14 +35,13 @@ TABLE_KEYS: dict[str, list[str]] = {
     "orders": ["order_id"],
     "order_lines": ["order_id", "line_number"],
     "interactions": ["interaction_id"],
-    "quarantine": ["channel", "source_file", "source_row"],
+    "quarantine": ["channel", "reasons", "record"],
     "customers": ["customer_key"],
     "customer_identity": ["identifier_kind", "identifier_hash"],
     "products": ["sku"],
     "stores": ["store_code"],
-    "reference_quarantine": ["channel", "source_file", "source_row"],
 }
-LINEAGE_COLUMNS = ["source_file", "source_row", "record"]
+LINEAGE_COLUMNS = ["source_file", "source_row"]
 
 DESCRIPTIONS = {
     "orders": "One row per order from every sales channel (web, app, store), in EUR and UTC.",
@@ -58,12 +56,12 @@ DESCRIPTIONS = {
 }
 
 
-def channels_for(contract: str) -> list[str]:
-    return [s.name for s in SOURCES.values() if s.contract == contract and s.partitioned]
+def channels_for(*contracts: str) -> list[str]:
+    return [s.name for s in SOURCES.by_contract(*contracts).values() if s.contract.daily]
 
 
 ORDER_CHANNELS = channels_for("order_lines")
-INTERACTION_CHANNELS = channels_for("interactions")
+INTERACTION_CHANNELS = channels_for("tickets", "sessions")
 
 
 def _spec(name: str, deps: list[str]) -> dg.AssetSpec:

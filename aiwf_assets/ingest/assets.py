@@ -6,17 +6,18 @@ Thin shells: parsing lives in `aiwf_assets.ingest.parse`, declarations in
 write Parquet through the storage resource.
 """
 
-from __future__ import annotations
 
 import hashlib
 
 import dagster as dg
 import polars as pl
 
+from aiwf_assets.automation.fingerprints import content_fingerprints, list_folder, stat_file
 from aiwf_assets.ingest.parse import parse_landing, raw_schema
 from aiwf_assets.ingest.spec import SourceSpec, load_sources
 from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.resources import LandingResource, StorageResource
+from aiwf_assets.settings import get_settings
 
 OWNER = "team:data-platform"
 RAW_CODE_VERSION = "raw-1"
@@ -55,6 +56,39 @@ def _raw_table_schema(spec: SourceSpec) -> dg.TableSchema:
     )
 
 
+def partition_of_file(spec: SourceSpec, file_name: str) -> str | None:
+    """The partition a landed file name belongs to (`2026-01-05.jsonl` -> `2026-01-05`),
+    or None when the name does not follow the source's landing template or the day is
+    not a partition (yet)."""
+    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
+    if not (file_name.startswith(prefix) and file_name.endswith(suffix)):
+        return None
+    day = file_name[len(prefix) : len(file_name) - len(suffix)]
+    return day if daily_partitions.has_partition_key(day) else None
+
+
+def landing_versions(spec: SourceSpec, landing: LandingResource) -> dict[str | None, str]:
+    """sha256 of every landed file of a source, by partition (None for a reference file).
+
+    Content, not modification time: a touched but identical file keeps its version.
+    Hashes are cached by (path, size, mtime_ns) under AIWF_HOME/cache, so observing
+    an unchanged landing zone lists folders and reads no file.
+    """
+    fs, root = landing._fs_and_root()
+    cache_file = get_settings().cache_dir / "landing" / f"{spec.name}.json"
+    if not spec.contract.daily:
+        info = stat_file(fs, f"{root}/{landing_path(spec, None)}")
+        digests = content_fingerprints(fs, [info] if info else [], cache_file)
+        return {None: digests[info.path]} if info else {}
+    by_day = {
+        day: info
+        for info in list_folder(fs, f"{root}/{landing_folder(spec)}")
+        if (day := partition_of_file(spec, info.base_name))
+    }
+    digests = content_fingerprints(fs, by_day.values(), cache_file)
+    return {day: digests[info.path] for day, info in by_day.items()}
+
+
 def build_landing_asset(spec: SourceSpec) -> dg.SourceAsset:
     partitioned = spec.contract.daily
 
@@ -63,22 +97,19 @@ def build_landing_asset(spec: SourceSpec) -> dg.SourceAsset:
         group_name="landing",
         description=(
             f"Files delivered by the {spec.name} channel ({spec.format}) at "
-            f"landing/{spec.landing}. Data version = sha256 of the file's bytes."
+            f"landing/{spec.landing}. Data version = sha256 of the file's bytes. Observed "
+            "by landing_observation_sensor, which records only versions that changed."
         ),
         partitions_def=daily_partitions if partitioned else None,
         metadata={"format": spec.format, "owner": OWNER},
     )
     def landing(landing: LandingResource):
+        versions = landing_versions(spec, landing)
         if not partitioned:
-            return dg.DataVersion(landing.fingerprint(landing_path(spec, None)) or "absent")
-        versions = {}
-        for name in landing.list_files(landing_folder(spec)):
-            day = name.split(".", 1)[0]
-            if name.endswith(f".{spec.format}") and daily_partitions.has_partition_key(day):
-                fingerprint = landing.fingerprint(landing_path(spec, day))
-                if fingerprint:
-                    versions[day] = dg.DataVersion(fingerprint)
-        return dg.DataVersionsByPartition(versions)
+            return dg.DataVersion(versions.get(None, "absent"))
+        return dg.DataVersionsByPartition(
+            {day: dg.DataVersion(v) for day, v in versions.items() if day is not None}
+        )
 
     return landing
 

@@ -55,7 +55,9 @@ class ParquetStore:
         info = self.filesystem.get_file_info(self.path(asset, partition))
         return info.type == pafs.FileType.File
 
-    def write(self, asset: str, frame: pl.DataFrame | pa.Table, partition: str | None = None) -> str:
+    def write(
+        self, asset: str, frame: pl.DataFrame | pa.Table, partition: str | None = None
+    ) -> str:
         table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
         target = self.path(asset, partition)
         parent = target.rsplit("/", 1)[0]
@@ -73,13 +75,37 @@ class ParquetStore:
 
     def read(self, asset: str, partition: str | None = None) -> pl.DataFrame:
         path = self.path(asset, partition)
-        if self.filesystem.get_file_info(path).type != pafs.FileType.File:
+        info = self.filesystem.get_file_info(path)
+        if info.type != pafs.FileType.File:
             raise FileNotFoundError(
                 f"{self.uri(asset, partition)} does not exist: materialise {asset}"
                 + (f" for partition {partition}" if partition else "")
                 + " first"
             )
-        return pl.from_arrow(pq.read_table(path, filesystem=self.filesystem))  # type: ignore[return-value]
+        if self.is_local:
+            return pl.from_arrow(pq.read_table(path, filesystem=self.filesystem))  # type: ignore[return-value]
+        return pl.from_arrow(self._read_s3_object(path, info))  # type: ignore[return-value]
+
+    def _read_s3_object(self, path: str, info: pafs.FileInfo, attempts: int = 3) -> pa.Table:
+        """The object at `path` as one version, even while another process replaces it.
+
+        `pq.read_table` on S3 issues several ranged GETs (footer, then column
+        chunks), which can straddle a replacement and mix two versions. One GET
+        returns bytes of a single version; if the object changed size under the
+        read (the GET's range came from an older HEAD), parsing fails and the
+        changed size or mtime says to read again.
+        """
+        attempt = 1
+        while True:
+            try:
+                with self.filesystem.open_input_stream(path) as stream:
+                    return pq.read_table(pa.py_buffer(stream.read()))
+            except (pa.ArrowException, OSError):
+                current = self.filesystem.get_file_info(path)
+                unchanged = (current.size, current.mtime) == (info.size, info.mtime)
+                if unchanged or attempt == attempts:
+                    raise
+                info, attempt = current, attempt + 1
 
     def partitions(self, asset: str) -> list[str]:
         selector = pafs.FileSelector(f"{self.root}/{asset}", allow_not_found=True)

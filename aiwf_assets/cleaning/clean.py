@@ -1,0 +1,374 @@
+"""Top-level cleaning functions: raw frames in, cleaned tables + quarantine + accounting out.
+
+Pure: no I/O, no clock, no environment. The Dagster assets read raw
+partitions, call these and write the results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import polars as pl
+
+from aiwf_assets.cleaning.pii import hmac_series, key_of
+from aiwf_assets.cleaning.rules import UTC_DTYPE
+from aiwf_assets.cleaning.transforms import (
+    ACCOUNTING_SCHEMA,
+    IDENTITY_SCHEMA,
+    QUARANTINE_SCHEMA,
+    CleanResult,
+    SourceOutcome,
+    clean_source,
+    identifier_hashes,
+    resolve_customer_keys,
+)
+from aiwf_assets.ingest.spec import PiiKind, SourcesConfig, SourceSpec, load_sources
+
+ORDER_LINES_SCHEMA = pl.Schema(
+    {
+        "order_id": pl.String(),
+        "line_number": pl.Int64(),
+        "channel": pl.String(),
+        "customer_key": pl.String(),
+        "ordered_at": UTC_DTYPE,
+        "order_date": pl.Date(),
+        "sku": pl.String(),
+        "quantity": pl.Int64(),
+        "unit_price": pl.Float64(),
+        "line_amount": pl.Float64(),
+        "is_promo": pl.Boolean(),
+        "source_file": pl.String(),
+        "source_row": pl.Int64(),
+    }
+)
+ORDERS_SCHEMA = pl.Schema(
+    {
+        "order_id": pl.String(),
+        "channel": pl.String(),
+        "customer_key": pl.String(),
+        "ordered_at": UTC_DTYPE,
+        "order_date": pl.Date(),
+        "store_code": pl.String(),
+        "n_lines": pl.Int64(),
+        "order_total": pl.Float64(),
+        "has_promo": pl.Boolean(),
+        "source_file": pl.String(),
+    }
+)
+INTERACTIONS_SCHEMA = pl.Schema(
+    {
+        "interaction_id": pl.String(),
+        "kind": pl.String(),
+        "customer_key": pl.String(),
+        "occurred_at": UTC_DTYPE,
+        "interaction_date": pl.Date(),
+        "subtype": pl.String(),
+        "contact_channel": pl.String(),
+        "satisfaction": pl.Int64(),
+        "pages_viewed": pl.Int64(),
+        "product_views": pl.Int64(),
+        "added_to_cart": pl.Int64(),
+        "duration_s": pl.Int64(),
+        "source_file": pl.String(),
+        "source_row": pl.Int64(),
+    }
+)
+CUSTOMERS_SCHEMA = pl.Schema(
+    {
+        "customer_key": pl.String(),
+        "crm_id_hash": pl.String(),
+        "email_hash": pl.String(),
+        "phone_hash": pl.String(),
+        "loyalty_hash": pl.String(),
+        "signup_date": pl.Date(),
+        "country": pl.String(),
+        "birth_year": pl.Int64(),
+    }
+)
+PRODUCTS_SCHEMA = pl.Schema(
+    {
+        "sku": pl.String(),
+        "name": pl.String(),
+        "category": pl.String(),
+        "subcategory": pl.String(),
+        "list_price": pl.Float64(),
+    }
+)
+STORES_SCHEMA = pl.Schema(
+    {
+        "store_code": pl.String(),
+        "name": pl.String(),
+        "city": pl.String(),
+        "region": pl.String(),
+        "opened_date": pl.Date(),
+    }
+)
+# order lines before the orders aggregation, which needs the store
+_LINES_WITH_STORE = pl.Schema({**ORDER_LINES_SCHEMA, "store_code": pl.String()})
+# Identifier columns in the order they decide a customer_key (first known one wins).
+_IDENTIFIERS: dict[str, PiiKind] = {
+    "customer_email": "email",
+    "loyalty_id": "loyalty",
+    "customer_phone": "phone",
+}
+# (interaction kind, the contract's id column, its timestamp, its subtype column)
+_INTERACTION_KINDS = {
+    "tickets": ("ticket", "ticket_id", "opened_at", "category"),
+    "sessions": ("session", "session_id", "started_at", "device"),
+}
+
+
+# --------------------------------------------------------------------------- daily
+
+
+def clean_orders_day(
+    raw_by_channel: Mapping[str, pl.DataFrame],
+    identity: pl.DataFrame,
+    key: bytes,
+    partition_date: dt.date,
+    specs: SourcesConfig,
+) -> CleanResult:
+    """Clean one day of every order source (keys: source names, e.g. web_orders).
+
+    Any source declared with `contract: order_lines` is accepted. Tables:
+    `order_lines` and `orders` (aggregated from the cleaned lines, so an order
+    whose lines were partly quarantined keeps its valid lines).
+    """
+    outcomes = {
+        name: clean_source(
+            raw,
+            _spec_for(specs, name, "order_lines"),
+            key,
+            partition_date=partition_date,
+            currency_rates=specs.currency_rates_to_eur,
+        )
+        for name, raw in raw_by_channel.items()
+    }
+    lines = [
+        _order_lines(o.valid, specs[name], identity, key, specs.currency_rates_to_eur)
+        for name, o in outcomes.items()
+    ]
+    order_lines = _concat(lines, _LINES_WITH_STORE).sort("order_id", "line_number")
+    return CleanResult(
+        tables={"order_lines": order_lines.drop("store_code"), "orders": _orders(order_lines)},
+        quarantine=_concat([o.quarantine for o in outcomes.values()], QUARANTINE_SCHEMA),
+        accounting=_concat([o.accounting for o in outcomes.values()], ACCOUNTING_SCHEMA),
+    )
+
+
+def clean_interactions_day(
+    raw_by_channel: Mapping[str, pl.DataFrame],
+    identity: pl.DataFrame,
+    key: bytes,
+    partition_date: dt.date,
+    specs: SourcesConfig,
+) -> CleanResult:
+    """Clean one day of ticket and session sources into the `interactions` table."""
+    outcomes: dict[str, SourceOutcome] = {}
+    frames = []
+    for name, raw in raw_by_channel.items():
+        spec = _spec_for(specs, name, *_INTERACTION_KINDS)
+        outcome = clean_source(raw, spec, key, partition_date=partition_date)
+        outcomes[name] = outcome
+        frames.append(_interactions(outcome.valid, spec, identity, key))
+    interactions = _concat(frames, INTERACTIONS_SCHEMA).sort("interaction_id")
+    return CleanResult(
+        tables={"interactions": interactions},
+        quarantine=_concat([o.quarantine for o in outcomes.values()], QUARANTINE_SCHEMA),
+        accounting=_concat([o.accounting for o in outcomes.values()], ACCOUNTING_SCHEMA),
+    )
+
+
+def _order_lines(
+    valid: pl.DataFrame,
+    spec: SourceSpec,
+    identity: pl.DataFrame,
+    key: bytes,
+    rates: Mapping[str, float],
+) -> pl.DataFrame:
+    # store_code rides along for the orders table; clean_orders_day drops it from lines
+    customer_key = resolve_customer_keys(valid, _declared(spec, _IDENTIFIERS), identity, key)
+    declared = {c.name for c in spec.all_columns}
+    no = pl.lit(False)
+    promo_flag = pl.col("promo_flag").fill_null(False) if "promo_flag" in declared else no
+    promo_code = pl.col("promo_code").is_not_null() if "promo_code" in declared else no
+    unit_eur = (pl.col("unit_price") * pl.col("currency").replace_strict(rates)).round(2)
+    return valid.with_columns(customer_key).select(
+        (pl.lit(f"{spec.channel}:") + pl.col("order_id")).alias("order_id"),
+        pl.col("line_number"),
+        pl.lit(spec.channel).alias("channel"),
+        pl.col("customer_key"),
+        pl.col("ordered_at"),
+        pl.col("ordered_at").dt.date().alias("order_date"),
+        pl.col("sku"),
+        pl.col("quantity"),
+        unit_eur.alias("unit_price"),
+        (pl.col("quantity") * unit_eur).round(2).alias("line_amount"),
+        (promo_flag | promo_code).alias("is_promo"),
+        pl.col("_source_file").alias("source_file"),
+        pl.col("_source_row").alias("source_row"),
+        (pl.col("store_code") if "store_code" in declared else pl.lit(None, pl.String)).alias(
+            "store_code"
+        ),
+    )
+
+
+def _orders(lines: pl.DataFrame) -> pl.DataFrame:
+    return (
+        lines.sort("order_id", "line_number")
+        .group_by("order_id", maintain_order=True)
+        .agg(
+            pl.col("channel").first(),
+            pl.col("customer_key").drop_nulls().first(),
+            pl.col("ordered_at").min(),
+            pl.col("store_code").drop_nulls().first(),
+            pl.len().cast(pl.Int64).alias("n_lines"),
+            pl.col("line_amount").sum().round(2).alias("order_total"),
+            pl.col("is_promo").any().alias("has_promo"),
+            pl.col("source_file").first(),
+        )
+        .with_columns(pl.col("ordered_at").dt.date().alias("order_date"))
+        .select(list(ORDERS_SCHEMA))
+        .cast(dict(ORDERS_SCHEMA))
+    )
+
+
+def _interactions(
+    valid: pl.DataFrame, spec: SourceSpec, identity: pl.DataFrame, key: bytes
+) -> pl.DataFrame:
+    kind, id_column, time_column, subtype = _INTERACTION_KINDS[spec.contract.name]
+    customer_key = resolve_customer_keys(valid, _declared(spec, _IDENTIFIERS), identity, key)
+    declared = {c.name for c in spec.all_columns}
+
+    def optional(column: str) -> pl.Expr:
+        dtype = INTERACTIONS_SCHEMA[column]
+        return (pl.col(column) if column in declared else pl.lit(None)).cast(dtype).alias(column)
+
+    return valid.with_columns(customer_key).select(
+        (pl.lit(f"{kind}:") + pl.col(id_column)).alias("interaction_id"),
+        pl.lit(kind).alias("kind"),
+        pl.col("customer_key"),
+        pl.col(time_column).alias("occurred_at"),
+        pl.col(time_column).dt.date().alias("interaction_date"),
+        pl.col(subtype).alias("subtype"),
+        *(
+            optional(c)
+            for c in (
+                "contact_channel",
+                "satisfaction",
+                "pages_viewed",
+                "product_views",
+                "added_to_cart",
+                "duration_s",
+            )
+        ),
+        pl.col("_source_file").alias("source_file"),
+        pl.col("_source_row").alias("source_row"),
+    )
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def clean_reference_customers(
+    raw: pl.DataFrame, key: bytes, spec: SourceSpec | None = None
+) -> CleanResult:
+    """CRM snapshot -> `customers` (pseudonymised) and `customer_identity`.
+
+    customer_identity maps each identifier hash to one customer_key; when two
+    CRM customers share an identifier, the one listed first in the export keeps it.
+    """
+    spec = spec or load_sources()["customers"]
+    outcome = clean_source(raw, spec, key, partition_date=None)
+    valid = outcome.valid
+    crm_hash = hmac_series(valid.get_column("crm_id"), "crm:", key)
+    ids = identifier_hashes(
+        valid, {"email": "email", "phone": "phone", "loyalty_id": "loyalty"}, key
+    )
+    null = pl.Series([None] * valid.height, dtype=pl.String)
+    customers = valid.select(
+        key_of(pl.lit(crm_hash)).alias("customer_key"),
+        pl.lit(crm_hash).alias("crm_id_hash"),
+        pl.lit(ids.get("email", null)).alias("email_hash"),
+        pl.lit(ids.get("phone", null)).alias("phone_hash"),
+        pl.lit(ids.get("loyalty_id", null)).alias("loyalty_hash"),
+        *(
+            (pl.col(c) if c in valid.columns else pl.lit(None)).cast(CUSTOMERS_SCHEMA[c]).alias(c)
+            for c in ("signup_date", "country", "birth_year")
+        ),
+    )
+    identity = pl.concat(
+        [
+            customers.select(
+                pl.col(column).alias("identifier_hash"),
+                pl.lit(kind).alias("identifier_kind"),
+                pl.col("customer_key"),
+            )
+            for column, kind in (
+                ("email_hash", "email"),
+                ("phone_hash", "phone"),
+                ("loyalty_hash", "loyalty"),
+            )
+        ]
+    )
+    identity = identity.filter(pl.col("identifier_hash").is_not_null()).unique(
+        "identifier_hash", keep="first", maintain_order=True
+    )
+    return CleanResult(
+        tables={
+            "customers": customers.sort("customer_key"),
+            "customer_identity": identity.cast(dict(IDENTITY_SCHEMA)).sort(
+                "identifier_kind", "identifier_hash"
+            ),
+        },
+        quarantine=outcome.quarantine,
+        accounting=outcome.accounting,
+    )
+
+
+def clean_reference_products(raw: pl.DataFrame, spec: SourceSpec | None = None) -> CleanResult:
+    """ERP catalog -> `products` (canonical SKUs, EUR list prices)."""
+    return _reference(raw, spec or load_sources()["products"], "products", PRODUCTS_SCHEMA)
+
+
+def clean_reference_stores(raw: pl.DataFrame, spec: SourceSpec | None = None) -> CleanResult:
+    """Store list -> `stores`."""
+    return _reference(raw, spec or load_sources()["stores"], "stores", STORES_SCHEMA)
+
+
+def _reference(raw: pl.DataFrame, spec: SourceSpec, table: str, schema: pl.Schema) -> CleanResult:
+    # products and stores carry no PII: there is nothing to hash, so no key
+    outcome = clean_source(raw, spec, b"", partition_date=None)
+    frame = outcome.valid.select(
+        (pl.col(c) if c in outcome.valid.columns else pl.lit(None)).cast(t).alias(c)
+        for c, t in schema.items()
+    )
+    return CleanResult(
+        tables={table: frame.sort(next(iter(schema)))},
+        quarantine=outcome.quarantine,
+        accounting=outcome.accounting,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _spec_for(specs: SourcesConfig, name: str, *contracts: str) -> SourceSpec:
+    spec = specs[name]
+    if spec.contract.name not in contracts:
+        raise ValueError(
+            f"source {name!r} maps onto contract {spec.contract.name}, "
+            f"expected {' or '.join(contracts)}"
+        )
+    return spec
+
+
+def _declared(spec: SourceSpec, identifiers: Mapping[str, PiiKind]) -> dict[str, PiiKind]:
+    declared = {c.name for c in spec.all_columns}
+    return {c: k for c, k in identifiers.items() if c in declared}
+
+
+def _concat(frames: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
+    conformed = [f.select(list(schema)).cast(dict(schema)) for f in frames]
+    return pl.concat([schema.to_frame(), *conformed])

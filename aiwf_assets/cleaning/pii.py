@@ -1,0 +1,112 @@
+"""Pseudonymisation: keyed HMAC-SHA256 of normalised identifiers, and free-text redaction.
+
+Hashes are HMAC(key, "<kind>:<normalised value>") as 64 hex characters; the kind
+prefix keeps an email and a phone number with the same text apart. A
+customer_key is the first 16 hex characters of the HMAC of "crm:<crm_id>" for
+CRM customers, else of the identifier's own HMAC (see DATA_CONTRACTS.md).
+
+HMAC runs in Python once per distinct value and is mapped back with a
+vectorised replace, so cost grows with distinct identifiers, not rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+
+import polars as pl
+
+from aiwf_assets.ingest.spec import PiiKind
+
+KEY_HEX_CHARS = 16
+
+# Free-text patterns for text that may hold identifiers we cannot locate by column
+# (unreadable records, values in the wrong column).
+_EMAIL_RE = r"[^\s\"'<>,;:()\[\]{}]+@[^\s\"'<>,;:()\[\]{}]+"
+# international (+49.. / 0049..) or national (0..) numbers, digits optionally grouped by
+# single spaces or dashes; the word boundary before a 0 keeps ids like A00004567 intact,
+# and '/', '.', ':' end a match so dates and times are not taken for numbers
+_PHONE_RE = r"(?:\+|\b0)\d(?:[ \-]?\d){6,}"
+_LOYALTY_RE = r"\b[Ll]\d{6,}\b"
+
+
+def _blank_to_null(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr == "").then(None).otherwise(expr)
+
+
+def normalise_email(expr: pl.Expr) -> pl.Expr:
+    return _blank_to_null(expr.str.strip_chars().str.to_lowercase())
+
+
+def normalise_phone(expr: pl.Expr) -> pl.Expr:
+    """Digits only in international form without '+': 0170 123 -> 49170123, 0044.. -> 44.."""
+    digits = expr.str.replace_all(r"\D", "")
+    international = (
+        pl.when(digits.str.starts_with("00"))
+        .then(digits.str.slice(2))
+        .when(digits.str.starts_with("0"))
+        .then(pl.lit("49") + digits.str.slice(1))  # national German number
+        .otherwise(digits)
+    )
+    return _blank_to_null(international)
+
+
+def normalise_loyalty(expr: pl.Expr) -> pl.Expr:
+    return _blank_to_null(expr.str.strip_chars().str.to_uppercase())
+
+
+def normalise_name(expr: pl.Expr) -> pl.Expr:
+    return _blank_to_null(expr.str.strip_chars())
+
+
+NORMALISERS: dict[PiiKind, Callable[[pl.Expr], pl.Expr]] = {
+    "email": normalise_email,
+    "phone": normalise_phone,
+    "loyalty": normalise_loyalty,
+    "name": normalise_name,
+}
+
+
+def hmac_hex(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def hmac_series(values: pl.Series, prefix: str, key: bytes) -> pl.Series:
+    """HMAC(key, prefix + value) per row, computed once per distinct value; null stays null."""
+    distinct = values.drop_nulls().unique()
+    # copying a keyed state skips re-deriving the key pads for every value
+    keyed = hmac.new(key, prefix.encode("utf-8"), hashlib.sha256)
+    digests = []
+    for value in distinct.to_list():
+        state = keyed.copy()
+        state.update(value.encode("utf-8"))
+        digests.append(state.hexdigest())
+    return values.replace_strict(
+        distinct, pl.Series(digests, dtype=pl.String), default=None, return_dtype=pl.String
+    )
+
+
+def hash_identifiers(frame: pl.DataFrame, columns: dict[str, PiiKind], key: bytes) -> pl.DataFrame:
+    """Replace each clear PII column by the HMAC of its normalised value (same column name).
+
+    Expects the columns already normalised (see NORMALISERS).
+    """
+    return frame.with_columns(
+        hmac_series(frame.get_column(col), f"{kind}:", key).alias(col)
+        for col, kind in columns.items()
+    )
+
+
+def key_of(hash_expr: pl.Expr) -> pl.Expr:
+    """customer_key from an identifier/crm hash."""
+    return hash_expr.str.slice(0, KEY_HEX_CHARS)
+
+
+def redact_text(expr: pl.Expr) -> pl.Expr:
+    """Mask email addresses, phone numbers and loyalty ids in free text."""
+    return (
+        expr.str.replace_all(_EMAIL_RE, "<email>")
+        .str.replace_all(_LOYALTY_RE, "<loyalty_id>")
+        .str.replace_all(_PHONE_RE, "<phone>")
+    )

@@ -1,0 +1,332 @@
+"""Raw text -> typed values, and a readable reason for every value that fails.
+
+Every reason reads `column: problem (value)`, e.g. `quantity: not an integer
+('two')`. Values of PII columns are never quoted, and quoted values pass
+through `redact_text`, so reasons are safe to store and show.
+
+Failures are found with cheap boolean expressions over all rows; reason text
+is only built for the rows that fail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import polars as pl
+import polars.selectors as cs
+
+from aiwf_assets.cleaning.pii import redact_text
+from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec, canonical_parts
+
+UTC_DTYPE = pl.Datetime("us", "UTC")
+REASONS = "_reasons"
+_TEXT = "__text_"  # prefix of the stripped source text kept beside each typed value
+_FAILED = "__failed"
+_TRUE = ("true", "1", "yes", "y", "t")
+_FALSE = ("false", "0", "no", "n", "f")
+_FLOAT_COMMA_RE = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"  # 1.234,56 or 1234,56
+_QUOTE_CHARS = 40
+
+# Domains of columns that reach cleaned tables (also enforced by the pandera contracts).
+TICKET_CATEGORIES = ("delivery", "return", "product", "billing", "account")
+CONTACT_CHANNELS = ("phone", "email", "chat")
+DEVICES = ("desktop", "mobile", "tablet")
+# Event times before this are clock or export faults (epoch 0, default dates), not history.
+EARLIEST_EVENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def shown(text: pl.Expr, *, quote: bool) -> pl.Expr:
+    """`('two')` for source text, `(-3)` for a typed value; shortened, identifiers masked."""
+    short = (
+        pl.when(text.str.len_chars() > _QUOTE_CHARS)
+        .then(text.str.slice(0, _QUOTE_CHARS) + "…")
+        .otherwise(text)
+    )
+    mark = "'" if quote else ""
+    return pl.lit(f"({mark}") + redact_text(short) + pl.lit(f"{mark})")
+
+
+def _blank_to_null(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr == "").then(None).otherwise(expr)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+@dataclass(frozen=True)
+class Check:
+    """Rows where `failed` is true get `message` (evaluated on failing rows only)."""
+
+    failed: pl.Expr
+    message: pl.Expr
+
+
+def find_failures(typed: pl.DataFrame, checks: list[Check]) -> tuple[pl.Series, pl.Series]:
+    """(mask of failing rows, their `;`-joined reasons in row order)."""
+    if not checks:
+        return pl.Series(_FAILED, [False] * typed.height), pl.Series(REASONS, [], pl.String)
+    failed = [c.failed.fill_null(False) for c in checks]
+    mask = typed.select(pl.any_horizontal(failed).alias(_FAILED)).to_series()
+    reasons = (
+        typed.filter(mask)
+        .select(
+            pl.concat_str(
+                [pl.when(f).then(c.message) for f, c in zip(failed, checks, strict=True)],
+                separator="; ",
+                ignore_nulls=True,
+            ).alias(REASONS)
+        )
+        .to_series()
+    )
+    return mask, reasons
+
+
+def drop_helpers(typed: pl.DataFrame) -> pl.DataFrame:
+    return typed.drop(cs.starts_with(_TEXT))
+
+
+# --------------------------------------------------------------------------- casting
+
+
+@dataclass(frozen=True)
+class _Cast:
+    value: pl.Expr  # from the stripped text; null where the text does not parse
+    problem: Callable[[pl.Expr], pl.Expr] | None  # text -> what is wrong (on failing rows)
+
+
+def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, list[Check]]:
+    """Typed value for every raw column of `spec`, and the checks that go with them.
+
+    The frame keeps lineage and a stripped text copy per column (drop it with
+    `drop_helpers`); PII columns come out stripped but not yet normalised or hashed.
+    """
+    columns = spec.all_columns
+    stripped = raw.with_columns(
+        _blank_to_null(pl.col(c.name).str.strip_chars()).alias(_TEXT + c.name) for c in columns
+    )
+    casts = {c.name: _cast(c, pl.col(_TEXT + c.name)) for c in columns}
+    typed = stripped.with_columns(cast.value.alias(name) for name, cast in casts.items())
+    checks: list[Check] = []
+    for col in columns:
+        text = pl.col(_TEXT + col.name)
+        # a sequence number is missing exactly when the value it numbers is: said once there
+        if col.required and col.sequence is None:
+            checks.append(Check(text.is_null(), pl.lit(_missing(col.name, stripped))))
+        problem = casts[col.name].problem
+        if problem is not None:
+            shown_text = (
+                pl.lit("") if col.name in spec.contract.pii else " " + shown(text, quote=True)
+            )
+            checks.append(
+                Check(
+                    text.is_not_null() & pl.col(col.name).is_null(),
+                    f"{col.name}: " + problem(text) + shown_text,
+                )
+            )
+    return typed, checks
+
+
+def _missing(column: str, stripped: pl.DataFrame) -> str:
+    text = stripped.get_column(_TEXT + column)
+    if stripped.height > 1 and text.null_count() == stripped.height:
+        # empty in every row of a file: the column is usually absent or renamed (drift)
+        return f"{column}: missing in every row of the file (column absent or renamed?)"
+    return f"{column}: missing"
+
+
+def _failed_as(message: str) -> Callable[[pl.Expr], pl.Expr]:
+    return lambda _text: pl.lit(message)
+
+
+def _cast(col: ColumnSpec, text: pl.Expr) -> _Cast:
+    if col.type == "string":
+        return _cast_string(col, text)
+    if col.type == "int":
+        # 2 and 2.0 are the same integer; 2.5, 'two' and 1e3 are not integers
+        value = text.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+        return _Cast(value, _failed_as("not an integer"))
+    if col.type == "float":
+        return _cast_float(col, text)
+    if col.type == "bool":
+        lower = text.str.to_lowercase()
+        value = pl.when(lower.is_in(_TRUE)).then(True).when(lower.is_in(_FALSE)).then(False)
+        return _Cast(value, _failed_as("not a boolean"))
+    if col.type == "date":
+        fmt = "%Y-%m-%d" if col.timestamp_format in (None, "iso8601") else col.timestamp_format
+        return _Cast(
+            text.str.to_date(fmt, strict=False), _failed_as(f"not a date in format '{fmt}'")
+        )
+    return _cast_timestamp(col, text)
+
+
+def _cast_string(col: ColumnSpec, text: pl.Expr) -> _Cast:
+    value = text
+    for step in col.normalise:
+        if step == "lower":
+            value = value.str.to_lowercase()
+        elif step == "upper":
+            value = value.str.to_uppercase()
+        elif step == "digits":
+            value = _blank_to_null(value.str.replace_all(r"\D", ""))
+        # "strip" is implicit: every value is stripped before casting
+    if col.canonical is None:
+        return _Cast(value, None)
+    prefix, width, suffix = canonical_parts(col.canonical)
+    number = value.str.extract(r"(\d+)", 1).cast(pl.Int64, strict=False)
+    canonical = pl.lit(prefix) + number.cast(pl.String).str.zfill(width) + pl.lit(suffix)
+    return _Cast(canonical, _failed_as(f"no number to build '{col.canonical}'"))
+
+
+def _cast_float(col: ColumnSpec, text: pl.Expr) -> _Cast:
+    if col.decimal == ",":
+        # only a comma may be the decimal mark, so 19.99 is rejected instead of read as 1999
+        plain = pl.when(text.str.contains(_FLOAT_COMMA_RE)).then(
+            text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+        )
+        message = "not a number with decimal comma"
+    else:
+        plain = text
+        message = "not a number"
+    number = plain.cast(pl.Float64, strict=False)
+    return _Cast(pl.when(number.is_finite()).then(number), _failed_as(message))
+
+
+def _cast_timestamp(col: ColumnSpec, text: pl.Expr) -> _Cast:
+    fmt = col.timestamp_format or "iso8601"
+    zone = col.timezone or "UTC"
+    if fmt == "epoch_s":
+        seconds = text.cast(pl.Int64, strict=False)
+        seconds = pl.when(seconds.abs() < 10**11).then(seconds)  # beyond year 5000: garbage
+        value = pl.from_epoch(seconds, "s").dt.cast_time_unit("us").dt.replace_time_zone("UTC")
+        return _Cast(value, _failed_as("not epoch seconds"))
+    if fmt == "iso8601":
+        iso = text.str.replace(" ", "T", literal=True)
+        aware = iso.str.to_datetime(
+            "%Y-%m-%dT%H:%M:%S%.f%#z", time_zone="UTC", time_unit="us", strict=False
+        )
+        naive = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="us", strict=False)
+        expected = "ISO 8601"
+    elif any(z in fmt for z in ("%z", "%#z", "%:z")):
+        aware = text.str.to_datetime(fmt, time_zone="UTC", time_unit="us", strict=False)
+        naive = pl.lit(None, pl.Datetime("us"))
+        expected = f"format '{fmt}'"
+    else:
+        aware = pl.lit(None, UTC_DTYPE)
+        naive = text.str.to_datetime(fmt, time_unit="us", strict=False)
+        expected = f"format '{fmt}'"
+    # local wall-clock times: the hour skipped by a DST change does not exist (-> null);
+    # the repeated hour is read as its first occurrence
+    local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    value = pl.coalesce(aware, local.dt.convert_time_zone("UTC"))
+    not_parsed = f"not a timestamp in {expected}"
+    if zone == "UTC":
+        return _Cast(value, _failed_as(not_parsed))
+
+    def problem(text: pl.Expr) -> pl.Expr:
+        return (
+            pl.when(naive.is_not_null())
+            .then(pl.lit(f"does not exist in {zone}, skipped by the clock change"))
+            .otherwise(pl.lit(not_parsed))
+        )
+
+    return _Cast(value, problem)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A check on a typed column: rows where `ok` is false get `column: problem (value)`."""
+
+    column: str
+    ok: pl.Expr  # null counts as ok: missing values are the `required` rule's business
+    problem: str
+
+
+def greater_than(column: str, bound: float) -> Rule:
+    return Rule(column, pl.col(column) > bound, f"must be > {bound:g}")
+
+
+def at_least(column: str, bound: float) -> Rule:
+    return Rule(column, pl.col(column) >= bound, f"must be >= {bound:g}")
+
+
+def between(column: str, low: float, high: float) -> Rule:
+    return Rule(column, pl.col(column).is_between(low, high), f"must be {low:g}..{high:g}")
+
+
+def one_of(column: str, values: Iterable[str]) -> Rule:
+    allowed = sorted(values)
+    return Rule(column, pl.col(column).is_in(allowed), f"not one of {', '.join(allowed)}")
+
+
+def event_time(column: str, partition_date: dt.date) -> list[Rule]:
+    """An event cannot be later than the end of the day its file was delivered."""
+    end = dt.datetime.combine(partition_date + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return [
+        Rule(column, pl.col(column) < end, f"in the future for a {partition_date} delivery"),
+        Rule(column, pl.col(column) >= EARLIEST_EVENT, "before 2000-01-01"),
+    ]
+
+
+def contract_rules(
+    spec: SourceSpec,
+    *,
+    partition_date: dt.date | None = None,
+    currency_rates: Mapping[str, float] | None = None,
+) -> list[Rule]:
+    """The contract's value rules, for the columns this source declares."""
+    contract = spec.contract.name
+    rules: list[Rule] = []
+    if contract == "order_lines":
+        rules += [greater_than("quantity", 0), greater_than("unit_price", 0)]
+        if currency_rates is not None:
+            rules.append(one_of("currency", currency_rates))  # codes with a declared rate
+        if partition_date is not None:
+            rules += event_time("ordered_at", partition_date)
+    elif contract == "tickets":
+        rules += [
+            one_of("category", TICKET_CATEGORIES),
+            one_of("contact_channel", CONTACT_CHANNELS),
+            between("satisfaction", 1, 5),
+        ]
+        if partition_date is not None:
+            rules += event_time("opened_at", partition_date)
+    elif contract == "sessions":
+        rules += [one_of("device", DEVICES)]
+        rules += [
+            at_least(c, 0) for c in ("pages_viewed", "product_views", "added_to_cart", "duration_s")
+        ]
+        if partition_date is not None:
+            rules += event_time("started_at", partition_date)
+    elif contract == "customers":
+        born_ok = (pl.col("birth_year") >= 1900) & (
+            pl.col("signup_date").is_null()
+            | (pl.col("birth_year") <= pl.col("signup_date").dt.year())
+        )
+        rules.append(Rule("birth_year", born_ok, "must be 1900..signup year"))
+    elif contract == "products":
+        rules.append(greater_than("list_price", 0))
+    declared = {c.name for c in spec.all_columns}
+    return [r for r in rules if r.column in declared]
+
+
+def rule_checks(typed: pl.DataFrame, rules: list[Rule]) -> list[Check]:
+    """Checks for `rules`, showing the typed value, e.g. `quantity: must be > 0 (-3)`."""
+    return [
+        Check(
+            r.ok.not_(),
+            pl.lit(f"{r.column}: {r.problem} ")
+            + shown(_as_text(typed.schema[r.column], r.column), quote=False),
+        )
+        for r in rules
+    ]
+
+
+def _as_text(dtype: pl.DataType, column: str) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime):
+        return pl.col(column).dt.to_string("%Y-%m-%dT%H:%M:%SZ")
+    return pl.col(column).cast(pl.String)

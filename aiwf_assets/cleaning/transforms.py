@@ -1,0 +1,281 @@
+"""Building blocks of cleaning: one source's raw frame -> valid rows, quarantine, accounting.
+
+The order of steps is the accounting: every raw row ends in exactly one of
+quarantine (unreadable or invalid), duplicates (exact, then same business
+key; the first occurrence in file order is kept) or the cleaned rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from aiwf_assets.cleaning.pii import NORMALISERS, hmac_series, key_of, redact_text
+from aiwf_assets.cleaning.rules import (
+    REASONS,
+    cast_columns,
+    contract_rules,
+    drop_helpers,
+    find_failures,
+    rule_checks,
+)
+from aiwf_assets.ingest.parse import LINEAGE_SCHEMA
+from aiwf_assets.ingest.spec import PiiKind, SourceSpec
+
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "partition_date": pl.Date(),
+        "channel": pl.String(),
+        "source_file": pl.String(),
+        "source_row": pl.Int64(),
+        "reasons": pl.String(),
+        "record": pl.String(),
+    }
+)
+ACCOUNTING_SCHEMA = pl.Schema(
+    {
+        "channel": pl.String(),
+        "partition_date": pl.Date(),
+        "rows_in": pl.Int64(),
+        "rows_cleaned": pl.Int64(),
+        "rows_quarantined": pl.Int64(),
+        "duplicates_removed": pl.Int64(),
+    }
+)
+IDENTITY_SCHEMA = pl.Schema(
+    {"identifier_hash": pl.String(), "identifier_kind": pl.String(), "customer_key": pl.String()}
+)
+# Where a row came from, not what it says: never part of a content version.
+LINEAGE_COLUMNS = ("_source_file", "_source_row", "source_file", "source_row")
+_WITHHELD = "<withheld: this export carries names>"
+
+
+class AccountingError(AssertionError):
+    """Rows were lost or double counted: a bug in cleaning, never a data problem."""
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """Cleaned tables, the rows rejected on the way, and how every input row was used."""
+
+    tables: dict[str, pl.DataFrame]
+    quarantine: pl.DataFrame  # QUARANTINE_SCHEMA
+    accounting: pl.DataFrame  # ACCOUNTING_SCHEMA, one row per source
+
+    def __post_init__(self) -> None:
+        broken = self.accounting.filter(
+            pl.col("rows_in")
+            != pl.col("rows_cleaned") + pl.col("rows_quarantined") + pl.col("duplicates_removed")
+        )
+        if not broken.is_empty():
+            raise AccountingError(f"row accounting does not add up: {broken.to_dicts()}")
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    """One source after validation and deduplication, before standardisation.
+
+    `valid` has typed contract columns (PII normalised, still clear: callers hash
+    or drop them) and the lineage columns.
+    """
+
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+    accounting: pl.DataFrame
+
+
+def clean_source(
+    raw: pl.DataFrame,
+    spec: SourceSpec,
+    key: bytes,
+    *,
+    partition_date: dt.date | None,
+    currency_rates: Mapping[str, float] | None = None,
+) -> SourceOutcome:
+    """Validate, quarantine and deduplicate one source's raw frame."""
+    raw = conform_raw(raw, spec).sort("_source_row", maintain_order=True)
+    unreadable_mask = pl.col("_parse_error").is_not_null()
+    unreadable = raw.filter(unreadable_mask)
+    readable = raw.filter(~unreadable_mask)
+
+    pii = {c: k for c, k in spec.contract.pii.items() if c in spec.raw_columns}
+    typed, checks = cast_columns(readable, spec)
+    typed = typed.with_columns(
+        NORMALISERS[kind](pl.col(col)).alias(col) for col, kind in pii.items()
+    )
+    rules = contract_rules(spec, partition_date=partition_date, currency_rates=currency_rates)
+    failed, reasons = find_failures(typed, checks + rule_checks(typed, rules))
+    valid = drop_helpers(typed.filter(~failed))
+
+    # Exact duplicates: the same values after cleaning (so a re-delivery differing only
+    # in whitespace or case counts too), then repeats of the business key; lineage is
+    # not compared, line positions are (two equal lines of one order are two lines).
+    before = valid.height
+    valid = valid.unique(subset=list(spec.raw_columns), keep="first", maintain_order=True)
+    valid = valid.unique(subset=list(spec.contract.key), keep="first", maintain_order=True)
+    duplicates = before - valid.height
+
+    rejected = pl.concat(
+        [
+            unreadable.with_columns((pl.lit("record: ") + pl.col("_parse_error")).alias(REASONS)),
+            readable.filter(failed).with_columns(reasons),
+        ]
+    ).sort("_source_row", maintain_order=True)
+    quarantine = quarantine_rows(rejected, spec, key, partition_date)
+    accounting = pl.DataFrame(
+        [
+            {
+                "channel": spec.name,
+                "partition_date": partition_date,
+                "rows_in": raw.height,
+                "rows_cleaned": valid.height,
+                "rows_quarantined": quarantine.height,
+                "duplicates_removed": duplicates,
+            }
+        ],
+        schema=ACCOUNTING_SCHEMA,
+    )
+    return SourceOutcome(valid, quarantine, accounting)
+
+
+def conform_raw(raw: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
+    """The raw columns of `spec` as text plus lineage; columns absent from `raw` are null.
+
+    Raw partitions written before a mapping change lack its new columns; for
+    cleaning that is the same as a file without them.
+    """
+    if "_source_row" not in raw.columns:
+        raise ValueError(
+            f"raw frame for {spec.name} has no lineage columns: pass the output of parse_landing"
+        )
+    wanted = {**{c: pl.String() for c in spec.raw_columns}, **LINEAGE_SCHEMA}
+    return raw.select(
+        (pl.col(c) if c in raw.columns else pl.lit(None)).cast(dtype).alias(c)
+        for c, dtype in wanted.items()
+    )
+
+
+# --------------------------------------------------------------------------- quarantine
+
+
+def quarantine_rows(
+    rejected: pl.DataFrame, spec: SourceSpec, key: bytes, partition_date: dt.date | None
+) -> pl.DataFrame:
+    """Quarantine rows with `record`: the raw row as JSON, PII hashed, free text redacted.
+
+    For an unreadable record, `record` holds its text instead (`{"_raw_record": ...}`).
+    """
+    if rejected.is_empty():
+        return QUARANTINE_SCHEMA.to_frame()
+    pii = {c: k for c, k in spec.contract.pii.items() if c in spec.raw_columns}
+    fields = pl.struct(
+        _pii_hash(rejected, col, pii[col], key).alias(f"{col}_hmac")
+        if col in pii
+        else redact_text(pl.col(col)).alias(col)
+        for col in spec.raw_columns
+    )
+    # names have no pattern to mask, so text from a name-bearing export is not kept at all
+    has_names = "name" in spec.contract.pii.values()
+    text = pl.lit(_WITHHELD) if has_names else redact_text(pl.col("_raw_record"))
+    record = (
+        pl.when(pl.col("_raw_record").is_not_null())
+        .then(pl.struct(text.alias("_raw_record")).struct.json_encode())
+        .otherwise(fields.struct.json_encode())
+    )
+    return rejected.select(
+        pl.lit(partition_date, pl.Date).alias("partition_date"),
+        pl.lit(spec.name).alias("channel"),
+        pl.col("_source_file").alias("source_file"),
+        pl.col("_source_row").alias("source_row"),
+        pl.col(REASONS).alias("reasons"),
+        record.alias("record"),
+    )
+
+
+def _pii_hash(frame: pl.DataFrame, col: str, kind: PiiKind, key: bytes) -> pl.Expr:
+    normalised = frame.select(NORMALISERS[kind](pl.col(col).str.strip_chars())).to_series()
+    return pl.lit(hmac_series(normalised, f"{kind}:", key))
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def identifier_hashes(
+    frame: pl.DataFrame, identifiers: Mapping[str, PiiKind], key: bytes
+) -> dict[str, pl.Series]:
+    """HMAC of each (already normalised) identifier column, by column name."""
+    return {
+        col: hmac_series(frame.get_column(col), f"{kind}:", key)
+        for col, kind in identifiers.items()
+        if col in frame.columns
+    }
+
+
+def resolve_customer_keys(
+    frame: pl.DataFrame,
+    identifiers: Mapping[str, PiiKind],
+    identity: pl.DataFrame,
+    key: bytes,
+) -> pl.Series:
+    """customer_key per row: the CRM customer of the first identifier the CRM knows, else
+    the key of the first identifier present, else null (anonymous).
+
+    `identifiers` is in priority order, e.g. email before phone.
+    """
+    hashes = identifier_hashes(frame, identifiers, key)
+    if not hashes:
+        return pl.Series("customer_key", [None] * frame.height, dtype=pl.String)
+    # identity comes from the warehouse: an empty table may arrive untyped
+    known = identity.select(
+        pl.col("identifier_hash").cast(pl.String), pl.col("customer_key").cast(pl.String)
+    ).unique("identifier_hash", keep="first", maintain_order=True)
+    lookups = pl.DataFrame(
+        {
+            **{f"h{i}": h for i, h in enumerate(hashes.values())},
+            **{
+                f"k{i}": h.replace_strict(
+                    known.get_column("identifier_hash"),
+                    known.get_column("customer_key"),
+                    default=None,
+                    return_dtype=pl.String,
+                )
+                for i, h in enumerate(hashes.values())
+            },
+        }
+    )
+    n = len(hashes)
+    return lookups.select(
+        pl.coalesce(
+            *(pl.col(f"k{i}") for i in range(n)), *(key_of(pl.col(f"h{i}")) for i in range(n))
+        ).alias("customer_key")
+    ).to_series()
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def content_version(
+    df: pl.DataFrame, key_columns: Sequence[str], ignore: Sequence[str] = ()
+) -> str:
+    """sha256 of a frame's content, independent of row order, whitespace and lineage.
+
+    Rows are sorted by `key_columns` (then by every other column, so ties are
+    ordered too), string values stripped, lineage columns (LINEAGE_COLUMNS and
+    `ignore`) dropped, and the result serialised as CSV, which is deterministic
+    across processes (unlike Polars' seeded hashes).
+    """
+    dropped = set(ignore) | set(LINEAGE_COLUMNS)
+    columns = sorted(c for c in df.columns if c not in dropped)
+    missing = [k for k in key_columns if k not in columns]
+    if missing:
+        raise ValueError(f"content_version: key column(s) {missing} not in the frame")
+    frame = df.select(columns).with_columns(pl.col(pl.String).str.strip_chars())
+    order = list(key_columns) + [c for c in columns if c not in key_columns]
+    frame = frame.sort(order, nulls_last=True, maintain_order=True)
+    header = repr([(c, str(t)) for c, t in frame.schema.items()]).encode()
+    body = frame.write_csv(null_value="\\N", datetime_format="%Y-%m-%dT%H:%M:%S%.f%z").encode()
+    return hashlib.sha256(header + b"\n" + body).hexdigest()

@@ -1,0 +1,1 @@
+"""Landing -> raw: source declarations (`spec`) and the landing-file parser (`parse`)."""

@@ -1,0 +1,700 @@
+"""Landing bytes -> raw frame: contract column names, every value as text, lineage.
+
+Raw is lossless: values are kept as the text the export holds (numbers as
+their JSON/CSV text), nothing is type-cast or dropped; unreadable records
+become rows with `_parse_error` and `_raw_record` instead of exceptions. Only a
+file that is not in its declared format at all (Parquet that is not Parquet)
+raises, because no row of it can be attributed.
+
+Happy paths are vectorised (Polars readers). Line-wise Python runs only for
+files where the fast path found a problem, to name exactly which records are
+bad.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec
+
+LINEAGE_SCHEMA: dict[str, pl.DataType] = {
+    "_source_file": pl.String(),
+    "_source_row": pl.Int64(),
+    "_parse_error": pl.String(),
+    "_raw_record": pl.String(),
+}
+LINEAGE_COLUMNS: tuple[str, ...] = tuple(LINEAGE_SCHEMA)
+
+# Lines per block when hunting malformed JSON lines: a bad block is re-read line by line.
+_JSON_BLOCK = 2048
+_ROW = "_source_row"
+
+
+class LandingFormatError(ValueError):
+    """The landing file cannot be read as its declared format at all."""
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """A raw frame plus the schema drift seen in the file.
+
+    extra_columns: source fields present in the file but neither mapped nor
+    ignored (dotted for nested fields). missing_columns: contract columns none
+    of whose source names (`from`, `aliases`) occur in the file; their raw
+    values are null and cleaning reports them row by row. aliased_columns:
+    (contract column, alias) where the file uses an alias instead of `from`.
+    """
+
+    frame: pl.DataFrame
+    extra_columns: tuple[str, ...] = ()
+    missing_columns: tuple[str, ...] = ()
+    aliased_columns: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Records:
+    frame: pl.DataFrame  # readable records: source fields + _source_row
+    errors: pl.DataFrame  # _source_row, _parse_error, _raw_record
+    paths: frozenset[str] | None  # source fields seen (dotted); None when the file is empty
+
+
+def raw_schema(spec: SourceSpec) -> pl.Schema:
+    """Schema of a raw frame for `spec` (also what an empty file parses to)."""
+    return pl.Schema({**{c: pl.String() for c in spec.raw_columns}, **LINEAGE_SCHEMA})
+
+
+def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResult:
+    """Parse one landing file into the raw frame of `spec`.
+
+    source_file is recorded in `_source_file` (use the path relative to the
+    landing dir) and named in errors. A zero-byte (or blank) file is an empty
+    delivery and gives an empty frame with `raw_schema(spec)`.
+    """
+    if not data.strip():
+        return ParseResult(raw_schema(spec).to_frame())
+    if spec.format == "parquet":
+        records = _read_parquet(data, source_file)
+    elif spec.format == "csv":
+        records = _read_csv(data, spec.delimiter, source_file)
+    else:
+        records = _read_jsonl(data, spec, source_file)
+    # drift is only known when something could be read (a header, a record)
+    drift = (
+        (
+            _extra_paths(records.paths, spec),
+            _missing_columns(records.paths, spec),
+            _aliased_columns(records.paths, spec),
+        )
+        if records.paths is not None
+        else ((), (), ())
+    )
+    if records.frame.height == 0 and records.errors.height == 0:
+        return ParseResult(raw_schema(spec).to_frame(), *drift)
+    errors = records.errors.select(
+        *(pl.lit(None, pl.String).alias(c) for c in spec.raw_columns),
+        pl.lit(source_file).alias("_source_file"),
+        pl.col(_ROW).cast(pl.Int64),
+        pl.col("_parse_error"),
+        pl.col("_raw_record"),
+    )
+    mapped = _map_records(records, spec, source_file)
+    frame = pl.concat([mapped, errors], how="vertical").sort(_ROW, maintain_order=True)
+    return ParseResult(_number_sequences(frame, spec), *drift)
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def _no_errors() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={_ROW: pl.Int64, "_parse_error": pl.String, "_raw_record": pl.String}
+    )
+
+
+def _lines(data: bytes) -> pl.DataFrame:
+    """One row per physical line: line (1-based), text, utf8_error (reason or null)."""
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return _lines_per_line_decode(data)
+    return (
+        pl.DataFrame({"text": [text]})
+        .select(pl.col("text").str.split("\n"))
+        .explode("text")
+        .select(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("line"),
+            pl.col("text").str.strip_suffix("\r"),
+            pl.lit(None, pl.String).alias("utf8_error"),
+        )
+    )
+
+
+def _lines_per_line_decode(data: bytes) -> pl.DataFrame:
+    # Only for files that are not valid UTF-8 as a whole: find which lines are not.
+    texts: list[str] = []
+    errors: list[str | None] = []
+    for i, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        raw = raw.removesuffix(b"\r")
+        try:
+            texts.append(raw.decode("utf-8"))
+            errors.append(None)
+        except UnicodeDecodeError as e:
+            texts.append(raw.decode("utf-8", "backslashreplace"))
+            errors.append(
+                f"line {i} is not valid UTF-8 (byte 0x{raw[e.start]:02x} at position {e.start + 1})"
+            )
+    return pl.DataFrame(
+        {"line": range(1, len(texts) + 1), "text": texts, "utf8_error": errors},
+        schema={"line": pl.Int64, "text": pl.String, "utf8_error": pl.String},
+    )
+
+
+def _utf8_errors(lines: pl.DataFrame, row: pl.Expr) -> pl.DataFrame:
+    return lines.filter(pl.col("utf8_error").is_not_null()).select(
+        row.alias(_ROW),
+        pl.col("utf8_error").alias("_parse_error"),
+        pl.col("text").alias("_raw_record"),
+    )
+
+
+# --------------------------------------------------------------------------- JSONL
+
+
+def _read_jsonl(data: bytes, spec: SourceSpec, source_file: str) -> _Records:
+    lines = _lines(data).filter(
+        (pl.col("text").str.strip_chars() != "") | pl.col("utf8_error").is_not_null()
+    )
+    errors = _utf8_errors(lines, pl.col("line"))
+    ok = lines.filter(pl.col("utf8_error").is_null())
+    schema = _json_read_schema(spec)
+    try:
+        frame = _read_ndjson(ok.get_column("text"), schema)
+    except pl.exceptions.PolarsError:
+        problems = _json_problems(ok, schema, spec)
+        bad = ok.filter(pl.col("line").is_in(list(problems)))
+        errors = pl.concat(
+            [
+                errors,
+                bad.select(
+                    pl.col("line").alias(_ROW),
+                    pl.col("line")
+                    .replace_strict(problems, return_dtype=pl.String)
+                    .alias("_parse_error"),
+                    pl.col("text").alias("_raw_record"),
+                ),
+            ]
+        )
+        ok = ok.filter(~pl.col("line").is_in(list(problems)))
+        try:
+            frame = _read_ndjson(ok.get_column("text"), schema)
+        except pl.exceptions.PolarsError as e:  # every line passed alone: a reader limit
+            raise LandingFormatError(
+                f"{source_file}: JSON lines read alone but not together ({e})"
+            ) from e
+    frame = frame.with_columns(ok.get_column("line").alias(_ROW))
+    paths = _json_paths(ok.get_column("text")) if ok.height else None
+    return _Records(frame, errors, paths)
+
+
+def _json_read_schema(spec: SourceSpec) -> pl.Schema:
+    """Every mapped path read as text; objects become Structs, the explode field a list."""
+    tree: dict[str, Any] = {}
+    for col in spec.columns:
+        for path in col.source:
+            _insert_path(tree, path.split("."))
+    if spec.explode is not None:
+        items: dict[str, Any] = {}
+        for col in spec.explode.columns:
+            for path in col.source:
+                _insert_path(items, path.split("."))
+        tree[spec.explode.field] = ("list", items)
+    return pl.Schema({name: _tree_dtype(node) for name, node in tree.items()})
+
+
+def _insert_path(tree: dict[str, Any], parts: list[str]) -> None:
+    head, rest = parts[0], parts[1:]
+    if not rest:
+        tree.setdefault(head, None)
+        return
+    node = tree.get(head)
+    if not isinstance(node, dict):
+        node = tree[head] = {}
+    _insert_path(node, rest)
+
+
+def _tree_dtype(node: Any) -> pl.DataType:
+    if node is None:
+        return pl.String()
+    if isinstance(node, tuple):  # ("list", item tree)
+        return pl.List(pl.Struct({k: _tree_dtype(v) for k, v in node[1].items()}))
+    return pl.Struct({k: _tree_dtype(v) for k, v in node.items()})
+
+
+def _read_ndjson(texts: pl.Series, schema: pl.Schema) -> pl.DataFrame:
+    if texts.is_empty():
+        return schema.to_frame()
+    payload = texts.str.join("\n").item().encode()
+    frame = pl.read_ndjson(io.BytesIO(payload), schema=schema)
+    if frame.height != texts.len():  # one object per line is the contract of this reader
+        raise pl.exceptions.ComputeError(f"read {frame.height} records from {texts.len()} lines")
+    return frame
+
+
+def _json_reads(texts: pl.Series, schema: pl.Schema) -> bool:
+    """Whether the fast reader accepts these lines (used to narrow down bad lines)."""
+    try:
+        _read_ndjson(texts, schema)
+    except pl.exceptions.PolarsError:
+        return False
+    return True
+
+
+def _json_problems(lines: pl.DataFrame, schema: pl.Schema, spec: SourceSpec) -> dict[int, str]:
+    """Line numbers the fast reader rejects, with the reason.
+
+    Blocks that read fine are skipped. In a failing block each line is decoded
+    with the json module; only if the block still fails without those lines are
+    the rest tried one by one with the fast reader.
+    """
+    problems: dict[int, str] = {}
+    for block in lines.iter_slices(_JSON_BLOCK):
+        if _json_reads(block.get_column("text"), schema):
+            continue
+        found = {
+            number: reason
+            for number, text in block.select("line", "text").iter_rows()
+            if (reason := _json_line_problem(number, text, spec)) is not None
+        }
+        rest = block.filter(~pl.col("line").is_in(list(found)))
+        if not _json_reads(rest.get_column("text"), schema):
+            for number, text in rest.select("line", "text").iter_rows():
+                if not _json_reads(pl.Series([text]), schema):
+                    found[number] = f"line {number} does not fit the declared fields"
+        problems |= found
+    return problems
+
+
+def _json_line_problem(number: int, text: str, spec: SourceSpec) -> str | None:
+    # Messages name positions and fields, never content: raw text may hold PII.
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        return f"malformed JSON at line {number}, column {e.colno} ({e.msg})"
+    if not isinstance(obj, dict):
+        return f"line {number} is not a JSON object but a {type(obj).__name__}"
+    shape = _shape_problem(obj, spec)
+    return None if shape is None else f"line {number}: {shape}"
+
+
+def _shape_problem(obj: dict[str, Any], spec: SourceSpec) -> str | None:
+    for col in spec.columns:
+        for path in col.source:
+            problem = _parent_problem(obj, path)
+            if problem:
+                return problem
+    if spec.explode is not None:
+        items = obj.get(spec.explode.field)
+        if items is not None and not (
+            isinstance(items, list) and all(i is None or isinstance(i, dict) for i in items)
+        ):
+            return f"'{spec.explode.field}' is not a list of objects"
+        for item in items or []:
+            for col in spec.explode.columns:
+                for path in col.source:
+                    problem = _parent_problem(item or {}, path)
+                    if problem:
+                        return problem.replace("'", f"'{spec.explode.field}.", 1)
+    return None
+
+
+def _parent_problem(obj: dict[str, Any], path: str) -> str | None:
+    node: Any = obj
+    parts = path.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and not isinstance(node, dict):
+            return f"'{'.'.join(parts[: depth + 1])}' is not an object"
+    return None
+
+
+def _json_paths(texts: pl.Series) -> frozenset[str]:
+    """All field paths in the file (for drift), from a full-file schema inference."""
+    payload = texts.str.join("\n").item().encode()
+    try:
+        schema = pl.scan_ndjson(io.BytesIO(payload), infer_schema_length=None).collect_schema()
+    except pl.exceptions.PolarsError:
+        # Conflicting shapes of an unmapped field defeat inference: walk the records.
+        paths: set[str] = set()
+        for line in texts.to_list():
+            paths.update(_value_paths(json.loads(line), ""))
+        return frozenset(paths)
+    return frozenset(p for name, dtype in schema.items() for p in _dtype_paths(name, dtype))
+
+
+def _value_paths(value: Any, prefix: str) -> Iterator[str]:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            yield from _value_paths(v, f"{prefix}.{k}" if prefix else k)
+    elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        for v in value:
+            if isinstance(v, dict):
+                yield from _value_paths(v, prefix)
+    elif prefix:
+        yield prefix
+
+
+def _dtype_paths(name: str, dtype: pl.DataType) -> Iterator[str]:
+    if isinstance(dtype, pl.Struct) and dtype.fields:
+        for f in dtype.fields:
+            yield from _dtype_paths(f"{name}.{f.name}", f.dtype)
+    elif isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct) and dtype.inner.fields:
+        yield from _dtype_paths(name, dtype.inner)
+    else:
+        yield name
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
+    lines = _lines(data)
+    filled = lines.filter(
+        (pl.col("text").str.strip_chars() != "") | pl.col("utf8_error").is_not_null()
+    )
+    if filled.is_empty():
+        return _Records(pl.DataFrame(), _no_errors(), None)
+    first = filled.row(0, named=True)
+    if first["utf8_error"] is not None:
+        raise LandingFormatError(f"{source_file}: the CSV header (line 1) is not valid UTF-8")
+    header = _header(first["text"], delimiter, source_file)
+    header_line: int = first["line"]
+    body = lines.filter(pl.col("line") > header_line)
+    # _source_row is the data row: the line number counted from the header
+    row = pl.col("line") - header_line
+    if _has_multiline_records(body):
+        return _read_csv_linewise(body, header, delimiter)
+    body = body.filter(
+        (pl.col("text").str.strip_chars() != "") | pl.col("utf8_error").is_not_null()
+    )
+    errors = _utf8_errors(body, row)
+    ok = body.filter(pl.col("utf8_error").is_null()).with_columns(
+        _field_count(delimiter).alias("n_fields")
+    )
+    wrong = ok.filter(pl.col("n_fields") != len(header))
+    errors = pl.concat(
+        [
+            errors,
+            wrong.select(
+                row.alias(_ROW),
+                pl.format(
+                    "CSV row has {} fields, header has {}", pl.col("n_fields"), pl.lit(len(header))
+                ).alias("_parse_error"),
+                pl.col("text").alias("_raw_record"),
+            ),
+        ]
+    )
+    ok = ok.filter(pl.col("n_fields") == len(header))
+    frame = _read_csv_rows(ok.get_column("text"), header, delimiter)
+    if frame.height != ok.height:  # the quote-aware count and the reader disagree
+        return _read_csv_linewise(body, header, delimiter)
+    return _Records(
+        frame.with_columns(ok.select(row).to_series().alias(_ROW)), errors, frozenset(header)
+    )
+
+
+def _header(text: str, delimiter: str, source_file: str) -> list[str]:
+    names = [n.strip() for n in next(csv.reader([text], delimiter=delimiter))]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup or "" in names:
+        problem = f"duplicate column(s) {', '.join(dup)}" if dup else "an empty column name"
+        raise LandingFormatError(f"{source_file}: CSV header has {problem}")
+    return names
+
+
+def _has_multiline_records(body: pl.DataFrame) -> bool:
+    # An odd number of quotes on a line means a quoted field continues on the next line
+    # (or broken quoting): both need the record-aware reader.
+    return bool(
+        body.select((pl.col("text").str.count_matches('"', literal=True) % 2 == 1).any()).item()
+    )
+
+
+def _field_count(delimiter: str) -> pl.Expr:
+    # Quoted sections may contain the delimiter: drop them before counting.
+    unquoted = pl.col("text").str.replace_all(r'"(?:[^"]|"")*"', "")
+    return unquoted.str.count_matches(delimiter, literal=True) + 1
+
+
+def _read_csv_rows(texts: pl.Series, header: list[str], delimiter: str) -> pl.DataFrame:
+    schema = pl.Schema({name: pl.String() for name in header})
+    if texts.is_empty():
+        return schema.to_frame()
+    payload = texts.str.join("\n").item().encode()
+    return pl.read_csv(
+        io.BytesIO(payload),
+        has_header=False,
+        schema=schema,
+        separator=delimiter,
+        quote_char='"',
+        infer_schema=False,
+        empty_string_is_null=False,  # lossless: an empty field stays ''
+    )
+
+
+def _read_csv_linewise(body: pl.DataFrame, header: list[str], delimiter: str) -> _Records:
+    # For files with multi-line quoted fields or broken quoting. `body` starts on the line
+    # after the header, so body line i+1 is data row i+1; a record is numbered by its
+    # first line, like the fast path.
+    texts: list[str] = body.get_column("text").to_list()
+    utf8: list[str | None] = body.get_column("utf8_error").to_list()
+    # invalid UTF-8 lines are fed as blank lines so line numbers stay aligned
+    reader = csv.reader(
+        (("" if u else t) + "\n" for t, u in zip(texts, utf8, strict=True)),
+        delimiter=delimiter,
+        strict=True,
+    )
+    rows: list[list[str]] = []
+    row_numbers: list[int] = []
+    errors: list[tuple[int, str, str]] = [
+        (i + 1, u, t) for i, (t, u) in enumerate(zip(texts, utf8, strict=True)) if u
+    ]
+    consumed = 0
+    while True:
+        start = consumed
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            consumed = reader.line_num
+            reason = f"unreadable CSV from row {start + 1} ({e})"
+            errors.append((start + 1, reason, "\n".join(texts[start:consumed])))
+            continue
+        consumed = reader.line_num
+        if not record:
+            continue
+        first = start + next(i for i in range(consumed - start) if texts[start + i].strip())
+        if len(record) != len(header):
+            reason = f"CSV row has {len(record)} fields, header has {len(header)}"
+            errors.append((first + 1, reason, "\n".join(texts[first:consumed])))
+            continue
+        rows.append(record)
+        row_numbers.append(first + 1)
+    frame = (
+        pl.DataFrame(rows, schema=list(header), orient="row")
+        if rows
+        else pl.DataFrame(schema={h: pl.String for h in header})
+    )
+    frame = frame.with_columns(pl.Series(_ROW, row_numbers, dtype=pl.Int64))
+    error_frame = pl.DataFrame(
+        errors,
+        schema={_ROW: pl.Int64, "_parse_error": pl.String, "_raw_record": pl.String},
+        orient="row",
+    )
+    return _Records(frame, error_frame, frozenset(header))
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def _read_parquet(data: bytes, source_file: str) -> _Records:
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+        frame = pl.from_arrow(table)
+    except (pa.ArrowException, OSError, pl.exceptions.PolarsError) as e:
+        raise LandingFormatError(f"{source_file}: not a readable Parquet file ({e})") from e
+    assert isinstance(frame, pl.DataFrame)
+    paths = frozenset(p for name, dtype in frame.schema.items() for p in _dtype_paths(name, dtype))
+    frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(_ROW))
+    return _Records(frame, _no_errors(), paths)
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def _map_records(records: _Records, spec: SourceSpec, source_file: str) -> pl.DataFrame:
+    frame = records.frame
+    present = records.paths or frozenset()
+    fields = dict(frame.schema)
+    top = [_column_expr(c, fields, None, present, "") for c in spec.columns]
+    lineage = [
+        pl.lit(source_file).alias("_source_file"),
+        pl.col(_ROW).cast(pl.Int64),
+        pl.lit(None, pl.String).alias("_raw_record"),
+    ]
+    order = list(raw_schema(spec))
+    if spec.explode is None:
+        return frame.select(*top, *lineage, pl.lit(None, pl.String).alias("_parse_error")).select(
+            order
+        )
+
+    ex = spec.explode
+    dtype = fields.get(ex.field, pl.Null())
+    if not isinstance(dtype, pl.Null | pl.List) or not isinstance(
+        getattr(dtype, "inner", pl.Null()), pl.Struct | pl.Null
+    ):
+        raise LandingFormatError(
+            f"{source_file}: field {ex.field!r} is {dtype}, not a list of objects to explode"
+        )
+    if ex.field not in fields:
+        frame = frame.with_columns(pl.lit(None, pl.Null).alias(ex.field))
+    no_items = (
+        pl.lit(True)
+        if isinstance(dtype, pl.Null)
+        else pl.col(ex.field).is_null() | (pl.col(ex.field).list.len() == 0)
+    )
+    # A record without items has no order lines to clean: keep it visible as one row.
+    empty = frame.filter(no_items).select(
+        *top,
+        *(pl.lit(None, pl.String).alias(c.name) for c in ex.columns),
+        *lineage,
+        pl.lit(f"no '{ex.field}' entries (missing or empty list)").alias("_parse_error"),
+    )
+    exploded = frame.filter(~no_items).explode(ex.field)
+    item_dtype = exploded.schema[ex.field]
+    item_fields = (
+        {f.name: f.dtype for f in item_dtype.fields} if isinstance(item_dtype, pl.Struct) else {}
+    )
+    items = exploded.select(
+        *top,
+        *(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(_ROW).cast(pl.String).alias(c.name)
+            if c.explode_index
+            else _column_expr(c, item_fields, pl.col(ex.field), present, ex.field)
+            for c in ex.columns
+        ),
+        *lineage,
+        pl.lit(None, pl.String).alias("_parse_error"),
+    )
+    return pl.concat([items.select(order), empty.select(order)]).sort(_ROW, maintain_order=True)
+
+
+def _column_expr(
+    col: ColumnSpec,
+    fields: dict[str, pl.DataType],
+    base: pl.Expr | None,
+    present: frozenset[str],
+    prefix: str,
+) -> pl.Expr:
+    """Text of a contract column: the first present source name per row, or the constant."""
+    if col.constant is not None:
+        return pl.lit(col.constant, pl.String).alias(col.name)
+    found = [p for p in col.source if _is_present(f"{prefix}.{p}" if prefix else p, present)]
+    exprs = [_text(*_resolve(p, fields, base)) for p in found]
+    return (pl.coalesce(exprs) if exprs else pl.lit(None, pl.String)).alias(col.name)
+
+
+def _is_present(path: str, present: frozenset[str]) -> bool:
+    return any(p == path or p.startswith(path + ".") for p in present)
+
+
+def _resolve(
+    path: str, fields: dict[str, pl.DataType], base: pl.Expr | None
+) -> tuple[pl.Expr, pl.DataType]:
+    """Expression and dtype of a dotted field; a flat column literally named `a.b` wins."""
+    if base is None and path in fields:
+        return pl.col(path), fields[path]
+    expr = base
+    dtype: pl.DataType = pl.Null()
+    for part in path.split("."):
+        dtype = fields[part]
+        expr = pl.col(part) if expr is None else expr.struct.field(part)
+        fields = {f.name: f.dtype for f in dtype.fields} if isinstance(dtype, pl.Struct) else {}
+    assert expr is not None
+    return expr, dtype
+
+
+def _text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Render a typed (Parquet) value as text without losing information."""
+    if isinstance(dtype, pl.String):
+        return expr
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone:
+            return expr.dt.convert_time_zone("UTC").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")
+        return expr.dt.to_string("%Y-%m-%dT%H:%M:%S%.f")
+    if isinstance(dtype, pl.Date):
+        return expr.dt.to_string("%Y-%m-%d")
+    if isinstance(dtype, pl.Struct):
+        return expr.struct.json_encode()
+    if isinstance(dtype, pl.List | pl.Array):
+        # Polars JSON-encodes structs only: encode {"v": list} and cut the wrapper off.
+        wrapped = pl.struct(expr.alias("v")).struct.json_encode()
+        return wrapped.str.strip_prefix('{"v":').str.strip_suffix("}")
+    return expr.cast(pl.String)
+
+
+def _number_sequences(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
+    """Fill `sequence` columns: the position of a row in its run of consecutive rows with
+    the same value (e.g. the lines of one till transaction).
+
+    Rows without a value (unreadable, or the value missing) neither get a number nor
+    break a run. A value that comes back after other values starts a new run at 1,
+    so a re-sent transaction repeats the positions of the first one.
+    """
+    numbered = []
+    for col in spec.columns:
+        if col.sequence is None:
+            continue
+        key = pl.col(col.sequence).str.strip_chars()
+        has_key = key.is_not_null() & (key != "")
+        previous = pl.when(has_key).then(key).shift(1).forward_fill()
+        starts = has_key & (previous.is_null() | (key != previous))
+        run = starts.cast(pl.Int64).cum_sum()
+        position = has_key.cast(pl.Int64).cum_sum().over(run)
+        numbered.append(pl.when(has_key).then(position.cast(pl.String)).alias(col.name))
+    return frame.with_columns(numbered) if numbered else frame
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def _found_names(present: frozenset[str], spec: SourceSpec) -> list[tuple[ColumnSpec, list[str]]]:
+    """Per mapped contract column, its source names (from, aliases) present in the file."""
+    item_prefix = f"{spec.explode.field}." if spec.explode else ""
+    groups = [("", spec.columns)] + ([(item_prefix, spec.explode.columns)] if spec.explode else [])
+    return [
+        (col, [p for p in col.source if _is_present(prefix + p, present)])
+        for prefix, columns in groups
+        for col in columns
+        if col.source
+    ]
+
+
+def _mapped_paths(spec: SourceSpec) -> list[str]:
+    paths = [p for c in spec.columns for p in c.source] + list(spec.ignore)
+    if spec.explode is not None:
+        paths += [f"{spec.explode.field}.{p}" for c in spec.explode.columns for p in c.source]
+    return paths
+
+
+def _extra_paths(present: frozenset[str], spec: SourceSpec) -> tuple[str, ...]:
+    mapped = _mapped_paths(spec)
+    explode_field = spec.explode.field if spec.explode else None
+
+    def covered(path: str) -> bool:
+        return path == explode_field or any(
+            path == m or path.startswith(m + ".") or m.startswith(path + ".") for m in mapped
+        )
+
+    return tuple(sorted(p for p in present if not covered(p)))
+
+
+def _missing_columns(present: frozenset[str], spec: SourceSpec) -> tuple[str, ...]:
+    return tuple(col.name for col, found in _found_names(present, spec) if not found)
+
+
+def _aliased_columns(present: frozenset[str], spec: SourceSpec) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (col.name, found[0])
+        for col, found in _found_names(present, spec)
+        if found and found[0] != col.source[0]
+    )

@@ -1,0 +1,624 @@
+"""Source declarations: the `sources.yaml` vocabulary, loaded and validated.
+
+A source entry says how one landing export maps onto a *contract* (the column
+set the cleaning code understands). Contracts live here, in code, because the
+cleaning logic depends on them; everything about a particular export (field
+names, formats, time zones, decimal separators) lives in YAML, so a new export
+of a known kind needs only a YAML entry. See docs/SOURCES.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+ColumnType = Literal["string", "int", "float", "bool", "timestamp", "date"]
+PiiKind = Literal["email", "phone", "loyalty", "name"]
+Format = Literal["jsonl", "csv", "parquet"]
+
+COLUMN_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "timestamp", "date")
+FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")
+NORMALISERS: tuple[str, ...] = ("strip", "lower", "upper", "digits")
+TIMESTAMP_KEYWORDS: tuple[str, ...] = ("iso8601", "epoch_s")
+DEFAULT_SOURCES_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
+
+_CANONICAL_RE = re.compile(r"^(?P<prefix>[^%]*)%0(?P<width>[1-9]\d?)d(?P<suffix>[^%]*)$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class SourceSpecError(ValueError):
+    """sources.yaml is wrong; the message names the file, the entry and the key."""
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The columns a kind of source maps onto, and what cleaning needs from them."""
+
+    name: str
+    columns: Mapping[str, ColumnType]
+    mandatory: tuple[str, ...]  # must be mapped; always required (non-null) at cleaning
+    key: tuple[str, ...]  # business key: a repeat within a partition is a duplicate
+    pii: Mapping[str, PiiKind] = field(default_factory=dict)
+    daily: bool = True  # daily partitions (landing path has {date}) vs reference snapshot
+
+
+CONTRACTS: dict[str, Contract] = {
+    c.name: c
+    for c in (
+        Contract(
+            name="order_lines",
+            columns={
+                "order_id": "string",
+                "line_number": "int",
+                "ordered_at": "timestamp",
+                "customer_email": "string",
+                "customer_phone": "string",
+                "loyalty_id": "string",
+                "store_code": "string",
+                "sku": "string",
+                "quantity": "int",
+                "unit_price": "float",
+                "currency": "string",
+                "promo_code": "string",
+                "promo_flag": "bool",
+                "payment": "string",
+            },
+            mandatory=(
+                "order_id",
+                "line_number",
+                "ordered_at",
+                "sku",
+                "quantity",
+                "unit_price",
+                "currency",
+            ),
+            key=("order_id", "line_number"),
+            pii={"customer_email": "email", "customer_phone": "phone", "loyalty_id": "loyalty"},
+        ),
+        Contract(
+            name="tickets",
+            columns={
+                "ticket_id": "string",
+                "opened_at": "timestamp",
+                "customer_email": "string",
+                "customer_phone": "string",
+                "category": "string",
+                "contact_channel": "string",
+                "status": "string",
+                "satisfaction": "int",
+            },
+            mandatory=("ticket_id", "opened_at", "category"),
+            key=("ticket_id",),
+            pii={"customer_email": "email", "customer_phone": "phone"},
+        ),
+        Contract(
+            name="sessions",
+            columns={
+                "session_id": "string",
+                "started_at": "timestamp",
+                "customer_email": "string",
+                "device": "string",
+                "pages_viewed": "int",
+                "product_views": "int",
+                "added_to_cart": "int",
+                "duration_s": "int",
+            },
+            mandatory=("session_id", "started_at", "device"),
+            key=("session_id",),
+            pii={"customer_email": "email"},
+        ),
+        Contract(
+            name="customers",
+            columns={
+                "crm_id": "string",
+                "first_name": "string",
+                "last_name": "string",
+                "email": "string",
+                "phone": "string",
+                "loyalty_id": "string",
+                "signup_date": "date",
+                "country": "string",
+                "birth_year": "int",
+            },
+            mandatory=("crm_id",),
+            key=("crm_id",),
+            pii={
+                "first_name": "name",
+                "last_name": "name",
+                "email": "email",
+                "phone": "phone",
+                "loyalty_id": "loyalty",
+            },
+            daily=False,
+        ),
+        Contract(
+            name="products",
+            columns={
+                "sku": "string",
+                "name": "string",
+                "category": "string",
+                "subcategory": "string",
+                "list_price": "float",
+            },
+            mandatory=("sku", "name", "category", "list_price"),
+            key=("sku",),
+            daily=False,
+        ),
+        Contract(
+            name="stores",
+            columns={
+                "store_code": "string",
+                "name": "string",
+                "city": "string",
+                "region": "string",
+                "opened_date": "date",
+            },
+            mandatory=("store_code", "name"),
+            key=("store_code",),
+            daily=False,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one contract column is obtained (parse time) and read (cleaning time)."""
+
+    name: str
+    type: ColumnType
+    # parse time: exactly one way to get a value
+    source: tuple[str, ...] = ()  # `from` then `aliases`: dotted paths, first present wins
+    constant: str | None = None
+    sequence: str | None = None  # 1-based position in each run of rows sharing this column
+    explode_index: bool = False  # position of the item in the exploded list
+    # cleaning time
+    required: bool = False
+    timestamp_format: str | None = None
+    timezone: str | None = None
+    normalise: tuple[str, ...] = ()
+    canonical: str | None = None
+    decimal: str = "."
+
+
+@dataclass(frozen=True)
+class ExplodeSpec:
+    field: str  # top-level list field, one raw row per item
+    index: str | None  # contract column receiving the 1-based item position
+    columns: tuple[ColumnSpec, ...]  # `from` paths relative to the item
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    contract: Contract
+    format: Format
+    landing: str  # path under the landing dir; `{date}` is the partition date
+    columns: tuple[ColumnSpec, ...]  # record-level columns
+    explode: ExplodeSpec | None = None
+    channel: str | None = None  # order channels: the cleaned `channel` value
+    delimiter: str = ","
+    ignore: tuple[str, ...] = ()  # source fields deliberately unmapped (not drift)
+
+    @property
+    def all_columns(self) -> tuple[ColumnSpec, ...]:
+        """Every declared contract column, record-level first, in declaration order."""
+        return self.columns + (self.explode.columns if self.explode else ())
+
+    @property
+    def raw_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.all_columns)
+
+    def column(self, name: str) -> ColumnSpec | None:
+        return next((c for c in self.all_columns if c.name == name), None)
+
+    def landing_path(self, partition: str | None = None) -> str:
+        """Landing path relative to the landing dir (`partition` as YYYY-MM-DD)."""
+        if "{date}" in self.landing:
+            if partition is None:
+                raise ValueError(f"source {self.name!r} is daily: pass the partition date")
+            return self.landing.replace("{date}", partition)
+        return self.landing
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    sources: Mapping[str, SourceSpec]
+    currency_rates_to_eur: Mapping[str, float]
+    origin: str = "sources.yaml"
+
+    def __getitem__(self, name: str) -> SourceSpec:
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise KeyError(
+                f"{self.origin}: no source {name!r}; declared: {', '.join(sorted(self.sources))}"
+            ) from None
+
+    def by_contract(self, *contracts: str) -> dict[str, SourceSpec]:
+        """Sources mapping onto any of `contracts`, e.g. by_contract("tickets", "sessions")."""
+        return {n: s for n, s in self.sources.items() if s.contract.name in contracts}
+
+    @property
+    def order_channels(self) -> tuple[str, ...]:
+        """Cleaned channel names (web, app, store, ...) of the order sources."""
+        return tuple(sorted({s.channel for s in self.sources.values() if s.channel is not None}))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_sources(path: str | Path | None = None) -> SourcesConfig:
+    """Load and validate a sources file (default: the packaged aiwf_assets/sources.yaml)."""
+    path = Path(path) if path is not None else DEFAULT_SOURCES_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SourceSpecError(f"{path}: cannot read the sources file ({e.strerror})") from e
+    return parse_sources(text, origin=str(path))
+
+
+def parse_sources(text: str, origin: str = "sources.yaml") -> SourcesConfig:
+    """Validate sources YAML text; every error names `origin` and the offending key."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SourceSpecError(f"{origin}: not valid YAML ({e})") from e
+    top = _mapping(doc, origin, "the document")
+    _known_keys(top, {"version", "currency_rates_to_eur", "sources"}, origin, "top level")
+    if top.get("version") != 1:
+        raise SourceSpecError(f"{origin}: version: expected 1, got {top.get('version')!r}")
+    rates = _rates(top.get("currency_rates_to_eur"), origin)
+    entries = _mapping(top.get("sources"), origin, "sources")
+    if not entries:
+        raise SourceSpecError(f"{origin}: sources: declare at least one source")
+    sources = {
+        str(name): _source(str(name), body, f"{origin}: sources.{name}")
+        for name, body in entries.items()
+    }
+    channels = [s.channel for s in sources.values() if s.channel]
+    if len(channels) != len(set(channels)):
+        raise SourceSpecError(f"{origin}: two order sources declare the same channel")
+    return SourcesConfig(sources=sources, currency_rates_to_eur=rates, origin=origin)
+
+
+def _rates(value: Any, origin: str) -> dict[str, float]:
+    rates = _mapping(value, origin, "currency_rates_to_eur")
+    out: dict[str, float] = {}
+    for code, rate in rates.items():
+        if not (isinstance(code, str) and re.fullmatch(r"[A-Z]{3}", code)):
+            raise SourceSpecError(
+                f"{origin}: currency_rates_to_eur: {code!r} is not an ISO 4217 code"
+            )
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+            raise SourceSpecError(
+                f"{origin}: currency_rates_to_eur.{code}: must be a positive number, got {rate!r}"
+            )
+        out[code] = float(rate)
+    if out.get("EUR") != 1.0:
+        raise SourceSpecError(f"{origin}: currency_rates_to_eur: EUR must be declared as 1")
+    return out
+
+
+_SOURCE_KEYS = {
+    "contract",
+    "channel",
+    "format",
+    "landing",
+    "delimiter",
+    "ignore",
+    "columns",
+    "explode",
+}
+
+
+def _source(name: str, body: Any, where: str) -> SourceSpec:
+    if not _NAME_RE.match(name):
+        raise SourceSpecError(f"{where}: source names are lower_snake_case")
+    entry = _mapping(body, where, "the entry")
+    _known_keys(entry, _SOURCE_KEYS, where, "entry")
+    contract_name = _required(entry, "contract", where)
+    if contract_name not in CONTRACTS:
+        raise SourceSpecError(
+            f"{where}.contract: unknown contract {contract_name!r}; known: {', '.join(CONTRACTS)}"
+        )
+    contract = CONTRACTS[contract_name]
+    fmt = _required(entry, "format", where)
+    if fmt not in FORMATS:
+        raise SourceSpecError(f"{where}.format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    landing = _required(entry, "landing", where)
+    if not isinstance(landing, str) or landing.startswith("/") or ".." in landing:
+        raise SourceSpecError(f"{where}.landing: a path relative to the landing dir")
+    if contract.daily != ("{date}" in landing):
+        need = "must contain" if contract.daily else "must not contain"
+        raise SourceSpecError(
+            f"{where}.landing: contract {contract.name} {need} '{{date}}' (got {landing!r})"
+        )
+    channel = entry.get("channel")
+    if contract.name == "order_lines":
+        if not (isinstance(channel, str) and _NAME_RE.match(channel)):
+            raise SourceSpecError(
+                f"{where}.channel: order sources need a lower-case channel name (web, app, ...)"
+            )
+    elif channel is not None:
+        raise SourceSpecError(f"{where}.channel: only order_lines sources have a channel")
+    delimiter = entry.get("delimiter", ",")
+    if "delimiter" in entry and fmt != "csv":
+        raise SourceSpecError(f"{where}.delimiter: only csv sources have a delimiter")
+    if not (isinstance(delimiter, str) and len(delimiter) == 1 and delimiter not in '"\r\n'):
+        raise SourceSpecError(f"{where}.delimiter: one character, got {delimiter!r}")
+    ignore = _str_list(entry.get("ignore", []), f"{where}.ignore")
+
+    columns = _columns(entry.get("columns"), contract, f"{where}.columns", allow_sequence=True)
+    explode = _explode(entry.get("explode"), contract, fmt, f"{where}.explode")
+    spec = SourceSpec(
+        name=name,
+        contract=contract,
+        format=cast(Format, fmt),
+        landing=landing,
+        columns=columns,
+        explode=explode,
+        channel=channel,
+        delimiter=delimiter,
+        ignore=ignore,
+    )
+    _check_coverage(spec, where)
+    return spec
+
+
+def _explode(value: Any, contract: Contract, fmt: str, where: str) -> ExplodeSpec | None:
+    if value is None:
+        return None
+    if fmt == "csv":
+        raise SourceSpecError(f"{where}: csv rows are flat; explode needs jsonl or parquet")
+    body = _mapping(value, where, "explode")
+    _known_keys(body, {"from", "index", "columns"}, where, "explode")
+    list_field = _required(body, "from", where)
+    if not isinstance(list_field, str) or not re.fullmatch(r"[^.\s]+", list_field):
+        raise SourceSpecError(f"{where}.from: the name of a top-level list field")
+    index = body.get("index")
+    if index is not None:
+        if index not in contract.columns:
+            raise SourceSpecError(
+                f"{where}.index: {index!r} is not a column of contract {contract.name}"
+            )
+        if contract.columns[index] != "int":
+            raise SourceSpecError(f"{where}.index: {index!r} is not an int column")
+    columns = _columns(body.get("columns"), contract, f"{where}.columns", allow_sequence=False)
+    if index is not None:
+        columns += (ColumnSpec(name=index, type="int", explode_index=True),)
+    return ExplodeSpec(field=list_field, index=index, columns=columns)
+
+
+def _check_coverage(spec: SourceSpec, where: str) -> None:
+    names = [c.name for c in spec.all_columns]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SourceSpecError(f"{where}: column(s) declared twice: {', '.join(dup)}")
+    missing = [m for m in spec.contract.mandatory if m not in names]
+    if missing:
+        raise SourceSpecError(
+            f"{where}: contract {spec.contract.name} needs column(s) {', '.join(missing)} "
+            "(map them with from/constant/sequence)"
+        )
+    for col in spec.columns:
+        if col.sequence is not None and (
+            col.sequence not in names or spec.column(col.sequence).sequence is not None
+        ):
+            raise SourceSpecError(
+                f"{where}.columns.{col.name}.sequence: {col.sequence!r} is not a declared column"
+            )
+    # A field read both as a value and as an object holding mapped fields cannot be read.
+    paths = [p for c in spec.columns for p in c.source]
+    if spec.explode is not None:
+        paths.append(spec.explode.field)
+        item_paths = [p for c in spec.explode.columns for p in c.source]
+        _check_paths(item_paths, f"{where}.explode.columns")
+    _check_paths(paths, f"{where}.columns")
+
+
+def _check_paths(paths: list[str], where: str) -> None:
+    for a in paths:
+        for b in paths:
+            if b.startswith(a + "."):
+                raise SourceSpecError(
+                    f"{where}: {a!r} is mapped as a value but {b!r} reads inside it"
+                )
+
+
+_COLUMN_KEYS = {
+    "from",
+    "aliases",
+    "constant",
+    "sequence",
+    "type",
+    "timestamp_format",
+    "timezone",
+    "required",
+    "normalise",
+    "canonical",
+    "decimal",
+}
+
+
+def _columns(
+    value: Any, contract: Contract, where: str, *, allow_sequence: bool
+) -> tuple[ColumnSpec, ...]:
+    body = _mapping(value, where, "columns")
+    out = []
+    for name, col in body.items():
+        if name not in contract.columns:
+            raise SourceSpecError(
+                f"{where}.{name}: not a column of contract {contract.name}; "
+                f"known: {', '.join(contract.columns)}"
+            )
+        out.append(_column(str(name), col, contract, f"{where}.{name}", allow_sequence))
+    return tuple(out)
+
+
+def _column(
+    name: str, value: Any, contract: Contract, where: str, allow_sequence: bool
+) -> ColumnSpec:
+    body = _mapping(value, where, "a column")
+    _known_keys(body, _COLUMN_KEYS, where, "column")
+    ctype = _required(body, "type", where)
+    if ctype not in COLUMN_TYPES:
+        raise SourceSpecError(f"{where}.type: {ctype!r} is not one of {', '.join(COLUMN_TYPES)}")
+    if ctype != contract.columns[name]:
+        raise SourceSpecError(
+            f"{where}.type: contract {contract.name} has {name} as "
+            f"{contract.columns[name]}, not {ctype}"
+        )
+    ways = [k for k in ("from", "constant", "sequence") if k in body]
+    if len(ways) != 1:
+        raise SourceSpecError(f"{where}: give exactly one of from, constant, sequence")
+    if "sequence" in body and not allow_sequence:
+        raise SourceSpecError(f"{where}.sequence: not available for exploded item columns")
+    if "aliases" in body and "from" not in body:
+        raise SourceSpecError(f"{where}.aliases: only together with from")
+    source: tuple[str, ...] = ()
+    if "from" in body:
+        source = (_path(body["from"], f"{where}.from"),) + tuple(
+            _path(a, f"{where}.aliases")
+            for a in _str_list(body.get("aliases", []), f"{where}.aliases")
+        )
+    constant = body.get("constant")
+    if "constant" in body and (constant is None or isinstance(constant, dict | list)):
+        raise SourceSpecError(f"{where}.constant: a scalar value")
+    sequence = body.get("sequence")
+    if "sequence" in body and (ctype != "int" or not isinstance(sequence, str)):
+        raise SourceSpecError(f"{where}.sequence: the column to number within (int columns only)")
+
+    required = body.get("required", name in contract.mandatory)
+    if not isinstance(required, bool):
+        raise SourceSpecError(f"{where}.required: true or false")
+    if name in contract.mandatory and not required:
+        raise SourceSpecError(f"{where}.required: {name} is always required by {contract.name}")
+
+    ts_format = body.get("timestamp_format")
+    if ts_format is not None:
+        if ctype not in ("timestamp", "date"):
+            raise SourceSpecError(f"{where}.timestamp_format: only for timestamp/date columns")
+        if not isinstance(ts_format, str) or (
+            ts_format not in TIMESTAMP_KEYWORDS and "%" not in ts_format
+        ):
+            raise SourceSpecError(
+                f"{where}.timestamp_format: a strptime format (e.g. '%d/%m/%Y %H:%M:%S'), "
+                f"iso8601 or epoch_s; got {ts_format!r}"
+            )
+        if ctype == "date" and ts_format == "epoch_s":
+            raise SourceSpecError(f"{where}.timestamp_format: epoch_s is for timestamps")
+    elif ctype in ("timestamp", "date") and "from" in body:
+        raise SourceSpecError(f"{where}.timestamp_format: required for {ctype} columns")
+
+    timezone = body.get("timezone")
+    if timezone is not None:
+        if ctype != "timestamp":
+            raise SourceSpecError(f"{where}.timezone: only for timestamp columns")
+        try:
+            ZoneInfo(str(timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SourceSpecError(
+                f"{where}.timezone: unknown IANA time zone {timezone!r}"
+            ) from None
+
+    normalise = body.get("normalise", [])
+    normalise = [normalise] if isinstance(normalise, str) else normalise
+    normalise = _str_list(normalise, f"{where}.normalise")
+    bad = [n for n in normalise if n not in NORMALISERS]
+    if bad:
+        raise SourceSpecError(
+            f"{where}.normalise: unknown {', '.join(bad)}; use {', '.join(NORMALISERS)}"
+        )
+    if normalise and ctype != "string":
+        raise SourceSpecError(f"{where}.normalise: only for string columns")
+    if normalise and name in contract.pii:
+        raise SourceSpecError(
+            f"{where}.normalise: {name} is PII, normalised by fixed rules before hashing"
+        )
+
+    canonical = body.get("canonical")
+    if canonical is not None and (
+        ctype != "string" or not (isinstance(canonical, str) and _CANONICAL_RE.match(canonical))
+    ):
+        raise SourceSpecError(
+            f"{where}.canonical: a string column pattern with one zero-padded "
+            f"number, like 'SKU-%05d'; got {canonical!r}"
+        )
+
+    decimal = body.get("decimal", ".")
+    if decimal not in (".", ","):
+        raise SourceSpecError(f"{where}.decimal: '.' or ','")
+    if "decimal" in body and ctype != "float":
+        raise SourceSpecError(f"{where}.decimal: only for float columns")
+
+    return ColumnSpec(
+        name=name,
+        type=cast(ColumnType, ctype),
+        source=source,
+        constant=None if constant is None else _scalar_text(constant),
+        sequence=sequence,
+        required=required,
+        timestamp_format=ts_format,
+        timezone=None if timezone is None else str(timezone),
+        normalise=normalise,
+        canonical=canonical,
+        decimal=decimal,
+    )
+
+
+def canonical_parts(pattern: str) -> tuple[str, int, str]:
+    """('SKU-', 5, '') for 'SKU-%05d'."""
+    m = _CANONICAL_RE.match(pattern)
+    if m is None:  # validated at load time; reaching this is a bug
+        raise ValueError(f"not a canonical pattern: {pattern!r}")
+    return m["prefix"], int(m["width"]), m["suffix"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _scalar_text(value: Any) -> str:
+    # YAML `true` must land as the same text a JSON export would give
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _mapping(value: Any, where: str, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SourceSpecError(f"{where}: {what} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _required(body: dict[str, Any], key: str, where: str) -> Any:
+    if key not in body or body[key] is None:
+        raise SourceSpecError(f"{where}: missing required key '{key}'")
+    return body[key]
+
+
+def _known_keys(body: dict[str, Any], allowed: set[str], where: str, what: str) -> None:
+    unknown = sorted(set(map(str, body)) - allowed)
+    if unknown:
+        raise SourceSpecError(
+            f"{where}: unknown {what} key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+        raise SourceSpecError(f"{where}: a list of names, got {value!r}")
+    return tuple(value)
+
+
+def _path(value: Any, where: str) -> str:
+    if not (isinstance(value, str) and value and all(p for p in value.split("."))):
+        raise SourceSpecError(f"{where}: a field name (dotted for nested), got {value!r}")
+    return value

@@ -1,0 +1,41 @@
+"""Shared fixtures: an isolated AIWF_HOME and DAGSTER_HOME per test, and the Postgres gate."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aiwf_assets.settings import Settings, get_settings, reset_settings_cache
+
+POSTGRES_DSN = os.environ.get("AIWF_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def aiwf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings for a fresh local AIWF_HOME under tmp_path (with its own DAGSTER_HOME)."""
+    monkeypatch.setenv("AIWF_ENV", "local")
+    monkeypatch.setenv("AIWF_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    monkeypatch.delenv("AIWF_PII_KEY", raising=False)
+    reset_settings_cache()
+    yield get_settings()
+    reset_settings_cache()
+
+
+def postgres_or_skip(dsn: str = POSTGRES_DSN) -> str:
+    """The DSN if Postgres answers; in CI (CI=true) an unreachable server fails the test."""
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=3) as con:
+            con.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        reason = f"Postgres at {dsn} unreachable: {exc}".strip()
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI=true: Postgres is required)")
+        pytest.skip(reason)
+    return dsn

@@ -1,0 +1,665 @@
+"""Raw -> cleaned: quarantine reasons, duplicates, accounting, identity, PII, versions, contracts.
+
+Landing files are small literals in the DATA_CONTRACTS formats, parsed with
+parse_landing (the generator is not involved).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from aiwf_assets.cleaning import (
+    AccountingError,
+    CleanResult,
+    clean_interactions_day,
+    clean_orders_day,
+    clean_reference_customers,
+    clean_reference_products,
+    clean_reference_stores,
+    content_version,
+)
+from aiwf_assets.cleaning.contracts import validate_table
+from aiwf_assets.cleaning.pii import hmac_hex
+from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA, QUARANTINE_SCHEMA
+from aiwf_assets.ingest.parse import parse_landing
+from aiwf_assets.ingest.spec import SourcesConfig, load_sources, parse_sources
+
+KEY = b"test-pii-key"
+DAY = dt.date(2026, 1, 5)
+SOURCES = load_sources()
+
+CUSTOMERS_CSV = """crm_id,first_name,last_name,email,phone,loyalty_id,signup_date,country,birth_year
+C1,Jane,Doe,Jane.Doe@example.com,+49 170 1234567,L0012345,2024-01-01,de,1980
+C2,John,Roe,john.roe@example.com,0151 2223334,,2024-02-01,DE,1975
+C1,Jane,Doe,Jane.Doe@example.com,+49 170 1234567,L0012345,2024-01-01,de,1980
+C4,Max,Mustermann,max@example.com,,,2024-02-30,DE,1990
+"""
+# every clear identifier above, in the forms the channels deliver them
+CLEAR_PII = [
+    "jane.doe@example.com",
+    "john.roe@example.com",
+    "max@example.com",
+    "stranger@example.org",
+    "1701234567",
+    "491701234567",
+    "1512223334",
+    "L0012345",
+    "l0012345",
+    "Jane",
+    "Doe",
+    "John",
+    "Roe",
+    "Mustermann",
+]
+
+
+def jsonl(*records: dict | str) -> bytes:
+    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records).encode()
+
+
+def web(order_id: str | None = "W1", **fields) -> dict:
+    return {
+        "order_id": order_id,
+        "created_at": "2026-01-05T14:03:22Z",
+        "email": " Jane.Doe@EXAMPLE.com",
+        "currency": "GBP",
+        "promo_code": None,
+        "shipping": 4.99,
+        "items": [
+            {"sku": "SKU-00012", "qty": 2, "unit_price": 10.0},
+            {"sku": "SKU-00013", "qty": 1, "unit_price": 5.0},
+        ],
+    } | fields
+
+
+def app(line: int = 1, **fields) -> dict:
+    return {
+        "orderRef": "A1",
+        "lineNo": line,
+        "ts": 1767625402,
+        "loyaltyId": "l0012345 ",
+        "productCode": "sku-12",
+        "quantity": 1,
+        "price": 19.99,
+        "currencyCode": "EUR",
+        "promo": True,
+    } | fields
+
+
+POS_HEADER = "txn_id,store_code,local_time,loyalty_card,sku,qty,unit_price,payment\n"
+POS_ROWS = [
+    "T1,s01,05/01/2026 10:00:00,L0012345,SKU-00012,1,19.99,card",
+    "T1,s01,05/01/2026 10:00:00,L0012345,SKU-00013,2,5.00,card",
+    "T2,s02,05/01/2026 11:30:00,,SKU-00012,1,19.99,cash",
+]
+TICKETS_HEADER = (
+    "ticket_id,opened_at,customer_email,customer_phone,category,contact_channel,status,"
+    "satisfaction\n"
+)
+TICKET_ROWS = [
+    "K1,2026-01-05 09:00:00,,0170 1234567,delivery,phone,closed,4",
+    "K2,2026-01-05 10:00:00,stranger@example.org,,billing,email,open,",
+]
+
+
+def csv_bytes(header: str, rows: list[str]) -> bytes:
+    return (header + "".join(r + "\n" for r in rows)).encode()
+
+
+def sessions_parquet(rows: list[dict]) -> bytes:
+    schema = pa.schema(
+        [
+            ("session_id", pa.string()),
+            ("started_at", pa.timestamp("us", "UTC")),
+            ("email", pa.string()),
+            ("device", pa.string()),
+        ]
+        + [
+            (c, pa.int32())
+            for c in ("pages_viewed", "product_views", "added_to_cart", "duration_s")
+        ]
+    )
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
+    return buffer.getvalue()
+
+
+def session(session_id: str = "S1", **fields) -> dict:
+    return {
+        "session_id": session_id,
+        "started_at": dt.datetime(2026, 1, 5, 8, tzinfo=dt.UTC),
+        "email": "JANE.DOE@example.com ",
+        "device": "mobile",
+        "pages_viewed": 3,
+        "product_views": 2,
+        "added_to_cart": 1,
+        "duration_s": 120,
+    } | fields
+
+
+def raw(name: str, data: bytes, sources: SourcesConfig = SOURCES) -> pl.DataFrame:
+    return parse_landing(data, sources[name], f"{name}/{DAY}.x").frame
+
+
+@pytest.fixture(scope="module")
+def customers() -> CleanResult:
+    return clean_reference_customers(raw("customers", CUSTOMERS_CSV.encode()), KEY)
+
+
+@pytest.fixture(scope="module")
+def identity(customers: CleanResult) -> pl.DataFrame:
+    return customers.tables["customer_identity"]
+
+
+def orders_day(identity: pl.DataFrame, **landing: bytes) -> CleanResult:
+    defaults = {
+        "web_orders": jsonl(web()),
+        "app_orders": jsonl(app()),
+        "pos_transactions": csv_bytes(POS_HEADER, POS_ROWS),
+    }
+    frames = {name: raw(name, data) for name, data in (defaults | landing).items()}
+    return clean_orders_day(frames, identity, KEY, DAY, SOURCES)
+
+
+def interactions_day(identity: pl.DataFrame, **landing: bytes) -> CleanResult:
+    defaults = {
+        "crm_tickets": csv_bytes(TICKETS_HEADER, TICKET_ROWS),
+        "web_sessions": sessions_parquet([session(), session("S2", email=None)]),
+    }
+    frames = {name: raw(name, data) for name, data in (defaults | landing).items()}
+    return clean_interactions_day(frames, identity, KEY, DAY, SOURCES)
+
+
+def accounting(result: CleanResult, channel: str) -> dict:
+    return result.accounting.filter(pl.col("channel") == channel).row(0, named=True)
+
+
+def reasons(result: CleanResult, channel: str) -> list[str]:
+    return result.quarantine.filter(pl.col("channel") == channel).get_column("reasons").to_list()
+
+
+def crm_key(crm_id: str) -> str:
+    return hmac_hex(KEY, f"crm:{crm_id}")[:16]
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def test_customers_are_pseudonymised_and_deduplicated(customers: CleanResult) -> None:
+    table = customers.tables["customers"]
+    assert sorted(table.get_column("customer_key")) == sorted([crm_key("C1"), crm_key("C2")])
+    jane = table.filter(pl.col("customer_key") == crm_key("C1")).row(0, named=True)
+    assert jane["email_hash"] == hmac_hex(KEY, "email:jane.doe@example.com")
+    assert jane["phone_hash"] == hmac_hex(KEY, "phone:491701234567")
+    assert jane["loyalty_hash"] == hmac_hex(KEY, "loyalty:L0012345")
+    assert jane["country"] == "DE" and jane["signup_date"] == dt.date(2024, 1, 1)
+    assert accounting(customers, "customers") | {"partition_date": None} == {
+        "channel": "customers",
+        "partition_date": None,
+        "rows_in": 4,
+        "rows_cleaned": 2,
+        "rows_quarantined": 1,
+        "duplicates_removed": 1,
+    }
+    assert reasons(customers, "customers") == [
+        "signup_date: not a date in format '%Y-%m-%d' ('2024-02-30')"
+    ]
+    identity = customers.tables["customer_identity"]
+    assert identity.filter(pl.col("customer_key") == crm_key("C1")).height == 3
+    assert set(identity.get_column("identifier_kind")) == {"email", "phone", "loyalty"}
+
+
+def test_products_and_stores() -> None:
+    products = clean_reference_products(
+        raw(
+            "products",
+            (
+                b"sku,name,category,subcategory,list_price,launch_date\n"
+                b"sku-12, Mug ,Home,Kitchen,9.90,2024-01-01\n"
+                b"SKU-00012,Mug again,home,kitchen,9.90,2024-01-01\n"
+                b"SKU-00013,Free thing,home,kitchen,0,2024-01-01\n"
+            ),
+        )
+    )
+    assert products.tables["products"].rows() == [("SKU-00012", "Mug", "home", "kitchen", 9.9)]
+    assert reasons(products, "products") == ["list_price: must be > 0 (0.0)"]
+    assert accounting(products, "products")["duplicates_removed"] == 1
+    stores = clean_reference_stores(
+        raw(
+            "stores",
+            (
+                b"store_code,name,city,region,opened_date\ns01,Mitte,Berlin,BE,2020-05-01\n"
+                b",Nowhere,Berlin,BE,2020-05-01\n"
+            ),
+        )
+    )
+    assert stores.tables["stores"].rows() == [("S01", "Mitte", "Berlin", "BE", dt.date(2020, 5, 1))]
+    assert reasons(stores, "stores") == ["store_code: missing"]
+
+
+# --------------------------------------------------------------------------- orders
+
+
+def test_orders_day_standardises_every_channel(identity: pl.DataFrame) -> None:
+    result = orders_day(identity)
+    lines = result.tables["order_lines"]
+    assert lines.select("order_id", "line_number", "channel", "sku", "unit_price").rows() == [
+        ("app:A1", 1, "app", "SKU-00012", 19.99),
+        ("store:T1", 1, "store", "SKU-00012", 19.99),
+        ("store:T1", 2, "store", "SKU-00013", 5.0),
+        ("store:T2", 1, "store", "SKU-00012", 19.99),
+        ("web:W1", 1, "web", "SKU-00012", 11.7),  # GBP 10.00 * 1.17
+        ("web:W1", 2, "web", "SKU-00013", 5.85),
+    ]
+    web_line = lines.filter(pl.col("order_id") == "web:W1").row(0, named=True)
+    assert web_line["line_amount"] == 23.4
+    assert web_line["ordered_at"] == dt.datetime(2026, 1, 5, 14, 3, 22, tzinfo=dt.UTC)
+    assert lines.filter(pl.col("channel") == "app").get_column("is_promo").to_list() == [True]
+    store = lines.filter(pl.col("order_id") == "store:T1").row(0, named=True)
+    assert store["ordered_at"] == dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)  # Berlin 10:00
+    orders = result.tables["orders"]
+    assert orders.filter(pl.col("order_id") == "store:T1").select(
+        "store_code", "n_lines", "order_total", "has_promo"
+    ).row(0) == ("S01", 2, 29.99, False)
+    assert result.quarantine.is_empty()
+    assert validate_table("order_lines", lines) == []
+    assert validate_table("orders", orders) == []
+
+
+def test_identity_links_email_loyalty_and_phone_to_one_customer(identity: pl.DataFrame) -> None:
+    lines = orders_day(identity).tables["order_lines"]
+    keys = dict(lines.select("order_id", "customer_key").unique().iter_rows())
+    jane = crm_key("C1")
+    assert keys["web:W1"] == jane  # email, other case and whitespace
+    assert keys["app:A1"] == jane  # loyalty id, lower case with a space
+    assert keys["store:T1"] == jane  # loyalty card
+    assert keys["store:T2"] is None  # cash sale without a card: anonymous
+    interactions = interactions_day(identity).tables["interactions"]
+    by_id = dict(interactions.select("interaction_id", "customer_key").iter_rows())
+    assert by_id["ticket:K1"] == jane  # phone in national format
+    assert by_id["session:S1"] == jane
+    assert by_id["session:S2"] is None
+    # an identifier the CRM does not know still gets a stable key of its own
+    assert by_id["ticket:K2"] == hmac_hex(KEY, "email:stranger@example.org")[:16]
+
+
+def test_quarantine_names_the_column_and_problem(identity: pl.DataFrame) -> None:
+    result = orders_day(
+        identity,
+        web_orders=jsonl(
+            web("W1", items=[{"sku": "SKU-00012", "qty": "two", "unit_price": 1}]),
+            web("W2", items=[{"sku": "SKU-00012", "qty": -3, "unit_price": 1}]),
+            web("W3", created_at="2031-01-05T10:00:00Z"),
+            web(None),
+            web("W5", currency="JPY"),
+            web("W6", items=[{"sku": "mug", "qty": 1, "unit_price": "1,5"}]),
+            '{"order_id": "W7", "created_at": "2026-01-05T1',
+        ),
+        pos_transactions=csv_bytes(
+            POS_HEADER, ["T9,S01,29/03/2026 02:30:00,,SKU-00012,1,1.00,card"]
+        ),
+    )
+    found = reasons(result, "web_orders")
+    assert found[0] == "quantity: not an integer ('two')"
+    assert found[1] == "quantity: must be > 0 (-3)"
+    assert found[2].startswith("ordered_at: in the future for a 2026-01-05 delivery (2031-01-05")
+    assert found[4] == "order_id: missing"
+    assert found[6] == "currency: not one of EUR, GBP, USD (JPY)"
+    assert (
+        found[8] == "sku: no number to build 'SKU-%05d' ('mug'); unit_price: not a number ('1,5')"
+    )
+    assert found[9].startswith("record: malformed JSON at line 7, column")
+    assert reasons(result, "pos_transactions") == [
+        "ordered_at: does not exist in Europe/Berlin, skipped by the clock change "
+        "('29/03/2026 02:30:00')"
+    ]
+    rows = result.quarantine.filter(pl.col("channel") == "web_orders")
+    assert rows.get_column("source_row").to_list() == [1, 2, 3, 3, 4, 4, 5, 5, 6, 7]
+    assert rows.get_column("source_file").unique().to_list() == [f"web_orders/{DAY}.x"]
+    assert validate_table("quarantine", result.quarantine) == []
+
+
+def test_exact_and_key_duplicates_are_removed_and_counted(identity: pl.DataFrame) -> None:
+    result = orders_day(
+        identity,
+        web_orders=jsonl(
+            web("W1"),
+            web("W1"),  # the same line delivered twice: 2 exact duplicate lines
+            web("W1", email="jane.doe@example.com  "),  # differs only in case/space: exact
+            web("W1", created_at="2026-01-05T15:00:00Z"),  # re-delivered, changed: key dups
+        ),
+        app_orders=jsonl(app(1), app(1, productCode="sku-13")),  # same order_id+line_number
+        # T1 re-sent after T2 (exact), then T2 re-sent with another payment (same key)
+        pos_transactions=csv_bytes(
+            POS_HEADER, [*POS_ROWS, POS_ROWS[0], POS_ROWS[1], POS_ROWS[2].replace("cash", "card")]
+        ),
+    )
+    assert accounting(result, "web_orders")["duplicates_removed"] == 6
+    assert accounting(result, "app_orders")["duplicates_removed"] == 1
+    assert accounting(result, "pos_transactions")["duplicates_removed"] == 3
+    lines = result.tables["order_lines"]
+    first = lines.filter(pl.col("order_id") == "web:W1")
+    assert first.get_column("source_row").to_list() == [1, 1]  # the first delivery wins
+    assert lines.filter(pl.col("channel") == "app").get_column("sku").to_list() == ["SKU-00012"]
+    assert lines.filter(pl.col("order_id") == "store:T1").get_column("line_number").to_list() == [
+        1,
+        2,
+    ]
+
+
+def test_equal_lines_of_one_transaction_are_two_lines(identity: pl.DataFrame) -> None:
+    # a till that scans an item twice writes two identical rows: both are sales
+    rows = [POS_ROWS[0], POS_ROWS[0], POS_ROWS[2]]
+    result = orders_day(identity, pos_transactions=csv_bytes(POS_HEADER, rows))
+    assert accounting(result, "pos_transactions")["duplicates_removed"] == 0
+    orders = result.tables["orders"].filter(pl.col("order_id") == "store:T1")
+    assert orders.select("n_lines", "order_total").row(0) == (2, 39.98)
+
+
+def test_late_rows_keep_their_event_date(identity: pl.DataFrame) -> None:
+    result = orders_day(identity, web_orders=jsonl(web(created_at="2026-01-03T23:59:00Z")))
+    assert result.tables["orders"].filter(pl.col("channel") == "web").get_column(
+        "order_date"
+    ).to_list() == [dt.date(2026, 1, 3)]
+
+
+def test_missing_required_column_quarantines_every_row(identity: pl.DataFrame) -> None:
+    renamed = POS_HEADER.replace("qty", "quantity_sold")
+    result = orders_day(identity, pos_transactions=csv_bytes(renamed, POS_ROWS))
+    assert (
+        reasons(result, "pos_transactions")
+        == ["quantity: missing in every row of the file (column absent or renamed?)"] * 3
+    )
+    assert accounting(result, "pos_transactions")["rows_quarantined"] == 3
+
+
+def test_any_order_lines_source_is_accepted_from_yaml_only(identity: pl.DataFrame) -> None:
+    marketplace = parse_sources("""
+version: 1
+currency_rates_to_eur: {EUR: 1.0, GBP: 1.17}
+sources:
+  marketplace_orders:
+    contract: order_lines
+    channel: marketplace
+    format: csv
+    delimiter: ";"
+    landing: marketplace/{date}.csv
+    ignore: [Versandkosten]
+    columns:
+      order_id:       {from: Bestellnummer, type: string}
+      line_number:    {from: Position, type: int}
+      ordered_at:     {from: Rechnungsdatum, type: timestamp, timestamp_format: "%d.%m.%Y %H:%M",
+                       timezone: Europe/Berlin}
+      customer_email: {from: Kaeufer-Email, type: string}
+      sku:            {from: Artikelnummer, type: string, canonical: "SKU-%05d"}
+      quantity:       {from: Menge, type: int}
+      unit_price:     {from: Einzelpreis, type: float, decimal: ","}
+      currency:       {from: Waehrung, type: string, normalise: [upper]}
+""")
+    export = (
+        b"Bestellnummer;Position;Rechnungsdatum;Kaeufer-Email;Artikelnummer;Menge;Einzelpreis;"
+        b"Waehrung;Versandkosten\n"
+        b"M-100;1;05.01.2026 14:30;jane.doe@example.com;12;2;1.234,50;eur;4,99\n"
+        b"M-100;2;05.01.2026 14:30;jane.doe@example.com;Art. 13;1;19,99;gbp;0\n"
+        b"M-101;1;05.01.2026 15:00;;Art. 14;1;19.99;EUR;0\n"
+    )
+    parsed = parse_landing(export, marketplace["marketplace_orders"], "marketplace/2026-01-05.csv")
+    assert parsed.extra_columns == () and parsed.missing_columns == ()
+    result = clean_orders_day({"marketplace_orders": parsed.frame}, identity, KEY, DAY, marketplace)
+    lines = result.tables["order_lines"]
+    assert lines.select("order_id", "line_number", "sku", "quantity", "unit_price").rows() == [
+        ("marketplace:M-100", 1, "SKU-00012", 2, 1234.5),
+        ("marketplace:M-100", 2, "SKU-00013", 1, 23.39),  # GBP 19.99 * 1.17
+    ]
+    assert lines.get_column("ordered_at").to_list()[0] == dt.datetime(
+        2026, 1, 5, 13, 30, tzinfo=dt.UTC
+    )
+    assert lines.get_column("customer_key").unique().to_list() == [crm_key("C1")]
+    assert reasons(result, "marketplace_orders") == [
+        "unit_price: not a number with decimal comma ('19.99')"
+    ]
+    assert validate_table("order_lines", lines, channels=("marketplace",)) == []
+    assert validate_table("orders", result.tables["orders"], channels=("marketplace",)) == []
+
+
+# --------------------------------------------------------------------------- interactions
+
+
+def test_interactions_from_tickets_and_sessions(identity: pl.DataFrame) -> None:
+    result = interactions_day(
+        identity,
+        crm_tickets=csv_bytes(
+            TICKETS_HEADER,
+            [
+                *TICKET_ROWS,
+                "K3,2026-01-05 11:00:00,,,complaint,fax,open,9",
+                TICKET_ROWS[0].replace("closed", "reopened"),  # same ticket_id re-delivered
+            ],
+        ),
+        web_sessions=sessions_parquet([session(), session("S2", email=None, pages_viewed=-1)]),
+    )
+    table = result.tables["interactions"]
+    assert table.select(
+        "interaction_id", "kind", "subtype", "contact_channel", "satisfaction"
+    ).rows() == [
+        ("session:S1", "session", "mobile", None, None),
+        ("ticket:K1", "ticket", "delivery", "phone", 4),
+        ("ticket:K2", "ticket", "billing", "email", None),
+    ]
+    assert reasons(result, "crm_tickets") == [
+        "category: not one of account, billing, delivery, product, return (complaint); "
+        "contact_channel: not one of chat, email, phone (fax); satisfaction: must be 1..5 (9)"
+    ]
+    assert reasons(result, "web_sessions") == ["pages_viewed: must be >= 0 (-1)"]
+    assert accounting(result, "crm_tickets") | {"partition_date": None} == {
+        "channel": "crm_tickets",
+        "partition_date": None,
+        "rows_in": 4,
+        "rows_cleaned": 2,
+        "rows_quarantined": 1,
+        "duplicates_removed": 1,
+    }
+    assert validate_table("interactions", table) == []
+
+
+# --------------------------------------------------------------------------- accounting
+
+
+FAULTS = {
+    "malformed": {"web_orders": jsonl(web(), "{not json")},
+    "wrong_type": {"app_orders": jsonl(app(quantity="two"), app(2))},
+    "missing_value": {"pos_transactions": csv_bytes(POS_HEADER, [",S01" + POS_ROWS[0][2:]])},
+    "negative": {"web_orders": jsonl(web(items=[{"sku": "SKU-1", "qty": -1, "unit_price": 1}]))},
+    "future": {"app_orders": jsonl(app(ts=1956528000))},
+    "exact_duplicate": {"pos_transactions": csv_bytes(POS_HEADER, POS_ROWS + POS_ROWS)},
+    "key_duplicate": {"web_orders": jsonl(web(), web(currency="EUR"))},
+    "no_items": {"web_orders": jsonl(web(items=[]))},
+    "missing_column": {"app_orders": jsonl({k: v for k, v in app().items() if k != "ts"})},
+    "empty_file": {"web_orders": b""},
+    "wrong_field_count": {"pos_transactions": csv_bytes(POS_HEADER, [POS_ROWS[0] + ",x"])},
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_accounting_adds_up_for_every_fault(identity: pl.DataFrame, fault: str) -> None:
+    result = orders_day(identity, **FAULTS[fault])
+    assert result.accounting.schema == ACCOUNTING_SCHEMA
+    assert result.quarantine.schema == QUARANTINE_SCHEMA
+    for row in result.accounting.iter_rows(named=True):
+        assert row["rows_in"] == (
+            row["rows_cleaned"] + row["rows_quarantined"] + row["duplicates_removed"]
+        )
+        assert row["partition_date"] == DAY
+    total = result.accounting.select(pl.sum("rows_cleaned")).item()
+    assert total == result.tables["order_lines"].height
+    assert result.accounting.select(pl.sum("rows_quarantined")).item() == result.quarantine.height
+
+
+def test_accounting_violation_is_a_bug() -> None:
+    broken = pl.DataFrame(
+        [
+            {
+                "channel": "web_orders",
+                "partition_date": DAY,
+                "rows_in": 3,
+                "rows_cleaned": 1,
+                "rows_quarantined": 1,
+                "duplicates_removed": 0,
+            }
+        ],
+        schema=ACCOUNTING_SCHEMA,
+    )
+    with pytest.raises(AccountingError, match="does not add up"):
+        CleanResult(tables={}, quarantine=QUARANTINE_SCHEMA.to_frame(), accounting=broken)
+
+
+def test_empty_day_gives_empty_tables(identity: pl.DataFrame) -> None:
+    result = orders_day(identity, web_orders=b"", app_orders=b"", pos_transactions=b"")
+    assert result.tables["order_lines"].height == 0
+    assert result.tables["orders"].height == 0
+    assert result.accounting.get_column("rows_in").to_list() == [0, 0, 0]
+    assert validate_table("order_lines", result.tables["order_lines"]) == []
+
+
+# --------------------------------------------------------------------------- PII
+
+
+def test_no_clear_pii_in_any_table_or_quarantine(customers: CleanResult) -> None:
+    identity = customers.tables["customer_identity"]
+    orders = orders_day(
+        identity,
+        web_orders=jsonl(
+            web(),
+            web("W2", currency="XXX"),
+            '{"order_id": "W3", "email": "Jane.Doe@example.com", "phone": "+49 170 1234567"',
+        ),
+        app_orders=jsonl(app(quantity="x"), '{"loyaltyId": "l0012345", "orderRef": "A9",'),
+        pos_transactions=csv_bytes(POS_HEADER, [*POS_ROWS, "T3,S01,bad,L0012345,x,1,1,card"]),
+    )
+    interactions = interactions_day(
+        identity,
+        crm_tickets=csv_bytes(
+            TICKETS_HEADER,
+            [
+                *TICKET_ROWS,
+                "K3,never,john.roe@example.com,0151 2223334,delivery,phone,open,",
+                "K4,2026-01-05 09:00:00,0151 2223334,john.roe@example.com,delivery,phone,open,1,x",
+            ],
+        ),
+    )
+    bad_customers = clean_reference_customers(
+        raw(
+            "customers",
+            (
+                CUSTOMERS_CSV
+                + "C9,Jane,Doe,Jane.Doe@example.com,+49 170 1234567,L0012345,2024-01-01\n"
+            ).encode(),
+        ),
+        KEY,
+    )
+    frames = [
+        *customers.tables.values(),
+        *orders.tables.values(),
+        *interactions.tables.values(),
+        orders.quarantine,
+        interactions.quarantine,
+        bad_customers.quarantine,
+    ]
+    assert orders.quarantine.height >= 4 and interactions.quarantine.height == 2
+    assert bad_customers.quarantine.height == 2
+    pattern = "|".join(re.escape(p) for p in CLEAR_PII)
+    for frame in frames:
+        text = frame.select(pl.col(pl.String)).write_csv()
+        assert not re.search(pattern, text, flags=re.IGNORECASE), text
+        assert "@" not in text
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def test_content_version_ignores_order_whitespace_and_lineage(identity: pl.DataFrame) -> None:
+    a = jsonl(web("W1"), web("W2"), web("W3"))
+    b = jsonl(web("W3"), web(" W1 ", email="jane.doe@example.com"), web("W2"))
+    changed = jsonl(web("W1"), web("W2"), web("W3", currency="EUR"))
+
+    def version(data: bytes) -> str:
+        lines = orders_day(identity, web_orders=data).tables["order_lines"]
+        return content_version(lines, ["order_id", "line_number"], ["source_file", "source_row"])
+
+    assert version(a) == version(b)
+    assert version(a) != version(changed)
+
+
+def test_content_version_is_deterministic_and_sorted() -> None:
+    frame = pl.DataFrame({"k": [2, 1], "v": ["b ", "a"], "source_row": [1, 2]})
+    same = pl.DataFrame({"k": [1, 2], "v": ["a", "b"], "source_row": [7, 9]})
+    assert content_version(frame, ["k"]) == content_version(same, ["k"])
+    assert content_version(frame, ["k"]) != content_version(
+        frame.with_columns(pl.col("v").str.to_uppercase()), ["k"]
+    )
+    with pytest.raises(ValueError, match="key column"):
+        content_version(frame, ["missing"])
+
+
+# --------------------------------------------------------------------------- contracts
+
+
+def test_pandera_contracts_reject_bad_frames(
+    identity: pl.DataFrame, customers: CleanResult
+) -> None:
+    result = orders_day(identity)
+    lines, orders = result.tables["order_lines"], result.tables["orders"]
+
+    def failed(table: str, frame: pl.DataFrame, **kw) -> set[tuple[str, str | None]]:
+        return {(f.check, f.column) for f in validate_table(table, frame, **kw)}
+
+    assert ("greater_than(0)", "quantity") in failed(
+        "order_lines",
+        lines.with_columns(
+            pl.lit(-1, pl.Int64).alias("quantity"), pl.lit(-1.0).alias("line_amount")
+        ),
+    )
+    assert ("multiple_fields_uniqueness", None) in failed("order_lines", pl.concat([lines, lines]))
+    assert ("no_clear_pii", None) in failed(
+        "order_lines", lines.with_columns(pl.lit("jane@example.com").alias("source_file"))
+    )
+    assert ("line_amount_is_quantity_times_price", None) in failed(
+        "order_lines", lines.with_columns(pl.col("line_amount") + 1)
+    )
+    assert ("column_in_dataframe", None) in failed("orders", orders.drop("has_promo"))
+    assert any(
+        c.startswith("dtype")
+        for c, _ in failed("orders", orders.with_columns(pl.col("n_lines").cast(pl.String)))
+    )
+    assert ("isin(['app', 'web'])", "channel") in failed(
+        "order_lines", lines, channels=("app", "web")
+    )
+    assert ("not_nullable", "order_id") in failed(
+        "orders", orders.with_columns(pl.lit(None, pl.String).alias("order_id"))
+    )
+    interactions = interactions_day(identity).tables["interactions"]
+    assert ("subtype_fits_kind", None) in failed(
+        "interactions", interactions.with_columns(pl.lit("ticket").alias("kind"))
+    )
+    identity_bad = customers.tables["customer_identity"].with_columns(
+        pl.lit("0170 1234567").alias("identifier_kind")
+    )
+    assert ("no_clear_pii", None) in failed("customer_identity", identity_bad)
+    with pytest.raises(KeyError, match="no contract for table 'nope'"):
+        validate_table("nope", lines)
+
+
+def test_failure_examples_never_show_table_rows(identity: pl.DataFrame) -> None:
+    lines = orders_day(identity).tables["order_lines"]
+    bad = lines.with_columns(pl.lit("jane@example.com").alias("source_file"))
+    failures = validate_table("order_lines", bad)
+    assert failures and all("@" not in str(f) for f in failures)
+    assert str(failures[0]).startswith("no_clear_pii failed on table: 6 case(s), e.g. row 0")
