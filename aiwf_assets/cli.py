@@ -82,16 +82,22 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from aiwf_assets.ml.evaluate import evaluate_against_truth_cli
+    from aiwf_assets.ml.evaluate import evaluate_against_truth
+    from aiwf_assets.resources import build_resources
+    from aiwf_assets.settings import get_settings
 
-    print(evaluate_against_truth_cli())
+    settings = get_settings()
+    warehouse = build_resources(settings)["warehouse"].get()
+    print(evaluate_against_truth(settings.home, warehouse).markdown)
     return 0
 
 
 def cmd_model_rollback(args: argparse.Namespace) -> int:
-    from aiwf_assets.ml.evaluate import rollback_cli
+    from aiwf_assets.ml.model_store import rollback
+    from aiwf_assets.resources import build_resources
 
-    print(rollback_cli(args.family))
+    card = rollback(build_resources()["model_store"].store(), args.family)
+    print(f"{args.family}: champion is now version {card.version} (sha256 {card.sha256})")
     return 0
 
 

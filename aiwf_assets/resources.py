@@ -15,6 +15,7 @@ from pydantic import Field
 
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse, Warehouse
+from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
 from aiwf_assets.settings import Settings, SettingsError, get_settings
 
 
@@ -113,6 +114,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
             "storage": StorageResource(root=str(settings.storage_dir)),
             "warehouse": WarehouseResource(kind="duckdb", path=str(settings.warehouse_path)),
             "pii": PiiKeyResource(),
+            "model_store": ModelStoreResource(root=str(settings.models_dir)),
+            "exports": ExportsResource(root=str(settings.exports_dir)),
         }
     return {
         "landing": LandingResource(
@@ -127,4 +130,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
             schema_suffix=settings.warehouse_schema_suffix,
         ),
         "pii": PiiKeyResource(),
+        "model_store": ModelStoreResource(
+            root=settings.s3_uri("models"), s3_endpoint=settings.s3_endpoint
+        ),
+        "exports": ExportsResource(root=str(settings.exports_dir)),
     }

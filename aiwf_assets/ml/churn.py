@@ -1,0 +1,355 @@
+"""Churn: will a customer place no order in the N days after the cutoff?
+
+Training rows are customer feature snapshots at earlier as-of dates d, each
+labelled from the orders in (d, d + N]; only snapshots whose label window
+has closed by the cutoff are used. Hyperparameters are chosen by time-aware
+cross-validation over those snapshots (validate on a snapshot, train on
+snapshots whose labels were known by then); the newest labelled snapshot
+(cutoff - N) is the holdout that every metric and the champion comparison
+use; the served model is refit on every labelled snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.base import clone
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from aiwf_assets.ml import plots
+from aiwf_assets.ml.common import RANDOM_STATE
+from aiwf_assets.ml.features import CUSTOMER_FEATURE_COLUMNS
+from aiwf_assets.ml.model_store import ModelCard
+from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
+
+PRIMARY_METRIC = "roc_auc"
+RISK_BANDS = ((0.5, "high"), (0.2, "medium"), (0.0, "low"))
+
+
+def signed_log(values: np.ndarray) -> np.ndarray:
+    """Compress heavy tails (spend, counts) so a linear model is not driven by outliers."""
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def _logistic() -> Pipeline:
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", add_indicator=True)),
+            ("log", FunctionTransformer(signed_log)),
+            ("scale", StandardScaler()),
+            ("model", LogisticRegression(max_iter=2000, random_state=RANDOM_STATE)),
+        ]
+    )
+
+
+def _boosting() -> Pipeline:
+    return Pipeline(
+        [
+            ("model", HistGradientBoostingClassifier(max_iter=200, random_state=RANDOM_STATE)),
+        ]
+    )
+
+
+CANDIDATES: dict[str, tuple[Any, list[dict[str, Any]]]] = {
+    "logistic_regression": (_logistic, [{"model__C": c} for c in (0.1, 1.0, 10.0)]),
+    "hist_gradient_boosting": (
+        _boosting,
+        [
+            {"model__learning_rate": lr, "model__max_leaf_nodes": leaves}
+            for lr in (0.05, 0.1)
+            for leaves in (15, 31)
+        ],
+    ),
+}
+
+
+def build_candidate(name: str, params: dict[str, Any]) -> Pipeline:
+    factory, _ = CANDIDATES[name]
+    return factory().set_params(**params)
+
+
+def policy(margin: float) -> PromotionPolicy:
+    return PromotionPolicy(metric=PRIMARY_METRIC, higher_is_better=True, margin=margin)
+
+
+def churn_labels(
+    snapshots: pl.DataFrame, purchase_days: pl.DataFrame, horizon_days: int
+) -> pl.DataFrame:
+    """`churned` = no order in (as_of_date, as_of_date + horizon_days] for each snapshot row.
+
+    `purchase_days`: customer_key, activity_date for days with at least one order.
+    """
+    labelled = []
+    for (as_of,), rows in snapshots.group_by("as_of_date", maintain_order=True):
+        end = as_of + timedelta(days=horizon_days)
+        buyers = (
+            purchase_days.filter(pl.col("activity_date") > as_of, pl.col("activity_date") <= end)
+            .select("customer_key")
+            .unique()
+            .with_columns(bought=pl.lit(True))
+        )
+        labelled.append(
+            rows.join(buyers, on="customer_key", how="left")
+            .with_columns(churned=pl.col("bought").is_null())
+            .drop("bought")
+        )
+    return pl.concat(labelled)
+
+
+def labelled_snapshots(
+    features: pl.DataFrame, purchase_days: pl.DataFrame, horizon_days: int, cutoff: date
+) -> pl.DataFrame:
+    """Snapshots whose whole label window ends on or before the cutoff, with labels."""
+    closed = features.filter(
+        pl.col("as_of_date") + pl.duration(days=horizon_days) <= pl.lit(cutoff)
+    )
+    if closed.is_empty():
+        return closed.with_columns(churned=pl.lit(False))
+    # sorted, so the same data always trains the same (byte-identical) model
+    return churn_labels(closed, purchase_days, horizon_days).sort("as_of_date", "customer_key")
+
+
+def time_folds(
+    dates: list[date], horizon_days: int, max_folds: int
+) -> tuple[list[tuple[list[date], date]], bool]:
+    """(train dates, validation date) pairs, newest validation first.
+
+    Strict folds train only on snapshots whose labels were known at the
+    validation date (d + N <= validation). When the history is too short for
+    any strict fold, folds train on every earlier snapshot; the flag says so.
+    """
+    ordered = sorted(dates)
+    for strict in (True, False):
+        folds = []
+        for val in reversed(ordered):
+            train = [
+                d
+                for d in ordered
+                if (d + timedelta(days=horizon_days) <= val if strict else d < val)
+            ]
+            if train:
+                folds.append((train, val))
+            if len(folds) == max_folds:
+                break
+        if folds:
+            return folds, strict
+    return [], False
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    edges = np.quantile(probabilities, np.linspace(0, 1, 11))
+    bins = np.clip(np.searchsorted(edges, probabilities, side="right") - 1, 0, 9)
+    error = 0.0
+    for b in np.unique(bins):
+        members = bins == b
+        error += members.mean() * abs(probabilities[members].mean() - labels[members].mean())
+    return float(error)
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    return {
+        "roc_auc": float(roc_auc_score(labels, probabilities)),
+        "pr_auc": float(average_precision_score(labels, probabilities)),
+        "brier": float(brier_score_loss(labels, probabilities)),
+        "calibration_error": expected_calibration_error(labels, probabilities),
+        "mean_predicted": float(probabilities.mean()),
+        "observed_rate": float(labels.mean()),
+    }
+
+
+@dataclass(frozen=True)
+class RecencyRule:
+    """Baseline: the training churn rate of customers in the same recency decile."""
+
+    edges: np.ndarray
+    rates: np.ndarray
+
+    @classmethod
+    def fit(cls, recency: np.ndarray, labels: np.ndarray) -> RecencyRule:
+        edges = np.unique(np.quantile(recency, np.linspace(0, 1, 11)[1:-1]))
+        bins = np.searchsorted(edges, recency, side="right")
+        prior = labels.mean()
+        rates = np.array(
+            [
+                labels[bins == b].mean() if (bins == b).any() else prior
+                for b in range(len(edges) + 1)
+            ]
+        )
+        return cls(edges, rates)
+
+    def predict(self, recency: np.ndarray) -> np.ndarray:
+        return self.rates[np.searchsorted(self.edges, recency, side="right")]
+
+
+def _xy(frame: pl.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        frame.select(columns).to_numpy().astype(np.float64),
+        frame["churned"].to_numpy().astype(int),
+    )
+
+
+def select_candidate(
+    labelled: pl.DataFrame, horizon_days: int, max_folds: int
+) -> tuple[str, dict[str, Any], pl.DataFrame]:
+    """Every candidate and grid point scored by mean ROC AUC over time-aware folds."""
+    folds, strict = time_folds(labelled["as_of_date"].unique().to_list(), horizon_days, max_folds)
+    if not folds:
+        raise ValueError("churn model selection needs at least two labelled snapshots")
+    rows = []
+    for name, (_, grid) in CANDIDATES.items():
+        for params in grid:
+            scores = []
+            for train_dates, val_date in folds:
+                x_train, y_train = _xy(
+                    labelled.filter(pl.col("as_of_date").is_in(train_dates)),
+                    CUSTOMER_FEATURE_COLUMNS,
+                )
+                x_val, y_val = _xy(
+                    labelled.filter(pl.col("as_of_date") == val_date), CUSTOMER_FEATURE_COLUMNS
+                )
+                if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
+                    continue
+                model = build_candidate(name, params).fit(x_train, y_train)
+                scores.append(roc_auc_score(y_val, model.predict_proba(x_val)[:, 1]))
+            rows.append(
+                {
+                    "candidate": name,
+                    "params": json.dumps(params, sort_keys=True),
+                    "cv_roc_auc": float(np.mean(scores)) if scores else float("nan"),
+                    "folds": len(scores),
+                    "strict_time_gap": strict,
+                }
+            )
+    table = pl.DataFrame(rows).sort("cv_roc_auc", descending=True, nulls_last=True)
+    if table["folds"].max() == 0:
+        raise ValueError("churn model selection: no fold has both churners and non-churners")
+    best = table.row(0, named=True)
+    return best["candidate"], json.loads(best["params"]), table
+
+
+def train_churn(
+    features: pl.DataFrame,
+    purchase_days: pl.DataFrame,
+    horizon_days: int,
+    max_folds: int = 3,
+    max_calibration_error: float = 0.1,
+) -> TrainingOutcome:
+    """Select, evaluate on the holdout snapshot (cutoff - N), refit on all labelled snapshots."""
+    cutoff: date = features["as_of_date"].max()  # type: ignore[assignment]
+    labelled = labelled_snapshots(features, purchase_days, horizon_days, cutoff)
+    dates = sorted(labelled["as_of_date"].unique().to_list())
+    if len(dates) < 3:
+        raise ValueError(
+            f"churn training needs at least 3 snapshots whose {horizon_days}-day label window "
+            f"ends by the cutoff {cutoff}, found {len(dates)}: materialise customer_features with "
+            "more history_snapshots (or load more history)"
+        )
+    holdout_date = dates[-1]
+    earlier = labelled.filter(pl.col("as_of_date") < holdout_date)
+    name, params, selection = select_candidate(earlier, horizon_days, max_folds)
+    strict_train = [d for d in dates[:-1] if d + timedelta(days=horizon_days) <= holdout_date]
+    train = earlier.filter(pl.col("as_of_date").is_in(strict_train or dates[:-1]))
+    holdout = labelled.filter(pl.col("as_of_date") == holdout_date)
+    x_train, y_train = _xy(train, CUSTOMER_FEATURE_COLUMNS)
+    x_hold, y_hold = _xy(holdout, CUSTOMER_FEATURE_COLUMNS)
+    model = build_candidate(name, params).fit(x_train, y_train)
+    scores = model.predict_proba(x_hold)[:, 1]
+    rule = RecencyRule.fit(train["recency_days"].to_numpy(), y_train)
+    baseline_scores = rule.predict(holdout["recency_days"].to_numpy())
+
+    problems = []
+    if np.isnan(scores).any():
+        problems.append("NaN churn scores on the holdout")
+    metrics = classification_metrics(y_hold, np.nan_to_num(scores))
+    if metrics["calibration_error"] > max_calibration_error:
+        problems.append(
+            f"calibration error {metrics['calibration_error']:.3f} > {max_calibration_error}"
+        )
+
+    def evaluate_champion(card: ModelCard, artifact: dict[str, Any]) -> dict[str, float]:
+        columns = artifact["feature_columns"]
+        if not set(columns) <= set(holdout.columns):
+            return {}
+        pipeline = artifact["pipeline"]
+        if date.fromisoformat(card.trained_through) > holdout_date:
+            # it has seen the holdout's outcomes: compare its recipe on the same training rows
+            pipeline = clone(pipeline).fit(train.select(columns).to_numpy(), y_train)
+        champion_scores = pipeline.predict_proba(holdout.select(columns).to_numpy())[:, 1]
+        return classification_metrics(y_hold, champion_scores)
+
+    x_all, y_all = _xy(labelled, CUSTOMER_FEATURE_COLUMNS)
+    artifact = {
+        "pipeline": build_candidate(name, params).fit(x_all, y_all),
+        "feature_columns": CUSTOMER_FEATURE_COLUMNS,
+        "horizon_days": horizon_days,
+    }
+    sample = np.random.default_rng(RANDOM_STATE).permutation(len(y_hold))[:3000]
+    importance = permutation_importance(
+        model,
+        x_hold[sample],
+        y_hold[sample],
+        scoring="roc_auc",
+        n_repeats=3,
+        random_state=RANDOM_STATE,
+    ).importances_mean
+    return TrainingOutcome(
+        model_name=name,
+        params=params,
+        artifact=artifact,
+        metrics=metrics,
+        baseline_metrics=classification_metrics(y_hold, baseline_scores),
+        selection=selection,
+        row_counts={
+            "train_rows": train.height,
+            "holdout_rows": holdout.height,
+            "refit_rows": labelled.height,
+            "snapshots": len(dates),
+        },
+        trained_through=cutoff,
+        holdout_start=holdout_date,
+        evaluate_champion=evaluate_champion,
+        sanity_problems=problems,
+        holdout_predictions=holdout.select("customer_key", "as_of_date", "churned").with_columns(
+            churn_risk=pl.Series(scores), baseline_risk=pl.Series(baseline_scores)
+        ),
+        plots={
+            "roc": plots.roc_plot(y_hold, {name: scores, "recency rule": baseline_scores}),
+            "calibration": plots.calibration_plot(y_hold, scores),
+            "importance": plots.importance_plot(
+                CUSTOMER_FEATURE_COLUMNS, importance, "Permutation importance (holdout ROC AUC)"
+            ),
+        },
+    )
+
+
+def risk_band(risk: pl.Expr) -> pl.Expr:
+    expr = pl.lit(RISK_BANDS[-1][1])
+    for threshold, band in reversed(RISK_BANDS[:-1]):
+        expr = pl.when(risk >= threshold).then(pl.lit(band)).otherwise(expr)
+    return expr
+
+
+def score_customers(artifact: dict[str, Any], features: pl.DataFrame) -> pl.DataFrame:
+    """Churn risk as of the newest snapshot in `features`."""
+    as_of = features["as_of_date"].max()
+    current = features.filter(pl.col("as_of_date") == as_of)
+    x = current.select(artifact["feature_columns"]).to_numpy().astype(np.float64)
+    risk = artifact["pipeline"].predict_proba(x)[:, 1]
+    return (
+        current.select("customer_key", "as_of_date")
+        .with_columns(
+            churn_risk=pl.Series(risk), churn_horizon_days=pl.lit(artifact["horizon_days"])
+        )
+        .with_columns(risk_band=risk_band(pl.col("churn_risk")))
+    )

@@ -1,0 +1,362 @@
+"""Feature engineering from the marts: pure polars functions, point-in-time correct.
+
+Every function takes the marts' frames and an as-of date and uses nothing
+dated after it, so the same code builds training snapshots in the past and
+the scoring snapshot at the cutoff.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+from scipy import sparse
+
+CUSTOMER_FEATURE_COLUMNS = [
+    "recency_days",
+    "frequency",
+    "monetary",
+    "avg_basket",
+    "units_per_order",
+    "orders_30d",
+    "orders_90d",
+    "revenue_30d",
+    "revenue_90d",
+    "spend_trend",
+    "mean_gap_days",
+    "recency_over_gap",
+    "web_share",
+    "app_share",
+    "store_share",
+    "promo_share",
+    "tickets_90d",
+    "tickets_total",
+    "days_since_last_ticket",
+    "sessions_30d",
+    "sessions_90d",
+    "pages_viewed_30d",
+    "product_views_30d",
+    "days_since_last_session",
+    "tenure_days",
+    "age",
+]
+
+DEMAND_FEATURE_COLUMNS = [
+    "day_of_week",
+    "day_of_year_sin",
+    "day_of_year_cos",
+    "month",
+    "lag_horizon",
+    "seasonal_naive",
+    "same_weekday_mean_4",
+    "rolling_mean_7",
+    "rolling_mean_28",
+    "rolling_mean_91",
+    "zero_share_28",
+    "promo_share_7",
+    "promo_share_28",
+    "trend_7_28",
+    "trend_28_91",
+    "last_price",
+    "price_ratio",
+    "list_price",
+    "product_age_days",
+    "category_price_ratio",
+    "store_price_ratio",
+]
+# Known in advance (the retailer's price and promotion plan), so read on the target day
+PLANNED_COLUMNS = ["category_price_ratio", "store_price_ratio"]
+
+
+def last_complete_day(activity_dates: pl.Series) -> date:
+    """The default cutoff: the latest day present in the data (delivered days are complete)."""
+    if activity_dates.is_empty():
+        raise ValueError("the marts hold no activity yet: build the marts before the features")
+    return activity_dates.max()  # type: ignore[return-value]
+
+
+def snapshot_dates(
+    cutoff: date,
+    first_day: date,
+    horizon_days: int,
+    history_snapshots: int,
+    step_days: int,
+    min_history_days: int = 14,
+) -> list[date]:
+    """The scoring date (cutoff) plus training snapshots cutoff - N - k*step, newest first.
+
+    Snapshots with less than `min_history_days` of data before them are left out.
+    """
+    earliest = first_day + timedelta(days=min_history_days)
+    history = [
+        cutoff - timedelta(days=horizon_days + k * step_days) for k in range(history_snapshots)
+    ]
+    return [cutoff, *(d for d in history if d >= earliest)]
+
+
+def customer_features_as_of(
+    activity: pl.DataFrame, orders: pl.DataFrame, customers: pl.DataFrame, as_of: date
+) -> pl.DataFrame:
+    """One row per customer with at least one order on or before `as_of`.
+
+    `activity` is fct_customer_daily_activity, `orders` fct_orders, `customers`
+    dim_customers. Only rows dated on or before `as_of` are used; from
+    dim_customers only static attributes (signup date, birth year) are read,
+    never its all-time first/last order dates.
+    """
+    past = activity.filter(
+        pl.col("activity_date") <= as_of, pl.col("customer_key").is_not_null()
+    ).with_columns(days_ago=(pl.lit(as_of) - pl.col("activity_date")).dt.total_days())
+    recent = pl.col("days_ago")
+    buying = (
+        past.filter(pl.col("n_orders") > 0)
+        .group_by("customer_key")
+        .agg(
+            first_order_date=pl.col("activity_date").min(),
+            last_order_date=pl.col("activity_date").max(),
+            active_days=pl.len(),
+            frequency=pl.col("n_orders").sum(),
+            units=pl.col("n_units").sum(),
+            monetary=pl.col("revenue").sum(),
+            web_orders=pl.col("web_orders").sum(),
+            app_orders=pl.col("app_orders").sum(),
+            store_orders=pl.col("store_orders").sum(),
+            orders_30d=pl.col("n_orders").filter(recent < 30).sum(),
+            orders_90d=pl.col("n_orders").filter(recent < 90).sum(),
+            revenue_30d=pl.col("revenue").filter(recent < 30).sum(),
+            revenue_prev_30d=pl.col("revenue").filter((recent >= 30) & (recent < 60)).sum(),
+            revenue_90d=pl.col("revenue").filter(recent < 90).sum(),
+        )
+    )
+    engagement = past.group_by("customer_key").agg(
+        tickets_total=pl.col("n_tickets").sum(),
+        tickets_90d=pl.col("n_tickets").filter(recent < 90).sum(),
+        last_ticket_date=pl.col("activity_date").filter(pl.col("n_tickets") > 0).max(),
+        sessions_30d=pl.col("n_sessions").filter(recent < 30).sum(),
+        sessions_90d=pl.col("n_sessions").filter(recent < 90).sum(),
+        pages_viewed_30d=pl.col("pages_viewed").filter(recent < 30).sum(),
+        product_views_30d=pl.col("product_views").filter(recent < 30).sum(),
+        last_session_date=pl.col("activity_date").filter(pl.col("n_sessions") > 0).max(),
+    )
+    promo = (
+        orders.filter(pl.col("order_date") <= as_of, pl.col("customer_key").is_not_null())
+        .group_by("customer_key")
+        .agg(promo_share=pl.col("has_promo").cast(pl.Float64).mean())
+    )
+    static = customers.select("customer_key", "signup_date", "birth_year")
+    as_of_lit = pl.lit(as_of)
+    frequency = pl.col("frequency").cast(pl.Float64)
+    mean_gap = pl.when(pl.col("active_days") > 1).then(
+        (pl.col("last_order_date") - pl.col("first_order_date")).dt.total_days()
+        / (pl.col("active_days") - 1)
+    )
+    signup = pl.when(pl.col("signup_date") <= as_of).then(pl.col("signup_date"))
+    return (
+        buying.join(engagement, on="customer_key", how="left")
+        .join(promo, on="customer_key", how="left")
+        .join(static, on="customer_key", how="left")
+        .with_columns(mean_gap_days=mean_gap)
+        .select(
+            pl.col("customer_key"),
+            as_of_lit.alias("as_of_date"),
+            recency_days=(as_of_lit - pl.col("last_order_date")).dt.total_days().cast(pl.Float64),
+            frequency=frequency,
+            monetary=pl.col("monetary").cast(pl.Float64),
+            avg_basket=pl.col("monetary") / frequency,
+            units_per_order=pl.col("units") / frequency,
+            orders_30d=pl.col("orders_30d").cast(pl.Float64),
+            orders_90d=pl.col("orders_90d").cast(pl.Float64),
+            revenue_30d=pl.col("revenue_30d").cast(pl.Float64),
+            revenue_90d=pl.col("revenue_90d").cast(pl.Float64),
+            spend_trend=(pl.col("revenue_30d") - pl.col("revenue_prev_30d"))
+            / (pl.col("revenue_30d") + pl.col("revenue_prev_30d") + 1.0),
+            mean_gap_days=pl.col("mean_gap_days"),
+            recency_over_gap=(as_of_lit - pl.col("last_order_date")).dt.total_days()
+            / pl.col("mean_gap_days"),
+            web_share=pl.col("web_orders") / frequency,
+            app_share=pl.col("app_orders") / frequency,
+            store_share=pl.col("store_orders") / frequency,
+            promo_share=pl.col("promo_share"),
+            tickets_90d=pl.col("tickets_90d").fill_null(0).cast(pl.Float64),
+            tickets_total=pl.col("tickets_total").fill_null(0).cast(pl.Float64),
+            days_since_last_ticket=(as_of_lit - pl.col("last_ticket_date"))
+            .dt.total_days()
+            .cast(pl.Float64),
+            sessions_30d=pl.col("sessions_30d").fill_null(0).cast(pl.Float64),
+            sessions_90d=pl.col("sessions_90d").fill_null(0).cast(pl.Float64),
+            pages_viewed_30d=pl.col("pages_viewed_30d").fill_null(0).cast(pl.Float64),
+            product_views_30d=pl.col("product_views_30d").fill_null(0).cast(pl.Float64),
+            days_since_last_session=(as_of_lit - pl.col("last_session_date"))
+            .dt.total_days()
+            .cast(pl.Float64),
+            tenure_days=(as_of_lit - pl.coalesce(signup, pl.col("first_order_date")))
+            .dt.total_days()
+            .cast(pl.Float64),
+            age=(pl.lit(as_of.year) - pl.col("birth_year")).cast(pl.Float64),
+        )
+        .sort("customer_key")
+    )
+
+
+def customer_feature_snapshots(
+    activity: pl.DataFrame, orders: pl.DataFrame, customers: pl.DataFrame, as_of_dates: list[date]
+) -> pl.DataFrame:
+    """Features for several as-of dates stacked (column `as_of_date`), oldest first."""
+    return pl.concat(
+        [customer_features_as_of(activity, orders, customers, d) for d in sorted(as_of_dates)]
+    )
+
+
+def seasonal_lag_days(horizon_days: int) -> int:
+    """Same weekday, at least `horizon_days` back (7 for horizons up to a week)."""
+    return 7 * math.ceil(horizon_days / 7)
+
+
+def demand_features(
+    sales: pl.DataFrame, products: pl.DataFrame, cutoff: date, horizon_days: int
+) -> pl.DataFrame:
+    """Product x day grid with features that are all at least `horizon_days` old.
+
+    `sales` is fct_product_daily_sales (days with sales only); days without
+    sales become zero. The grid runs from each product's first sale to
+    cutoff + horizon_days; the future days have `units` null and are what
+    the forecast fills in. Because every lag and rolling window ends
+    `horizon_days` before the target day, one model forecasts each of the
+    next `horizon_days` days from data available at the cutoff (a direct
+    strategy, no recursion). The product's own price and promotion share are
+    the last known ones, never the target day's (observed only through sales).
+
+    The exception are the planned-price covariates (PLANNED_COLUMNS): the
+    average paid / list price on the target day over the *other* products of
+    the category and of the whole range, i.e. the promotion calendar, which a
+    retailer knows in advance. History reads it from what the other products
+    sold at; future days, with no plan given, get the median of the last 28
+    days (no campaign assumed).
+    """
+    if horizon_days < 1:
+        raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
+    h = horizon_days
+    season = seasonal_lag_days(h)
+    observed = sales.filter(pl.col("sales_date") <= cutoff)
+    starts = observed.group_by("sku").agg(first_day=pl.col("sales_date").min())
+    grid = (
+        starts.with_columns(
+            date=pl.date_ranges("first_day", pl.lit(cutoff + timedelta(days=h)), interval="1d")
+        )
+        .explode("date")
+        .join(
+            observed.select(
+                "sku", pl.col("sales_date").alias("date"), "units", "avg_unit_price", "promo_share"
+            ),
+            on=["sku", "date"],
+            how="left",
+        )
+        .join(products.select("sku", "category", "list_price"), on="sku", how="left")
+        .with_columns(
+            is_future=pl.col("date") > cutoff,
+            units=pl.when(pl.col("date") <= cutoff).then(pl.col("units").fill_null(0)),
+            promo_share=pl.when(pl.col("date") <= cutoff).then(pl.col("promo_share").fill_null(0)),
+        )
+        .sort("sku", "date")
+    )
+    units = pl.col("units").cast(pl.Float64)
+
+    def lagged(expr: pl.Expr, days: int) -> pl.Expr:
+        return expr.shift(days).over("sku")
+
+    day_of_year = pl.col("date").dt.ordinal_day().cast(pl.Float64) * (2 * math.pi / 365.25)
+    featured = grid.with_columns(
+        day_of_week=pl.col("date").dt.weekday(),
+        day_of_year_sin=day_of_year.sin(),
+        day_of_year_cos=day_of_year.cos(),
+        month=pl.col("date").dt.month(),
+        lag_horizon=lagged(units, h),
+        seasonal_naive=lagged(units, season),
+        same_weekday_mean_4=pl.mean_horizontal([lagged(units, season + 7 * k) for k in range(4)]),
+        rolling_mean_7=lagged(units.rolling_mean(7, min_samples=1), h),
+        rolling_mean_28=lagged(units.rolling_mean(28, min_samples=1), h),
+        rolling_mean_91=lagged(units.rolling_mean(91, min_samples=1), h),
+        zero_share_28=lagged((units == 0).cast(pl.Float64).rolling_mean(28, min_samples=1), h),
+        promo_share_7=lagged(pl.col("promo_share").rolling_mean(7, min_samples=1), h),
+        promo_share_28=lagged(pl.col("promo_share").rolling_mean(28, min_samples=1), h),
+        last_price=lagged(pl.col("avg_unit_price").forward_fill(), h),
+        product_age_days=(pl.col("date") - pl.col("first_day")).dt.total_days(),
+    ).with_columns(
+        trend_7_28=_ratio(pl.col("rolling_mean_7"), pl.col("rolling_mean_28")),
+        trend_28_91=_ratio(pl.col("rolling_mean_28"), pl.col("rolling_mean_91")),
+        price_ratio=pl.col("last_price") / pl.col("list_price"),
+        horizon_days=pl.lit(h),
+    )
+    return (
+        _with_planned_prices(featured, cutoff)
+        .select("sku", "date", "is_future", "units", "horizon_days", *DEMAND_FEATURE_COLUMNS)
+        .sort("sku", "date")
+    )
+
+
+def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
+    return pl.when(denominator > 0).then(numerator / denominator)
+
+
+def _with_planned_prices(grid: pl.DataFrame, cutoff: date) -> pl.DataFrame:
+    """Paid / list price on the day over the other products of the category and of the range."""
+    own = grid.with_columns(
+        paid=(pl.col("units") * pl.col("avg_unit_price")).fill_null(0.0),
+        listed=(pl.col("units") * pl.col("list_price")).fill_null(0.0),
+    ).with_columns(
+        category_paid=pl.col("paid").sum().over("category", "date"),
+        category_listed=pl.col("listed").sum().over("category", "date"),
+        store_paid=pl.col("paid").sum().over("date"),
+        store_listed=pl.col("listed").sum().over("date"),
+    )
+    observed = pl.col("date") <= cutoff
+    recent = observed & (pl.col("date") > cutoff - timedelta(days=28))
+    history = own.with_columns(
+        category_price_ratio=_ratio(
+            pl.col("category_paid") - pl.col("paid"), pl.col("category_listed") - pl.col("listed")
+        ),
+        store_price_ratio=_ratio(
+            pl.col("store_paid") - pl.col("paid"), pl.col("store_listed") - pl.col("listed")
+        ),
+    ).with_columns(  # a day when no other product of the category sold: the previous day's
+        pl.col("category_price_ratio", "store_price_ratio").forward_fill().over("sku")
+    )
+    return history.with_columns(  # future days: no plan known, the recent typical level
+        category_price_ratio=pl.when(observed)
+        .then(pl.col("category_price_ratio"))
+        .otherwise(pl.col("category_price_ratio").filter(recent).median().over("category")),
+        store_price_ratio=pl.when(observed)
+        .then(pl.col("store_price_ratio"))
+        .otherwise(pl.col("store_price_ratio").filter(recent).median()),
+    )
+
+
+def interaction_pairs(order_lines: pl.DataFrame, cutoff: date) -> pl.DataFrame:
+    """Customer x product purchases up to the cutoff, with first/last purchase dates."""
+    return (
+        order_lines.filter(pl.col("order_date") <= cutoff, pl.col("customer_key").is_not_null())
+        .group_by("customer_key", "sku")
+        .agg(
+            first_purchase_date=pl.col("order_date").min(),
+            last_purchase_date=pl.col("order_date").max(),
+            n_orders=pl.col("order_id").n_unique(),
+            units=pl.col("quantity").sum(),
+        )
+        .sort("customer_key", "sku")
+    )
+
+
+def sparse_matrix(pairs: pl.DataFrame, customers: list[str], items: list[str]) -> sparse.csr_matrix:
+    """Binary customer x item matrix (rows/columns in the given orders; unknown keys dropped)."""
+    row_of = pl.DataFrame({"customer_key": customers, "row": np.arange(len(customers))})
+    col_of = pl.DataFrame({"sku": items, "col": np.arange(len(items))})
+    cells = pairs.join(row_of, on="customer_key").join(col_of, on="sku")
+    return sparse.csr_matrix(
+        (
+            np.ones(cells.height, dtype=np.float32),
+            (cells["row"].to_numpy(), cells["col"].to_numpy()),
+        ),
+        shape=(len(customers), len(items)),
+    )

@@ -1,0 +1,135 @@
+"""Champion/challenger: what a training run hands over, and the promotion decision."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from aiwf_assets.ml.model_store import ModelCard, ModelIntegrityError, ModelStore
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    metric: str
+    higher_is_better: bool
+    margin: float  # the challenger must be better by at least this much (absolute)
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    passed: bool  # the promotion check passes: only an insane challenger fails it
+    reason: str
+
+
+@dataclass
+class TrainingOutcome:
+    """A challenger: the artifact to serve plus its evaluation on a time-ordered holdout."""
+
+    model_name: str
+    params: dict[str, Any]
+    artifact: Any  # refit through the cutoff, for serving
+    metrics: dict[str, float]  # challenger on the holdout
+    baseline_metrics: dict[str, float]  # naive baseline on the same holdout
+    selection: pl.DataFrame  # every candidate's validation score
+    row_counts: dict[str, int]
+    trained_through: date
+    holdout_start: date
+    # scores a champion (card, artifact) on the same holdout
+    evaluate_champion: Callable[[ModelCard, Any], dict[str, float]]
+    sanity_problems: list[str] = field(default_factory=list)
+    plots: dict[str, str] = field(default_factory=dict)
+    # row-level holdout predictions next to the baseline's (for evaluation and monitoring)
+    holdout_predictions: pl.DataFrame | None = None
+
+
+def decide_promotion(
+    policy: PromotionPolicy,
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    sanity_problems: list[str],
+    identical_to_champion: bool = False,
+) -> Decision:
+    """Promote only a sane challenger that beats the champion on the same holdout by the margin."""
+    if sanity_problems:
+        return Decision(
+            False, False, "challenger fails sanity checks: " + "; ".join(sanity_problems)
+        )
+    if identical_to_champion:
+        return Decision(False, True, "challenger is byte-identical to the champion: nothing to do")
+    name = policy.metric
+    new = challenger[name]
+    if champion is None:
+        return Decision(True, True, f"no champion yet: challenger promoted ({name} {new:.4f})")
+    old = champion.get(name, math.nan)
+    if math.isnan(old):
+        return Decision(
+            True,
+            True,
+            f"champion cannot be scored on the fresh holdout: challenger promoted "
+            f"({name} {new:.4f})",
+        )
+    gain = new - old if policy.higher_is_better else old - new
+    direction = "higher" if policy.higher_is_better else "lower"
+    verdict = (
+        f"challenger {name} {new:.4f} vs champion {old:.4f} on the same holdout "
+        f"({direction} is better; gain {gain:+.4f}, margin {policy.margin})"
+    )
+    if gain >= policy.margin:
+        return Decision(True, True, f"promoted: {verdict}")
+    return Decision(False, True, f"champion stays: {verdict}")
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    challenger: ModelCard
+    decision: Decision
+    champion_before: ModelCard | None
+    champion_metrics: dict[str, float] | None  # the champion on the challenger's holdout
+    champion_after: str | None
+
+
+def promote_challenger(
+    store: ModelStore,
+    family: str,
+    outcome: TrainingOutcome,
+    policy: PromotionPolicy,
+    data_versions: dict[str, str],
+    code_version: str,
+) -> PromotionResult:
+    """Save the challenger, score the champion on the same holdout, decide and record."""
+    challenger = store.save(
+        outcome.artifact,
+        family=family,
+        model_name=outcome.model_name,
+        params=outcome.params,
+        metrics=outcome.metrics,
+        baseline_metrics=outcome.baseline_metrics,
+        data_versions=data_versions,
+        row_counts=outcome.row_counts,
+        trained_through=outcome.trained_through.isoformat(),
+        code_version=code_version,
+    )
+    champion = store.champion(family)
+    champion_metrics: dict[str, float] | None = None
+    note = ""
+    if champion is not None:
+        try:
+            champion_metrics = outcome.evaluate_champion(
+                champion, store.load(family, champion.version)
+            )
+        except ModelIntegrityError as exc:
+            champion_metrics, note = {}, f" ({exc})"
+    identical = champion is not None and champion.version == challenger.version
+    decision = decide_promotion(
+        policy, outcome.metrics, champion_metrics, outcome.sanity_problems, identical
+    )
+    decision = Decision(decision.promote, decision.passed, decision.reason + note)
+    action = "promote" if decision.promote else ("keep" if identical else "reject")
+    registry = store.record(family, challenger.version, action, decision.reason)
+    return PromotionResult(challenger, decision, champion, champion_metrics, registry.champion)

@@ -1,0 +1,216 @@
+"""Recommendations: item-item cosine and TruncatedSVD vs a popularity baseline.
+
+Evaluated on held-out next purchases: the training matrix holds what each
+customer bought before the holdout start; the targets are the products a
+customer bought for the first time inside the holdout window. Products a
+customer already bought are never recommended (and so never counted as
+hits): the list is for discovery, repeat purchases need no recommender.
+Both candidates reduce to an item x item score matrix, kept sparse as each
+item's strongest neighbours.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import sparse
+from sklearn.decomposition import TruncatedSVD
+
+from aiwf_assets.ml import plots
+from aiwf_assets.ml.common import RANDOM_STATE
+from aiwf_assets.ml.features import sparse_matrix
+from aiwf_assets.ml.model_store import ModelCard
+from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
+
+PRIMARY_METRIC = "hit_rate_at_10"
+NEIGHBOURS = 100
+CANDIDATES: list[tuple[str, dict[str, Any]]] = [
+    ("item_cosine", {}),
+    *[("truncated_svd", {"n_components": n}) for n in (16, 32, 64)],
+]
+
+
+def policy(margin: float) -> PromotionPolicy:
+    return PromotionPolicy(metric=PRIMARY_METRIC, higher_is_better=True, margin=margin)
+
+
+def _keep_strongest(scores: np.ndarray, neighbours: int) -> sparse.csr_matrix:
+    np.fill_diagonal(scores, 0.0)
+    if scores.shape[1] > neighbours:
+        weakest = np.argpartition(scores, -neighbours, axis=1)[:, :-neighbours]
+        np.put_along_axis(scores, weakest, 0.0, axis=1)
+    return sparse.csr_matrix(scores.astype(np.float32))
+
+
+def item_scores(kind: str, params: dict[str, Any], matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    """Item x item affinity from the customer x item matrix."""
+    if kind == "item_cosine":
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0))).ravel()
+        norms[norms == 0] = 1.0
+        normalised = matrix @ sparse.diags(1.0 / norms)
+        return _keep_strongest((normalised.T @ normalised).toarray(), NEIGHBOURS)
+    if kind == "truncated_svd":
+        components = min(params["n_components"], matrix.shape[1] - 1)
+        factors = TruncatedSVD(n_components=components, random_state=RANDOM_STATE).fit(matrix)
+        loadings = factors.components_
+        return _keep_strongest(loadings.T @ loadings, NEIGHBOURS)
+    raise ValueError(f"unknown recommender candidate {kind!r}")
+
+
+def fit(kind: str, params: dict[str, Any], pairs: pl.DataFrame) -> dict[str, Any]:
+    """A servable recommender: item ids, item x item scores, popularity for cold starts."""
+    items = sorted(pairs["sku"].unique().to_list())
+    customers = sorted(pairs["customer_key"].unique().to_list())
+    matrix = sparse_matrix(pairs, customers, items)
+    popularity = np.asarray(matrix.sum(axis=0)).ravel()
+    scores = (
+        sparse.csr_matrix((len(items), len(items)), dtype=np.float32)
+        if kind == "popularity"
+        else item_scores(kind, params, matrix)
+    )
+    return {
+        "kind": kind,
+        "params": params,
+        "items": items,
+        "scores": scores,
+        "popularity": popularity / max(popularity.max(), 1.0),
+    }
+
+
+def recommend(
+    artifact: dict[str, Any],
+    history: pl.DataFrame,
+    customers: list[str],
+    k: int,
+    batch_size: int = 2000,
+) -> np.ndarray:
+    """Top-k item indices (into artifact['items']) per customer, excluding what they bought.
+
+    Popularity breaks ties (and fills the list for customers with no signal);
+    -1 pads the list of a customer who has bought nearly everything.
+    """
+    items = artifact["items"]
+    matrix = sparse_matrix(history, customers, items)
+    tie_break = 1e-6 * artifact["popularity"]
+    width = min(k, len(items))
+    top = np.full((len(customers), k), -1, dtype=np.int64)
+    for start in range(0, len(customers), batch_size):
+        rows = matrix[start : start + batch_size]
+        scores = np.asarray((rows @ artifact["scores"]).todense()) + tie_break
+        scores[rows.nonzero()] = -np.inf
+        best = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        best_scores = np.take_along_axis(scores, best, axis=1)
+        order = np.argsort(-best_scores, axis=1)
+        ranked = np.take_along_axis(best, order, axis=1)
+        already_bought = np.isneginf(np.take_along_axis(best_scores, order, axis=1))
+        top[start : start + batch_size, :width] = np.where(already_bought, -1, ranked)
+    return top
+
+
+def ranking_metrics(
+    artifact: dict[str, Any], history: pl.DataFrame, targets: pl.DataFrame, k: int
+) -> dict[str, float]:
+    """Hit rate@k and precision@k over customers with a new purchase in the holdout."""
+    customers = sorted(targets["customer_key"].unique().to_list())
+    top = recommend(artifact, history, customers, k)
+    wanted = sparse_matrix(targets, customers, artifact["items"])
+    hits = (np.take_along_axis(wanted.toarray(), np.maximum(top, 0), axis=1) * (top >= 0)).sum(
+        axis=1
+    )
+    return {
+        f"hit_rate_at_{k}": float((hits > 0).mean()),
+        f"precision_at_{k}": float((hits / k).mean()),
+        "evaluated_customers": float(len(customers)),
+    }
+
+
+def split_at(pairs: pl.DataFrame, start: date, end: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """History before `start`; targets = first purchases in [start, end] by known customers."""
+    history = pairs.filter(pl.col("first_purchase_date") < start)
+    targets = pairs.filter(
+        pl.col("first_purchase_date") >= start, pl.col("first_purchase_date") <= end
+    ).join(history.select("customer_key").unique(), on="customer_key", how="semi")
+    return history, targets
+
+
+def train_recommender(pairs: pl.DataFrame, holdout_days: int, k: int = 10) -> TrainingOutcome:
+    cutoff: date = pairs["as_of_date"].max()  # type: ignore[assignment]
+    holdout_start = cutoff - timedelta(days=holdout_days - 1)
+    valid_start = holdout_start - timedelta(days=holdout_days)
+    metric = f"hit_rate_at_{k}"
+    fit_history, valid_targets = split_at(pairs, valid_start, holdout_start - timedelta(days=1))
+    history, targets = split_at(pairs, holdout_start, cutoff)
+    if valid_targets.is_empty() or targets.is_empty():
+        raise ValueError(
+            f"recommender evaluation needs new purchases in the last {2 * holdout_days} days "
+            f"before {cutoff}"
+        )
+    rows = []
+    for kind, params in CANDIDATES:
+        scored = ranking_metrics(fit(kind, params, fit_history), fit_history, valid_targets, k)
+        rows.append(
+            {
+                "candidate": kind,
+                "params": json.dumps(params, sort_keys=True),
+                "validation_" + metric: scored[metric],
+            }
+        )
+    selection = pl.DataFrame(rows).sort(
+        "validation_" + metric, descending=True, maintain_order=True
+    )
+    kind, params = selection["candidate"][0], json.loads(selection["params"][0])
+    metrics = ranking_metrics(fit(kind, params, history), history, targets, k)
+    baseline = ranking_metrics(fit("popularity", {}, history), history, targets, k)
+    problems = [] if metrics[metric] > 0 else ["no hit at all on the holdout"]
+
+    def evaluate_champion(card: ModelCard, artifact: dict[str, Any]) -> dict[str, float]:
+        if date.fromisoformat(card.trained_through) >= holdout_start:
+            artifact = fit(artifact["kind"], artifact["params"], history)  # it saw the holdout
+        return ranking_metrics(artifact, history, targets, k)
+
+    return TrainingOutcome(
+        model_name=kind,
+        params={**params, "k": k, "neighbours": NEIGHBOURS},
+        artifact=fit(kind, params, pairs),
+        metrics=metrics,
+        baseline_metrics=baseline,
+        selection=selection,
+        row_counts={
+            "pairs": pairs.height,
+            "history_pairs": history.height,
+            "holdout_targets": targets.height,
+            "items": pairs["sku"].n_unique(),
+        },
+        trained_through=cutoff,
+        holdout_start=holdout_start,
+        evaluate_champion=evaluate_champion,
+        sanity_problems=problems,
+        plots={
+            "hit_rate": plots.bar_plot(
+                {kind: metrics[metric], "popularity": baseline[metric]},
+                metric,
+                "Hit rate on the holdout",
+            )
+        },
+    )
+
+
+def top_recommendations(artifact: dict[str, Any], pairs: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Long format: customer_key, rank (1..k), sku, for every customer with a purchase."""
+    customers = sorted(pairs["customer_key"].unique().to_list())
+    top = recommend(artifact, pairs, customers, k).ravel()
+    items = pl.Series(artifact["items"], dtype=pl.String)
+    frame = pl.DataFrame(
+        {
+            "customer_key": pl.Series(customers, dtype=pl.String).gather(
+                np.repeat(np.arange(len(customers)), k)
+            ),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(customers)),
+            "sku": items.gather(np.maximum(top, 0)),
+        }
+    )
+    return frame.filter(pl.Series(top >= 0))

@@ -1,0 +1,191 @@
+"""Customer segmentation: KMeans vs GaussianMixture on scaled RFM and behaviour.
+
+The number of segments and the algorithm are chosen by silhouette on a
+sample, in one fixed evaluation space (log-scaled, standardised features of
+the current customers) so that candidates, baseline and champion are
+compared on equal terms. Segments are described in plain words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.cluster import KMeans
+from sklearn.impute import SimpleImputer
+from sklearn.metrics import silhouette_score
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from aiwf_assets.ml import plots
+from aiwf_assets.ml.churn import signed_log
+from aiwf_assets.ml.common import RANDOM_STATE
+from aiwf_assets.ml.model_store import ModelCard
+from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
+
+SEGMENT_FEATURES = [
+    "recency_days",
+    "frequency",
+    "monetary",
+    "avg_basket",
+    "web_share",
+    "app_share",
+    "store_share",
+    "sessions_90d",
+    "tickets_90d",
+    "tenure_days",
+]
+PRIMARY_METRIC = "silhouette"
+
+
+def policy(margin: float) -> PromotionPolicy:
+    return PromotionPolicy(metric=PRIMARY_METRIC, higher_is_better=True, margin=margin)
+
+
+def _preprocess() -> list[tuple[str, Any]]:
+    return [
+        ("impute", SimpleImputer(strategy="median")),
+        ("log", FunctionTransformer(signed_log)),
+        ("scale", StandardScaler()),
+    ]
+
+
+def build_candidate(name: str, k: int) -> Pipeline:
+    if name == "kmeans":
+        model: Any = KMeans(n_clusters=k, n_init=4, random_state=RANDOM_STATE)
+    elif name == "gaussian_mixture":
+        model = GaussianMixture(n_components=k, covariance_type="diag", random_state=RANDOM_STATE)
+    else:
+        raise ValueError(f"unknown segmentation candidate {name!r}")
+    return Pipeline([*_preprocess(), ("model", model)])
+
+
+def evaluation_space(frame: pl.DataFrame) -> np.ndarray:
+    return Pipeline(_preprocess()).fit_transform(frame.select(SEGMENT_FEATURES).to_numpy())
+
+
+def silhouette(space: np.ndarray, labels: np.ndarray) -> float:
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(silhouette_score(space, labels))
+
+
+def value_tiers(frame: pl.DataFrame) -> np.ndarray:
+    """Baseline segmentation: monetary terciles (the classic 'low/mid/high value' split)."""
+    monetary = frame["monetary"].to_numpy()
+    return np.searchsorted(np.quantile(monetary, [1 / 3, 2 / 3]), monetary, side="right")
+
+
+def describe_segments(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
+    """Per segment: size, feature means and a plain-words description."""
+    data = frame.select(SEGMENT_FEATURES).with_columns(segment=pl.Series(labels))
+    overall_monetary = np.quantile(frame["monetary"].to_numpy(), [1 / 3, 2 / 3])
+    overall_recency = float(np.median(frame["recency_days"].to_numpy()))
+    overall_sessions = float(np.nanmean(frame["sessions_90d"].to_numpy()))
+    profile = (
+        data.group_by("segment")
+        .agg(
+            *[pl.col(c).mean() for c in SEGMENT_FEATURES],
+            customers=pl.len(),
+            median_monetary=pl.col("monetary").median(),
+            median_recency=pl.col("recency_days").median(),
+        )
+        .sort("segment")
+    )
+    descriptions = []
+    for row in profile.iter_rows(named=True):
+        value = (
+            "high value"
+            if row["median_monetary"] > overall_monetary[1]
+            else "low value"
+            if row["median_monetary"] < overall_monetary[0]
+            else "mid value"
+        )
+        shares = {"web": row["web_share"], "app": row["app_share"], "store": row["store_share"]}
+        channel, share = max(shares.items(), key=lambda item: item[1] or 0.0)
+        words = [value, f"{channel}-first" if (share or 0.0) >= 0.5 else "omni-channel"]
+        words.append("lapsing" if row["median_recency"] > 2 * overall_recency else "active")
+        if overall_sessions > 0 and (row["sessions_90d"] or 0.0) > 1.5 * overall_sessions:
+            words.append("engaged online")
+        if (row["tickets_90d"] or 0.0) >= 1:
+            words.append("contacts support")
+        description = ", ".join(words)
+        if description in descriptions:  # two segments alike in words: keep them apart
+            description += f" (segment {row['segment']})"
+        descriptions.append(description)
+    return profile.with_columns(description=pl.Series(descriptions, dtype=pl.String))
+
+
+def train_segmentation(features: pl.DataFrame, k_range: range, sample_size: int) -> TrainingOutcome:
+    """Choose algorithm and k by silhouette on a sample of the newest snapshot."""
+    cutoff = features["as_of_date"].max()
+    current = features.filter(pl.col("as_of_date") == cutoff)
+    if current.height < 2 * max(k_range):
+        raise ValueError(
+            f"segmentation needs at least {2 * max(k_range)} customers, found {current.height}"
+        )
+    sample = current.sample(min(sample_size, current.height), seed=RANDOM_STATE)
+    space = evaluation_space(sample)
+    x_sample = sample.select(SEGMENT_FEATURES).to_numpy()
+    rows = []
+    for name in ("kmeans", "gaussian_mixture"):
+        for k in k_range:
+            labels = build_candidate(name, k).fit(x_sample).predict(x_sample)
+            rows.append({"candidate": name, "k": k, "silhouette": silhouette(space, labels)})
+    selection = pl.DataFrame(rows).sort("silhouette", descending=True, nulls_last=True)
+    best = selection.row(0, named=True)
+    pipeline = build_candidate(best["candidate"], best["k"]).fit(
+        current.select(SEGMENT_FEATURES).to_numpy()
+    )
+    labels = pipeline.predict(current.select(SEGMENT_FEATURES).to_numpy())
+    profile = describe_segments(current, labels)
+    sample_labels = pipeline.predict(x_sample)
+    metrics = {
+        "silhouette": silhouette(space, sample_labels),
+        "segments": float(len(np.unique(labels))),
+        "smallest_segment_share": float(profile["customers"].min() / current.height),
+    }
+    problems = []
+    if np.isnan(metrics["silhouette"]):
+        problems.append("fewer than two segments")
+    if metrics["smallest_segment_share"] < 0.01:
+        problems.append(f"a segment holds {metrics['smallest_segment_share']:.2%} of customers")
+
+    def evaluate_champion(card: ModelCard, artifact: dict[str, Any]) -> dict[str, float]:
+        champion_labels = artifact["pipeline"].predict(x_sample)
+        return {"silhouette": silhouette(space, champion_labels)}
+
+    artifact = {
+        "pipeline": pipeline,
+        "feature_columns": SEGMENT_FEATURES,
+        "descriptions": dict(
+            zip(profile["segment"].to_list(), profile["description"].to_list(), strict=True)
+        ),
+    }
+    return TrainingOutcome(
+        model_name=best["candidate"],
+        params={"n_clusters": best["k"]},
+        artifact=artifact,
+        metrics=metrics,
+        baseline_metrics={"silhouette": silhouette(space, value_tiers(sample))},
+        selection=selection,
+        row_counts={"customers": current.height, "silhouette_sample": sample.height},
+        trained_through=cutoff,
+        holdout_start=cutoff,
+        evaluate_champion=evaluate_champion,
+        sanity_problems=problems,
+        plots={"segment_profile": plots.segment_profile_plot(profile, SEGMENT_FEATURES)},
+    )
+
+
+def assign_segments(artifact: dict[str, Any], features: pl.DataFrame) -> pl.DataFrame:
+    as_of = features["as_of_date"].max()
+    current = features.filter(pl.col("as_of_date") == as_of)
+    labels = artifact["pipeline"].predict(current.select(artifact["feature_columns"]).to_numpy())
+    descriptions = artifact["descriptions"]
+    return current.select("customer_key", "as_of_date").with_columns(
+        segment_id=pl.Series(labels, dtype=pl.Int64),
+        segment=pl.Series([descriptions[int(label)] for label in labels], dtype=pl.String),
+    )

@@ -1,0 +1,99 @@
+"""The AI layer's Dagster assets materialise end to end on a small DuckDB warehouse."""
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from aiwf_assets.io.warehouse import DuckDBWarehouse
+from aiwf_assets.ml.definitions import defs
+from aiwf_assets.ml.assets import ASSETS
+from aiwf_assets.ml.model_store import ModelStore
+from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
+from aiwf_assets.ml.serving import EXPORT_COLUMNS
+from aiwf_assets.resources import StorageResource, WarehouseResource
+from tests.test_ml_marts_factory import make_marts
+
+MODEL_ASSETS = ["churn_model", "segmentation_model", "demand_model", "recommender"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    root = tmp_path_factory.mktemp("ml")
+    warehouse = DuckDBWarehouse(root / "warehouse.duckdb")
+    for name, frame in make_marts().items():
+        warehouse.replace_table(f"marts.{name}", frame)
+    resources = {
+        "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
+        "storage": StorageResource(root=str(root / "storage")),
+        "model_store": ModelStoreResource(root=str(root / "models")),
+        "exports": ExportsResource(root=str(root / "exports")),
+    }
+    return root, resources
+
+
+def test_specs_groups_and_blocking_promotion_checks(
+    setup: tuple[Path, dict[str, object]],
+) -> None:
+    _, resources = setup
+    graph = dg.Definitions(assets=defs.assets, resources=resources).resolve_asset_graph()
+    groups = {
+        key.to_user_string(): graph.get(key).group_name for key in graph.materializable_asset_keys
+    }
+    assert groups == {
+        "customer_features": "features",
+        "demand_features": "features",
+        "interaction_matrix": "features",
+        **{name: "ml" for name in MODEL_ASSETS},
+        "churn_scores": "serving",
+        "customer_segments": "serving",
+        "demand_forecast": "serving",
+        "recommendations": "serving",
+        "crm_export": "serving",
+    }
+    checks = {
+        key.asset_key.to_user_string(): graph.get_check_spec(key) for key in graph.asset_check_keys
+    }
+    assert sorted(checks) == sorted(MODEL_ASSETS)
+    assert all(spec.blocking and spec.name == "promotion" for spec in checks.values())
+    assert graph.get(dg.AssetKey("customer_features")).parent_keys == {
+        dg.AssetKey("fct_customer_daily_activity"),
+        dg.AssetKey("fct_orders"),
+        dg.AssetKey("dim_customers"),
+    }
+
+
+def test_pipeline_materialises_and_exports_to_the_crm(
+    setup: tuple[Path, dict[str, object]],
+) -> None:
+    root, resources = setup
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(ASSETS, resources=resources, instance=instance)
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 4 and all(e.passed for e in evaluations)
+
+    churn_meta = result.asset_materializations_for_node("churn_model")[0].metadata
+    assert "data:image/png;base64," in churn_meta["plot_roc"].value
+    assert churn_meta["promoted"].value is True
+    assert churn_meta["training_data_versions"].value["customer_features"] != "never materialised"
+
+    export = DuckDBWarehouse(root / "warehouse.duckdb").query("SELECT * FROM serving.crm_export")
+    assert export.columns == EXPORT_COLUMNS
+    assert export["customer_key"].is_unique().all()
+    assert export["risk_band"].is_in(["low", "medium", "high"]).all()
+    assert pl.read_csv(root / "exports" / "crm_export.csv").height == export.height
+
+    # retraining on unchanged data does not replace the champion without a real gain
+    store = ModelStore.local(str(root / "models"))
+    champion = store.champion("churn")
+    again = dg.materialize(
+        [a for a in ASSETS if a.key == dg.AssetKey("churn_model")],
+        resources=resources,
+        instance=instance,
+    )
+    assert again.success
+    assert store.champion("churn") == champion
+    (evaluation,) = again.get_asset_check_evaluations()
+    assert not evaluation.metadata["decision"].value.startswith("promoted")

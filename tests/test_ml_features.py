@@ -1,0 +1,120 @@
+"""Point-in-time correctness of the ML features."""
+
+from datetime import date, timedelta
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from aiwf_assets.ml import features
+from tests.test_ml_marts_factory import START, make_marts
+
+CUTOFF = START + timedelta(days=70)
+
+
+def _after_cutoff_activity(marts: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The marts plus big purchases, tickets and a brand-new customer after the cutoff."""
+    activity = marts["fct_customer_daily_activity"]
+    later = activity.filter(pl.col("activity_date") <= START + timedelta(days=20)).with_columns(
+        activity_date=pl.col("activity_date") + pl.duration(days=80),
+        revenue=pl.col("revenue") * 100,
+        n_tickets=pl.lit(3, pl.Int64),
+    )
+    newcomer = activity.head(1).with_columns(
+        customer_key=pl.lit("newcomer"), activity_date=pl.lit(CUTOFF + timedelta(days=1))
+    )
+    orders = marts["fct_orders"]
+    later_orders = orders.head(50).with_columns(
+        order_date=pl.lit(CUTOFF + timedelta(days=2)), has_promo=pl.lit(True)
+    )
+    customers = marts["dim_customers"].with_columns(  # all-time dates now reach past the cutoff
+        last_order_date=pl.lit(CUTOFF + timedelta(days=90))
+    )
+    return {
+        **marts,
+        "fct_customer_daily_activity": pl.concat([activity, later, newcomer]),
+        "fct_orders": pl.concat([orders, later_orders]),
+        "dim_customers": customers,
+    }
+
+
+def _customer_features(marts: dict[str, pl.DataFrame], as_of: date) -> pl.DataFrame:
+    return features.customer_features_as_of(
+        marts["fct_customer_daily_activity"], marts["fct_orders"], marts["dim_customers"], as_of
+    )
+
+
+def test_activity_after_the_cutoff_does_not_change_customer_features() -> None:
+    marts = make_marts(n_customers=80, days=100)
+    before = _customer_features(marts, CUTOFF)
+    after = _customer_features(_after_cutoff_activity(marts), CUTOFF)
+    assert before.height > 0
+    assert_frame_equal(before, after)
+    assert set(features.CUSTOMER_FEATURE_COLUMNS) <= set(before.columns)
+
+
+def test_snapshots_hold_the_cutoff_and_dated_training_points() -> None:
+    dates = features.snapshot_dates(date(2026, 6, 30), date(2026, 1, 1), 30, 4, 7)
+    assert dates == [
+        date(2026, 6, 30),
+        date(2026, 5, 31),
+        date(2026, 5, 24),
+        date(2026, 5, 17),
+        date(2026, 5, 10),
+    ]
+    # training snapshots need two weeks of history before them
+    assert features.snapshot_dates(date(2026, 2, 20), date(2026, 1, 1), 30, 4, 7) == [
+        date(2026, 2, 20),
+        date(2026, 1, 21),
+    ]
+
+
+def test_demand_features_at_an_origin_use_only_data_up_to_it() -> None:
+    marts = make_marts(n_customers=80, days=100)
+    sales, products = marts["fct_product_daily_sales"], marts["dim_products"]
+    last_day = sales["sales_date"].max()
+    full = features.demand_features(sales, products, last_day, horizon_days=7)
+    origin = CUTOFF
+    at_origin = features.demand_features(
+        sales.filter(pl.col("sales_date") <= origin), products, origin, horizon_days=7
+    )
+    future = at_origin.filter(pl.col("is_future"))
+    assert future["date"].unique().sort().to_list() == [
+        origin + timedelta(days=d) for d in range(1, 8)
+    ]
+    assert future["units"].null_count() == future.height
+    same_rows = full.join(future.select("sku", "date"), on=["sku", "date"], how="semi")
+    # the planned price/promotion covariates are the one thing known ahead (from a plan)
+    assert future.select(features.PLANNED_COLUMNS).null_count().sum_horizontal().item() == 0
+    learned = [c for c in features.DEMAND_FEATURE_COLUMNS if c not in features.PLANNED_COLUMNS]
+    columns = ["sku", "date", *learned]
+    assert_frame_equal(
+        same_rows.select(columns).sort("sku", "date"), future.select(columns).sort("sku", "date")
+    )
+
+
+def test_demand_grid_fills_days_without_sales_with_zero() -> None:
+    sales = pl.DataFrame(
+        {
+            "sku": ["SKU-00001", "SKU-00001"],
+            "sales_date": [date(2026, 1, 1), date(2026, 1, 4)],
+            "units": [2, 5],
+            "avg_unit_price": [10.0, 9.0],
+            "promo_share": [0.0, 1.0],
+        }
+    )
+    products = pl.DataFrame({"sku": ["SKU-00001"], "category": ["home"], "list_price": [10.0]})
+    grid = features.demand_features(sales, products, date(2026, 1, 4), horizon_days=1)
+    assert grid["units"].to_list() == [2, 0, 0, 5, None]
+    assert grid["lag_horizon"].to_list() == [None, 2, 0, 0, 5]
+
+
+def test_interactions_stop_at_the_cutoff() -> None:
+    lines = make_marts(n_customers=40, days=60)["fct_order_lines"]
+    pairs = features.interaction_pairs(lines, CUTOFF - timedelta(days=30))
+    assert pairs["last_purchase_date"].max() <= CUTOFF - timedelta(days=30)
+    matrix = features.sparse_matrix(
+        pairs,
+        pairs["customer_key"].unique().sort().to_list(),
+        pairs["sku"].unique().sort().to_list(),
+    )
+    assert matrix.nnz == pairs.height
