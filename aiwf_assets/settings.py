@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 Environment = Literal["local", "prod"]
+ExecutorChoice = Literal["default", "k8s"]
 
 
 class SettingsError(RuntimeError):
@@ -35,6 +36,21 @@ class Settings:
     pii_key_value: str | None = field(default=None, repr=False)
     alert_webhook_url: str | None = None
     partition_start: str = "2026-01-01"
+    executor: ExecutorChoice = "default"
+    # automation and monitoring (docs/AUTOMATION.md); crons are UTC
+    observe_interval_s: int = 60
+    automation_interval_s: int = 30
+    debounce_cron: str = "*/15 * * * *"
+    scoring_cron: str = "0 6 * * *"
+    retrain_cron: str = "0 3 * * 1"
+    drift_psi_warn: float = 0.1
+    drift_psi_retrain: float = 0.25
+    drift_ks_warn: float = 0.1
+    drift_ks_retrain: float = 0.2
+    performance_auc_drop: float = 0.05
+    performance_wape_rise: float = 0.05
+    anomaly_z: float = 3.5
+    freshness_fail_hours: float = 36.0
 
     # local layout -------------------------------------------------------
     @property
@@ -61,6 +77,15 @@ class Settings:
     @property
     def exports_dir(self) -> Path:
         return self.home / "exports"
+
+    @property
+    def alerts_dir(self) -> Path:
+        return self.home / "alerts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Disposable caches (e.g. landing file fingerprints); safe to delete."""
+        return self.home / "cache"
 
     @property
     def dagster_home(self) -> Path:
@@ -101,6 +126,12 @@ def _read_env(environ: dict[str, str]) -> Settings:
     if env not in ("local", "prod"):
         raise SettingsError(f"AIWF_ENV must be 'local' or 'prod', got {env!r}")
     home = Path(environ.get("AIWF_HOME", ".aiwf")).expanduser().resolve()
+    executor = environ.get("AIWF_EXECUTOR", "default").strip().lower()
+    if executor not in ("default", "k8s"):
+        raise SettingsError(
+            f"AIWF_EXECUTOR must be 'default' (steps run inside the run's process or pod) or "
+            f"'k8s' (one Kubernetes pod per step), got {executor!r}"
+        )
     return Settings(
         env=env,  # type: ignore[arg-type]
         home=home,
@@ -113,7 +144,35 @@ def _read_env(environ: dict[str, str]) -> Settings:
         pii_key_value=environ.get("AIWF_PII_KEY") or None,
         alert_webhook_url=environ.get("AIWF_ALERT_WEBHOOK_URL") or None,
         partition_start=environ.get("AIWF_PARTITION_START", "2026-01-01"),
+        executor=executor,  # type: ignore[arg-type]
+        observe_interval_s=int(_number(environ, "AIWF_OBSERVE_INTERVAL_S", 60)),
+        automation_interval_s=int(_number(environ, "AIWF_AUTOMATION_INTERVAL_S", 30)),
+        debounce_cron=environ.get("AIWF_DEBOUNCE_CRON", "*/15 * * * *"),
+        scoring_cron=environ.get("AIWF_SCORING_CRON", "0 6 * * *"),
+        retrain_cron=environ.get("AIWF_RETRAIN_CRON", "0 3 * * 1"),
+        drift_psi_warn=_number(environ, "AIWF_DRIFT_PSI_WARN", 0.1),
+        drift_psi_retrain=_number(environ, "AIWF_DRIFT_PSI_RETRAIN", 0.25),
+        drift_ks_warn=_number(environ, "AIWF_DRIFT_KS_WARN", 0.1),
+        drift_ks_retrain=_number(environ, "AIWF_DRIFT_KS_RETRAIN", 0.2),
+        performance_auc_drop=_number(environ, "AIWF_PERFORMANCE_AUC_DROP", 0.05),
+        performance_wape_rise=_number(environ, "AIWF_PERFORMANCE_WAPE_RISE", 0.05),
+        anomaly_z=_number(environ, "AIWF_ANOMALY_Z", 3.5),
+        freshness_fail_hours=_number(environ, "AIWF_FRESHNESS_FAIL_HOURS", 36.0),
     )
+
+
+def _number(environ: dict[str, str], name: str, default: float) -> float:
+    """A positive number from the environment, or the default when unset."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {text!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {text!r}")
+    return value
 
 
 @lru_cache(maxsize=1)

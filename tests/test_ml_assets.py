@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 from aiwf_assets.io.warehouse import DuckDBWarehouse
-from aiwf_assets.ml.definitions import defs
 from aiwf_assets.ml.assets import ASSETS
+from aiwf_assets.ml.definitions import defs
 from aiwf_assets.ml.model_store import ModelStore
 from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
 from aiwf_assets.ml.serving import EXPORT_COLUMNS
