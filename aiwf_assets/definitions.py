@@ -1,12 +1,17 @@
-"""The code location: assembles each domain's definitions and the resources. No logic here."""
+"""The code location: assembles each domain's definitions and the resources. No logic here.
+
+Domains are imported as modules (not their `defs` objects) so this module holds exactly one
+`Definitions` and `dagster dev -m aiwf_assets.definitions` finds it without `-a`.
+"""
 
 import dagster as dg
 
-from aiwf_assets.cleaning.assets import defs as cleaning_defs
-from aiwf_assets.ingest.assets import defs as ingest_defs
-from aiwf_assets.ml.definitions import defs as ml_defs
+from aiwf_assets.cleaning import assets as cleaning
+from aiwf_assets.ingest import assets as ingest
+from aiwf_assets.marts import definitions as marts
+from aiwf_assets.ml import definitions as ml
 from aiwf_assets.resources import build_resources
 
-DOMAINS: list[dg.Definitions] = [ingest_defs, cleaning_defs, ml_defs]
+DOMAINS: list[dg.Definitions] = [ingest.defs, cleaning.defs, marts.defs, ml.defs]
 
 defs = dg.Definitions.merge(*DOMAINS, dg.Definitions(resources=build_resources()))

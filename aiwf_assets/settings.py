@@ -32,7 +32,6 @@ class Settings:
     s3_endpoint: str | None = None
     warehouse_dsn: str | None = None
     warehouse_schema_suffix: str = ""
-    dagster_pg_dsn: str | None = None
     pii_key_value: str | None = field(default=None, repr=False)
     alert_webhook_url: str | None = None
     partition_start: str = "2026-01-01"
@@ -140,7 +139,6 @@ def _read_env(environ: dict[str, str]) -> Settings:
         s3_endpoint=environ.get("AIWF_S3_ENDPOINT") or environ.get("AWS_ENDPOINT_URL") or None,
         warehouse_dsn=environ.get("AIWF_WAREHOUSE_DSN") or None,
         warehouse_schema_suffix=environ.get("AIWF_WAREHOUSE_SCHEMA_SUFFIX", ""),
-        dagster_pg_dsn=environ.get("AIWF_DAGSTER_PG_DSN") or None,
         pii_key_value=environ.get("AIWF_PII_KEY") or None,
         alert_webhook_url=environ.get("AIWF_ALERT_WEBHOOK_URL") or None,
         partition_start=environ.get("AIWF_PARTITION_START", "2026-01-01"),
