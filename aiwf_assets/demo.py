@@ -22,6 +22,8 @@ from aiwf_assets.settings import get_settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END = "dagster/asset_partition_range_end"
+# the run's events are in the instance (and the UI); the terminal gets warnings and errors
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def prepare_dagster_home() -> Path:
@@ -104,7 +106,8 @@ def _execute(
     job: dg.JobDefinition, instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict
 ) -> dg.ExecuteInProcessResult:
     result = job.execute_in_process(
-        instance=instance, asset_selection=keys, tags=tags, raise_on_error=False
+        instance=instance, asset_selection=keys, tags=tags, raise_on_error=False,
+        run_config=QUIET_CONSOLE,
     )
     if not result.success:
         failed = [e for e in result.all_events if e.is_step_failure]

@@ -35,12 +35,44 @@ def warehouse_row_counts(warehouse: DuckDBWarehouse) -> pl.DataFrame:
 
 
 def quarantine_by_reason(warehouse: DuckDBWarehouse) -> pl.DataFrame:
+    """Rows per channel and kind of reason (the offending value and day left out)."""
     return warehouse.query(
-        "SELECT channel, trim(reason) AS reason, count(*) AS rows "
-        "FROM (SELECT channel, unnest(string_split(reasons, ';')) AS reason "
-        "FROM cleaned.quarantine) "
-        "GROUP BY ALL ORDER BY rows DESC, channel, reason"
+        "SELECT channel, reason, count(*) AS rows FROM ("
+        "  SELECT channel, regexp_replace(regexp_replace(trim(r), ' \\(.*\\)$', ''),"
+        "    ' (for a [0-9-]+ delivery|at line [0-9]+, column [0-9]+)', '') AS reason"
+        "  FROM (SELECT channel, unnest(string_split(reasons, ';')) AS r FROM cleaned.quarantine)"
+        ") GROUP BY ALL ORDER BY rows DESC, channel, reason"
     )
+
+
+HEADLINE_METRICS = {
+    "churn": ("roc_auc", "pr_auc", "brier"),
+    "segmentation": ("silhouette", "segments"),
+    "demand": ("wape", "mae"),
+    "recommender": ("hit_rate_at_10", "precision_at_10"),
+}
+
+
+def champions(settings: Settings) -> list[str]:
+    """One line per model family: the champion and its holdout metrics vs the baseline."""
+    from aiwf_assets.ml.model_store import ModelStore
+
+    store = ModelStore.local(str(settings.models_dir))
+    lines = []
+    for family, headline in HEADLINE_METRICS.items():
+        card = store.champion(family)
+        if card is None:
+            lines.append(f"  {family:<13} no champion")
+            continue
+        metrics = ", ".join(f"{k} {card.metrics[k]:.3f}" for k in headline if k in card.metrics)
+        baseline = ", ".join(
+            f"{k} {card.baseline_metrics[k]:.3f}" for k in headline if k in card.baseline_metrics
+        )
+        lines.append(
+            f"  {family:<13} {card.model_name} v{card.version[:10]}: {metrics}"
+            + (f"  (baseline: {baseline})" if baseline else "")
+        )
+    return lines
 
 
 def summarise(settings: Settings) -> str:
@@ -55,6 +87,8 @@ def summarise(settings: Settings) -> str:
             lines += ["", "quarantined rows by reason:"]
             for channel, reason, rows in quarantine_by_reason(warehouse).head(25).iter_rows():
                 lines.append(f"  {rows:>6}  {channel:<18} {reason}")
+    if settings.models_dir.exists():
+        lines += ["", "champion models (holdout metrics):", *champions(settings)]
     lines += [
         "",
         "where to look:",
