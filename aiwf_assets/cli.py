@@ -74,7 +74,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     dagster_home = prepare_dagster_home()
     repo = Path(__file__).resolve().parent.parent
-    cmd = ["dagster", "dev", "-w", str(repo / "workspace.yaml"), "-p", str(args.port)]
+    # the dagster script installed beside this interpreter, so an unactivated venv works
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "dev", "-w", str(repo / "workspace.yaml"), "-p", str(args.port)]
     print(f"DAGSTER_HOME={dagster_home}\nopen http://127.0.0.1:{args.port}")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     os.chdir(repo)
