@@ -1,0 +1,321 @@
+"""Postgres warehouse (prod): the `Warehouse` interface on psycopg 3.
+
+Frames go in as Arrow through `COPY ... FROM STDIN` (CSV written by Arrow, no per-row
+inserts); tables and schemas are created from the frame's Arrow schema. A partition replace
+is one transaction (delete + copy), so readers never see half a day.
+
+`schema_suffix` gives a test run its own schemas in a shared database: every schema this
+warehouse writes or reads gets the suffix (`cleaned.orders` is stored as
+`cleaned_t1234.orders`), including the schemas named in `query()` SQL. SQL placeholders are
+`?` on both engines, as in DuckDB.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from psycopg.types.string import TextLoader
+
+from aiwf_assets.io.warehouse import PARTITION_COLUMN, _as_arrow, split_table_name
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_SUFFIX_PATTERN = re.compile(r"[a-z0-9_]*")
+COPY_BATCH_ROWS = 50_000
+
+_SQL_TOKEN = re.compile(
+    r"""
+      (?P<string>'(?:[^']|'')*')
+    | (?P<comment>--[^\n]*|/\*.*?\*/)
+    | (?P<quoted>"(?:[^"]|"")*")
+    | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+    | (?P<space>\s+)
+    | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def validate_schema_suffix(suffix: str) -> str:
+    """The suffix, if it is safe in an unquoted schema name (lower-case letters, digits, _)."""
+    if not SCHEMA_SUFFIX_PATTERN.fullmatch(suffix):
+        raise ValueError(
+            f"warehouse schema suffix {suffix!r} may hold only lower-case letters, digits and _"
+            " (set AIWF_WAREHOUSE_SCHEMA_SUFFIX accordingly)"
+        )
+    return suffix
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_SIMPLE_TYPES: list[tuple[Any, str]] = [
+    (pa.types.is_null, "text"),
+    (pa.types.is_boolean, "boolean"),
+    (lambda t: pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t), "smallint"),
+    (lambda t: pa.types.is_int32(t) or pa.types.is_uint16(t), "integer"),
+    (lambda t: pa.types.is_int64(t) or pa.types.is_uint32(t), "bigint"),
+    (pa.types.is_uint64, "numeric(20,0)"),
+    (lambda t: pa.types.is_float16(t) or pa.types.is_float32(t), "real"),
+    (pa.types.is_float64, "double precision"),
+    (
+        lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t),
+        "text",
+    ),
+    (pa.types.is_date, "date"),
+    (pa.types.is_time, "time without time zone"),
+]
+
+
+def postgres_type(name: str, arrow_type: pa.DataType) -> str:
+    """The Postgres column type (as `format_type` spells it) for an Arrow type."""
+    if pa.types.is_dictionary(arrow_type):
+        return postgres_type(name, arrow_type.value_type)
+    if pa.types.is_decimal(arrow_type):
+        return f"numeric({arrow_type.precision},{arrow_type.scale})"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp with time zone" if arrow_type.tz else "timestamp without time zone"
+    for is_type, pg_type in _SIMPLE_TYPES:
+        if is_type(arrow_type):
+            return pg_type
+    raise TypeError(
+        f"column {name!r} has Arrow type {arrow_type}, which the Postgres warehouse does not"
+        " store: cast it to a string, number, boolean, date or timestamp column first"
+        " (nested values as a JSON string)"
+    )
+
+
+def column_definitions(schema: pa.Schema) -> list[tuple[str, str]]:
+    """(column, Postgres type) for each field of an Arrow schema."""
+    return [(field.name, postgres_type(field.name, field.type)) for field in schema]
+
+
+def postgres_sql(sql: str, schemas: set[str], suffix: str) -> str:
+    """DuckDB-style SQL for psycopg: `?` placeholders become `%s`, every literal `%` becomes
+    `%%` (psycopg reads `%` everywhere, even in strings), and a schema qualifier in `schemas`
+    (e.g. `marts.` in `marts.fct_orders`) gets `suffix`. Placeholders and schema names inside
+    string literals, quoted identifiers and comments are left alone.
+    """
+    tokens = [(match.lastgroup, match.group()) for match in _SQL_TOKEN.finditer(sql)]
+    significant = [i for i, (kind, _) in enumerate(tokens) if kind not in ("space", "comment")]
+    out = [text.replace("%", "%%") for _, text in tokens]
+    for position, i in enumerate(significant):
+        kind, text = tokens[i]
+        if kind == "other" and text == "?":
+            out[i] = "%s"
+        elif kind in ("word", "quoted") and suffix:
+            name = text[1:-1].replace('""', '"') if kind == "quoted" else text.lower()
+            before = tokens[significant[position - 1]][1] if position > 0 else ""
+            after = (
+                tokens[significant[position + 1]][1]
+                if position + 1 < len(significant) else ""
+            )
+            if name in schemas and after == "." and before != ".":
+                out[i] = quote_identifier(name + suffix)
+    return "".join(out)
+
+
+# Postgres type OIDs -> polars dtypes, so empty and all-null results keep their types.
+_POLARS_TYPES: dict[int, pl.DataType] = {
+    16: pl.Boolean(),
+    20: pl.Int64(),
+    21: pl.Int16(),
+    23: pl.Int32(),
+    700: pl.Float32(),
+    701: pl.Float64(),
+    25: pl.String(),
+    1043: pl.String(),
+    1042: pl.String(),
+    19: pl.String(),
+    114: pl.String(),
+    3802: pl.String(),
+    2950: pl.String(),
+    1082: pl.Date(),
+    1083: pl.Time(),
+    1114: pl.Datetime("us"),
+    1184: pl.Datetime("us", "UTC"),
+    17: pl.Binary(),
+}
+_NUMERIC_OID = 1700
+_TEXT_LOADED_TYPES = ("json", "jsonb", "uuid")
+
+
+def _result_column(column: psycopg.Column, values: Sequence[Any]) -> pl.Series:
+    if column.type_code == _NUMERIC_OID:
+        if column.precision is not None and column.scale is not None and column.precision <= 38:
+            return pl.Series(column.name, values, dtype=pl.Decimal(column.precision, column.scale))
+        # unconstrained numeric (e.g. from sum/avg): no fixed scale, so float
+        return pl.Series(
+            column.name, [None if v is None else float(v) for v in values], dtype=pl.Float64
+        )
+    return pl.Series(column.name, values, dtype=_POLARS_TYPES.get(column.type_code))
+
+
+def _csv_chunks(table: pa.Table) -> Iterator[bytes]:
+    """The table as headerless CSV in batches (nulls unquoted-empty, strings quoted)."""
+    options = pa_csv.WriteOptions(include_header=False)
+    for batch in table.to_batches(max_chunksize=COPY_BATCH_ROWS):
+        buffer = io.BytesIO()
+        pa_csv.write_csv(batch, buffer, options)
+        yield buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class PostgresWarehouse:
+    dsn: str
+    schema_suffix: str = ""
+    dialect: str = "postgres"
+
+    def __post_init__(self) -> None:
+        validate_schema_suffix(self.schema_suffix)
+
+    def physical_schema(self, schema: str) -> str:
+        return schema + self.schema_suffix
+
+    def physical_name(self, table: str) -> str:
+        """'cleaned.orders' -> '"cleaned<suffix>"."orders"'."""
+        schema, name = split_table_name(table)
+        return f"{quote_identifier(self.physical_schema(schema))}.{quote_identifier(name)}"
+
+    def connect(self) -> psycopg.Connection:
+        """An autocommit connection in UTC; group statements with `conn.transaction()`."""
+        conn = psycopg.connect(self.dsn, autocommit=True)
+        conn.execute("SET TIME ZONE 'UTC'")
+        for type_name in _TEXT_LOADED_TYPES:
+            conn.adapters.register_loader(type_name, TextLoader)
+        return conn
+
+    def replace_partitions(
+        self, table: str, frame: pl.DataFrame | pa.Table, partition_values: Sequence[Any],
+        partition_column: str = PARTITION_COLUMN,
+    ) -> int:
+        incoming = _as_arrow(frame)
+        columns = dict(column_definitions(incoming.schema))
+        if partition_column not in columns:
+            raise ValueError(
+                f"cannot replace partitions of {table}: the frame has no column"
+                f" {partition_column!r} (columns: {', '.join(columns)})"
+            )
+        target = self.physical_name(table)
+        with self.connect() as conn:
+            self._create_schema(conn, table)
+            with conn.transaction():
+                self._lock(conn, target)
+                conn.execute(self._create_table_sql(target, columns, if_not_exists=True))
+                conn.execute(
+                    f"DELETE FROM {target} WHERE {quote_identifier(partition_column)}"
+                    f" = ANY(CAST(%s AS {columns[partition_column]}[]))",
+                    [list(partition_values)],
+                )
+                self._copy(conn, target, incoming)
+        return incoming.num_rows
+
+    def replace_table(self, table: str, frame: pl.DataFrame | pa.Table) -> int:
+        incoming = _as_arrow(frame)
+        columns = dict(column_definitions(incoming.schema))
+        target = self.physical_name(table)
+        with self.connect() as conn:
+            self._create_schema(conn, table)
+            with conn.transaction():
+                self._lock(conn, target)
+                existing = self._existing_columns(conn, target)
+                if existing == list(columns.items()):
+                    # same shape: keep the table, so views on it (dbt staging) stay valid
+                    conn.execute(f"TRUNCATE {target}")
+                else:
+                    if existing:
+                        logger.warning(
+                            "%s changes its columns: dropping it with the views on it"
+                            " (dbt re-creates its views on the next build)",
+                            target,
+                        )
+                    conn.execute(f"DROP TABLE IF EXISTS {target} CASCADE")
+                    conn.execute(self._create_table_sql(target, columns, if_not_exists=False))
+                self._copy(conn, target, incoming)
+        return incoming.num_rows
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        with self.connect() as conn:
+            schemas = self._suffixed_schemas(conn) if self.schema_suffix else set()
+            cursor = conn.execute(
+                postgres_sql(sql, schemas, self.schema_suffix), list(params or [])
+            )
+            if cursor.description is None:
+                return pl.DataFrame()
+            rows = cursor.fetchall()
+            values = list(zip(*rows, strict=True)) if rows else [()] * len(cursor.description)
+            return pl.DataFrame(
+                [
+                    _result_column(column, column_values)
+                    for column, column_values in zip(cursor.description, values, strict=True)
+                ]
+            )
+
+    def table_exists(self, table: str) -> bool:
+        with self.connect() as conn:
+            found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [self.physical_name(table)])
+            return bool(found.fetchone()[0])
+
+    # internals ----------------------------------------------------------
+    def _create_schema(self, conn: psycopg.Connection, table: str) -> None:
+        """Create the table's schema; concurrent writers serialise on a lock per schema."""
+        schema = self.physical_schema(split_table_name(table)[0])
+        with conn.transaction():
+            self._lock(conn, quote_identifier(schema))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+
+    @staticmethod
+    def _lock(conn: psycopg.Connection, name: str) -> None:
+        """Hold a transaction-level advisory lock on `name` (one writer per table or schema)."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"aiwf.warehouse:{name}"])
+
+    @staticmethod
+    def _create_table_sql(target: str, columns: dict[str, str], if_not_exists: bool) -> str:
+        definitions = ", ".join(f"{quote_identifier(c)} {t}" for c, t in columns.items())
+        clause = "IF NOT EXISTS " if if_not_exists else ""
+        return f"CREATE TABLE {clause}{target} ({definitions})"
+
+    @staticmethod
+    def _existing_columns(conn: psycopg.Connection, target: str) -> list[tuple[str, str]]:
+        return conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped"
+            " ORDER BY attnum",
+            [target],
+        ).fetchall()
+
+    @staticmethod
+    def _copy(conn: psycopg.Connection, target: str, table: pa.Table) -> None:
+        table = table.cast(
+            pa.schema(
+                field.with_type(field.type.value_type)
+                if pa.types.is_dictionary(field.type) else field
+                for field in table.schema
+            )
+        )
+        column_list = ", ".join(quote_identifier(name) for name in table.column_names)
+        with conn.cursor().copy(
+            f"COPY {target} ({column_list}) FROM STDIN WITH (FORMAT csv)"
+        ) as copy:
+            for chunk in _csv_chunks(table):
+                copy.write(chunk)
+
+    def _suffixed_schemas(self, conn: psycopg.Connection) -> set[str]:
+        """Logical names of the schemas that exist with this warehouse's suffix."""
+        rows = conn.execute(
+            "SELECT schema_name FROM information_schema.schemata"
+            " WHERE right(schema_name, %s) = %s",
+            [len(self.schema_suffix), self.schema_suffix],
+        ).fetchall()
+        return {name[: -len(self.schema_suffix)] for (name,) in rows}

@@ -1,0 +1,96 @@
+"""The `dbt` resource: dbt CLI runs pointed at the warehouse the `warehouse` resource names.
+
+dbt's profiles.yml reads the connection from environment variables only; this module derives
+them from the warehouse (DuckDB file, or Postgres DSN and schema suffix) and sets them for the
+dbt processes and dagster-dbt's in-process adapter, nothing written to files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster_dbt import DbtCliInvocation, DbtCliResource
+from psycopg.conninfo import conninfo_to_dict
+
+from aiwf_assets.io.postgres import PostgresWarehouse
+from aiwf_assets.io.warehouse import DuckDBWarehouse, Warehouse
+from aiwf_assets.resources import WarehouseResource
+from aiwf_assets.settings import SettingsError
+
+_ENVIRON_LOCK = threading.Lock()
+
+
+def local_dbt_executable() -> str:
+    """The dbt installed next to this Python (works without an activated venv), else `dbt`."""
+    beside_python = Path(sys.executable).parent / "dbt"
+    return str(beside_python) if beside_python.exists() else "dbt"
+
+
+def dbt_warehouse_env(warehouse: Warehouse) -> dict[str, str]:
+    """The environment variables dbt_project/profiles.yml reads for this warehouse."""
+    if isinstance(warehouse, DuckDBWarehouse):
+        return {"AIWF_WAREHOUSE_PATH": str(warehouse.path.resolve())}
+    if isinstance(warehouse, PostgresWarehouse):
+        params = conninfo_to_dict(warehouse.dsn)
+        missing = [key for key in ("host", "user", "dbname") if not params.get(key)]
+        if missing:
+            raise SettingsError(
+                f"AIWF_WAREHOUSE_DSN does not name {', '.join(missing)}, which dbt needs:"
+                " use postgresql://user:password@host:5432/dbname"
+            )
+        return {
+            "AIWF_WAREHOUSE_PG_HOST": str(params["host"]),
+            "AIWF_WAREHOUSE_PG_PORT": str(params.get("port") or 5432),
+            "AIWF_WAREHOUSE_PG_USER": str(params["user"]),
+            "AIWF_WAREHOUSE_PG_DBNAME": str(params["dbname"]),
+            "AIWF_WAREHOUSE_PG_SSLMODE": str(params.get("sslmode") or "prefer"),
+            # dbt scrubs DBT_ENV_SECRET_* values from its logs
+            "DBT_ENV_SECRET_AIWF_WAREHOUSE_PG_PASSWORD": str(params.get("password") or ""),
+            "AIWF_WAREHOUSE_SCHEMA_SUFFIX": warehouse.schema_suffix,
+        }
+    raise SettingsError(f"dbt has no profile target for a {warehouse.dialect} warehouse")
+
+
+@contextmanager
+def scoped_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore them.
+
+    dagster-dbt starts dbt with a copy of os.environ and loads the profile in process, so the
+    connection has to be in os.environ while a dbt command starts; the lock keeps threads of
+    one process from seeing each other's values.
+    """
+    with _ENVIRON_LOCK:
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+class WarehouseDbtCliResource(DbtCliResource):
+    """A `DbtCliResource` whose dbt commands connect to `warehouse`."""
+
+    warehouse: WarehouseResource
+
+    def dbt_env(self) -> dict[str, str]:
+        """The warehouse connection for profiles.yml, and PATH leading to this resource's dbt
+        (dagster-dbt's own dbt calls, like the manifest preparer's, look dbt up on PATH)."""
+        dbt_dir = Path(shutil.which(self.dbt_executable) or self.dbt_executable).parent
+        path = os.pathsep.join([str(dbt_dir), os.environ.get("PATH", "")])
+        return {**dbt_warehouse_env(self.warehouse.get()), "PATH": path}
+
+    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
+        with scoped_environ(self.dbt_env()):
+            return super().cli(args, **kwargs)

@@ -1,0 +1,53 @@
+-- depends_on: {{ ref('stg_cleaned__orders') }}
+-- depends_on: {{ ref('stg_cleaned__order_lines') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delivery_window',
+        unique_key=['order_id'],
+        tags=['daily'],
+    )
+}}
+
+{#-
+  An incremental run recomputes every order the delivery window touches: orders delivered in
+  the window, orders with a line delivered in the window (their units may change), and orders
+  this table holds from the window.
+-#}
+with orders as (
+    select * from {{ ref('int_orders__cross_channel') }}
+)
+
+{% if is_incremental() %}
+, touched as (
+    select order_id
+    from {{ ref('stg_cleaned__orders') }}
+    where {{ in_delivery_window('partition_date') }}
+    union
+    select order_id
+    from {{ ref('stg_cleaned__order_lines') }}
+    where {{ in_delivery_window('partition_date') }}
+    union
+    select order_id
+    from {{ this }}
+    where {{ in_delivery_window('partition_date') }}
+)
+{% endif %}
+
+select
+    orders.order_id,
+    orders.channel,
+    orders.customer_key,
+    orders.ordered_at,
+    orders.order_date,
+    orders.store_code,
+    orders.n_lines,
+    orders.n_units,
+    cast(orders.order_total as double precision) as order_total,
+    orders.has_promo,
+    orders.partition_date
+from orders
+{% if is_incremental() %}
+inner join touched
+    on touched.order_id = orders.order_id
+{% endif %}

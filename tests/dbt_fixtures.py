@@ -1,0 +1,294 @@
+"""Shared helpers for the dbt tests: a small hand-made cleaned layer and the test Postgres.
+
+The cleaned tables follow docs/DATA_CONTRACTS.md. Three deliveries (2026-01-05..07) hold
+web, app and store orders; the app order `app:A1` (with its line) and the ticket `ticket:K1`
+are re-delivered on 2026-01-06 (the earliest delivery must win), and the store order
+`store:T2` arrives late (delivered 2026-01-06 for 2026-01-05).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+
+import polars as pl
+import psycopg
+
+from aiwf_assets.io.warehouse import Warehouse
+from tests.conftest import POSTGRES_DSN
+
+DELIVERY_DAYS = [date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 7)]
+
+ALICE = "a11ce0000000000a"  # CRM customer, web
+BOB = "b0b000000000000b"  # CRM customer, app and store
+CAROL = "ca201000000000cc"  # CRM customer without orders
+STRANGER = "e0000000000000ee"  # an email the CRM does not know
+
+ORDER_COLUMNS = {
+    "partition_date": pl.Date,
+    "order_id": pl.String,
+    "channel": pl.String,
+    "customer_key": pl.String,
+    "ordered_at": pl.Datetime("us", "UTC"),
+    "order_date": pl.Date,
+    "store_code": pl.String,
+    "n_lines": pl.Int32,
+    "order_total": pl.Float64,
+    "has_promo": pl.Boolean,
+    "source_file": pl.String,
+}
+LINE_COLUMNS = {
+    "partition_date": pl.Date,
+    "order_id": pl.String,
+    "line_number": pl.Int32,
+    "channel": pl.String,
+    "customer_key": pl.String,
+    "ordered_at": pl.Datetime("us", "UTC"),
+    "order_date": pl.Date,
+    "sku": pl.String,
+    "quantity": pl.Int32,
+    "unit_price": pl.Float64,
+    "line_amount": pl.Float64,
+    "is_promo": pl.Boolean,
+    "source_file": pl.String,
+    "source_row": pl.Int64,
+}
+INTERACTION_COLUMNS = {
+    "partition_date": pl.Date,
+    "interaction_id": pl.String,
+    "kind": pl.String,
+    "customer_key": pl.String,
+    "occurred_at": pl.Datetime("us", "UTC"),
+    "interaction_date": pl.Date,
+    "subtype": pl.String,
+    "contact_channel": pl.String,
+    "satisfaction": pl.Int32,
+    "pages_viewed": pl.Int32,
+    "product_views": pl.Int32,
+    "added_to_cart": pl.Int32,
+    "duration_s": pl.Int32,
+    "source_file": pl.String,
+    "source_row": pl.Int64,
+}
+
+
+def _at(day: date, hour: int) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def _line(
+    delivered: date, order_id: str, line_number: int, customer: str | None, day: date,
+    sku: str, quantity: int, unit_price: float, is_promo: bool = False, source_row: int = 1,
+) -> dict:
+    channel = order_id.split(":")[0]
+    return {
+        "partition_date": delivered, "order_id": order_id, "line_number": line_number,
+        "channel": channel, "customer_key": customer, "ordered_at": _at(day, 10),
+        "order_date": day, "sku": sku, "quantity": quantity, "unit_price": unit_price,
+        "line_amount": round(quantity * unit_price, 6), "is_promo": is_promo,
+        "source_file": f"{channel}/{delivered.isoformat()}", "source_row": source_row,
+    }
+
+
+def order_lines_frame() -> pl.DataFrame:
+    d5, d6, d7 = DELIVERY_DAYS
+    rows = [
+        _line(d5, "web:W1", 1, ALICE, d5, "SKU-00001", 2, 19.99),
+        _line(d5, "web:W1", 2, ALICE, d5, "SKU-00002", 1, 5.5, source_row=2),
+        _line(d5, "store:T1", 1, None, d5, "SKU-00003", 3, 2.25),
+        _line(d5, "app:A1", 1, BOB, d5, "SKU-00001", 1, 18.99, is_promo=True),
+        # re-delivered on the 6th: the copy delivered on the 5th must win
+        _line(d6, "app:A1", 1, BOB, d5, "SKU-00001", 1, 18.99, is_promo=True, source_row=7),
+        _line(d6, "web:W2", 1, ALICE, d6, "SKU-00004", 1, 99.0),
+        # late: ordered on the 5th, delivered on the 6th
+        _line(d6, "store:T2", 1, BOB, d5, "SKU-00002", 2, 5.5, source_row=3),
+        _line(d6, "web:W3", 1, STRANGER, d6, "SKU-00003", 1, 2.25, source_row=4),
+        _line(d7, "app:A2", 1, BOB, d7, "SKU-00004", 2, 95.0, is_promo=True),
+    ]
+    return pl.DataFrame(rows, schema=LINE_COLUMNS)
+
+
+def orders_frame(lines: pl.DataFrame) -> pl.DataFrame:
+    """One order per (delivery, order), as the cleaned layer derives it from its lines."""
+    return (
+        lines.group_by("partition_date", "order_id", maintain_order=True)
+        .agg(
+            pl.col("channel").first(),
+            pl.col("customer_key").first(),
+            pl.col("ordered_at").first(),
+            pl.col("order_date").first(),
+            pl.len().cast(pl.Int32).alias("n_lines"),
+            pl.col("line_amount").sum().alias("order_total"),
+            pl.col("is_promo").any().alias("has_promo"),
+            pl.col("source_file").first(),
+        )
+        .with_columns(
+            store_code=pl.col("order_id").replace_strict(
+                {"store:T1": "S001", "store:T2": "S002"}, default=None, return_dtype=pl.String
+            )
+        )
+        .select(list(ORDER_COLUMNS))
+        .cast(ORDER_COLUMNS)
+    )
+
+
+def _interaction(
+    delivered: date, interaction_id: str, customer: str | None, day: date, subtype: str,
+    **values: int | str | None,
+) -> dict:
+    kind = interaction_id.split(":")[0]
+    return {
+        "partition_date": delivered, "interaction_id": interaction_id, "kind": kind,
+        "customer_key": customer, "occurred_at": _at(day, 9), "interaction_date": day,
+        "subtype": subtype, "contact_channel": values.get("contact_channel"),
+        "satisfaction": values.get("satisfaction"), "pages_viewed": values.get("pages_viewed"),
+        "product_views": values.get("product_views"),
+        "added_to_cart": values.get("added_to_cart"), "duration_s": values.get("duration_s"),
+        "source_file": f"{kind}/{delivered.isoformat()}", "source_row": values.get("row", 1),
+    }
+
+
+def interactions_frame() -> pl.DataFrame:
+    d5, d6, d7 = DELIVERY_DAYS
+    session = {"pages_viewed": 5, "product_views": 3, "added_to_cart": 1, "duration_s": 300}
+    rows = [
+        _interaction(d5, "ticket:K1", ALICE, d5, "delivery", contact_channel="email",
+                     satisfaction=4),
+        _interaction(d5, "session:S1", ALICE, d5, "desktop", row=2, **session),
+        _interaction(d5, "session:S2", None, d5, "mobile", row=3, **session),
+        _interaction(d6, "ticket:K1", ALICE, d5, "delivery", contact_channel="email",
+                     satisfaction=4, row=5),
+        _interaction(d6, "session:S3", CAROL, d6, "mobile", pages_viewed=2, product_views=1,
+                     added_to_cart=0, duration_s=60),
+        _interaction(d7, "session:S4", BOB, d7, "tablet", **session),
+    ]
+    return pl.DataFrame(rows, schema=INTERACTION_COLUMNS)
+
+
+def quarantine_frame() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "partition_date": [DELIVERY_DAYS[1]],
+            "channel": ["web_orders"],
+            "source_file": ["web_orders/2026-01-06.jsonl"],
+            "source_row": [9],
+            "reasons": ["quantity: not a positive integer"],
+            "record": ['{"order_id": "W00000009", "qty": "-1"}'],
+        },
+        schema_overrides={"partition_date": pl.Date, "source_row": pl.Int64},
+    )
+
+
+def reference_frames() -> dict[str, pl.DataFrame]:
+    return {
+        "customers": pl.DataFrame(
+            {
+                "customer_key": [ALICE, BOB, CAROL],
+                "crm_id_hash": ["h-crm-1", "h-crm-2", "h-crm-3"],
+                "email_hash": ["h-email-1", "h-email-2", None],
+                "phone_hash": [None, "h-phone-2", "h-phone-3"],
+                "loyalty_hash": [None, "h-loyalty-2", None],
+                "signup_date": [date(2024, 3, 1), date(2025, 12, 1), date(2026, 1, 2)],
+                "country": ["DE", "GB", "FR"],
+                "birth_year": [1985, 1990, 2001],
+            },
+            schema_overrides={"birth_year": pl.Int32},
+        ),
+        "customer_identity": pl.DataFrame(
+            {
+                "identifier_hash": ["h-email-1", "h-email-2", "h-loyalty-2", "h-email-9"],
+                "identifier_kind": ["email", "email", "loyalty", "email"],
+                "customer_key": [ALICE, BOB, BOB, STRANGER],
+            }
+        ),
+        "products": pl.DataFrame(
+            {
+                "sku": ["SKU-00001", "SKU-00002", "SKU-00003", "SKU-00004"],
+                "name": ["Rain jacket", "Socks", "Soap", "Boots"],
+                "category": ["apparel", "apparel", "home", "footwear"],
+                "subcategory": ["outerwear", "basics", "bath", "outdoor"],
+                "list_price": [19.99, 5.5, 2.25, 99.0],
+            }
+        ),
+        "stores": pl.DataFrame(
+            {
+                "store_code": ["S001", "S002"],
+                "name": ["Berlin Mitte", "Hamburg"],
+                "city": ["Berlin", "Hamburg"],
+                "region": ["BE", "HH"],
+                "opened_date": [date(2019, 5, 1), date(2021, 9, 15)],
+            }
+        ),
+    }
+
+
+def daily_frames() -> dict[str, pl.DataFrame]:
+    lines = order_lines_frame()
+    return {
+        "orders": orders_frame(lines),
+        "order_lines": lines,
+        "interactions": interactions_frame(),
+        "quarantine": quarantine_frame(),
+    }
+
+
+def seed_cleaned(warehouse: Warehouse, days: list[date] | None = None) -> None:
+    """Write the cleaned tables through `warehouse`: reference tables, and the given deliveries."""
+    days = DELIVERY_DAYS if days is None else days
+    for name, frame in reference_frames().items():
+        warehouse.replace_table(f"cleaned.{name}", frame)
+    for name, frame in daily_frames().items():
+        warehouse.replace_partitions(
+            f"cleaned.{name}", frame.filter(pl.col("partition_date").is_in(days)), days
+        )
+
+
+def redeliver_without(warehouse: Warehouse, day: date, *order_ids: str) -> None:
+    """A corrected re-delivery of `day`: the same files without these orders and their lines."""
+    frames = daily_frames()
+    for name in ("orders", "order_lines"):
+        frame = frames[name].filter(
+            (pl.col("partition_date") == day) & ~pl.col("order_id").is_in(order_ids)
+        )
+        warehouse.replace_partitions(f"cleaned.{name}", frame, [day])
+
+
+MART_KEYS = {
+    "fct_order_lines": ["order_id", "line_number"],
+    "fct_orders": ["order_id"],
+    "fct_product_daily_sales": ["sku", "sales_date"],
+    "fct_customer_daily_activity": ["customer_key", "activity_date"],
+    "dim_customers": ["customer_key"],
+    "dim_products": ["sku"],
+    "customer_rfm": ["customer_key"],
+}
+DAILY_FACTS = [name for name in MART_KEYS if name.startswith("fct_")]
+
+
+def read_mart(warehouse: Warehouse, name: str) -> pl.DataFrame:
+    """A mart sorted by its key, timestamps in UTC (engines name the zone differently)."""
+    frame = warehouse.query(f"SELECT * FROM marts.{name}").sort(MART_KEYS[name])
+    return frame.with_columns(
+        pl.col(column).dt.convert_time_zone("UTC")
+        for column, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone
+    )
+
+
+@contextmanager
+def postgres_schema_suffix(dsn: str = POSTGRES_DSN) -> Iterator[str]:
+    """A fresh schema suffix for one test run; every schema ending in it is dropped afterwards."""
+    suffix = f"_t{uuid.uuid4().hex[:10]}"
+    try:
+        yield suffix
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            schemas = conn.execute(
+                "SELECT schema_name FROM information_schema.schemata "
+                "WHERE right(schema_name, %s) = %s",
+                [len(suffix), suffix],
+            ).fetchall()
+            for (schema,) in schemas:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -1,0 +1,450 @@
+"""The dbt marts on DuckDB: the Dagster assets and checks, the marts' content, incremental
+delivery windows, and what a failing test or a broken model does to a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from aiwf_assets.io.postgres import PostgresWarehouse
+from aiwf_assets.io.warehouse import DuckDBWarehouse
+from aiwf_assets.marts.assets import (
+    dbt_window_vars,
+    models_without_tag,
+    unexplained_dbt_failures,
+)
+from aiwf_assets.marts.definitions import build_marts_definitions, read_manifest
+from aiwf_assets.marts.project import DBT_PROJECT_DIR, DBT_TARGETS, marts_project
+from aiwf_assets.marts.resources import (
+    WarehouseDbtCliResource,
+    dbt_warehouse_env,
+    local_dbt_executable,
+    scoped_environ,
+)
+from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.resources import WarehouseResource, build_resources
+from aiwf_assets.settings import Settings, SettingsError
+from tests.dbt_fixtures import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAILY_FACTS,
+    DELIVERY_DAYS,
+    STRANGER,
+    daily_frames,
+    read_mart,
+    redeliver_without,
+    seed_cleaned,
+)
+
+D5, D6, D7 = DELIVERY_DAYS
+RANGE_TAGS = {
+    "dagster/asset_partition_range_start": D5.isoformat(),
+    "dagster/asset_partition_range_end": D7.isoformat(),
+}
+DAILY_MODELS = {
+    "stg_cleaned__orders", "stg_cleaned__order_lines", "stg_cleaned__interactions",
+    "stg_cleaned__quarantine", "int_order_lines__first_delivery", "int_orders__cross_channel",
+    "int_sessions__to_orders", "int_customer_activity__daily", *DAILY_FACTS,
+}
+UNPARTITIONED_MODELS = {
+    "stg_cleaned__customers", "stg_cleaned__customer_identity", "stg_cleaned__products",
+    "stg_cleaned__stores", "dim_customers", "dim_products", "customer_rfm",
+}
+CLEANED_TABLES = {
+    "orders", "order_lines", "interactions", "quarantine", "customers", "customer_identity",
+    "products", "stores",
+}
+# docs/DATA_CONTRACTS.md, "Marts"
+CONTRACT_COLUMNS = {
+    "fct_order_lines": [
+        "order_id", "line_number", "channel", "customer_key", "ordered_at", "order_date", "sku",
+        "quantity", "unit_price", "line_amount", "is_promo",
+    ],
+    "fct_orders": [
+        "order_id", "channel", "customer_key", "ordered_at", "order_date", "store_code",
+        "n_lines", "n_units", "order_total", "has_promo",
+    ],
+    "dim_customers": [
+        "customer_key", "signup_date", "country", "birth_year", "first_order_date",
+        "last_order_date", "is_known_to_crm",
+    ],
+    "dim_products": ["sku", "name", "category", "subcategory", "list_price"],
+    "fct_product_daily_sales": [
+        "sku", "sales_date", "units", "revenue", "n_orders", "avg_unit_price", "promo_share",
+    ],
+    "fct_customer_daily_activity": [
+        "customer_key", "activity_date", "n_orders", "n_units", "revenue", "web_orders",
+        "app_orders", "store_orders", "n_tickets", "n_sessions", "pages_viewed", "product_views",
+    ],
+    "customer_rfm": [
+        "customer_key", "as_of_date", "recency_days", "frequency", "monetary", "avg_basket",
+        "web_share", "app_share", "store_share", "tenure_days", "n_tickets", "n_sessions",
+    ],
+}
+
+
+# pure helpers -------------------------------------------------------------
+def test_window_vars_cover_the_partition_days_inclusively() -> None:
+    one_day = {"min_date": "2026-01-05", "max_date": "2026-01-05"}
+    assert json.loads(dbt_window_vars(D5, D6)) == one_day
+    assert json.loads(dbt_window_vars(D5, date(2026, 1, 8))) == {
+        "min_date": "2026-01-05", "max_date": "2026-01-07",
+    }
+    with pytest.raises(ValueError, match="empty delivery window"):
+        dbt_window_vars(D6, D6)
+
+
+def test_only_failures_without_a_failed_check_are_unexplained() -> None:
+    results = {
+        "results": [
+            {"unique_id": "model.aiwf.fct_orders", "status": "success"},
+            {"unique_id": "test.aiwf.unique_fct_orders_order_id.1", "status": "fail"},
+            {"unique_id": "model.aiwf.dim_customers", "status": "skipped"},
+        ]
+    }
+    assert unexplained_dbt_failures(results, {"test.aiwf.unique_fct_orders_order_id.1"}) == []
+    assert unexplained_dbt_failures(results, set()) == ["test.aiwf.unique_fct_orders_order_id.1"]
+    errored = {"results": [{"unique_id": "model.aiwf.fct_orders", "status": "error"}]}
+    assert unexplained_dbt_failures(errored, set()) == ["model.aiwf.fct_orders"]
+    assert unexplained_dbt_failures(None, set()) == ["dbt produced no run results"]
+
+
+def test_models_without_tag_lists_only_untagged_models() -> None:
+    manifest = {
+        "nodes": {
+            "model.a.daily_one": {"resource_type": "model", "name": "daily_one", "tags": ["daily"]},
+            "model.a.dim_b": {"resource_type": "model", "name": "dim_b", "tags": []},
+            "model.a.dim_a": {"resource_type": "model", "name": "dim_a", "tags": ["x"]},
+            "test.a.t": {"resource_type": "test", "name": "t", "tags": []},
+        }
+    }
+    assert models_without_tag(manifest, "daily") == "dim_a dim_b"
+
+
+def test_dbt_env_points_profiles_at_the_warehouse(tmp_path: Path) -> None:
+    duckdb_env = dbt_warehouse_env(DuckDBWarehouse(tmp_path / "w.duckdb"))
+    assert duckdb_env == {"AIWF_WAREHOUSE_PATH": str((tmp_path / "w.duckdb").resolve())}
+    postgres_env = dbt_warehouse_env(
+        PostgresWarehouse("postgresql://aiwf:s3cret@db.internal:6432/dwh?sslmode=require", "_ci")
+    )
+    assert postgres_env == {
+        "AIWF_WAREHOUSE_PG_HOST": "db.internal",
+        "AIWF_WAREHOUSE_PG_PORT": "6432",
+        "AIWF_WAREHOUSE_PG_USER": "aiwf",
+        "AIWF_WAREHOUSE_PG_DBNAME": "dwh",
+        "AIWF_WAREHOUSE_PG_SSLMODE": "require",
+        "DBT_ENV_SECRET_AIWF_WAREHOUSE_PG_PASSWORD": "s3cret",
+        "AIWF_WAREHOUSE_SCHEMA_SUFFIX": "_ci",
+    }
+    with pytest.raises(SettingsError, match="does not name host, dbname"):
+        dbt_warehouse_env(PostgresWarehouse("user=aiwf"))
+
+
+def test_dbt_targets_follow_the_warehouse_resources(tmp_path: Path) -> None:
+    for env, target in DBT_TARGETS.items():
+        settings = Settings(
+            env=env, home=tmp_path, s3_bucket="bucket", warehouse_dsn="postgresql://u@h/d"
+        )
+        assert build_resources(settings)["warehouse"].kind == target
+
+
+def test_scoped_environ_restores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIWF_WAREHOUSE_PATH", "/before")
+    monkeypatch.delenv("AIWF_WAREHOUSE_PG_HOST", raising=False)
+    with scoped_environ({"AIWF_WAREHOUSE_PATH": "/during", "AIWF_WAREHOUSE_PG_HOST": "h"}):
+        assert os.environ["AIWF_WAREHOUSE_PATH"] == "/during"
+        assert os.environ["AIWF_WAREHOUSE_PG_HOST"] == "h"
+    assert os.environ["AIWF_WAREHOUSE_PATH"] == "/before"
+    assert "AIWF_WAREHOUSE_PG_HOST" not in os.environ
+
+
+# one build through Dagster, shared by the module --------------------------
+@dataclass
+class Built:
+    defs: dg.Definitions
+    result: dg.ExecuteInProcessResult
+    warehouse: DuckDBWarehouse
+    target: Path
+
+
+def _materialize(defs: dg.Definitions, selection: list[dg.AssetsDefinition], **kwargs):
+    return dg.materialize(selection, resources=defs.resources, raise_on_error=False, **kwargs)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dbt_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The module's dbt target: the manifest, and (DBT_TARGET_PATH) each run's artifacts."""
+    target = tmp_path_factory.mktemp("dbt_target")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DBT_TARGET_PATH", str(target))
+        yield target
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Built:
+    resource = WarehouseResource(
+        kind="duckdb", path=str(tmp_path_factory.mktemp("marts_duckdb") / "warehouse.duckdb")
+    )
+    seed_cleaned(resource.get())
+    defs = build_marts_definitions(resource, target_path=dbt_target)
+    result = _materialize(defs, list(defs.assets), tags=RANGE_TAGS)
+    return Built(defs, result, resource.get(), dbt_target)
+
+
+@pytest.fixture(scope="module")
+def graph(built: Built):
+    return built.defs.resolve_asset_graph()
+
+
+def test_a_missing_manifest_is_prepared_when_definitions_load(built: Built) -> None:
+    assert (built.target / "manifest.json").exists()
+
+
+def test_models_are_assets_named_like_the_models(graph) -> None:
+    assert graph.materializable_asset_keys == {
+        dg.AssetKey(name) for name in DAILY_MODELS | UNPARTITIONED_MODELS
+    }
+    for key in graph.materializable_asset_keys:
+        node = graph.get(key)
+        assert node.group_name == "marts", key
+        assert node.owners == ["team:analytics-engineering"], key
+        assert node.kinds == {"dbt", "duckdb"}, key
+        assert node.code_version and node.description, key
+
+
+def test_daily_models_are_partitioned_like_the_cleaned_layer(graph) -> None:
+    for name in DAILY_MODELS:
+        node = graph.get(dg.AssetKey(name))
+        assert node.partitions_def == daily_partitions, name
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), name
+    for name in UNPARTITIONED_MODELS:
+        assert graph.get(dg.AssetKey(name)).partitions_def is None, name
+
+
+def test_a_manifest_for_the_other_engine_is_parsed_again(built: Built, tmp_path: Path) -> None:
+    shutil.copy(built.target / "manifest.json", tmp_path / "manifest.json")
+    assert read_manifest(marts_project("duckdb", tmp_path))["metadata"]["adapter_type"] == "duckdb"
+    postgres = WarehouseResource(kind="postgres", dsn="postgresql://u@localhost/d")
+    graph = build_marts_definitions(postgres, target_path=tmp_path).resolve_asset_graph()
+    assert read_manifest(marts_project("postgres", tmp_path))["metadata"]["adapter_type"] == (
+        "postgres"
+    )
+    assert graph.get(dg.AssetKey("fct_orders")).kinds == {"dbt", "postgres"}
+
+
+def test_sources_are_the_cleaned_assets(graph) -> None:
+    parents = set()
+    for name in DAILY_MODELS | UNPARTITIONED_MODELS:
+        if name.startswith("stg_cleaned__"):
+            node = graph.get(dg.AssetKey(name))
+            assert node.parent_keys == {dg.AssetKey(name.removeprefix("stg_cleaned__"))}, name
+            parents |= node.parent_keys
+    assert parents == {dg.AssetKey(name) for name in CLEANED_TABLES}
+
+
+def test_dbt_tests_are_checks_blocking_unless_warn_severity(built: Built, graph) -> None:
+    manifest = json.loads((built.target / "manifest.json").read_text())
+    tests = {
+        node["name"]: node["config"]["severity"].lower()
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test"
+    }
+    checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    assert set(checks) == set(tests)
+    for name, severity in tests.items():
+        assert checks[name].blocking == (severity == "error"), name
+    quantity = checks["accepted_range_fct_order_lines_quantity__1"]
+    assert quantity.asset_key == dg.AssetKey("fct_order_lines") and quantity.blocking
+
+
+def test_the_build_materialises_every_model_and_passes_every_check(built: Built, graph) -> None:
+    assert built.result.success
+    materialized = {
+        (event.asset_key.to_user_string(), event.partition)
+        for event in built.result.get_asset_materialization_events()
+    }
+    days = [day.isoformat() for day in DELIVERY_DAYS]
+    assert materialized == {(name, day) for name in DAILY_MODELS for day in days} | {
+        (name, None) for name in UNPARTITIONED_MODELS
+    }
+    evaluations = built.result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} == {key.name for key in graph.asset_check_keys}
+    assert all(e.passed for e in evaluations)
+    assert all(e.metadata["dagster_dbt/failed_row_count"].value == 0 for e in evaluations)
+
+
+def test_tables_report_row_counts_and_column_schemas(built: Built) -> None:
+    metadata = {
+        event.asset_key.to_user_string(): event.materialization.metadata
+        for event in built.result.get_asset_materialization_events()
+    }
+    lines = metadata["fct_order_lines"]
+    assert lines["dagster/row_count"].value == 8
+    columns = lines["dagster/column_schema"].value.columns
+    assert [c.name for c in columns] == [*CONTRACT_COLUMNS["fct_order_lines"], "partition_date"]
+    assert columns[0].description and columns[0].type == "String"
+    assert metadata["customer_rfm"]["dagster/row_count"].value == 3
+    assert "dagster/row_count" not in metadata["stg_cleaned__orders"]  # a view
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT_COLUMNS))
+def test_marts_have_the_contract_columns(built: Built, name: str) -> None:
+    lineage = ["partition_date"] if name in ("fct_order_lines", "fct_orders") else []
+    assert read_mart(built.warehouse, name).columns == CONTRACT_COLUMNS[name] + lineage
+
+
+def test_redelivered_rows_keep_their_earliest_delivery(built: Built) -> None:
+    orders = read_mart(built.warehouse, "fct_orders")
+    assert orders["order_id"].to_list() == [
+        "app:A1", "app:A2", "store:T1", "store:T2", "web:W1", "web:W2", "web:W3",
+    ]
+    first = orders.filter(pl.col("order_id") == "app:A1").row(0, named=True)
+    assert first["partition_date"] == D5 and first["n_units"] == 1
+    late = orders.filter(pl.col("order_id") == "store:T2").row(0, named=True)
+    assert (late["order_date"], late["partition_date"], late["store_code"]) == (D5, D6, "S002")
+    lines = read_mart(built.warehouse, "fct_order_lines")
+    assert lines.height == daily_frames()["order_lines"].height - 1
+
+
+def test_daily_aggregates(built: Built) -> None:
+    sales = read_mart(built.warehouse, "fct_product_daily_sales")
+    jacket = sales.filter((pl.col("sku") == "SKU-00001") & (pl.col("sales_date") == D5))
+    assert jacket.select("units", "revenue", "n_orders").row(0) == (3, 58.97, 2)
+    assert jacket["promo_share"][0] == pytest.approx(1 / 3)
+    assert jacket["avg_unit_price"][0] == pytest.approx(58.97 / 3)
+    activity = read_mart(built.warehouse, "fct_customer_daily_activity")
+    alice = activity.filter((pl.col("customer_key") == ALICE) & (pl.col("activity_date") == D5))
+    # the ticket re-delivered on the 6th counts once
+    assert alice.select("n_orders", "web_orders", "n_tickets", "n_sessions", "pages_viewed").row(
+        0
+    ) == (1, 1, 1, 1, 5)
+    bob = activity.filter((pl.col("customer_key") == BOB) & (pl.col("activity_date") == D5))
+    assert bob.select("n_orders", "app_orders", "store_orders", "revenue").row(0) == (
+        2, 1, 1, 29.99,
+    )
+    assert activity.filter(pl.col("customer_key") == CAROL)["n_sessions"].to_list() == [1]
+
+
+def test_customers_and_rfm(built: Built) -> None:
+    customers = read_mart(built.warehouse, "dim_customers")
+    assert customers["customer_key"].to_list() == [ALICE, BOB, CAROL, STRANGER]
+    assert customers["is_known_to_crm"].to_list() == [True, True, True, False]
+    assert customers.filter(pl.col("customer_key") == CAROL)["first_order_date"][0] is None
+    rfm = read_mart(built.warehouse, "customer_rfm")
+    bob = rfm.filter(pl.col("customer_key") == BOB).row(0, named=True)
+    assert bob["as_of_date"] == D7 and bob["recency_days"] == 0
+    assert (bob["frequency"], bob["monetary"]) == (3, 219.99)
+    assert bob["app_share"] == pytest.approx(2 / 3) and bob["store_share"] == pytest.approx(1 / 3)
+    assert bob["tenure_days"] == (D7 - date(2025, 12, 1)).days
+    stranger = rfm.filter(pl.col("customer_key") == STRANGER).row(0, named=True)
+    assert stranger["tenure_days"] == 1  # no CRM sign-up: from the first order
+
+
+# incremental delivery windows ----------------------------------------------
+def test_incremental_windows_in_any_delivery_order_match_a_full_build(
+    built: Built, tmp_path: Path
+) -> None:
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    warehouse = resource.get()
+    dbt = WarehouseDbtCliResource(
+        project_dir=marts_project("duckdb", built.target),
+        warehouse=resource,
+        dbt_executable=local_dbt_executable(),
+    )
+
+    def build_window(start: date, end: date) -> None:
+        window = dbt_window_vars(start, end)
+        args = ["build", "--select", "tag:daily", "--vars", window]
+        dbt.cli(args, target_path=tmp_path / "dbt").wait()
+
+    seed_cleaned(warehouse, [D6])  # the 6th is delivered first
+    build_window(D6, D7)
+    seed_cleaned(warehouse, [D5])  # the 5th arrives late: its copy of app:A1 wins
+    build_window(D5, D6)
+    seed_cleaned(warehouse, [D7])
+    build_window(D7, date(2026, 1, 8))
+    for name in DAILY_FACTS:
+        assert_frame_equal(read_mart(warehouse, name), read_mart(built.warehouse, name))
+
+    # A corrected 5th without app:A1 and store:T1: A1's earliest copy is now the 6th's
+    # (outside the window), T1 is gone. (dbt's tests ran in every build above.)
+    redeliver_without(warehouse, D5, "app:A1", "store:T1")
+    build_window(D5, D6)
+    orders = read_mart(warehouse, "fct_orders")
+    assert orders.filter(pl.col("order_id") == "app:A1")["partition_date"].to_list() == [D6]
+    assert "store:T1" not in orders["order_id"].to_list()
+    assert "store:T1" not in read_mart(warehouse, "fct_order_lines")["order_id"].to_list()
+    soap = read_mart(warehouse, "fct_product_daily_sales").filter(pl.col("sku") == "SKU-00003")
+    assert soap["sales_date"].to_list() == [D6]
+
+
+# failures -------------------------------------------------------------------
+def test_a_failing_dbt_test_is_a_failed_blocking_check_that_stops_downstream(
+    built: Built, tmp_path: Path
+) -> None:
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    seed_cleaned(resource.get())
+    bad_line = (pl.col("order_id") == "web:W1") & (pl.col("line_number") == 2)
+    lines = daily_frames()["order_lines"].with_columns(
+        quantity=pl.when(bad_line).then(-1).otherwise(pl.col("quantity")),
+        line_amount=pl.when(bad_line).then(-5.5).otherwise(pl.col("line_amount")),
+    )
+    # bypasses the cleaned layer's contract, as a bug upstream would
+    resource.get().replace_partitions("cleaned.order_lines", lines, DELIVERY_DAYS)
+    defs = build_marts_definitions(resource, target_path=built.target)
+
+    @dg.asset(
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["fct_order_lines"],
+    )
+    def line_features() -> None:
+        """Stands for the Python assets downstream of the marts."""
+
+    daily = next(a for a in defs.assets if a.node_def.name == "dbt_daily_models")
+    result = _materialize(defs, [daily, line_features], partition_key=D5.isoformat())
+
+    assert not result.success
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert [(e.asset_key.to_user_string(), e.check_name) for e in failed] == [
+        ("fct_order_lines", "accepted_range_fct_order_lines_quantity__1")
+    ]
+    assert failed[0].metadata["dagster_dbt/failed_row_count"].value == 1
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "fct_order_lines" in materialized
+    assert "line_features" not in materialized
+    assert "fct_product_daily_sales" not in materialized  # dbt skips what depends on the test
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert "blocking asset check" in failure.message
+    assert "accepted_range_fct_order_lines_quantity__1" in failure.message
+
+
+def test_a_broken_model_fails_the_run_with_dbt_error(built: Built, tmp_path: Path) -> None:
+    project_dir = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    # the manifest of the intact copy defines the assets; the model breaks afterwards
+    defs = build_marts_definitions(resource, built.target, project_dir)
+    (project_dir / "models" / "marts" / "dim_products.sql").write_text(
+        "select * from {{ ref('no_such_model') }}\n"
+    )
+
+    unpartitioned = next(a for a in defs.assets if a.node_def.name == "dbt_models")
+    result = _materialize(defs, [unpartitioned])
+
+    assert not result.success
+    assert not result.get_asset_materialization_events()
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "Compilation Error" in message
+    assert "no_such_model" in message and "dim_products" in message

@@ -1,0 +1,133 @@
+"""The dbt marts on the real Postgres, in schemas of their own (a suffix per test run), built
+through Dagster; the same input gives the same marts as on DuckDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import psycopg
+import pytest
+from polars.testing import assert_frame_equal
+
+from aiwf_assets.io.postgres import PostgresWarehouse
+from aiwf_assets.marts.assets import dbt_window_vars
+from aiwf_assets.marts.definitions import build_marts_definitions
+from aiwf_assets.marts.project import marts_project
+from aiwf_assets.marts.resources import WarehouseDbtCliResource, local_dbt_executable
+from aiwf_assets.resources import WarehouseResource
+from tests.conftest import POSTGRES_DSN, postgres_or_skip
+from tests.dbt_fixtures import (
+    DELIVERY_DAYS,
+    MART_KEYS,
+    postgres_schema_suffix,
+    read_mart,
+    redeliver_without,
+    seed_cleaned,
+)
+
+pytestmark = pytest.mark.postgres
+
+D5, D6, D7 = DELIVERY_DAYS
+
+
+@dataclass
+class Built:
+    defs: dg.Definitions
+    result: dg.ExecuteInProcessResult
+    warehouse: PostgresWarehouse
+    target: Path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    postgres_or_skip()
+    target = tmp_path_factory.mktemp("dbt_target")
+    with postgres_schema_suffix() as suffix, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DBT_TARGET_PATH", str(target))
+        resource = WarehouseResource(kind="postgres", dsn=POSTGRES_DSN, schema_suffix=suffix)
+        seed_cleaned(resource.get())
+        defs = build_marts_definitions(resource, target_path=target)
+        result = dg.materialize(
+            list(defs.assets),
+            resources=defs.resources,
+            tags={
+                "dagster/asset_partition_range_start": D5.isoformat(),
+                "dagster/asset_partition_range_end": D7.isoformat(),
+            },
+            raise_on_error=False,
+        )
+        yield Built(defs, result, resource.get(), target)
+
+
+def test_the_build_passes_every_check(built: Built) -> None:
+    assert built.result.success
+    evaluations = built.result.get_asset_check_evaluations()
+    checks = built.defs.resolve_asset_graph().asset_check_keys
+    assert {e.check_name for e in evaluations} == {key.name for key in checks}
+    assert all(e.passed for e in evaluations)
+
+
+def test_assets_are_kinds_postgres(built: Built) -> None:
+    graph = built.defs.resolve_asset_graph()
+    for key in graph.materializable_asset_keys:
+        assert graph.get(key).kinds == {"dbt", "postgres"}, key
+
+
+def test_every_schema_carries_the_run_suffix(built: Built) -> None:
+    suffix = built.warehouse.schema_suffix
+    with psycopg.connect(POSTGRES_DSN) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE right(table_schema, %s) = %s",
+            [len(suffix), suffix],
+        ).fetchall()
+    schemas = {schema.removesuffix(suffix) for schema, _ in tables}
+    assert schemas == {"cleaned", "staging", "intermediate", "marts"}
+    assert ("marts" + suffix, "customer_rfm") in tables
+
+
+def test_tables_report_row_counts(built: Built) -> None:
+    counts = {
+        event.asset_key.to_user_string(): event.materialization.metadata["dagster/row_count"].value
+        for event in built.result.get_asset_materialization_events()
+        if "dagster/row_count" in event.materialization.metadata
+    }
+    assert counts["fct_orders"] == 7 and counts["dim_customers"] == 4
+
+
+def test_postgres_and_duckdb_build_the_same_marts(built: Built, tmp_path: Path) -> None:
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    seed_cleaned(resource.get())
+    dbt = WarehouseDbtCliResource(
+        project_dir=marts_project("duckdb", built.target),
+        warehouse=resource,
+        dbt_executable=local_dbt_executable(),
+    )
+    dbt.cli(["build"], target_path=tmp_path / "dbt").wait()
+    for name in MART_KEYS:
+        assert_frame_equal(read_mart(built.warehouse, name), read_mart(resource.get(), name))
+
+
+def test_an_incremental_window_on_postgres(built: Built, tmp_path: Path) -> None:
+    """Runs last in this module: it changes the shared warehouse."""
+    redeliver_without(built.warehouse, D5, "app:A1", "store:T1")
+    resource = WarehouseResource(
+        kind="postgres", dsn=POSTGRES_DSN, schema_suffix=built.warehouse.schema_suffix
+    )
+    dbt = WarehouseDbtCliResource(
+        project_dir=marts_project("postgres", built.target),
+        warehouse=resource,
+        dbt_executable=local_dbt_executable(),
+    )
+    window = dbt_window_vars(D5, D6)
+    dbt.cli(["build", "--select", "tag:daily", "--vars", window], target_path=tmp_path).wait()
+    orders = read_mart(built.warehouse, "fct_orders")
+    assert orders.filter(pl.col("order_id") == "app:A1")["partition_date"].to_list() == [D6]
+    assert "store:T1" not in orders["order_id"].to_list()
+    sales = read_mart(built.warehouse, "fct_product_daily_sales")
+    assert sales.filter(pl.col("sku") == "SKU-00003")["sales_date"].to_list() == [date(2026, 1, 6)]
