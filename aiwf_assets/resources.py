@@ -106,13 +106,22 @@ class PiiKeyResource(dg.ConfigurableResource):
         return get_settings().pii_key
 
 
+def warehouse_resource(settings: Settings) -> WarehouseResource:
+    """The warehouse alone: dbt's manifest build needs it without the bucket or other secrets."""
+    if settings.env == "local":
+        return WarehouseResource(kind="duckdb", path=str(settings.warehouse_path))
+    return WarehouseResource(
+        kind="postgres", dsn=settings.warehouse_dsn, schema_suffix=settings.warehouse_schema_suffix
+    )
+
+
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     settings = settings or get_settings()
     if settings.env == "local":
         return {
             "landing": LandingResource(root=str(settings.landing_dir)),
             "storage": StorageResource(root=str(settings.storage_dir)),
-            "warehouse": WarehouseResource(kind="duckdb", path=str(settings.warehouse_path)),
+            "warehouse": warehouse_resource(settings),
             "pii": PiiKeyResource(),
             "model_store": ModelStoreResource(root=str(settings.models_dir)),
             "exports": ExportsResource(root=str(settings.exports_dir)),
@@ -124,11 +133,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
         "storage": StorageResource(
             root=settings.s3_uri("storage"), s3_endpoint=settings.s3_endpoint
         ),
-        "warehouse": WarehouseResource(
-            kind="postgres",
-            dsn=settings.warehouse_dsn,
-            schema_suffix=settings.warehouse_schema_suffix,
-        ),
+        "warehouse": warehouse_resource(settings),
         "pii": PiiKeyResource(),
         "model_store": ModelStoreResource(
             root=settings.s3_uri("models"), s3_endpoint=settings.s3_endpoint

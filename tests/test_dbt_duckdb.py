@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+import yaml
 from polars.testing import assert_frame_equal
 
 from aiwf_assets.io.postgres import PostgresWarehouse
@@ -24,7 +25,7 @@ from aiwf_assets.marts.assets import (
     unexplained_dbt_failures,
 )
 from aiwf_assets.marts.definitions import build_marts_definitions, read_manifest
-from aiwf_assets.marts.project import DBT_PROJECT_DIR, DBT_TARGETS, marts_project
+from aiwf_assets.marts.project import DBT_PROJECT_DIR, marts_project
 from aiwf_assets.marts.resources import (
     WarehouseDbtCliResource,
     dbt_warehouse_env,
@@ -152,11 +153,14 @@ def test_dbt_env_points_profiles_at_the_warehouse(tmp_path: Path) -> None:
 
 
 def test_dbt_targets_follow_the_warehouse_resources(tmp_path: Path) -> None:
-    for env, target in DBT_TARGETS.items():
+    targets = set(yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())["aiwf"]["outputs"])
+    for env in ("local", "prod"):
         settings = Settings(
             env=env, home=tmp_path, s3_bucket="bucket", warehouse_dsn="postgresql://u@h/d"
         )
-        assert build_resources(settings)["warehouse"].kind == target
+        kind = build_resources(settings)["warehouse"].kind
+        assert kind in targets
+        assert marts_project(kind).target == kind
 
 
 def test_scoped_environ_restores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,8 @@ from aiwf_assets.marts.resources import (
     local_dbt_executable,
     scoped_environ,
 )
-from aiwf_assets.resources import WarehouseResource, build_resources
+from aiwf_assets.resources import WarehouseResource, warehouse_resource
+from aiwf_assets.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -68,4 +69,4 @@ def build_marts_definitions(
     )
 
 
-defs = build_marts_definitions(build_resources()["warehouse"])
+defs = build_marts_definitions(warehouse_resource(get_settings()))

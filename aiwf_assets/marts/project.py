@@ -8,13 +8,10 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
+from aiwf_assets.resources import warehouse_resource
 from aiwf_assets.settings import get_settings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
-# profiles.yml target per AIWF_ENV: the warehouse kind resources.build_resources() picks
-# (a test keeps the two in step); read here without building the other resources, which
-# need settings (bucket, DSN) that preparing a manifest does not.
-DBT_TARGETS = {"local": "duckdb", "prod": "postgres"}
 
 
 def marts_project(
@@ -32,4 +29,5 @@ def marts_project(
     )
 
 
-marts_dbt_project = marts_project(DBT_TARGETS[get_settings().env])
+# profiles.yml targets are named like the warehouse kinds (duckdb, postgres)
+marts_dbt_project = marts_project(warehouse_resource(get_settings()).kind)
