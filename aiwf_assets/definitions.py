@@ -6,12 +6,19 @@ Domains are imported as modules (not their `defs` objects) so this module holds 
 
 import dagster as dg
 
+from aiwf_assets.automation import definitions as automation
+from aiwf_assets.automation.policies import apply_automation_policies
 from aiwf_assets.cleaning import assets as cleaning
 from aiwf_assets.ingest import assets as ingest
 from aiwf_assets.marts import definitions as marts
 from aiwf_assets.ml import definitions as ml
+from aiwf_assets.monitoring import definitions as monitoring
 from aiwf_assets.resources import build_resources
 
-DOMAINS: list[dg.Definitions] = [ingest.defs, cleaning.defs, marts.defs, ml.defs]
+DOMAINS: list[dg.Definitions] = [
+    ingest.defs, cleaning.defs, marts.defs, ml.defs, monitoring.defs, automation.defs
+]
 
-defs = dg.Definitions.merge(*DOMAINS, dg.Definitions(resources=build_resources()))
+defs = apply_automation_policies(
+    dg.Definitions.merge(*DOMAINS, dg.Definitions(resources=build_resources()))
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +70,17 @@ def plan_runs(defs: dg.Definitions) -> RunPlan:
 
 def landed_days(landing_dir: Path) -> list[str]:
     """Every day that has at least one landed daily file."""
+    return days_of_landed_files(
+        p.relative_to(landing_dir).as_posix() for p in landing_dir.glob("*/*") if p.is_file()
+    )
+
+
+def days_of_landed_files(paths: Iterable[str]) -> list[str]:
+    """Every day named by a daily file among `<channel>/<file>` paths (reference/ has none)."""
     days = {
-        p.name.split(".", 1)[0]
-        for p in landing_dir.glob("*/*")
-        if p.parent.name != "reference" and p.is_file()
+        path.split("/")[1].split(".", 1)[0]
+        for path in paths
+        if path.count("/") == 1 and not path.startswith("reference/")
     }
     return sorted(d for d in days if _is_iso_day(d))
 
@@ -136,9 +143,16 @@ def run_demo(
         print(summary.to_text())
 
     from aiwf_assets.definitions import defs
+    from aiwf_assets.resources import build_resources
     from aiwf_assets.summary import summarise
 
     with dg.DagsterInstance.get() as instance:
         materialise_all(defs, instance, landed_days(settings.landing_dir))
-        print(summarise(settings))
+        resources = build_resources(settings)
+        print(
+            summarise(
+                settings, resources["warehouse"].get(), resources["storage"].store(),
+                resources["model_store"].store(),
+            )
+        )
     return 0

@@ -1,0 +1,1 @@
+"""Change-aware automation: landing observation, policies, jobs, schedules, alerts."""

@@ -1,0 +1,19 @@
+"""The automation domain: sensors that observe, automate and alert.
+
+Jobs, schedules and per-asset policies depend on the assembled graph and are
+added by `policies.apply_automation_policies(defs)` in aiwf_assets/definitions.py.
+"""
+
+import dagster as dg
+
+from aiwf_assets.automation.alerts import build_run_failure_sensor
+from aiwf_assets.automation.sensors import automation_sensor, landing_observation_sensor
+from aiwf_assets.settings import get_settings
+
+defs = dg.Definitions(
+    sensors=[
+        landing_observation_sensor(get_settings()),
+        automation_sensor(get_settings()),
+        build_run_failure_sensor(),
+    ]
+)

@@ -1,0 +1,87 @@
+"""Jobs and schedules derived from the asset graph: CLI backfills, daily scoring, weekly retrain.
+
+Built from the assembled graph (not hand-listed keys), so a new daily asset joins
+the backfill job and a new model joins the retrain job without edits here.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.settings import Settings
+
+DAILY_INGEST_JOB = "daily_ingest_job"
+SCORING_JOB = "scoring_job"
+RETRAIN_JOB = "retrain_job"
+MODEL_GROUP = "ml"
+SERVING_GROUP = "serving"
+HEAVY_TAG = {"aiwf/heavy": "true"}  # dagster.yaml runs one heavy run at a time
+
+
+def daily_keys(graph: dg.AssetGraph) -> list[dg.AssetKey]:
+    return sorted(
+        (k for k in graph.materializable_asset_keys
+         if graph.get(k).partitions_def == daily_partitions),
+        key=lambda k: k.to_user_string(),
+    )
+
+
+def group_keys(graph: dg.AssetGraph, group: str) -> list[dg.AssetKey]:
+    return sorted(
+        (k for k in graph.materializable_asset_keys if graph.get(k).group_name == group),
+        key=lambda k: k.to_user_string(),
+    )
+
+
+def build_jobs_and_schedules(graph: dg.AssetGraph, settings: Settings) -> dg.Definitions:
+    """daily_ingest_job (+ scoring_job and retrain_job with their schedules when the
+    serving and ml groups exist)."""
+    jobs: list[dg.UnresolvedAssetJobDefinition] = []
+    schedules: list[dg.ScheduleDefinition] = []
+    daily = daily_keys(graph)
+    if daily:
+        jobs.append(dg.define_asset_job(
+            DAILY_INGEST_JOB,
+            selection=dg.AssetSelection.assets(*daily),
+            partitions_def=daily_partitions,
+            description=(
+                "Every daily-partitioned asset (raw, cleaned, incremental marts, pipeline "
+                f"health). Backfill a range: `dagster job backfill -w workspace.yaml -j "
+                f"{DAILY_INGEST_JOB} --from A --to B --noprompt`."
+            ),
+        ))
+    serving = group_keys(graph, SERVING_GROUP)
+    if serving:
+        scoring = dg.define_asset_job(
+            SCORING_JOB,
+            selection=dg.AssetSelection.assets(*serving),
+            description="Re-score every customer with the current champions and export to the CRM.",
+        )
+        jobs.append(scoring)
+        schedules.append(dg.ScheduleDefinition(
+            name="daily_scoring_schedule",
+            job=scoring,
+            cron_schedule=settings.scoring_cron,
+            execution_timezone="UTC",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description="Daily scores and CRM export, even on days without new data (freshness).",
+        ))
+    models = group_keys(graph, MODEL_GROUP)
+    if models:
+        retrain = dg.define_asset_job(
+            RETRAIN_JOB,
+            selection=dg.AssetSelection.assets(*models),
+            tags=HEAVY_TAG,
+            description="Train a challenger per model family; promotion keeps the better one.",
+        )
+        jobs.append(retrain)
+        schedules.append(dg.ScheduleDefinition(
+            name="weekly_retrain_schedule",
+            job=retrain,
+            cron_schedule=settings.retrain_cron,
+            execution_timezone="UTC",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description="Scheduled retraining; drift, performance and code changes retrain sooner.",
+        ))
+    return dg.Definitions(jobs=jobs, schedules=schedules)

@@ -1,0 +1,137 @@
+"""Landing observation and the automation condition sensor.
+
+Why a sensor observes the landing zone (checked on dagster 1.13): an
+`automation_condition` on a *partitioned* observable source asset requests an
+observation of every partition on each tick, i.e. a run per interval over the
+whole history. One pass over a folder observes all of its partitions, so the
+sensor does that pass in the code server (hashes cached by stat, see
+`fingerprints`) and records `AssetObservation`s only for partitions whose
+content version changed. `AutomationCondition.data_version_changed()` then
+sees exactly those partitions. The observable source assets still exist
+(lineage, and "Observe" in the UI), and use the same function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+
+import dagster as dg
+
+from aiwf_assets.ingest.assets import SOURCES, landing_versions
+from aiwf_assets.resources import LandingResource
+from aiwf_assets.settings import Settings
+
+DATA_VERSION_TAG = "dagster/data_version"
+Versions = Mapping[str | None, str]  # partition (None: unpartitioned) -> content version
+
+
+def versions_digest(versions: Versions) -> str:
+    """One short digest of a source's whole listing: equal digests, nothing changed."""
+    text = json.dumps(sorted((p or "", v) for p, v in versions.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def last_observed(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitions: list[str | None]
+) -> dict[str | None, str]:
+    """The data version last recorded for each partition of a landing asset."""
+    known: dict[str | None, str] = {}
+    for partition in partitions:
+        record = instance.get_latest_data_version_record(key, True, partition_key=partition)
+        observation = record.asset_observation if record else None
+        version = (observation.tags or {}).get(DATA_VERSION_TAG) if observation else None
+        if version:
+            known[partition] = version
+    return known
+
+
+def changed_observations(
+    key: dg.AssetKey, current: Versions, known: Mapping[str | None, str]
+) -> list[dg.AssetObservation]:
+    """Observations for partitions that are new or whose content changed, in partition order.
+
+    A partition whose file disappeared gets none: removing a file does not un-deliver
+    data (a listing that fails transiently must never look like a mass deletion).
+    """
+    return [
+        dg.AssetObservation(
+            asset_key=key,
+            partition=partition,
+            tags={DATA_VERSION_TAG: version},
+            metadata={"sha256": version},
+        )
+        for partition, version in sorted(current.items(), key=lambda kv: kv[0] or "")
+        if known.get(partition) != version
+    ]
+
+
+def observe_landing(
+    instance: dg.DagsterInstance, landing: LandingResource, digests: Mapping[str, str]
+) -> tuple[list[dg.AssetObservation], dict[str, str]]:
+    """Observations for what changed in the landing zone, and the new per-source digests.
+
+    `digests` (source -> digest of its listing) is the previous pass; a source whose
+    digest is unchanged costs one listing. For the others, the versions are compared
+    with what the instance last recorded, partition by partition.
+    """
+    events: list[dg.AssetObservation] = []
+    current: dict[str, str] = {}
+    for spec in SOURCES.sources.values():
+        versions = landing_versions(spec, landing)
+        current[spec.name] = versions_digest(versions)
+        if digests.get(spec.name) != current[spec.name]:
+            key = dg.AssetKey(f"landing_{spec.name}")
+            known = last_observed(instance, key, list(versions))
+            events += changed_observations(key, versions, known)
+    return events, current
+
+
+def record_landing_observations(instance: dg.DagsterInstance, landing: LandingResource) -> int:
+    """Record the landing zone's current versions now (e.g. after `aiwf demo` materialised
+    raw directly): the sensor then finds nothing new and nothing re-runs. Returns how
+    many observations were recorded."""
+    events, _ = observe_landing(instance, landing, {})
+    for event in events:
+        instance.report_runless_asset_event(event)
+    return len(events)
+
+
+def landing_observation_sensor(settings: Settings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="landing_observation_sensor",
+        minimum_interval_seconds=settings.observe_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Lists every landing folder, hashes new or touched files (sha256, cached by size "
+            "and mtime) and records an observation for each partition whose content changed."
+        ),
+    )
+    def _sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
+        previous = json.loads(context.cursor) if context.cursor else {}
+        events, digests = observe_landing(context.instance, landing, previous)
+        return dg.SensorResult(asset_events=events, cursor=json.dumps(digests, sort_keys=True))
+
+    return _sensor
+
+
+def automation_sensor(settings: Settings) -> dg.AutomationConditionSensorDefinition:
+    """One run per requested partition (`emit_backfills=False`).
+
+    Dagster records one data version per asset per run: a run over a range of days
+    gives all of them the same (combined) version, which would look like a change
+    of every day in the range next time. Per-partition runs keep each day's own
+    content version, which is what change detection compares.
+    """
+    return dg.AutomationConditionSensorDefinition(
+        "automation_condition_sensor",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=settings.automation_interval_s,
+        emit_backfills=False,
+        description=(
+            "Evaluates every asset's automation policy (docs/AUTOMATION.md) and launches runs "
+            "for what changed."
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Monitoring: feature/prediction drift, live model performance, pipeline health anomalies."""

@@ -1,0 +1,437 @@
+"""Monitoring assets (group `monitoring`): drift, live performance and pipeline health.
+
+Thin shells around `drift`, `performance`, `health` and `stats`. What they read
+(the interface with aiwf_assets/ml, see docs/AUTOMATION.md):
+- `customer_features`, `churn_scores`, `demand_forecast`: Parquet through the
+  `storage` resource (`as_of_date` + feature columns; `churn_risk`,
+  `churn_horizon_days`, `model_version`; `sku`, `date`, `forecast_units`,
+  `model_version`);
+- champions' model cards through the `model_store` resource (`trained_through`,
+  holdout `metrics`);
+- the marts and cleaned tables through the `warehouse` resource.
+Checks never block: they warn, and two of them request retraining (their
+`aiwf/retrains_on_failure` metadata names the models; see automation.policies).
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from aiwf_assets.automation.policies import RETRAIN_METADATA_KEY
+from aiwf_assets.ingest.spec import load_sources
+from aiwf_assets.io.parquet_store import ParquetStore
+from aiwf_assets.io.warehouse import PARTITION_COLUMN, Warehouse
+from aiwf_assets.ml.common import frame_version, source_version
+from aiwf_assets.ml.features import CUSTOMER_FEATURE_COLUMNS
+from aiwf_assets.ml.marts import purchase_days, read_mart
+from aiwf_assets.ml.model_store import ModelStore
+from aiwf_assets.ml.resources import ModelStoreResource
+from aiwf_assets.monitoring import drift, health, performance, stats
+from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.resources import StorageResource, WarehouseResource
+from aiwf_assets.settings import get_settings
+
+OWNERS = ["team:data-platform"]
+SCHEMA = "monitoring"
+CODE_VERSION = source_version(drift, health, performance, stats)
+DRIFT_MODELS = "churn_model,segmentation_model"  # the models trained on customer_features
+FEATURE_REFERENCE = "monitoring_reference_customer_features"  # pinned per churn champion
+SCORE_REFERENCE = "monitoring_reference_churn_scores"  # pinned per churn champion
+CHURN_HISTORY = "monitoring_history_churn_scores"  # one file per as_of_date
+DEMAND_HISTORY = "monitoring_history_demand_forecast"  # one file per first forecast day
+HISTORY_LIMIT = 120  # archived snapshots considered
+
+
+def markdown(frame: pl.DataFrame, digits: int = 4) -> str:
+    if frame.is_empty():
+        return "none"
+    rounded = frame.with_columns(pl.selectors.float().round(digits))
+    header = "| " + " | ".join(rounded.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in rounded.columns) + " |"
+    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in rounded.iter_rows()]
+    return "\n".join([header, rule, *rows])
+
+
+def pinned(store: ParquetStore, name: str, version: str, candidate: pl.DataFrame) -> pl.DataFrame:
+    """The reference pinned for `version`, pinning `candidate` the first time (if not empty)."""
+    if store.exists(name, version):
+        return store.read(name, version)
+    if not candidate.is_empty():
+        store.write(name, candidate, version)
+    return candidate
+
+
+# drift --------------------------------------------------------------------------------
+def _drift_check(name: str, level: str, table: pl.DataFrame, note: str) -> dg.AssetCheckResult:
+    flagged = drift.features_at_level(table, level) if not table.is_empty() else []
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not flagged,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"features": ", ".join(flagged) or "none", "note": note},
+    )
+
+
+def _drift_result(
+    table: pl.DataFrame, checks: list[tuple[str, str]], note: str, extra: dict
+) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata={
+            "drift": dg.MetadataValue.md(markdown(table)),
+            "max_psi": float(table["psi"].max() or 0.0) if not table.is_empty() else 0.0,
+            "note": note,
+            **extra,
+        },
+        check_results=[_drift_check(name, level, table, note) for name, level in checks],
+        data_version=dg.DataVersion(frame_version(table)),
+    )
+
+
+FEATURE_DRIFT_CHECKS = [
+    ("drift_below_warning", "warn"),
+    ("drift_below_retrain_threshold", "retrain"),
+]
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=["customer_features", "churn_model"],
+    owners=OWNERS,
+    kinds={"python", "polars"},
+    code_version=CODE_VERSION,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "drift_below_warning", asset="feature_drift",
+            description="No feature's PSI or KS reaches the warning threshold (WARN).",
+        ),
+        dg.AssetCheckSpec(
+            "drift_below_retrain_threshold", asset="feature_drift",
+            description="No feature's PSI or KS reaches the retrain threshold; when it "
+            "fails, the models trained on customer_features are retrained.",
+            metadata={RETRAIN_METADATA_KEY: DRIFT_MODELS},
+        ),
+    ],
+    description=(
+        "Per customer feature: PSI and KS between the churn champion's training reference "
+        "(the snapshot at its training cutoff, pinned per champion) and the newest snapshot."
+    ),
+)
+def feature_drift(
+    storage: StorageResource, model_store: ModelStoreResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    store = storage.store()
+    features = store.read("customer_features")
+    current = drift.latest_snapshot(features)
+    champion = model_store.store().champion("churn")
+    reference = features.head(0)
+    if champion is not None:
+        trained_through = dt.date.fromisoformat(champion.trained_through)
+        reference = pinned(
+            store, FEATURE_REFERENCE, champion.version,
+            drift.snapshot_at(features, trained_through),
+        )
+    columns = [c for c in CUSTOMER_FEATURE_COLUMNS if c in features.columns]
+    if reference.is_empty() or current.is_empty():
+        note = "no reference yet: no churn champion, or no snapshot at its training cutoff"
+        table = drift.drift_table(features.head(0), features.head(0), [], _thresholds())
+    else:
+        note = (
+            f"reference {reference['as_of_date'].max()} ({reference.height} customers) vs "
+            f"current {current['as_of_date'].max()} ({current.height} customers)"
+        )
+        table = drift.drift_table(reference, current, columns, _thresholds())
+    warehouse.get().replace_table(f"{SCHEMA}.feature_drift", table)
+    return _drift_result(
+        table, FEATURE_DRIFT_CHECKS, note,
+        {"champion_version": champion.version if champion else "none"},
+    )
+
+
+def _thresholds() -> drift.DriftThresholds:
+    return drift.DriftThresholds.from_settings(get_settings())
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=["churn_scores"],
+    owners=OWNERS,
+    kinds={"python", "polars"},
+    code_version=CODE_VERSION,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "prediction_drift_below_warning", asset="prediction_drift",
+            description="The churn risk distribution's PSI/KS against the champion's first "
+            "scores stays below the warning threshold (WARN; retraining follows feature "
+            "drift and performance, not this).",
+        ),
+    ],
+    description=(
+        "PSI and KS of churn_risk between the first scores of the current champion "
+        "(pinned per model version) and the latest scores."
+    ),
+)
+def prediction_drift(storage: StorageResource) -> dg.MaterializeResult:
+    store = storage.store()
+    scores = store.read("churn_scores")
+    version = str(scores["model_version"][0])
+    reference = pinned(store, SCORE_REFERENCE, version, scores)
+    table = drift.drift_table(reference, scores, ["churn_risk"], _thresholds())
+    note = (
+        f"model {version[:12]}: reference as of {reference['as_of_date'].max()} vs scores as "
+        f"of {scores['as_of_date'].max()}"
+    )
+    return _drift_result(
+        table, [("prediction_drift_below_warning", "warn")], note,
+        {"mean_risk": float(scores["churn_risk"].mean() or 0.0)},  # type: ignore[arg-type]
+    )
+
+
+# live performance ------------------------------------------------------------------------
+def archive(store: ParquetStore, name: str, source: str, day_column: str) -> None:
+    """Copy the current `source` output into the history `name`, keyed by its first day."""
+    if store.exists(source):
+        frame = store.read(source)
+        if not frame.is_empty():
+            store.write(name, frame, str(frame[day_column].min()))
+
+
+def archived(store: ParquetStore, name: str) -> dict[dt.date, pl.DataFrame]:
+    keys = store.partitions(name)[-HISTORY_LIMIT:]
+    return {dt.date.fromisoformat(k): store.read(name, k) for k in keys}
+
+
+def training_metric(
+    models: ModelStore, family: str, versions: list[str], metric: str
+) -> dict[str, float]:
+    """model version -> `metric` on its training holdout (from its model card)."""
+    cards = {}
+    for version in set(versions):
+        try:
+            cards[version] = models.card(family, version).metrics[metric]
+        except (FileNotFoundError, KeyError):
+            continue
+    return cards
+
+
+def _performance_check(
+    name: str, table: pl.DataFrame, result: performance.Verdict
+) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "verdict": result.message,
+            "live": result.live if result.live is not None else float("nan"),
+            "at_training": result.at_training if result.at_training is not None else float("nan"),
+            "snapshots_evaluated": table.height,
+        },
+    )
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=["churn_scores", "demand_forecast", "fct_customer_daily_activity",
+          "fct_product_daily_sales"],
+    owners=OWNERS,
+    kinds={"python", "scikit-learn"},
+    code_version=CODE_VERSION,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "churn_performance", asset="model_performance",
+            description="Live ROC AUC of the newest matured churn snapshot is within the "
+            "tolerance of the champion's holdout AUC; a failure retrains churn_model.",
+            metadata={RETRAIN_METADATA_KEY: "churn_model"},
+        ),
+        dg.AssetCheckSpec(
+            "demand_performance", asset="model_performance",
+            description="Live WAPE of the newest fully observed forecast is within the "
+            "tolerance of the champion's holdout WAPE; a failure retrains demand_model.",
+            metadata={RETRAIN_METADATA_KEY: "demand_model"},
+        ),
+    ],
+    description=(
+        "Archives every scoring snapshot and forecast; once outcomes are known (churn label "
+        "window closed, forecast days observed) measures live ROC AUC / WAPE and compares "
+        "them with the value at training."
+    ),
+)
+def model_performance(
+    storage: StorageResource, model_store: ModelStoreResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    settings = get_settings()
+    store, models, wh = storage.store(), model_store.store(), warehouse.get()
+    archive(store, CHURN_HISTORY, "churn_scores", "as_of_date")
+    archive(store, DEMAND_HISTORY, "demand_forecast", "date")
+    activity = read_mart(wh, "fct_customer_daily_activity")
+    sales = read_mart(wh, "fct_product_daily_sales")
+    churn_table = performance.churn_performance(
+        archived(store, CHURN_HISTORY), purchase_days(wh), _last_day(activity["activity_date"])
+    )
+    demand_table = performance.demand_performance(
+        archived(store, DEMAND_HISTORY), sales, _last_day(sales["sales_date"])
+    )
+    churn_verdict = performance.verdict(
+        churn_table, "roc_auc",
+        training_metric(models, "churn", churn_table["model_version"].to_list(), "roc_auc"),
+        settings.performance_auc_drop, higher_is_better=True,
+    )
+    demand_verdict = performance.verdict(
+        demand_table, "wape",
+        training_metric(models, "demand", demand_table["model_version"].to_list(), "wape"),
+        settings.performance_wape_rise, higher_is_better=False,
+    )
+    table = pl.concat([churn_table, demand_table])
+    wh.replace_table(f"{SCHEMA}.model_performance", table)
+    return dg.MaterializeResult(
+        metadata={
+            "live_performance": dg.MetadataValue.md(markdown(table)),
+            "churn": churn_verdict.message,
+            "demand": demand_verdict.message,
+        },
+        check_results=[
+            _performance_check("churn_performance", churn_table, churn_verdict),
+            _performance_check("demand_performance", demand_table, demand_verdict),
+        ],
+        data_version=dg.DataVersion(frame_version(table)),
+    )
+
+
+def _last_day(dates: pl.Series) -> dt.date:
+    return dates.max()  # type: ignore[return-value]
+
+
+# pipeline health ---------------------------------------------------------------------------
+HEALTH_TABLE = f"{SCHEMA}.pipeline_health"
+METRIC_CHECKS = {
+    "rows": "row_count_in_expected_range",
+    "quarantine_rate": "quarantine_rate_in_expected_range",
+    "null_customer_rate": "null_rate_in_expected_range",
+    "staleness_hours": "staleness_in_expected_range",
+}
+FOREST_CHECK = "isolation_forest_in_expected_range"
+DAILY_SOURCES = {
+    spec.landing.split("/", 1)[0]: spec.name
+    for spec in load_sources().sources.values()
+    if spec.contract.daily
+}
+
+
+def _health_check_specs() -> list[dg.AssetCheckSpec]:
+    specs = [
+        dg.AssetCheckSpec(
+            name, asset="pipeline_health",
+            description=f"Per source and day, {metric} is within the range expected from the "
+            f"source's previous {health.HISTORY_DAYS} days (robust z and IQR; WARN).",
+        )
+        for metric, name in METRIC_CHECKS.items()
+    ]
+    specs.append(dg.AssetCheckSpec(
+        FOREST_CHECK, asset="pipeline_health",
+        description="With at least 30 previous days, no source-day is more isolated (all "
+        "metrics together, IsolationForest) than every day of its history (WARN).",
+    ))
+    return specs
+
+
+EVENT_SCHEMA = {"partition_date": pl.Date, "source": pl.String, "rows_cleaned": pl.Int64,
+                "null_customer_rows": pl.Int64, "latest_epoch": pl.Float64}
+QUARANTINE_SCHEMA = {"partition_date": pl.Date, "source": pl.String, "rows_quarantined": pl.Int64}
+
+
+def measure(wh: Warehouse, days: list[dt.date]) -> pl.DataFrame:
+    """Health rows for every source and day in `days` (three queries, whatever the range)."""
+    events = pl.concat([
+        pl.DataFrame(schema=EVENT_SCHEMA),
+        *(wh.query(health.events_sql(t, days)).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+          for t in health.EVENT_TABLES if wh.table_exists(t.table)),
+    ])
+    quarantined = pl.concat([
+        pl.DataFrame(schema=QUARANTINE_SCHEMA),
+        *([wh.query(health.quarantine_sql(days)).cast(QUARANTINE_SCHEMA)]  # type: ignore[arg-type]
+          if wh.table_exists(health.QUARANTINE_TABLE) else []),
+    ])
+    of_day = pl.col("partition_date")
+    return pl.concat([
+        health.day_metrics(
+            day, sorted(DAILY_SOURCES),
+            events.filter(of_day == day).drop("partition_date"),
+            quarantined.filter(of_day == day).drop("partition_date"),
+        )
+        for day in days
+    ]).with_columns(pl.col("source").replace(DAILY_SOURCES))
+
+
+def read_history(wh: Warehouse, first: dt.date, before: dt.date) -> pl.DataFrame:
+    if not wh.table_exists(HEALTH_TABLE):
+        return pl.DataFrame(schema=health.HEALTH_SCHEMA)
+    return wh.query(
+        f"SELECT * FROM {HEALTH_TABLE} WHERE {PARTITION_COLUMN} >= DATE '{first.isoformat()}' "
+        f"AND {PARTITION_COLUMN} < DATE '{before.isoformat()}'"
+    ).cast(health.HEALTH_SCHEMA)  # type: ignore[arg-type]
+
+
+def _anomaly_check(name: str, flagged: pl.DataFrame, judged: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=flagged.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "anomalies": dg.MetadataValue.md(markdown(flagged)),
+            "values_judged": judged,
+        },
+    )
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=["order_lines", "interactions", "quarantine"],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    owners=OWNERS,
+    kinds={"python", "duckdb"},
+    code_version=CODE_VERSION,
+    check_specs=_health_check_specs(),
+    description=(
+        "Per landing source and delivery day: rows, quarantine rate, null customer rate and "
+        "staleness, in monitoring.pipeline_health; checks flag values outside the range the "
+        "source's own history predicts, with that range."
+    ),
+)
+def pipeline_health(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    wh, z = warehouse.get(), get_settings().anomaly_z
+    days = [dt.date.fromisoformat(k) for k in context.partition_keys]
+    measured = measure(wh, days)
+    history = read_history(wh, days[0] - dt.timedelta(days=health.FOREST_HISTORY_DAYS), days[0])
+    judged: list[pl.DataFrame] = []
+    forest: list[pl.DataFrame] = []
+    for day in days:  # in order: each day is judged against the days before it
+        today = measured.filter(pl.col(PARTITION_COLUMN) == day)
+        judged.append(health.metric_anomalies(history, today, z))
+        forest.append(health.forest_anomalies(history, today))
+        history = pl.concat([history, today])
+        context.add_asset_metadata(
+            {"health": dg.MetadataValue.md(markdown(today)), "dagster/row_count": today.height},
+            partition_key=day.isoformat(),
+        )
+    wh.replace_partitions(HEALTH_TABLE, measured, days)
+    all_judged, all_forest = pl.concat(judged), pl.concat(forest)
+    yield dg.MaterializeResult(
+        data_version=dg.DataVersion(frame_version(measured)),
+        metadata={"days_in_run": len(days)},
+    )
+    for metric, name in METRIC_CHECKS.items():
+        of_metric = all_judged.filter(pl.col("metric") == metric)
+        yield _anomaly_check(
+            name, of_metric.filter(pl.col("anomalous")).drop("anomalous"), of_metric.height
+        )
+    yield _anomaly_check(
+        FOREST_CHECK, all_forest.filter(pl.col("anomalous")).drop("anomalous"), all_forest.height
+    )
+
+
+ASSETS = [feature_drift, prediction_drift, model_performance, pipeline_health]

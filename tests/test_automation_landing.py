@@ -1,0 +1,272 @@
+"""Landing observation by content, and change-aware automation over the real raw/cleaned assets.
+
+`Daemon` plays the Dagster daemon on a real instance: it evaluates
+landing_observation_sensor and records its observations, evaluates the
+automation conditions (one tick), and runs what was requested, one run per
+partition as the automation sensor launches them.
+"""
+
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+import pyarrow.fs as pafs
+import pytest
+
+from aiwf_assets.automation.fingerprints import content_fingerprints, sha256_file
+from aiwf_assets.automation.policies import apply_automation_policies
+from aiwf_assets.automation.sensors import (
+    landing_observation_sensor,
+    record_landing_observations,
+)
+from aiwf_assets.cleaning.assets import defs as cleaning_defs
+from aiwf_assets.generator import generate
+from aiwf_assets.ingest.assets import SOURCES, landing_versions
+from aiwf_assets.ingest.assets import defs as ingest_defs
+from aiwf_assets.monitoring.assets import pipeline_health
+from aiwf_assets.resources import LandingResource, build_resources
+from aiwf_assets.settings import Settings, get_settings, reset_settings_cache
+
+if TYPE_CHECKING:
+    from tests.s3_server import S3Endpoint
+
+pytest_plugins = ["tests.s3_server"]  # a real S3 endpoint (moto) on 127.0.0.1
+
+Requested = dict[str, set[str | None]]
+DAYS = ["2026-01-01", "2026-01-02", "2026-01-03"]
+DAILY_SOURCES = sorted(s.name for s in SOURCES.sources.values() if s.contract.daily)
+REFERENCE_SOURCES = sorted(s.name for s in SOURCES.sources.values() if not s.contract.daily)
+
+
+# fingerprints ---------------------------------------------------------------------------
+class CountingHasher:
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def __call__(self, fs: pafs.FileSystem, path: str) -> str:
+        self.paths.append(path)
+        return sha256_file(fs, path)
+
+
+def fingerprint(folder: Path, cache: Path, hasher: CountingHasher) -> dict[str, str]:
+    fs = pafs.LocalFileSystem()
+    infos = fs.get_file_info(pafs.FileSelector(str(folder)))
+    return {Path(p).name: d for p, d in content_fingerprints(fs, infos, cache, hasher).items()}
+
+
+def test_unchanged_files_are_not_reread_and_a_touch_keeps_the_version(tmp_path: Path) -> None:
+    folder, cache = tmp_path / "landing", tmp_path / "cache.json"
+    folder.mkdir()
+    (folder / "a.csv").write_text("id\n1\n")
+    (folder / "b.csv").write_text("id\n2\n")
+    hasher = CountingHasher()
+    first = fingerprint(folder, cache, hasher)
+    assert sorted(Path(p).name for p in hasher.paths) == ["a.csv", "b.csv"]
+
+    hasher.paths.clear()
+    assert fingerprint(folder, cache, hasher) == first and hasher.paths == []
+
+    stat = (folder / "a.csv").stat()
+    os.utime(folder / "a.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched
+    assert fingerprint(folder, cache, hasher) == first  # re-read, same content version
+    assert [Path(p).name for p in hasher.paths] == ["a.csv"]
+
+    (folder / "a.csv").write_text("id\n3\n")
+    (folder / "b.csv").unlink()
+    changed = fingerprint(folder, cache, hasher)
+    assert list(changed) == ["a.csv"] and changed["a.csv"] != first["a.csv"]
+    assert len(cache.read_text().split("|")) == 3  # one entry left: the cache forgets b.csv
+
+
+def test_landing_versions_follow_the_landing_template(aiwf_home: Settings) -> None:
+    folder = aiwf_home.landing_dir / "web_orders"
+    folder.mkdir(parents=True)
+    for name in ("2026-01-02.jsonl", "notes.txt", ".2026-01-03.jsonl", "2999-01-01.jsonl"):
+        (folder / name).write_text('{"order_id": "W1"}\n')
+    landing = LandingResource(root=str(aiwf_home.landing_dir))
+    versions = landing_versions(SOURCES["web_orders"], landing)
+    assert list(versions) == ["2026-01-02"]  # hidden, foreign and future files are ignored
+    assert versions["2026-01-02"] == sha256_file(
+        pafs.LocalFileSystem(), str(folder / "2026-01-02.jsonl")
+    )
+    assert (aiwf_home.cache_dir / "landing" / "web_orders.json").exists()
+
+
+def test_on_s3_unchanged_objects_are_listed_not_downloaded(
+    aiwf_home: Settings, s3_endpoint: "S3Endpoint"
+) -> None:
+    body = b'{"order_id": "W1", "items": []}\n'
+    s3_endpoint.client().put_object(
+        Bucket=s3_endpoint.bucket, Key="aiwf/landing/web_orders/2026-01-02.jsonl", Body=body
+    )
+    landing = LandingResource(root=s3_endpoint.uri("aiwf/landing"), s3_endpoint=s3_endpoint.url)
+    spec = SOURCES["web_orders"]
+    assert landing_versions(spec, landing) == {"2026-01-02": hashlib.sha256(body).hexdigest()}
+    # the second observation takes the hash from the cache (keyed by path, size, mtime):
+    # plant a marker there and it comes back, so the object was not read again
+    cache = aiwf_home.cache_dir / "landing" / "web_orders.json"
+    [key] = json.loads(cache.read_text())
+    cache.write_text(json.dumps({key: "from-the-cache"}))
+    assert landing_versions(spec, landing) == {"2026-01-02": "from-the-cache"}
+
+
+def test_recording_the_landing_state_leaves_the_sensor_nothing_to_do(
+    aiwf_home: Settings,
+) -> None:
+    folder = aiwf_home.landing_dir / "crm_tickets"
+    folder.mkdir(parents=True)
+    for day in DAYS:
+        (folder / f"{day}.csv").write_text(f"ticket_id,opened_at\nT-{day},{day} 10:00:00\n")
+    landing = LandingResource(root=str(aiwf_home.landing_dir))
+    with dg.instance_for_test() as instance:
+        assert record_landing_observations(instance, landing) == len(DAYS)
+        sensor = landing_observation_sensor(aiwf_home)
+        context = dg.build_sensor_context(instance=instance, resources={"landing": landing})
+        assert sensor(context).asset_events == []
+
+
+# the daemon, played by the test -------------------------------------------------------------
+class Daemon:
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:
+        resources = build_resources(settings)
+        self.defs = apply_automation_policies(
+            dg.Definitions.merge(
+                ingest_defs, cleaning_defs,
+                dg.Definitions(assets=[pipeline_health], resources=resources),
+            ),
+            settings,
+        )
+        self.job = self.defs.resolve_implicit_global_asset_job_def()
+        self.sensor = landing_observation_sensor(settings)
+        self.landing = resources["landing"]
+        self.instance = instance
+        self.sensor_cursor: str | None = None
+        self.automation_cursor = None
+        self.now = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
+
+    def observe(self) -> list[tuple[str, str | None]]:
+        """One sensor tick; its observations are recorded as the daemon does."""
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.sensor_cursor, resources={"landing": self.landing}
+        )
+        result = self.sensor(context)
+        for event in result.asset_events:
+            self.instance.report_runless_asset_event(event)
+        self.sensor_cursor = result.cursor
+        return [(e.asset_key.to_user_string(), e.partition) for e in result.asset_events]
+
+    def tick(self) -> Requested:
+        self.now += dt.timedelta(minutes=1)
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.automation_cursor,
+            evaluation_time=self.now,
+        )
+        self.automation_cursor = result.cursor
+        return {
+            k.to_user_string(): set(parts)
+            for k in self.defs.resolve_asset_graph().materializable_asset_keys
+            if (parts := result.get_requested_partitions(k))
+        }
+
+    def run(self, requested: Requested) -> None:
+        by_partition: dict[str | None, list[dg.AssetKey]] = {}
+        for name, partitions in requested.items():
+            for partition in partitions:
+                by_partition.setdefault(partition, []).append(dg.AssetKey(name))
+        for partition, keys in sorted(by_partition.items(), key=lambda kv: kv[0] or ""):
+            result = self.job.execute_in_process(
+                instance=self.instance, partition_key=partition, asset_selection=keys
+            )
+            assert result.success
+
+    def settle(self) -> list[Requested]:
+        made = []
+        while requested := self.tick():
+            assert len(made) < 8, made
+            made.append(requested)
+            self.run(requested)
+        return made
+
+
+def raw(days: list[str]) -> Requested:
+    return {f"raw_{source}": set(days) for source in DAILY_SOURCES}
+
+
+def cleaned(days: list[str]) -> Requested:
+    return {t: set(days) for t in ("orders", "order_lines", "interactions", "quarantine")}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """One AIWF_HOME for the module: every test below leaves the automation settled."""
+    root = tmp_path_factory.mktemp("landing_automation")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AIWF_ENV", "local")
+    patch.setenv("AIWF_HOME", str(root / "home"))
+    patch.delenv("AIWF_PII_KEY", raising=False)
+    reset_settings_cache()
+    yield get_settings()
+    reset_settings_cache()
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def daemon(home: Settings) -> Iterator[Daemon]:
+    """Two generated days delivered and automated from an empty instance; day 3 held back."""
+    generate(home.home, seed=5, start=dt.date(2026, 1, 1), days=3, scale=0.05)
+    held = home.home / "held"
+    for source in DAILY_SOURCES:
+        [late] = (home.landing_dir / source).glob(f"{DAYS[2]}.*")
+        (held / source).mkdir(parents=True)
+        shutil.move(late, held / source / late.name)
+    with dg.instance_for_test() as instance:
+        d = Daemon(home, instance)
+        assert d.tick() == {}  # the first evaluation only records state
+        observed = d.observe()
+        assert sorted(observed) == sorted(
+            [(f"landing_{s}", day) for s in DAILY_SOURCES for day in DAYS[:2]]
+            + [(f"landing_{s}", None) for s in REFERENCE_SOURCES]
+        )
+        made = d.settle()
+        assert made[0] == {**raw(DAYS[:2]), **{f"raw_{s}": {None} for s in REFERENCE_SOURCES}}
+        assert made[-1] == {"pipeline_health": set(DAYS[:2])}
+        assert cleaned(DAYS[:2]).items() <= made[-2].items()  # after the reference tables
+        yield d
+
+
+def test_a_new_day_runs_that_day_only_then_its_downstream(daemon: Daemon, home: Settings) -> None:
+    for source in DAILY_SOURCES:
+        [late] = (home.home / "held" / source).glob("*")
+        shutil.copy(late, home.landing_dir / source / late.name)
+    assert sorted(daemon.observe()) == [(f"landing_{s}", DAYS[2]) for s in DAILY_SOURCES]
+    assert daemon.settle() == [raw([DAYS[2]]), cleaned([DAYS[2]]), {"pipeline_health": {DAYS[2]}}]
+
+
+def test_a_byte_identical_redelivery_is_not_even_observed(daemon: Daemon, home: Settings) -> None:
+    path = home.landing_dir / "web_orders" / f"{DAYS[0]}.jsonl"
+    path.write_bytes(path.read_bytes())  # delivered again: new mtime, same bytes
+    assert daemon.observe() == []
+    assert daemon.settle() == []
+
+
+def test_reordered_rows_rerun_raw_and_cleaned_then_stop(daemon: Daemon, home: Settings) -> None:
+    path = home.landing_dir / "app_orders" / f"{DAYS[1]}.jsonl"
+    lines = path.read_text().splitlines()
+    random.Random(3).shuffle(lines)
+    path.write_text("\n".join(lines) + "\n")
+    assert daemon.observe() == [("landing_app_orders", DAYS[1])]
+    # the cleaned tables come out with the same content versions: nothing after them runs
+    assert daemon.settle() == [{"raw_app_orders": {DAYS[1]}}, cleaned([DAYS[1]])]
+
+
+def test_the_sensor_cursor_can_be_lost_without_re_running_anything(daemon: Daemon) -> None:
+    daemon.sensor_cursor = None
+    assert daemon.observe() == []  # versions compared with what the instance recorded
+    assert daemon.settle() == []

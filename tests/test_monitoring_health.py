@@ -1,0 +1,136 @@
+"""Pipeline health: per source and day metrics, and anomalies flagged with their expected range."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from aiwf_assets.io.warehouse import DuckDBWarehouse
+from aiwf_assets.monitoring import health
+from aiwf_assets.monitoring.assets import HEALTH_TABLE, pipeline_health
+from aiwf_assets.resources import WarehouseResource
+
+FIRST = dt.date(2026, 2, 1)
+DAYS = [FIRST + dt.timedelta(days=i) for i in range(20)]
+LAST = DAYS[-1]
+RANGE_TAGS = {
+    "dagster/asset_partition_range_start": DAYS[0].isoformat(),
+    "dagster/asset_partition_range_end": LAST.isoformat(),
+}
+
+
+def order_lines(day: dt.date, folder: str, channel: str, n: int, rng) -> pl.DataFrame:
+    start = dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
+    minutes = np.sort(rng.integers(0, 17 * 60, n))
+    return pl.DataFrame({
+        "partition_date": [day] * n,
+        "channel": [channel] * n,
+        "customer_key": [None if i % 10 == 0 else f"c{i}" for i in range(n)],
+        "ordered_at": [start + dt.timedelta(minutes=int(m)) for m in minutes],
+        "source_file": [f"{folder}/{day.isoformat()}.csv"] * n,
+    })
+
+
+def quarantine(day: dt.date, folder: str, n: int) -> pl.DataFrame:
+    return pl.DataFrame({
+        "partition_date": [day] * n,
+        "channel": [folder] * n,
+        "source_file": [f"{folder}/{day.isoformat()}.jsonl"] * n,
+        "source_row": list(range(1, n + 1)),
+        "reasons": ["quantity: not a number"] * n,
+    }, schema_overrides={"source_row": pl.Int64})
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> DuckDBWarehouse:
+    """Cleaned tables for 20 days; on the last day POS delivers half its rows and the web
+    file has a quarantine spike."""
+    wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    rng = np.random.default_rng(3)
+    lines, rejected = [], []
+    for day in DAYS:
+        pos_rows = 100 + int(rng.integers(-5, 6)) if day != LAST else 50
+        web_bad = 2 if day != LAST else 30  # same rows in, many more rejected
+        web_rows = 80 + int(rng.integers(-4, 5)) - web_bad
+        lines += [
+            order_lines(day, "pos_transactions", "store", pos_rows, rng),
+            order_lines(day, "web_orders", "web", web_rows, rng),
+        ]
+        rejected.append(quarantine(day, "web_orders", web_bad))
+    wh.replace_partitions("cleaned.order_lines", pl.concat(lines), DAYS)
+    wh.replace_partitions("cleaned.quarantine", pl.concat(rejected), DAYS)
+    return wh
+
+
+def test_a_range_run_flags_half_the_pos_rows_and_the_quarantine_spike(
+    warehouse: DuckDBWarehouse,
+) -> None:
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [pipeline_health], instance=instance, tags=RANGE_TAGS,
+            resources={"warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path))},
+        )
+    assert result.success  # anomaly checks warn, they never fail the run
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    rows = checks["row_count_in_expected_range"]
+    assert not rows.passed
+    flagged = rows.metadata["anomalies"].value
+    assert f"pos_transactions | {LAST}" in flagged and "web_orders" not in flagged
+    assert flagged.count("\n") == 2  # header, rule, one anomaly
+    spike = checks["quarantine_rate_in_expected_range"]
+    assert not spike.passed
+    assert f"web_orders | {LAST}" in spike.metadata["anomalies"].value
+    assert checks["staleness_in_expected_range"].passed
+    stored = warehouse.query(f"SELECT * FROM {HEALTH_TABLE}")
+    assert stored.height == len(DAYS) * len(health_sources(stored))
+    last_pos = stored.filter(
+        pl.col("source") == "pos_transactions", pl.col("partition_date") == LAST
+    ).row(0, named=True)
+    assert last_pos["rows"] == 50 and last_pos["quarantine_rate"] == 0.0
+    assert last_pos["null_customer_rate"] == pytest.approx(0.1)
+    missing = stored.filter(pl.col("source") == "crm_tickets")
+    assert missing["rows"].unique().to_list() == [0]  # a source that never delivered
+
+
+def health_sources(stored: pl.DataFrame) -> list[str]:
+    return stored["source"].unique().to_list()
+
+
+def history_frame(source: str, values: dict[str, list[float]]) -> pl.DataFrame:
+    n = len(next(iter(values.values())))
+    frame = pl.DataFrame({
+        "partition_date": [FIRST + dt.timedelta(days=i) for i in range(n)],
+        "source": [source] * n,
+        "rows_quarantined": [0] * n,
+        **values,
+    })
+    return frame.select(list(health.HEALTH_SCHEMA)).cast(health.HEALTH_SCHEMA)  # type: ignore[arg-type]
+
+
+def steady_history(n: int, rng) -> dict[str, list[float]]:
+    return {
+        "rows": rng.normal(400, 10, n).round().tolist(),
+        "quarantine_rate": rng.uniform(0.01, 0.02, n).tolist(),
+        "null_customer_rate": rng.uniform(0.2, 0.25, n).tolist(),
+        "staleness_hours": rng.uniform(0.5, 1.5, n).tolist(),
+    }
+
+
+def test_too_little_history_gives_no_verdict() -> None:
+    rng = np.random.default_rng(1)
+    frame = history_frame("pos", steady_history(health.MIN_HISTORY_DAYS, rng))
+    today = frame.tail(1)
+    assert health.metric_anomalies(frame.head(frame.height - 1), today, 3.5).is_empty()
+
+
+def test_isolation_forest_flags_a_day_unlike_its_history() -> None:
+    rng = np.random.default_rng(2)
+    frame = history_frame("pos", steady_history(health.FOREST_MIN_HISTORY_DAYS + 10, rng))
+    past, normal_day = frame.head(frame.height - 1), frame.tail(1)
+    odd_day = normal_day.with_columns(rows=pl.lit(150), staleness_hours=pl.lit(9.0))
+    assert not health.forest_anomalies(past, normal_day)["anomalous"].any()
+    assert health.forest_anomalies(past, odd_day)["anomalous"].to_list() == [True]
+    assert health.forest_anomalies(past.tail(10), odd_day).is_empty()  # not enough history
