@@ -62,7 +62,7 @@ from aiwf_assets.k8s import (
     HEAVY_RUN_TAGS,
     HEAVY_TRAINING_TAGS,
     K8S_CONFIG_TAG,
-    k8s_executor_or_default,
+    executor_for,
 )
 from aiwf_assets.settings import Settings, SettingsError, _read_env
 
@@ -897,12 +897,14 @@ def test_the_executor_follows_aiwf_executor(tmp_path: Path) -> None:
 
     prod = _read_env({"AIWF_ENV": "prod", "AIWF_EXECUTOR": "k8s", "AIWF_HOME": str(tmp_path)})
     assert prod.executor == "k8s"
-    assert k8s_executor_or_default(prod) is k8s_job_executor
+    assert executor_for(prod) is k8s_job_executor
+    prod_default = _read_env({"AIWF_ENV": "prod", "AIWF_HOME": str(tmp_path)})
+    assert executor_for(prod_default) is dg.multiprocess_executor
     local = _read_env({"AIWF_HOME": str(tmp_path)})
     assert local.executor == "default"
-    assert k8s_executor_or_default(local) is dg.multi_or_in_process_executor
+    assert executor_for(local) is dg.in_process_executor
     with pytest.raises(SettingsError, match="AIWF_ENV=prod"):
-        k8s_executor_or_default(Settings(env="local", home=tmp_path, executor="k8s"))
+        executor_for(Settings(env="local", home=tmp_path, executor="k8s"))
     with pytest.raises(SettingsError, match="AIWF_EXECUTOR"):
         _read_env({"AIWF_EXECUTOR": "celery", "AIWF_HOME": str(tmp_path)})
 
