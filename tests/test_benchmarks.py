@@ -1,0 +1,163 @@
+"""The benchmark harness's pure helpers (no timing assertions, nothing is run)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from benchmarks import report
+from benchmarks.cases import change_one_file, step_layer
+from benchmarks.runner import build_parser, command_line
+from benchmarks.stats import (
+    Spread,
+    fmt_bytes,
+    fmt_rate,
+    fmt_ratio,
+    markdown_table,
+    overhead_share,
+    package_of,
+    parse_cpuinfo,
+    parse_day_caps,
+    parse_meminfo,
+    parse_scales,
+    ratio,
+    verdict,
+)
+
+
+def test_spread_is_min_median_max() -> None:
+    spread = Spread.of([3.0, 1.0, 2.0])
+    assert (spread.min, spread.median, spread.max, spread.n) == (1.0, 2.0, 3.0, 3)
+    assert spread.fmt() == "2.00 s (1.00–3.00, n=3)"
+    assert Spread.of([1.5]).fmt("%", 1) == "1.5 %"
+    with pytest.raises(ValueError):
+        Spread.of([])
+
+
+def test_ratio_and_formatting() -> None:
+    assert ratio(6, 2) == 3
+    assert ratio(1, 0) is None
+    assert fmt_ratio(None) == "n/a"
+    assert fmt_ratio(2.345) == "2.35×"
+    assert fmt_bytes(512) == "512 B"
+    assert fmt_bytes(1536) == "1.5 KiB"
+    assert fmt_bytes(3 * 2**30) == "3.0 GiB"
+    assert fmt_rate(2_000_000, 2) == "1,000k rows/s"
+    assert fmt_rate(1, 0) == "n/a"
+
+
+def test_markdown_table_checks_row_width() -> None:
+    assert markdown_table(["a", "b"], [[1, 2]]) == "| a | b |\n| --- | --- |\n| 1 | 2 |"
+    with pytest.raises(ValueError):
+        markdown_table(["a", "b"], [[1]])
+
+
+def test_verdict_states_margin() -> None:
+    assert verdict(10, 5, at_most=False) == "met (2.00× the target)"
+    assert verdict(2, 4, at_most=True) == "met (2.00× the target)"
+    assert verdict(8, 4, at_most=True) == "missed (0.50× the target)"
+    assert verdict(None, 4, at_most=True) == "not measured"
+
+
+def test_overhead_share_is_clamped() -> None:
+    assert overhead_share(7.5, 10) == pytest.approx(0.25)
+    assert overhead_share(12, 10) == 0.0
+    assert overhead_share(1, 0) is None
+
+
+def test_proc_parsing() -> None:
+    cpuinfo = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\nflags\t: fpu\n"
+    assert parse_cpuinfo(cpuinfo) == "Intel(R) Xeon(R)"
+    assert parse_cpuinfo("processor : 0\n") == "unknown"
+    assert parse_meminfo("MemTotal:       2048 kB\nMemFree: 1 kB\n") == 2048 * 1024
+    with pytest.raises(ValueError):
+        parse_meminfo("MemFree: 1 kB\n")
+
+
+def test_argument_parsing_helpers() -> None:
+    assert parse_scales("1,10, 100") == [1.0, 10.0, 100.0]
+    with pytest.raises(ValueError):
+        parse_scales("1,-2")
+    assert parse_day_caps("100:10, 10:30") == {100.0: 10, 10.0: 30}
+    assert parse_day_caps("") == {}
+    with pytest.raises(ValueError):
+        parse_day_caps("100")
+
+
+def test_package_of_profiled_files() -> None:
+    site = "/v/lib/python3.11/site-packages"
+    assert package_of(f"{site}/dagster/_core/x.py") == "dagster"
+    assert package_of(f"{site}/dagster_dbt/x.py") == "dagster"
+    assert package_of(f"{site}/polars/frame.py") == "polars"
+    assert package_of(f"{site}/requests/api.py") == "other"
+    assert package_of("/work/main/aiwf_assets/io/warehouse.py") == "aiwf_assets"
+    assert package_of("/usr/lib/python3.11/json/decoder.py") == "python"
+    assert package_of("<built-in>") == "native"
+    assert package_of("") == "native"
+
+
+def test_step_layer() -> None:
+    assert step_layer("raw_web_orders") == "raw"
+    assert step_layer("clean_daily") == "cleaned"
+
+
+def test_change_one_file_drops_the_last_row_and_breaks_hard_links(tmp_path) -> None:
+    original = tmp_path / "a.csv"
+    original.write_bytes(b"h\n1\n2\n")
+    link = tmp_path / "b.csv"
+    link.hardlink_to(original)
+    change_one_file(link)
+    assert link.read_bytes() == b"h\n1\n"
+    assert original.read_bytes() == b"h\n1\n2\n"
+
+
+def test_command_line_reproduces_the_options() -> None:
+    args = build_parser().parse_args(["--days-cap", "100:10"])
+    assert command_line(args) == (
+        "python -m benchmarks --scales 1,10,100 --days 30 --repeat 3 --days-cap 100:10"
+    )
+    assert command_line(argparse.Namespace(quick=True)) == "python -m benchmarks --quick"
+
+
+def _record(case: str, scale: float, days: int, payload: dict, rep: int = 0) -> dict:
+    return {"case": case, "scale": scale, "days": days, "rep": rep, "wall_s": 10.0,
+            "cpu_s": 8.0, "peak_rss": 2**29, "payload": payload}
+
+
+def _settle(seconds: float, partitions: list[str], runs: int) -> dict:
+    return {"seconds": seconds, "observe_s": 0.1, "observations": len(partitions) and 1,
+            "ticks": 2, "runs": runs, "asset_partitions": partitions, "files": 150}
+
+
+def test_report_renders_every_section_from_measurements() -> None:
+    build = {"data_s": 6.0, "step_s": {"raw": 2.0, "cleaned": 3.0},
+             "rows": {"raw": 1000, "cleaned": 900},
+             "downstream": {"assets": ["fct_orders"], "failed_steps": ["dbt: KeyError: x"],
+                            "seconds": 3.0}}
+    after = {"prime": _settle(1, [], 0),
+             "incremental": [_settle(0.5, ["raw_pos_transactions[2026-01-02]"], 1)],
+             "noop": [_settle(0.2, [], 0)], "untouched": [_settle(0.1, [], 0)]}
+    results = {
+        "command": "python -m benchmarks --quick", "started": "2026-01-01 00:00:00 UTC",
+        "elapsed_s": 60, "machine": {"nproc": 2, "cpu_model": "cpu", "memory_bytes": 2**33},
+        "versions": {"python": "3.11"}, "plan": [{"scale": 1.0, "days": 3, "repeat": 1}],
+        "curve": {"scale": 1.0, "short_days": 1, "full_days": 3},
+        "profiles": [{"scale": 1.0, "days": 3, "total_s": 5.0, "by_package": {"polars": 2.0},
+                      "top_functions": [["collect (frame.py:1)", 1.0]]}],
+        "records": [
+            _record("full_build", 1.0, 3, build),
+            _record("full_build", 1.0, 1, build),
+            _record("after_build", 1.0, 3, after),
+            _record("common_recipe", 1.0, 3, {"seconds": 12.0}),
+            _record("parse_once", 1.0, 3, {"seconds": 1.5, "rows": 1000}),
+            _record("multiprocess_build", 1.0, 1, {"data_s": 20.0}),
+        ],
+    }
+    text = report.render(results)
+    assert "| 1 | 3 | 6.00 s | 12.00 s | 2.00× | 8.00 s | 8.00 s | 1.00× |" in text
+    assert "missed" in text and "met" in text
+    assert "dbt: KeyError: x" in text
+    assert "raw_pos_transactions[2026-01-02]" in text
+    assert "polars" in text
+    assert "| multiprocess (a process per step) | 20.00 s |" in text
