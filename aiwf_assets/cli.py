@@ -61,12 +61,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from aiwf_assets.settings import SettingsError, get_settings
+
+    options = {
+        "seed": args.seed, "start": args.start, "days": args.days, "scale": args.scale,
+        "faults": _faults(args.faults), "drift_from": args.drift_from,
+        "generate_data": not args.no_generate,
+    }
+    if get_settings().env == "prod":
+        from aiwf_assets.prod_demo import run_prod_demo
+
+        try:
+            return run_prod_demo(**options)
+        except SettingsError as exc:
+            print(f"aiwf --env prod demo: {exc}", file=sys.stderr)
+            return 2
     from aiwf_assets.demo import run_demo
 
-    return run_demo(
-        seed=args.seed, start=args.start, days=args.days, scale=args.scale,
-        faults=_faults(args.faults), drift_from=args.drift_from, generate_data=not args.no_generate,
-    )
+    return run_demo(**options)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -103,6 +115,12 @@ def cmd_model_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.runner import execute
+
+    return execute(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aiwf", description=__doc__)
     parser.add_argument("--home", help="AIWF_HOME (default ./.aiwf)")
@@ -114,11 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     demo = sub.add_parser(
-        "demo", help="generate demo data and materialise every asset in-process, then summarise"
+        "demo",
+        help="generate demo data and materialise every asset in-process, then summarise "
+        "(with --env prod: on S3 and Postgres, see docs/DEPLOY.md)",
     )
     _add_generation_args(demo, days=60, faults="all")
     demo.add_argument(
-        "--no-generate", action="store_true", help="use the landing zone as it is"
+        "--no-generate", action="store_true",
+        help="use the landing zone as it is (in prod: the files under s3://<bucket>/<prefix>/landing)",
     )
     demo.set_defaults(func=cmd_demo)
 
@@ -130,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="model quality vs baselines and the generator's truth (the ceiling)"
     )
     ev.set_defaults(func=cmd_evaluate)
+
+    from benchmarks.runner import add_arguments
+
+    bench = sub.add_parser(
+        "bench", help="full, incremental and no-op builds vs the common recipe (benchmarks/)"
+    )
+    add_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
 
     model = sub.add_parser("model", help="model store operations")
     model_sub = model.add_subparsers(dest="model_command", required=True)

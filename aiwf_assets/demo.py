@@ -142,11 +142,14 @@ def run_demo(
         )
         print(summary.to_text())
 
+    from aiwf_assets.automation.sensors import record_landing_observations
     from aiwf_assets.definitions import defs
     from aiwf_assets.resources import build_resources
     from aiwf_assets.summary import summarise
 
     with dg.DagsterInstance.get() as instance:
+        # observe first, so the landing sensor under `aiwf ui` finds nothing new to re-run
+        record_landing_observations(instance, defs.resources["landing"])
         materialise_all(defs, instance, landed_days(settings.landing_dir))
         resources = build_resources(settings)
         print(

@@ -138,5 +138,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
         "model_store": ModelStoreResource(
             root=settings.s3_uri("models"), s3_endpoint=settings.s3_endpoint
         ),
-        "exports": ExportsResource(root=str(settings.exports_dir)),
+        "exports": ExportsResource(
+            root=settings.s3_uri("exports"), s3_endpoint=settings.s3_endpoint
+        ),
     }
