@@ -21,6 +21,7 @@ from aiwf_assets.cleaning.transforms import (
     SourceOutcome,
     clean_source,
     identifier_hashes,
+    known_identities,
     resolve_customer_keys,
 )
 from aiwf_assets.ingest.spec import PiiKind, SourcesConfig, SourceSpec, load_sources
@@ -145,8 +146,16 @@ def clean_orders_day(
         )
         for name, raw in raw_by_channel.items()
     }
+    hashes = {
+        name: identifier_hashes(o.valid, _declared(specs[name], _IDENTIFIERS), key)
+        for name, o in outcomes.items()
+    }
+    # one pass over the identity table for the day, not one per source
+    known = known_identities(
+        identity, [h for by_column in hashes.values() for h in by_column.values()]
+    )
     lines = [
-        _order_lines(o.valid, specs[name], identity, key, specs.currency_rates_to_eur)
+        _order_lines(o.valid, specs[name], known, key, specs.currency_rates_to_eur, hashes[name])
         for name, o in outcomes.items()
     ]
     order_lines = _concat(lines, _LINES_WITH_STORE).sort("order_id", "line_number")
@@ -166,12 +175,21 @@ def clean_interactions_day(
 ) -> CleanResult:
     """Clean one day of ticket and session sources into the `interactions` table."""
     outcomes: dict[str, SourceOutcome] = {}
-    frames = []
     for name, raw in raw_by_channel.items():
         spec = _spec_for(specs, name, *_INTERACTION_KINDS)
-        outcome = clean_source(raw, spec, key, partition_date=partition_date)
-        outcomes[name] = outcome
-        frames.append(_interactions(outcome.valid, spec, identity, key))
+        outcomes[name] = clean_source(raw, spec, key, partition_date=partition_date)
+    hashes = {
+        name: identifier_hashes(o.valid, _declared(specs[name], _IDENTIFIERS), key)
+        for name, o in outcomes.items()
+    }
+    # one pass over the identity table for the day, not one per source
+    known = known_identities(
+        identity, [h for by_column in hashes.values() for h in by_column.values()]
+    )
+    frames = [
+        _interactions(o.valid, specs[name], known, key, hashes[name])
+        for name, o in outcomes.items()
+    ]
     interactions = _concat(frames, INTERACTIONS_SCHEMA).sort("interaction_id")
     return CleanResult(
         tables={"interactions": interactions},
@@ -186,9 +204,12 @@ def _order_lines(
     identity: pl.DataFrame,
     key: bytes,
     rates: Mapping[str, float],
+    hashes: Mapping[str, pl.Series] | None = None,
 ) -> pl.DataFrame:
     # store_code rides along for the orders table; clean_orders_day drops it from lines
-    customer_key = resolve_customer_keys(valid, _declared(spec, _IDENTIFIERS), identity, key)
+    customer_key = resolve_customer_keys(
+        valid, _declared(spec, _IDENTIFIERS), identity, key, hashes=hashes
+    )
     declared = {c.name for c in spec.all_columns}
     no = pl.lit(False)
     promo_flag = pl.col("promo_flag").fill_null(False) if "promo_flag" in declared else no
@@ -235,10 +256,16 @@ def _orders(lines: pl.DataFrame) -> pl.DataFrame:
 
 
 def _interactions(
-    valid: pl.DataFrame, spec: SourceSpec, identity: pl.DataFrame, key: bytes
+    valid: pl.DataFrame,
+    spec: SourceSpec,
+    identity: pl.DataFrame,
+    key: bytes,
+    hashes: Mapping[str, pl.Series] | None = None,
 ) -> pl.DataFrame:
     kind, id_column, time_column, subtype = _INTERACTION_KINDS[spec.contract.name]
-    customer_key = resolve_customer_keys(valid, _declared(spec, _IDENTIFIERS), identity, key)
+    customer_key = resolve_customer_keys(
+        valid, _declared(spec, _IDENTIFIERS), identity, key, hashes=hashes
+    )
     declared = {c.name for c in spec.all_columns}
 
     def optional(column: str) -> pl.Expr:

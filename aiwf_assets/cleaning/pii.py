@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 
@@ -72,16 +73,33 @@ def hmac_hex(key: bytes, text: str) -> str:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _hmac_pads(key: bytes, prefix: str) -> tuple[Any, Any]:
+    """SHA-256 states after the HMAC inner pad + prefix and after the outer pad (RFC 2104)."""
+    block = hashlib.sha256().block_size
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner.update(prefix.encode("utf-8"))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
+
+
 def hmac_series(values: pl.Series, prefix: str, key: bytes) -> pl.Series:
     """HMAC(key, prefix + value) per row, computed once per distinct value; null stays null."""
     distinct = values.drop_nulls().unique()
-    # copying a keyed state skips re-deriving the key pads for every value
-    keyed = hmac.new(key, prefix.encode("utf-8"), hashlib.sha256)
+    # copying the keyed inner/outer states skips re-deriving the key pads for every
+    # value (and the per-call overhead of the hmac module's wrapper objects)
+    inner, outer = _hmac_pads(key, prefix)
+    inner_copy, outer_copy = inner.copy, outer.copy
     digests = []
+    append = digests.append
     for value in distinct.to_list():
-        state = keyed.copy()
+        state = inner_copy()
         state.update(value.encode("utf-8"))
-        digests.append(state.hexdigest())
+        final = outer_copy()
+        final.update(state.digest())
+        append(final.hexdigest())
     return values.replace_strict(
         distinct, pl.Series(digests, dtype=pl.String), default=None, return_dtype=pl.String
     )

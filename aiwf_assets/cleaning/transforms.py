@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -215,44 +215,60 @@ def identifier_hashes(
     }
 
 
+def known_identities(identity: pl.DataFrame, hashes: Iterable[pl.Series]) -> pl.DataFrame:
+    """The rows of `identity` for these identifier hashes, typed, one per hash (the first).
+
+    One pass over the (large) identity table; lookups then run against the small result.
+    """
+    seen = [h.drop_nulls() for h in hashes]
+    wanted = pl.concat(seen).unique() if seen else pl.Series([], dtype=pl.String)
+    # identity comes from the warehouse: an empty table may arrive untyped
+    return (
+        identity.lazy()
+        .select(pl.col("identifier_hash").cast(pl.String), pl.col("customer_key").cast(pl.String))
+        .filter(pl.col("identifier_hash").is_in(wanted.implode()))
+        .filter(pl.col("identifier_hash").is_first_distinct())
+        .collect()
+    )
+
+
 def resolve_customer_keys(
     frame: pl.DataFrame,
     identifiers: Mapping[str, PiiKind],
     identity: pl.DataFrame,
     key: bytes,
+    *,
+    hashes: Mapping[str, pl.Series] | None = None,
 ) -> pl.Series:
     """customer_key per row: the CRM customer of the first identifier the CRM knows, else
     the key of the first identifier present, else null (anonymous).
 
-    `identifiers` is in priority order, e.g. email before phone.
+    `identifiers` is in priority order, e.g. email before phone. `hashes`: the
+    `identifier_hashes` of `frame` if the caller has them already.
     """
-    hashes = identifier_hashes(frame, identifiers, key)
+    if hashes is None:
+        hashes = identifier_hashes(frame, identifiers, key)
     if not hashes:
         return pl.Series("customer_key", [None] * frame.height, dtype=pl.String)
-    # identity comes from the warehouse: an empty table may arrive untyped
-    known = identity.select(
-        pl.col("identifier_hash").cast(pl.String), pl.col("customer_key").cast(pl.String)
-    ).unique("identifier_hash", keep="first", maintain_order=True)
-    lookups = pl.DataFrame(
-        {
-            **{f"h{i}": h for i, h in enumerate(hashes.values())},
-            **{
-                f"k{i}": h.replace_strict(
-                    known.get_column("identifier_hash"),
-                    known.get_column("customer_key"),
-                    default=None,
-                    return_dtype=pl.String,
-                )
-                for i, h in enumerate(hashes.values())
-            },
-        }
-    )
+    known = known_identities(identity, hashes.values()).lazy()
     n = len(hashes)
-    return lookups.select(
-        pl.coalesce(
-            *(pl.col(f"k{i}") for i in range(n)), *(key_of(pl.col(f"h{i}")) for i in range(n))
-        ).alias("customer_key")
-    ).to_series()
+    lookups = pl.DataFrame({f"h{i}": h for i, h in enumerate(hashes.values())}).lazy()
+    for i in range(n):
+        lookups = lookups.join(
+            known.rename({"identifier_hash": f"h{i}", "customer_key": f"k{i}"}),
+            on=f"h{i}",
+            how="left",
+            maintain_order="left",
+        )
+    return (
+        lookups.select(
+            pl.coalesce(
+                *(pl.col(f"k{i}") for i in range(n)), *(key_of(pl.col(f"h{i}")) for i in range(n))
+            ).alias("customer_key")
+        )
+        .collect()
+        .to_series()
+    )
 
 
 # --------------------------------------------------------------------------- versions
@@ -263,10 +279,14 @@ def content_version(
 ) -> str:
     """sha256 of a frame's content, independent of row order, whitespace and lineage.
 
-    Rows are sorted by `key_columns` (then by every other column, so ties are
-    ordered too), string values stripped, lineage columns (LINEAGE_COLUMNS and
-    `ignore`) dropped, and the result serialised as CSV, which is deterministic
-    across processes (unlike Polars' seeded hashes).
+    String values are stripped and lineage columns (LINEAGE_COLUMNS and `ignore`)
+    dropped; each row is then reduced to a 128-bit digest (two fixed-seed
+    `hash_rows`, deterministic across processes) and the sorted digests are hashed
+    together with the schema. Sorting digests instead of whole rows makes the
+    version a function of the multiset of rows without ordering wide frames.
+    Polars guarantees `hash_rows` only within one Polars version: an upgrade may
+    change versions once (a re-materialisation, never a missed change).
+    `key_columns` must be present (a guard against versioning the wrong frame).
     """
     dropped = set(ignore) | set(LINEAGE_COLUMNS)
     columns = sorted(c for c in df.columns if c not in dropped)
@@ -274,8 +294,9 @@ def content_version(
     if missing:
         raise ValueError(f"content_version: key column(s) {missing} not in the frame")
     frame = df.select(columns).with_columns(pl.col(pl.String).str.strip_chars())
-    order = list(key_columns) + [c for c in columns if c not in key_columns]
-    frame = frame.sort(order, nulls_last=True, maintain_order=True)
     header = repr([(c, str(t)) for c, t in frame.schema.items()]).encode()
-    body = frame.write_csv(null_value="\\N", datetime_format="%Y-%m-%dT%H:%M:%S%.f%z").encode()
-    return hashlib.sha256(header + b"\n" + body).hexdigest()
+    digest = hashlib.sha256(header + b"\n" + str(frame.height).encode() + b"\n")
+    if columns and frame.height:
+        rows = pl.DataFrame({"a": frame.hash_rows(seed=0), "b": frame.hash_rows(seed=1)})
+        digest.update(rows.sort("a", "b").to_numpy().tobytes())
+    return digest.hexdigest()
