@@ -17,6 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from aiwf_assets.generator import FAULTS, GenerationSummary, generate
+from aiwf_assets.generator import params as P
+from aiwf_assets.generator.calendar import build_calendar
+from aiwf_assets.generator.simulate import initial_state, simulate_day
+from aiwf_assets.generator.world import World, build_world
 
 START = date(2026, 1, 1)
 WEB_KEYS = ["order_id", "created_at", "email", "currency", "promo_code", "shipping", "items"]
@@ -347,6 +351,26 @@ def test_truth_tables(clean: tuple[Path, GenerationSummary]) -> None:
     assert segments["description"].null_count() == 0 and segments.height == 5
     affinities = pl.read_parquet(home / "truth/affinities.parquet")
     assert affinities.columns == ["segment_id", "category", "weight"] and affinities.height == 40
+    products = pl.read_csv(home / "landing/reference/products.csv")
+    subcategories = products["subcategory"].unique().to_list()
+    preferences = pl.read_parquet(home / "truth/preferences.parquet")
+    assert preferences["crm_id"].to_list() == customers["crm_id"].to_list()
+    staple_columns = ["staple_1_sku", "staple_2_sku"]
+    assert preferences.columns == ["crm_id", *P.SUBCATEGORY_NAMES, *staple_columns]
+    assert set(subcategories) <= set(P.SUBCATEGORY_NAMES)
+    taste = preferences.select(P.SUBCATEGORY_NAMES).to_numpy()
+    assert (np.abs(taste.sum(axis=1) - 1) < 1e-5).all()
+    # a few favourites: the top three subcategories hold most of a customer's taste
+    assert np.median(np.sort(taste, axis=1)[:, -3:].sum(axis=1)) > 0.5
+    subcategory_of = dict(products.select("sku", "subcategory").iter_rows())
+    complements = pl.read_parquet(home / "truth/complements.parquet")
+    assert complements.height == products.height
+    for sku, complement, probability in complements.iter_rows():
+        paired = P.COMPLEMENT_SUBCATEGORY[subcategory_of[sku]]
+        assert subcategory_of[complement] == paired and probability == P.COMPLEMENT_PROB
+    staples = preferences.select(pl.concat_list(staple_columns)).to_series().explode()
+    assert staples.null_count() == 0
+    assert {subcategory_of[s] for s in staples} <= set(P.STAPLE_SUBCATEGORIES)
 
 
 # --- scale -------------------------------------------------------------------------------
@@ -558,3 +582,129 @@ def test_distribution_drift_shifts_demand(faulty: tuple[Path, GenerationSummary]
     before, after = (dict(share.iter_rows())[k] for k in (False, True))
     assert after > 1.5 * before
     assert np.isfinite(before)
+
+
+# --- personal preferences ------------------------------------------------------------------
+
+
+def _simulated_lines(seed: int, scale: float, days: int) -> tuple[World, pl.DataFrame]:
+    """Every known customer's order lines of a short run, straight from the simulation."""
+    cal = build_calendar(seed, START, days, None)
+    world = build_world(seed, scale, START, days)
+    state = initial_state(world)
+    frames = []
+    for day in range(days):
+        events = simulate_day(seed, world, cal, state, day)
+        for channel, orders in enumerate(events.orders):
+            n_lines = orders.n_lines_per_order
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "customer": np.repeat(orders.customer, n_lines),
+                        "order": np.repeat(np.arange(len(n_lines)), n_lines),
+                        "product": orders.product,
+                    }
+                ).with_columns(day=pl.lit(day), channel=pl.lit(channel))
+            )
+    lines = pl.concat(frames).filter(pl.col("customer") >= 0)
+    return world, lines.with_columns(
+        subcategory=pl.Series(world.products.subcategory[lines["product"].to_numpy()])
+    )
+
+
+@pytest.fixture(scope="module")
+def simulated() -> tuple[World, pl.DataFrame]:
+    return _simulated_lines(seed=4, scale=0.3, days=30)
+
+
+def test_customers_concentrate_on_their_favourite_subcategories(
+    simulated: tuple[World, pl.DataFrame],
+) -> None:
+    world, lines = simulated
+    taste = world.preferences.subcategory[: world.customers.n]
+    favourites = np.argsort(-taste, axis=1)[:, :3]
+    customer, subcategory = lines["customer"].to_numpy(), lines["subcategory"].to_numpy()
+    own = (favourites[customer] == subcategory[:, None]).any(axis=1).mean()
+    population = np.bincount(subcategory, minlength=taste.shape[1]) / len(subcategory)
+    by_chance = population[favourites[customer]].sum(axis=1).mean()
+    assert own > 0.4 and own > 3 * by_chance
+    # the same customer keeps to the same subcategories from one half of the run to the next
+    half = lines.with_columns(late=pl.col("day") >= 15)
+    share = (
+        half.group_by("customer", "late", "subcategory")
+        .len()
+        .with_columns(share=pl.col("len") / pl.col("len").sum().over("customer", "late"))
+    )
+    pairs = share.filter(~pl.col("late")).join(
+        share.filter(pl.col("late")), on=["customer", "subcategory"], suffix="_late"
+    )
+    assert pairs.select(pl.corr("share", "share_late")).item() > 0.5
+
+
+def test_complements_share_baskets_and_staples_are_re_bought(
+    simulated: tuple[World, pl.DataFrame],
+) -> None:
+    world, lines = simulated
+    prod, pref = world.products, world.preferences
+    baskets = lines.select("day", "channel", "order", "product").unique()
+    n_baskets = baskets.select("day", "channel", "order").n_unique()
+    has = baskets.group_by("product").agg(pl.len().alias("with_product"))
+    pairs = (
+        baskets.with_columns(complement=pl.Series(prod.complement[baskets["product"].to_numpy()]))
+        .join(
+            baskets.rename({"product": "complement"}),
+            on=["day", "channel", "order", "complement"],
+            how="semi",
+        )
+        .group_by("product", "complement")
+        .agg(pl.len().alias("together"))
+        .join(has, on="product")
+        .join(
+            has.rename({"product": "complement", "with_product": "with_complement"}),
+            on="complement",
+        )
+    )
+    # P(complement in basket | product in basket) against P(complement in basket)
+    lift = (pairs["together"] / pairs["with_product"]) / (pairs["with_complement"] / n_baskets)
+    assert lift.median() > 5
+    # staples: a customer's staples make up a far larger share of their lines than the
+    # same products do of everybody's lines
+    staples = pl.DataFrame(
+        {
+            "customer": np.repeat(np.arange(world.customers.n), P.STAPLES_PER_CUSTOMER),
+            "product": pref.staples[: world.customers.n].ravel(),
+        }
+    ).unique()
+    own = lines.join(staples, on=["customer", "product"], how="semi").height / lines.height
+    assert own > 0.8 * P.STAPLE_LINE_SHARE
+    share = lines.group_by("product").agg(share=pl.len() / lines.height)
+    by_chance = (
+        lines.group_by("customer")
+        .len()
+        .join(
+            staples.join(share, on="product").group_by("customer").agg(pl.col("share").sum()),
+            on="customer",
+        )
+        .select((pl.col("len") * pl.col("share")).sum() / pl.col("len").sum())
+        .item()
+    )
+    assert own > 3 * by_chance
+
+
+def test_expected_units_are_the_mean_of_sampled_units() -> None:
+    """The truth's expected units equal the simulation's mean: sampled with 60 seeds on a
+    campaign day, per product (complement add-ons and staples included)."""
+    start, days = START, 30
+    world = build_world(5, 0.2, start, days)
+    cal = build_calendar(5, start, days, None)
+    day = cal.campaigns[0].first_day
+    expected, actual = np.zeros(world.products.n), np.zeros(world.products.n)
+    for seed in range(60):
+        events = simulate_day(seed, world, cal, initial_state(world), day)
+        expected += events.expected_units
+        actual += events.actual_units
+    assert abs(actual.sum() / expected.sum() - 1) < 0.01
+    sold = expected > 0
+    # units per line are 1 + Poisson: their variance is below 1.5 x their mean
+    z = (actual[sold] - expected[sold]) / np.sqrt(1.5 * expected[sold])
+    assert abs(z.mean()) < 0.25 and np.abs(z).max() < 4.5

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from scipy import sparse
 
 from aiwf_assets.ml import churn, demand, features, recommend, segmentation
 from aiwf_assets.ml.common import limited_threads, regression_metrics
@@ -129,3 +130,76 @@ def test_recommendations_never_repeat_a_purchase(marts: dict[str, pl.DataFrame])
     got = top.group_by("customer_key").agg(got=pl.len())
     compared = expected.join(got, on="customer_key", how="left")
     assert (compared["got"].fill_null(0) == compared["expected"]).all()
+
+
+def _taste_pairs(n_customers: int = 600, n_items: int = 60, seed: int = 3) -> pl.DataFrame:
+    """Customers of four tastes buy from their own quarter of the range, with a global
+    popularity on top; one purchase per customer and week over eight weeks."""
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / (rng.permutation(n_items) + 1)
+    taste = rng.integers(0, 4, n_customers)
+    rows = []
+    for c in range(n_customers):
+        weights = popularity * np.where(np.arange(n_items) % 4 == taste[c], 1.0, 0.03)
+        bought = rng.choice(n_items, size=8, p=weights / weights.sum())
+        for week, item in enumerate(bought):
+            rows.append((f"c{c:04d}", f"SKU-{item:05d}", date(2026, 1, 1) + timedelta(weeks=week)))
+    frame = pl.DataFrame(rows, schema=["customer_key", "sku", "day"], orient="row")
+    return (
+        frame.group_by("customer_key", "sku")
+        .agg(first_purchase_date=pl.col("day").min(), last_purchase_date=pl.col("day").max())
+        .with_columns(as_of_date=pl.lit(frame["day"].max()))
+    )
+
+
+def test_recommender_learns_personal_taste_beyond_popularity() -> None:
+    outcome = recommend.train_recommender(_taste_pairs(), holdout_days=14)
+    assert {kind for kind, _ in recommend.CANDIDATES} == set(outcome.selection["candidate"])
+    assert outcome.metrics["hit_rate_at_10"] > 1.5 * outcome.baseline_metrics["hit_rate_at_10"]
+    assert outcome.model_name == outcome.selection["candidate"][0]
+
+
+def test_ease_links_items_bought_together() -> None:
+    # items 0 and 1 always go together, 2 and 3 too; nobody mixes the pairs
+    rows = np.array([[1, 1, 0, 0]] * 20 + [[0, 0, 1, 1]] * 20, dtype=np.float32)
+    scores = recommend.ease_scores(sparse.csr_matrix(rows), l2_per_mean_count=0.5)
+    assert scores[0, 1] > 0.5 and scores[2, 3] > 0.5
+    assert scores[0, 2] <= 0 and scores[1, 3] <= 0
+
+
+def test_demand_level_leaves_campaign_days_out() -> None:
+    """Units double on campaign days (promotion anywhere in the range): the level the model
+    scales stays at the regular-day mean, and the campaign shows on the target day only."""
+    days = [date(2026, 1, 1) + timedelta(days=d) for d in range(120)]
+    campaign = [d.day <= 3 for d in days]  # the first three days of every month
+    sales = pl.DataFrame(
+        {
+            "sku": ["SKU-00001"] * len(days) + ["SKU-00002"] * len(days),
+            "sales_date": days + days,
+            "units": [10 if c else 5 for c in campaign] * 2,
+            "avg_unit_price": [9.0 if c else 10.0 for c in campaign] * 2,
+            "promo_share": [1.0 if c else 0.0 for c in campaign] * 2,
+        }
+    )
+    products = pl.DataFrame(
+        {"sku": ["SKU-00001", "SKU-00002"], "category": ["home"] * 2, "list_price": [10.0] * 2}
+    )
+    grid = features.demand_features(sales, products, days[-1], horizon_days=7)
+    late = grid.filter(pl.col("date") > days[100])
+    assert late["regular_mean_28"].to_list() == [5.0] * late.height
+    assert late["regular_mean_91"].to_list() == [5.0] * late.height
+    assert (late["rolling_mean_28"] > 5.0).all()  # the plain mean is inflated
+    on_campaign = late.filter(~pl.col("is_future"), pl.col("date").dt.day() <= 3)
+    assert (on_campaign["store_promo_share"] == 1.0).all()
+    assert (late["price_change_28"] == 1.0).all()  # regular-day prices only
+
+
+def test_demand_forecast_covers_the_horizon(marts: dict[str, pl.DataFrame]) -> None:
+    sales = marts["fct_product_daily_sales"]
+    grid = features.demand_features(sales, marts["dim_products"], sales["sales_date"].max(), 7)
+    outcome = demand.train_demand(grid, holdout_days=28, cv_folds=1)
+    assert outcome.sanity_problems == []
+    future = demand.forecast(outcome.artifact, grid)
+    assert future.height == grid.filter(pl.col("is_future")).height
+    assert future["horizon_day"].unique().sort().to_list() == list(range(1, 8))
+    assert (future["forecast_units"] >= 0).all() and future["forecast_units"].sum() > 0

@@ -60,8 +60,12 @@ def lapse_hazard(
     return np.minimum(hazard, P.MAX_HAZARD)
 
 
-def product_probabilities(world: World, cal: Calendar, day: int, prices: np.ndarray) -> np.ndarray:
-    """(n_segments, n_products) probability that an order line is that product."""
+def product_weights(world: World, cal: Calendar, day: int, prices: np.ndarray) -> np.ndarray:
+    """(n_products,) appeal of each product today: popularity x price response x launch x drift.
+
+    A customer's fresh line picks subcategory s with probability proportional to
+    taste[s] x (total weight of s), then a product of s in proportion to its weight.
+    """
     prod = world.products
     discount = cal.discount[day][prod.category]
     paid = prices * (1 - discount)
@@ -70,8 +74,25 @@ def product_probabilities(world: World, cal: Calendar, day: int, prices: np.ndar
     )
     if cal.drift is not None and cal.drift_active(day):
         weight = weight * np.where(prod.category == cal.drift.category, cal.drift.category_mult, 1)
-    weights = world.affinity[:, prod.category] * weight[None, :]
-    return weights / weights.sum(axis=1, keepdims=True)
+    return weight
+
+
+def subcategory_lines(taste: np.ndarray, lines: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """(n_subcategories,) expected fresh lines per subcategory.
+
+    Row i of `taste` draws `lines[i]` lines, each from subcategory s with probability
+    taste[i, s] x totals[s] / (taste[i] @ totals): two matrix-vector products summed
+    in double precision (taste may be single), no (n, n_subcategories) temporary.
+    """
+    norm = np.einsum("ij,j->i", taste, totals, dtype=np.float64)
+    per_taste = np.divide(lines, norm, out=np.zeros_like(norm), where=norm > 0)
+    return totals * np.einsum("i,ij->j", per_taste, taste, dtype=np.float64)
+
+
+def drawn_lines_mean(basket: np.ndarray | float) -> np.ndarray:
+    """Mean lines drawn per order (1 + Poisson), so that with complement add-ons an
+    order averages `basket` lines."""
+    return 1 + np.maximum(np.asarray(basket) / (1 + P.COMPLEMENT_PROB) - 1, 0.0)
 
 
 def quantity_extra(cal: Calendar, world: World, day: int) -> np.ndarray:
@@ -93,10 +114,3 @@ def step_prices(seed: int, cal: Calendar, world: World, day: int, prices: np.nda
         factor = factor * cal.drift.price_mult
     stepped = np.maximum(np.floor(prices * factor) + 0.99, 0.99)
     return np.where(factor != 1.0, stepped, prices)
-
-
-def categorical_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    """One draw per row of an (n, k) matrix of (unnormalised) category weights."""
-    cum = np.cumsum(probs, axis=1)
-    u = rng.random(len(probs)) * cum[:, -1]
-    return np.minimum((u[:, None] >= cum).sum(axis=1), probs.shape[1] - 1)

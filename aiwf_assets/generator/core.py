@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from aiwf_assets.generator import params as P
 from aiwf_assets.generator import truth as T
@@ -279,6 +280,18 @@ def generate(
     sink.write("truth/churn.parquet", parquet_bytes(T.churn_table(world, cal, snapshot, state)))
     sink.write("truth/segments.parquet", parquet_bytes(T.segments_table()))
     sink.write("truth/affinities.parquet", parquet_bytes(T.affinities_table(world)))
+    preferences = T.preferences_table(world)
+    floats = [f.name for f in preferences.schema if pa.types.is_floating(f.type)]
+    sink.write(
+        "truth/preferences.parquet",
+        parquet_bytes(
+            preferences,
+            use_dictionary=[c for c in preferences.column_names if c not in floats],
+            compression="none",
+            compression_level=None,
+        ),
+    )
+    sink.write("truth/complements.parquet", parquet_bytes(T.complements_table(world)))
     sink.write("truth/promotions.parquet", parquet_bytes(T.promotions_table(cal)))
     _write_json(
         sink,

@@ -27,9 +27,11 @@ PARQUET_OPTIONS: dict[str, object] = {
 CSV_FLOAT_PRECISION = 2  # prices are exported with two decimals, like the tills do
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table, **overrides: object) -> bytes:
+    """`overrides` of PARQUET_OPTIONS, e.g. for wide tables of random floats, which
+    neither dictionaries nor compression shrink, only slow down."""
     sink = io.BytesIO()
-    pq.write_table(table, sink, **PARQUET_OPTIONS)
+    pq.write_table(table, sink, **{**PARQUET_OPTIONS, **overrides})
     return sink.getvalue()
 
 

@@ -125,7 +125,7 @@ class Segment:
     description: str
     share: float
     order_rate: float  # orders per day over all channels before seasonality
-    basket_mean: float  # mean order lines per order
+    basket_mean: float  # mean order lines per order, complement add-ons included
     channel_mix: tuple[float, float, float]  # web, app, store
     lapse_hazard: float  # daily probability of lapsing with a healthy history
     promo_sensitivity: float  # extra relative order rate on promotion days
@@ -175,6 +175,31 @@ SEGMENTS: tuple[Segment, ...] = (
 )  # fmt: skip
 ANONYMOUS_SEGMENT = 4  # guests and cash customers choose products like occasional buyers
 AFFINITY_NOISE_SIGMA = 0.15
+
+# --- personal preferences --------------------------------------------------------
+SUBCATEGORY_NAMES: tuple[str, ...] = tuple(s for c in CATEGORIES for s in SUBCATEGORIES[c])
+SUBCATEGORY_CATEGORY: tuple[int, ...] = tuple(
+    k for k, c in enumerate(CATEGORIES) for _ in SUBCATEGORIES[c]
+)
+# Each customer's taste over subcategories is Dirichlet around their segment's category
+# affinity with this total concentration: small values give a few clear favourites.
+PREFERENCE_CONCENTRATION = 3.0
+# consumables a customer keeps re-buying: a share of their drawn lines is one of their staples
+STAPLE_SUBCATEGORIES: tuple[str, ...] = ("Coffee", "Tea", "Chocolate", "Cream", "Lipstick")
+STAPLES_PER_CUSTOMER = 2
+STAPLE_LINE_SHARE = 0.12
+# buying a product brings its complement (one product of the paired subcategory) along
+COMPLEMENT_SUBCATEGORY: dict[str, str] = {
+    "Shirt": "Trousers", "Trousers": "Shirt", "Dress": "Sandal", "Jacket": "Boot",
+    "Sneaker": "Backpack", "Boot": "Jacket", "Sandal": "Dress",
+    "Mug": "Coffee", "Cushion": "Lamp", "Lamp": "Cushion", "Towel": "Cream",
+    "Cream": "Perfume", "Lipstick": "Cream", "Perfume": "Lipstick",
+    "Headphones": "Charger", "Charger": "Headphones", "Speaker": "Charger",
+    "Yoga Mat": "Bottle", "Backpack": "Bottle", "Bottle": "Yoga Mat",
+    "Puzzle": "Board Game", "Board Game": "Puzzle", "Plush": "Chocolate",
+    "Coffee": "Mug", "Tea": "Mug", "Chocolate": "Tea",
+}  # fmt: skip
+COMPLEMENT_PROB = 0.25  # per drawn line; basket_mean counts these add-on lines
 
 # --- ordering ------------------------------------------------------------------
 # weekday multipliers Monday..Sunday per order channel (stores: Saturday peak, short Sunday)

@@ -31,6 +31,7 @@ class Stream(IntEnum):
     SESSIONS = 20
     IDENTIFIERS = 21
     FAULTS = 22
+    COMPLEMENTS = 23
 
 
 def rng_for(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

@@ -14,6 +14,12 @@ from aiwf_assets.generator import behaviour as B
 from aiwf_assets.generator import params as P
 from aiwf_assets.generator.calendar import Calendar
 from aiwf_assets.generator.rngs import Stream, rng_for
+from aiwf_assets.generator.sampling import (
+    GroupedWeights,
+    categorical_rows,
+    draw_within,
+    grouped_weights,
+)
 from aiwf_assets.generator.world import NOT_LAPSED, World
 
 NO_ORDER = -1
@@ -120,33 +126,7 @@ def _store_seconds(rng: np.random.Generator, n: int, weekday: int) -> np.ndarray
 
 def _choice_by_group(rng: np.random.Generator, group: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Draw category k with probability table[group, k] for every row."""
-    return B.categorical_rows(rng, table[group])
-
-
-def _lines(
-    rng_products: np.random.Generator,
-    rng_qty: np.random.Generator,
-    n_lines: np.ndarray,
-    segment: np.ndarray,
-    product_cdf: np.ndarray,
-    qty_extra: np.ndarray,
-    unit_price: np.ndarray,
-    discount: np.ndarray,
-) -> dict[str, np.ndarray]:
-    line_segment = np.repeat(segment, n_lines)
-    u = rng_products.random(len(line_segment))
-    product = np.empty(len(line_segment), dtype=np.int64)
-    for s in range(len(P.SEGMENTS)):
-        rows = line_segment == s
-        # scaling by the total (not 1.0) keeps rounding from ever picking a trailing
-        # product with zero weight (e.g. not launched yet)
-        product[rows] = np.searchsorted(product_cdf[s], u[rows] * product_cdf[s, -1], side="right")
-    return {
-        "product": product,
-        "qty": 1 + rng_qty.poisson(qty_extra[product]),
-        "unit_price_eur": unit_price[product],
-        "promo": discount[product] > 0,
-    }
+    return categorical_rows(rng, table[group])
 
 
 @dataclass(frozen=True)
@@ -157,12 +137,62 @@ class _DayModel:
     weekday: int
     probs: np.ndarray  # (n_customers, 3) order probability
     active: np.ndarray
-    basket: np.ndarray
-    product_cdf: np.ndarray
-    product_probs: np.ndarray
+    drawn: np.ndarray  # mean lines drawn per order, per customer
+    product_weight: np.ndarray  # today's appeal of each product (behaviour.product_weights)
+    by_subcategory: GroupedWeights  # the same weights grouped by subcategory
     qty_extra: np.ndarray
     unit_price: np.ndarray  # EUR shelf price after promotion discount
     discount: np.ndarray  # per product
+
+
+def _subcategories(
+    rng: np.random.Generator,
+    taste: np.ndarray,
+    totals: np.ndarray,
+    buyer: np.ndarray,
+    n_lines: np.ndarray,
+) -> np.ndarray:
+    """One subcategory per line, with probability taste[buyer, s] x totals[s] (normalised).
+
+    The cumulative weights are built once per order and laid end to end, order k's
+    shifted into [k, k + 1], so a single sorted search draws every line.
+    """
+    cum = np.take(taste, buyer, axis=0).astype(np.float64)
+    cum *= totals
+    np.cumsum(cum, axis=1, out=cum)
+    cum /= cum[:, -1:]
+    order = np.repeat(np.arange(len(buyer)), n_lines)
+    cum += np.arange(len(buyer))[:, None]
+    found = np.searchsorted(cum.ravel(), order + rng.random(len(order)), side="right")
+    return np.minimum(found - order * cum.shape[1], cum.shape[1] - 1)
+
+
+def _products(
+    seed: int, world: World, m: _DayModel, channel: int, buyer: np.ndarray, n_lines: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(product per line, lines per order) for orders of `buyer` (Preferences rows).
+
+    Each drawn line re-buys one of the buyer's staples with their staple share, else
+    picks a subcategory by taste x today's weights and a product of it by weight.
+    A drawn line then brings its product's complement along with COMPLEMENT_PROB,
+    as the next line of the same order.
+    """
+    pref = world.preferences
+    rng_p = rng_for(seed, Stream.PRODUCTS, m.day, channel)
+    rng_c = rng_for(seed, Stream.COMPLEMENTS, m.day, channel)
+    line_buyer = np.repeat(buyer, n_lines)
+    n = len(line_buyer)
+    subcategory = _subcategories(rng_p, pref.subcategory, m.by_subcategory.total, buyer, n_lines)
+    fresh = draw_within(m.by_subcategory, subcategory, rng_p.random(n))
+    staple = rng_c.random(n) < pref.staple_share[line_buyer]
+    pick = pref.staples[line_buyer, rng_c.integers(0, P.STAPLES_PER_CUSTOMER, size=n)]
+    drawn = np.where(staple, pick, fresh)
+    complement = world.products.complement[drawn]
+    add = (rng_c.random(n) < P.COMPLEMENT_PROB) & (complement >= 0)
+    product = np.repeat(drawn, 1 + add)
+    product[np.cumsum(1 + add)[add] - 1] = complement[add]
+    order_of_line = np.repeat(np.arange(len(n_lines)), n_lines)
+    return product, n_lines + np.bincount(order_of_line[add], minlength=len(n_lines))
 
 
 def _channel_orders(
@@ -202,25 +232,15 @@ def _channel_orders(
         store = np.where(at_home, home, away)
         pay_table = np.array([P.POS_PAYMENT_KNOWN, P.POS_PAYMENT_ANONYMOUS])
         payment = _choice_by_group(rng_a, (customer < 0).astype(np.int64), pay_table)
-    n_lines = 1 + np.concatenate(
+    n_drawn = 1 + np.concatenate(
         [
-            rng_b.poisson(m.basket[known] - 1),
-            rng_b.poisson(anon_basket - 1, size=n_anon),
+            rng_b.poisson(m.drawn[known] - 1),
+            rng_b.poisson(B.drawn_lines_mean(anon_basket) - 1, size=n_anon),
         ]
     )
-    segment = np.concatenate([c.segment[known], np.full(n_anon, P.ANONYMOUS_SEGMENT)])
     order = np.argsort(seconds, kind="stable")
-    n_lines = n_lines[order]
-    lines = _lines(
-        rng_for(seed, Stream.PRODUCTS, m.day, channel),
-        rng_for(seed, Stream.QUANTITIES, m.day, channel),
-        n_lines,
-        segment[order],
-        m.product_cdf,
-        m.qty_extra,
-        m.unit_price,
-        m.discount,
-    )
+    buyer = world.preferences.buyer(customer, guest)[order]
+    product, n_lines = _products(seed, world, m, channel, buyer, n_drawn[order])
     return Orders(
         customer=customer[order],
         guest=guest[order],
@@ -229,22 +249,48 @@ def _channel_orders(
         payment=payment[order],
         currency=currency[order],
         line_offsets=np.concatenate([[0], np.cumsum(n_lines)]),
-        **lines,
+        product=product,
+        qty=1 + rng_for(seed, Stream.QUANTITIES, m.day, channel).poisson(m.qty_extra[product]),
+        unit_price_eur=m.unit_price[product],
+        promo=m.discount[product] > 0,
     )
 
 
 def _expected_units(world: World, m: _DayModel) -> np.ndarray:
-    """The mean of today's unit demand per product, given who is active today."""
-    c = world.customers
-    lines_per_customer = (m.probs * m.active[:, None]).sum(axis=1) * m.basket
-    lines_by_segment = np.bincount(c.segment, weights=lines_per_customer, minlength=len(P.SEGMENTS))
+    """The mean of today's unit demand per product, given who is active today.
+
+    Fresh lines by taste x weight, staple lines by the customers' staples, then each
+    drawn line's complement with COMPLEMENT_PROB, times the mean quantity per line.
+    """
+    c, pref, prod = world.customers, world.preferences, world.products
+    drawn = (m.probs * m.active[:, None]).sum(axis=1) * m.drawn
     web_orders = m.probs[m.active, P.WEB].sum()
     store_orders = m.probs[m.active, P.STORE].sum()
-    lines_by_segment[P.ANONYMOUS_SEGMENT] += (
-        P.GUEST_RATIO * web_orders * P.GUEST_BASKET
-        + P.ANON_POS_RATIO * store_orders * P.ANON_POS_BASKET
+    guest_lines = P.GUEST_RATIO * web_orders * B.drawn_lines_mean(P.GUEST_BASKET)
+    cash_lines = P.ANON_POS_RATIO * store_orders * B.drawn_lines_mean(P.ANON_POS_BASKET)
+    staple_lines = drawn * pref.staple_share[: c.n]
+    # guest orders pick one of the guest identities uniformly
+    per_guest = np.full(pref.n_guests, guest_lines / pref.n_guests)
+    fresh = np.concatenate([drawn - staple_lines, per_guest, [cash_lines]])
+    totals = m.by_subcategory.total
+    by_subcategory = B.subcategory_lines(pref.subcategory, fresh, totals)
+    share = np.divide(
+        m.product_weight,
+        totals[prod.subcategory],
+        out=np.zeros(prod.n),
+        where=totals[prod.subcategory] > 0,
     )
-    return (lines_by_segment @ m.product_probs) * (1 + m.qty_extra)
+    staple = pref.staples[: c.n].ravel()
+    per_staple = np.repeat(staple_lines / P.STAPLES_PER_CUSTOMER, P.STAPLES_PER_CUSTOMER)
+    staples = np.bincount(staple[staple >= 0], weights=per_staple[staple >= 0], minlength=prod.n)
+    lines = by_subcategory[prod.subcategory] * share + staples
+    has_complement = prod.complement >= 0
+    lines += np.bincount(
+        prod.complement[has_complement],
+        weights=P.COMPLEMENT_PROB * lines[has_complement],
+        minlength=prod.n,
+    )
+    return lines * (1 + m.qty_extra)
 
 
 def _schedule_tickets(
@@ -369,16 +415,18 @@ def simulate_day(seed: int, world: World, cal: Calendar, state: State, day: int)
 
     probs = B.order_probability(B.order_intensity(world, cal, day))
     ordered = active[:, None] & (rng_for(seed, Stream.ORDERS, day).random(probs.shape) < probs)
-    product_probs = B.product_probabilities(world, cal, day, state.prices)
+    weight = B.product_weights(world, cal, day, state.prices)
     discount = cal.discount[day][world.products.category]
     m = _DayModel(
         day=day,
         weekday=cal.date(day).weekday(),
         probs=probs,
         active=active,
-        basket=B.basket_means(world, cal, day),
-        product_cdf=np.cumsum(product_probs, axis=1),
-        product_probs=product_probs,
+        drawn=B.drawn_lines_mean(B.basket_means(world, cal, day)),
+        product_weight=weight,
+        by_subcategory=grouped_weights(
+            world.products.subcategory, weight, len(P.SUBCATEGORY_NAMES)
+        ),
         qty_extra=B.quantity_extra(cal, world, day),
         unit_price=np.round(state.prices * (1 - discount), 2),
         discount=discount,

@@ -141,6 +141,41 @@ def customers_table(world: World, cal: Calendar, state: State) -> pa.Table:
     )
 
 
+def preferences_table(world: World) -> pa.Table:
+    """Each customer's taste, the weight of every subcategory (a row sums to 1), and
+    their staples (`staple_1_sku`, ...; null without staples).
+
+    A fresh order line of the customer picks subcategory s with probability
+    proportional to weight[s] x that day's total appeal of the products of s; a
+    share STAPLE_LINE_SHARE of their drawn lines re-buys one of their staples.
+    """
+    c = world.customers
+    pref = world.preferences
+    columns = {"crm_id": c.crm_id.head(c.n).to_arrow()}
+    by_subcategory = np.ascontiguousarray(pref.subcategory[: c.n].T)
+    for name, weights in zip(P.SUBCATEGORY_NAMES, by_subcategory, strict=True):
+        columns[name] = pa.array(weights)
+    skus = world.products.sku.head(world.products.n).to_arrow()
+    for k, staple in enumerate(np.ascontiguousarray(pref.staples[: c.n].T), start=1):
+        columns[f"staple_{k}_sku"] = pa.DictionaryArray.from_arrays(
+            pa.array(staple.astype(np.int32), mask=staple < 0), skus
+        )
+    return pa.table(columns)
+
+
+def complements_table(world: World) -> pa.Table:
+    """Product pairs: a drawn line of `sku` brings `complement_sku` along with `probability`."""
+    prod = world.products
+    has = np.flatnonzero(prod.complement >= 0)
+    return pa.table(
+        {
+            "sku": prod.sku.gather(has).to_arrow(),
+            "complement_sku": prod.sku.gather(prod.complement[has]).to_arrow(),
+            "probability": pa.array(np.full(len(has), P.COMPLEMENT_PROB)),
+        }
+    )
+
+
 def segments_table() -> pa.Table:
     seg = P.SEGMENTS
     return pa.table(

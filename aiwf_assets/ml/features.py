@@ -63,11 +63,23 @@ DEMAND_FEATURE_COLUMNS = [
     "price_ratio",
     "list_price",
     "product_age_days",
+    "regular_mean_28",
+    "regular_mean_91",
+    "campaign_share_28",
+    "price_change_28",
+    "price_change_91",
     "category_price_ratio",
     "store_price_ratio",
+    "category_promo_share",
+    "store_promo_share",
 ]
 # Known in advance (the retailer's price and promotion plan), so read on the target day
-PLANNED_COLUMNS = ["category_price_ratio", "store_price_ratio"]
+PLANNED_COLUMNS = [
+    "category_price_ratio",
+    "store_price_ratio",
+    "category_promo_share",
+    "store_promo_share",
+]
 
 
 def last_complete_day(activity_dates: pl.Series) -> date:
@@ -262,9 +274,31 @@ def demand_features(
         .sort("sku", "date")
     )
     units = pl.col("units").cast(pl.Float64)
+    grid = grid.join(_regular_days(grid), on="date", how="left").with_columns(
+        pl.col("regular_day").fill_null(1.0)  # future days: no campaign known
+    )
+    regular = pl.col("regular_day")
 
     def lagged(expr: pl.Expr, days: int) -> pl.Expr:
         return expr.shift(days).over("sku")
+
+    def regular_mean(window: int) -> pl.Expr:
+        """Mean units over the window's days without a campaign: the level that
+        campaign peaks (in any category: they lift store traffic) do not inflate."""
+        regular_units = (units * regular).rolling_sum(window, min_samples=1)
+        return lagged(_ratio(regular_units, regular.rolling_sum(window, min_samples=1)), h)
+
+    regular_price = pl.when(regular > 0).then(pl.col("avg_unit_price"))
+
+    def price_change(window: int) -> pl.Expr:
+        """The last regular-day price over the window's mean regular-day price (units
+        weighted): how far a price step since then moves demand off the level."""
+        sold = units * regular * pl.col("avg_unit_price").is_not_null()
+        paid = (units * regular_price).fill_null(0.0)
+        mean_price = _ratio(
+            paid.rolling_sum(window, min_samples=1), sold.rolling_sum(window, min_samples=1)
+        )
+        return lagged(regular_price.forward_fill() / mean_price, h)
 
     day_of_year = pl.col("date").dt.ordinal_day().cast(pl.Float64) * (2 * math.pi / 365.25)
     featured = grid.with_columns(
@@ -281,6 +315,11 @@ def demand_features(
         zero_share_28=lagged((units == 0).cast(pl.Float64).rolling_mean(28, min_samples=1), h),
         promo_share_7=lagged(pl.col("promo_share").rolling_mean(7, min_samples=1), h),
         promo_share_28=lagged(pl.col("promo_share").rolling_mean(28, min_samples=1), h),
+        regular_mean_28=regular_mean(28),
+        regular_mean_91=regular_mean(91),
+        campaign_share_28=lagged(1 - regular.rolling_mean(28, min_samples=1), h),
+        price_change_28=price_change(28),
+        price_change_91=price_change(91),
         last_price=lagged(pl.col("avg_unit_price").forward_fill(), h),
         product_age_days=(pl.col("date") - pl.col("first_day")).dt.total_days(),
     ).with_columns(
@@ -296,41 +335,66 @@ def demand_features(
     )
 
 
+def _regular_days(grid: pl.DataFrame, window_days: int = 91) -> pl.DataFrame:
+    """1.0 on days without a campaign, 0.0 on campaign days: days whose share of units
+    sold on promotion (over the whole range) is above its median over the last
+    `window_days` (a campaign lifts it; promotions that run every day do not)."""
+    daily = (
+        grid.filter(pl.col("units").is_not_null())
+        .group_by("date")
+        .agg(
+            share=_ratio(
+                (pl.col("units") * pl.col("promo_share")).sum(), pl.col("units").sum()
+            ).fill_null(0.0)
+        )
+        .sort("date")
+    )
+    typical = pl.col("share").rolling_median_by("date", f"{window_days}d")
+    return daily.select("date", regular_day=(pl.col("share") <= typical).cast(pl.Float64))
+
+
 def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     return pl.when(denominator > 0).then(numerator / denominator)
 
 
+def _others(column: str, scope: list[str]) -> pl.Expr:
+    """The column summed over the *other* products of the scope on the same day."""
+    return pl.col(column).sum().over("date", *scope) - pl.col(column)
+
+
+def _typical(column: str, scope: list[str], recent: pl.Expr) -> pl.Expr:
+    """The column's median over the recent days, per scope (the whole range if none)."""
+    median = pl.col(column).filter(recent).median()
+    return median.over(scope) if scope else median
+
+
 def _with_planned_prices(grid: pl.DataFrame, cutoff: date) -> pl.DataFrame:
-    """Paid / list price on the day over the other products of the category and of the range."""
-    own = grid.with_columns(
+    """The promotion calendar on the target day, read from the other products of the
+    category and of the range: paid / list price and the share of units sold on promotion."""
+    frame = grid.with_columns(
         paid=(pl.col("units") * pl.col("avg_unit_price")).fill_null(0.0),
         listed=(pl.col("units") * pl.col("list_price")).fill_null(0.0),
-    ).with_columns(
-        category_paid=pl.col("paid").sum().over("category", "date"),
-        category_listed=pl.col("listed").sum().over("category", "date"),
-        store_paid=pl.col("paid").sum().over("date"),
-        store_listed=pl.col("listed").sum().over("date"),
+        promoted=(pl.col("units") * pl.col("promo_share")).fill_null(0.0),
+        sold=pl.col("units").cast(pl.Float64).fill_null(0.0),
     )
     observed = pl.col("date") <= cutoff
     recent = observed & (pl.col("date") > cutoff - timedelta(days=28))
-    history = own.with_columns(
-        category_price_ratio=_ratio(
-            pl.col("category_paid") - pl.col("paid"), pl.col("category_listed") - pl.col("listed")
-        ),
-        store_price_ratio=_ratio(
-            pl.col("store_paid") - pl.col("paid"), pl.col("store_listed") - pl.col("listed")
-        ),
-    ).with_columns(  # a day when no other product of the category sold: the previous day's
-        pl.col("category_price_ratio", "store_price_ratio").forward_fill().over("sku")
-    )
-    return history.with_columns(  # future days: no plan known, the recent typical level
-        category_price_ratio=pl.when(observed)
-        .then(pl.col("category_price_ratio"))
-        .otherwise(pl.col("category_price_ratio").filter(recent).median().over("category")),
-        store_price_ratio=pl.when(observed)
-        .then(pl.col("store_price_ratio"))
-        .otherwise(pl.col("store_price_ratio").filter(recent).median()),
-    )
+    for level, scope in (("category", ["category"]), ("store", [])):
+        planned = {
+            f"{level}_price_ratio": _ratio(_others("paid", scope), _others("listed", scope)),
+            f"{level}_promo_share": _ratio(_others("promoted", scope), _others("sold", scope)),
+        }
+        frame = (
+            frame.with_columns(**planned)
+            # a day when no other product of the scope sold: the previous day's
+            .with_columns(pl.col(*planned).forward_fill().over("sku"))
+            # future days: no plan known, the recent typical level (no campaign)
+            .with_columns(
+                pl.when(observed).then(pl.col(c)).otherwise(_typical(c, scope, recent)).alias(c)
+                for c in planned
+            )
+        )
+    return frame
 
 
 def interaction_pairs(order_lines: pl.DataFrame, cutoff: date) -> pl.DataFrame:
