@@ -473,8 +473,8 @@ class RecommenderConfig(TrainingConfig):
     code_version=source_version(recommend),
     check_specs=[promotion_check("recommender")],
     description=(
-        "Recommender challenger: item-item cosine vs TruncatedSVD, against popularity on "
-        "held-out next purchases."
+        "Recommender challenger: item cosine, TruncatedSVD or EASE (chosen on a validation "
+        "window), against popularity on held-out next purchases."
     ),
 )
 def recommender(
