@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,12 +25,41 @@ PARTITION_COLUMN = "partition_date"
 class Warehouse(Protocol):
     dialect: str
 
-    def replace_partitions(
-        self, table: str, frame: pl.DataFrame, partition_values: Sequence[Any],
-        partition_column: str = PARTITION_COLUMN,
-    ) -> int: ...
+    @contextmanager
+    def _writing(self, table: str, frame: pl.DataFrame | pa.Table):
+        """One transaction with the schema created and the frame registered as `incoming`."""
+        schema, _ = split_table_name(table)
+        con = self.connect()
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            con.register("incoming", _as_arrow(frame))
+            yield con
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
 
-    def replace_table(self, table: str, frame: pl.DataFrame) -> int: ...
+    def replace_partitions(
+        self, table: str, frame: pl.DataFrame | pa.Table, partition_values: Sequence[Any],
+        partition_column: str = PARTITION_COLUMN,
+    ) -> int:
+        with self._writing(table, frame) as con:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
+            placeholders = ", ".join("?" for _ in partition_values)
+            con.execute(
+                f"DELETE FROM {table} WHERE {partition_column} IN ({placeholders})",
+                list(partition_values),
+            )
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        return frame.height if isinstance(frame, pl.DataFrame) else frame.num_rows
+
+    def replace_table(self, table: str, frame: pl.DataFrame | pa.Table) -> int:
+        with self._writing(table, frame) as con:
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
+        return frame.height if isinstance(frame, pl.DataFrame) else frame.num_rows
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame: ...
 
