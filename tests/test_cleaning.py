@@ -27,7 +27,7 @@ from aiwf_assets.cleaning import (
     content_version,
 )
 from aiwf_assets.cleaning.contracts import validate_table
-from aiwf_assets.cleaning.pii import hmac_hex
+from aiwf_assets.cleaning.pii import hmac_hex, hmac_series
 from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA, QUARANTINE_SCHEMA
 from aiwf_assets.ingest.parse import parse_landing
 from aiwf_assets.ingest.spec import SourcesConfig, load_sources, parse_sources
@@ -191,6 +191,20 @@ def crm_key(crm_id: str) -> str:
 
 
 # --------------------------------------------------------------------------- reference
+
+
+@pytest.mark.parametrize("key", [KEY, b"", bytes(range(64)), b"k" * 65 + "ü".encode()])
+def test_vectorised_hmac_equals_the_hmac_module(key: bytes) -> None:
+    # keys shorter than, equal to and longer than SHA-256's 64-byte block (RFC 2104)
+    values = pl.Series(
+        "email", ["jane@example.com", None, "", "zoë@beispiel.de", "jane@example.com"]
+    )
+    hashed = hmac_series(values, "email:", key)
+    assert hashed.name == "email" and hashed.dtype == pl.String
+    assert hashed.to_list() == [
+        None if v is None else hmac_hex(key, f"email:{v}") for v in values.to_list()
+    ]
+    assert hmac_series(values.clear(), "email:", key).to_list() == []
 
 
 def test_customers_are_pseudonymised_and_deduplicated(customers: CleanResult) -> None:

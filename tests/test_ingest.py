@@ -234,6 +234,28 @@ def test_many_json_lines_only_bad_ones_fall_back(sources: SourcesConfig) -> None
     assert frame.height == 5000
 
 
+def test_bad_json_lines_are_found_wherever_they_are(sources: SourcesConfig) -> None:
+    # at block and leaf edges, adjacent, of every kind: each named, every good line kept
+    records: list[dict | str] = [{**WEB_ORDER, "order_id": f"W{i}"} for i in range(1, 5001)]
+    bad = {
+        1: "{broken",
+        32: "[1]",
+        33: json.dumps({**WEB_ORDER, "items": "not a list"}),
+        2048: "{",
+        2049: json.dumps({**WEB_ORDER, "items": [1, 2]}),
+        4322: '"text"',
+        5000: "{]",
+    }
+    for line, text in bad.items():
+        records[line - 1] = text
+    frame = parse_landing(jsonl(*records), sources["web_orders"], "w.jsonl").frame
+    errors = frame.filter(pl.col("_parse_error").is_not_null())
+    assert errors.get_column("_source_row").to_list() == sorted(bad)
+    assert errors.get_column("_raw_record").to_list() == [bad[line] for line in sorted(bad)]
+    good = frame.filter(pl.col("_parse_error").is_null())
+    assert good.get_column("_source_row").n_unique() == 5000 - len(bad)
+
+
 def test_blank_lines_keep_json_line_numbers(sources: SourcesConfig) -> None:
     data = b"\n" + jsonl(APP_LINE) + b"\r\n" + jsonl("{oops")
     frame = parse_landing(data, sources["app_orders"], "a.jsonl").frame

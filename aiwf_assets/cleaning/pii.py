@@ -5,8 +5,8 @@ prefix keeps an email and a phone number with the same text apart. A
 customer_key is the first 16 hex characters of the HMAC of "crm:<crm_id>" for
 CRM customers, else of the identifier's own HMAC (see DATA_CONTRACTS.md).
 
-HMAC runs in Python once per distinct value and is mapped back with a
-vectorised replace, so cost grows with distinct identifiers, not rows.
+HMAC runs vectorised in DuckDB (its sha256 over the RFC 2104 padded keys), so
+a million identifiers hash in about a second.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from typing import Any
 
+import duckdb
 import polars as pl
 
 from aiwf_assets.ingest.spec import PiiKind
@@ -73,36 +73,38 @@ def hmac_hex(key: bytes, text: str) -> str:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def _hmac_pads(key: bytes, prefix: str) -> tuple[Any, Any]:
-    """SHA-256 states after the HMAC inner pad + prefix and after the outer pad (RFC 2104)."""
+def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """The inner and outer padded keys of HMAC-SHA256 (RFC 2104)."""
     block = hashlib.sha256().block_size
     if len(key) > block:
         key = hashlib.sha256(key).digest()
     key = key.ljust(block, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    inner.update(prefix.encode("utf-8"))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-    return inner, outer
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+# HMAC-SHA256 as one vectorised, multi-threaded DuckDB expression over the column:
+# sha256(outer || sha256(inner || prefix || value)), digests as lowercase hex
+_HMAC_SQL = (
+    "SELECT sha256($outer || unhex(sha256($inner || encode($prefix || v)))) AS h "
+    "FROM frame"
+)
 
 
 def hmac_series(values: pl.Series, prefix: str, key: bytes) -> pl.Series:
-    """HMAC(key, prefix + value) per row, computed once per distinct value; null stays null."""
-    distinct = values.drop_nulls().unique()
-    # copying the keyed inner/outer states skips re-deriving the key pads for every
-    # value (and the per-call overhead of the hmac module's wrapper objects)
-    inner, outer = _hmac_pads(key, prefix)
-    inner_copy, outer_copy = inner.copy, outer.copy
-    digests = []
-    append = digests.append
-    for value in distinct.to_list():
-        state = inner_copy()
-        state.update(value.encode("utf-8"))
-        final = outer_copy()
-        final.update(state.digest())
-        append(final.hexdigest())
-    return values.replace_strict(
-        distinct, pl.Series(digests, dtype=pl.String), default=None, return_dtype=pl.String
-    )
+    """HMAC(key, prefix + value) per row as 64 hex characters; null stays null.
+
+    Equal to `hmac_hex(key, prefix + value)` (tested) and ~3x faster than
+    Python's hmac at a million values (benchmarks/).
+    """
+    if values.is_empty():
+        return pl.Series(values.name, [], dtype=pl.String)
+    inner, outer = _hmac_pads(key)
+    frame = values.cast(pl.String).alias("v").to_frame()  # noqa: F841 (read by DuckDB)
+    with duckdb.connect() as con:
+        hashed = con.sql(
+            _HMAC_SQL, params={"inner": inner, "outer": outer, "prefix": prefix}
+        ).pl()
+    return hashed.get_column("h").alias(values.name)
 
 
 def hash_identifiers(frame: pl.DataFrame, columns: dict[str, PiiKind], key: bytes) -> pl.DataFrame:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,8 +35,9 @@ LINEAGE_SCHEMA: dict[str, pl.DataType] = {
 }
 LINEAGE_COLUMNS: tuple[str, ...] = tuple(LINEAGE_SCHEMA)
 
-# Lines per block when hunting malformed JSON lines: a bad block is re-read line by line.
+# Lines per block when hunting malformed JSON lines: a block the reader rejects is halved.
 _JSON_BLOCK = 2048
+_JSON_LEAF = 32  # lines decoded one by one once a failing block is this small
 _ROW = "_source_row"
 
 
@@ -261,26 +263,66 @@ def _json_reads(texts: pl.Series, schema: pl.Schema) -> bool:
 def _json_problems(lines: pl.DataFrame, schema: pl.Schema, spec: SourceSpec) -> dict[int, str]:
     """Line numbers the fast reader rejects, with the reason.
 
-    Blocks that read fine are skipped. In a failing block each line is decoded
-    with the json module; only if the block still fails without those lines are
-    the rest tried one by one with the fast reader.
+    DuckDB's vectorised JSON validation picks the lines that are not JSON
+    objects; only those are decoded with the json module for a precise message.
+    Blocks of the rest that the fast reader still rejects (wrong shapes) are
+    halved until the failing parts are small, then looked at line by line.
     """
     problems: dict[int, str] = {}
-    for block in lines.iter_slices(_JSON_BLOCK):
-        if _json_reads(block.get_column("text"), schema):
-            continue
-        found = {
-            number: reason
-            for number, text in block.select("line", "text").iter_rows()
-            if (reason := _json_line_problem(number, text, spec)) is not None
-        }
-        rest = block.filter(~pl.col("line").is_in(list(found)))
-        if not _json_reads(rest.get_column("text"), schema):
-            for number, text in rest.select("line", "text").iter_rows():
-                if not _json_reads(pl.Series([text]), schema):
-                    found[number] = f"line {number} does not fit the declared fields"
-        problems |= found
+    for number, text in _json_suspects(lines).iter_rows():
+        if (reason := _json_line_problem(number, text, spec)) is not None:
+            problems[number] = reason
+    rest = lines.filter(~pl.col("line").is_in(list(problems)))
+    for block in rest.iter_slices(_JSON_BLOCK):
+        if not _json_reads(block.get_column("text"), schema):
+            problems |= _narrow_json_problems(block, schema, spec)
     return problems
+
+
+def _json_suspects(lines: pl.DataFrame) -> pl.DataFrame:
+    """(line, text) of the lines that are not one valid JSON object."""
+    frame = lines.select("line", "text")  # noqa: F841 (read by DuckDB)
+    with duckdb.connect() as con:
+        return con.sql(
+            "SELECT line, text FROM frame "
+            "WHERE NOT CASE WHEN json_valid(text) THEN json_type(text) = 'OBJECT' ELSE false END "
+            "ORDER BY line"
+        ).pl()
+
+
+def _narrow_json_problems(
+    block: pl.DataFrame, schema: pl.Schema, spec: SourceSpec
+) -> dict[int, str]:
+    """Problems of a block the fast reader rejects, by halving it."""
+    if block.height <= _JSON_LEAF:
+        return _json_line_problems(block, schema, spec)
+    half = block.height // 2
+    found: dict[int, str] = {}
+    halves_read = True
+    for part in (block.slice(0, half), block.slice(half)):
+        if not _json_reads(part.get_column("text"), schema):
+            halves_read = False
+            found |= _narrow_json_problems(part, schema, spec)
+    # each half reads alone but not together: look at every line of the block
+    return _json_line_problems(block, schema, spec) if halves_read else found
+
+
+def _json_line_problems(
+    block: pl.DataFrame, schema: pl.Schema, spec: SourceSpec
+) -> dict[int, str]:
+    """Each line decoded with the json module; if the block still fails without
+    those lines, the rest are tried one by one with the fast reader."""
+    found = {
+        number: reason
+        for number, text in block.select("line", "text").iter_rows()
+        if (reason := _json_line_problem(number, text, spec)) is not None
+    }
+    rest = block.filter(~pl.col("line").is_in(list(found)))
+    if not _json_reads(rest.get_column("text"), schema):
+        for number, text in rest.select("line", "text").iter_rows():
+            if not _json_reads(pl.Series([text]), schema):
+                found[number] = f"line {number} does not fit the declared fields"
+    return found
 
 
 def _json_line_problem(number: int, text: str, spec: SourceSpec) -> str | None:

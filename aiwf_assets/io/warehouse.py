@@ -9,7 +9,7 @@ transaction), so readers never see half a day.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,41 +25,12 @@ PARTITION_COLUMN = "partition_date"
 class Warehouse(Protocol):
     dialect: str
 
-    @contextmanager
-    def _writing(self, table: str, frame: pl.DataFrame | pa.Table):
-        """One transaction with the schema created and the frame registered as `incoming`."""
-        schema, _ = split_table_name(table)
-        con = self.connect()
-        try:
-            con.execute("BEGIN TRANSACTION")
-            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            con.register("incoming", _as_arrow(frame))
-            yield con
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
-
     def replace_partitions(
         self, table: str, frame: pl.DataFrame | pa.Table, partition_values: Sequence[Any],
         partition_column: str = PARTITION_COLUMN,
-    ) -> int:
-        with self._writing(table, frame) as con:
-            con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
-            placeholders = ", ".join("?" for _ in partition_values)
-            con.execute(
-                f"DELETE FROM {table} WHERE {partition_column} IN ({placeholders})",
-                list(partition_values),
-            )
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-        return frame.height if isinstance(frame, pl.DataFrame) else frame.num_rows
+    ) -> int: ...
 
-    def replace_table(self, table: str, frame: pl.DataFrame | pa.Table) -> int:
-        with self._writing(table, frame) as con:
-            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
-        return frame.height if isinstance(frame, pl.DataFrame) else frame.num_rows
+    def replace_table(self, table: str, frame: pl.DataFrame | pa.Table) -> int: ...
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame: ...
 
@@ -98,17 +69,30 @@ class DuckDBWarehouse:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def replace_partitions(
-        self, table: str, frame: pl.DataFrame | pa.Table, partition_values: Sequence[Any],
-        partition_column: str = PARTITION_COLUMN,
-    ) -> int:
+    @contextmanager
+    def _writing(
+        self, table: str, frame: pl.DataFrame | pa.Table
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction with the schema created and the frame registered as `incoming`."""
         schema, _ = split_table_name(table)
-        incoming = _as_arrow(frame)
         con = self.connect()
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            con.register("incoming", incoming)
+            con.register("incoming", _as_arrow(frame))
+            yield con
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+    def replace_partitions(
+        self, table: str, frame: pl.DataFrame | pa.Table, partition_values: Sequence[Any],
+        partition_column: str = PARTITION_COLUMN,
+    ) -> int:
+        with self._writing(table, frame) as con:
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
             placeholders = ", ".join("?" for _ in partition_values)
             con.execute(
@@ -116,30 +100,12 @@ class DuckDBWarehouse:
                 list(partition_values),
             )
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
-        return incoming.num_rows
+        return frame.height if isinstance(frame, pl.DataFrame) else frame.num_rows
 
     def replace_table(self, table: str, frame: pl.DataFrame | pa.Table) -> int:
-        schema, _ = split_table_name(table)
-        incoming = _as_arrow(frame)
-        con = self.connect()
-        try:
-            con.execute("BEGIN TRANSACTION")
-            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            con.register("incoming", incoming)
+        with self._writing(table, frame) as con:
             con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
-        return incoming.num_rows
+        return frame.height if isinstance(frame, pl.DataFrame) else frame.num_rows
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         con = self.connect(read_only=True)
