@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fewer repetitions at a scale, e.g. 100:1 (reported); default: --repeat everywhere",
     )
     parser.add_argument(
+        "--long", default="10:365",
+        help="SCALE:DAYS of the long-history case (one full build, then incremental and "
+        "no-op updates measured against it); '' skips it (default 10:365)",
+    )
+    parser.add_argument(
         "--quick", action="store_true",
         help="smoke run: scale 1, 5 days, 1 repetition (about 2 minutes)",
     )
@@ -69,6 +74,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts.append(f"--days-cap {args.days_cap}")
     if args.repeat_cap:
         parts.append(f"--repeat-cap {args.repeat_cap}")
+    if args.long != "10:365":
+        parts.append(f"--long '{args.long}'" if not args.long else f"--long {args.long}")
     if args.downstream:
         parts.append("--downstream")
     return " ".join(parts)
@@ -123,12 +130,15 @@ def run(args: argparse.Namespace) -> dict:
         scales, days, repeat = [1.0], 5, 1
         day_caps: dict[float, int] = {}
         repeat_caps: dict[float, int] = {}
+        long_case = None
     else:
         scales, days, repeat = parse_scales(args.scales), args.days, args.repeat
         day_caps, repeat_caps = parse_day_caps(args.days_cap), parse_day_caps(args.repeat_cap)
+        long_case = parse_long(args.long)
     work = Path(args.work)
     bench = Bench(work)
     started = time.time()
+    load_at_start = os.getloadavg()
     plan = []
     for scale in scales:
         scale_days = day_caps.get(scale, days)
@@ -149,10 +159,8 @@ def run(args: argparse.Namespace) -> dict:
             bench.measure("full_build", {"downstream": True}, scale=scale, days=scale_days,
                           rep=-1, home=probe_home)
             shutil.rmtree(probe_home)
-        day_names = sorted(p.stem for p in (landing / "pos_transactions").glob("*.csv"))
-        middle = len(day_names) // 2
-        change_days = (day_names[middle:] + day_names[:middle])[:reps]
-        bench.measure("after_build", {"change_days": change_days, "repeat": reps},
+        bench.measure("after_build", {"change_days": change_days(landing, reps),
+                                      "repeat": reps},
                       scale=scale, days=scale_days, rep=0, home=home)
         shutil.rmtree(home)
         for rep in range(reps):
@@ -161,6 +169,13 @@ def run(args: argparse.Namespace) -> dict:
             bench.measure("common_recipe", {"landing": str(landing), "storage": str(storage)},
                           scale=scale, days=scale_days, rep=rep)
             shutil.rmtree(storage)
+
+    long_plan = None
+    if long_case is not None and long_case not in [
+        {"scale": p["scale"], "days": p["days"]} for p in plan
+    ]:
+        long_plan = {**long_case, "repeat": repeat}
+        run_long(bench, **long_plan)
 
     # executors, memory vs days and the profile: at the smallest scale, on fewer days too
     small = min(scales)
@@ -183,10 +198,41 @@ def run(args: argparse.Namespace) -> dict:
         "machine": read_machine(),
         "versions": report.versions(),
         "plan": plan,
+        "long": long_plan,
+        "load_avg": {"start": load_at_start, "end": os.getloadavg()},
         "curve": {"scale": small, "short_days": short_days, "full_days": full_days},
         "profiles": profiles,
         "records": bench.records,
     }
+
+
+def parse_long(text: str) -> dict | None:
+    """`10:365` -> {"scale": 10.0, "days": 365}; '' -> None (no long-history case)."""
+    if not text.strip():
+        return None
+    caps = parse_day_caps(text)
+    if len(caps) != 1:
+        raise ValueError(f"--long takes one SCALE:DAYS, got {text!r}")
+    (scale, days), = caps.items()
+    return {"scale": scale, "days": days}
+
+
+def change_days(landing: Path, reps: int) -> list[str]:
+    """The days whose store file the incremental case changes: from the middle on."""
+    day_names = sorted(p.stem for p in (landing / "pos_transactions").glob("*.csv"))
+    middle = len(day_names) // 2
+    return (day_names[middle:] + day_names[:middle])[:reps]
+
+
+def run_long(bench: Bench, scale: float, days: int, repeat: int) -> None:
+    """A long history: one full build, then `repeat` incremental and no-op updates on it."""
+    landing = bench.data(scale, days)
+    home = bench.fresh_home(landing, f"long-s{scale_label(scale)}d{days}")
+    bench.measure("full_build", {}, scale=scale, days=days, rep=0, home=home)
+    bench.measure("after_build", {"change_days": change_days(landing, repeat),
+                                  "repeat": repeat},
+                  scale=scale, days=days, rep=0, home=home)
+    shutil.rmtree(home)
 
 
 def profile(bench: Bench, scale: float, days: int) -> dict:

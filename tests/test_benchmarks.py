@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks.cases import change_one_file, step_layer
-from benchmarks.runner import build_parser, command_line
+from benchmarks.runner import build_parser, command_line, parse_long
 from benchmarks.stats import (
     Spread,
     fmt_bytes,
@@ -161,3 +161,51 @@ def test_report_renders_every_section_from_measurements() -> None:
     assert "raw_pos_transactions[2026-01-02]" in text
     assert "polars" in text
     assert "| multiprocess (a process per step) | 20.00 s |" in text
+
+
+def test_parse_long_case() -> None:
+    assert parse_long("10:365") == {"scale": 10.0, "days": 365}
+    assert parse_long("") is None
+    with pytest.raises(ValueError):
+        parse_long("10:365,1:30")
+    args = build_parser().parse_args(["--long", ""])
+    assert command_line(args).endswith("--long ''")
+
+
+def test_report_measures_the_incremental_target_on_the_long_history() -> None:
+    build = {"data_s": 6.0, "step_s": {"raw": 2.0, "cleaned": 3.0},
+             "rows": {"raw": 1000, "cleaned": 900}, "downstream": None}
+    long_build = {**build, "data_s": 400.0}
+
+    def after(incremental_s: float) -> dict:
+        return {"prime": _settle(1, [], 0),
+                "incremental": [_settle(incremental_s, ["orders[2026-06-30]"], 1)],
+                "noop": [_settle(0.2, [], 0)], "untouched": [_settle(0.1, [], 0)]}
+
+    results = {
+        "command": "python -m benchmarks", "started": "2026-01-01 00:00:00 UTC",
+        "elapsed_s": 60, "machine": {"nproc": 2, "cpu_model": "cpu", "memory_bytes": 2**33},
+        "versions": {"python": "3.11"}, "plan": [{"scale": 1.0, "days": 3, "repeat": 1}],
+        "long": {"scale": 10.0, "days": 365, "repeat": 1},
+        "load_avg": {"start": [0.25, 0, 0], "end": [1.5, 0, 0]},
+        "curve": {"scale": 1.0, "short_days": 1, "full_days": 3},
+        "profiles": [],
+        "records": [
+            _record("full_build", 1.0, 3, build),
+            _record("full_build", 1.0, 1, build),
+            _record("after_build", 1.0, 3, after(0.5)),
+            _record("common_recipe", 1.0, 3, {"seconds": 12.0}),
+            _record("parse_once", 1.0, 3, {"seconds": 1.5, "rows": 1000}),
+            _record("full_build", 10.0, 365, long_build),
+            _record("after_build", 10.0, 365, after(4.0)),
+        ],
+    }
+    text = report.render(results)
+    # 4 s of a 400 s build: 1 %, measured on the long history rather than projected
+    target = "| 1 changed day < 3 % of the full build | scale 10, 365 days (measured) | 1.00 % |"
+    assert target in text
+    assert "| 10 | 365 (long) | 400.00 s |" in text
+    assert "load average 0.25 at the start and 1.50 at the end" in text
+    # the long history has no recipe run: the side-by-side table has the planned scale only
+    recipe = text.split("## 4.")[1].split("## 5.")[0]
+    assert "365" not in recipe
