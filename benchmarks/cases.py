@@ -109,12 +109,8 @@ def parse_once(landing: str) -> dict:
     return {"seconds": time.perf_counter() - start, "rows": rows}
 
 
-def full_build(profile_json: str | None = None, downstream: bool = False) -> dict:
-    """Materialise the data layers in-process against a fresh instance, as `aiwf demo` does.
-
-    With `downstream`, then every other asset of the code location (marts, features,
-    models, serving, monitoring) the same way; its failures are recorded, not raised.
-    """
+def full_build(profile_json: str | None = None) -> dict:
+    """Materialise the data layers in-process against a fresh instance, as `aiwf demo` does."""
     import dagster as dg
 
     from aiwf_assets.demo import landed_days, plan_runs, prepare_dagster_home
@@ -140,10 +136,9 @@ def full_build(profile_json: str | None = None, downstream: bool = False) -> dic
             phases[phase] = time.perf_counter() - start
         if profiler:
             _stop_profiler(profiler, profile_json)
-        probe = _downstream(instance, defs, days) if downstream else None
     return {
         "days": len(days), "phases": phases, "data_s": sum(phases.values()),
-        **run_stats(results), "downstream": probe,
+        **run_stats(results),
     }
 
 
@@ -153,33 +148,62 @@ def _range_tags(days: list[str]) -> dict[str, str]:
     return {PARTITION_RANGE_START: days[0], PARTITION_RANGE_END: days[-1]}
 
 
-def _downstream(instance, data_defs, days: list[str]) -> dict:
-    """Every asset of the code location beyond the data layers, in the demo's run order."""
-    from aiwf_assets.definitions import defs as location_defs
-    from aiwf_assets.demo import plan_runs
+def downstream_build() -> dict:
+    """Every layer after cleaned (dbt marts, features, models, serving, monitoring) on a
+    home whose data layers are built, in the demo's run order, in process.
 
-    done = set(data_defs.resolve_asset_graph().materializable_asset_keys)
+    Seconds per asset group come from the steps' durations; failed steps are
+    recorded (step: exception: first line), not raised.
+    """
+    import dagster as dg
+
+    from aiwf_assets.definitions import defs as location_defs
+    from aiwf_assets.demo import landed_days, plan_runs
+    from aiwf_assets.settings import get_settings
+
+    graph = location_defs.resolve_asset_graph()
+    data_keys = set(data_definitions().resolve_asset_graph().materializable_asset_keys)
     plan = plan_runs(location_defs)
     job = location_defs.resolve_implicit_global_asset_job_def()
-    probe: dict = {"assets": [], "failed_steps": [], "seconds": 0.0}
-    for keys, tags in ((plan.before, {}), (plan.daily, _range_tags(days)), (plan.after, {})):
-        keys = [k for k in keys if k not in done]
-        if not keys:
-            continue
-        probe["assets"] += [k.to_user_string() for k in keys]
-        start = time.perf_counter()
-        result = job.execute_in_process(
-            instance=instance, asset_selection=keys, tags=tags, raise_on_error=False
-        )
-        probe["seconds"] += time.perf_counter() - start
-        for event in result.all_events:
-            if event.is_step_failure:
-                error = event.step_failure_data.error
-                cause = error.cause or error
-                probe["failed_steps"].append(
-                    f"{event.step_key}: {cause.cls_name}: {cause.message.strip().splitlines()[0]}"
-                )
+    days = landed_days(get_settings().landing_dir)
+    probe: dict = {"assets": [], "failed_steps": [], "seconds": 0.0,
+                   "group_s": defaultdict(float)}
+    with dg.DagsterInstance.get() as instance:
+        for keys, tags in ((plan.before, {}), (plan.daily, _range_tags(days)),
+                           (plan.after, {})):
+            keys = [k for k in keys if k not in data_keys]
+            if not keys:
+                continue
+            probe["assets"] += [k.to_user_string() for k in keys]
+            start = time.perf_counter()
+            result = job.execute_in_process(
+                instance=instance, asset_selection=keys, tags=tags, raise_on_error=False
+            )
+            probe["seconds"] += time.perf_counter() - start
+            groups = step_groups(result, graph)
+            for event in result.all_events:
+                if event.event_type_value == "STEP_SUCCESS":
+                    probe["group_s"][groups.get(event.step_key, "other")] += (
+                        event.event_specific_data.duration_ms / 1e3
+                    )
+                if event.is_step_failure:
+                    error = event.step_failure_data.error
+                    cause = error.cause or error
+                    probe["failed_steps"].append(
+                        f"{event.step_key}: {cause.cls_name}: "
+                        f"{cause.message.strip().splitlines()[0]}"
+                    )
+    probe["group_s"] = dict(probe["group_s"])
     return probe
+
+
+def step_groups(result, graph) -> dict[str, str]:
+    """step key -> asset group of the assets it materialised (the first one's)."""
+    groups: dict[str, str] = {}
+    for event in result.get_asset_materialization_events():
+        key = event.materialization.asset_key
+        groups.setdefault(event.step_key, graph.get(key).group_name or "default")
+    return groups
 
 
 def multiprocess_build() -> dict:
@@ -403,6 +427,7 @@ CASES = {
     "generate": generate,
     "parse_once": parse_once,
     "full_build": full_build,
+    "downstream_build": downstream_build,
     "multiprocess_build": multiprocess_build,
     "after_build": after_build,
     "common_recipe": common_recipe,

@@ -52,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="smoke run: scale 1, 5 days, 1 repetition (about 2 minutes)",
     )
     parser.add_argument(
-        "--downstream", action="store_true",
-        help="also try the layers beyond cleaned once (marts, features, models, serving)",
+        "--downstream", default="1,10",
+        help="scales at which the layers after cleaned (dbt marts, features, models, "
+        "serving, monitoring) are built once after the data layers; '' skips (default 1,10)",
     )
     parser.add_argument(
         "--work", default="/tmp/aiwf-bench", help="scratch directory for data and runs"
@@ -76,8 +77,9 @@ def command_line(args: argparse.Namespace) -> str:
         parts.append(f"--repeat-cap {args.repeat_cap}")
     if args.long != "10:365":
         parts.append(f"--long '{args.long}'" if not args.long else f"--long {args.long}")
-    if args.downstream:
-        parts.append("--downstream")
+    if args.downstream != "1,10":
+        parts.append(f"--downstream '{args.downstream}'" if not args.downstream
+                     else f"--downstream {args.downstream}")
     return " ".join(parts)
 
 
@@ -131,10 +133,12 @@ def run(args: argparse.Namespace) -> dict:
         day_caps: dict[float, int] = {}
         repeat_caps: dict[float, int] = {}
         long_case = None
+        downstream_scales: list[float] = []
     else:
         scales, days, repeat = parse_scales(args.scales), args.days, args.repeat
         day_caps, repeat_caps = parse_day_caps(args.days_cap), parse_day_caps(args.repeat_cap)
         long_case = parse_long(args.long)
+        downstream_scales = parse_scales(args.downstream) if args.downstream.strip() else []
     work = Path(args.work)
     bench = Bench(work)
     started = time.time()
@@ -154,14 +158,12 @@ def run(args: argparse.Namespace) -> dict:
                 shutil.rmtree(home)
             home = bench.fresh_home(landing, f"full-s{scale_label(scale)}-{rep}")
             bench.measure("full_build", {}, scale=scale, days=scale_days, rep=rep, home=home)
-        if scale == min(scales) and args.downstream:
-            probe_home = bench.fresh_home(landing, "downstream")
-            bench.measure("full_build", {"downstream": True}, scale=scale, days=scale_days,
-                          rep=-1, home=probe_home)
-            shutil.rmtree(probe_home)
         bench.measure("after_build", {"change_days": change_days(landing, reps),
                                       "repeat": reps},
                       scale=scale, days=scale_days, rep=0, home=home)
+        if scale in downstream_scales:  # on the data layers just built (and updated)
+            bench.measure("downstream_build", {}, scale=scale, days=scale_days, rep=0,
+                          home=home)
         shutil.rmtree(home)
         for rep in range(reps):
             storage = work / "runs" / f"recipe-s{scale_label(scale)}-{rep}"

@@ -132,9 +132,10 @@ def _settle(seconds: float, partitions: list[str], runs: int) -> dict:
 
 def test_report_renders_every_section_from_measurements() -> None:
     build = {"data_s": 6.0, "step_s": {"raw": 2.0, "cleaned": 3.0},
-             "rows": {"raw": 1000, "cleaned": 900},
-             "downstream": {"assets": ["fct_orders"], "failed_steps": ["dbt: KeyError: x"],
-                            "seconds": 3.0}}
+             "rows": {"raw": 1000, "cleaned": 900}}
+    downstream = {"assets": ["fct_orders", "churn_model"],
+                  "failed_steps": ["dbt: KeyError: x"], "seconds": 3.0,
+                  "group_s": {"marts": 1.0, "ml": 1.5}}
     after = {"prime": _settle(1, [], 0),
              "incremental": [_settle(0.5, ["raw_pos_transactions[2026-01-02]"], 1)],
              "noop": [_settle(0.2, [], 0)], "untouched": [_settle(0.1, [], 0)]}
@@ -152,9 +153,12 @@ def test_report_renders_every_section_from_measurements() -> None:
             _record("common_recipe", 1.0, 3, {"seconds": 12.0}),
             _record("parse_once", 1.0, 3, {"seconds": 1.5, "rows": 1000}),
             _record("multiprocess_build", 1.0, 1, {"data_s": 20.0}),
+            _record("downstream_build", 1.0, 3, downstream),
         ],
     }
     text = report.render(results)
+    # data layers 6 s + after cleaned 3 s = the whole build; step time per group
+    assert "| 1 | 3 | 6.00 s | 3.00 s | 9.00 s | 512.0 MiB | 1.0 s | 1.5 s | 1 |" in text
     assert "| 1 | 3 | 6.00 s | 12.00 s | 2.00× | 8.00 s | 8.00 s | 1.00× |" in text
     assert "missed" in text and "met" in text
     assert "dbt: KeyError: x" in text
@@ -174,7 +178,7 @@ def test_parse_long_case() -> None:
 
 def test_report_measures_the_incremental_target_on_the_long_history() -> None:
     build = {"data_s": 6.0, "step_s": {"raw": 2.0, "cleaned": 3.0},
-             "rows": {"raw": 1000, "cleaned": 900}, "downstream": None}
+             "rows": {"raw": 1000, "cleaned": 900}}
     long_build = {**build, "data_s": 400.0}
 
     def after(incremental_s: float) -> dict:

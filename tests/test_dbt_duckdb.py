@@ -452,3 +452,33 @@ def test_a_broken_model_fails_the_run_with_dbt_error(built: Built, tmp_path: Pat
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "Compilation Error" in message
     assert "no_such_model" in message and "dim_products" in message
+
+
+def test_dbt_commands_skip_dagster_dbts_version_probe_and_adapter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dagster-dbt would run `dbt --version` and load dbt's macros before every command
+    from importlib.metadata import version as installed_version
+
+    import dagster_dbt.core.resource as dbt_resource_module
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"unexpected subprocess {args}")
+
+    monkeypatch.setattr(dbt_resource_module, "check_output", no_subprocess)
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    dbt = WarehouseDbtCliResource(
+        project_dir=str(DBT_PROJECT_DIR), warehouse=resource,
+        dbt_executable=local_dbt_executable(),
+    )
+    assert str(dbt._cli_version) == installed_version("dbt-core")
+    assert dbt._initialize_dbt_core_adapter(["build"]) is None
+    # another dbt than the one beside this Python: ask it (dagster-dbt's own probe)
+    elsewhere = tmp_path / "bin" / "dbt"
+    elsewhere.parent.mkdir()
+    elsewhere.symlink_to(local_dbt_executable())
+    other = WarehouseDbtCliResource(
+        project_dir=str(DBT_PROJECT_DIR), warehouse=resource, dbt_executable=str(elsewhere),
+    )
+    with pytest.raises(AssertionError, match="unexpected subprocess"):
+        _ = other._cli_version
