@@ -1,6 +1,11 @@
 """Point-in-time correctness of the ML features."""
 
+import json
+import os
+import subprocess
+import sys
 from datetime import date, timedelta
+from pathlib import Path
 
 import polars as pl
 from polars.testing import assert_frame_equal
@@ -118,3 +123,77 @@ def test_interactions_stop_at_the_cutoff() -> None:
         pairs["sku"].unique().sort().to_list(),
     )
     assert matrix.nnz == pairs.height
+
+
+def _shuffled(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
+    return frame.sample(fraction=1.0, shuffle=True, seed=seed)
+
+
+def _with_cents(marts: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The marts with prices in cents, as real ones have (the factory's are whole numbers,
+    whose float sums are exact in any order)."""
+    gross = {"revenue": "fct_customer_daily_activity", "avg_unit_price": "fct_product_daily_sales"}
+    gross["list_price"] = "dim_products"
+    changed = {
+        name: marts[name].with_columns((pl.col(column) * 1.19).round(2))
+        for column, name in gross.items()
+    }
+    return {**marts, **changed}
+
+
+def _all_features(marts: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    activity, sales = marts["fct_customer_daily_activity"], marts["fct_product_daily_sales"]
+    cutoff = activity["activity_date"].max()
+    return {
+        "customer": features.customer_feature_snapshots(
+            activity,
+            marts["fct_orders"],
+            marts["dim_customers"],
+            features.snapshot_dates(cutoff, activity["activity_date"].min(), 30, 4, 7),
+        ),
+        "demand": features.demand_features(
+            sales, marts["dim_products"], sales["sales_date"].max(), 7
+        ),
+        "interactions": features.interaction_pairs(marts["fct_order_lines"], cutoff),
+    }
+
+
+def test_features_do_not_depend_on_the_row_order_of_the_marts() -> None:
+    """The warehouse returns rows in no particular order (no ORDER BY; incremental dbt
+    models append replaced days), so the same data must give bit-identical features:
+    a float sum in another order differs in the last bits, which moves bin edges of
+    gradient boosting and so the model."""
+    marts = _with_cents(make_marts(n_customers=120, days=100))
+    expected = _all_features(marts)
+    for seed in (1, 2):
+        got = _all_features({name: _shuffled(frame, seed) for name, frame in marts.items()})
+        for name, frame in expected.items():
+            assert_frame_equal(got[name], frame, check_exact=True)
+
+
+_FEATURE_VERSIONS = """
+import json
+from aiwf_assets.ml.common import frame_version
+from tests.test_ml_features import _all_features, _with_cents
+from tests.test_ml_marts_factory import make_marts
+frames = _all_features(_with_cents(make_marts(n_customers=400, days=120)))
+print(json.dumps({name: frame_version(frame) for name, frame in frames.items()}))
+"""
+
+
+def test_features_do_not_depend_on_the_thread_count() -> None:
+    """Polars splits a float sum over its threads, so the last bits of a group sum
+    depend on the size of its thread pool (one per core): pods on nodes with another
+    core count would build other features from the same data."""
+    versions = []
+    for threads in (1, 8):
+        done = subprocess.run(
+            [sys.executable, "-c", _FEATURE_VERSIONS],
+            env={**os.environ, "POLARS_MAX_THREADS": str(threads)},
+            cwd=Path(__file__).parent.parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        versions.append(json.loads(done.stdout))
+    assert versions[0] == versions[1]

@@ -6,10 +6,12 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from scipy import sparse
 
 from aiwf_assets.ml import churn, demand, features, recommend, segmentation
 from aiwf_assets.ml.common import limited_threads, regression_metrics
+from aiwf_assets.ml.promotion import TrainingOutcome
 from tests.test_ml_marts_factory import make_marts
 
 
@@ -203,3 +205,65 @@ def test_demand_forecast_covers_the_horizon(marts: dict[str, pl.DataFrame]) -> N
     assert future.height == grid.filter(pl.col("is_future")).height
     assert future["horizon_day"].unique().sort().to_list() == list(range(1, 8))
     assert (future["forecast_units"] >= 0).all() and future["forecast_units"].sum() > 0
+
+
+def _shuffled(frame: pl.DataFrame, seed: int = 5) -> pl.DataFrame:
+    return frame.sample(fraction=1.0, shuffle=True, seed=seed)
+
+
+def _same_outcome(a: TrainingOutcome, b: TrainingOutcome) -> None:
+    assert (a.model_name, a.params, a.row_counts) == (b.model_name, b.params, b.row_counts)
+    assert a.metrics == b.metrics and a.baseline_metrics == b.baseline_metrics
+    assert_frame_equal(a.selection, b.selection)
+
+
+def test_training_does_not_depend_on_the_row_order_of_the_features(
+    marts: dict[str, pl.DataFrame],
+) -> None:
+    """Row order feeds gradient boosting's early-stopping split and binning sample, the
+    silhouette sample and KMeans' init: each family trains on one canonical order."""
+    activity, sales = marts["fct_customer_daily_activity"], marts["fct_product_daily_sales"]
+    cutoff = activity["activity_date"].max()
+    snapshots = features.customer_feature_snapshots(
+        activity,
+        marts["fct_orders"],
+        marts["dim_customers"],
+        features.snapshot_dates(cutoff, activity["activity_date"].min(), 30, 6, 7),
+    )
+    buying = activity.filter(pl.col("n_orders") > 0).select("customer_key", "activity_date")
+    _same_outcome(
+        churn.train_churn(snapshots, buying, horizon_days=30),
+        churn.train_churn(_shuffled(snapshots), _shuffled(buying), horizon_days=30),
+    )
+    _same_outcome(
+        segmentation.train_segmentation(snapshots, range(2, 5), sample_size=100),
+        segmentation.train_segmentation(_shuffled(snapshots), range(2, 5), sample_size=100),
+    )
+    grid = features.demand_features(sales, marts["dim_products"], sales["sales_date"].max(), 7)
+    _same_outcome(
+        demand.train_demand(grid, holdout_days=28, cv_folds=1),
+        demand.train_demand(_shuffled(grid), holdout_days=28, cv_folds=1),
+    )
+    pairs = features.interaction_pairs(marts["fct_order_lines"], cutoff).with_columns(
+        as_of_date=pl.lit(cutoff)
+    )
+    _same_outcome(
+        recommend.train_recommender(pairs, holdout_days=14),
+        recommend.train_recommender(_shuffled(pairs), holdout_days=14),
+    )
+
+
+def test_selection_ties_go_to_the_first_candidate() -> None:
+    """Equal scores (e.g. KMeans and a mixture finding the same clusters) keep the grid's
+    order, so the chosen model does not depend on how the sort breaks ties."""
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(0, 2000, size=(2, len(segmentation.SEGMENT_FEATURES)))
+    rows = np.concatenate([c * rng.lognormal(0, 0.01, size=(60, len(c))) for c in centres])
+    frame = pl.DataFrame(rows, schema=segmentation.SEGMENT_FEATURES).with_columns(
+        customer_key=pl.Series([f"c{i}" for i in range(len(rows))]),
+        as_of_date=pl.lit(date(2026, 3, 1)),
+    )
+    outcome = segmentation.train_segmentation(frame, range(2, 3), sample_size=500)
+    scores = outcome.selection["silhouette"].to_list()
+    assert scores[0] == scores[1]
+    assert outcome.selection["candidate"].to_list() == ["kmeans", "gaussian_mixture"]

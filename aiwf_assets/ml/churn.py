@@ -231,7 +231,9 @@ def select_candidate(
                     "strict_time_gap": strict,
                 }
             )
-    table = pl.DataFrame(rows).sort("cv_roc_auc", descending=True, nulls_last=True)
+    table = pl.DataFrame(rows).sort(  # ties go to the first candidate
+        "cv_roc_auc", descending=True, nulls_last=True, maintain_order=True
+    )
     if table["folds"].max() == 0:
         raise ValueError("churn model selection: no fold has both churners and non-churners")
     best = table.row(0, named=True)

@@ -114,7 +114,7 @@ def select_params(
                 "folds": len(scores),
             }
         )
-    table = pl.DataFrame(rows).sort("cv_wape", nulls_last=True)
+    table = pl.DataFrame(rows).sort("cv_wape", nulls_last=True, maintain_order=True)
     if table["folds"].max() == 0:
         raise ValueError("demand model selection: not enough history before the holdout")
     return json.loads(table["params"][0]), table
@@ -130,6 +130,8 @@ def split_holdout(features: pl.DataFrame, holdout_days: int) -> tuple[pl.DataFra
 def train_demand(
     features: pl.DataFrame, holdout_days: int, cv_folds: int = 2, max_bias: float = 0.25
 ) -> TrainingOutcome:
+    # one canonical row order: gradient boosting's early-stopping split depends on it
+    features = features.sort("sku", "date")
     train, holdout = split_holdout(features, holdout_days)
     if train.filter(pl.col(LEVEL) > 0).is_empty() or holdout["units"].sum() == 0:
         raise ValueError(

@@ -82,6 +82,24 @@ PLANNED_COLUMNS = [
 ]
 
 
+# Float columns are summed as decimals with this many places. A float sum's last bits
+# depend on the order of its terms: on the row order the warehouse returns (a query
+# without ORDER BY, an incremental model that re-inserts days) and on how polars splits
+# a group over its threads (one per core). Gradient boosting's bin edges move with those
+# bits, so the same data trained different models. A decimal sum is exact in any order.
+SUM_DECIMALS = 6
+
+
+def exact_sum(expr: pl.Expr) -> pl.Expr:
+    """Sum of a float expression that is the same for any row order and thread count
+    (the terms rounded to SUM_DECIMALS places, then added exactly)."""
+    return _as_decimal(expr).sum().cast(pl.Float64)
+
+
+def _as_decimal(expr: pl.Expr) -> pl.Expr:
+    return expr.cast(pl.Decimal(38, SUM_DECIMALS))
+
+
 def last_complete_day(activity_dates: pl.Series) -> date:
     """The default cutoff: the latest day present in the data (delivered days are complete)."""
     if activity_dates.is_empty():
@@ -131,15 +149,15 @@ def customer_features_as_of(
             active_days=pl.len(),
             frequency=pl.col("n_orders").sum(),
             units=pl.col("n_units").sum(),
-            monetary=pl.col("revenue").sum(),
+            monetary=exact_sum(pl.col("revenue")),
             web_orders=pl.col("web_orders").sum(),
             app_orders=pl.col("app_orders").sum(),
             store_orders=pl.col("store_orders").sum(),
             orders_30d=pl.col("n_orders").filter(recent < 30).sum(),
             orders_90d=pl.col("n_orders").filter(recent < 90).sum(),
-            revenue_30d=pl.col("revenue").filter(recent < 30).sum(),
-            revenue_prev_30d=pl.col("revenue").filter((recent >= 30) & (recent < 60)).sum(),
-            revenue_90d=pl.col("revenue").filter(recent < 90).sum(),
+            revenue_30d=exact_sum(pl.col("revenue").filter(recent < 30)),
+            revenue_prev_30d=exact_sum(pl.col("revenue").filter((recent >= 30) & (recent < 60))),
+            revenue_90d=exact_sum(pl.col("revenue").filter(recent < 90)),
         )
     )
     engagement = past.group_by("customer_key").agg(
@@ -344,7 +362,7 @@ def _regular_days(grid: pl.DataFrame, window_days: int = 91) -> pl.DataFrame:
         .group_by("date")
         .agg(
             share=_ratio(
-                (pl.col("units") * pl.col("promo_share")).sum(), pl.col("units").sum()
+                exact_sum(pl.col("units") * pl.col("promo_share")), pl.col("units").sum()
             ).fill_null(0.0)
         )
         .sort("date")
@@ -358,8 +376,10 @@ def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
 
 
 def _others(column: str, scope: list[str]) -> pl.Expr:
-    """The column summed over the *other* products of the scope on the same day."""
-    return pl.col(column).sum().over("date", *scope) - pl.col(column)
+    """The column summed over the *other* products of the scope on the same day (exactly:
+    see SUM_DECIMALS)."""
+    value = _as_decimal(pl.col(column))
+    return (value.sum().over("date", *scope) - value).cast(pl.Float64)
 
 
 def _typical(column: str, scope: list[str], recent: pl.Expr) -> pl.Expr:

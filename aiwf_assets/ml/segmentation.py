@@ -121,7 +121,8 @@ def describe_segments(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
 def train_segmentation(features: pl.DataFrame, k_range: range, sample_size: int) -> TrainingOutcome:
     """Choose algorithm and k by silhouette on a sample of the newest snapshot."""
     cutoff = features["as_of_date"].max()
-    current = features.filter(pl.col("as_of_date") == cutoff)
+    # one canonical row order: the silhouette sample and KMeans' init depend on it
+    current = features.filter(pl.col("as_of_date") == cutoff).sort("customer_key")
     if current.height < 2 * max(k_range):
         raise ValueError(
             f"segmentation needs at least {2 * max(k_range)} customers, found {current.height}"
@@ -134,7 +135,9 @@ def train_segmentation(features: pl.DataFrame, k_range: range, sample_size: int)
         for k in k_range:
             labels = build_candidate(name, k).fit(x_sample).predict(x_sample)
             rows.append({"candidate": name, "k": k, "silhouette": silhouette(space, labels)})
-    selection = pl.DataFrame(rows).sort("silhouette", descending=True, nulls_last=True)
+    selection = pl.DataFrame(rows).sort(  # ties go to the first candidate
+        "silhouette", descending=True, nulls_last=True, maintain_order=True
+    )
     best = selection.row(0, named=True)
     pipeline = build_candidate(best["candidate"], best["k"]).fit(
         current.select(SEGMENT_FEATURES).to_numpy()
