@@ -677,3 +677,19 @@ def test_failure_examples_never_show_table_rows(identity: pl.DataFrame) -> None:
     failures = validate_table("order_lines", bad)
     assert failures and all("@" not in str(f) for f in failures)
     assert str(failures[0]).startswith("no_clear_pii failed on table: 6 case(s), e.g. row 0")
+
+
+def test_scratch_connection_is_one_per_thread_and_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from aiwf_assets.io import scratch
+
+    first = scratch.scratch_connection()
+    assert scratch.scratch_connection() is first  # reused: opening one costs milliseconds
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append(scratch.scratch_connection()))
+    thread.start()
+    thread.join()
+    assert other[0] is not first
+    monkeypatch.setattr(scratch.os, "getpid", lambda: -1)  # as in a forked child
+    assert scratch.scratch_connection() is not first

@@ -22,7 +22,8 @@ from aiwf_assets.cleaning import clean_reference_products as clean_products
 from aiwf_assets.cleaning import clean_reference_stores as clean_stores
 from aiwf_assets.cleaning.contracts import validate_table
 from aiwf_assets.ingest.assets import SOURCES, combine_versions
-from aiwf_assets.io.warehouse import PARTITION_COLUMN
+from aiwf_assets.io.parquet_store import ParquetStore
+from aiwf_assets.io.warehouse import PARTITION_COLUMN, Warehouse
 from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.resources import PiiKeyResource, StorageResource, WarehouseResource
 
@@ -170,7 +171,13 @@ def clean_daily(
     pii: PiiKeyResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Clean every channel of each day in the run, one day at a time."""
-    store, wh, key = storage.store(), warehouse.get(), pii.key()
+    with warehouse.get().session() as wh:  # one connection for the run's daily writes
+        yield from _clean_days(context, storage.store(), wh, pii.key())
+
+
+def _clean_days(
+    context: dg.AssetExecutionContext, store: ParquetStore, wh: Warehouse, key: bytes
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     identity = wh.query(f"SELECT * FROM {SCHEMA}.customer_identity")
     versions: dict[str, list[str]] = {t: [] for t in DAILY_TABLES}
     rows: dict[str, int] = dict.fromkeys(DAILY_TABLES, 0)

@@ -15,10 +15,10 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
-import duckdb
 import polars as pl
 
 from aiwf_assets.ingest.spec import PiiKind
+from aiwf_assets.io.scratch import scratch_connection
 
 KEY_HEX_CHARS = 16
 
@@ -100,10 +100,9 @@ def hmac_series(values: pl.Series, prefix: str, key: bytes) -> pl.Series:
         return pl.Series(values.name, [], dtype=pl.String)
     inner, outer = _hmac_pads(key)
     frame = values.cast(pl.String).alias("v").to_frame()  # noqa: F841 (read by DuckDB)
-    with duckdb.connect() as con:
-        hashed = con.sql(
-            _HMAC_SQL, params={"inner": inner, "outer": outer, "prefix": prefix}
-        ).pl()
+    hashed = scratch_connection().sql(
+        _HMAC_SQL, params={"inner": inner, "outer": outer, "prefix": prefix}
+    ).pl()
     return hashed.get_column("h").alias(values.name)
 
 

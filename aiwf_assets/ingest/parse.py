@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec
+from aiwf_assets.io.scratch import scratch_connection
 
 LINEAGE_SCHEMA: dict[str, pl.DataType] = {
     "_source_file": pl.String(),
@@ -282,12 +282,11 @@ def _json_problems(lines: pl.DataFrame, schema: pl.Schema, spec: SourceSpec) -> 
 def _json_suspects(lines: pl.DataFrame) -> pl.DataFrame:
     """(line, text) of the lines that are not one valid JSON object."""
     frame = lines.select("line", "text")  # noqa: F841 (read by DuckDB)
-    with duckdb.connect() as con:
-        return con.sql(
-            "SELECT line, text FROM frame "
-            "WHERE NOT CASE WHEN json_valid(text) THEN json_type(text) = 'OBJECT' ELSE false END "
-            "ORDER BY line"
-        ).pl()
+    return scratch_connection().sql(
+        "SELECT line, text FROM frame "
+        "WHERE NOT CASE WHEN json_valid(text) THEN json_type(text) = 'OBJECT' ELSE false END "
+        "ORDER BY line"
+    ).pl()
 
 
 def _narrow_json_problems(

@@ -16,6 +16,7 @@ import io
 import logging
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,6 +262,11 @@ class PostgresWarehouse:
                     for column, column_values in zip(cursor.description, values, strict=True)
                 ]
             )
+
+    @contextmanager
+    def session(self) -> Iterator[PostgresWarehouse]:
+        """Connections are per call (each write one transaction); nothing to hold."""
+        yield self
 
     def table_exists(self, table: str) -> bool:
         with self.connect() as conn:
