@@ -189,9 +189,9 @@ def downstream_build() -> dict:
                 if event.is_step_failure:
                     error = event.step_failure_data.error
                     cause = error.cause or error
-                    probe["failed_steps"].append(
-                        f"{event.step_key}: {cause.cls_name}: "
-                        f"{cause.message.strip().splitlines()[0]}"
+                    lines = [line.strip() for line in cause.message.strip().splitlines()]
+                    probe["failed_steps"].append(  # e.g. which blocking check failed
+                        f"{event.step_key}: {cause.cls_name}: {' '.join(lines[:3])}"
                     )
     probe["group_s"] = dict(probe["group_s"])
     return probe

@@ -213,3 +213,37 @@ def test_report_measures_the_incremental_target_on_the_long_history() -> None:
     # the long history has no recipe run: the side-by-side table has the planned scale only
     recipe = text.split("## 4.")[1].split("## 5.")[0]
     assert "365" not in recipe
+
+
+def test_git_commit_names_the_checkout() -> None:
+    import re
+
+    from benchmarks.runner import git_commit
+
+    assert re.fullmatch(r"[0-9a-f]{7,40}(\+changes)?|unknown", git_commit())
+
+
+def test_amending_the_long_history_replaces_only_its_records() -> None:
+    from benchmarks.runner import amend_long
+
+    plan = {"scale": 10.0, "days": 365, "repeat": 3}
+    results = {"records": [
+        _record("full_build", 1.0, 30, {"data_s": 1.0}),
+        _record("generate", 10.0, 365, {"seconds": 30.0}),
+        _record("full_build", 10.0, 365, {"data_s": 2.0}),
+        _record("downstream_build", 10.0, 365, {"seconds": 3.0}),
+    ], "long": plan}
+    new = [_record("full_build", 10.0, 365, {"data_s": 4.0}),
+           _record("downstream_build", 10.0, 365, {"seconds": 5.0})]
+    amendment = {"what": "long history (scale 10 × 365 days)", "command": "cmd",
+                 "commit": "abc1234", "started": "2026-01-01 00:00:00 UTC",
+                 "elapsed_s": 600.0, "load_avg": [0.5, 0, 0]}
+    amended = amend_long(results, plan, new, amendment)
+    cases = [(r["case"], r["scale"], r["payload"]) for r in amended["records"]]
+    assert cases == [("full_build", 1.0, {"data_s": 1.0}), ("generate", 10.0, {"seconds": 30.0}),
+                     ("full_build", 10.0, {"data_s": 4.0}),
+                     ("downstream_build", 10.0, {"seconds": 5.0})]
+    assert amended["amendments"] == [amendment]
+    assert "**Amended**: the long history (scale 10 × 365 days) was measured again by `cmd` " \
+        "at commit abc1234" in report.amendment_note(amended)
+    assert report.amendment_note(results) == ""
