@@ -146,14 +146,7 @@ def clean_orders_day(
         )
         for name, raw in raw_by_channel.items()
     }
-    hashes = {
-        name: identifier_hashes(o.valid, _declared(specs[name], _IDENTIFIERS), key)
-        for name, o in outcomes.items()
-    }
-    # one pass over the identity table for the day, not one per source
-    known = known_identities(
-        identity, [h for by_column in hashes.values() for h in by_column.values()]
-    )
+    hashes, known = _identify(outcomes, identity, key, specs)
     lines = [
         _order_lines(o.valid, specs[name], known, key, specs.currency_rates_to_eur, hashes[name])
         for name, o in outcomes.items()
@@ -178,14 +171,7 @@ def clean_interactions_day(
     for name, raw in raw_by_channel.items():
         spec = _spec_for(specs, name, *_INTERACTION_KINDS)
         outcomes[name] = clean_source(raw, spec, key, partition_date=partition_date)
-    hashes = {
-        name: identifier_hashes(o.valid, _declared(specs[name], _IDENTIFIERS), key)
-        for name, o in outcomes.items()
-    }
-    # one pass over the identity table for the day, not one per source
-    known = known_identities(
-        identity, [h for by_column in hashes.values() for h in by_column.values()]
-    )
+    hashes, known = _identify(outcomes, identity, key, specs)
     frames = [
         _interactions(o.valid, specs[name], known, key, hashes[name])
         for name, o in outcomes.items()
@@ -196,6 +182,22 @@ def clean_interactions_day(
         quarantine=_concat([o.quarantine for o in outcomes.values()], QUARANTINE_SCHEMA),
         accounting=_concat([o.accounting for o in outcomes.values()], ACCOUNTING_SCHEMA),
     )
+
+
+def _identify(
+    outcomes: Mapping[str, SourceOutcome], identity: pl.DataFrame, key: bytes,
+    specs: SourcesConfig,
+) -> tuple[dict[str, dict[str, pl.Series]], pl.DataFrame]:
+    """Identifier hashes of each source's valid rows, and the identity rows they match
+    (one pass over the identity table for the day, not one per source)."""
+    hashes = {
+        name: identifier_hashes(o.valid, _declared(specs[name], _IDENTIFIERS), key)
+        for name, o in outcomes.items()
+    }
+    known = known_identities(
+        identity, [h for by_column in hashes.values() for h in by_column.values()]
+    )
+    return hashes, known
 
 
 def _order_lines(

@@ -124,12 +124,12 @@ class DuckDBWarehouse:
                 list(partition_values),
             )
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-        return frame.height if isinstance(frame, pl.DataFrame) else frame.num_rows
+        return len(frame)  # rows of a polars frame or an Arrow table
 
     def replace_table(self, table: str, frame: pl.DataFrame | pa.Table) -> int:
         with self._writing(table, frame) as con:
             con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
-        return frame.height if isinstance(frame, pl.DataFrame) else frame.num_rows
+        return len(frame)  # rows of a polars frame or an Arrow table
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         with self._connection(read_only=True) as con:
