@@ -1,8 +1,11 @@
-"""Shared fixtures: an isolated AIWF_HOME and DAGSTER_HOME per test, and the Postgres gate."""
+"""Shared fixtures: an isolated AIWF_HOME and DAGSTER_HOME per test, the Postgres gate and
+throw-away Postgres databases."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,3 +42,22 @@ def postgres_or_skip(dsn: str = POSTGRES_DSN) -> str:
             pytest.fail(f"{reason} (CI=true: Postgres is required)")
         pytest.skip(reason)
     return dsn
+
+
+@contextlib.contextmanager
+def dagster_database(dsn: str) -> Iterator[dict[str, str]]:
+    """A fresh database on the server of `dsn`, dropped afterwards, as conninfo parameters
+    (for Dagster's instance: dagster-postgres has no schema option)."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    admin = make_conninfo(dsn, dbname="postgres")
+    name = f"aiwf_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield {**conninfo_to_dict(admin), "dbname": name}
+    finally:
+        with psycopg.connect(admin, autocommit=True) as con:
+            con.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -63,14 +63,19 @@ def test_time_folds_train_only_on_labels_known_at_validation() -> None:
         assert all(d + timedelta(days=30) <= validation for d in train)
 
 
-def test_segmentation_finds_clearly_separated_groups() -> None:
+def separated_groups(groups: int, spread: float) -> pl.DataFrame:
+    """One snapshot of 60 customers per group around random centres (lognormal `spread`)."""
     rng = np.random.default_rng(1)
-    centres = rng.uniform(0, 2000, size=(3, len(segmentation.SEGMENT_FEATURES)))
-    rows = np.concatenate([c * rng.lognormal(0, 0.05, size=(60, len(c))) for c in centres])
-    frame = pl.DataFrame(rows, schema=segmentation.SEGMENT_FEATURES).with_columns(
+    centres = rng.uniform(0, 2000, size=(groups, len(segmentation.SEGMENT_FEATURES)))
+    rows = np.concatenate([c * rng.lognormal(0, spread, size=(60, len(c))) for c in centres])
+    return pl.DataFrame(rows, schema=segmentation.SEGMENT_FEATURES).with_columns(
         customer_key=pl.Series([f"c{i}" for i in range(len(rows))]),
         as_of_date=pl.lit(date(2026, 3, 1)),
     )
+
+
+def test_segmentation_finds_clearly_separated_groups() -> None:
+    frame = separated_groups(groups=3, spread=0.05)
     outcome = segmentation.train_segmentation(frame, range(2, 7), sample_size=500)
     assert outcome.params == {"n_clusters": 3}
     assert outcome.metrics["silhouette"] >= outcome.baseline_metrics["silhouette"]
@@ -256,13 +261,7 @@ def test_training_does_not_depend_on_the_row_order_of_the_features(
 def test_selection_ties_go_to_the_first_candidate() -> None:
     """Equal scores (e.g. KMeans and a mixture finding the same clusters) keep the grid's
     order, so the chosen model does not depend on how the sort breaks ties."""
-    rng = np.random.default_rng(1)
-    centres = rng.uniform(0, 2000, size=(2, len(segmentation.SEGMENT_FEATURES)))
-    rows = np.concatenate([c * rng.lognormal(0, 0.01, size=(60, len(c))) for c in centres])
-    frame = pl.DataFrame(rows, schema=segmentation.SEGMENT_FEATURES).with_columns(
-        customer_key=pl.Series([f"c{i}" for i in range(len(rows))]),
-        as_of_date=pl.lit(date(2026, 3, 1)),
-    )
+    frame = separated_groups(groups=2, spread=0.01)
     outcome = segmentation.train_segmentation(frame, range(2, 3), sample_size=500)
     scores = outcome.selection["silhouette"].to_list()
     assert scores[0] == scores[1]

@@ -30,8 +30,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from aiwf_assets.cleaning.assets import defs as cleaning_defs
 from aiwf_assets.cli import main
@@ -52,7 +51,7 @@ from aiwf_assets.prod_demo import (
 )
 from aiwf_assets.resources import build_resources
 from aiwf_assets.settings import Settings, get_settings, reset_settings_cache
-from tests.conftest import POSTGRES_DSN, postgres_or_skip
+from tests.conftest import POSTGRES_DSN, dagster_database, postgres_or_skip
 from tests.dbt_fixtures import postgres_schema_suffix
 
 pytest_plugins = ["tests.s3_server"]  # the s3_server and s3_endpoint fixtures
@@ -123,20 +122,6 @@ class ProdDemo:
 
 
 # services ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def dagster_database(dsn: str) -> Iterator[dict[str, str]]:
-    """A fresh database for the Dagster instance (dagster-postgres has no schema option)."""
-    admin = make_conninfo(dsn, dbname="postgres")
-    name = f"aiwf_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield {**conninfo_to_dict(admin), "dbname": name}
-    finally:
-        with psycopg.connect(admin, autocommit=True) as con:
-            con.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def bucket_name() -> str:
     return f"aiwf-test-{uuid.uuid4().hex[:12]}"
 
@@ -186,16 +171,13 @@ def data_and_marts(settings: Settings, dbt_target: Path) -> dg.Definitions:
     )
 
 
-@pytest.fixture(scope="module")
-def demo(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdDemo]:
-    """The prod demo, run once for the module on 5 generated days with every fault."""
-    postgres_or_skip()
-    root = tmp_path_factory.mktemp("prod_demo")
-    with (
-        dagster_database(POSTGRES_DSN) as database,
-        postgres_schema_suffix() as suffix,
-        pytest.MonkeyPatch.context() as patch,
-    ):
+@contextlib.contextmanager
+def prod_demo_run(
+    s3_server: str, root: Path, patch: pytest.MonkeyPatch, days: int, defs_for
+) -> Iterator[ProdDemo]:
+    """`run_prod_demo` on a fresh Dagster database, warehouse schema and bucket; the
+    definitions are `defs_for(settings, dbt_target)` (data + marts, or the whole pipeline)."""
+    with dagster_database(POSTGRES_DSN) as database, postgres_schema_suffix() as suffix:
         bucket = bucket_name()
         settings = apply_environment(
             patch, prod_environment(s3_server, bucket, database, suffix, root / "home")
@@ -205,8 +187,8 @@ def demo(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         output = io.StringIO()
         with contextlib.redirect_stdout(output):
             code = run_prod_demo(
-                seed=SEED, start=date(2026, 1, 1), days=DAYS, scale=SCALE, faults=("all",),
-                drift_from=None, defs=data_and_marts(settings, root / "dbt-target"),
+                seed=SEED, start=date(2026, 1, 1), days=days, scale=SCALE, faults=("all",),
+                drift_from=None, defs=defs_for(settings, root / "dbt-target"),
             )
         assert code == 0
         yield ProdDemo(
@@ -214,6 +196,18 @@ def demo(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             warehouse=PostgresWarehouse(POSTGRES_DSN, schema_suffix=suffix),
             instance_home=settings.home / "dagster_home_prod", output=output.getvalue(),
         )
+
+
+@pytest.fixture(scope="module")
+def demo(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdDemo]:
+    """The prod demo, run once for the module on 5 generated days with every fault."""
+    postgres_or_skip()
+    root = tmp_path_factory.mktemp("prod_demo")
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        prod_demo_run(s3_server, root, patch, DAYS, data_and_marts) as run,
+    ):
+        yield run
     reset_settings_cache()
 
 
@@ -506,25 +500,7 @@ def test_the_whole_pipeline_trains_and_exports_to_s3(
     s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     postgres_or_skip()
-    with dagster_database(POSTGRES_DSN) as database, postgres_schema_suffix() as suffix:
-        bucket = bucket_name()
-        settings = apply_environment(
-            monkeypatch, prod_environment(s3_server, bucket, database, suffix, tmp_path / "home")
-        )
-        create_bucket(s3_server, bucket)
-        monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt-runs"))
-        output = io.StringIO()
-        with contextlib.redirect_stdout(output):
-            code = run_prod_demo(
-                seed=SEED, start=date(2026, 1, 1), days=FULL_DAYS, scale=SCALE, faults=("all",),
-                drift_from=None, defs=whole_pipeline(settings, tmp_path / "dbt-target"),
-            )
-        assert code == 0
-        demo = ProdDemo(
-            settings=settings, s3_url=s3_server, bucket=bucket, database=database,
-            warehouse=PostgresWarehouse(POSTGRES_DSN, schema_suffix=suffix),
-            instance_home=settings.home / "dagster_home_prod", output=output.getvalue(),
-        )
+    with prod_demo_run(s3_server, tmp_path, monkeypatch, FULL_DAYS, whole_pipeline) as demo:
         models = demo.objects("models")
         for family in ("churn", "segmentation", "demand", "recommender"):
             registry = json.loads(demo.get("models", "registry", f"{family}.json"))

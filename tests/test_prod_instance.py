@@ -10,7 +10,6 @@ tests skip.
 
 import copy
 import hashlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,11 +19,10 @@ import psycopg
 import pytest
 import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from aiwf_assets.k8s import HEAVY_RUN_TAG
-from tests.conftest import POSTGRES_DSN, postgres_or_skip
+from tests.conftest import POSTGRES_DSN, dagster_database, postgres_or_skip
 
 if TYPE_CHECKING:
     from tests.s3_server import S3Endpoint
@@ -72,15 +70,8 @@ def toy_assets(orders_by_day: dict[str, list[tuple[str, int]]]) -> list[dg.Asset
 @pytest.fixture
 def fresh_database() -> Iterator[dict[str, str]]:
     """A database of its own on the local server (dagster-postgres has no schema option)."""
-    admin_dsn = make_conninfo(postgres_or_skip(POSTGRES_DSN), dbname="postgres")
-    name = f"aiwf_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as con:
-        con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield {**conninfo_to_dict(admin_dsn), "dbname": name}
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as con:
-            con.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with dagster_database(postgres_or_skip(POSTGRES_DSN)) as database:
+        yield database
 
 
 @pytest.fixture
