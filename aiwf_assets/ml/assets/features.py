@@ -1,0 +1,162 @@
+"""Feature assets: point-in-time frames built from the dbt marts."""
+
+from datetime import date
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from aiwf_assets.ml import features
+from aiwf_assets.ml.assets.metadata import OWNERS, frame_result, upstream_data_versions
+from aiwf_assets.ml.common import source_version
+from aiwf_assets.ml.marts import read_mart
+from aiwf_assets.resources import StorageResource, WarehouseResource
+
+
+def resolve_cutoff(configured: str | None, dates: pl.Series) -> date:
+    return date.fromisoformat(configured) if configured else features.last_complete_day(dates)
+
+
+class CustomerFeaturesConfig(dg.Config):
+    cutoff_date: str | None = Field(
+        default=None, description="as-of date (YYYY-MM-DD); default: last complete day in the data"
+    )
+    horizon_days: int = Field(default=30, description="churn label window N (training snapshots)")
+    history_snapshots: int = Field(default=10, description="training snapshots before the cutoff")
+    snapshot_step_days: int = Field(default=7, description="days between training snapshots")
+
+
+CUSTOMER_FEATURE_DEPS = ["fct_customer_daily_activity", "fct_orders", "dim_customers"]
+
+
+@dg.asset(
+    group_name="features",
+    deps=CUSTOMER_FEATURE_DEPS,
+    owners=OWNERS,
+    kinds={"python", "polars", "parquet"},
+    code_version=source_version(features),
+    description=(
+        "Customer features (RFM, channel mix, basket, spend trend, tickets, sessions, tenure) "
+        "as of the cutoff, plus training snapshots at cutoff - N - k*step; point-in-time "
+        "correct (nothing after an as-of date is used)."
+    ),
+)
+def customer_features(
+    context: dg.AssetExecutionContext,
+    config: CustomerFeaturesConfig,
+    warehouse: WarehouseResource,
+    storage: StorageResource,
+) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    activity = read_mart(wh, "fct_customer_daily_activity")
+    cutoff = resolve_cutoff(config.cutoff_date, activity["activity_date"])
+    dates = features.snapshot_dates(
+        cutoff,
+        activity["activity_date"].min(),
+        config.horizon_days,  # type: ignore[arg-type]
+        config.history_snapshots,
+        config.snapshot_step_days,
+    )
+    frame = features.customer_feature_snapshots(
+        activity, read_mart(wh, "fct_orders"), read_mart(wh, "dim_customers"), dates
+    )
+    uri = storage.store().write("customer_features", frame)
+    return frame_result(
+        frame,
+        uri,
+        {
+            "cutoff_date": cutoff.isoformat(),
+            "as_of_dates": dg.MetadataValue.json([d.isoformat() for d in sorted(dates)]),
+            "customers_at_cutoff": frame.filter(pl.col("as_of_date") == cutoff).height,
+            "upstream_data_versions": dg.MetadataValue.json(
+                upstream_data_versions(context, CUSTOMER_FEATURE_DEPS)
+            ),
+        },
+    )
+
+
+class DemandFeaturesConfig(dg.Config):
+    cutoff_date: str | None = Field(default=None, description="last observed day; default: latest")
+    horizon_days: int = Field(default=7, description="forecast horizon; every feature is this old")
+
+
+@dg.asset(
+    group_name="features",
+    deps=["fct_product_daily_sales", "dim_products"],
+    owners=OWNERS,
+    kinds={"python", "polars", "parquet"},
+    code_version=source_version(features),
+    description=(
+        "Product x day grid (zero-sales days filled) with lags, rolling means, day of week, "
+        "seasonality, last price and promotion share, all at least horizon_days old; includes "
+        "the next horizon_days as future rows to forecast."
+    ),
+)
+def demand_features(
+    context: dg.AssetExecutionContext,
+    config: DemandFeaturesConfig,
+    warehouse: WarehouseResource,
+    storage: StorageResource,
+) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    sales = read_mart(wh, "fct_product_daily_sales")
+    cutoff = resolve_cutoff(config.cutoff_date, sales["sales_date"])
+    frame = features.demand_features(
+        sales, read_mart(wh, "dim_products"), cutoff, config.horizon_days
+    )
+    uri = storage.store().write("demand_features", frame)
+    return frame_result(
+        frame,
+        uri,
+        {
+            "cutoff_date": cutoff.isoformat(),
+            "horizon_days": config.horizon_days,
+            "products": frame["sku"].n_unique(),
+            "upstream_data_versions": dg.MetadataValue.json(
+                upstream_data_versions(context, ["fct_product_daily_sales", "dim_products"])
+            ),
+        },
+    )
+
+
+class InteractionMatrixConfig(dg.Config):
+    cutoff_date: str | None = Field(default=None, description="last day used; default: latest")
+
+
+@dg.asset(
+    group_name="features",
+    deps=["fct_order_lines"],
+    owners=OWNERS,
+    kinds={"python", "scipy", "parquet"},
+    code_version=source_version(features),
+    description=(
+        "Customer x product purchases (sparse; stored as coordinate rows with first/last "
+        "purchase dates) for recommendations."
+    ),
+)
+def interaction_matrix(
+    context: dg.AssetExecutionContext,
+    config: InteractionMatrixConfig,
+    warehouse: WarehouseResource,
+    storage: StorageResource,
+) -> dg.MaterializeResult:
+    lines = read_mart(warehouse.get(), "fct_order_lines")
+    cutoff = resolve_cutoff(config.cutoff_date, lines["order_date"])
+    pairs = features.interaction_pairs(lines, cutoff).with_columns(as_of_date=pl.lit(cutoff))
+    customers, items = pairs["customer_key"].n_unique(), pairs["sku"].n_unique()
+    uri = storage.store().write("interaction_matrix", pairs)
+    return frame_result(
+        pairs,
+        uri,
+        {
+            "cutoff_date": cutoff.isoformat(),
+            "shape": f"{customers} customers x {items} products",
+            "density": pairs.height / max(customers * items, 1),
+            "upstream_data_versions": dg.MetadataValue.json(
+                upstream_data_versions(context, ["fct_order_lines"])
+            ),
+        },
+    )
+
+
+ASSETS = [customer_features, demand_features, interaction_matrix]

@@ -1,0 +1,312 @@
+"""Model assets: one factory turns a family's spec into a training shell with promotion.
+
+Each shell trains a challenger on its feature asset, registers it in the model
+store, runs the promotion decision against the champion and reports that as the
+blocking `promotion` check. The families differ only in what their `ModelSpec`
+says.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from aiwf_assets.io.warehouse import Warehouse
+from aiwf_assets.ml import churn, demand, recommend, segmentation
+from aiwf_assets.ml.assets.metadata import OWNERS, frame_markdown, upstream_data_versions
+from aiwf_assets.ml.common import limited_threads, source_version
+from aiwf_assets.ml.marts import purchase_days
+from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome, promote_challenger
+from aiwf_assets.ml.resources import ModelStoreResource
+from aiwf_assets.resources import StorageResource
+
+
+# configs -----------------------------------------------------------------------------
+class TrainingConfig(dg.Config):
+    max_threads: int | None = Field(
+        default=1,
+        description="OpenMP/BLAS threads while fitting (None: all); one avoids oversubscription",
+    )
+
+
+class ChurnModelConfig(TrainingConfig):
+    horizon_days: int = Field(default=30, description="churn = no order in this many days")
+    cv_folds: int = Field(default=3, description="time-aware validation snapshots")
+    promotion_margin: float = Field(default=0.005, description="ROC AUC gain needed to promote")
+    max_calibration_error: float = Field(default=0.1, description="sanity bound on the holdout")
+
+
+class SegmentationConfig(TrainingConfig):
+    k_min: int = 2
+    k_max: int = 8
+    sample_size: int = Field(default=2000, description="customers sampled for the silhouette")
+    promotion_margin: float = Field(default=0.01, description="silhouette gain needed to promote")
+
+
+class DemandModelConfig(TrainingConfig):
+    holdout_days: int = Field(default=28, description="last observed days held out")
+    cv_folds: int = Field(default=2, description="validation windows before the holdout")
+    promotion_margin: float = Field(default=0.005, description="WAPE reduction needed to promote")
+    max_bias: float = Field(default=0.25, description="sanity bound on total forecast bias")
+
+
+class RecommenderConfig(TrainingConfig):
+    holdout_days: int = Field(default=14, description="window of held-out next purchases")
+    k: int = Field(default=10, description="list length evaluated (hit rate@k, precision@k)")
+    promotion_margin: float = Field(default=0.005, description="hit-rate gain needed to promote")
+
+
+# the factory -------------------------------------------------------------------------
+# train(config, feature frame, warehouse getter) -> the challenger's outcome
+Trainer = Callable[[Any, pl.DataFrame, Callable[[], Warehouse]], TrainingOutcome]
+
+
+def _no_extra_metadata(outcome: TrainingOutcome) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # the asset
+    family: str  # the model store's family
+    logic: ModuleType  # the family's module: code version and promotion policy
+    config: type[TrainingConfig]
+    features: str  # the feature asset it trains on
+    train: Trainer
+    description: str
+    marts: tuple[str, ...] = ()  # dbt marts the trainer reads through the warehouse
+    kinds: frozenset[str] = frozenset({"python", "scikit-learn"})
+    extra_metadata: Callable[[TrainingOutcome], dict[str, Any]] = field(default=_no_extra_metadata)
+
+
+def metrics_markdown(
+    challenger: dict[str, float], champion: dict[str, float] | None, baseline: dict[str, float]
+) -> str:
+    names = list(challenger)
+    table = pl.DataFrame(
+        {
+            "metric": names,
+            "challenger": [challenger[n] for n in names],
+            "champion (same holdout)": [(champion or {}).get(n) for n in names],
+            "baseline (same holdout)": [baseline.get(n) for n in names],
+        },
+        schema_overrides={
+            "champion (same holdout)": pl.Float64,
+            "baseline (same holdout)": pl.Float64,
+        },
+    )
+    return frame_markdown(table)
+
+
+def model_result(
+    context: dg.AssetExecutionContext,
+    store: ModelStoreResource,
+    family: str,
+    outcome: TrainingOutcome,
+    policy: PromotionPolicy,
+    deps: Sequence[str],
+    code_version: str,
+    max_threads: int | None,
+    extra: dict[str, Any] | None = None,
+) -> dg.MaterializeResult:
+    """Register the challenger, run the promotion decision, report it as the blocking check."""
+    data_versions = upstream_data_versions(context, deps)
+    with limited_threads(max_threads):  # re-scoring the champion may refit it
+        result = promote_challenger(
+            store.store(), family, outcome, policy, data_versions, code_version
+        )
+    context.log.info(f"{family}: {result.decision.reason}")
+    check = dg.AssetCheckResult(
+        check_name="promotion",
+        passed=result.decision.passed,
+        # an insane challenger next to a working champion: warn; with no champion, block serving
+        severity=dg.AssetCheckSeverity.WARN
+        if result.champion_after
+        else dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "decision": result.decision.reason,
+            "challenger_version": result.challenger.version,
+            "champion_version": result.champion_after or "none",
+        },
+    )
+    metadata: dict[str, Any] = {
+        "model": outcome.model_name,
+        "params": dg.MetadataValue.json(outcome.params),
+        "challenger_version": result.challenger.version,
+        "champion_version": result.champion_after or "none",
+        "promoted": result.decision.promote,
+        "decision": result.decision.reason,
+        "metrics": dg.MetadataValue.md(
+            metrics_markdown(outcome.metrics, result.champion_metrics, outcome.baseline_metrics)
+        ),
+        **{f"challenger_{k}": float(v) for k, v in outcome.metrics.items()},
+        **{f"baseline_{k}": float(v) for k, v in outcome.baseline_metrics.items()},
+        "selection": dg.MetadataValue.md(frame_markdown(outcome.selection)),
+        "training_data_versions": dg.MetadataValue.json(data_versions),
+        "row_counts": dg.MetadataValue.json(outcome.row_counts),
+        "trained_through": outcome.trained_through.isoformat(),
+        "holdout_start": outcome.holdout_start.isoformat(),
+        "code_version": code_version,
+        "retrain_policy": (
+            "retrain on drift, schedule or code change; scoring assets follow new data "
+            "with the current champion"
+        ),
+        **{f"plot_{name}": dg.MetadataValue.md(md) for name, md in outcome.plots.items()},
+        **(extra or {}),
+    }
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[check],
+        data_version=dg.DataVersion(result.champion_after or "no-champion"),
+    )
+
+
+def promotion_check(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name="promotion",
+        asset=asset,
+        blocking=True,
+        description=(
+            "Promotes the challenger only if it passes sanity checks and beats the champion on "
+            "the same fresh holdout by the configured margin; otherwise the champion stays and "
+            "the check's `decision` says why. Fails (WARN) when the challenger fails its sanity "
+            "checks; fails with ERROR, blocking serving, when there is no champion at all."
+        ),
+    )
+
+
+def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    """The training shell for one family, as its spec describes it."""
+    config_type = spec.config
+    deps = [spec.features, *spec.marts]
+    code_version = source_version(spec.logic)
+
+    @dg.asset(
+        name=spec.name,
+        group_name="ml",
+        deps=deps,
+        owners=OWNERS,
+        kinds=set(spec.kinds),
+        code_version=code_version,
+        check_specs=[promotion_check(spec.name)],
+        description=spec.description,
+        required_resource_keys={"storage", "model_store", *(["warehouse"] if spec.marts else [])},
+    )
+    def _train(context: dg.AssetExecutionContext, config: config_type) -> dg.MaterializeResult:  # type: ignore[valid-type]
+        storage: StorageResource = context.resources.storage
+        frame = storage.store().read(spec.features)
+        with limited_threads(config.max_threads):
+            outcome = spec.train(config, frame, lambda: context.resources.warehouse.get())
+        return model_result(
+            context,
+            context.resources.model_store,
+            spec.family,
+            outcome,
+            spec.logic.policy(config.promotion_margin),
+            deps,
+            code_version,
+            config.max_threads,
+            spec.extra_metadata(outcome),
+        )
+
+    return _train
+
+
+# the families ------------------------------------------------------------------------
+def _train_churn(
+    config: ChurnModelConfig, frame: pl.DataFrame, warehouse: Callable[[], Warehouse]
+) -> TrainingOutcome:
+    return churn.train_churn(
+        frame,
+        purchase_days(warehouse()),
+        config.horizon_days,
+        config.cv_folds,
+        config.max_calibration_error,
+    )
+
+
+def _train_segmentation(
+    config: SegmentationConfig, frame: pl.DataFrame, _: Callable[[], Warehouse]
+) -> TrainingOutcome:
+    return segmentation.train_segmentation(
+        frame, range(config.k_min, config.k_max + 1), config.sample_size
+    )
+
+
+def _segments_metadata(outcome: TrainingOutcome) -> dict[str, Any]:
+    descriptions = outcome.artifact["descriptions"]
+    return {"segments": dg.MetadataValue.json({str(k): v for k, v in descriptions.items()})}
+
+
+def _train_demand(
+    config: DemandModelConfig, frame: pl.DataFrame, _: Callable[[], Warehouse]
+) -> TrainingOutcome:
+    return demand.train_demand(frame, config.holdout_days, config.cv_folds, config.max_bias)
+
+
+def _train_recommender(
+    config: RecommenderConfig, frame: pl.DataFrame, _: Callable[[], Warehouse]
+) -> TrainingOutcome:
+    return recommend.train_recommender(frame, config.holdout_days, config.k)
+
+
+MODELS = [
+    ModelSpec(
+        name="churn_model",
+        family="churn",
+        logic=churn,
+        config=ChurnModelConfig,
+        features="customer_features",
+        marts=("fct_customer_daily_activity",),
+        train=_train_churn,
+        description=(
+            "Churn challenger (logistic regression vs gradient boosting, time-aware CV), "
+            "evaluated against a recency rule and the champion on the holdout snapshot "
+            "cutoff - N."
+        ),
+    ),
+    ModelSpec(
+        name="segmentation_model",
+        family="segmentation",
+        logic=segmentation,
+        config=SegmentationConfig,
+        features="customer_features",
+        train=_train_segmentation,
+        extra_metadata=_segments_metadata,
+        description=(
+            "Segmentation challenger: KMeans vs GaussianMixture, k by silhouette; segments "
+            "described in plain words."
+        ),
+    ),
+    ModelSpec(
+        name="demand_model",
+        family="demand",
+        logic=demand,
+        config=DemandModelConfig,
+        features="demand_features",
+        train=_train_demand,
+        description=(
+            "Demand challenger: gradient boosting (direct strategy) vs seasonal naive, WAPE and "
+            "MAE on a time-ordered holdout."
+        ),
+    ),
+    ModelSpec(
+        name="recommender",
+        family="recommender",
+        logic=recommend,
+        config=RecommenderConfig,
+        features="interaction_matrix",
+        train=_train_recommender,
+        kinds=frozenset({"python", "scikit-learn", "scipy"}),
+        description=(
+            "Recommender challenger: item cosine, TruncatedSVD or EASE (chosen on a validation "
+            "window), against popularity on held-out next purchases."
+        ),
+    ),
+]
+
+ASSETS = [model_asset(spec) for spec in MODELS]
