@@ -16,7 +16,14 @@ from pydantic import Field
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse, Warehouse
 from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
-from aiwf_assets.settings import Settings, SettingsError, get_settings
+from aiwf_assets.settings import (
+    PII_KEY_VAR,
+    WAREHOUSE_DSN_VAR,
+    Settings,
+    SettingsError,
+    get_settings,
+    local_pii_key,
+)
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -77,12 +84,26 @@ class LandingResource(dg.ConfigurableResource):
         return digest.hexdigest()
 
 
+def env_value(value: str | None) -> str | None:
+    """A config value as the code sees it: an `EnvVar` read from the environment.
+
+    Inside a run Dagster has already resolved `EnvVar` fields to their values; outside one
+    (definitions being loaded, e.g. dbt's manifest build) the field still holds the EnvVar,
+    whose own value is only the variable's name.
+    """
+    return value.get_value() if isinstance(value, dg.EnvVar) else value
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The SQL warehouse: a DuckDB file locally, Postgres in prod."""
 
     kind: str = Field(default="duckdb", description="duckdb or postgres")
     path: str | None = None
-    dsn: str | None = None
+    dsn: str | None = Field(
+        default=None,
+        description="Postgres DSN; in prod dg.EnvVar('AIWF_WAREHOUSE_DSN'), so resource config "
+        "(sent to the webserver) holds the variable's name, never the password",
+    )
     schema_suffix: str = ""
 
     def get(self) -> Warehouse:
@@ -93,17 +114,41 @@ class WarehouseResource(dg.ConfigurableResource):
         if self.kind == "postgres":
             from aiwf_assets.io.postgres import PostgresWarehouse
 
-            if not self.dsn:
-                raise SettingsError("the Postgres warehouse needs AIWF_WAREHOUSE_DSN")
-            return PostgresWarehouse(self.dsn, schema_suffix=self.schema_suffix)
+            dsn = env_value(self.dsn)
+            if not dsn:
+                raise SettingsError(f"the Postgres warehouse needs {WAREHOUSE_DSN_VAR}")
+            return PostgresWarehouse(dsn, schema_suffix=self.schema_suffix)
         raise SettingsError(f"unknown warehouse kind {self.kind!r}: use duckdb or postgres")
 
 
 class PiiKeyResource(dg.ConfigurableResource):
-    """Gives the pseudonymisation key; read lazily so prod fails only where it is needed."""
+    """The pseudonymisation key: `secret` from the environment (dg.EnvVar('AIWF_PII_KEY'),
+    required in prod), else locally a key generated once per AIWF_HOME in `key_file`."""
+
+    secret: str | None = Field(
+        default=None, description="dg.EnvVar('AIWF_PII_KEY'): the UI shows only the name"
+    )
+    key_file: str | None = Field(
+        default=None, description="local only: where the generated key is kept"
+    )
 
     def key(self) -> bytes:
-        return get_settings().pii_key
+        secret = env_value(self.secret)
+        if secret:
+            return secret.encode()
+        if self.key_file:
+            return local_pii_key(Path(self.key_file))
+        raise SettingsError(
+            f"{PII_KEY_VAR} is not set: in prod the pseudonymisation key must come from "
+            "the environment (a Kubernetes Secret); refusing to invent one"
+        )
+
+
+def pii_resource(settings: Settings) -> PiiKeyResource:
+    """The key as an EnvVar wherever it is set; locally without it, the AIWF_HOME key file."""
+    if settings.pii_key_value or settings.env == "prod":
+        return PiiKeyResource(secret=dg.EnvVar(PII_KEY_VAR))
+    return PiiKeyResource(key_file=str(settings.pii_key_file))
 
 
 def warehouse_resource(settings: Settings) -> WarehouseResource:
@@ -111,7 +156,9 @@ def warehouse_resource(settings: Settings) -> WarehouseResource:
     if settings.env == "local":
         return WarehouseResource(kind="duckdb", path=str(settings.warehouse_path))
     return WarehouseResource(
-        kind="postgres", dsn=settings.warehouse_dsn, schema_suffix=settings.warehouse_schema_suffix
+        kind="postgres",
+        dsn=dg.EnvVar(WAREHOUSE_DSN_VAR),
+        schema_suffix=settings.warehouse_schema_suffix,
     )
 
 
@@ -122,7 +169,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
             "landing": LandingResource(root=str(settings.landing_dir)),
             "storage": StorageResource(root=str(settings.storage_dir)),
             "warehouse": warehouse_resource(settings),
-            "pii": PiiKeyResource(),
+            "pii": pii_resource(settings),
             "model_store": ModelStoreResource(root=str(settings.models_dir)),
             "exports": ExportsResource(root=str(settings.exports_dir)),
         }
@@ -134,7 +181,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
             root=settings.s3_uri("storage"), s3_endpoint=settings.s3_endpoint
         ),
         "warehouse": warehouse_resource(settings),
-        "pii": PiiKeyResource(),
+        "pii": pii_resource(settings),
         "model_store": ModelStoreResource(
             root=settings.s3_uri("models"), s3_endpoint=settings.s3_endpoint
         ),

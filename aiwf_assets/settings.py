@@ -18,6 +18,11 @@ Environment = Literal["local", "prod"]
 ExecutorChoice = Literal["default", "k8s"]
 
 
+# Secrets: resources get them as dg.EnvVar(<name>), so only these names reach the webserver.
+WAREHOUSE_DSN_VAR = "AIWF_WAREHOUSE_DSN"
+PII_KEY_VAR = "AIWF_PII_KEY"
+
+
 class SettingsError(RuntimeError):
     """A setting is missing or wrong; the message says which and what to set."""
 
@@ -110,14 +115,23 @@ class Settings:
             return self.pii_key_value.encode()
         if self.env == "prod":
             raise SettingsError(
-                "AIWF_PII_KEY is not set: in prod the pseudonymisation key must come from "
+                f"{PII_KEY_VAR} is not set: in prod the pseudonymisation key must come from "
                 "the environment (a Kubernetes Secret); refusing to invent one"
             )
-        key_file = self.home / "pii.key"
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(secrets.token_hex(32))
-        return key_file.read_text().strip().encode()
+        return local_pii_key(self.pii_key_file)
+
+    @property
+    def pii_key_file(self) -> Path:
+        """local only: the key generated for this AIWF_HOME."""
+        return self.home / "pii.key"
+
+
+def local_pii_key(key_file: Path) -> bytes:
+    """The key kept in `key_file`, generated there on first use."""
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32))
+    return key_file.read_text().strip().encode()
 
 
 def _read_env(environ: dict[str, str]) -> Settings:
@@ -137,9 +151,9 @@ def _read_env(environ: dict[str, str]) -> Settings:
         s3_bucket=environ.get("AIWF_S3_BUCKET") or None,
         s3_prefix=environ.get("AIWF_S3_PREFIX", "aiwf"),
         s3_endpoint=environ.get("AIWF_S3_ENDPOINT") or environ.get("AWS_ENDPOINT_URL") or None,
-        warehouse_dsn=environ.get("AIWF_WAREHOUSE_DSN") or None,
+        warehouse_dsn=environ.get(WAREHOUSE_DSN_VAR) or None,
         warehouse_schema_suffix=environ.get("AIWF_WAREHOUSE_SCHEMA_SUFFIX", ""),
-        pii_key_value=environ.get("AIWF_PII_KEY") or None,
+        pii_key_value=environ.get(PII_KEY_VAR) or None,
         alert_webhook_url=environ.get("AIWF_ALERT_WEBHOOK_URL") or None,
         partition_start=environ.get("AIWF_PARTITION_START", "2026-01-01"),
         executor=executor,  # type: ignore[arg-type]
