@@ -7,9 +7,11 @@ swapping only what `build_resources()` returns.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pyarrow.fs as pafs
 from pydantic import Field
 
@@ -36,6 +38,91 @@ class StorageResource(dg.ConfigurableResource):
         if self.root.startswith("s3://"):
             return ParquetStore.s3(self.root.removeprefix("s3://"), endpoint=self.s3_endpoint)
         return ParquetStore.local(self.root)
+
+
+def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+    )
+
+
+class DailyFrames(Mapping[str, pl.DataFrame]):
+    """Days of a daily asset, each read from storage only when it is looked up.
+
+    What a step gets for a daily input that spans several days: iterating holds
+    one day in memory at a time, never the whole range.
+    """
+
+    def __init__(self, store: ParquetStore, asset: str, days: Sequence[str]) -> None:
+        self._store, self._asset, self._days = store, asset, list(days)
+
+    def __getitem__(self, day: str) -> pl.DataFrame:
+        if day not in self._days:
+            raise KeyError(f"{self._asset}: day {day} is not among this step's input days")
+        return self._store.read(self._asset, day)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._days)
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+
+ALLOW_MISSING = "aiwf/allow_missing"  # AssetIn metadata: load None if never materialised
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """Python assets' frames as Parquet in the storage location (local directory or S3).
+
+    Paths follow the Parquet store: `<root>/<asset>.parquet`, or
+    `<root>/<asset>/<day>.parquet` for daily assets, so the streaming daily
+    assets (raw), which write day by day themselves, are read through this
+    manager too. Writes are atomic (the store's temporary file + rename, or one
+    S3 PUT). Assets that return `None` or a `MaterializeResult` keep their own
+    storage; the data version stays the asset's own (`dg.Output(data_version=)`).
+    An input declared with `AssetIn(metadata={ALLOW_MISSING: True})` loads as
+    None when its asset was never written; any other missing input is an error
+    saying what to materialise.
+    """
+
+    storage: StorageResource
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | None) -> None:
+        if obj is None:
+            return
+        if not isinstance(obj, pl.DataFrame):
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: the Parquet IO manager stores polars "
+                f"DataFrames, got {type(obj).__name__}"
+            )
+        partition = None
+        if context.has_asset_partitions:
+            keys = context.asset_partition_keys
+            if len(keys) != 1:
+                raise ValueError(
+                    f"{context.asset_key.to_user_string()}: one output for {len(keys)} days; "
+                    "a daily asset run over a range writes each day itself and returns None"
+                )
+            partition = keys[0]
+        uri = self.storage.store().write(context.asset_key.path[-1], obj, partition)
+        context.add_output_metadata(
+            {
+                "dagster/uri": dg.MetadataValue.path(uri),
+                "dagster/row_count": obj.height,
+                "dagster/column_schema": column_schema(obj),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | DailyFrames | None:
+        store, asset = self.storage.store(), context.asset_key.path[-1]
+        if not context.has_asset_partitions:
+            if (context.definition_metadata or {}).get(ALLOW_MISSING) and not store.exists(asset):
+                return None
+            return store.read(asset)
+        days = context.asset_partition_keys
+        if context.has_partition_key and len(days) == 1:
+            return store.read(asset, days[0])  # a daily step reading its own day
+        return DailyFrames(store, asset, days)
 
 
 class LandingResource(dg.ConfigurableResource):
@@ -162,12 +249,17 @@ def warehouse_resource(settings: Settings) -> WarehouseResource:
     )
 
 
+def storage_resources(storage: StorageResource) -> dict[str, object]:
+    """The storage location and the IO manager over it: swapping storage is this one value."""
+    return {"storage": storage, "io_manager": ParquetIOManager(storage=storage)}
+
+
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     settings = settings or get_settings()
     if settings.env == "local":
         return {
             "landing": LandingResource(root=str(settings.landing_dir)),
-            "storage": StorageResource(root=str(settings.storage_dir)),
+            **storage_resources(StorageResource(root=str(settings.storage_dir))),
             "warehouse": warehouse_resource(settings),
             "pii": pii_resource(settings),
             "model_store": ModelStoreResource(root=str(settings.models_dir)),
@@ -177,8 +269,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
         "landing": LandingResource(
             root=settings.s3_uri("landing"), s3_endpoint=settings.s3_endpoint
         ),
-        "storage": StorageResource(
-            root=settings.s3_uri("storage"), s3_endpoint=settings.s3_endpoint
+        **storage_resources(
+            StorageResource(root=settings.s3_uri("storage"), s3_endpoint=settings.s3_endpoint)
         ),
         "warehouse": warehouse_resource(settings),
         "pii": pii_resource(settings),

@@ -12,7 +12,7 @@ from aiwf_assets.ml.definitions import defs
 from aiwf_assets.ml.model_store import ModelStore
 from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
 from aiwf_assets.ml.serving import EXPORT_COLUMNS
-from aiwf_assets.resources import StorageResource, WarehouseResource
+from aiwf_assets.resources import StorageResource, WarehouseResource, storage_resources
 from tests.test_ml_marts_factory import make_marts
 
 MODEL_ASSETS = ["churn_model", "segmentation_model", "demand_model", "recommender"]
@@ -26,7 +26,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, obj
         warehouse.replace_table(f"marts.{name}", frame)
     resources = {
         "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
-        "storage": StorageResource(root=str(root / "storage")),
+        **storage_resources(StorageResource(root=str(root / "storage"))),
         "model_store": ModelStoreResource(root=str(root / "models")),
         "exports": ExportsResource(root=str(root / "exports")),
     }
@@ -74,6 +74,14 @@ def test_pipeline_materialises_and_exports_to_the_crm(
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 4 and all(e.passed for e in evaluations)
 
+    # frames pass through the Parquet IO manager: values from the run and from storage agree
+    scores = result.asset_value("churn_scores")
+    defs = dg.Definitions(assets=ASSETS, resources=resources)
+    assert defs.load_asset_value("churn_scores", instance=instance).equals(scores)
+    scores_meta = result.asset_materializations_for_node("churn_scores")[0].metadata
+    assert scores_meta["dagster/row_count"].value == scores.height
+    assert scores_meta["dagster/uri"].value == str(root / "storage" / "churn_scores.parquet")
+
     churn_meta = result.asset_materializations_for_node("churn_model")[0].metadata
     assert "data:image/png;base64," in churn_meta["plot_roc"].value
     assert churn_meta["promoted"].value is True
@@ -89,9 +97,7 @@ def test_pipeline_materialises_and_exports_to_the_crm(
     store = ModelStore.local(str(root / "models"))
     champion = store.champion("churn")
     again = dg.materialize(
-        [a for a in ASSETS if a.key == dg.AssetKey("churn_model")],
-        resources=resources,
-        instance=instance,
+        ASSETS, selection=["churn_model"], resources=resources, instance=instance
     )
     assert again.success
     assert store.champion("churn") == champion

@@ -14,7 +14,7 @@ from aiwf_assets.ml.features import CUSTOMER_FEATURE_COLUMNS
 from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
 from aiwf_assets.monitoring.assets import ASSETS as MONITORING_ASSETS
 from aiwf_assets.monitoring.assets import FEATURE_REFERENCE, feature_drift, prediction_drift
-from aiwf_assets.resources import StorageResource, WarehouseResource
+from aiwf_assets.resources import StorageResource, WarehouseResource, storage_resources
 from aiwf_assets.settings import Settings
 
 TRAINED_THROUGH = dt.date(2026, 2, 1)
@@ -42,7 +42,7 @@ def resources(aiwf_home: Settings, tmp_path: Path) -> dict:
     )
     models.store().record("churn", card.version, "promote", "first champion")
     return {
-        "storage": StorageResource(root=str(tmp_path / "storage")),
+        **storage_resources(StorageResource(root=str(tmp_path / "storage"))),
         "model_store": models,
         "warehouse": WarehouseResource(kind="duckdb", path=str(tmp_path / "wh.duckdb")),
     }
@@ -55,7 +55,9 @@ def write_features(resources: dict, shift: float) -> None:
 
 
 def run_drift(instance: dg.DagsterInstance, resources: dict) -> dict[str, dg.AssetCheckEvaluation]:
-    result = dg.materialize([feature_drift], instance=instance, resources=resources)
+    result = dg.materialize(  # customer_features as written by the test, loaded by the IO manager
+        [dg.AssetSpec("customer_features"), feature_drift], instance=instance, resources=resources
+    )
     assert result.success
     return {c.check_name: c for c in result.get_asset_check_evaluations()}
 
@@ -118,7 +120,10 @@ def test_prediction_drift_compares_with_the_champions_first_scores(resources: di
         }))
 
     def check(instance: dg.DagsterInstance) -> dg.AssetCheckEvaluation:
-        result = dg.materialize([prediction_drift], instance=instance, resources=resources)
+        result = dg.materialize(
+            [dg.AssetSpec("churn_scores"), prediction_drift], instance=instance,
+            resources=resources,
+        )
         [evaluation] = result.get_asset_check_evaluations()
         return evaluation
 

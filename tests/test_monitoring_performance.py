@@ -12,7 +12,7 @@ from aiwf_assets.ml.marts import MART_COLUMNS
 from aiwf_assets.ml.resources import ModelStoreResource
 from aiwf_assets.monitoring import performance
 from aiwf_assets.monitoring.assets import model_performance
-from aiwf_assets.resources import StorageResource, WarehouseResource
+from aiwf_assets.resources import StorageResource, WarehouseResource, storage_resources
 from aiwf_assets.settings import Settings
 
 AS_OF = dt.date(2026, 1, 10)
@@ -91,10 +91,14 @@ def test_a_model_that_lost_its_edge_fails_its_performance_check(
         "promo_share": [0.0],
     }))
     with dg.instance_for_test() as instance:
-        result = dg.materialize([model_performance], instance=instance, resources={
-            "storage": storage, "model_store": models,
-            "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
-        })
+        result = dg.materialize(
+            [dg.AssetSpec("churn_scores"), dg.AssetSpec("demand_forecast"), model_performance],
+            instance=instance,
+            resources={
+                **storage_resources(storage), "model_store": models,
+                "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
+            },
+        )
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     churn = checks["churn_performance"]
     assert not churn.passed  # random scores: live AUC near 0.5 against 0.85 at training

@@ -2,10 +2,11 @@
 
 Thin shells around `drift`, `performance`, `health` and `stats`. What they read
 (the interface with aiwf_assets/ml, see docs/AUTOMATION.md):
-- `customer_features`, `churn_scores`, `demand_forecast`: Parquet through the
-  `storage` resource (`as_of_date` + feature columns; `churn_risk`,
+- `customer_features`, `churn_scores`, `demand_forecast`: inputs loaded by the
+  IO manager (`as_of_date` + feature columns; `churn_risk`,
   `churn_horizon_days`, `model_version`; `sku`, `date`, `forecast_units`,
-  `model_version`);
+  `model_version`); the pinned references and archived history they keep in
+  the `storage` resource's Parquet store;
 - champions' model cards through the `model_store` resource (`trained_through`,
   holdout `metrics`);
 - the marts and cleaned tables through the `warehouse` resource.
@@ -30,7 +31,7 @@ from aiwf_assets.ml.model_store import ModelStore
 from aiwf_assets.ml.resources import ModelStoreResource
 from aiwf_assets.monitoring import drift, health, performance, stats
 from aiwf_assets.partitions import daily_partitions
-from aiwf_assets.resources import StorageResource, WarehouseResource
+from aiwf_assets.resources import ALLOW_MISSING, StorageResource, WarehouseResource
 from aiwf_assets.settings import get_settings
 
 OWNERS = ["team:data-platform"]
@@ -97,7 +98,7 @@ FEATURE_DRIFT_CHECKS = [
 
 @dg.asset(
     group_name="monitoring",
-    deps=["customer_features", "churn_model"],
+    deps=["churn_model"],
     owners=OWNERS,
     kinds={"python", "polars"},
     code_version=CODE_VERSION,
@@ -119,10 +120,12 @@ FEATURE_DRIFT_CHECKS = [
     ),
 )
 def feature_drift(
-    storage: StorageResource, model_store: ModelStoreResource, warehouse: WarehouseResource
+    storage: StorageResource,
+    model_store: ModelStoreResource,
+    warehouse: WarehouseResource,
+    customer_features: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    store = storage.store()
-    features = store.read("customer_features")
+    store, features = storage.store(), customer_features
     current = drift.latest_snapshot(features)
     champion = model_store.store().champion("churn")
     reference = features.head(0)
@@ -155,7 +158,6 @@ def _thresholds() -> drift.DriftThresholds:
 
 @dg.asset(
     group_name="monitoring",
-    deps=["churn_scores"],
     owners=OWNERS,
     kinds={"python", "polars"},
     code_version=CODE_VERSION,
@@ -172,9 +174,8 @@ def _thresholds() -> drift.DriftThresholds:
         "(pinned per model version) and the latest scores."
     ),
 )
-def prediction_drift(storage: StorageResource) -> dg.MaterializeResult:
-    store = storage.store()
-    scores = store.read("churn_scores")
+def prediction_drift(storage: StorageResource, churn_scores: pl.DataFrame) -> dg.MaterializeResult:
+    store, scores = storage.store(), churn_scores
     version = str(scores["model_version"][0])
     reference = pinned(store, SCORE_REFERENCE, version, scores)
     table = drift.drift_table(reference, scores, ["churn_risk"], _thresholds())
@@ -189,12 +190,11 @@ def prediction_drift(storage: StorageResource) -> dg.MaterializeResult:
 
 
 # live performance ------------------------------------------------------------------------
-def archive(store: ParquetStore, name: str, source: str, day_column: str) -> None:
-    """Copy the current `source` output into the history `name`, keyed by its first day."""
-    if store.exists(source):
-        frame = store.read(source)
-        if not frame.is_empty():
-            store.write(name, frame, str(frame[day_column].min()))
+def archive(store: ParquetStore, name: str, frame: pl.DataFrame | None, day_column: str) -> None:
+    """Copy the current output `frame` (None: never materialised) into the history `name`,
+    keyed by its first day."""
+    if frame is not None and not frame.is_empty():
+        store.write(name, frame, str(frame[day_column].min()))
 
 
 def archived(store: ParquetStore, name: str) -> dict[dt.date, pl.DataFrame]:
@@ -233,8 +233,12 @@ def _performance_check(
 
 @dg.asset(
     group_name="monitoring",
-    deps=["churn_scores", "demand_forecast", "fct_customer_daily_activity",
-          "fct_product_daily_sales"],
+    # a family without a champion yet (no scores) must not stop the other family's check
+    ins={
+        name: dg.AssetIn(metadata={ALLOW_MISSING: True})
+        for name in ("churn_scores", "demand_forecast")
+    },
+    deps=["fct_customer_daily_activity", "fct_product_daily_sales"],
     owners=OWNERS,
     kinds={"python", "scikit-learn"},
     code_version=CODE_VERSION,
@@ -259,12 +263,16 @@ def _performance_check(
     ),
 )
 def model_performance(
-    storage: StorageResource, model_store: ModelStoreResource, warehouse: WarehouseResource
+    storage: StorageResource,
+    model_store: ModelStoreResource,
+    warehouse: WarehouseResource,
+    churn_scores: pl.DataFrame | None,
+    demand_forecast: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     settings = get_settings()
     store, models, wh = storage.store(), model_store.store(), warehouse.get()
-    archive(store, CHURN_HISTORY, "churn_scores", "as_of_date")
-    archive(store, DEMAND_HISTORY, "demand_forecast", "date")
+    archive(store, CHURN_HISTORY, churn_scores, "as_of_date")
+    archive(store, DEMAND_HISTORY, demand_forecast, "date")
     activity = read_mart(wh, "fct_customer_daily_activity")
     sales = read_mart(wh, "fct_product_daily_sales")
     churn_table = performance.churn_performance(

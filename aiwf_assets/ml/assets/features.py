@@ -7,10 +7,10 @@ import polars as pl
 from pydantic import Field
 
 from aiwf_assets.ml import features
-from aiwf_assets.ml.assets.metadata import OWNERS, frame_result, upstream_data_versions
+from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, upstream_data_versions
 from aiwf_assets.ml.common import source_version
 from aiwf_assets.ml.marts import read_mart
-from aiwf_assets.resources import StorageResource, WarehouseResource
+from aiwf_assets.resources import WarehouseResource
 
 
 def resolve_cutoff(configured: str | None, dates: pl.Series) -> date:
@@ -45,8 +45,7 @@ def customer_features(
     context: dg.AssetExecutionContext,
     config: CustomerFeaturesConfig,
     warehouse: WarehouseResource,
-    storage: StorageResource,
-) -> dg.MaterializeResult:
+) -> dg.Output[pl.DataFrame]:
     wh = warehouse.get()
     activity = read_mart(wh, "fct_customer_daily_activity")
     cutoff = resolve_cutoff(config.cutoff_date, activity["activity_date"])
@@ -60,10 +59,8 @@ def customer_features(
     frame = features.customer_feature_snapshots(
         activity, read_mart(wh, "fct_orders"), read_mart(wh, "dim_customers"), dates
     )
-    uri = storage.store().write("customer_features", frame)
-    return frame_result(
+    return frame_output(
         frame,
-        uri,
         {
             "cutoff_date": cutoff.isoformat(),
             "as_of_dates": dg.MetadataValue.json([d.isoformat() for d in sorted(dates)]),
@@ -96,18 +93,15 @@ def demand_features(
     context: dg.AssetExecutionContext,
     config: DemandFeaturesConfig,
     warehouse: WarehouseResource,
-    storage: StorageResource,
-) -> dg.MaterializeResult:
+) -> dg.Output[pl.DataFrame]:
     wh = warehouse.get()
     sales = read_mart(wh, "fct_product_daily_sales")
     cutoff = resolve_cutoff(config.cutoff_date, sales["sales_date"])
     frame = features.demand_features(
         sales, read_mart(wh, "dim_products"), cutoff, config.horizon_days
     )
-    uri = storage.store().write("demand_features", frame)
-    return frame_result(
+    return frame_output(
         frame,
-        uri,
         {
             "cutoff_date": cutoff.isoformat(),
             "horizon_days": config.horizon_days,
@@ -138,16 +132,13 @@ def interaction_matrix(
     context: dg.AssetExecutionContext,
     config: InteractionMatrixConfig,
     warehouse: WarehouseResource,
-    storage: StorageResource,
-) -> dg.MaterializeResult:
+) -> dg.Output[pl.DataFrame]:
     lines = read_mart(warehouse.get(), "fct_order_lines")
     cutoff = resolve_cutoff(config.cutoff_date, lines["order_date"])
     pairs = features.interaction_pairs(lines, cutoff).with_columns(as_of_date=pl.lit(cutoff))
     customers, items = pairs["customer_key"].n_unique(), pairs["sku"].n_unique()
-    uri = storage.store().write("interaction_matrix", pairs)
-    return frame_result(
+    return frame_output(
         pairs,
-        uri,
         {
             "cutoff_date": cutoff.isoformat(),
             "shape": f"{customers} customers x {items} products",

@@ -7,14 +7,9 @@ import dagster as dg
 import polars as pl
 
 from aiwf_assets.ml.common import frame_version
+from aiwf_assets.resources import column_schema
 
 OWNERS = ["team:ml"]
-
-
-def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
-    )
 
 
 def frame_markdown(frame: pl.DataFrame, digits: int = 4) -> str:
@@ -40,6 +35,13 @@ def upstream_data_versions(
             else ("never materialised")
         )
     return versions
+
+
+def frame_output(
+    frame: pl.DataFrame, extra: dict[str, Any] | None = None
+) -> dg.Output[pl.DataFrame]:
+    """A frame for the IO manager (which adds path, row count and schema), versioned by content."""
+    return dg.Output(frame, metadata=extra or {}, data_version=dg.DataVersion(frame_version(frame)))
 
 
 def frame_result(

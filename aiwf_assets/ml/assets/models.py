@@ -22,7 +22,6 @@ from aiwf_assets.ml.common import limited_threads, source_version
 from aiwf_assets.ml.marts import purchase_days
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome, promote_challenger
 from aiwf_assets.ml.resources import ModelStoreResource
-from aiwf_assets.resources import StorageResource
 
 
 # configs -----------------------------------------------------------------------------
@@ -182,32 +181,35 @@ def promotion_check(asset: str) -> dg.AssetCheckSpec:
 def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     """The training shell for one family, as its spec describes it."""
     config_type = spec.config
-    deps = [spec.features, *spec.marts]
+    upstream = [spec.features, *spec.marts]  # whose data versions the card records
     code_version = source_version(spec.logic)
 
     @dg.asset(
         name=spec.name,
         group_name="ml",
-        deps=deps,
+        ins={"features": dg.AssetIn(key=spec.features)},
+        deps=list(spec.marts),
         owners=OWNERS,
         kinds=set(spec.kinds),
         code_version=code_version,
         check_specs=[promotion_check(spec.name)],
         description=spec.description,
-        required_resource_keys={"storage", "model_store", *(["warehouse"] if spec.marts else [])},
+        required_resource_keys={"model_store", *(["warehouse"] if spec.marts else [])},
     )
-    def _train(context: dg.AssetExecutionContext, config: config_type) -> dg.MaterializeResult:  # type: ignore[valid-type]
-        storage: StorageResource = context.resources.storage
-        frame = storage.store().read(spec.features)
+    def _train(
+        context: dg.AssetExecutionContext,
+        config: config_type,  # type: ignore[valid-type]
+        features: pl.DataFrame,
+    ) -> dg.MaterializeResult:
         with limited_threads(config.max_threads):
-            outcome = spec.train(config, frame, lambda: context.resources.warehouse.get())
+            outcome = spec.train(config, features, lambda: context.resources.warehouse.get())
         return model_result(
             context,
             context.resources.model_store,
             spec.family,
             outcome,
             spec.logic.policy(config.promotion_margin),
-            deps,
+            upstream,
             code_version,
             config.max_threads,
             spec.extra_metadata(outcome),

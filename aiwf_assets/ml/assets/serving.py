@@ -16,10 +16,10 @@ from pydantic import Field
 
 from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.ml import churn, demand, recommend, segmentation, serving
-from aiwf_assets.ml.assets.metadata import OWNERS, frame_result
+from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, frame_result
 from aiwf_assets.ml.common import source_version
 from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
-from aiwf_assets.resources import StorageResource, WarehouseResource
+from aiwf_assets.resources import WarehouseResource
 
 CRM_EXPORT_TABLE = "serving.crm_export"
 SERVING_KINDS = {"python", "parquet"}
@@ -53,7 +53,10 @@ def serving_asset(spec: ServingSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.name,
         group_name="serving",
-        deps=[spec.features, spec.model],
+        ins={"features": dg.AssetIn(key=spec.features)},
+        # the model store, not the model asset's output, holds the champion: a rollback
+        # (`aiwf model rollback`) changes what scores without re-materialising the model
+        deps=[spec.model],
         owners=OWNERS,
         kinds=SERVING_KINDS,
         code_version=source_version(spec.logic),
@@ -61,16 +64,13 @@ def serving_asset(spec: ServingSpec) -> dg.AssetsDefinition:
     )
     def _score(
         config: config_type,  # type: ignore[valid-type]
-        storage: StorageResource,
         model_store: ModelStoreResource,
-    ) -> dg.MaterializeResult:
+        features: pl.DataFrame,
+    ) -> dg.Output[pl.DataFrame]:
         card, artifact = model_store.store().champion_artifact(spec.family)
-        frame = spec.score(config, artifact, storage.store().read(spec.features))
+        frame = spec.score(config, artifact, features)
         frame = frame.with_columns(model_version=pl.lit(card.version))
-        uri = storage.store().write(spec.name, frame)
-        return frame_result(
-            frame, uri, {"model_version": card.version, **spec.summary(config, frame)}
-        )
+        return frame_output(frame, {"model_version": card.version, **spec.summary(config, frame)})
 
     return _score
 
@@ -142,7 +142,6 @@ SCORERS = [
 
 @dg.asset(
     group_name="serving",
-    deps=["churn_scores", "customer_segments", "recommendations"],
     owners=OWNERS,
     kinds={"python", "duckdb", "csv"},
     code_version=source_version(serving),
@@ -153,19 +152,20 @@ SCORERS = [
     ),
 )
 def crm_export(
-    warehouse: WarehouseResource, storage: StorageResource, exports: ExportsResource
+    warehouse: WarehouseResource,
+    exports: ExportsResource,
+    churn_scores: pl.DataFrame,
+    customer_segments: pl.DataFrame,
+    recommendations: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    store = storage.store()
-    scores, segments = store.read("churn_scores"), store.read("customer_segments")
-    top = store.read("recommendations")
     frame = serving.crm_export(
-        scores,
-        segments,
-        top,
+        churn_scores,
+        customer_segments,
+        recommendations,
         {
-            "churn": scores["model_version"][0],
-            "segmentation": segments["model_version"][0],
-            "recommender": top["model_version"][0],
+            "churn": churn_scores["model_version"][0],
+            "segmentation": customer_segments["model_version"][0],
+            "recommender": recommendations["model_version"][0],
         },
     )
     wh: Warehouse = warehouse.get()
