@@ -116,28 +116,31 @@ def test_pos_csv_maps_columns_and_constant_currency(sources: SourcesConfig) -> N
     assert frame.get_column("line_number").to_list() == ["1", "2", "1"]
 
 
-def test_pos_line_numbers_follow_runs_of_a_transaction(sources: SourcesConfig) -> None:
-    rows = POS_CSV.decode().splitlines()
-    data = "\n".join(
-        [
-            *rows,
-            rows[1],  # T0001 again, right after: the same item scanned twice -> line 3
-            "T0002,S02,bad row",  # unreadable: neither numbered nor breaking T0002's run
-            rows[3],
-            rows[1],  # T0001 re-sent after other transactions: numbering starts again
-            rows[2],
-        ]
-    ).encode()
-    frame = parse_landing(data, sources["pos_transactions"], "p.csv").frame
-    assert frame.select("order_id", "line_number").rows() == [
-        ("T0001", "1"),
-        ("T0001", "2"),
+def test_pos_line_numbers_come_from_content_not_position(sources: SourcesConfig) -> None:
+    header, a, b, c = POS_CSV.decode().splitlines()
+
+    def numbers(*rows: str) -> list[tuple[str | None, str | None]]:
+        data = "\n".join([header, *rows]).encode()
+        frame = parse_landing(data, sources["pos_transactions"], "p.csv").frame
+        return frame.select("order_id", "line_number").rows()
+
+    # T0001's lines are numbered by content (SKU-00012 before SKU-00013) wherever they
+    # stand; the same item scanned twice is two lines; an unreadable row gets no number
+    assert numbers(b, c, a, "T0002,S02,bad row", a) == [
+        ("T0001", "3"),
         ("T0002", "1"),
         ("T0001", "1"),
         (None, None),
-        ("T0002", "1"),
+        ("T0001", "2"),
+    ]
+    # every line of T0001 twice: the transaction was delivered twice, the copy repeats
+    # the numbers (and cleaning removes it as a duplicate)
+    assert numbers(a, b, c, b, a) == [
         ("T0001", "1"),
         ("T0001", "2"),
+        ("T0002", "1"),
+        ("T0001", "2"),
+        ("T0001", "1"),
     ]
 
 
@@ -208,9 +211,9 @@ def test_malformed_json_lines_are_named_and_kept(sources: SourcesConfig) -> None
         .select("_source_row", "_parse_error")
         .iter_rows()
     )
-    assert errors[2].startswith("malformed JSON at line 2, column")
-    assert errors[3] == "line 3 is not a JSON object but a list"
-    assert errors[4] == "line 4: 'items' is not a list of objects"
+    assert errors[2].startswith("malformed JSON at column")
+    assert errors[3] == "not a JSON object but a list"
+    assert errors[4] == "'items' is not a list of objects"
     assert errors[5] == "no 'items' entries (missing or empty list)"
     raw = dict(frame.select("_source_row", "_raw_record").iter_rows())
     assert raw[2] == '{"order_id": "W2", "created_at'
@@ -260,7 +263,7 @@ def test_blank_lines_keep_json_line_numbers(sources: SourcesConfig) -> None:
     data = b"\n" + jsonl(APP_LINE) + b"\r\n" + jsonl("{oops")
     frame = parse_landing(data, sources["app_orders"], "a.jsonl").frame
     assert frame.get_column("_source_row").to_list() == [2, 4]
-    assert frame.get_column("_parse_error").to_list()[1].startswith("malformed JSON at line 4")
+    assert frame.get_column("_parse_error").to_list()[1].startswith("malformed JSON at column")
 
 
 def test_csv_rows_with_wrong_field_count(sources: SourcesConfig) -> None:
@@ -298,7 +301,7 @@ def test_invalid_utf8_line_is_a_parse_error(sources: SourcesConfig) -> None:
     bad = frame.filter(pl.col("_parse_error").is_not_null())
     assert bad.select("_source_row", "_parse_error").row(0) == (
         4,
-        "line 5 is not valid UTF-8 (byte 0xff at position 36)",
+        "not valid UTF-8 (byte 0xff at column 36)",
     )
     assert frame.height == 4
 

@@ -28,7 +28,7 @@ from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.resources import PiiKeyResource, StorageResource, WarehouseResource
 
 OWNER = "team:data-platform"
-CLEAN_CODE_VERSION = "clean-1"
+CLEAN_CODE_VERSION = "clean-2"  # clean-2: key clashes quarantined
 SCHEMA = "cleaned"
 
 # business key per table: content versions sort by it; lineage columns never count

@@ -306,11 +306,13 @@ def clean_reference_customers(
     """CRM snapshot -> `customers` (pseudonymised) and `customer_identity`.
 
     customer_identity maps each identifier hash to one customer_key; when two
-    CRM customers share an identifier, the one listed first in the export keeps it.
+    CRM customers share an identifier, the one who signed up first keeps it (then the
+    smaller crm_id): decided by the data, so the export's row order does not matter.
     """
     spec = spec or load_sources()["customers"]
     outcome = clean_source(raw, spec, key, partition_date=None)
-    valid = outcome.valid
+    seniority = [c for c in ("signup_date", "crm_id") if c in outcome.valid.columns]
+    valid = outcome.valid.sort(seniority, nulls_last=True)
     crm_hash = hmac_series(valid.get_column("crm_id"), "crm:", key)
     ids = identifier_hashes(
         valid, {"email": "email", "phone": "phone", "loyalty_id": "loyalty"}, key

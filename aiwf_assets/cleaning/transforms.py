@@ -1,8 +1,9 @@
 """Building blocks of cleaning: one source's raw frame -> valid rows, quarantine, accounting.
 
 The order of steps is the accounting: every raw row ends in exactly one of
-quarantine (unreadable or invalid), duplicates (exact, then same business
-key; the first occurrence in file order is kept) or the cleaned rows.
+quarantine (unreadable, invalid, or one of several different records under one
+business key), duplicates (exact copies of a kept row) or the cleaned rows.
+Nothing depends on the order of rows in the file.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ IDENTITY_SCHEMA = pl.Schema(
 # Where a row came from, not what it says: never part of a content version.
 LINEAGE_COLUMNS = ("_source_file", "_source_row", "source_file", "source_row")
 _WITHHELD = "<withheld: this export carries names>"
+_ROW_ID = "__row_id"  # a readable row's position, to find its raw text again
 
 
 class AccountingError(AssertionError):
@@ -100,7 +102,7 @@ def clean_source(
     raw = conform_raw(raw, spec).sort("_source_row", maintain_order=True)
     unreadable_mask = pl.col("_parse_error").is_not_null()
     unreadable = raw.filter(unreadable_mask)
-    readable = raw.filter(~unreadable_mask)
+    readable = raw.filter(~unreadable_mask).with_row_index(_ROW_ID)
 
     pii = {c: k for c, k in spec.contract.pii.items() if c in spec.raw_columns}
     typed, checks = cast_columns(readable, spec)
@@ -112,17 +114,32 @@ def clean_source(
     valid = drop_helpers(typed.filter(~failed))
 
     # Exact duplicates: the same values after cleaning (so a re-delivery differing only
-    # in whitespace or case counts too), then repeats of the business key; lineage is
-    # not compared, line positions are (two equal lines of one order are two lines).
+    # in whitespace or case counts too); lineage is not compared, line positions are
+    # (two equal lines of one order are two lines). Which copy stays does not matter.
     before = valid.height
     valid = valid.unique(subset=list(spec.raw_columns), keep="first", maintain_order=True)
-    valid = valid.unique(subset=list(spec.contract.key), keep="first", maintain_order=True)
     duplicates = before - valid.height
+    # Different records under one business key: which is right cannot be told (and
+    # keeping the first would depend on the file's order), so none is kept.
+    key_columns = list(spec.contract.key)
+    clashing = valid.select(pl.len().over(key_columns) > 1).to_series()
+    clashes = valid.filter(clashing).select(
+        _ROW_ID, pl.len().over(key_columns).alias("versions")
+    )
+    valid = valid.filter(~clashing).drop(_ROW_ID)
+    clash_reason = pl.format(
+        f"{', '.join(key_columns)}: {{}} different records share this key "
+        "(re-delivered with changes?); none is kept",
+        pl.col("versions"),
+    )
 
     rejected = pl.concat(
         [
             unreadable.with_columns((pl.lit("record: ") + pl.col("_parse_error")).alias(REASONS)),
-            readable.filter(failed).with_columns(reasons),
+            readable.filter(failed).with_columns(reasons).drop(_ROW_ID),
+            readable.join(clashes, on=_ROW_ID)
+            .with_columns(clash_reason.alias(REASONS))
+            .drop(_ROW_ID, "versions"),
         ]
     ).sort("_source_row", maintain_order=True)
     quarantine = quarantine_rows(rejected, spec, key, partition_date)

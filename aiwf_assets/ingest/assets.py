@@ -20,7 +20,7 @@ from aiwf_assets.resources import LandingResource, StorageResource
 from aiwf_assets.settings import get_settings
 
 OWNER = "team:data-platform"
-RAW_CODE_VERSION = "raw-1"
+RAW_CODE_VERSION = "raw-2"  # raw-2: content line numbers, position-free errors
 
 
 def combine_versions(versions: list[str]) -> str:

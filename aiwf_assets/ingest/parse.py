@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -144,7 +145,7 @@ def _lines_per_line_decode(data: bytes) -> pl.DataFrame:
     # Only for files that are not valid UTF-8 as a whole: find which lines are not.
     texts: list[str] = []
     errors: list[str | None] = []
-    for i, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+    for raw in data.removeprefix(b"\xef\xbb\xbf").split(b"\n"):
         raw = raw.removesuffix(b"\r")
         try:
             texts.append(raw.decode("utf-8"))
@@ -152,7 +153,7 @@ def _lines_per_line_decode(data: bytes) -> pl.DataFrame:
         except UnicodeDecodeError as e:
             texts.append(raw.decode("utf-8", "backslashreplace"))
             errors.append(
-                f"line {i} is not valid UTF-8 (byte 0x{raw[e.start]:02x} at position {e.start + 1})"
+                f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
             )
     return pl.DataFrame(
         {"line": range(1, len(texts) + 1), "text": texts, "utf8_error": errors},
@@ -270,7 +271,7 @@ def _json_problems(lines: pl.DataFrame, schema: pl.Schema, spec: SourceSpec) -> 
     """
     problems: dict[int, str] = {}
     for number, text in _json_suspects(lines).iter_rows():
-        if (reason := _json_line_problem(number, text, spec)) is not None:
+        if (reason := _json_line_problem(text, spec)) is not None:
             problems[number] = reason
     rest = lines.filter(~pl.col("line").is_in(list(problems)))
     for block in rest.iter_slices(_JSON_BLOCK):
@@ -314,26 +315,26 @@ def _json_line_problems(
     found = {
         number: reason
         for number, text in block.select("line", "text").iter_rows()
-        if (reason := _json_line_problem(number, text, spec)) is not None
+        if (reason := _json_line_problem(text, spec)) is not None
     }
     rest = block.filter(~pl.col("line").is_in(list(found)))
     if not _json_reads(rest.get_column("text"), schema):
         for number, text in rest.select("line", "text").iter_rows():
             if not _json_reads(pl.Series([text]), schema):
-                found[number] = f"line {number} does not fit the declared fields"
+                found[number] = "does not fit the declared fields"
     return found
 
 
-def _json_line_problem(number: int, text: str, spec: SourceSpec) -> str | None:
-    # Messages name positions and fields, never content: raw text may hold PII.
+def _json_line_problem(text: str, spec: SourceSpec) -> str | None:
+    # Messages name columns and fields, never content: raw text may hold PII. The line is
+    # the row's _source_row, not part of the message, so a moved line reads the same.
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        return f"malformed JSON at line {number}, column {e.colno} ({e.msg})"
+        return f"malformed JSON at column {e.colno} ({e.msg})"
     if not isinstance(obj, dict):
-        return f"line {number} is not a JSON object but a {type(obj).__name__}"
-    shape = _shape_problem(obj, spec)
-    return None if shape is None else f"line {number}: {shape}"
+        return f"not a JSON object but a {type(obj).__name__}"
+    return _shape_problem(obj, spec)
 
 
 def _shape_problem(obj: dict[str, Any], spec: SourceSpec) -> str | None:
@@ -674,25 +675,70 @@ def _text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 
 def _number_sequences(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
-    """Fill `sequence` columns: the position of a row in its run of consecutive rows with
-    the same value (e.g. the lines of one till transaction).
+    """Fill `sequence` columns (e.g. the line numbers of a till transaction) from the
+    content of the rows sharing the named column, never from their order in the file.
 
-    Rows without a value (unreadable, or the value missing) neither get a number nor
-    break a run. A value that comes back after other values starts a new run at 1,
-    so a re-sent transaction repeats the positions of the first one.
+    Within one group (say transaction T1) a line is what its own columns say (sku,
+    quantity, price: everything but the contract's `shared` order-level columns). The
+    distinct lines are numbered in the sort order of their text, and a line occurring
+    several times gets one number per occurrence (a till may scan an item twice).
+    When every distinct line of a group occurs a multiple of the same k > 1 times,
+    the group was delivered k times: its copies repeat the numbers of the first
+    delivery, so cleaning removes them as duplicates. Rows without a value (unreadable,
+    or the value missing) get no number. Any permutation of a file numbers alike.
     """
-    numbered = []
-    for col in spec.columns:
-        if col.sequence is None:
-            continue
-        key = pl.col(col.sequence).str.strip_chars()
-        has_key = key.is_not_null() & (key != "")
-        previous = pl.when(has_key).then(key).shift(1).forward_fill()
-        starts = has_key & (previous.is_null() | (key != previous))
-        run = starts.cast(pl.Int64).cum_sum()
-        position = has_key.cast(pl.Int64).cum_sum().over(run)
-        numbered.append(pl.when(has_key).then(position.cast(pl.String)).alias(col.name))
+    numbered = [
+        _content_line_numbers(frame, col, spec).alias(col.name)
+        for col in spec.columns
+        if col.sequence is not None
+    ]
     return frame.with_columns(numbered) if numbered else frame
+
+
+def _content_line_numbers(frame: pl.DataFrame, col: ColumnSpec, spec: SourceSpec) -> pl.Series:
+    assert col.sequence is not None
+    sequenced = {c.name for c in spec.columns if c.sequence is not None}
+    shared = set(spec.contract.shared) | {col.sequence}
+    text = [c for c in spec.raw_columns if c not in sequenced]
+    line = [c for c in text if c not in shared]
+    rest = [c for c in text if c in shared]
+    group, index = "__group", "__index"
+    rows = (
+        frame.with_row_index(index)
+        .select(
+            index,
+            pl.col(col.sequence).str.strip_chars().alias(group),
+            *(pl.col(c).str.strip_chars() for c in text),
+        )
+        .filter(pl.col(group).is_not_null() & (pl.col(group) != ""))
+        # a total order on content: equal lines sit together, ties by their shared columns
+        .sort([group, *line, *rest], nulls_last=True)
+    )
+    if rows.is_empty():
+        return pl.Series(col.name, [None] * frame.height, dtype=pl.String)
+    same_line = [group, *line]
+    rows = rows.with_columns(
+        pl.int_range(pl.len()).over(same_line).alias("__occurrence"),
+        pl.len().over(same_line).alias("__count"),
+    )
+    distinct = rows.filter(pl.col("__occurrence") == 0)
+    counts = distinct.get_column("__count").to_numpy()
+    groups = distinct.get_column(group)
+    starts = np.flatnonzero(np.r_[True, (groups[1:] != groups[:-1]).to_numpy()])
+    deliveries = np.repeat(
+        np.gcd.reduceat(counts, starts), np.diff(np.r_[starts, len(counts)])
+    )
+    numbers = distinct.select(same_line).with_columns(
+        pl.Series("__once", counts // deliveries, dtype=pl.Int64)
+    ).with_columns(
+        (pl.col("__once").cum_sum().over(group) - pl.col("__once")).alias("__first")
+    )
+    positions = rows.join(numbers, on=same_line, how="left", nulls_equal=True).select(
+        index,
+        (pl.col("__first") + pl.col("__occurrence") % pl.col("__once") + 1).cast(pl.String),
+    )
+    out = pl.Series(col.name, [None] * frame.height, dtype=pl.String)
+    return out.scatter(positions.get_column(index), positions.to_series(1))
 
 
 # --------------------------------------------------------------------------- drift

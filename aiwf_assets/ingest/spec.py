@@ -46,6 +46,9 @@ class Contract:
     key: tuple[str, ...]  # business key: a repeat within a partition is a duplicate
     pii: Mapping[str, PiiKind] = field(default_factory=dict)
     daily: bool = True  # daily partitions (landing path has {date}) vs reference snapshot
+    # Columns describing the whole group a `sequence` numbers (the order), not one line:
+    # a line's identity within its order is its other columns (see ingest.parse._number_sequences).
+    shared: tuple[str, ...] = ()
 
 
 CONTRACTS: dict[str, Contract] = {
@@ -80,6 +83,17 @@ CONTRACTS: dict[str, Contract] = {
             ),
             key=("order_id", "line_number"),
             pii={"customer_email": "email", "customer_phone": "phone", "loyalty_id": "loyalty"},
+            shared=(
+                "order_id",
+                "ordered_at",
+                "customer_email",
+                "customer_phone",
+                "loyalty_id",
+                "store_code",
+                "currency",
+                "payment",
+                "promo_code",
+            ),
         ),
         Contract(
             name="tickets",
@@ -176,7 +190,8 @@ class ColumnSpec:
     # parse time: exactly one way to get a value
     source: tuple[str, ...] = ()  # `from` then `aliases`: dotted paths, first present wins
     constant: str | None = None
-    sequence: str | None = None  # 1-based position in each run of rows sharing this column
+    # line number within the rows sharing this column, derived from their content
+    sequence: str | None = None
     explode_index: bool = False  # position of the item in the exploded list
     # cleaning time
     required: bool = False
