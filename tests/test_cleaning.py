@@ -222,6 +222,8 @@ def test_customers_are_pseudonymised_and_deduplicated(customers: CleanResult) ->
         "rows_cleaned": 2,
         "rows_quarantined": 1,
         "duplicates_removed": 1,
+        "lines_in_file": 4,
+        "lines_parsed": 4,
     }
     assert reasons(customers, "customers") == [
         "signup_date: not a date in format '%Y-%m-%d' ('2024-02-30')"
@@ -502,6 +504,8 @@ def test_interactions_from_tickets_and_sessions(identity: pl.DataFrame) -> None:
         "rows_cleaned": 1,
         "rows_quarantined": 3,
         "duplicates_removed": 0,
+        "lines_in_file": 4,
+        "lines_parsed": 4,
     }
     assert validate_table("interactions", table) == []
 

@@ -165,8 +165,11 @@ def test_sessions_parquet_typed_values_become_text(sources: SourcesConfig) -> No
         "duration_s": "120",
         "_source_file": None,
         "_source_row": 1,
+        "_source_lines": 1,
         "_parse_error": None,
         "_raw_record": None,
+        "_file_records": 2,
+        "_file_ends_mid_record": False,
     }
 
 

@@ -88,7 +88,10 @@ def _contract_check(table: str) -> dg.AssetCheckSpec:
 def _accounting_check(table: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "rows_add_up", asset=table, blocking=True,
-        description="Per channel and day: rows in = cleaned + quarantined + duplicates removed.",
+        description=(
+            "Per channel and day: rows in = cleaned + quarantined + duplicates removed, and "
+            "the raw records cover every line counted in the landing file's bytes."
+        ),
     )
 
 
@@ -113,18 +116,35 @@ def contract_result(table: str, failures: list[str], rows_checked: int) -> dg.As
 
 
 def accounting_result(table: str, accounting: pl.DataFrame) -> dg.AssetCheckResult:
+    # rows: every raw row is cleaned, quarantined or a duplicate; lines: the raw records
+    # cover every line counted in the landing file (null: raw predates line counts)
     broken = accounting.filter(
-        pl.col("rows_in")
-        != pl.col("rows_cleaned") + pl.col("rows_quarantined") + pl.col("duplicates_removed")
+        (
+            pl.col("rows_in")
+            != pl.col("rows_cleaned") + pl.col("rows_quarantined") + pl.col("duplicates_removed")
+        )
+        | pl.col("lines_in_file").ne_missing(pl.col("lines_parsed"))
+        | pl.col("lines_in_file").is_null()
     )
     return dg.AssetCheckResult(
         asset_key=table,
         check_name="rows_add_up",
         passed=broken.is_empty(),
+        description=None if broken.is_empty() else _accounting_message(broken),
         metadata={
             "accounting": dg.MetadataValue.md(_markdown_table(accounting)),
             "violations": broken.height,
         },
+    )
+
+
+def _accounting_message(broken: pl.DataFrame) -> str:
+    return "; ".join(
+        f"{r['channel']} {r['partition_date']}: {r['lines_in_file']} lines in the file, "
+        f"{r['lines_parsed']} read; rows in {r['rows_in']} = cleaned {r['rows_cleaned']} "
+        f"+ quarantined {r['rows_quarantined']} + duplicates {r['duplicates_removed']}?"
+        + (" (raw predates line counts: re-materialise raw)" if r["lines_in_file"] is None else "")
+        for r in broken.iter_rows(named=True)
     )
 
 

@@ -45,6 +45,10 @@ ACCOUNTING_SCHEMA = pl.Schema(
         "rows_cleaned": pl.Int64(),
         "rows_quarantined": pl.Int64(),
         "duplicates_removed": pl.Int64(),
+        # records of the landing file counted from its bytes (lines; Parquet rows), and
+        # the lines the parsed records cover: equal unless the parser swallowed lines
+        "lines_in_file": pl.Int64(),
+        "lines_parsed": pl.Int64(),
     }
 )
 IDENTITY_SCHEMA = pl.Schema(
@@ -152,11 +156,29 @@ def clean_source(
                 "rows_cleaned": valid.height,
                 "rows_quarantined": quarantine.height,
                 "duplicates_removed": duplicates,
+                **physical_lines(raw),
             }
         ],
         schema=ACCOUNTING_SCHEMA,
     )
     return SourceOutcome(valid, quarantine, accounting)
+
+
+def physical_lines(raw: pl.DataFrame) -> dict[str, int | None]:
+    """lines_in_file (counted from the bytes at ingestion) and lines_parsed (the lines
+    the raw records span, each record once: exploded order lines share theirs).
+
+    A raw partition written before line counts existed has neither (None).
+    """
+    if raw.is_empty():
+        return {"lines_in_file": 0, "lines_parsed": 0}
+    spans = raw.group_by("_source_row").agg(pl.col("_source_lines").first())
+    return {
+        "lines_in_file": raw.get_column("_file_records").first(),
+        "lines_parsed": spans.get_column("_source_lines").sum()
+        if spans.get_column("_source_lines").null_count() == 0
+        else None,
+    }
 
 
 def conform_raw(raw: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:

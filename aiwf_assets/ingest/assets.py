@@ -174,6 +174,9 @@ def _ingest_one(
     meta = {
         "dagster/row_count": frame.height,
         "file_present": True,
+        # counted from the bytes; cleaning reconciles the parsed records against it
+        "records_in_file": frame.get_column("_file_records").first() or 0,
+        "ends_mid_record": bool(frame.get_column("_file_ends_mid_record").any()),
         "source_file": relative,
         "content_sha256": content_sha,
         "unreadable_records": parse_errors,

@@ -25,14 +25,19 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from aiwf_assets.ingest.physical import BLANK_BYTES, ends_mid_line, physical_records
 from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec
 from aiwf_assets.io.scratch import scratch_connection
 
 LINEAGE_SCHEMA: dict[str, pl.DataType] = {
     "_source_file": pl.String(),
     "_source_row": pl.Int64(),
+    "_source_lines": pl.Int64(),  # non-blank physical lines the record spans
     "_parse_error": pl.String(),
     "_raw_record": pl.String(),
+    # about the whole file, the same on each of its rows:
+    "_file_records": pl.Int64(),  # records counted from the bytes, without the parser
+    "_file_ends_mid_record": pl.Boolean(),  # cut short: last line unreadable, no line break
 }
 LINEAGE_COLUMNS: tuple[str, ...] = tuple(LINEAGE_SCHEMA)
 
@@ -40,6 +45,9 @@ LINEAGE_COLUMNS: tuple[str, ...] = tuple(LINEAGE_SCHEMA)
 _JSON_BLOCK = 2048
 _JSON_LEAF = 32  # lines decoded one by one once a failing block is this small
 _ROW = "_source_row"
+_LINES = "_source_lines"
+# A blank line holds only ASCII white space: the same test as physical.nonblank_lines.
+_BLANK = BLANK_BYTES.decode() + "\n"
 
 
 class LandingFormatError(ValueError):
@@ -65,8 +73,8 @@ class ParseResult:
 
 @dataclass(frozen=True)
 class _Records:
-    frame: pl.DataFrame  # readable records: source fields + _source_row
-    errors: pl.DataFrame  # _source_row, _parse_error, _raw_record
+    frame: pl.DataFrame  # readable records: source fields + _source_row (+ _source_lines)
+    errors: pl.DataFrame  # _source_row, _parse_error, _raw_record (+ _source_lines)
     paths: frozenset[str] | None  # source fields seen (dotted); None when the file is empty
 
 
@@ -80,7 +88,9 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
 
     source_file is recorded in `_source_file` (use the path relative to the
     landing dir) and named in errors. A zero-byte (or blank) file is an empty
-    delivery and gives an empty frame with `raw_schema(spec)`.
+    delivery and gives an empty frame with `raw_schema(spec)`. Every row carries the
+    file's record count taken from its bytes (`physical.physical_records`): the lines
+    its records span add up to it, which cleaning checks.
     """
     if not data.strip():
         return ParseResult(raw_schema(spec).to_frame())
@@ -102,16 +112,35 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
     )
     if records.frame.height == 0 and records.errors.height == 0:
         return ParseResult(raw_schema(spec).to_frame(), *drift)
+    records = _Records(_with_spans(records.frame), _with_spans(records.errors), records.paths)
     errors = records.errors.select(
         *(pl.lit(None, pl.String).alias(c) for c in spec.raw_columns),
         pl.lit(source_file).alias("_source_file"),
         pl.col(_ROW).cast(pl.Int64),
+        pl.col(_LINES).cast(pl.Int64),
         pl.col("_parse_error"),
         pl.col("_raw_record"),
     )
     mapped = _map_records(records, spec, source_file)
     frame = pl.concat([mapped, errors], how="vertical").sort(_ROW, maintain_order=True)
+    last = frame.filter(pl.col(_ROW) == pl.col(_ROW).max())
+    truncated = (
+        spec.format != "parquet"
+        and ends_mid_line(data)
+        and last.get_column("_parse_error").is_not_null().any()
+    )
+    frame = frame.with_columns(
+        pl.lit(physical_records(data, spec.format), pl.Int64).alias("_file_records"),
+        pl.lit(truncated, pl.Boolean).alias("_file_ends_mid_record"),
+    ).select(list(raw_schema(spec)))
     return ParseResult(_number_sequences(frame, spec), *drift)
+
+
+def _with_spans(frame: pl.DataFrame) -> pl.DataFrame:
+    # only records read across several lines (quoted CSV fields) say how many they span
+    if _LINES in frame.columns:
+        return frame
+    return frame.with_columns(pl.lit(1, pl.Int64).alias(_LINES))
 
 
 # --------------------------------------------------------------------------- lines
@@ -174,7 +203,7 @@ def _utf8_errors(lines: pl.DataFrame, row: pl.Expr) -> pl.DataFrame:
 
 def _read_jsonl(data: bytes, spec: SourceSpec, source_file: str) -> _Records:
     lines = _lines(data).filter(
-        (pl.col("text").str.strip_chars() != "") | pl.col("utf8_error").is_not_null()
+        (pl.col("text").str.strip_chars(_BLANK) != "") | pl.col("utf8_error").is_not_null()
     )
     errors = _utf8_errors(lines, pl.col("line"))
     ok = lines.filter(pl.col("utf8_error").is_null())
@@ -410,7 +439,7 @@ def _dtype_paths(name: str, dtype: pl.DataType) -> Iterator[str]:
 def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
     lines = _lines(data)
     filled = lines.filter(
-        (pl.col("text").str.strip_chars() != "") | pl.col("utf8_error").is_not_null()
+        (pl.col("text").str.strip_chars(_BLANK) != "") | pl.col("utf8_error").is_not_null()
     )
     if filled.is_empty():
         return _Records(pl.DataFrame(), _no_errors(), None)
@@ -425,7 +454,7 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
     if _has_multiline_records(body):
         return _read_csv_linewise(body, header, delimiter)
     body = body.filter(
-        (pl.col("text").str.strip_chars() != "") | pl.col("utf8_error").is_not_null()
+        (pl.col("text").str.strip_chars(_BLANK) != "") | pl.col("utf8_error").is_not_null()
     )
     errors = _utf8_errors(body, row)
     ok = body.filter(pl.col("utf8_error").is_null()).with_columns(
@@ -493,56 +522,124 @@ def _read_csv_rows(texts: pl.Series, header: list[str], delimiter: str) -> pl.Da
 
 
 def _read_csv_linewise(body: pl.DataFrame, header: list[str], delimiter: str) -> _Records:
-    # For files with multi-line quoted fields or broken quoting. `body` starts on the line
-    # after the header, so body line i+1 is data row i+1; a record is numbered by its
-    # first line, like the fast path.
+    """Record-aware reading for files with multi-line quoted fields or broken quoting.
+
+    `body` starts on the line after the header, so body line i+1 is data row i+1; a
+    record is numbered by its first line, like the fast path. A record read across
+    several lines is only taken when it has the header's fields and none of the lines
+    it swallowed is a whole row on its own; otherwise the quote that opened it is
+    stray: that line alone is quarantined and reading resumes on the next line, so
+    one stray quote costs one line, not the rest of the file.
+    """
     texts: list[str] = body.get_column("text").to_list()
     utf8: list[str | None] = body.get_column("utf8_error").to_list()
-    # invalid UTF-8 lines are fed as blank lines so line numbers stay aligned
-    reader = csv.reader(
-        (("" if u else t) + "\n" for t, u in zip(texts, utf8, strict=True)),
-        delimiter=delimiter,
-        strict=True,
-    )
+    filled = [bool(u) or bool(t.strip(_BLANK)) for t, u in zip(texts, utf8, strict=True)]
     rows: list[list[str]] = []
     row_numbers: list[int] = []
-    errors: list[tuple[int, str, str]] = [
-        (i + 1, u, t) for i, (t, u) in enumerate(zip(texts, utf8, strict=True)) if u
-    ]
-    consumed = 0
-    while True:
-        start = consumed
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            consumed = reader.line_num
-            reason = f"unreadable CSV from row {start + 1} ({e})"
-            errors.append((start + 1, reason, "\n".join(texts[start:consumed])))
+    spans: list[int] = []
+    errors: list[tuple[int, str, str, int]] = []
+    start = 0
+    while start < len(texts):
+        if not filled[start]:
+            start += 1
             continue
-        consumed = reader.line_num
-        if not record:
+        if utf8[start]:
+            errors.append((start + 1, str(utf8[start]), texts[start], 1))
+            start += 1
             continue
-        first = start + next(i for i in range(consumed - start) if texts[start + i].strip())
-        if len(record) != len(header):
-            reason = f"CSV row has {len(record)} fields, header has {len(header)}"
-            errors.append((first + 1, reason, "\n".join(texts[first:consumed])))
+        record, end, problem = _csv_record(texts, utf8, start, delimiter)
+        if problem is None and end - start > 1:
+            problem = _swallowed(record, texts[start + 1 : end - 1], header, delimiter)
+        if problem is None and len(record) != len(header):
+            problem = f"CSV row has {len(record)} fields, header has {len(header)}"
+        if problem is None:
+            rows.append(record)
+            row_numbers.append(start + 1)
+            spans.append(sum(filled[start:end]))
+            start = end
             continue
-        rows.append(record)
-        row_numbers.append(first + 1)
+        if end - start > 1:  # the quote opened on this line is not part of a real record
+            problem = _stray_quote(texts[start], header, delimiter)
+        errors.append((start + 1, problem, texts[start], 1))
+        start += 1
     frame = (
         pl.DataFrame(rows, schema=list(header), orient="row")
         if rows
         else pl.DataFrame(schema={h: pl.String for h in header})
     )
-    frame = frame.with_columns(pl.Series(_ROW, row_numbers, dtype=pl.Int64))
+    frame = frame.with_columns(
+        pl.Series(_ROW, row_numbers, dtype=pl.Int64), pl.Series(_LINES, spans, dtype=pl.Int64)
+    )
     error_frame = pl.DataFrame(
         errors,
-        schema={_ROW: pl.Int64, "_parse_error": pl.String, "_raw_record": pl.String},
+        schema={_ROW: pl.Int64, "_parse_error": pl.String, "_raw_record": pl.String,
+                _LINES: pl.Int64},
         orient="row",
-    )
+    )  # fmt: skip
     return _Records(frame, error_frame, frozenset(header))
+
+
+def _csv_record(
+    texts: list[str], utf8: list[str | None], start: int, delimiter: str
+) -> tuple[list[str], int, str | None]:
+    """(fields, index after the record's last line, problem) of the record at `start`."""
+    # invalid UTF-8 lines are fed as blank lines so line numbers stay aligned
+    lines = (("" if utf8[i] else texts[i]) + "\n" for i in range(start, len(texts)))
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    try:
+        return next(reader), start + reader.line_num, None
+    except csv.Error as e:
+        return [], start + max(reader.line_num, 1), f"unreadable CSV ({e})"
+    except StopIteration:  # unreachable: `start` is a non-blank line
+        return [], start + 1, "unreadable CSV (no record)"
+
+
+def _swallowed(
+    record: list[str], inner: list[str], header: list[str], delimiter: str
+) -> str | None:
+    """Why a multi-line record is really a stray quote, or None if it looks genuine."""
+    if len(record) != len(header):
+        return f"CSV row has {len(record)} fields, header has {len(header)}"
+    for text in inner:
+        fields = next(csv.reader([text], delimiter=delimiter), [])
+        if len(fields) == len(header) and text.count('"') % 2 == 0:
+            return "a quoted field runs over whole rows"
+    return None
+
+
+def _stray_quote(text: str, header: list[str], delimiter: str) -> str:
+    field = _open_quote_field(text, delimiter)
+    where = (
+        f"field {field} ({header[field - 1]})"
+        if field is not None and field <= len(header)
+        else "this row"
+    )
+    return (
+        f"unbalanced quote in {where}: it is not closed on this line, so the line is "
+        "quarantined and the lines after it are read on their own"
+    )
+
+
+def _open_quote_field(text: str, delimiter: str) -> int | None:
+    """1-based field in which a quote opens and stays open to the end of the line."""
+    field, quoted, at_start, opened = 1, False, True, None
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if quoted:
+            if char == '"' and text[i + 1 : i + 2] == '"':
+                i += 1  # an escaped quote inside a quoted field
+            elif char == '"':
+                quoted = False
+        elif char == delimiter:
+            field, at_start = field + 1, True
+            i += 1
+            continue
+        elif char == '"' and at_start:
+            quoted, opened = True, field
+        at_start = False
+        i += 1
+    return opened if quoted else None
 
 
 # --------------------------------------------------------------------------- Parquet
@@ -571,9 +668,10 @@ def _map_records(records: _Records, spec: SourceSpec, source_file: str) -> pl.Da
     lineage = [
         pl.lit(source_file).alias("_source_file"),
         pl.col(_ROW).cast(pl.Int64),
+        pl.col(_LINES).cast(pl.Int64),
         pl.lit(None, pl.String).alias("_raw_record"),
     ]
-    order = list(raw_schema(spec))
+    order = [c for c in raw_schema(spec) if not c.startswith("_file_")]
     if spec.explode is None:
         return frame.select(*top, *lineage, pl.lit(None, pl.String).alias("_parse_error")).select(
             order

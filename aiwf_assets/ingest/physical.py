@@ -1,0 +1,58 @@
+"""What a landing file holds, counted from its bytes without the parser.
+
+Row accounting starts here: the raw layer records this count beside every
+parsed record, and the cleaned layer's `rows_add_up` check reconciles the lines
+the parser covered against it, so a reader that swallows lines (an unclosed
+quote turning the rest of a CSV into one field) cannot go unnoticed.
+
+A line is the bytes between two `\\n`; it is blank when it holds nothing but ASCII
+white space (a leading UTF-8 byte-order mark is ignored, as the parser does). CSV
+records are the non-blank lines after the first one (the header), JSONL records
+the non-blank lines, Parquet records the row count in the file's footer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aiwf_assets.ingest.spec import Format
+
+BLANK_BYTES = b" \t\r\x0b\x0c"  # with \n: the white space that makes a line blank
+_BOM = b"\xef\xbb\xbf"
+
+
+class UnreadableFooterError(ValueError):
+    """A Parquet file whose footer cannot be read: the parser refuses it too."""
+
+
+def nonblank_lines(data: bytes) -> np.ndarray:
+    """One bool per physical line: whether it holds anything but white space."""
+    body = np.frombuffer(data.removeprefix(_BOM), dtype=np.uint8)
+    breaks = np.flatnonzero(body == ord("\n"))
+    starts = np.r_[0, breaks + 1]
+    ends = np.r_[breaks, body.size]
+    content = np.r_[0, np.cumsum(~np.isin(body, np.frombuffer(BLANK_BYTES, np.uint8)))]
+    return content[ends] > content[starts]
+
+
+def physical_records(data: bytes, fmt: Format) -> int:
+    """How many records the file holds, counted without parsing it."""
+    if fmt == "parquet":
+        if not data.strip():
+            return 0
+        try:
+            return pq.read_metadata(pa.BufferReader(data)).num_rows
+        except (pa.ArrowException, OSError) as e:
+            raise UnreadableFooterError(str(e)) from e
+    lines = int(nonblank_lines(data).sum())
+    return max(lines - 1, 0) if fmt == "csv" else lines
+
+
+def ends_mid_line(data: bytes) -> bool:
+    """Whether the last line has content but no line break after it: where a file cut
+    short ends. Writers that omit the final break look the same, so the raw layer
+    only calls a file truncated when that last line is also unreadable."""
+    tail = data.rstrip(BLANK_BYTES)
+    return bool(tail.strip(b"\n")) and not tail.endswith(b"\n")
