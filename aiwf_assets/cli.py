@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from aiwf_assets.settings import reset_settings_cache
 
@@ -61,7 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from aiwf_assets.settings import SettingsError, get_settings
+    from aiwf_assets.settings import get_settings
 
     options = {
         "seed": args.seed, "start": args.start, "days": args.days, "scale": args.scale,
@@ -71,11 +72,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if get_settings().env == "prod":
         from aiwf_assets.prod_demo import run_prod_demo
 
-        try:
-            return run_prod_demo(**options)
-        except SettingsError as exc:
-            print(f"aiwf --env prod demo: {exc}", file=sys.stderr)
-            return 2
+        return run_prod_demo(**options)
     from aiwf_assets.demo import run_demo
 
     return run_demo(**options)
@@ -86,13 +83,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     dagster_home = prepare_dagster_home()
     repo = Path(__file__).resolve().parent.parent
-    # the dagster script installed beside this interpreter, so an unactivated venv works
-    dagster = Path(sys.executable).with_name("dagster")
-    cmd = [str(dagster), "dev", "-w", str(repo / "workspace.yaml"), "-p", str(args.port)]
-    print(f"DAGSTER_HOME={dagster_home}\nopen http://127.0.0.1:{args.port}")
+    # `dg dev` in the project folder finds the code location through pyproject's [tool.dg];
+    # the dg script installed beside this interpreter, so an unactivated venv works
+    dg_script = Path(sys.executable).with_name("dg")
+    cmd = [str(dg_script), "dev", "--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"DAGSTER_HOME={dagster_home}\nopen http://127.0.0.1:{args.port}", flush=True)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     os.chdir(repo)
-    os.execvp(cmd[0], cmd)
+    os.execv(cmd[0], cmd)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -111,7 +109,11 @@ def cmd_model_rollback(args: argparse.Namespace) -> int:
     from aiwf_assets.resources import build_resources
 
     card = rollback(build_resources()["model_store"].store(), args.family)
-    print(f"{args.family}: champion is now version {card.version} (sha256 {card.sha256})")
+    # a version is the sha256 of the artifact's bytes (content-addressed store)
+    print(
+        f"{args.family}: champion is now {card.model_name} version {card.version} "
+        f"(trained through {card.trained_through})"
+    )
     return 0
 
 
@@ -121,8 +123,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return execute(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (the full usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aiwf", description=__doc__)
+    parser = _Parser(prog="aiwf", description=__doc__)
     parser.add_argument("--home", help="AIWF_HOME (default ./.aiwf)")
     parser.add_argument("--env", choices=["local", "prod"], help="AIWF_ENV (default local)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this AIWF_HOME")
+    ui = sub.add_parser("ui", help="start the Dagster UI (dg dev) on this AIWF_HOME")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
 
@@ -168,10 +177,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors whose message tells the user what to do: printed as one line without a traceback,
+# exiting 2 for wrong input or settings (like a usage error), 1 for a refusal or a failed run.
+USER_ERRORS: tuple[tuple[str, str, int], ...] = (
+    ("aiwf_assets.settings", "SettingsError", 2),
+    ("aiwf_assets.generator.faults", "GenerationArgumentError", 2),
+    ("aiwf_assets.ml.model_store", "NoChampionError", 1),
+    ("aiwf_assets.ml.model_store", "ModelIntegrityError", 1),
+    ("aiwf_assets.demo", "DemoRunFailed", 1),
+    ("aiwf_assets.ml.evaluate", "TruthMissingError", 1),
+)
+
+
+def user_error_exit_code(exc: BaseException) -> int | None:
+    """The exit code for a user-facing error, None for a bug (which keeps its traceback).
+
+    Only modules already imported are consulted: an error class can only have been
+    raised if its module was loaded, and the CLI stays free of heavy imports.
+    """
+    for module_name, class_name, code in USER_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name)):
+            return code
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _apply_home(args.home, args.env)
-    return int(args.func(args) or 0)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = " ".join(
+        part for part in (args.command, getattr(args, "model_command", None)) if part
+    )
+    try:
+        _apply_home(args.home, args.env)
+        return int(args.func(args) or 0)
+    except Exception as exc:
+        code = user_error_exit_code(exc)
+        if code is None:
+            raise
+        print(f"aiwf {command}: {exc}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -14,10 +14,14 @@ import shutil
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from aiwf_assets.settings import get_settings
+
+if TYPE_CHECKING:  # the type of a step failure's details (not exported by dagster)
+    from dagster._core.execution.plan.objects import StepFailureData
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
@@ -32,7 +36,7 @@ def prepare_dagster_home() -> Path:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    packaged = REPO_ROOT / "dagster.yaml"
+    packaged = Path(__file__).with_name("dagster.yaml")
     if packaged.exists() and not config.exists():
         shutil.copyfile(packaged, config)
     return home
@@ -117,13 +121,33 @@ def _execute(
         run_config=QUIET_CONSOLE,
     )
     if not result.success:
-        failed = [e for e in result.all_events if e.is_step_failure]
-        detail = "\n".join(
-            f"- {e.step_key}: {e.step_failure_data.error.message.strip() if e.step_failure_data and e.step_failure_data.error else 'failed'}"  # noqa: E501
-            for e in failed
-        )
-        raise RuntimeError(f"run {result.run_id} failed:\n{detail}")
+        failures = {
+            e.step_key or "run": root_error_message(e.step_failure_data)
+            for e in result.all_events
+            if e.is_step_failure
+        }
+        raise DemoRunFailed(result.run_id, failures)
     return result
+
+
+class DemoRunFailed(RuntimeError):
+    """A run of the demo failed; names each failed step with its root cause."""
+
+    def __init__(self, run_id: str, failures: dict[str, str]) -> None:
+        steps = "; ".join(f"{step}: {message}" for step, message in failures.items())
+        super().__init__(
+            f"run {run_id} failed ({steps}); the run's events are in the UI (`aiwf ui`)"
+        )
+
+
+def root_error_message(failure: StepFailureData | None) -> str:
+    """The innermost cause of a step failure (the user code's error), on one line."""
+    error = failure.error if failure is not None else None
+    if error is None:
+        return "failed"
+    while error.cause is not None:
+        error = error.cause
+    return " ".join(error.message.split())
 
 
 def run_demo(

@@ -23,6 +23,7 @@ from aiwf_assets.generator.faults import (
     FAULTS,
     FaultPlan,
     FaultRecord,
+    GenerationArgumentError,
     plan_faults,
     resolve_faults,
 )
@@ -78,21 +79,25 @@ def _validate(
     drift_from: date | None, churn_horizon_days: int,
 ) -> Args:  # fmt: skip
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise GenerationArgumentError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(start, datetime) or not isinstance(start, date):
         raise TypeError(f"start must be a datetime.date, got {start!r}")
     if days < 1:
-        raise ValueError(f"days must be >= 1, got {days}")
+        raise GenerationArgumentError(f"days must be >= 1, got {days}")
     if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
+        raise GenerationArgumentError(f"scale must be > 0, got {scale}")
     if churn_horizon_days < 1:
-        raise ValueError(f"churn_horizon_days must be >= 1, got {churn_horizon_days}")
+        raise GenerationArgumentError(f"churn_horizon_days must be >= 1, got {churn_horizon_days}")
     requested = resolve_faults(faults)
     if drift_from is not None:
         if "distribution_drift" not in requested:
-            raise ValueError("drift_from only applies with the 'distribution_drift' fault")
+            raise GenerationArgumentError(
+                "drift_from only applies with the 'distribution_drift' fault"
+            )
         if not 0 <= (drift_from - start).days < days:
-            raise ValueError(f"drift_from {drift_from} is outside the generated period")
+            raise GenerationArgumentError(
+                f"drift_from {drift_from} is outside the generated period"
+            )
     return Args(seed, start, days, float(scale), requested, drift_from, churn_horizon_days)
 
 

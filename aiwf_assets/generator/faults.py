@@ -28,6 +28,11 @@ FAULTS: tuple[str, ...] = (
     "distribution_drift",
 )
 ALL_FAULTS = "all"
+NO_FAULTS = "none"
+
+
+class GenerationArgumentError(ValueError):
+    """An argument of `generate()` is invalid; the message says which and what is allowed."""
 
 ORDER_FILES = (P.WEB_ORDERS, P.APP_ORDERS, P.POS_TRANSACTIONS)
 TEXT_FILES = (*ORDER_FILES, P.CRM_TICKETS)
@@ -46,15 +51,21 @@ SCHEMA_DRIFT_CHANNEL = P.APP_ORDERS
 
 
 def resolve_faults(faults: Collection[str]) -> frozenset[str]:
-    """Validate fault names; "all" expands to every fault."""
+    """Validate fault names; "all" expands to every fault, "none" alone means no fault."""
     names = (faults,) if isinstance(faults, str) else tuple(faults)
-    unknown = sorted(set(names) - set(FAULTS) - {ALL_FAULTS})
+    unknown = sorted(set(names) - set(FAULTS) - {ALL_FAULTS, NO_FAULTS})
     if unknown:
-        raise ValueError(
+        raise GenerationArgumentError(
             f"unknown fault(s): {', '.join(unknown)}; allowed: {', '.join(FAULTS)} "
-            f"(or '{ALL_FAULTS}')"
+            f"(or '{ALL_FAULTS}', or '{NO_FAULTS}')"
         )
-    return frozenset(FAULTS) if ALL_FAULTS in names else frozenset(names)
+    if NO_FAULTS in names and len(set(names)) > 1:
+        raise GenerationArgumentError(
+            f"'{NO_FAULTS}' cannot be combined with other faults, got {', '.join(names)}"
+        )
+    if ALL_FAULTS in names:
+        return frozenset(FAULTS)
+    return frozenset(names) - {NO_FAULTS}
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,10 @@ RESULT_SCHEMA = {
 }
 
 
+class TruthMissingError(FileNotFoundError):
+    """The home has no generated truth to evaluate against."""
+
+
 @dataclass(frozen=True)
 class TruthEvaluation:
     table: pl.DataFrame
@@ -60,6 +64,11 @@ def customer_key(crm_id: str, pii_key: bytes) -> str:
 
 def evaluate_churn(marts: dict[str, pl.DataFrame], truth: pl.DataFrame, pii_key: bytes) -> dict:
     """Retrain as of the truth's cutoff (data up to it only) and score the truth's customers."""
+    if truth.is_empty():
+        raise ValueError(
+            "the generated period is too short to have a churn cutoff (the truth is empty); "
+            "generate more days"
+        )
     cutoff: date = truth["cutoff_date"].max()  # type: ignore[assignment]
     horizon = int(truth.filter(pl.col("cutoff_date") == cutoff)["horizon_days"][0])
     activity = marts["fct_customer_daily_activity"].filter(pl.col("activity_date") <= cutoff)
@@ -201,7 +210,7 @@ def evaluate_against_truth(
     truth_dir = home / "truth"
     missing = [n for n in ("churn.parquet", "demand.parquet") if not (truth_dir / n).exists()]
     if missing:
-        raise FileNotFoundError(
+        raise TruthMissingError(
             f"{truth_dir} lacks {', '.join(missing)}: evaluation needs a generated dataset "
             "(`aiwf generate`), whose truth/ folder holds the latent churn and demand"
         )
