@@ -483,6 +483,11 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
 
 
 def _header(text: str, delimiter: str, source_file: str) -> list[str]:
+    if any(ord(c) < 32 and c not in "\t\r" for c in text):
+        raise LandingFormatError(
+            f"{source_file}: the CSV header (line 1) holds control characters: "
+            "not a text file in the declared format"
+        )
     names = [n.strip() for n in next(csv.reader([text], delimiter=delimiter))]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup or "" in names:
