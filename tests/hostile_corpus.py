@@ -30,6 +30,9 @@ from aiwf_assets.ingest.spec import SourceSpec
 from tests.landing_corpus import FIRST_DAY, SOURCES, LandingFile, generate_home
 
 HUGE = "X" * 1_000_000
+# The first generated day has a single ticket: the tickets' corpus starts from a fuller day
+# (2026-01-04 holds no injected fault for them).
+CORPUS_DAY = {"crm_tickets": "2026-01-04"}
 # Per source: a field whose value a rule checks (a huge value there must be rejected)
 # and, where there is one, the price field (decimal commas, cents).
 CHECKED_FIELD = {
@@ -255,7 +258,7 @@ def case_names(spec: SourceSpec) -> list[str]:
 def build_case(landing: Path, source: str, case: str) -> Case:
     """One hostile file derived from the first generated day's file of `source`."""
     spec = SOURCES[source]
-    day = FIRST_DAY if spec.contract.daily else None
+    day = CORPUS_DAY.get(source, FIRST_DAY) if spec.contract.daily else None
     file = LandingFile.read(landing, source, day)
     data, target = CASES[case][1](file, single_record(file))
     return Case(source, case, data, day, target)
