@@ -105,7 +105,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_model_rollback(args: argparse.Namespace) -> int:
-    from aiwf_assets.ml.model_store import rollback
+    from aiwf_assets.io.model_store import rollback
     from aiwf_assets.resources import build_resources
 
     card = rollback(build_resources()["model_store"].store(), args.family)

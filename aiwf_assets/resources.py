@@ -7,6 +7,7 @@ swapping only what `build_resources()` returns.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -15,9 +16,9 @@ import polars as pl
 import pyarrow.fs as pafs
 from pydantic import Field
 
+from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse, Warehouse
-from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
 from aiwf_assets.settings import (
     PII_KEY_VAR,
     WAREHOUSE_DSN_VAR,
@@ -28,16 +29,51 @@ from aiwf_assets.settings import (
 )
 
 
-class StorageResource(dg.ConfigurableResource):
-    """Parquet storage: a local directory, or `s3://bucket/prefix` in prod."""
+class StorageLocation(dg.ConfigurableResource):
+    """A local directory or an S3 prefix (`s3://bucket/prefix`): the one place that decides
+    which, for every resource that keeps files."""
 
     root: str
     s3_endpoint: str | None = None
 
-    def store(self) -> ParquetStore:
+    def location(self) -> ParquetStore:
+        """The filesystem and the root path on it."""
         if self.root.startswith("s3://"):
             return ParquetStore.s3(self.root.removeprefix("s3://"), endpoint=self.s3_endpoint)
-        return ParquetStore.local(self.root)
+        return ParquetStore.local(str(Path(self.root).resolve()))
+
+
+class StorageResource(StorageLocation):
+    """Parquet storage: a local directory, or `s3://bucket/prefix` in prod."""
+
+    def store(self) -> ParquetStore:
+        return self.location()
+
+
+class ModelStoreResource(StorageLocation):
+    """Content-addressed model store: a local directory, or `s3://bucket/prefix` in prod."""
+
+    def store(self) -> ModelStore:
+        location = self.location()
+        return ModelStore(location.filesystem, location.root)
+
+
+class ExportsResource(StorageLocation):
+    """Where files for the business (the CRM export) are written: a local directory, or
+    `s3://bucket/prefix` in prod."""
+
+    def write(self, name: str, frame: pl.DataFrame) -> list[str]:
+        """Write `<name>.csv` and `<name>.parquet`, each visible whole or not at all.
+
+        Returns the paths (or `s3://` URIs) written.
+        """
+        location = self.location()
+        written = []
+        for suffix, writer in ((".csv", frame.write_csv), (".parquet", frame.write_parquet)):
+            buffer = io.BytesIO()
+            writer(buffer)
+            written.append(location.write_bytes(f"{name}{suffix}", buffer.getvalue()))
+        return written
 
 
 def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
@@ -125,21 +161,16 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return DailyFrames(store, asset, days)
 
 
-class LandingResource(dg.ConfigurableResource):
+class LandingResource(StorageLocation):
     """The landing zone where channels drop files: a local directory or an S3 prefix."""
 
-    root: str
-    s3_endpoint: str | None = None
-
-    def _fs_and_root(self) -> tuple[pafs.FileSystem, str]:
-        if self.root.startswith("s3://"):
-            store = ParquetStore.s3(self.root.removeprefix("s3://"), endpoint=self.s3_endpoint)
-            return store.filesystem, store.root
-        return pafs.LocalFileSystem(), str(Path(self.root).resolve())
+    def fs_and_root(self) -> tuple[pafs.FileSystem, str]:
+        location = self.location()
+        return location.filesystem, location.root
 
     def list_files(self, channel: str) -> dict[str, str]:
         """file name -> path on the filesystem, for one channel folder."""
-        fs, root = self._fs_and_root()
+        fs, root = self.fs_and_root()
         selector = pafs.FileSelector(f"{root}/{channel}", allow_not_found=True)
         return {
             info.base_name: info.path
@@ -148,7 +179,7 @@ class LandingResource(dg.ConfigurableResource):
         }
 
     def read_bytes(self, relative_path: str) -> bytes:
-        fs, root = self._fs_and_root()
+        fs, root = self.fs_and_root()
         path = f"{root}/{relative_path}"
         try:
             with fs.open_input_stream(path) as stream:
@@ -160,7 +191,7 @@ class LandingResource(dg.ConfigurableResource):
 
     def fingerprint(self, relative_path: str) -> str | None:
         """Content fingerprint of a landed file (sha256 of its bytes); None when absent."""
-        fs, root = self._fs_and_root()
+        fs, root = self.fs_and_root()
         path = f"{root}/{relative_path}"
         if fs.get_file_info(path).type != pafs.FileType.File:
             return None

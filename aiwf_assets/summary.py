@@ -12,9 +12,9 @@ import polars as pl
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse, Warehouse
-from aiwf_assets.ml.model_store import ModelStore
 from aiwf_assets.settings import Settings
 
 

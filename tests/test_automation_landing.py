@@ -20,7 +20,6 @@ import dagster as dg
 import pyarrow.fs as pafs
 import pytest
 
-from aiwf_assets.automation.fingerprints import content_fingerprints, sha256_file
 from aiwf_assets.automation.policies import apply_automation_policies
 from aiwf_assets.automation.sensors import (
     landing_observation_sensor,
@@ -28,8 +27,9 @@ from aiwf_assets.automation.sensors import (
 )
 from aiwf_assets.cleaning.assets import defs as cleaning_defs
 from aiwf_assets.generator import generate
-from aiwf_assets.ingest.assets import SOURCES, landing_versions
+from aiwf_assets.ingest.assets import SOURCES
 from aiwf_assets.ingest.assets import defs as ingest_defs
+from aiwf_assets.ingest.landing import content_fingerprints, landing_versions, sha256_file
 from aiwf_assets.monitoring.assets import pipeline_health
 from aiwf_assets.resources import LandingResource, build_resources
 from aiwf_assets.settings import Settings, get_settings, reset_settings_cache

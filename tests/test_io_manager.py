@@ -14,10 +14,11 @@ from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.ml.assets import ASSETS as ML_ASSETS
 from aiwf_assets.ml.common import frame_version
-from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
 from aiwf_assets.resources import (
     ALLOW_MISSING,
     DailyFrames,
+    ExportsResource,
+    ModelStoreResource,
     StorageResource,
     WarehouseResource,
     storage_resources,

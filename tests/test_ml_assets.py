@@ -6,13 +6,18 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.ml.assets import ASSETS
 from aiwf_assets.ml.definitions import defs
-from aiwf_assets.ml.model_store import ModelStore
-from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
 from aiwf_assets.ml.serving import EXPORT_COLUMNS
-from aiwf_assets.resources import StorageResource, WarehouseResource, storage_resources
+from aiwf_assets.resources import (
+    ExportsResource,
+    ModelStoreResource,
+    StorageResource,
+    WarehouseResource,
+    storage_resources,
+)
 from tests.test_ml_marts_factory import make_marts
 
 MODEL_ASSETS = ["churn_model", "segmentation_model", "demand_model", "recommender"]

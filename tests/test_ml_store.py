@@ -7,8 +7,8 @@ from typing import Any
 import polars as pl
 import pytest
 
+from aiwf_assets.io.model_store import ModelCard, ModelIntegrityError, ModelStore, NoChampionError
 from aiwf_assets.ml import churn
-from aiwf_assets.ml.model_store import ModelCard, ModelIntegrityError, ModelStore, NoChampionError
 from aiwf_assets.ml.promotion import TrainingOutcome, decide_promotion, promote_challenger
 
 MARGIN = 0.01

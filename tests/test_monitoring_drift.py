@@ -11,10 +11,15 @@ import pytest
 from aiwf_assets.automation.policies import apply_automation_policies
 from aiwf_assets.ml.assets import ASSETS as ML_ASSETS
 from aiwf_assets.ml.features import CUSTOMER_FEATURE_COLUMNS
-from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
 from aiwf_assets.monitoring.assets import ASSETS as MONITORING_ASSETS
 from aiwf_assets.monitoring.assets import FEATURE_REFERENCE, feature_drift, prediction_drift
-from aiwf_assets.resources import StorageResource, WarehouseResource, storage_resources
+from aiwf_assets.resources import (
+    ExportsResource,
+    ModelStoreResource,
+    StorageResource,
+    WarehouseResource,
+    storage_resources,
+)
 from aiwf_assets.settings import Settings
 
 TRAINED_THROUGH = dt.date(2026, 2, 1)

@@ -9,10 +9,14 @@ import polars as pl
 
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.ml.marts import MART_COLUMNS
-from aiwf_assets.ml.resources import ModelStoreResource
 from aiwf_assets.monitoring import performance
 from aiwf_assets.monitoring.assets import model_performance
-from aiwf_assets.resources import StorageResource, WarehouseResource, storage_resources
+from aiwf_assets.resources import (
+    ModelStoreResource,
+    StorageResource,
+    WarehouseResource,
+    storage_resources,
+)
 from aiwf_assets.settings import Settings
 
 AS_OF = dt.date(2026, 1, 10)

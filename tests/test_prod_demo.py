@@ -37,7 +37,6 @@ from aiwf_assets.cli import main
 from aiwf_assets.ingest.assets import defs as ingest_defs
 from aiwf_assets.io.postgres import PostgresWarehouse
 from aiwf_assets.marts.definitions import build_marts_definitions
-from aiwf_assets.ml.resources import ExportsResource
 from aiwf_assets.prod_demo import (
     DEPLOY_INSTANCE,
     UPLOAD_MANIFEST,
@@ -49,7 +48,7 @@ from aiwf_assets.prod_demo import (
     s3_store,
     upload_landing,
 )
-from aiwf_assets.resources import build_resources
+from aiwf_assets.resources import ExportsResource, build_resources
 from aiwf_assets.settings import Settings, get_settings, reset_settings_cache
 from tests.conftest import POSTGRES_DSN, dagster_database, postgres_or_skip
 from tests.dbt_fixtures import postgres_schema_suffix

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from aiwf_assets.k8s import HEAVY_RUN_TAGS
 from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.settings import Settings
 
@@ -16,7 +17,6 @@ SCORING_JOB = "scoring_job"
 RETRAIN_JOB = "retrain_job"
 MODEL_GROUP = "ml"
 SERVING_GROUP = "serving"
-HEAVY_TAG = {"aiwf/heavy": "true"}  # dagster.yaml runs one heavy run at a time
 
 
 def daily_keys(graph: dg.AssetGraph) -> list[dg.AssetKey]:
@@ -72,7 +72,7 @@ def build_jobs_and_schedules(graph: dg.AssetGraph, settings: Settings) -> dg.Def
         retrain = dg.define_asset_job(
             RETRAIN_JOB,
             selection=dg.AssetSelection.assets(*models),
-            tags=HEAVY_TAG,
+            tags=HEAVY_RUN_TAGS,  # one heavy run at a time; its pod sized for training
             description="Train a challenger per model family; promotion keeps the better one.",
         )
         jobs.append(retrain)

@@ -5,7 +5,7 @@ Why a sensor observes the landing zone (checked on dagster 1.13): an
 observation of every partition on each tick, i.e. a run per interval over the
 whole history. One pass over a folder observes all of its partitions, so the
 sensor does that pass in the code server (hashes cached by stat, see
-`fingerprints`) and records `AssetObservation`s only for partitions whose
+`ingest.landing`) and records `AssetObservation`s only for partitions whose
 content version changed. `AutomationCondition.data_version_changed()` then
 sees exactly those partitions. The observable source assets still exist
 (lineage, and "Observe" in the UI), and use the same function.
@@ -19,7 +19,8 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from aiwf_assets.ingest.assets import SOURCES, landing_versions
+from aiwf_assets.ingest.assets import SOURCES
+from aiwf_assets.ingest.landing import landing_versions
 from aiwf_assets.resources import LandingResource
 from aiwf_assets.settings import Settings
 

@@ -14,14 +14,15 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from aiwf_assets.cleaning import CleanResult, content_version
 from aiwf_assets.cleaning import clean_interactions_day as clean_interactions
 from aiwf_assets.cleaning import clean_orders_day as clean_orders
 from aiwf_assets.cleaning import clean_reference_customers as clean_customers
 from aiwf_assets.cleaning import clean_reference_products as clean_products
 from aiwf_assets.cleaning import clean_reference_stores as clean_stores
+from aiwf_assets.cleaning import content_version
 from aiwf_assets.cleaning.contracts import validate_table
-from aiwf_assets.ingest.assets import SOURCES, combine_versions
+from aiwf_assets.ingest.assets import SOURCES
+from aiwf_assets.ingest.landing import combine_versions
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import PARTITION_COLUMN, Warehouse
 from aiwf_assets.partitions import daily_partitions
@@ -276,10 +277,6 @@ def _write_reference(
         )
         if table != "reference_quarantine":
             yield contract_result(table, contract_failures(table, frame), frame.height)
-
-
-def _reference_tables(result: CleanResult) -> dict[str, pl.DataFrame]:
-    return {**result.tables, "reference_quarantine": result.quarantine}
 
 
 @dg.multi_asset(

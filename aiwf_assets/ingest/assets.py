@@ -7,86 +7,29 @@ write Parquet through the storage resource.
 """
 
 
-import hashlib
-
 import dagster as dg
 import polars as pl
 
-from aiwf_assets.automation.fingerprints import content_fingerprints, list_folder, stat_file
+from aiwf_assets.ingest.landing import (
+    RAW_CODE_VERSION,
+    combine_versions,
+    landing_path,
+    landing_versions,
+    raw_data_version,
+    spec_fingerprint,
+)
 from aiwf_assets.ingest.parse import parse_landing, raw_schema
 from aiwf_assets.ingest.spec import SourceSpec, load_sources
 from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.resources import LandingResource, StorageResource
-from aiwf_assets.settings import get_settings
 
 OWNER = "team:data-platform"
-RAW_CODE_VERSION = "raw-2"  # raw-2: content line numbers, position-free errors
-
-
-def combine_versions(versions: list[str]) -> str:
-    """One data version for a run over several partitions (Dagster stores one per run)."""
-    if len(versions) == 1:
-        return versions[0]
-    return hashlib.sha256("|".join(versions).encode()).hexdigest()
-
-
-def raw_data_version(content_sha256: str | None, spec: SourceSpec) -> str:
-    """Version of a raw partition: what landed + how it is mapped + parser code, not when."""
-    basis = f"{content_sha256 or 'absent'}|{spec_fingerprint(spec)}|{RAW_CODE_VERSION}"
-    return hashlib.sha256(basis.encode()).hexdigest()
-
-
-def landing_path(spec: SourceSpec, partition: str | None) -> str:
-    return spec.landing_path(partition)
-
-
-def spec_fingerprint(spec: SourceSpec) -> str:
-    """Hash of the declaration (frozen dataclasses have a stable repr): a mapping change is
-    a code change for this asset."""
-    return hashlib.sha256(repr(spec).encode()).hexdigest()
-
-
-def landing_folder(spec: SourceSpec) -> str:
-    return spec.landing.rsplit("/", 1)[0]
 
 
 def _raw_table_schema(spec: SourceSpec) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[dg.TableColumn(name, str(dtype)) for name, dtype in raw_schema(spec).items()]
     )
-
-
-def partition_of_file(spec: SourceSpec, file_name: str) -> str | None:
-    """The partition a landed file name belongs to (`2026-01-05.jsonl` -> `2026-01-05`),
-    or None when the name does not follow the source's landing template or the day is
-    not a partition (yet)."""
-    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
-    if not (file_name.startswith(prefix) and file_name.endswith(suffix)):
-        return None
-    day = file_name[len(prefix) : len(file_name) - len(suffix)]
-    return day if daily_partitions.has_partition_key(day) else None
-
-
-def landing_versions(spec: SourceSpec, landing: LandingResource) -> dict[str | None, str]:
-    """sha256 of every landed file of a source, by partition (None for a reference file).
-
-    Content, not modification time: a touched but identical file keeps its version.
-    Hashes are cached by (path, size, mtime_ns) under AIWF_HOME/cache, so observing
-    an unchanged landing zone lists folders and reads no file.
-    """
-    fs, root = landing._fs_and_root()
-    cache_file = get_settings().cache_dir / "landing" / f"{spec.name}.json"
-    if not spec.contract.daily:
-        info = stat_file(fs, f"{root}/{landing_path(spec, None)}")
-        digests = content_fingerprints(fs, [info] if info else [], cache_file)
-        return {None: digests[info.path]} if info else {}
-    by_day = {
-        day: info
-        for info in list_folder(fs, f"{root}/{landing_folder(spec)}")
-        if (day := partition_of_file(spec, info.base_name))
-    }
-    digests = content_fingerprints(fs, by_day.values(), cache_file)
-    return {day: digests[info.path] for day, info in by_day.items()}
 
 
 def build_landing_asset(spec: SourceSpec) -> dg.SourceAsset:

@@ -1,1 +1,2 @@
-"""Storage: Parquet files (local dir or S3) and the SQL warehouse (DuckDB or Postgres)."""
+"""Storage: Parquet files and the model store (local dir or S3), the SQL warehouse (DuckDB
+or Postgres)."""

@@ -10,14 +10,38 @@ not at all).
 
 from __future__ import annotations
 
-import io
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+
+def write_atomically(
+    filesystem: pafs.FileSystem, target: str, write: Callable[[pa.NativeFile], object]
+) -> None:
+    """Write `target` so readers see the old object or the new one, never a part.
+
+    Locally a temporary file beside it renamed into place; on S3 the bytes are
+    built in memory first and sent in one upload, so a failure while writing
+    never completes an upload of a part.
+    """
+    parent = target.rsplit("/", 1)[0]
+    filesystem.create_dir(parent, recursive=True)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        tmp = f"{parent}/.{uuid.uuid4().hex}.tmp"
+        with filesystem.open_output_stream(tmp) as out:
+            write(out)
+        filesystem.move(tmp, target)
+    else:
+        buffer = pa.BufferOutputStream()
+        write(buffer)
+        data = buffer.getvalue()
+        with filesystem.open_output_stream(target) as out:
+            out.write(data)
 
 
 @dataclass(frozen=True)
@@ -59,19 +83,18 @@ class ParquetStore:
         self, asset: str, frame: pl.DataFrame | pa.Table, partition: str | None = None
     ) -> str:
         table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
-        target = self.path(asset, partition)
-        parent = target.rsplit("/", 1)[0]
-        self.filesystem.create_dir(parent, recursive=True)
-        if self.is_local:
-            tmp = f"{parent}/.{uuid.uuid4().hex}.tmp"
-            pq.write_table(table, tmp, filesystem=self.filesystem, compression="zstd")
-            self.filesystem.move(tmp, target)
-        else:
-            buffer = io.BytesIO()
-            pq.write_table(table, buffer, compression="zstd")
-            with self.filesystem.open_output_stream(target) as out:
-                out.write(buffer.getvalue())
+        write_atomically(
+            self.filesystem,
+            self.path(asset, partition),
+            lambda out: pq.write_table(table, out, compression="zstd"),
+        )
         return self.uri(asset, partition)
+
+    def write_bytes(self, name: str, data: bytes) -> str:
+        """Any file (`name` relative to the root), written atomically; returns its URI."""
+        target = f"{self.root}/{name}"
+        write_atomically(self.filesystem, target, lambda out: out.write(data))
+        return target if self.is_local else f"s3://{target}"
 
     def read(self, asset: str, partition: str | None = None) -> pl.DataFrame:
         path = self.path(asset, partition)

@@ -1,5 +1,6 @@
 """The AI layer: features, models with champion/challenger promotion, serving, evaluation.
 
-Definitions live in `aiwf_assets.ml.definitions`; this package init stays import-free so
-`aiwf_assets.resources` can use the model store without an import cycle.
+Pure logic here; the Dagster shells are in `aiwf_assets.ml.assets` (by layer) and the
+layer's definitions in `aiwf_assets.ml.definitions`. The model store is storage and lives
+in `aiwf_assets.io.model_store`.
 """

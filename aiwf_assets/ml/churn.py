@@ -27,10 +27,10 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.common import RANDOM_STATE
 from aiwf_assets.ml.features import CUSTOMER_FEATURE_COLUMNS
-from aiwf_assets.ml.model_store import ModelCard
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 PRIMARY_METRIC = "roc_auc"

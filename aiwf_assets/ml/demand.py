@@ -27,10 +27,10 @@ from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.inspection import permutation_importance
 
+from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.common import RANDOM_STATE, regression_metrics
 from aiwf_assets.ml.features import DEMAND_FEATURE_COLUMNS
-from aiwf_assets.ml.model_store import ModelCard
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 PRIMARY_METRIC = "wape"

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from aiwf_assets.ml.model_store import ModelCard, ModelIntegrityError, ModelStore
+from aiwf_assets.io.model_store import ModelCard, ModelIntegrityError, ModelStore
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import polars as pl
 from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 
+from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.common import RANDOM_STATE
 from aiwf_assets.ml.features import sparse_matrix
-from aiwf_assets.ml.model_store import ModelCard
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 PRIMARY_METRIC = "hit_rate_at_10"

@@ -19,10 +19,10 @@ from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.churn import signed_log
 from aiwf_assets.ml.common import RANDOM_STATE
-from aiwf_assets.ml.model_store import ModelCard
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 SEGMENT_FEATURES = [

@@ -22,16 +22,20 @@ import polars as pl
 
 from aiwf_assets.automation.policies import RETRAIN_METADATA_KEY
 from aiwf_assets.ingest.spec import load_sources
+from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import PARTITION_COLUMN, Warehouse
 from aiwf_assets.ml.common import frame_version, source_version
 from aiwf_assets.ml.features import CUSTOMER_FEATURE_COLUMNS
 from aiwf_assets.ml.marts import purchase_days, read_mart
-from aiwf_assets.ml.model_store import ModelStore
-from aiwf_assets.ml.resources import ModelStoreResource
 from aiwf_assets.monitoring import drift, health, performance, stats
 from aiwf_assets.partitions import daily_partitions
-from aiwf_assets.resources import ALLOW_MISSING, StorageResource, WarehouseResource
+from aiwf_assets.resources import (
+    ALLOW_MISSING,
+    ModelStoreResource,
+    StorageResource,
+    WarehouseResource,
+)
 from aiwf_assets.settings import get_settings
 
 OWNERS = ["team:data-platform"]

@@ -16,12 +16,13 @@ import polars as pl
 from pydantic import Field
 
 from aiwf_assets.io.warehouse import Warehouse
+from aiwf_assets.k8s import HEAVY_TRAINING_TAGS
 from aiwf_assets.ml import churn, demand, recommend, segmentation
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_markdown, upstream_data_versions
 from aiwf_assets.ml.common import limited_threads, source_version
 from aiwf_assets.ml.marts import purchase_days
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome, promote_challenger
-from aiwf_assets.ml.resources import ModelStoreResource
+from aiwf_assets.resources import ModelStoreResource
 
 
 # configs -----------------------------------------------------------------------------
@@ -193,6 +194,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         kinds=set(spec.kinds),
         code_version=code_version,
         check_specs=[promotion_check(spec.name)],
+        op_tags=HEAVY_TRAINING_TAGS,  # under AIWF_EXECUTOR=k8s: a training-sized pod
         description=spec.description,
         required_resource_keys={"model_store", *(["warehouse"] if spec.marts else [])},
     )

@@ -18,8 +18,7 @@ from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.ml import churn, demand, recommend, segmentation, serving
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, frame_result
 from aiwf_assets.ml.common import source_version
-from aiwf_assets.ml.resources import ExportsResource, ModelStoreResource
-from aiwf_assets.resources import WarehouseResource
+from aiwf_assets.resources import ExportsResource, ModelStoreResource, WarehouseResource
 
 CRM_EXPORT_TABLE = "serving.crm_export"
 SERVING_KINDS = {"python", "parquet"}

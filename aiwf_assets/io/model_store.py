@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow.fs as pafs
 
-from aiwf_assets.io.parquet_store import ParquetStore
+from aiwf_assets.io.parquet_store import ParquetStore, write_atomically
 
 
 class ModelIntegrityError(RuntimeError):
@@ -86,17 +85,7 @@ class ModelStore:
 
     # bytes ----------------------------------------------------------------
     def _write(self, path: str, data: bytes) -> None:
-        target = f"{self.root}/{path}"
-        parent = target.rsplit("/", 1)[0]
-        self.filesystem.create_dir(parent, recursive=True)
-        if isinstance(self.filesystem, pafs.LocalFileSystem):
-            tmp = f"{parent}/.{uuid.uuid4().hex}.tmp"
-            with self.filesystem.open_output_stream(tmp) as out:
-                out.write(data)
-            self.filesystem.move(tmp, target)
-        else:  # one PUT: an S3 object is visible whole or not at all
-            with self.filesystem.open_output_stream(target) as out:
-                out.write(data)
+        write_atomically(self.filesystem, f"{self.root}/{path}", lambda out: out.write(data))
 
     def _read(self, path: str) -> bytes:
         with self.filesystem.open_input_stream(f"{self.root}/{path}") as stream:

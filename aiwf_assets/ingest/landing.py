@@ -1,0 +1,165 @@
+"""Landed files: their content fingerprints, the versions derived from them, their days.
+
+The one home for landing code, used by the landing and raw assets and by the
+landing observation sensor.
+
+Fingerprints are re-hashed only when a file's stat changes.
+
+A landing partition's data version is the sha256 of its bytes, never its
+modification time. Hashing every file on every observation would read the
+whole landing zone each tick, so hashes are cached by (path, size, mtime_ns):
+an untouched file costs one directory listing entry, a touched file is
+re-hashed (and yields the same version when its bytes are the same). The
+cache is a small JSON file per landing folder; deleting it only costs one
+re-hash of each file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from aiwf_assets.ingest.spec import SourceSpec
+from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.resources import LandingResource
+from aiwf_assets.settings import get_settings
+
+RAW_CODE_VERSION = "raw-2"  # raw-2: content line numbers, position-free errors
+
+Hasher = Callable[[pafs.FileSystem, str], str]
+
+
+def sha256_file(fs: pafs.FileSystem, path: str) -> str:
+    """sha256 of a file's bytes, streamed in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with fs.open_input_stream(path) as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stat_key(info: pafs.FileInfo) -> str:
+    return f"{info.path}|{info.size}|{info.mtime_ns}"
+
+
+def load_cache(cache_file: Path | None) -> dict[str, str]:
+    if cache_file is None or not cache_file.exists():
+        return {}
+    try:
+        loaded = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        return {}  # a damaged cache is only a cache: start again
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def save_cache(cache_file: Path, entries: dict[str, str]) -> None:
+    """Write atomically (temporary file, then rename): concurrent writers never corrupt it."""
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_name(f".{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(entries, sort_keys=True))
+    tmp.replace(cache_file)
+
+
+def content_fingerprints(
+    fs: pafs.FileSystem,
+    files: Iterable[pafs.FileInfo],
+    cache_file: Path | None,
+    hasher: Hasher = sha256_file,
+) -> dict[str, str]:
+    """path -> sha256 for `files`; only files whose (path, size, mtime_ns) is new are read.
+
+    The cache keeps exactly the entries of this listing, so it stays as small
+    as the folder and forgets replaced versions of a file.
+    """
+    cached = load_cache(cache_file)
+    entries: dict[str, str] = {}
+    result: dict[str, str] = {}
+    for info in files:
+        key = stat_key(info)
+        digest = cached.get(key) or hasher(fs, info.path)
+        entries[key] = digest
+        result[info.path] = digest
+    if cache_file is not None and entries != cached:
+        save_cache(cache_file, entries)
+    return result
+
+
+def list_folder(fs: pafs.FileSystem, folder: str) -> list[pafs.FileInfo]:
+    """Visible files directly in `folder` (none when it does not exist)."""
+    selector = pafs.FileSelector(folder, allow_not_found=True)
+    return [
+        info
+        for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.File and not info.base_name.startswith(".")
+    ]
+
+
+def stat_file(fs: pafs.FileSystem, path: str) -> pafs.FileInfo | None:
+    info = fs.get_file_info(path)
+    return info if info.type == pafs.FileType.File else None
+
+
+# versions and days of landed files ----------------------------------------------------
+def combine_versions(versions: list[str]) -> str:
+    """One data version for a run over several partitions (Dagster stores one per run)."""
+    if len(versions) == 1:
+        return versions[0]
+    return hashlib.sha256("|".join(versions).encode()).hexdigest()
+
+
+def raw_data_version(content_sha256: str | None, spec: SourceSpec) -> str:
+    """Version of a raw partition: what landed + how it is mapped + parser code, not when."""
+    basis = f"{content_sha256 or 'absent'}|{spec_fingerprint(spec)}|{RAW_CODE_VERSION}"
+    return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def landing_path(spec: SourceSpec, partition: str | None) -> str:
+    return spec.landing_path(partition)
+
+
+def spec_fingerprint(spec: SourceSpec) -> str:
+    """Hash of the declaration (frozen dataclasses have a stable repr): a mapping change is
+    a code change for this asset."""
+    return hashlib.sha256(repr(spec).encode()).hexdigest()
+
+
+def landing_folder(spec: SourceSpec) -> str:
+    return spec.landing.rsplit("/", 1)[0]
+
+
+def partition_of_file(spec: SourceSpec, file_name: str) -> str | None:
+    """The partition a landed file name belongs to (`2026-01-05.jsonl` -> `2026-01-05`),
+    or None when the name does not follow the source's landing template or the day is
+    not a partition (yet)."""
+    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
+    if not (file_name.startswith(prefix) and file_name.endswith(suffix)):
+        return None
+    day = file_name[len(prefix) : len(file_name) - len(suffix)]
+    return day if daily_partitions.has_partition_key(day) else None
+
+
+def landing_versions(spec: SourceSpec, landing: LandingResource) -> dict[str | None, str]:
+    """sha256 of every landed file of a source, by partition (None for a reference file).
+
+    Content, not modification time: a touched but identical file keeps its version.
+    Hashes are cached by (path, size, mtime_ns) under AIWF_HOME/cache, so observing
+    an unchanged landing zone lists folders and reads no file.
+    """
+    fs, root = landing.fs_and_root()
+    cache_file = get_settings().cache_dir / "landing" / f"{spec.name}.json"
+    if not spec.contract.daily:
+        info = stat_file(fs, f"{root}/{landing_path(spec, None)}")
+        digests = content_fingerprints(fs, [info] if info else [], cache_file)
+        return {None: digests[info.path]} if info else {}
+    by_day = {
+        day: info
+        for info in list_folder(fs, f"{root}/{landing_folder(spec)}")
+        if (day := partition_of_file(spec, info.base_name))
+    }
+    digests = content_fingerprints(fs, by_day.values(), cache_file)
+    return {day: digests[info.path] for day, info in by_day.items()}
