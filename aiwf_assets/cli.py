@@ -182,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 USER_ERRORS: tuple[tuple[str, str, int], ...] = (
     ("aiwf_assets.settings", "SettingsError", 2),
     ("aiwf_assets.generator.faults", "GenerationArgumentError", 2),
-    ("aiwf_assets.ml.model_store", "NoChampionError", 1),
-    ("aiwf_assets.ml.model_store", "ModelIntegrityError", 1),
+    ("aiwf_assets.io.model_store", "NoChampionError", 1),
+    ("aiwf_assets.io.model_store", "ModelIntegrityError", 1),
     ("aiwf_assets.demo", "DemoRunFailed", 1),
     ("aiwf_assets.ml.evaluate", "TruthMissingError", 1),
 )

@@ -60,7 +60,7 @@ def test_rollback_without_an_earlier_champion(tmp_path: Path) -> None:
 
 
 def test_rollback_restores_the_earlier_champion(tmp_path: Path) -> None:
-    from aiwf_assets.ml.model_store import ModelStore
+    from aiwf_assets.io.model_store import ModelStore
 
     home = tmp_path / "h"
     store = ModelStore.local(str(home / "models"))
