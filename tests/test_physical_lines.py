@@ -147,3 +147,12 @@ def test_rows_add_up_fails_when_lines_are_lost_or_not_counted() -> None:
     assert "pos_transactions 2026-01-05: 5 lines in the file, 2 read" in lost.description
     old = accounting_result("order_lines", accounting(None, None))
     assert not old.passed and "re-materialise raw" in (old.description or "")
+
+
+def test_a_stray_quote_in_every_row_costs_each_row_its_own_line() -> None:
+    # each quote closes the one opened on the line before: no row may swallow another
+    rows = [pos_row(i).replace(b",S01,", b',"S01,') for i in range(1, 301)]
+    raw, result, counts = clean_pos(POS_HEADER + b"".join(rows))
+    assert counts["lines_in_file"] == counts["lines_parsed"] == 300
+    assert counts["rows_quarantined"] == 300
+    assert raw.get_column("_parse_error").str.starts_with("unbalanced quote in field 2").all()

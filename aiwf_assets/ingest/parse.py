@@ -588,7 +588,8 @@ def _csv_record(
     texts: list[str], utf8: list[str | None], start: int, delimiter: str
 ) -> tuple[list[str], int, str | None]:
     """(fields, index after the record's last line, problem) of the record at `start`."""
-    # invalid UTF-8 lines are fed as blank lines so line numbers stay aligned
+    # invalid UTF-8 lines are fed as blank lines so line numbers stay aligned; a stray
+    # quote reads on only up to the next quote, so the lines read stay linear overall
     lines = (("" if utf8[i] else texts[i]) + "\n" for i in range(start, len(texts)))
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
