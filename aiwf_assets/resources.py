@@ -269,6 +269,36 @@ def pii_resource(settings: Settings) -> PiiKeyResource:
     return PiiKeyResource(key_file=str(settings.pii_key_file))
 
 
+class MonitoringThresholds(dg.ConfigurableResource):
+    """When monitoring warns or asks for retraining. Defaults come from the AIWF_DRIFT_*,
+    AIWF_PERFORMANCE_* and AIWF_ANOMALY_Z settings; the UI shows the values in force and a
+    launchpad run can override them."""
+
+    drift_psi_warn: float = Field(default=0.1, description="PSI that warns")
+    drift_psi_retrain: float = Field(default=0.25, description="PSI that retrains the models")
+    drift_ks_warn: float = Field(default=0.1, description="KS statistic that warns")
+    drift_ks_retrain: float = Field(default=0.2, description="KS statistic that retrains")
+    performance_auc_drop: float = Field(
+        default=0.05, description="live ROC AUC below the training value by more: churn fails"
+    )
+    performance_wape_rise: float = Field(
+        default=0.05, description="live WAPE above the training value by more: demand fails"
+    )
+    anomaly_z: float = Field(default=3.5, description="robust z-score flagging an anomalous day")
+
+
+def monitoring_thresholds(settings: Settings) -> MonitoringThresholds:
+    return MonitoringThresholds(
+        drift_psi_warn=settings.drift_psi_warn,
+        drift_psi_retrain=settings.drift_psi_retrain,
+        drift_ks_warn=settings.drift_ks_warn,
+        drift_ks_retrain=settings.drift_ks_retrain,
+        performance_auc_drop=settings.performance_auc_drop,
+        performance_wape_rise=settings.performance_wape_rise,
+        anomaly_z=settings.anomaly_z,
+    )
+
+
 def warehouse_resource(settings: Settings) -> WarehouseResource:
     """The warehouse alone: dbt's manifest build needs it without the bucket or other secrets."""
     if settings.env == "local":
@@ -287,14 +317,18 @@ def storage_resources(storage: StorageResource) -> dict[str, object]:
 
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     settings = settings or get_settings()
+    shared = {
+        "warehouse": warehouse_resource(settings),
+        "pii": pii_resource(settings),
+        "thresholds": monitoring_thresholds(settings),
+    }
     if settings.env == "local":
         return {
             "landing": LandingResource(root=str(settings.landing_dir)),
             **storage_resources(StorageResource(root=str(settings.storage_dir))),
-            "warehouse": warehouse_resource(settings),
-            "pii": pii_resource(settings),
             "model_store": ModelStoreResource(root=str(settings.models_dir)),
             "exports": ExportsResource(root=str(settings.exports_dir)),
+            **shared,
         }
     return {
         "landing": LandingResource(
@@ -303,12 +337,11 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
         **storage_resources(
             StorageResource(root=settings.s3_uri("storage"), s3_endpoint=settings.s3_endpoint)
         ),
-        "warehouse": warehouse_resource(settings),
-        "pii": pii_resource(settings),
         "model_store": ModelStoreResource(
             root=settings.s3_uri("models"), s3_endpoint=settings.s3_endpoint
         ),
         "exports": ExportsResource(
             root=settings.s3_uri("exports"), s3_endpoint=settings.s3_endpoint
         ),
+        **shared,
     }

@@ -63,3 +63,23 @@ def test_contracts_are_blocking_checks(graph) -> None:
     for table in ("orders", "order_lines", "interactions", "quarantine", "customers"):
         assert checks[(table, "pandera_contract")].blocking, table
     assert checks[("order_lines", "rows_add_up")].blocking
+
+
+def test_definitions_are_built_from_the_settings_given(tmp_path) -> None:
+    """One function builds the location from one Settings value: thresholds arrive as the
+    `thresholds` resource (shown in the UI, overridable per run), not read by the assets."""
+    from dataclasses import replace
+
+    from aiwf_assets.definitions import build_definitions
+    from aiwf_assets.resources import MonitoringThresholds
+    from aiwf_assets.settings import get_settings
+
+    settings = replace(get_settings(), home=tmp_path, anomaly_z=5.0, drift_psi_retrain=0.4)
+    built = build_definitions(settings)
+    thresholds = built.resources["thresholds"]
+    assert isinstance(thresholds, MonitoringThresholds)
+    assert (thresholds.anomaly_z, thresholds.drift_psi_retrain) == (5.0, 0.4)
+    assert built.resources["storage"].root == str(tmp_path / "storage")
+    for name in ("feature_drift", "prediction_drift", "model_performance", "pipeline_health"):
+        assets_def = built.get_assets_def(name)
+        assert "thresholds" in assets_def.required_resource_keys

@@ -16,6 +16,7 @@ from aiwf_assets.monitoring.assets import FEATURE_REFERENCE, feature_drift, pred
 from aiwf_assets.resources import (
     ExportsResource,
     ModelStoreResource,
+    MonitoringThresholds,
     StorageResource,
     WarehouseResource,
     storage_resources,
@@ -50,6 +51,7 @@ def resources(aiwf_home: Settings, tmp_path: Path) -> dict:
         **storage_resources(StorageResource(root=str(tmp_path / "storage"))),
         "model_store": models,
         "warehouse": WarehouseResource(kind="duckdb", path=str(tmp_path / "wh.duckdb")),
+        "thresholds": MonitoringThresholds(),
     }
 
 

@@ -11,7 +11,7 @@ import pytest
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.monitoring import health
 from aiwf_assets.monitoring.assets import HEALTH_TABLE, pipeline_health
-from aiwf_assets.resources import WarehouseResource
+from aiwf_assets.resources import MonitoringThresholds, WarehouseResource
 
 FIRST = dt.date(2026, 2, 1)
 DAYS = [FIRST + dt.timedelta(days=i) for i in range(20)]
@@ -71,7 +71,10 @@ def test_a_range_run_flags_half_the_pos_rows_and_the_quarantine_spike(
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [pipeline_health], instance=instance, tags=RANGE_TAGS,
-            resources={"warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path))},
+            resources={
+                "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
+                "thresholds": MonitoringThresholds(),
+            },
         )
     assert result.success  # anomaly checks warn, they never fail the run
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}

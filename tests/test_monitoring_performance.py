@@ -13,6 +13,7 @@ from aiwf_assets.monitoring import performance
 from aiwf_assets.monitoring.assets import model_performance
 from aiwf_assets.resources import (
     ModelStoreResource,
+    MonitoringThresholds,
     StorageResource,
     WarehouseResource,
     storage_resources,
@@ -101,6 +102,7 @@ def test_a_model_that_lost_its_edge_fails_its_performance_check(
             resources={
                 **storage_resources(storage), "model_store": models,
                 "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
+                "thresholds": MonitoringThresholds(),
             },
         )
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}

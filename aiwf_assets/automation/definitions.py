@@ -8,12 +8,15 @@ import dagster as dg
 
 from aiwf_assets.automation.alerts import build_run_failure_sensor
 from aiwf_assets.automation.sensors import automation_sensor, landing_observation_sensor
-from aiwf_assets.settings import get_settings
+from aiwf_assets.settings import Settings
 
-defs = dg.Definitions(
-    sensors=[
-        landing_observation_sensor(get_settings()),
-        automation_sensor(get_settings()),
-        build_run_failure_sensor(),
-    ]
-)
+
+def build_automation_definitions(settings: Settings) -> dg.Definitions:
+    """The sensors, their intervals from `settings`."""
+    return dg.Definitions(
+        sensors=[
+            landing_observation_sensor(settings),
+            automation_sensor(settings),
+            build_run_failure_sensor(),
+        ]
+    )

@@ -17,8 +17,7 @@ from aiwf_assets.marts.resources import (
     local_dbt_executable,
     scoped_environ,
 )
-from aiwf_assets.resources import WarehouseResource, warehouse_resource
-from aiwf_assets.settings import get_settings
+from aiwf_assets.resources import WarehouseResource
 
 logger = logging.getLogger(__name__)
 
@@ -68,5 +67,3 @@ def build_marts_definitions(
         assets=build_dbt_assets(project, manifest, warehouse.kind), resources={"dbt": dbt}
     )
 
-
-defs = build_marts_definitions(warehouse_resource(get_settings()))

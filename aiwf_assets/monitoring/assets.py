@@ -33,10 +33,10 @@ from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.resources import (
     ALLOW_MISSING,
     ModelStoreResource,
+    MonitoringThresholds,
     StorageResource,
     WarehouseResource,
 )
-from aiwf_assets.settings import get_settings
 
 OWNERS = ["team:data-platform"]
 SCHEMA = "monitoring"
@@ -127,6 +127,7 @@ def feature_drift(
     storage: StorageResource,
     model_store: ModelStoreResource,
     warehouse: WarehouseResource,
+    thresholds: MonitoringThresholds,
     customer_features: pl.DataFrame,
 ) -> dg.MaterializeResult:
     store, features = storage.store(), customer_features
@@ -142,13 +143,15 @@ def feature_drift(
     columns = [c for c in CUSTOMER_FEATURE_COLUMNS if c in features.columns]
     if reference.is_empty() or current.is_empty():
         note = "no reference yet: no churn champion, or no snapshot at its training cutoff"
-        table = drift.drift_table(features.head(0), features.head(0), [], _thresholds())
+        table = drift.drift_table(
+            features.head(0), features.head(0), [], drift_thresholds(thresholds)
+        )
     else:
         note = (
             f"reference {reference['as_of_date'].max()} ({reference.height} customers) vs "
             f"current {current['as_of_date'].max()} ({current.height} customers)"
         )
-        table = drift.drift_table(reference, current, columns, _thresholds())
+        table = drift.drift_table(reference, current, columns, drift_thresholds(thresholds))
     warehouse.get().replace_table(f"{SCHEMA}.feature_drift", table)
     return _drift_result(
         table, FEATURE_DRIFT_CHECKS, note,
@@ -156,8 +159,11 @@ def feature_drift(
     )
 
 
-def _thresholds() -> drift.DriftThresholds:
-    return drift.DriftThresholds.from_settings(get_settings())
+def drift_thresholds(thresholds: MonitoringThresholds) -> drift.DriftThresholds:
+    return drift.DriftThresholds(
+        thresholds.drift_psi_warn, thresholds.drift_psi_retrain,
+        thresholds.drift_ks_warn, thresholds.drift_ks_retrain,
+    )
 
 
 @dg.asset(
@@ -178,11 +184,13 @@ def _thresholds() -> drift.DriftThresholds:
         "(pinned per model version) and the latest scores."
     ),
 )
-def prediction_drift(storage: StorageResource, churn_scores: pl.DataFrame) -> dg.MaterializeResult:
+def prediction_drift(
+    storage: StorageResource, thresholds: MonitoringThresholds, churn_scores: pl.DataFrame
+) -> dg.MaterializeResult:
     store, scores = storage.store(), churn_scores
     version = str(scores["model_version"][0])
     reference = pinned(store, SCORE_REFERENCE, version, scores)
-    table = drift.drift_table(reference, scores, ["churn_risk"], _thresholds())
+    table = drift.drift_table(reference, scores, ["churn_risk"], drift_thresholds(thresholds))
     note = (
         f"model {version[:12]}: reference as of {reference['as_of_date'].max()} vs scores as "
         f"of {scores['as_of_date'].max()}"
@@ -270,10 +278,10 @@ def model_performance(
     storage: StorageResource,
     model_store: ModelStoreResource,
     warehouse: WarehouseResource,
+    thresholds: MonitoringThresholds,
     churn_scores: pl.DataFrame | None,
     demand_forecast: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
-    settings = get_settings()
     store, models, wh = storage.store(), model_store.store(), warehouse.get()
     archive(store, CHURN_HISTORY, churn_scores, "as_of_date")
     archive(store, DEMAND_HISTORY, demand_forecast, "date")
@@ -288,12 +296,12 @@ def model_performance(
     churn_verdict = performance.verdict(
         churn_table, "roc_auc",
         training_metric(models, "churn", churn_table["model_version"].to_list(), "roc_auc"),
-        settings.performance_auc_drop, higher_is_better=True,
+        thresholds.performance_auc_drop, higher_is_better=True,
     )
     demand_verdict = performance.verdict(
         demand_table, "wape",
         training_metric(models, "demand", demand_table["model_version"].to_list(), "wape"),
-        settings.performance_wape_rise, higher_is_better=False,
+        thresholds.performance_wape_rise, higher_is_better=False,
     )
     table = pl.concat([churn_table, demand_table])
     wh.replace_table(f"{SCHEMA}.model_performance", table)
@@ -413,9 +421,11 @@ def _anomaly_check(name: str, flagged: pl.DataFrame, judged: int) -> dg.AssetChe
     ),
 )
 def pipeline_health(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    thresholds: MonitoringThresholds,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    wh, z = warehouse.get(), get_settings().anomaly_z
+    wh, z = warehouse.get(), thresholds.anomaly_z
     days = [dt.date.fromisoformat(k) for k in context.partition_keys]
     measured = measure(wh, days)
     history = read_history(wh, days[0] - dt.timedelta(days=health.FOREST_HISTORY_DAYS), days[0])

@@ -16,7 +16,6 @@ from datetime import date
 import polars as pl
 
 from aiwf_assets.monitoring.stats import ks_statistic, psi
-from aiwf_assets.settings import Settings
 
 LEVELS = ("ok", "warn", "retrain")
 
@@ -31,13 +30,6 @@ class DriftThresholds:
     def __post_init__(self) -> None:
         if not (self.psi_warn < self.psi_retrain and self.ks_warn < self.ks_retrain):
             raise ValueError(f"drift warn thresholds must be below retrain thresholds: {self}")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DriftThresholds:
-        return cls(
-            settings.drift_psi_warn, settings.drift_psi_retrain,
-            settings.drift_ks_warn, settings.drift_ks_retrain,
-        )
 
     def level(self, psi_value: float, ks_value: float) -> str:
         ks_value = 0.0 if ks_value != ks_value else ks_value  # NaN: PSI's missing bin decides
