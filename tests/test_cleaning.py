@@ -719,3 +719,15 @@ def test_scratch_connection_is_one_per_thread_and_process(monkeypatch: pytest.Mo
     assert other[0] is not first
     monkeypatch.setattr(scratch.os, "getpid", lambda: -1)  # as in a forked child
     assert scratch.scratch_connection() is not first
+
+
+def test_a_shared_identifier_goes_to_the_earliest_signup_in_any_row_order() -> None:
+    header, *_ = CUSTOMERS_CSV.splitlines()
+    early = "C7,Ann,Lee,shared@example.com,,,2023-01-01,DE,1980"
+    late = "C3,Bob,Lee,shared@example.com,,,2024-06-01,DE,1981"
+    for rows in ([early, late], [late, early]):
+        data = "\n".join([header, *rows, ""]).encode()
+        identity = clean_reference_customers(raw("customers", data), KEY).tables[
+            "customer_identity"
+        ]
+        assert identity.get_column("customer_key").to_list() == [crm_key("C7")]
