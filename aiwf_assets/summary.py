@@ -85,7 +85,7 @@ def quarantine_by_reason(warehouse: Warehouse) -> pl.DataFrame:
     return warehouse.query(
         "SELECT channel, reason, count(*) AS rows FROM ("
         "  SELECT channel, regexp_replace(regexp_replace(trim(r), ' \\(.*\\)$', ''),"
-        "    ' (for a [0-9-]+ delivery|at line [0-9]+, column [0-9]+)', '') AS reason"
+        "    ' (for a [0-9-]+ delivery|at column [0-9]+)', '') AS reason"
         "  FROM ("
         "    SELECT channel, unnest(string_to_array(reasons, ';')) AS r FROM cleaned.quarantine"
         "  ) AS split_reasons"
