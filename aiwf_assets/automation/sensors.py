@@ -102,6 +102,9 @@ def record_landing_observations(instance: dg.DagsterInstance, landing: LandingRe
 def landing_observation_sensor(settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(
         name="landing_observation_sensor",
+        # the landing assets it observes: the UI lists the sensor on their pages; it never
+        # requests a run, only records observations
+        target=dg.AssetSelection.groups("landing", include_sources=True),
         minimum_interval_seconds=settings.observe_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(

@@ -20,7 +20,7 @@ from aiwf_assets.cleaning import clean_reference_customers as clean_customers
 from aiwf_assets.cleaning import clean_reference_products as clean_products
 from aiwf_assets.cleaning import clean_reference_stores as clean_stores
 from aiwf_assets.cleaning import content_version
-from aiwf_assets.cleaning.contracts import validate_table
+from aiwf_assets.cleaning.contracts import table_schema, validate_table
 from aiwf_assets.ingest.assets import SOURCES
 from aiwf_assets.ingest.landing import combine_versions
 from aiwf_assets.io.parquet_store import ParquetStore
@@ -75,7 +75,10 @@ def _spec(name: str, deps: list[str]) -> dg.AssetSpec:
         owners=[OWNER],
         kinds={"polars", "duckdb"},
         code_version=CLEAN_CODE_VERSION,
-        metadata={"warehouse_table": f"{SCHEMA}.{name}"},
+        metadata={
+            "dagster/table_name": f"{SCHEMA}.{name}",
+            "dagster/column_schema": table_schema(name),
+        },
     )
 
 

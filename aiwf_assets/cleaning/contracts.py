@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
@@ -51,19 +52,30 @@ class _Pseudonymised(pa.DataFrameModel):
 
 
 class OrderLines(_Pseudonymised):
-    order_id: str = pa.Field(str_matches=r"^[a-z][a-z0-9_]*:\S+$")
-    line_number: int = pa.Field(ge=1)
-    channel: str = pa.Field(str_matches=r"^[a-z][a-z0-9_]*$")
-    customer_key: str = pa.Field(nullable=True, str_matches=HEX16)
-    ordered_at: UTC
-    order_date: pl.Date
-    sku: str = pa.Field(str_matches=SKU)
-    quantity: int = pa.Field(gt=0)
-    unit_price: float = pa.Field(gt=0)
-    line_amount: float = pa.Field(gt=0)
-    is_promo: bool
-    source_file: str
-    source_row: int = pa.Field(ge=1)
+    order_id: str = pa.Field(
+        str_matches=r"^[a-z][a-z0-9_]*:\S+$",
+        description="channel-prefixed order id (`web:…`, `app:…`, `pos:…`)",
+    )
+    line_number: int = pa.Field(
+        ge=1, description="line within the order, derived from the line's content"
+    )
+    channel: str = pa.Field(
+        str_matches=r"^[a-z][a-z0-9_]*$", description="sales channel the order came from"
+    )
+    customer_key: str = pa.Field(
+        nullable=True,
+        str_matches=HEX16,
+        description="pseudonymous customer (HMAC); null when no identifier matched",
+    )
+    ordered_at: UTC = pa.Field(description="order time in UTC")
+    order_date: pl.Date = pa.Field(description="UTC date of ordered_at")
+    sku: str = pa.Field(str_matches=SKU, description="canonical SKU (`SKU-00042`)")
+    quantity: int = pa.Field(gt=0, description="units ordered")
+    unit_price: float = pa.Field(gt=0, description="price per unit in EUR")
+    line_amount: float = pa.Field(gt=0, description="quantity × unit_price in EUR")
+    is_promo: bool = pa.Field(description="a promotion applied to this line")
+    source_file: str = pa.Field(description="landed file the row came from")
+    source_row: int = pa.Field(ge=1, description="row (line) number in that file")
 
     class Config:
         unique = ["order_id", "line_number"]
@@ -83,16 +95,26 @@ class OrderLines(_Pseudonymised):
 
 
 class Orders(_Pseudonymised):
-    order_id: str = pa.Field(unique=True, str_matches=r"^[a-z][a-z0-9_]*:\S+$")
-    channel: str = pa.Field(str_matches=r"^[a-z][a-z0-9_]*$")
-    customer_key: str = pa.Field(nullable=True, str_matches=HEX16)
-    ordered_at: UTC
-    order_date: pl.Date
-    store_code: str = pa.Field(nullable=True)
-    n_lines: int = pa.Field(ge=1)
-    order_total: float = pa.Field(gt=0)
-    has_promo: bool
-    source_file: str
+    order_id: str = pa.Field(
+        unique=True,
+        str_matches=r"^[a-z][a-z0-9_]*:\S+$",
+        description="channel-prefixed order id, one row per order",
+    )
+    channel: str = pa.Field(
+        str_matches=r"^[a-z][a-z0-9_]*$", description="sales channel the order came from"
+    )
+    customer_key: str = pa.Field(
+        nullable=True,
+        str_matches=HEX16,
+        description="pseudonymous customer (HMAC); null when no identifier matched",
+    )
+    ordered_at: UTC = pa.Field(description="order time in UTC")
+    order_date: pl.Date = pa.Field(description="UTC date of ordered_at")
+    store_code: str = pa.Field(nullable=True, description="store of a POS order; null online")
+    n_lines: int = pa.Field(ge=1, description="order lines in the order")
+    order_total: float = pa.Field(gt=0, description="sum of the line amounts in EUR")
+    has_promo: bool = pa.Field(description="some line had a promotion")
+    source_file: str = pa.Field(description="landed file the order came from")
 
     @pa.dataframe_check(name="order_date_is_ordered_at_date")
     def order_date_matches(cls, data: pa.PolarsData) -> pl.LazyFrame:
@@ -104,20 +126,44 @@ class Orders(_Pseudonymised):
 
 
 class Interactions(_Pseudonymised):
-    interaction_id: str = pa.Field(unique=True, str_matches=r"^(ticket|session):\S+$")
-    kind: str = pa.Field(isin=["ticket", "session"])
-    customer_key: str = pa.Field(nullable=True, str_matches=HEX16)
-    occurred_at: UTC
-    interaction_date: pl.Date
-    subtype: str = pa.Field(isin=[*TICKET_CATEGORIES, *DEVICES])
-    contact_channel: str = pa.Field(nullable=True, isin=list(CONTACT_CHANNELS))
-    satisfaction: int = pa.Field(nullable=True, in_range={"min_value": 1, "max_value": 5})
-    pages_viewed: int = pa.Field(nullable=True, ge=0)
-    product_views: int = pa.Field(nullable=True, ge=0)
-    added_to_cart: int = pa.Field(nullable=True, ge=0)
-    duration_s: int = pa.Field(nullable=True, ge=0)
-    source_file: str
-    source_row: int = pa.Field(ge=1)
+    interaction_id: str = pa.Field(
+        unique=True,
+        str_matches=r"^(ticket|session):\S+$",
+        description="`ticket:…` or `session:…` id",
+    )
+    kind: str = pa.Field(
+        isin=["ticket", "session"], description="ticket (service desk) or session (web/app)"
+    )
+    customer_key: str = pa.Field(
+        nullable=True,
+        str_matches=HEX16,
+        description="pseudonymous customer (HMAC); null for anonymous sessions",
+    )
+    occurred_at: UTC = pa.Field(description="time in UTC")
+    interaction_date: pl.Date = pa.Field(description="UTC date of occurred_at")
+    subtype: str = pa.Field(
+        isin=[*TICKET_CATEGORIES, *DEVICES], description="ticket category or session device"
+    )
+    contact_channel: str = pa.Field(
+        nullable=True,
+        isin=list(CONTACT_CHANNELS),
+        description="how a ticket reached the service desk",
+    )
+    satisfaction: int = pa.Field(
+        nullable=True,
+        in_range={"min_value": 1, "max_value": 5},
+        description="ticket satisfaction score 1-5",
+    )
+    pages_viewed: int = pa.Field(nullable=True, ge=0, description="pages viewed in a session")
+    product_views: int = pa.Field(
+        nullable=True, ge=0, description="product pages viewed in a session"
+    )
+    added_to_cart: int = pa.Field(
+        nullable=True, ge=0, description="items added to the cart in a session"
+    )
+    duration_s: int = pa.Field(nullable=True, ge=0, description="session length in seconds")
+    source_file: str = pa.Field(description="landed file the row came from")
+    source_row: int = pa.Field(ge=1, description="row (line) number in that file")
 
     @pa.dataframe_check(name="interaction_date_is_occurred_at_date")
     def date_matches(cls, data: pa.PolarsData) -> pl.LazyFrame:
@@ -132,30 +178,48 @@ class Interactions(_Pseudonymised):
 
 
 class Quarantine(_Pseudonymised):
-    partition_date: pl.Date
-    channel: str
-    source_file: str
-    source_row: int = pa.Field(ge=1)
-    reasons: str = pa.Field(str_matches=r"^[^:;]+: ")  # `column: problem; ...`
-    record: str = pa.Field(str_startswith="{")
+    partition_date: pl.Date = pa.Field(description="delivery day of the file")
+    channel: str = pa.Field(description="source the row came from")
+    source_file: str = pa.Field(description="landed file the row came from")
+    source_row: int = pa.Field(ge=1, description="row (line) number in that file")
+    reasons: str = pa.Field(
+        str_matches=r"^[^:;]+: ", description="why it was rejected: `column: problem; …`"
+    )
+    record: str = pa.Field(
+        str_startswith="{", description="the rejected record as JSON, PII pseudonymised"
+    )
 
     class Config:
         unique = ["channel", "source_file", "source_row", "record"]
 
 
 class ReferenceQuarantine(Quarantine):
-    partition_date: pl.Date = pa.Field(nullable=True)  # snapshots have no partition
+    partition_date: pl.Date = pa.Field(
+        nullable=True, description="null: reference snapshots have no partition"
+    )
 
 
 class Customers(_Pseudonymised):
-    customer_key: str = pa.Field(unique=True, str_matches=HEX16)
-    crm_id_hash: str = pa.Field(unique=True, str_matches=HEX64)
-    email_hash: str = pa.Field(nullable=True, str_matches=HEX64)
-    phone_hash: str = pa.Field(nullable=True, str_matches=HEX64)
-    loyalty_hash: str = pa.Field(nullable=True, str_matches=HEX64)
-    signup_date: pl.Date = pa.Field(nullable=True)
-    country: str = pa.Field(nullable=True)
-    birth_year: int = pa.Field(nullable=True, in_range={"min_value": 1900, "max_value": 2100})
+    customer_key: str = pa.Field(
+        unique=True,
+        str_matches=HEX16,
+        description="pseudonymous customer key (prefix of crm_id_hash)",
+    )
+    crm_id_hash: str = pa.Field(unique=True, str_matches=HEX64, description="HMAC of the CRM id")
+    email_hash: str = pa.Field(
+        nullable=True, str_matches=HEX64, description="HMAC of the normalised email"
+    )
+    phone_hash: str = pa.Field(
+        nullable=True, str_matches=HEX64, description="HMAC of the normalised phone number"
+    )
+    loyalty_hash: str = pa.Field(
+        nullable=True, str_matches=HEX64, description="HMAC of the loyalty id"
+    )
+    signup_date: pl.Date = pa.Field(nullable=True, description="day the customer signed up")
+    country: str = pa.Field(nullable=True, description="country code")
+    birth_year: int = pa.Field(
+        nullable=True, in_range={"min_value": 1900, "max_value": 2100}, description="year of birth"
+    )
 
     @pa.dataframe_check(name="customer_key_is_crm_hash_prefix")
     def key_matches(cls, data: pa.PolarsData) -> pl.LazyFrame:
@@ -163,25 +227,29 @@ class Customers(_Pseudonymised):
 
 
 class CustomerIdentity(_Pseudonymised):
-    identifier_hash: str = pa.Field(unique=True, str_matches=HEX64)
-    identifier_kind: str = pa.Field(isin=["email", "phone", "loyalty"])
-    customer_key: str = pa.Field(str_matches=HEX16)
+    identifier_hash: str = pa.Field(
+        unique=True, str_matches=HEX64, description="HMAC of an email, phone or loyalty id"
+    )
+    identifier_kind: str = pa.Field(
+        isin=["email", "phone", "loyalty"], description="email, phone or loyalty"
+    )
+    customer_key: str = pa.Field(str_matches=HEX16, description="the customer it resolves to")
 
 
 class Products(_Pseudonymised):
-    sku: str = pa.Field(unique=True, str_matches=SKU)
-    name: str
-    category: str
-    subcategory: str = pa.Field(nullable=True)
-    list_price: float = pa.Field(gt=0)
+    sku: str = pa.Field(unique=True, str_matches=SKU, description="canonical SKU")
+    name: str = pa.Field(description="product name")
+    category: str = pa.Field(description="category")
+    subcategory: str = pa.Field(nullable=True, description="subcategory")
+    list_price: float = pa.Field(gt=0, description="list price in EUR")
 
 
 class Stores(_Pseudonymised):
-    store_code: str = pa.Field(unique=True)
-    name: str
-    city: str = pa.Field(nullable=True)
-    region: str = pa.Field(nullable=True)
-    opened_date: pl.Date = pa.Field(nullable=True)
+    store_code: str = pa.Field(unique=True, description="store code as used by the POS")
+    name: str = pa.Field(description="store name")
+    city: str = pa.Field(nullable=True, description="city")
+    region: str = pa.Field(nullable=True, description="region")
+    opened_date: pl.Date = pa.Field(nullable=True, description="day the store opened")
 
 
 MODELS: dict[str, type[pa.DataFrameModel]] = {
@@ -195,6 +263,27 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "products": Products,
     "stores": Stores,
 }
+
+
+def table_schema(name: str) -> dg.TableSchema:
+    """The contract of a cleaned table as Dagster's column schema: type, description and
+    the contract's constraints per column (shown under "Columns" in the UI)."""
+    columns = MODELS[name].to_schema().columns
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                column,
+                str(spec.dtype),
+                description=spec.description,
+                constraints=dg.TableColumnConstraints(
+                    nullable=spec.nullable,
+                    unique=spec.unique,
+                    other=[check.error for check in spec.checks if check.error],
+                ),
+            )
+            for column, spec in columns.items()
+        ]
+    )
 
 
 @dataclass(frozen=True)

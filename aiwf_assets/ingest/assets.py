@@ -9,6 +9,7 @@ write Parquet through the storage resource.
 
 import dagster as dg
 import polars as pl
+from dagster._core.definitions.external_asset import create_external_asset_from_source_asset
 
 from aiwf_assets.ingest.landing import (
     RAW_CODE_VERSION,
@@ -32,7 +33,7 @@ def _raw_table_schema(spec: SourceSpec) -> dg.TableSchema:
     )
 
 
-def build_landing_asset(spec: SourceSpec) -> dg.SourceAsset:
+def build_landing_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     partitioned = spec.contract.daily
 
     @dg.observable_source_asset(
@@ -44,7 +45,7 @@ def build_landing_asset(spec: SourceSpec) -> dg.SourceAsset:
             "by landing_observation_sensor, which records only versions that changed."
         ),
         partitions_def=daily_partitions if partitioned else None,
-        metadata={"format": spec.format, "owner": OWNER},
+        metadata={"format": spec.format},
     )
     def landing(landing: LandingResource):
         versions = landing_versions(spec, landing)
@@ -54,7 +55,10 @@ def build_landing_asset(spec: SourceSpec) -> dg.SourceAsset:
             {day: dg.DataVersion(v) for day, v in versions.items() if day is not None}
         )
 
-    return landing
+    # observable_source_asset takes no owners or kinds; the external asset it stands for does
+    return create_external_asset_from_source_asset(landing).map_asset_specs(
+        lambda asset_spec: asset_spec.replace_attributes(owners=[OWNER], kinds={spec.format})
+    )
 
 
 def build_raw_asset(spec: SourceSpec) -> dg.AssetsDefinition:

@@ -85,6 +85,13 @@ class MartsTranslator(DagsterDbtTranslator):
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str]:
         return MARTS_OWNERS
 
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        """The model's YAML description only: dagster-dbt's default appends the raw SQL,
+        which buries the description in the catalog (the SQL stays in the dbt project)."""
+        return dbt_resource_props.get("description") or (
+            f"dbt {dbt_resource_props['resource_type']} {dbt_resource_props['name']}"
+        )
+
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
     ) -> dg.AssetSpec:

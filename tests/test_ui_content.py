@@ -1,0 +1,56 @@
+"""What the UI shows comes from the definitions: column schemas, table names, owners,
+kinds, the observing sensor and dbt descriptions (the browser tests see them rendered)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from aiwf_assets.cleaning.contracts import MODELS
+from aiwf_assets.definitions import defs
+
+GRAPH = defs.resolve_asset_graph()
+CLEANED = ["orders", "order_lines", "interactions", "quarantine", "customers",
+           "customer_identity", "products", "stores"]
+
+
+@pytest.mark.parametrize("table", CLEANED)
+def test_cleaned_tables_show_their_contract_as_column_schema(table: str) -> None:
+    node = GRAPH.get(dg.AssetKey(table))
+    assert node.metadata["dagster/table_name"] == f"cleaned.{table}"
+    columns = {c.name: c for c in node.metadata["dagster/column_schema"].columns}
+    assert list(columns) == list(MODELS[table].to_schema().columns)
+    assert all(c.description for c in columns.values()), "every column is described"
+
+
+def test_contract_constraints_reach_the_column_schema() -> None:
+    columns = {
+        c.name: c for c in GRAPH.get(dg.AssetKey("order_lines")).metadata[
+            "dagster/column_schema"
+        ].columns
+    }
+    assert columns["quantity"].constraints.other == ["greater_than(0)"]
+    assert columns["customer_key"].constraints.nullable
+    assert not columns["sku"].constraints.nullable
+
+
+def test_landing_assets_have_owners_kinds_and_their_observing_sensor() -> None:
+    landing = [k for k in GRAPH.get_all_asset_keys() if k.path[0].startswith("landing_")]
+    assert landing
+    sensor = defs.resolve_sensor_def("landing_observation_sensor")
+    observed = defs.resolve_job_def(sensor.job_name).asset_layer.executable_asset_keys
+    for key in landing:
+        node = GRAPH.get(key)
+        assert node.is_observable
+        assert node.owners == ["team:data-platform"]
+        assert node.kinds
+        assert key in observed
+
+
+def test_dbt_descriptions_are_the_yaml_descriptions_without_raw_sql() -> None:
+    dbt_keys = [k for k in GRAPH.get_all_asset_keys() if "dbt" in GRAPH.get(k).kinds]
+    assert len(dbt_keys) > 10
+    for key in dbt_keys:
+        description = GRAPH.get(key).description or ""
+        assert description and "Raw SQL" not in description and "```" not in description
+    assert GRAPH.get(dg.AssetKey("fct_orders")).description.startswith("Every order once")
