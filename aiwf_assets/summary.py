@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from aiwf_assets.cleaning.quarantine import by_reason
 from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse, Warehouse
@@ -78,19 +79,9 @@ def warehouse_row_counts(warehouse: Warehouse) -> pl.DataFrame:
 
 
 def quarantine_by_reason(warehouse: Warehouse) -> pl.DataFrame:
-    """Rows per channel and kind of reason (the offending value and day left out).
-
-    Plain SQL that DuckDB and Postgres read alike.
-    """
-    return warehouse.query(
-        "SELECT channel, reason, count(*) AS rows FROM ("
-        "  SELECT channel, regexp_replace(regexp_replace(trim(r), ' \\(.*\\)$', ''),"
-        "    ' (for a [0-9-]+ delivery|at column [0-9]+)', '') AS reason"
-        "  FROM ("
-        "    SELECT channel, unnest(string_to_array(reasons, ';')) AS r FROM cleaned.quarantine"
-        "  ) AS split_reasons"
-        ") AS reasons GROUP BY channel, reason ORDER BY rows DESC, channel, reason"
-    )
+    """Rows per channel and kind of reason (the offending value and day left out)."""
+    quarantine = warehouse.query("SELECT partition_date, channel, reasons FROM cleaned.quarantine")
+    return by_reason(quarantine).select("channel", "reason", "rows")
 
 
 HEADLINE_METRICS = {

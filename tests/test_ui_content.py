@@ -54,3 +54,36 @@ def test_dbt_descriptions_are_the_yaml_descriptions_without_raw_sql() -> None:
         description = GRAPH.get(key).description or ""
         assert description and "Raw SQL" not in description and "```" not in description
     assert GRAPH.get(dg.AssetKey("fct_orders")).description.startswith("Every order once")
+
+
+def test_the_quarantine_overview_counts_every_day_by_kind_of_reason() -> None:
+    import datetime as dt
+
+    import polars as pl
+
+    from aiwf_assets.cleaning.quarantine import by_day, by_reason
+
+    day1, day2 = dt.date(2026, 1, 2), dt.date(2026, 1, 5)
+    quarantine = pl.DataFrame(
+        {
+            "partition_date": [day1, day1, day2],
+            "channel": ["web_orders", "pos_transactions", "web_orders"],
+            "reasons": [
+                "quantity: must be > 0 (-3); sku: missing",
+                "ordered_at: missing for a 2026-01-02 delivery",
+                "quantity: must be > 0 (-1)",
+            ],
+        }
+    )
+    reasons = {(r["channel"], r["reason"]): r for r in by_reason(quarantine).to_dicts()}
+    assert reasons[("web_orders", "quantity: must be > 0")] == {
+        "channel": "web_orders", "reason": "quantity: must be > 0", "rows": 2, "days": 2,
+        "first_day": day1, "last_day": day2,
+    }
+    assert reasons[("pos_transactions", "ordered_at: missing")]["rows"] == 1
+    assert len(reasons) == 3
+    days = by_day(quarantine).to_dicts()
+    assert days == [
+        {"partition_date": day1, "web_orders": 1, "pos_transactions": 1},
+        {"partition_date": day2, "web_orders": 1, "pos_transactions": 0},
+    ]

@@ -21,6 +21,8 @@ from aiwf_assets.cleaning import clean_reference_products as clean_products
 from aiwf_assets.cleaning import clean_reference_stores as clean_stores
 from aiwf_assets.cleaning import content_version
 from aiwf_assets.cleaning.contracts import table_schema, validate_table
+from aiwf_assets.cleaning.quarantine import by_day as quarantine_by_day
+from aiwf_assets.cleaning.quarantine import by_reason as quarantine_by_reason
 from aiwf_assets.ingest.assets import SOURCES
 from aiwf_assets.ingest.landing import combine_versions
 from aiwf_assets.io.parquet_store import ParquetStore
@@ -242,15 +244,39 @@ def _clean_days(
             {"quarantined_by_reason": dg.MetadataValue.md(_reason_counts(tables["quarantine"]))},
             asset_key="quarantine", partition_key=partition,
         )
+    everything_quarantined = wh.query(
+        f"SELECT partition_date, channel, reasons FROM {SCHEMA}.quarantine"
+    )
     for table in DAILY_TABLES:
         yield dg.MaterializeResult(
             asset_key=table,
             data_version=dg.DataVersion(combine_versions(versions[table])),
-            metadata={"rows_in_run": rows[table]},
+            metadata={
+                "rows_in_run": rows[table],
+                **(quarantine_overview(everything_quarantined) if table == "quarantine" else {}),
+            },
         )
         yield contract_result(table, failures[table], rows[table])
     for table, frames in accounting.items():
         yield accounting_result(table, pl.concat(frames))
+
+
+def quarantine_overview(quarantine: pl.DataFrame) -> dict[str, dg.MetadataValue]:
+    """Every day's quarantine by reason and by day, as tables the UI shows inline."""
+    return {
+        "quarantined_by_reason (all days)": metadata_table(quarantine_by_reason(quarantine)),
+        "quarantined_by_day (all days)": metadata_table(quarantine_by_day(quarantine)),
+    }
+
+
+def metadata_table(frame: pl.DataFrame) -> dg.MetadataValue:
+    text = frame.with_columns(pl.col(pl.Date).dt.to_string())
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(row) for row in text.iter_rows(named=True)],
+        schema=dg.TableSchema(
+            columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+        ),
+    )
 
 
 def _reason_counts(quarantine: pl.DataFrame) -> str:
