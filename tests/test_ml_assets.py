@@ -88,7 +88,7 @@ def test_pipeline_materialises_and_exports_to_the_crm(
     assert scores_meta["dagster/uri"].value == str(root / "storage" / "churn_scores.parquet")
 
     churn_meta = result.asset_materializations_for_node("churn_model")[0].metadata
-    assert "data:image/png;base64," in churn_meta["plot_roc"].value
+    assert "data:image/svg+xml;base64," in churn_meta["plot_roc"].value
     assert churn_meta["promoted"].value is True
     assert churn_meta["training_data_versions"].value["customer_features"] != "never materialised"
 

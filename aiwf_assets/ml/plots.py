@@ -1,4 +1,10 @@
-"""Plots for the Dagster UI: matplotlib (Agg) to PNG, embedded as markdown data URIs."""
+"""Plots for the Dagster UI, embedded in markdown metadata as data URIs.
+
+The UI renders a markdown value inline only when it is shorter than 1000 characters;
+longer ones hide behind "[Show Markdown]". Line and bar charts therefore go out as a
+compact SVG drawn from the figure's own data (a few points per line, which fits);
+figures that cannot be that small (heat maps, long bar lists) as a PNG.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +19,88 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+INLINE_LIMIT = 1000  # the UI's limit for showing a markdown value inline
+SVG_WIDTH, SVG_HEIGHT, SVG_MARGIN = 220, 110, 24
+POINTS_TRIED = (24, 16, 12, 8, 6)
+
 
 def as_markdown(fig: Figure, title: str) -> str:
+    """The figure as markdown the UI shows inline when possible (SVG), else as a PNG."""
+    for points in POINTS_TRIED:
+        svg = svg_chart(fig.axes[0], points) if len(fig.axes) == 1 else None
+        if svg is None:
+            break
+        encoded = base64.b64encode(svg.encode()).decode()
+        markdown = f"**{title}**\n\n![{title}](data:image/svg+xml;base64,{encoded})"
+        if len(markdown) < INLINE_LIMIT:
+            plt.close(fig)
+            return markdown
+    return png_markdown(fig, title)
+
+
+def svg_chart(ax: Axes, points: int) -> str | None:
+    """A minimal SVG of the axes' lines (at most `points` each) or vertical bars, with a
+    legend and the y range; None for anything else (images, horizontal bars)."""
+    lines = [line for line in ax.get_lines() if len(line.get_xdata(orig=False))]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    if ax.images or (lines and bars) or not (lines or bars):
+        return None
+    if bars and not all(bar.get_y() == 0 for bar in bars):
+        return None  # horizontal bars (long labels) do not fit
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    width, height = SVG_WIDTH - SVG_MARGIN, SVG_HEIGHT - SVG_MARGIN
+
+    def at(x: float, y: float) -> str:
+        left = (x - x0) / (x1 - x0) * width + SVG_MARGIN
+        return f"{left:.0f},{(y1 - y) / (y1 - y0) * height:.0f}"
+
+    shapes = []
+    labels = []
+    for line in lines:
+        xs, ys = (np.asarray(v, dtype=float) for v in line.get_data(orig=False))
+        keep = np.unique(np.linspace(0, len(xs) - 1, min(points, len(xs))).round().astype(int))
+        colour = to_hex(line.get_color())
+        path = " ".join(at(xs[i], ys[i]) for i in keep)
+        shapes.append(f"<polyline points='{path}' fill='none' stroke='{colour}'/>")
+        if not line.get_label().startswith("_"):
+            labels.append((line.get_label(), colour))
+    for bar, tick in zip(bars, ax.get_xticklabels(), strict=False):
+        left = at(bar.get_x(), bar.get_height()).split(",")
+        right = at(bar.get_x() + bar.get_width(), 0).split(",")
+        shapes.append(
+            f"<rect x='{left[0]}' y='{left[1]}' width='{int(right[0]) - int(left[0])}' "
+            f"height='{int(right[1]) - int(left[1])}' fill='{to_hex(bar.get_facecolor())}'/>"
+        )
+        shapes.append(
+            f"<text x='{int(left[0]) + 2}' y='{int(right[1]) - 3}' fill='white'>"
+            f"{_escape(tick.get_text())} {bar.get_height():.2f}</text>"
+        )
+    legend = "".join(
+        f"<text x='{SVG_MARGIN + 4}' y='{10 * (i + 1)}' fill='{c}'>{_escape(t)}</text>"
+        for i, (t, c) in enumerate(labels)
+    )
+    axes = (
+        f"<path d='M{SVG_MARGIN} 0V{height}H{SVG_WIDTH}' fill='none' stroke='#999'/>"
+        f"<text y='8'>{y1:.3g}</text><text y='{height}'>{y0:.3g}</text>"
+    )
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {SVG_WIDTH} {SVG_HEIGHT}' "
+        f"width='330' font-size='8'>{axes}{''.join(shapes)}{legend}</svg>"
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def png_markdown(fig: Figure, title: str) -> str:
     """Render a figure to a small PNG and embed it in markdown."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")

@@ -133,29 +133,30 @@ def model_result(
             "champion_version": result.champion_after or "none",
         },
     )
+    # the UI lists metadata in this order: the decision, the metrics and the plots first
     metadata: dict[str, Any] = {
-        "model": outcome.model_name,
-        "params": dg.MetadataValue.json(outcome.params),
-        "challenger_version": result.challenger.version,
-        "champion_version": result.champion_after or "none",
-        "promoted": result.decision.promote,
         "decision": result.decision.reason,
+        "promoted": result.decision.promote,
         "metrics": dg.MetadataValue.md(
             metrics_markdown(outcome.metrics, result.champion_metrics, outcome.baseline_metrics)
         ),
-        **{f"challenger_{k}": float(v) for k, v in outcome.metrics.items()},
-        **{f"baseline_{k}": float(v) for k, v in outcome.baseline_metrics.items()},
+        **{f"plot_{name}": dg.MetadataValue.md(md) for name, md in outcome.plots.items()},
+        "model": outcome.model_name,
         "selection": dg.MetadataValue.md(frame_markdown(outcome.selection)),
-        "training_data_versions": dg.MetadataValue.json(data_versions),
-        "row_counts": dg.MetadataValue.json(outcome.row_counts),
+        "params": dg.MetadataValue.json(outcome.params),
+        "challenger_version": result.challenger.version,
+        "champion_version": result.champion_after or "none",
         "trained_through": outcome.trained_through.isoformat(),
         "holdout_start": outcome.holdout_start.isoformat(),
+        "row_counts": dg.MetadataValue.json(outcome.row_counts),
+        "training_data_versions": dg.MetadataValue.json(data_versions),
         "code_version": code_version,
         "retrain_policy": (
             "retrain on drift, schedule or code change; scoring assets follow new data "
             "with the current champion"
         ),
-        **{f"plot_{name}": dg.MetadataValue.md(md) for name, md in outcome.plots.items()},
+        # numbers (not the table) feed the metadata "Plots" tab across materialisations
+        **{f"challenger_{k}": round(float(v), 4) for k, v in outcome.metrics.items()},
         **(extra or {}),
     }
     return dg.MaterializeResult(
