@@ -39,6 +39,8 @@ class Settings:
     warehouse_schema_suffix: str = ""
     pii_key_value: str | None = field(default=None, repr=False)
     alert_webhook_url: str | None = None
+    # where people open the UI: alerts link to their run there
+    webserver_url: str = "http://127.0.0.1:3000"
     partition_start: str = "2026-01-01"
     executor: ExecutorChoice = "default"
     # automation and monitoring (docs/AUTOMATION.md); crons are UTC
@@ -155,6 +157,7 @@ def _read_env(environ: dict[str, str]) -> Settings:
         warehouse_schema_suffix=environ.get("AIWF_WAREHOUSE_SCHEMA_SUFFIX", ""),
         pii_key_value=environ.get(PII_KEY_VAR) or None,
         alert_webhook_url=environ.get("AIWF_ALERT_WEBHOOK_URL") or None,
+        webserver_url=environ.get("AIWF_WEBSERVER_URL", "http://127.0.0.1:3000").rstrip("/"),
         partition_start=environ.get("AIWF_PARTITION_START", "2026-01-01"),
         executor=executor,  # type: ignore[arg-type]
         observe_interval_s=int(_number(environ, "AIWF_OBSERVE_INTERVAL_S", 60)),

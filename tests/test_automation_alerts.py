@@ -63,6 +63,7 @@ def webhook() -> Iterator[str]:
 
 def with_webhook(monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
     monkeypatch.setenv("AIWF_ALERT_WEBHOOK_URL", url)
+    monkeypatch.setenv("AIWF_WEBSERVER_URL", "http://ui.example:3000/")
     reset_settings_cache()
     return get_settings()
 
@@ -91,6 +92,12 @@ def test_the_webhook_receives_the_alert(
     with dg.instance_for_test() as instance:
         fire_failure_sensor(instance)
     assert Receiver.received == records(settings)
+    [payload] = Receiver.received
+    # chat webhooks (Slack) need `text`; it links to the run in the UI
+    assert payload["text"].startswith("aiwf: run of nightly_load failed (load_orders): ")
+    assert "orders file has no header row" in payload["text"]
+    assert payload["run_url"] == f"http://ui.example:3000/runs/{payload['run_id']}"
+    assert payload["text"].endswith(f"<{payload['run_url']}>")
     assert not (settings.alerts_dir / LOG_FILE).exists()
 
 

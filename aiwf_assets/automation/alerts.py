@@ -3,8 +3,10 @@
 Records go to `<AIWF_HOME>/alerts/failures.jsonl` (one JSON object a line).
 Notifiers: `LogFileNotifier` (default, `<AIWF_HOME>/alerts/alerts.log`) and
 `WebhookNotifier` (JSON POST with urllib) when `AIWF_ALERT_WEBHOOK_URL` is
-set. A notifier that cannot deliver never loses the alert: the record is
-already written and the sensor falls back to the log file.
+set. Every alert carries `text`, one readable line with the link to the run in the
+UI (`AIWF_WEBSERVER_URL`): chat webhooks such as Slack's reject a payload without it.
+A notifier that cannot deliver never loses the alert: the record is already written
+and the sensor falls back to the log file.
 """
 
 from __future__ import annotations
@@ -33,9 +35,15 @@ class Alert:
     message: str
     failed_steps: list[str]
     at: str
+    run_url: str
+
+    @property
+    def text(self) -> str:
+        steps = ", ".join(self.failed_steps) or "no step"
+        return f"aiwf: run of {self.job} failed ({steps}): {self.message} <{self.run_url}>"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps({**asdict(self), "text": self.text}, sort_keys=True)
 
     def one_line(self) -> str:
         steps = ", ".join(self.failed_steps) or "no step"
@@ -105,7 +113,7 @@ def root_cause(error: Any) -> str:
     return str(error.message).strip()
 
 
-def failure_alert(context: dg.RunFailureSensorContext) -> Alert:
+def failure_alert(context: dg.RunFailureSensorContext, webserver_url: str) -> Alert:
     steps = context.get_step_failure_events()
     message = context.failure_event.message or "run failed"
     errors = [
@@ -120,6 +128,7 @@ def failure_alert(context: dg.RunFailureSensorContext) -> Alert:
         message="; ".join(errors) or message,
         failed_steps=[e.step_key for e in steps if e.step_key],
         at=datetime.now(UTC).isoformat(timespec="seconds"),
+        run_url=f"{webserver_url}/runs/{context.dagster_run.run_id}",
     )
 
 
@@ -136,7 +145,7 @@ def build_run_failure_sensor(
     )
     def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> None:
         settings = get_settings()
-        alert = failure_alert(context)
+        alert = failure_alert(context, settings.webserver_url)
         record_alert(alert, settings.alerts_dir)
         problem = deliver(
             alert, notifier_for(settings), LogFileNotifier(settings.alerts_dir / LOG_FILE)
