@@ -51,7 +51,7 @@ def frame_result(
         metadata={
             "dagster/row_count": frame.height,
             "dagster/column_schema": column_schema(frame),
-            "uri": dg.MetadataValue.path(uri),
+            "dagster/uri": dg.MetadataValue.path(uri),
             **(extra or {}),
         },
         data_version=dg.DataVersion(frame_version(frame)),
