@@ -97,6 +97,14 @@ def test_pipeline_materialises_and_exports_to_the_crm(
     assert export["customer_key"].is_unique().all()
     assert export["risk_band"].is_in(["low", "medium", "high"]).all()
     assert pl.read_csv(root / "exports" / "crm_export.csv").height == export.height
+    # every customer of the synthetic marts is a CRM customer: guests have no holdout rows,
+    # so nothing is released for them, and every row says why it got its action
+    gate = result.asset_materializations_for_node("crm_export")[0].metadata["action_gate"].value
+    assert not gate["churn"]["guest"]["released"]
+    assert gate["churn"]["identified"]["count"] > 0
+    assert set(export["population"].unique()) == {"identified"}
+    assert export["action_reason"].null_count() == 0
+    assert "roc_auc[identified]" in churn_meta["metrics"].value
 
     # retraining on unchanged data does not replace the champion without a real gain
     store = ModelStore.local(str(root / "models"))

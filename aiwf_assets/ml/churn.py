@@ -31,6 +31,7 @@ from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.common import RANDOM_STATE
 from aiwf_assets.ml.features import CUSTOMER_FEATURE_COLUMNS
+from aiwf_assets.ml.populations import GUEST, IDENTIFIED, POPULATIONS, metric_name
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 PRIMARY_METRIC = "roc_auc"
@@ -168,6 +169,30 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     }
 
 
+def population_metrics(
+    holdout: pl.DataFrame, labels: np.ndarray, scores: np.ndarray, baseline_scores: np.ndarray
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(model, baseline) ROC AUC and row count per population on the holdout.
+
+    The CRM export releases churn-driven actions only for a population where the
+    model beats the baseline here (`serving.action_gate`). A population with one
+    class only gets its row count and no AUC.
+    """
+    if "identified" not in holdout.columns:
+        return {}, {}
+    identified = holdout["identified"].to_numpy()
+    model: dict[str, float] = {}
+    baseline: dict[str, float] = {}
+    for population in POPULATIONS:
+        member = identified if population == IDENTIFIED else ~identified
+        model[metric_name("rows", population)] = float(member.sum())
+        if len(np.unique(labels[member])) == 2:
+            auc = metric_name(PRIMARY_METRIC, population)
+            model[auc] = float(roc_auc_score(labels[member], scores[member]))
+            baseline[auc] = float(roc_auc_score(labels[member], baseline_scores[member]))
+    return model, baseline
+
+
 @dataclass(frozen=True)
 class RecencyRule:
     """Baseline: the training churn rate of customers in the same recency decile."""
@@ -274,6 +299,9 @@ def train_churn(
     if np.isnan(scores).any():
         problems.append("NaN churn scores on the holdout")
     metrics = classification_metrics(y_hold, np.nan_to_num(scores))
+    per_population, baseline_per_population = population_metrics(
+        holdout, y_hold, np.nan_to_num(scores), baseline_scores
+    )
     if metrics["calibration_error"] > max_calibration_error:
         problems.append(
             f"calibration error {metrics['calibration_error']:.3f} > {max_calibration_error}"
@@ -309,8 +337,11 @@ def train_churn(
         model_name=name,
         params=params,
         artifact=artifact,
-        metrics=metrics,
-        baseline_metrics=classification_metrics(y_hold, baseline_scores),
+        metrics={**metrics, **per_population},
+        baseline_metrics={
+            **classification_metrics(y_hold, baseline_scores),
+            **baseline_per_population,
+        },
         selection=selection,
         row_counts={
             "train_rows": train.height,
@@ -343,13 +374,20 @@ def risk_band(risk: pl.Expr) -> pl.Expr:
 
 
 def score_customers(artifact: dict[str, Any], features: pl.DataFrame) -> pl.DataFrame:
-    """Churn risk as of the newest snapshot in `features`."""
+    """Churn risk as of the newest snapshot in `features`, with each customer's population."""
     as_of = features["as_of_date"].max()
     current = features.filter(pl.col("as_of_date") == as_of)
+    if "identified" not in current.columns:  # features built before populations existed
+        current = current.with_columns(identified=pl.lit(None, pl.Boolean))
     x = current.select(artifact["feature_columns"]).to_numpy().astype(np.float64)
     risk = artifact["pipeline"].predict_proba(x)[:, 1]
+    population = pl.when(pl.col("identified")).then(pl.lit(IDENTIFIED))
     return (
-        current.select("customer_key", "as_of_date")
+        current.select(
+            "customer_key",
+            "as_of_date",
+            population.when(~pl.col("identified")).then(pl.lit(GUEST)).alias("population"),
+        )
         .with_columns(
             churn_risk=pl.Series(risk), churn_horizon_days=pl.lit(artifact["horizon_days"])
         )

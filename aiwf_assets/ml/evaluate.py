@@ -185,9 +185,9 @@ def served_recommendations(
     Returns (served top-K, popularity's top-K for the same customers, the pairs).
     """
     past = marts_as_of(marts, origin)
-    pairs = features.interaction_pairs(past["fct_order_lines"], origin).with_columns(
-        as_of_date=pl.lit(origin)
-    )
+    pairs = features.interaction_pairs(
+        past["fct_order_lines"], origin, past["dim_customers"]
+    ).with_columns(as_of_date=pl.lit(origin))
     outcome = recommend.train_recommender(pairs, RECS_HOLDOUT_DAYS, K)
     served = recommend.top_recommendations(outcome.artifact, pairs, K)
     popular = recommend.top_recommendations(recommend.fit("popularity", {}, pairs), pairs, K)

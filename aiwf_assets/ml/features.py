@@ -133,8 +133,9 @@ def customer_features_as_of(
 
     `activity` is fct_customer_daily_activity, `orders` fct_orders, `customers`
     dim_customers. Only rows dated on or before `as_of` are used; from
-    dim_customers only static attributes (signup date, birth year) are read,
-    never its all-time first/last order dates.
+    dim_customers only static attributes (signup date, birth year) and whether
+    the key is there at all (`identified`: a CRM customer, not a guest) are
+    read, never its all-time first/last order dates.
     """
     past = activity.filter(
         pl.col("activity_date") <= as_of, pl.col("customer_key").is_not_null()
@@ -175,7 +176,8 @@ def customer_features_as_of(
         .group_by("customer_key")
         .agg(promo_share=pl.col("has_promo").cast(pl.Float64).mean())
     )
-    static = customers.select("customer_key", "signup_date", "birth_year")
+    # identified = a CRM customer (populations.IDENTIFIED); guests have no dim_customers row
+    static = customers.select("customer_key", "signup_date", "birth_year", identified=pl.lit(True))
     as_of_lit = pl.lit(as_of)
     frequency = pl.col("frequency").cast(pl.Float64)
     mean_gap = pl.when(pl.col("active_days") > 1).then(
@@ -225,6 +227,7 @@ def customer_features_as_of(
             .dt.total_days()
             .cast(pl.Float64),
             age=(pl.lit(as_of.year) - pl.col("birth_year")).cast(pl.Float64),
+            identified=pl.col("identified").fill_null(False),
         )
         .sort("customer_key")
     )
@@ -417,9 +420,15 @@ def _with_planned_prices(grid: pl.DataFrame, cutoff: date) -> pl.DataFrame:
     return frame
 
 
-def interaction_pairs(order_lines: pl.DataFrame, cutoff: date) -> pl.DataFrame:
-    """Customer x product purchases up to the cutoff, with first/last purchase dates."""
-    return (
+def interaction_pairs(
+    order_lines: pl.DataFrame, cutoff: date, customers: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Customer x product purchases up to the cutoff, with first/last purchase dates.
+
+    With `customers` (dim_customers), column `identified` says whether the buyer
+    is a CRM customer (populations.IDENTIFIED) or a guest.
+    """
+    pairs = (
         order_lines.filter(pl.col("order_date") <= cutoff, pl.col("customer_key").is_not_null())
         .group_by("customer_key", "sku")
         .agg(
@@ -429,6 +438,11 @@ def interaction_pairs(order_lines: pl.DataFrame, cutoff: date) -> pl.DataFrame:
             units=pl.col("quantity").sum(),
         )
         .sort("customer_key", "sku")
+    )
+    if customers is None:
+        return pairs
+    return pairs.with_columns(
+        identified=pl.col("customer_key").is_in(customers["customer_key"].implode())
     )
 
 

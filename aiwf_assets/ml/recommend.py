@@ -25,6 +25,7 @@ from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.common import RANDOM_STATE
 from aiwf_assets.ml.features import sparse_matrix
+from aiwf_assets.ml.populations import IDENTIFIED, POPULATIONS, metric_name
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 PRIMARY_METRIC = "hit_rate_at_10"
@@ -135,18 +136,35 @@ def recommend(
 def ranking_metrics(
     artifact: dict[str, Any], history: pl.DataFrame, targets: pl.DataFrame, k: int
 ) -> dict[str, float]:
-    """Hit rate@k and precision@k over customers with a new purchase in the holdout."""
+    """Hit rate@k and precision@k over customers with a new purchase in the holdout;
+    with an `identified` column in `targets`, also the hit rate and customer count
+    per population (the CRM export's gate reads them)."""
     customers = sorted(targets["customer_key"].unique().to_list())
     top = recommend(artifact, history, customers, k)
     wanted = sparse_matrix(targets, customers, artifact["items"])
     hits = (np.take_along_axis(wanted.toarray(), np.maximum(top, 0), axis=1) * (top >= 0)).sum(
         axis=1
     )
-    return {
+    metrics = {
         f"hit_rate_at_{k}": float((hits > 0).mean()),
         f"precision_at_{k}": float((hits / k).mean()),
         "evaluated_customers": float(len(customers)),
     }
+    if "identified" in targets.columns:
+        identified = (
+            pl.DataFrame({"customer_key": customers})
+            .join(targets.select("customer_key", "identified").unique(), on="customer_key")
+            .sort("customer_key")["identified"]
+            .to_numpy()
+        )
+        for population in POPULATIONS:
+            member = identified if population == IDENTIFIED else ~identified
+            metrics[metric_name("evaluated_customers", population)] = float(member.sum())
+            if member.any():
+                metrics[metric_name(f"hit_rate_at_{k}", population)] = float(
+                    (hits[member] > 0).mean()
+                )
+    return metrics
 
 
 def split_at(pairs: pl.DataFrame, start: date, end: date) -> tuple[pl.DataFrame, pl.DataFrame]:

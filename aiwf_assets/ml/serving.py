@@ -1,39 +1,179 @@
-"""The CRM export: one row per customer with risk, segment, recommendations, next action."""
+"""The CRM export: one row per customer with risk, segment, recommendations, next action.
+
+No actions on guesswork: a churn-driven action (call, voucher, e-mail) is only
+released for a population (identified CRM customers, guests) where the churn
+champion beat its recency baseline on its own holdout by a margin, and a
+cross-sell only where the recommender beat popularity (`action_gate`, from the
+champions' model cards: computed by the pipeline, never from the truth). Every
+row says why it got, or did not get, an action (`action_reason`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
 import polars as pl
+
+from aiwf_assets.ml.populations import POPULATIONS, metric_name
 
 EXPORT_COLUMNS = [
     "customer_key",
     "as_of_date",
+    "population",
     "churn_risk",
     "risk_band",
     "segment",
     "top_5_recommendations",
     "next_best_action",
+    "action_reason",
     "churn_model_version",
     "segmentation_model_version",
     "recommender_version",
 ]
+UNKNOWN_POPULATION = "unknown"
 
 
-def next_best_action(risk_band: pl.Expr, segment: pl.Expr, has_recommendations: pl.Expr) -> pl.Expr:
-    """A plain rule the CRM team can read: protect value at risk first, then cross-sell."""
+@dataclass(frozen=True)
+class GateRule:
+    """What a family's champion must show on its holdout, per population."""
+
+    metric: str  # higher is better
+    baseline: str  # the baseline's name, for the reason
+    margin: float  # absolute gain over the baseline on the same holdout rows
+    count_metric: str  # how many holdout rows/customers the population had
+    min_count: int
+
+
+GATE_RULES = {
+    "churn": GateRule("roc_auc", "the recency rule", 0.02, "rows", 200),
+    "recommender": GateRule("hit_rate_at_10", "popularity", 0.02, "evaluated_customers", 100),
+}
+
+
+@dataclass(frozen=True)
+class Gate:
+    released: bool
+    reason: str
+    model: float | None = None
+    baseline: float | None = None
+    count: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def action_gate(
+    rule: GateRule, metrics: Mapping[str, float], baseline_metrics: Mapping[str, float]
+) -> dict[str, Gate]:
+    """Per population: is the champion measurably better than its baseline on its holdout?"""
+    gates = {}
+    for population in POPULATIONS:
+        count_key = metric_name(rule.count_metric, population)
+        key = metric_name(rule.metric, population)
+        if count_key not in metrics:
+            gates[population] = Gate(
+                False,
+                "the champion's card has no per-population holdout evaluation: retrain it",
+            )
+            continue
+        count = int(metrics[count_key])
+        model, baseline = metrics.get(key), baseline_metrics.get(key)
+        if count < rule.min_count or model is None or baseline is None:
+            gates[population] = Gate(
+                False,
+                f"{count} {population} holdout rows (at least {rule.min_count} with both "
+                f"outcomes needed): the model cannot be told from {rule.baseline}",
+                model,
+                baseline,
+                count,
+            )
+            continue
+        released = model >= baseline + rule.margin
+        verdict = "beats" if released else "does not beat"
+        gates[population] = Gate(
+            released,
+            f"{rule.metric} {model:.3f} {verdict} {rule.baseline} ({baseline:.3f}) by "
+            f"{rule.margin} on {count} {population} holdout rows",
+            model,
+            baseline,
+            count,
+        )
+    return gates
+
+
+def _gate_columns(family: str, gates: Mapping[str, Gate]) -> list[pl.Expr]:
+    population = pl.col("population")
+    released = {p: g.released for p, g in gates.items()}
+    reasons = {p: g.reason for p, g in gates.items()}
+    return [
+        population.replace_strict(released, default=False, return_dtype=pl.Boolean).alias(
+            f"{family}_released"
+        ),
+        population.replace_strict(
+            reasons, default="the customer's population is unknown", return_dtype=pl.String
+        ).alias(f"{family}_gate"),
+    ]
+
+
+def next_best_action(
+    risk_band: pl.Expr,
+    segment: pl.Expr,
+    has_recommendations: pl.Expr,
+    churn_released: pl.Expr,
+    recommender_released: pl.Expr,
+) -> pl.Expr:
+    """A plain rule the CRM team can read: protect value at risk first, then cross-sell;
+    each only where its model has earned it for the customer's population."""
     high_value = segment.str.contains("high value")
+    cross_sell = has_recommendations & recommender_released
     return (
-        pl.when((risk_band == "high") & high_value)
+        pl.when(churn_released & (risk_band == "high") & high_value)
         .then(pl.lit("personal retention call"))
-        .when(risk_band == "high")
+        .when(churn_released & (risk_band == "high"))
         .then(pl.lit("win-back voucher"))
-        .when((risk_band == "medium") & has_recommendations)
+        .when(churn_released & (risk_band == "medium") & cross_sell)
         .then(pl.lit("re-engagement email with recommendations"))
-        .when(risk_band == "medium")
+        .when(churn_released & (risk_band == "medium"))
         .then(pl.lit("re-engagement email"))
-        .when(has_recommendations)
+        .when(cross_sell)
         .then(pl.lit("cross-sell recommendations"))
         .otherwise(pl.lit("no action"))
     )
+
+
+def action_reason(risk_band: pl.Expr, has_recommendations: pl.Expr, population: pl.Expr) -> pl.Expr:
+    """Why the row got its action: its churn band and whether churn actions are released
+    for its population, then whether recommendations are (with the gate's reason if not)."""
+    released = pl.lit(" churn risk; churn actions released for ")
+    churn_part = (
+        pl.when(pl.col("churn_released"))
+        .then(pl.concat_str(risk_band, released, population))
+        .when(risk_band == "low")
+        .then(pl.lit("low churn risk"))
+        .otherwise(
+            pl.concat_str(
+                risk_band,
+                pl.lit(" churn risk, but churn actions are held for "),
+                population,
+                pl.lit(": "),
+                pl.col("churn_gate"),
+            )
+        )
+    )  # fmt: skip
+    recs_part = (
+        pl.when(~has_recommendations)
+        .then(pl.lit("no recommendations"))
+        .when(pl.col("recommender_released"))
+        .then(pl.concat_str(pl.lit("recommendations released for "), population))
+        .otherwise(
+            pl.concat_str(
+                pl.lit("recommendations held for "), population, pl.lit(": "),
+                pl.col("recommender_gate"),
+            )
+        )
+    )  # fmt: skip
+    return pl.concat_str(churn_part, pl.lit("; "), recs_part)
 
 
 def crm_export(
@@ -41,25 +181,42 @@ def crm_export(
     segments: pl.DataFrame,
     recommendations: pl.DataFrame,
     model_versions: dict[str, str],
+    gates: Mapping[str, Mapping[str, Gate]],
 ) -> pl.DataFrame:
-    """Join the serving outputs on customer_key (pseudonymous: no clear PII leaves)."""
+    """Join the serving outputs on customer_key (pseudonymous: no clear PII leaves).
+
+    `gates`: family ("churn", "recommender") -> population -> Gate (`action_gate`).
+    """
     top_5 = (
         recommendations.filter(pl.col("rank") <= 5)
         .sort("customer_key", "rank")
         .group_by("customer_key", maintain_order=True)
         .agg(top_5_recommendations=pl.col("sku").str.join(";"))
     )
+    has_recommendations = pl.col("top_5_recommendations") != ""
     return (
-        churn_scores.select("customer_key", "as_of_date", "churn_risk", "risk_band")
+        churn_scores.select("customer_key", "as_of_date", "population", "churn_risk", "risk_band")
         .join(segments.select("customer_key", "segment"), on="customer_key", how="left")
         .join(top_5, on="customer_key", how="left")
         .with_columns(
+            population=pl.col("population").fill_null(UNKNOWN_POPULATION),
             segment=pl.col("segment").fill_null("unsegmented"),
             top_5_recommendations=pl.col("top_5_recommendations").fill_null(""),
         )
         .with_columns(
+            *_gate_columns("churn", gates["churn"]),
+            *_gate_columns("recommender", gates["recommender"]),
+        )
+        .with_columns(
             next_best_action=next_best_action(
-                pl.col("risk_band"), pl.col("segment"), pl.col("top_5_recommendations") != ""
+                pl.col("risk_band"),
+                pl.col("segment"),
+                has_recommendations,
+                pl.col("churn_released"),
+                pl.col("recommender_released"),
+            ),
+            action_reason=action_reason(
+                pl.col("risk_band"), has_recommendations, pl.col("population")
             ),
             churn_model_version=pl.lit(model_versions["churn"]),
             segmentation_model_version=pl.lit(model_versions["segmentation"]),

@@ -119,13 +119,13 @@ class InteractionMatrixConfig(dg.Config):
 
 @dg.asset(
     group_name="features",
-    deps=["fct_order_lines"],
+    deps=["fct_order_lines", "dim_customers"],
     owners=OWNERS,
     kinds={"python", "scipy", "parquet"},
     code_version=source_version(features),
     description=(
         "Customer x product purchases (sparse; stored as coordinate rows with first/last "
-        "purchase dates) for recommendations."
+        "purchase dates, and whether the buyer is identified or a guest) for recommendations."
     ),
 )
 def interaction_matrix(
@@ -133,9 +133,12 @@ def interaction_matrix(
     config: InteractionMatrixConfig,
     warehouse: WarehouseResource,
 ) -> dg.Output[pl.DataFrame]:
-    lines = read_mart(warehouse.get(), "fct_order_lines")
+    wh = warehouse.get()
+    lines = read_mart(wh, "fct_order_lines")
     cutoff = resolve_cutoff(config.cutoff_date, lines["order_date"])
-    pairs = features.interaction_pairs(lines, cutoff).with_columns(as_of_date=pl.lit(cutoff))
+    pairs = features.interaction_pairs(lines, cutoff, read_mart(wh, "dim_customers")).with_columns(
+        as_of_date=pl.lit(cutoff)
+    )
     customers, items = pairs["customer_key"].n_unique(), pairs["sku"].n_unique()
     return frame_output(
         pairs,
@@ -144,7 +147,7 @@ def interaction_matrix(
             "shape": f"{customers} customers x {items} products",
             "density": pairs.height / max(customers * items, 1),
             "upstream_data_versions": dg.MetadataValue.json(
-                upstream_data_versions(context, ["fct_order_lines"])
+                upstream_data_versions(context, ["fct_order_lines", "dim_customers"])
             ),
         },
     )

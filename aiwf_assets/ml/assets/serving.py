@@ -146,27 +146,33 @@ SCORERS = [
     code_version=source_version(serving),
     description=(
         "Per customer: customer_key, churn risk and band, segment, top-5 recommendations and "
-        "the next best action; written to serving.crm_export and the exports directory. "
-        "Pseudonymous keys only: no clear PII."
+        "the next best action with its reason; written to serving.crm_export and the exports "
+        "directory. Actions are released per population (identified, guest) only where the "
+        "champion beat its baseline on its holdout (metadata `action_gate`). Pseudonymous keys "
+        "only: no clear PII."
     ),
 )
 def crm_export(
     warehouse: WarehouseResource,
     exports: ExportsResource,
+    model_store: ModelStoreResource,
     churn_scores: pl.DataFrame,
     customer_segments: pl.DataFrame,
     recommendations: pl.DataFrame,
 ) -> dg.MaterializeResult:
-    frame = serving.crm_export(
-        churn_scores,
-        customer_segments,
-        recommendations,
-        {
-            "churn": churn_scores["model_version"][0],
-            "segmentation": customer_segments["model_version"][0],
-            "recommender": recommendations["model_version"][0],
-        },
-    )
+    versions = {
+        "churn": churn_scores["model_version"][0],
+        "segmentation": customer_segments["model_version"][0],
+        "recommender": recommendations["model_version"][0],
+    }
+    models = model_store.store()
+    # the gate reads the cards of the very versions that scored (their own holdouts)
+    cards = {family: models.card(family, versions[family]) for family in serving.GATE_RULES}
+    gates = {
+        family: serving.action_gate(rule, cards[family].metrics, cards[family].baseline_metrics)
+        for family, rule in serving.GATE_RULES.items()
+    }
+    frame = serving.crm_export(churn_scores, customer_segments, recommendations, versions, gates)
     wh: Warehouse = warehouse.get()
     wh.replace_table(CRM_EXPORT_TABLE, frame)
     files = exports.write("crm_export", frame)
@@ -178,6 +184,15 @@ def crm_export(
             "warehouse_table": CRM_EXPORT_TABLE,
             "files": dg.MetadataValue.json(files),
             "next_best_actions": dg.MetadataValue.json(actions),
+            "action_gate": dg.MetadataValue.json(
+                {
+                    family: {population: gate.as_dict() for population, gate in by.items()}
+                    for family, by in gates.items()
+                }
+            ),
+            "populations": dg.MetadataValue.json(
+                dict(frame.group_by("population").len().sort("population").iter_rows())
+            ),
         },
     )
 

@@ -1,0 +1,103 @@
+"""The CRM export's action gate: no action where the model has not beaten its baseline."""
+
+from datetime import date
+
+import polars as pl
+
+from aiwf_assets.ml import serving
+from aiwf_assets.ml.populations import GUEST, IDENTIFIED, metric_name
+
+CHURN = serving.GATE_RULES["churn"]
+RECS = serving.GATE_RULES["recommender"]
+
+
+def _metrics(
+    metric: str, count_metric: str, values: dict[str, tuple[float, int]]
+) -> dict[str, float]:
+    out: dict[str, float] = {metric: 0.9}
+    for population, (value, count) in values.items():
+        out[metric_name(metric, population)] = value
+        out[metric_name(count_metric, population)] = float(count)
+    return out
+
+
+def test_gate_releases_only_a_population_where_the_model_beats_the_baseline() -> None:
+    metrics = _metrics("roc_auc", "rows", {IDENTIFIED: (0.88, 3000), GUEST: (0.52, 1500)})
+    baseline = {metric_name("roc_auc", IDENTIFIED): 0.84, metric_name("roc_auc", GUEST): 0.51}
+    gates = serving.action_gate(CHURN, metrics, baseline)
+    assert gates[IDENTIFIED].released
+    assert "beats the recency rule (0.840)" in gates[IDENTIFIED].reason
+    assert not gates[GUEST].released  # better by 0.01 only: within the margin
+    assert "does not beat" in gates[GUEST].reason
+
+
+def test_gate_holds_a_population_too_small_or_with_one_outcome() -> None:
+    metrics = _metrics("roc_auc", "rows", {IDENTIFIED: (0.95, 50)})
+    metrics[metric_name("rows", GUEST)] = 900.0  # rows, but one class: no AUC
+    gates = serving.action_gate(CHURN, metrics, {metric_name("roc_auc", IDENTIFIED): 0.5})
+    assert not gates[IDENTIFIED].released and "50 identified" in gates[IDENTIFIED].reason
+    assert not gates[GUEST].released and gates[GUEST].model is None
+
+
+def test_gate_holds_everything_for_a_champion_without_per_population_metrics() -> None:
+    gates = serving.action_gate(RECS, {"hit_rate_at_10": 0.6}, {"hit_rate_at_10": 0.3})
+    assert not any(g.released for g in gates.values())
+    assert "retrain" in gates[IDENTIFIED].reason
+
+
+def _gates(churn_guest: bool, recs_identified: bool) -> dict[str, dict[str, serving.Gate]]:
+    return {
+        "churn": {
+            IDENTIFIED: serving.Gate(True, "churn ok"),
+            GUEST: serving.Gate(churn_guest, "guest churn: no better than recency"),
+        },
+        "recommender": {
+            IDENTIFIED: serving.Gate(recs_identified, "recs identified: no better"),
+            GUEST: serving.Gate(True, "recs ok"),
+        },
+    }
+
+
+def _export(gates: dict[str, dict[str, serving.Gate]]) -> pl.DataFrame:
+    keys = ["i-high", "i-medium", "i-low", "g-high", "g-low", "x-high"]
+    scores = pl.DataFrame(
+        {
+            "customer_key": keys,
+            "as_of_date": date(2026, 4, 1),
+            "population": [IDENTIFIED, IDENTIFIED, IDENTIFIED, GUEST, GUEST, None],
+            "churn_risk": [0.8, 0.3, 0.05, 0.9, 0.1, 0.9],
+            "risk_band": ["high", "medium", "low", "high", "low", "high"],
+        }
+    )
+    segments = pl.DataFrame({"customer_key": keys, "segment": "active"})
+    recs = pl.DataFrame(
+        {"customer_key": keys, "rank": 1, "sku": "SKU-1"},
+        schema_overrides={"rank": pl.Int32},
+    )
+    versions = {"churn": "c", "segmentation": "s", "recommender": "r"}
+    return serving.crm_export(scores, segments, recs, versions, gates)
+
+
+def test_export_acts_only_where_released_and_says_why() -> None:
+    export = _export(_gates(churn_guest=False, recs_identified=False))
+    assert export.columns == serving.EXPORT_COLUMNS
+    action = dict(export.select("customer_key", "next_best_action").iter_rows())
+    assert action["i-high"] == "win-back voucher"
+    assert action["i-medium"] == "re-engagement email"  # recs held for identified
+    assert action["i-low"] == "no action"
+    # a high-risk guest gets no churn-driven action, only the released cross-sell
+    assert action["g-high"] == "cross-sell recommendations"
+    assert action["g-low"] == "cross-sell recommendations"
+    assert action["x-high"] == "no action"  # unknown population: nothing is released
+    reason = dict(export.select("customer_key", "action_reason").iter_rows())
+    assert "churn actions are held for guest: guest churn" in reason["g-high"]
+    assert "recommendations held for identified: recs identified" in reason["i-low"]
+    assert "population is unknown" in reason["x-high"]
+    assert export["action_reason"].null_count() == 0
+
+
+def test_export_releases_churn_actions_for_guests_once_earned() -> None:
+    export = _export(_gates(churn_guest=True, recs_identified=True))
+    action = dict(export.select("customer_key", "next_best_action").iter_rows())
+    assert action["g-high"] == "win-back voucher"
+    assert action["i-medium"] == "re-engagement email with recommendations"
