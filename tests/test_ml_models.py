@@ -66,9 +66,9 @@ def test_time_folds_train_only_on_labels_known_at_validation() -> None:
 def separated_groups(groups: int, spread: float) -> pl.DataFrame:
     """One snapshot of 60 customers per group around random centres (lognormal `spread`)."""
     rng = np.random.default_rng(1)
-    centres = rng.uniform(0, 2000, size=(groups, len(segmentation.SEGMENT_FEATURES)))
+    centres = rng.uniform(0, 2000, size=(groups, len(segmentation.PROFILE_COLUMNS)))
     rows = np.concatenate([c * rng.lognormal(0, spread, size=(60, len(c))) for c in centres])
-    return pl.DataFrame(rows, schema=segmentation.SEGMENT_FEATURES).with_columns(
+    return pl.DataFrame(rows, schema=segmentation.PROFILE_COLUMNS).with_columns(
         customer_key=pl.Series([f"c{i}" for i in range(len(rows))]),
         as_of_date=pl.lit(date(2026, 3, 1)),
     )
@@ -97,10 +97,14 @@ def test_churn_model_and_baseline_are_scored_on_the_same_holdout(
     assert holdout["as_of_date"].unique().to_list() == [cutoff - timedelta(days=30)]
     assert holdout.height == outcome.row_counts["holdout_rows"]
     labels = holdout["churned"].cast(pl.Int8).to_numpy()
-    assert outcome.metrics == churn.classification_metrics(labels, holdout["churn_risk"].to_numpy())
-    assert outcome.baseline_metrics == churn.classification_metrics(
-        labels, holdout["baseline_risk"].to_numpy()
-    )
+    overall = churn.classification_metrics(labels, holdout["churn_risk"].to_numpy())
+    baseline = churn.classification_metrics(labels, holdout["baseline_risk"].to_numpy())
+    assert {k: outcome.metrics[k] for k in overall} == overall
+    assert {k: outcome.baseline_metrics[k] for k in baseline} == baseline
+    # per population: every customer of these marts is in the CRM, so no guest rows
+    assert outcome.metrics["rows[identified]"] == holdout.height
+    assert outcome.metrics["roc_auc[identified]"] == overall["roc_auc"]
+    assert outcome.metrics["rows[guest]"] == 0 and "roc_auc[guest]" not in outcome.metrics
     assert outcome.metrics["roc_auc"] > outcome.baseline_metrics["roc_auc"]
     assert outcome.plots["roc"].startswith("**ROC on the holdout**\n\n![")
 

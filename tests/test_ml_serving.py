@@ -1,11 +1,12 @@
 """The CRM export's action gate: no action where the model has not beaten its baseline."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
-from aiwf_assets.ml import serving
+from aiwf_assets.ml import features, populations, recommend, serving
 from aiwf_assets.ml.populations import GUEST, IDENTIFIED, metric_name
+from tests.test_ml_marts_factory import START, make_marts
 
 CHURN = serving.GATE_RULES["churn"]
 RECS = serving.GATE_RULES["recommender"]
@@ -101,3 +102,38 @@ def test_export_releases_churn_actions_for_guests_once_earned() -> None:
     action = dict(export.select("customer_key", "next_best_action").iter_rows())
     assert action["g-high"] == "win-back voucher"
     assert action["i-medium"] == "re-engagement email with recommendations"
+
+
+def test_recommender_holdout_metrics_per_population_by_hand() -> None:
+    history = pl.DataFrame(
+        {"customer_key": ["a", "g", "b", "c", "d"], "sku": ["x", "x", "y", "y", "z"]}
+    )
+    artifact = recommend.fit("popularity", {}, history)
+    # the top-1 for a and g (both bought x) is y, the most popular product they lack:
+    # a wanted y (a hit), g wanted z (a miss)
+    targets = pl.DataFrame(
+        {"customer_key": ["a", "g"], "sku": ["y", "z"], "identified": [True, False]}
+    )
+    metrics = recommend.ranking_metrics(artifact, history, targets, 1)
+    assert metrics["hit_rate_at_1"] == 0.5
+    assert metrics[metric_name("hit_rate_at_1", IDENTIFIED)] == 1.0
+    assert metrics[metric_name("hit_rate_at_1", GUEST)] == 0.0
+    assert metrics[metric_name("evaluated_customers", GUEST)] == 1.0
+
+
+def test_features_and_pairs_say_who_is_identified() -> None:
+    marts = make_marts(n_customers=40, days=40)
+    guests = ["c00001", "c00002"]
+    customers = marts["dim_customers"].with_columns(
+        is_known_to_crm=~pl.col("customer_key").is_in(guests)
+    )
+    as_of = START + timedelta(days=39)
+    frame = features.customer_features_as_of(
+        marts["fct_customer_daily_activity"], marts["fct_orders"], customers, as_of
+    )
+    pairs = features.interaction_pairs(marts["fct_order_lines"], as_of, customers)
+    for table in (frame, pairs):
+        flagged = table.filter(~pl.col("identified"))["customer_key"].unique().sort().to_list()
+        assert flagged == [k for k in guests if k in table["customer_key"].to_list()]
+        assert flagged  # the two guests bought something in 40 days
+    assert populations.identified_keys(customers).len() == 38

@@ -49,6 +49,7 @@ from aiwf_assets.ml.populations import (
     IDENTIFIED,
     LAPSED,
     NOT_YET_LAPSED,
+    identified_keys,
     with_population,
 )
 
@@ -307,7 +308,7 @@ def evaluate_churn(
         marts["fct_customer_daily_activity"], served["customer_key"], origin, horizon
     )
     scored = (
-        with_population(served, marts["dim_customers"]["customer_key"])
+        with_population(served, identified_keys(marts["dim_customers"]))
         .join(truth, on="customer_key", how="left")
         .join(realised.rename({"churned": "realised"}), on="customer_key")
         .with_columns(
@@ -446,7 +447,7 @@ def evaluate_recommendations(marts: dict[str, pl.DataFrame]) -> list[dict[str, A
             pl.col("first_purchase_date") > origin, pl.col("first_purchase_date") <= end
         ).join(pairs.select("customer_key").unique(), on="customer_key", how="semi")
         per_customer.append(hit_rates(served, popular, targets))
-    scored = with_population(pl.concat(per_customer), marts["dim_customers"]["customer_key"])
+    scored = with_population(pl.concat(per_customer), identified_keys(marts["dim_customers"]))
     note = (
         f"origins {min(origins)}, {max(origins)}: new purchases in the next "
         f"{RECS_HOLDOUT_DAYS} days by customers with a purchase before"

@@ -134,7 +134,7 @@ def customer_features_as_of(
     `activity` is fct_customer_daily_activity, `orders` fct_orders, `customers`
     dim_customers. Only rows dated on or before `as_of` are used; from
     dim_customers only static attributes (signup date, birth year) and whether
-    the key is there at all (`identified`: a CRM customer, not a guest) are
+    `is_known_to_crm` (column `identified`: a CRM customer, not a guest) are
     read, never its all-time first/last order dates.
     """
     past = activity.filter(
@@ -176,8 +176,10 @@ def customer_features_as_of(
         .group_by("customer_key")
         .agg(promo_share=pl.col("has_promo").cast(pl.Float64).mean())
     )
-    # identified = a CRM customer (populations.IDENTIFIED); guests have no dim_customers row
-    static = customers.select("customer_key", "signup_date", "birth_year", identified=pl.lit(True))
+    # identified = a CRM customer (populations.IDENTIFIED), not a guest
+    static = customers.select(
+        "customer_key", "signup_date", "birth_year", identified=pl.col("is_known_to_crm")
+    )
     as_of_lit = pl.lit(as_of)
     frequency = pl.col("frequency").cast(pl.Float64)
     mean_gap = pl.when(pl.col("active_days") > 1).then(
@@ -442,7 +444,9 @@ def interaction_pairs(
     if customers is None:
         return pairs
     return pairs.with_columns(
-        identified=pl.col("customer_key").is_in(customers["customer_key"].implode())
+        identified=pl.col("customer_key").is_in(
+            customers.filter(pl.col("is_known_to_crm"))["customer_key"].implode()
+        )
     )
 
 

@@ -1,7 +1,7 @@
 """Who a customer is to the models: the populations every metric is reported for.
 
-A customer_key is *identified* when it is a CRM customer (a row of
-dim_customers), and a *guest* otherwise (a web shopper known only by an e-mail
+A customer_key is *identified* when it is a CRM customer (dim_customers'
+`is_known_to_crm`), and a *guest* otherwise (a web shopper known only by an e-mail
 or phone hash). The two differ in what the pipeline knows about them (tenure,
 age, a long history), so a model that works for one may not for the other, and
 the CRM export only acts on a population where the model has earned it (see
@@ -21,6 +21,11 @@ POPULATIONS = (IDENTIFIED, GUEST)
 NOT_YET_LAPSED = "identified, not yet lapsed"
 LAPSED = "identified, lapsed"
 ALL_SCORED = "all scored"
+
+
+def identified_keys(customers: pl.DataFrame) -> pl.Series:
+    """The customer_keys of dim_customers that are CRM customers."""
+    return customers.filter(pl.col("is_known_to_crm"))["customer_key"]
 
 
 def with_population(frame: pl.DataFrame, identified_keys: pl.Series) -> pl.DataFrame:
