@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
+from dagster._core.definitions.dependency import NodeHandle
 
 from aiwf_assets.settings import get_settings
 
@@ -107,24 +108,65 @@ def materialise_all(
         results.append(_execute(job, instance, plan.before, {}))
     if plan.daily and days:
         tags = {PARTITION_RANGE_START: days[0], PARTITION_RANGE_END: days[-1]}
-        results.append(_execute(job, instance, plan.daily, tags))
+        daily = _execute(job, instance, plan.daily, tags, tolerate_held_back=True)
+        results.append(daily)
+        if not daily.success:
+            # the guards held days back (the generator's empty and late files): say so, and
+            # build what the failed run skipped from the days that were published
+            for message in held_back_messages(daily):
+                print(message)
+            held = {k for e in _step_failures(daily) for k in _step_asset_keys(job, e.step_key)}
+            done = {e.asset_key for e in daily.get_asset_materialization_events()}
+            skipped = [k for k in plan.daily if k not in done and k not in held]
+            if skipped:
+                results.append(_execute(job, instance, skipped, tags))
     if plan.after:
         results.append(_execute(job, instance, plan.after, {}))
     return results
 
 
+def _step_failures(result: dg.ExecuteInProcessResult) -> list[dg.DagsterEvent]:
+    return [e for e in result.all_events if e.is_step_failure]
+
+
+def _held_back(event: dg.DagsterEvent) -> bool:
+    """A step that failed only because guards held days back (see cleaning/assets.py)."""
+    data = event.step_failure_data
+    user = data.user_failure_data if data else None
+    return user is not None and "held_back_days" in (user.metadata or {})
+
+
+def held_back_messages(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [
+        e.step_failure_data.user_failure_data.description or ""
+        for e in _step_failures(result)
+        if _held_back(e) and e.step_failure_data and e.step_failure_data.user_failure_data
+    ]
+
+
+def _step_asset_keys(job: dg.JobDefinition, step_key: str | None) -> set[dg.AssetKey]:
+    """The assets computed by a (failed) step of the in-process run."""
+    if not step_key or not job.graph.has_node_named(step_key):
+        return set()
+    assets_def = job.asset_layer.get_assets_def_for_node(NodeHandle(step_key, None))
+    return set(assets_def.keys) if assets_def else set()
+
+
 def _execute(
-    job: dg.JobDefinition, instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict
+    job: dg.JobDefinition, instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict,
+    *, tolerate_held_back: bool = False,
 ) -> dg.ExecuteInProcessResult:
     result = job.execute_in_process(
         instance=instance, asset_selection=keys, tags=tags, raise_on_error=False,
         run_config=QUIET_CONSOLE,
     )
+    failed = _step_failures(result)
+    if tolerate_held_back and failed and all(_held_back(e) for e in failed):
+        return result
     if not result.success:
         failures = {
             e.step_key or "run": root_error_message(e.step_failure_data)
-            for e in result.all_events
-            if e.is_step_failure
+            for e in failed
         }
         raise DemoRunFailed(result.run_id, failures)
     return result

@@ -57,6 +57,9 @@ class Settings:
     performance_wape_rise: float = 0.05
     anomaly_z: float = 3.5
     freshness_fail_hours: float = 36.0
+    guard_min_volume_ratio: float = 0.2
+    guard_window_days: int = 28
+    guard_max_reference_shrink: float = 0.2
 
     # local layout -------------------------------------------------------
     @property
@@ -173,6 +176,9 @@ def _read_env(environ: dict[str, str]) -> Settings:
         performance_wape_rise=_number(environ, "AIWF_PERFORMANCE_WAPE_RISE", 0.05),
         anomaly_z=_number(environ, "AIWF_ANOMALY_Z", 3.5),
         freshness_fail_hours=_number(environ, "AIWF_FRESHNESS_FAIL_HOURS", 36.0),
+        guard_min_volume_ratio=_number(environ, "AIWF_GUARD_MIN_VOLUME_RATIO", 0.2),
+        guard_window_days=int(_number(environ, "AIWF_GUARD_WINDOW_DAYS", 28)),
+        guard_max_reference_shrink=_number(environ, "AIWF_GUARD_MAX_REFERENCE_SHRINK", 0.2),
     )
 
 

@@ -10,25 +10,37 @@ blocking asset checks: downstream assets in the same run wait for them.
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import dagster as dg
 import polars as pl
 
+from aiwf_assets.cleaning import CleanResult, content_version
 from aiwf_assets.cleaning import clean_interactions_day as clean_interactions
 from aiwf_assets.cleaning import clean_orders_day as clean_orders
 from aiwf_assets.cleaning import clean_reference_customers as clean_customers
 from aiwf_assets.cleaning import clean_reference_products as clean_products
 from aiwf_assets.cleaning import clean_reference_stores as clean_stores
-from aiwf_assets.cleaning import content_version
+from aiwf_assets.cleaning.audit import (
+    OVERRIDE_TAG,
+    GuardThresholds,
+    contract_finding,
+    is_overridden,
+    overridden_sources,
+    reference_finding,
+    volume_finding,
+)
 from aiwf_assets.cleaning.contracts import table_schema, validate_table
 from aiwf_assets.cleaning.quarantine import by_day as quarantine_by_day
 from aiwf_assets.cleaning.quarantine import by_reason as quarantine_by_reason
+from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA
 from aiwf_assets.ingest.assets import SOURCES
 from aiwf_assets.ingest.landing import combine_versions
 from aiwf_assets.io.parquet_store import ParquetStore
-from aiwf_assets.io.warehouse import PARTITION_COLUMN, Warehouse
+from aiwf_assets.io.warehouse import PARTITION_COLUMN, StagedWrite, Warehouse, staging_table
 from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.resources import PiiKeyResource, StorageResource, WarehouseResource
+from aiwf_assets.settings import get_settings
 
 OWNER = "team:data-platform"
 CLEAN_CODE_VERSION = "clean-2"  # clean-2: key clashes quarantined
@@ -101,12 +113,6 @@ def _accounting_check(table: str) -> dg.AssetCheckSpec:
     )
 
 
-def contract_failures(table: str, frame: pl.DataFrame, partition: str | None = None) -> list[str]:
-    """Readable contract failures of one frame (prefixed with its day when partitioned)."""
-    prefix = f"{partition}: " if partition else ""
-    return [f"{prefix}{failure}" for failure in validate_table(table, frame)]
-
-
 def contract_result(table: str, failures: list[str], rows_checked: int) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=table,
@@ -172,6 +178,21 @@ def _version(table: str, frame: pl.DataFrame) -> str:
 
 
 DAILY_TABLES = ["orders", "order_lines", "interactions", "quarantine"]
+# Per source and day: records read, cleaned, quarantined, duplicates (ACCOUNTING_SCHEMA);
+# published with the day, it is the history the volume guard compares a new file with.
+FILE_ACCOUNTING = "file_accounting"
+
+
+def _volume_guard(table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "volume_guard", asset=table, blocking=True,
+        description=(
+            "Per source and day: clean records not below "
+            f"{GuardThresholds().min_volume_ratio:g} x the trailing median of the published"
+            " days, never zero (empty or header-only files). Override deliberately with the"
+            f" run tag {OVERRIDE_TAG}=<source,...>."
+        ),
+    )
 
 
 @dg.multi_asset(
@@ -185,6 +206,8 @@ DAILY_TABLES = ["orders", "order_lines", "interactions", "quarantine"]
         *(_contract_check(t) for t in DAILY_TABLES),
         _accounting_check("order_lines"),
         _accounting_check("interactions"),
+        _volume_guard("order_lines"),
+        _volume_guard("interactions"),
     ],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -196,69 +219,182 @@ def clean_daily(
     warehouse: WarehouseResource,
     pii: PiiKeyResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Clean every channel of each day in the run, one day at a time."""
+    """Clean every channel of each day in the run, one day at a time: stage, audit, publish."""
     with warehouse.get().session() as wh:  # one connection for the run's daily writes
         yield from _clean_days(context, storage.store(), wh, pii.key())
+
+
+@dataclass
+class _DailyAudit:
+    """What the run found, per check, across its days."""
+
+    contract: dict[str, list[str]] = field(
+        default_factory=lambda: {t: [] for t in DAILY_TABLES}
+    )
+    volume: dict[str, list[str]] = field(
+        default_factory=lambda: {"order_lines": [], "interactions": []}
+    )
+    overridden: dict[str, list[str]] = field(
+        default_factory=lambda: {"order_lines": [], "interactions": []}
+    )
+    accounting: dict[str, list[pl.DataFrame]] = field(
+        default_factory=lambda: {"order_lines": [], "interactions": []}
+    )
+    rows_checked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DAILY_TABLES, 0))
+
+
+def run_token(run_id: str) -> str:
+    """A short letters-and-digits token of a run id, for its staging tables."""
+    return "".join(ch for ch in run_id if ch.isalnum())[:12] or "adhoc"
 
 
 def _clean_days(
     context: dg.AssetExecutionContext, store: ParquetStore, wh: Warehouse, key: bytes
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     identity = wh.query(f"SELECT * FROM {SCHEMA}.customer_identity")
-    versions: dict[str, list[str]] = {t: [] for t in DAILY_TABLES}
-    rows: dict[str, int] = dict.fromkeys(DAILY_TABLES, 0)
-    # validated day by day so a range run keeps one day in memory, not the whole range
-    failures: dict[str, list[str]] = {t: [] for t in DAILY_TABLES}
-    accounting: dict[str, list[pl.DataFrame]] = {"order_lines": [], "interactions": []}
-    for partition in context.partition_keys:
-        day = dt.date.fromisoformat(partition)
-        orders_result = clean_orders(
-            {c: store.read(f"raw_{c}", partition) for c in ORDER_CHANNELS},
-            identity, key, day, SOURCES,
-        )
-        interactions_result = clean_interactions(
-            {c: store.read(f"raw_{c}", partition) for c in INTERACTION_CHANNELS},
-            identity, key, day, SOURCES,
-        )
-        tables = {
-            **orders_result.tables,
-            **interactions_result.tables,
-            "quarantine": pl.concat(
-                [orders_result.quarantine, interactions_result.quarantine], how="diagonal_relaxed"
-            ),
-        }
-        for table in DAILY_TABLES:
-            frame = _with_partition(tables[table], day)
-            wh.replace_partitions(f"{SCHEMA}.{table}", frame, [day])
-            version = _version(table, tables[table])
-            versions[table].append(version)
-            rows[table] += frame.height
-            failures[table] += contract_failures(table, frame, partition)
-            context.add_asset_metadata(
-                {"dagster/row_count": frame.height, "content_version": version},
-                asset_key=table, partition_key=partition,
+    thresholds = guard_thresholds()
+    overrides = overridden_sources(context.run.tags)
+    token = run_token(context.run_id)
+    staging = {t: staging_table(f"{SCHEMA}.{t}", token) for t in [*DAILY_TABLES, FILE_ACCOUNTING]}
+    audit = _DailyAudit()
+    published: dict[str, dict[str, tuple[str, int]]] = {}  # day -> table -> (version, rows)
+    held: dict[str, list[str]] = {}  # day -> blocking findings
+    try:
+        # one day at a time, so a range run keeps one day in memory, not the whole range
+        for partition in context.partition_keys:
+            day = dt.date.fromisoformat(partition)
+            tables, accounting = _clean_one_day(store, identity, key, day)
+            for table in DAILY_TABLES:
+                wh.stage(staging[table], _with_partition(tables[table], day))
+            wh.stage(staging[FILE_ACCOUNTING], accounting)
+            findings = _audit_day(wh, staging, day, accounting, audit, thresholds, overrides)
+            if findings:
+                held[partition] = findings
+                continue
+            wh.publish(
+                [
+                    StagedWrite(f"{SCHEMA}.{t}", staging[t], (day,))
+                    for t in [*DAILY_TABLES, FILE_ACCOUNTING]
+                ]
             )
-        accounting["order_lines"].append(orders_result.accounting)
-        accounting["interactions"].append(interactions_result.accounting)
-        context.add_asset_metadata(
-            {"quarantined_by_reason": dg.MetadataValue.md(_reason_counts(tables["quarantine"]))},
-            asset_key="quarantine", partition_key=partition,
+            published[partition] = {
+                t: (_version(t, tables[t]), tables[t].height) for t in DAILY_TABLES
+            }
+            for table, (version, rows) in published[partition].items():
+                context.add_asset_metadata(
+                    {"dagster/row_count": rows, "content_version": version},
+                    asset_key=table, partition_key=partition,
+                )
+            context.add_asset_metadata(
+                {"quarantined_by_reason": _reason_counts(tables["quarantine"])},
+                asset_key="quarantine", partition_key=partition,
+            )
+    finally:
+        wh.drop_tables(list(staging.values()))
+    if held:
+        # the days that passed are published: record them one by one, then fail the run
+        for partition, tables_published in published.items():
+            for table, (version, rows) in tables_published.items():
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=table, partition=partition,
+                        tags={"dagster/data_version": combine_versions([version])},
+                        metadata={"dagster/row_count": rows, "content_version": version},
+                    )
+                )
+    else:
+        everything_quarantined = wh.query(
+            f"SELECT partition_date, channel, reasons FROM {SCHEMA}.quarantine"
         )
-    everything_quarantined = wh.query(
-        f"SELECT partition_date, channel, reasons FROM {SCHEMA}.quarantine"
+        for table in DAILY_TABLES:
+            yield dg.MaterializeResult(
+                asset_key=table,
+                data_version=dg.DataVersion(
+                    combine_versions([published[p][table][0] for p in context.partition_keys])
+                ),
+                metadata={
+                    "rows_in_run": sum(published[p][table][1] for p in published),
+                    **(
+                        quarantine_overview(everything_quarantined)
+                        if table == "quarantine" else {}
+                    ),
+                },
+            )
+    yield from _daily_check_results(audit)
+    if held:
+        raise dg.Failure(
+            description=held_back_message(held),
+            metadata={"held_back_days": sorted(held), "published_days": sorted(published)},
+        )
+
+
+def held_back_message(held: dict[str, list[str]]) -> str:
+    """The run's failure: which days were held back and why (the published days are kept)."""
+    lines = [
+        f"{len(held)} day(s) held back, their published data unchanged"
+        f" (override a real drop with the run tag {OVERRIDE_TAG}=<source,...>):"
+    ]
+    for day in sorted(held):
+        lines += [f"- {day}: {finding}" for finding in held[day]]
+    return "\n".join(lines)
+
+
+def _clean_one_day(
+    store: ParquetStore, identity: pl.DataFrame, key: bytes, day: dt.date
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    partition = day.isoformat()
+    orders_result = clean_orders(
+        {c: store.read(f"raw_{c}", partition) for c in ORDER_CHANNELS},
+        identity, key, day, SOURCES,
     )
+    interactions_result = clean_interactions(
+        {c: store.read(f"raw_{c}", partition) for c in INTERACTION_CHANNELS},
+        identity, key, day, SOURCES,
+    )
+    tables = {
+        **orders_result.tables,
+        **interactions_result.tables,
+        "quarantine": pl.concat(
+            [orders_result.quarantine, interactions_result.quarantine], how="diagonal_relaxed"
+        ),
+    }
+    accounting = pl.concat([orders_result.accounting, interactions_result.accounting])
+    return tables, accounting
+
+
+def _audit_day(
+    wh: Warehouse, staging: dict[str, str], day: dt.date, accounting: pl.DataFrame,
+    audit: _DailyAudit, thresholds: GuardThresholds, overrides: frozenset[str],
+) -> list[str]:
+    """Every blocking check of one staged day; returns its blocking findings."""
+    partition = day.isoformat()
+    findings: list[str] = []
     for table in DAILY_TABLES:
-        yield dg.MaterializeResult(
-            asset_key=table,
-            data_version=dg.DataVersion(combine_versions(versions[table])),
-            metadata={
-                "rows_in_run": rows[table],
-                **(quarantine_overview(everything_quarantined) if table == "quarantine" else {}),
-            },
+        staged = _read_staged(
+            wh, f"SELECT * FROM {staging[table]} WHERE {PARTITION_COLUMN} = ?", [day]
         )
-        yield contract_result(table, failures[table], rows[table])
-    for table, frames in accounting.items():
-        yield accounting_result(table, pl.concat(frames))
+        located = [contract_finding(table, staged, f) for f in validate_table(table, staged)]
+        audit.contract[table] += [f"{partition}: {m}" for m in located]
+        audit.rows_checked[table] += staged.height
+        findings += located
+    history = _volume_history(wh, day, thresholds.window_days)
+    for source in accounting.iter_rows(named=True):
+        table = "order_lines" if source["channel"] in ORDER_CHANNELS else "interactions"
+        audit.accounting[table].append(
+            accounting.filter(pl.col("channel") == source["channel"])
+        )
+        finding = volume_finding(
+            source["channel"], source["rows_in"],
+            history.get(source["channel"], []), thresholds,
+        )
+        if finding is None:
+            continue
+        if is_overridden(source["channel"], overrides):
+            audit.overridden[table].append(f"{partition}: {finding}")
+        else:
+            audit.volume[table].append(f"{partition}: {finding}")
+            findings.append(finding)
+    return findings
 
 
 def quarantine_overview(quarantine: pl.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -279,9 +415,68 @@ def metadata_table(frame: pl.DataFrame) -> dg.MetadataValue:
     )
 
 
-def _reason_counts(quarantine: pl.DataFrame) -> str:
+
+
+def _read_staged(wh: Warehouse, sql: str, params: list | None = None) -> pl.DataFrame:
+    """Staged rows as the checks expect them: a DuckDB reader labels UTC instants with the
+    session's zone name (e.g. Etc/UTC); the contracts want them labelled UTC."""
+    frame = wh.query(sql, params)
+    return frame.with_columns(
+        pl.col(c).dt.convert_time_zone("UTC")
+        for c, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
+    )
+
+
+def _volume_history(wh: Warehouse, day: dt.date, window_days: int) -> dict[str, list[int]]:
+    """Records read per source on its published days in the window before `day`."""
+    table = f"{SCHEMA}.{FILE_ACCOUNTING}"
+    if not wh.table_exists(table):
+        return {}
+    rows = wh.query(
+        f"SELECT channel, rows_in FROM {table}"
+        f" WHERE {PARTITION_COLUMN} < ? AND {PARTITION_COLUMN} >= ?",
+        [day, day - dt.timedelta(days=window_days)],
+    )
+    history: dict[str, list[int]] = {}
+    for channel, cleaned in rows.iter_rows():
+        history.setdefault(channel, []).append(int(cleaned))
+    return history
+
+
+def _daily_check_results(audit: _DailyAudit) -> Iterator[dg.AssetCheckResult]:
+    for table in DAILY_TABLES:
+        yield contract_result(table, audit.contract[table], audit.rows_checked[table])
+    for table, frames in audit.accounting.items():
+        yield accounting_result(table, pl.concat([ACCOUNTING_SCHEMA.to_frame(), *frames]))
+    for table, findings in audit.volume.items():
+        yield dg.AssetCheckResult(
+            asset_key=table,
+            check_name="volume_guard",
+            passed=not findings,
+            metadata={
+                "findings": _bullets(findings),
+                "overridden": _bullets(audit.overridden[table]),
+            },
+        )
+
+
+def _bullets(lines: list[str]) -> dg.MetadataValue:
+    return dg.MetadataValue.md("\n".join(f"- {line}" for line in lines) if lines else "none")
+
+
+def guard_thresholds() -> GuardThresholds:
+    settings = get_settings()
+    return GuardThresholds(
+        min_volume_ratio=settings.guard_min_volume_ratio,
+        window_days=settings.guard_window_days,
+        max_reference_shrink=settings.guard_max_reference_shrink,
+    )
+
+
+def _reason_counts(quarantine: pl.DataFrame) -> dg.MetadataValue:
     if quarantine.is_empty():
-        return "no rows quarantined"
+        return dg.MetadataValue.md("no rows quarantined")
     counts = (
         quarantine.select(pl.col("reasons").str.split(";"))
         .explode("reasons")
@@ -294,18 +489,92 @@ def _reason_counts(quarantine: pl.DataFrame) -> str:
     return _markdown_table(counts)
 
 
-def _write_reference(
-    wh, results: dict[str, pl.DataFrame]
+def _reference_guard(table: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "reference_guard", asset=table, blocking=True,
+        description=(
+            "The new snapshot is not empty and has at most"
+            f" {GuardThresholds().max_reference_shrink:.0%} fewer rows than the published table."
+            " Override deliberately with the run tag"
+            f" {OVERRIDE_TAG}=<source>."
+        ),
+    )
+
+
+def _publish_reference(
+    context: dg.AssetExecutionContext, wh: Warehouse, source: str, result: CleanResult
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    for table, frame in results.items():
-        wh.replace_table(f"{SCHEMA}.{table}", frame)
-        yield dg.MaterializeResult(
+    """Stage a reference file's tables (and its quarantine rows), audit them, publish them
+    together in one transaction; a blocking finding leaves every published table as it was."""
+    thresholds = guard_thresholds()
+    overridden = is_overridden(source, overridden_sources(context.run.tags))
+    tables = result.tables
+    token = run_token(context.run_id)
+    staging = {
+        t: staging_table(f"{SCHEMA}.{t}", token) for t in [*tables, "reference_quarantine"]
+    }
+    contract: dict[str, list[str]] = {}
+    guard: dict[str, str | None] = {}
+    try:
+        for table, frame in tables.items():
+            wh.stage(staging[table], frame)
+        wh.stage(staging["reference_quarantine"], result.quarantine)
+        for table in tables:
+            staged = _read_staged(wh, f"SELECT * FROM {staging[table]}")
+            contract[table] = [
+                contract_finding(table, staged, f) for f in validate_table(table, staged)
+            ]
+            guard[table] = reference_finding(
+                f"{source} -> {SCHEMA}.{table}", staged.height,
+                _published_rows(wh, f"{SCHEMA}.{table}"), thresholds,
+            )
+        findings = [f for fs in contract.values() for f in fs]
+        if not overridden:
+            findings += [f for f in guard.values() if f]
+        if not findings:
+            wh.publish(
+                [StagedWrite(f"{SCHEMA}.{t}", staging[t]) for t in tables]
+                + [
+                    StagedWrite(
+                        f"{SCHEMA}.reference_quarantine", staging["reference_quarantine"],
+                        (source,), "channel",
+                    )
+                ]
+            )
+    finally:
+        wh.drop_tables(list(staging.values()))
+    if not findings:
+        for table, frame in tables.items():
+            yield dg.MaterializeResult(
+                asset_key=table,
+                data_version=dg.DataVersion(_version(table, frame)),
+                metadata={"dagster/row_count": frame.height},
+            )
+    for table, frame in tables.items():
+        yield contract_result(table, contract[table], frame.height)
+        yield dg.AssetCheckResult(
             asset_key=table,
-            data_version=dg.DataVersion(_version(table, frame)),
-            metadata={"dagster/row_count": frame.height},
+            check_name="reference_guard",
+            passed=guard[table] is None or overridden,
+            metadata={
+                "finding": guard[table] or "none",
+                "overridden": overridden and guard[table] is not None,
+            },
         )
-        if table != "reference_quarantine":
-            yield contract_result(table, contract_failures(table, frame), frame.height)
+    if findings:
+        raise dg.Failure(
+            description=(
+                f"reference file {source} held back, the published {', '.join(tables)}"
+                f" unchanged (override a real drop with the run tag {OVERRIDE_TAG}={source}):\n"
+                + "\n".join(f"- {f}" for f in findings)
+            )
+        )
+
+
+def _published_rows(wh: Warehouse, table: str) -> int | None:
+    if not wh.table_exists(table):
+        return None
+    return int(wh.query(f"SELECT count(*) AS n FROM {table}")["n"][0])
 
 
 @dg.multi_asset(
@@ -313,36 +582,36 @@ def _write_reference(
         _spec("customers", ["raw_customers"]),
         _spec("customer_identity", ["raw_customers"]),
     ],
-    check_specs=[_contract_check("customers"), _contract_check("customer_identity")],
+    check_specs=[
+        _contract_check("customers"),
+        _contract_check("customer_identity"),
+        _reference_guard("customers"),
+        _reference_guard("customer_identity"),
+    ],
     name="clean_customers",
 )
 def clean_customers_asset(
-    storage: StorageResource, warehouse: WarehouseResource, pii: PiiKeyResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    warehouse: WarehouseResource,
+    pii: PiiKeyResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """CRM customers pseudonymised, and the identity map that links channels to one customer."""
     result = clean_customers(storage.store().read("raw_customers"), pii.key())
-    wh = warehouse.get()
-    tables = result.tables
-    # the reference quarantine is shared by products/stores too; append this file's rows
-    wh.replace_partitions(
-        f"{SCHEMA}.reference_quarantine", result.quarantine, ["customers"], "channel"
-    )
-    yield from _write_reference(wh, tables)
+    yield from _publish_reference(context, warehouse.get(), "customers", result)
 
 
 def _single_reference(name: str, cleaner) -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=[_spec(name, [f"raw_{name}"])],
-        check_specs=[_contract_check(name)],
+        check_specs=[_contract_check(name), _reference_guard(name)],
         name=f"clean_{name}",
     )
-    def _asset(storage: StorageResource, warehouse: WarehouseResource):
+    def _asset(
+        context: dg.AssetExecutionContext, storage: StorageResource, warehouse: WarehouseResource
+    ):
         result = cleaner(storage.store().read(f"raw_{name}"))
-        wh = warehouse.get()
-        wh.replace_partitions(
-            f"{SCHEMA}.reference_quarantine", result.quarantine, [name], "channel"
-        )
-        yield from _write_reference(wh, result.tables)
+        yield from _publish_reference(context, warehouse.get(), name, result)
 
     return _asset
 

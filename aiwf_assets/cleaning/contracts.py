@@ -294,6 +294,7 @@ class CheckFailure:
     column: str | None  # None for checks across columns
     count: int
     examples: tuple[str, ...]
+    rows: tuple[int, ...] = ()  # positions in the validated frame of the first failing rows
 
     def __str__(self) -> str:
         where = f"column {self.column}" if self.column else "table"
@@ -325,7 +326,8 @@ def validate_table(
         failures += _failures(e.failure_cases, model.__name__)
     if name in ("orders", "order_lines") and "channel" in df.columns:
         allowed = channels if channels is not None else _declared_channels()
-        unknown = df.filter(~pl.col("channel").is_in(allowed)).get_column("channel")
+        outside = ~pl.col("channel").is_in(allowed)
+        unknown = df.filter(outside).get_column("channel")
         if unknown.len():
             failures.append(
                 CheckFailure(
@@ -333,6 +335,9 @@ def validate_table(
                     column="channel",
                     count=unknown.len(),
                     examples=tuple(unknown.unique(maintain_order=True).head(_EXAMPLES)),
+                    rows=tuple(
+                        df.with_row_index().filter(outside).get_column("index").head(_EXAMPLES)
+                    ),
                 )
             )
     return failures
@@ -355,6 +360,7 @@ def _failures(cases: pl.DataFrame, model_name: str) -> list[CheckFailure]:
                 column=None if table_wide else str(column),
                 count=group.height,
                 examples=tuple(examples),
+                rows=tuple(int(i) for i in rows.head(_EXAMPLES)),
             )
         )
     return out

@@ -26,7 +26,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg.types.string import TextLoader
 
-from aiwf_assets.io.warehouse import PARTITION_COLUMN, _as_arrow, split_table_name
+from aiwf_assets.io.warehouse import (
+    PARTITION_COLUMN,
+    StagedWrite,
+    _as_arrow,
+    split_table_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +251,34 @@ class PostgresWarehouse:
                 self._copy(conn, target, incoming)
         return incoming.num_rows
 
+    def stage(self, staging: str, frame: pl.DataFrame | pa.Table) -> int:
+        incoming = _as_arrow(frame)
+        columns = dict(column_definitions(incoming.schema))
+        target = self.physical_name(staging)
+        with self.connect() as conn:
+            self._create_schema(conn, staging)
+            with conn.transaction():
+                conn.execute(self._create_table_sql(target, columns, if_not_exists=True))
+                self._copy(conn, target, incoming)
+        return incoming.num_rows
+
+    def publish(self, writes: Sequence[StagedWrite]) -> None:
+        with self.connect() as conn:
+            for table in sorted({w.table for w in writes}):
+                self._create_schema(conn, table)
+            with conn.transaction():
+                # one lock per published table, taken in one order: concurrent publishers
+                # of overlapping tables queue instead of deadlocking
+                for target in sorted({self.physical_name(w.table) for w in writes}):
+                    self._lock(conn, target)
+                for write in writes:
+                    self._publish_one(conn, write)
+
+    def drop_tables(self, tables: Sequence[str]) -> None:
+        with self.connect() as conn:
+            for table in tables:
+                conn.execute(f"DROP TABLE IF EXISTS {self.physical_name(table)}")
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         with self.connect() as conn:
             schemas = self._suffixed_schemas(conn) if self.schema_suffix else set()
@@ -274,6 +307,45 @@ class PostgresWarehouse:
             return bool(found.fetchone()[0])
 
     # internals ----------------------------------------------------------
+    def _publish_one(self, conn: psycopg.Connection, write: StagedWrite) -> None:
+        target = self.physical_name(write.table)
+        staging = self.physical_name(write.staging)
+        columns = self._existing_columns(conn, staging)
+        if not columns:
+            raise ValueError(f"nothing staged for {write.table}: {write.staging} does not exist")
+        column_list = ", ".join(quote_identifier(name) for name, _ in columns)
+        copy_rows = f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {staging}"
+        if write.partition_values is None:
+            existing = self._existing_columns(conn, target)
+            if existing == columns:
+                # same shape: keep the table, so views on it (dbt staging) stay valid
+                conn.execute(f"TRUNCATE {target}")
+            else:
+                if existing:
+                    logger.warning(
+                        "%s changes its columns: dropping it with the views on it"
+                        " (dbt re-creates its views on the next build)",
+                        target,
+                    )
+                conn.execute(f"DROP TABLE IF EXISTS {target} CASCADE")
+                conn.execute(self._create_table_sql(target, dict(columns), if_not_exists=False))
+            conn.execute(copy_rows)
+            return
+        types = dict(columns)
+        if write.partition_column not in types:
+            raise ValueError(
+                f"cannot publish partitions of {write.table}: {write.staging} has no column"
+                f" {write.partition_column!r}"
+            )
+        in_partitions = (
+            f" WHERE {quote_identifier(write.partition_column)}"
+            f" = ANY(CAST(%s AS {types[write.partition_column]}[]))"
+        )
+        values = [list(write.partition_values)]
+        conn.execute(self._create_table_sql(target, types, if_not_exists=True))
+        conn.execute(f"DELETE FROM {target}{in_partitions}", values)
+        conn.execute(copy_rows + in_partitions, values)
+
     def _create_schema(self, conn: psycopg.Connection, table: str) -> None:
         """Create the table's schema; concurrent writers serialise on a lock per schema."""
         schema = self.physical_schema(split_table_name(table)[0])

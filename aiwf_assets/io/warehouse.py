@@ -4,6 +4,11 @@
 (prod) share one small interface. Frames go in as Arrow (no per-row
 inserts); a partition is replaced atomically (delete + insert in one
 transaction), so readers never see half a day.
+
+Write-audit-publish: `stage` appends a frame to a staging table (a `<schema>_staging`
+schema nothing downstream reads), checks read the staged rows back, and `publish` moves
+the staged partitions of several tables into the published ones in one transaction.
+A run killed between the two leaves only a staging table behind, never half a partition.
 """
 
 from __future__ import annotations
@@ -20,6 +25,30 @@ import polars as pl
 import pyarrow as pa
 
 PARTITION_COLUMN = "partition_date"
+STAGING_SUFFIX = "_staging"
+
+
+@dataclass(frozen=True)
+class StagedWrite:
+    """One table's part of a publication: staged rows that replace published ones."""
+
+    table: str  # the published table, e.g. cleaned.orders
+    staging: str  # the staging table holding the rows to publish
+    # the partitions to replace (staged rows outside them are not published);
+    # None: the staged table replaces the whole published table
+    partition_values: tuple[Any, ...] | None = None
+    partition_column: str = PARTITION_COLUMN
+
+
+def staging_table(table: str, token: str) -> str:
+    """A run's staging table: 'cleaned.orders' -> 'cleaned_staging.orders__<token>'.
+
+    A token per run keeps two runs of the same partition from sharing staged rows.
+    """
+    schema, name = split_table_name(table)
+    if not token.isalnum():
+        raise ValueError(f"staging token must be letters and digits, got {token!r}")
+    return f"{schema}{STAGING_SUFFIX}.{name}__{token.lower()}"
 
 
 class Warehouse(Protocol):
@@ -35,6 +64,18 @@ class Warehouse(Protocol):
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame: ...
 
     def table_exists(self, table: str) -> bool: ...
+
+    def stage(self, staging: str, frame: pl.DataFrame | pa.Table) -> int:
+        """Append a frame to a staging table (created from the frame on first use)."""
+        ...
+
+    def publish(self, writes: Sequence[StagedWrite]) -> None:
+        """Replace the published rows of every write by its staged rows, in one transaction."""
+        ...
+
+    def drop_tables(self, tables: Sequence[str]) -> None:
+        """Drop tables if they exist (staging tables after publishing or failing)."""
+        ...
 
     def session(self) -> AbstractContextManager[Warehouse]:
         """The warehouse for a batch of calls (e.g. a run's daily writes); may hold one
@@ -131,6 +172,29 @@ class DuckDBWarehouse:
             con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
         return len(frame)  # rows of a polars frame or an Arrow table
 
+    def stage(self, staging: str, frame: pl.DataFrame | pa.Table) -> int:
+        with self._writing(staging, frame) as con:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {staging} AS SELECT * FROM incoming LIMIT 0")
+            con.execute(f"INSERT INTO {staging} BY NAME SELECT * FROM incoming")
+        return len(frame)
+
+    def publish(self, writes: Sequence[StagedWrite]) -> None:
+        with self._connection() as con:
+            try:
+                con.execute("BEGIN TRANSACTION")
+                for write in writes:
+                    _publish_duckdb(con, write)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def drop_tables(self, tables: Sequence[str]) -> None:
+        with self._connection() as con:
+            for table in tables:
+                split_table_name(table)
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         with self._connection(read_only=True) as con:
             return con.sql(sql, params=list(params or [])).pl()
@@ -145,6 +209,24 @@ class DuckDBWarehouse:
             [schema, name],
         )
         return bool(found["n"][0])
+
+
+def _publish_duckdb(con: duckdb.DuckDBPyConnection, write: StagedWrite) -> None:
+    schema, _ = split_table_name(write.table)
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    if write.partition_values is None:
+        con.execute(f"CREATE OR REPLACE TABLE {write.table} AS SELECT * FROM {write.staging}")
+        return
+    column = write.partition_column
+    placeholders = ", ".join("?" for _ in write.partition_values)
+    values = list(write.partition_values)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {write.table} AS FROM {write.staging} LIMIT 0")
+    con.execute(f"DELETE FROM {write.table} WHERE {column} IN ({placeholders})", values)
+    con.execute(
+        f"INSERT INTO {write.table} BY NAME SELECT * FROM {write.staging}"
+        f" WHERE {column} IN ({placeholders})",
+        values,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,222 @@
+"""Write-audit-publish through the real assets: a day or reference snapshot that fails a
+blocking check (contract, volume guard, reference guard) leaves the published tables exactly
+as they were, fails the run and says which file, row and column; a deliberate override
+publishes a real drop."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+import aiwf_assets.cleaning.assets as cleaning_assets
+from aiwf_assets.cleaning.audit import OVERRIDE_TAG
+from aiwf_assets.cleaning.transforms import CleanResult
+from aiwf_assets.demo import PARTITION_RANGE_END, PARTITION_RANGE_START, landed_days, plan_runs
+from aiwf_assets.generator import generate
+from aiwf_assets.ingest.assets import defs as ingest_defs
+from aiwf_assets.io.warehouse import DuckDBWarehouse
+from aiwf_assets.resources import build_resources
+from aiwf_assets.settings import Settings
+
+DAILY = ["orders", "order_lines", "interactions", "quarantine", "file_accounting"]
+REFERENCE = ["customers", "customer_identity", "reference_quarantine"]
+
+
+class Pipeline:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.defs = dg.Definitions.merge(
+            ingest_defs, cleaning_assets.defs, dg.Definitions(resources=build_resources(settings))
+        )
+        self.plan = plan_runs(self.defs)
+        self.job = self.defs.resolve_implicit_global_asset_job_def()
+        self.instance = dg.DagsterInstance.get()
+        self.days = landed_days(settings.landing_dir)
+        self.wh = DuckDBWarehouse(settings.warehouse_path)
+
+    def reference(self) -> dg.ExecuteInProcessResult:
+        """The customers file again (raw and cleaned)."""
+        keys = [dg.AssetKey(k) for k in ("raw_customers", "customers", "customer_identity")]
+        return self.job.execute_in_process(
+            instance=self.instance, asset_selection=keys, raise_on_error=False
+        )
+
+    def day(
+        self, day: str, channel: str | None = None, tags: dict[str, str] | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """One day's cleaning, after re-reading `channel`'s file if given."""
+        cleaned = ["orders", "order_lines", "interactions", "quarantine"]
+        keys = [dg.AssetKey(k) for k in ([f"raw_{channel}"] if channel else []) + cleaned]
+        return self.job.execute_in_process(
+            instance=self.instance, asset_selection=keys, partition_key=day,
+            tags=tags or {}, raise_on_error=False,
+        )
+
+    def snapshot(self, tables: list[str]) -> dict[str, pl.DataFrame]:
+        return {t: self.wh.query(f"SELECT * FROM cleaned.{t}") for t in tables}
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    event = next(e for e in result.all_events if e.is_step_failure)
+    data = event.step_failure_data
+    assert data is not None and data.user_failure_data is not None, data
+    return data.user_failure_data.description or ""
+
+
+def assert_same(before: dict[str, pl.DataFrame], after: dict[str, pl.DataFrame]) -> None:
+    for table, frame in before.items():
+        assert after[table].sort(after[table].columns).equals(
+            frame.sort(frame.columns)
+        ), table
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """Four clean days and the reference data, published once for the module."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("wap")
+    mp.setenv("AIWF_ENV", "local")
+    mp.setenv("AIWF_HOME", str(root / "home"))
+    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+    (root / "dagster_home").mkdir()
+    from aiwf_assets.settings import get_settings, reset_settings_cache
+
+    reset_settings_cache()
+    settings = get_settings()
+    generate(settings.home, seed=5, days=4, scale=0.05, faults=())
+    p = Pipeline(settings)
+    assert p.reference().success
+    result = p.job.execute_in_process(
+        instance=p.instance, asset_selection=p.plan.daily,
+        tags={PARTITION_RANGE_START: p.days[0], PARTITION_RANGE_END: p.days[-1]},
+    )
+    assert result.success
+    yield p
+    p.instance.dispose()
+    reset_settings_cache()
+    mp.undo()
+
+
+@pytest.fixture
+def restore_landing(pipeline: Pipeline) -> Iterator[Path]:
+    """The landing dir; whatever a test changes in it is put back (and re-published)."""
+    landing = pipeline.settings.landing_dir
+    backup = landing.parent / "landing.bak"
+    shutil.copytree(landing, backup)
+    yield landing
+    shutil.rmtree(landing)
+    backup.rename(landing)
+
+
+def test_a_contract_failure_leaves_the_published_day_and_names_file_row_and_column(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = pipeline.days[2]
+    before = pipeline.snapshot(DAILY)
+    clean_orders = cleaning_assets.clean_orders
+
+    def broken(*args, **kwargs) -> CleanResult:  # a cleaning bug: SKUs lose their prefix
+        result = clean_orders(*args, **kwargs)
+        lines = result.tables["order_lines"].with_columns(pl.col("sku").str.replace("SKU-", ""))
+        return CleanResult({**result.tables, "order_lines": lines}, result.quarantine,
+                           result.accounting)
+
+    monkeypatch.setattr(cleaning_assets, "clean_orders", broken)
+    result = pipeline.day(day)
+    assert not result.success
+    assert_same(before, pipeline.snapshot(DAILY))
+    text = failure_text(result)
+    first = pipeline.wh.query(
+        "SELECT source_file, source_row FROM cleaned.order_lines WHERE partition_date = ?"
+        " ORDER BY order_id, line_number LIMIT 1", [day],
+    ).row(0)
+    lines_of_day = before["order_lines"].filter(pl.col("partition_date").cast(pl.String) == day)
+    assert f"- {day}: order_lines: str_matches" in text
+    assert f"column sku in {lines_of_day.height} row(s)" in text
+    assert f"file {first[0]}, row {first[1]}" in text and "more" in text
+    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed
+              for c in result.get_asset_check_evaluations()}
+    assert checks[("order_lines", "pandera_contract")] is False
+    assert checks[("orders", "pandera_contract")] is True
+    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert not materialised & {"orders", "order_lines", "interactions", "quarantine"}
+
+
+def test_a_truncated_file_is_held_back_by_the_volume_guard_until_overridden(
+    pipeline: Pipeline, restore_landing: Path
+) -> None:
+    day = pipeline.days[3]
+    path = restore_landing / "pos_transactions" / f"{day}.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: max(2, len(lines) // 20)]))  # the first 5 %
+    before = pipeline.snapshot(DAILY)
+    result = pipeline.day(day, "pos_transactions")
+    assert not result.success
+    assert_same(before, pipeline.snapshot(DAILY))
+    text = failure_text(result)
+    assert f"- {day}: pos_transactions: " in text and "trailing median" in text
+    assert OVERRIDE_TAG in text
+
+    accepted = pipeline.day(day, tags={OVERRIDE_TAG: "pos_transactions"})
+    assert accepted.success
+    published = pipeline.wh.query(
+        "SELECT rows_in FROM cleaned.file_accounting"
+        " WHERE channel = 'pos_transactions' AND partition_date = ?", [day],
+    )
+    assert published["rows_in"].to_list() == [len(lines[: max(2, len(lines) // 20)]) - 1]
+
+
+def test_an_empty_file_on_the_first_day_is_held_back_without_history(
+    pipeline: Pipeline, restore_landing: Path
+) -> None:
+    day = pipeline.days[0]
+    (restore_landing / "web_orders" / f"{day}.jsonl").write_bytes(b"")
+    before = pipeline.snapshot(DAILY)
+    result = pipeline.day(day, "web_orders")
+    assert not result.success
+    assert_same(before, pipeline.snapshot(DAILY))
+    assert f"- {day}: web_orders: no record for the day" in failure_text(result)
+
+
+@pytest.mark.parametrize(
+    "export",
+    [
+        pytest.param(lambda text: text.splitlines(keepends=True)[0], id="header-only"),
+        pytest.param(lambda text: text.replace("crm_id,", "customer_no,", 1), id="renamed-header"),
+        pytest.param(lambda text: text.replace(",", ";"), id="semicolons"),
+    ],
+)
+def test_an_unusable_customers_export_leaves_the_reference_tables(
+    pipeline: Pipeline, restore_landing: Path, export
+) -> None:
+    path = restore_landing / "reference" / "customers.csv"
+    path.write_text(export(path.read_text()))
+    before = pipeline.snapshot(REFERENCE)
+    result = pipeline.reference()
+    assert not result.success
+    assert_same(before, pipeline.snapshot(REFERENCE))
+    text = failure_text(result)
+    assert "reference file customers held back" in text
+    assert "customers -> cleaned.customers: the new snapshot has no usable row" in text
+    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed
+              for c in result.get_asset_check_evaluations()}
+    assert checks[("customers", "reference_guard")] is False
+    assert checks[("customer_identity", "reference_guard")] is False
+
+
+def test_a_shrunk_customers_export_is_held_back(
+    pipeline: Pipeline, restore_landing: Path
+) -> None:
+    path = restore_landing / "reference" / "customers.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: len(lines) // 2]))
+    before = pipeline.snapshot(REFERENCE)
+    result = pipeline.reference()
+    assert not result.success
+    assert_same(before, pipeline.snapshot(REFERENCE))
+    assert "fewer than the published" in failure_text(result)
