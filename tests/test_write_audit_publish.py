@@ -5,6 +5,7 @@ publishes a real drop."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from dagster._serdes import serialize_value
 
 import aiwf_assets.cleaning.assets as cleaning_assets
 from aiwf_assets.cleaning.audit import OVERRIDE_TAG
@@ -91,6 +93,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     generate(settings.home, seed=5, days=4, scale=0.05, faults=())
     p = Pipeline(settings)
     assert p.reference().success
+    # the price plausibility check reads the published products (not a dependency)
+    products = [dg.AssetKey("raw_products"), dg.AssetKey("products")]
+    assert p.job.execute_in_process(instance=p.instance, asset_selection=products).success
     result = p.job.execute_in_process(
         instance=p.instance, asset_selection=p.plan.daily,
         tags={PARTITION_RANGE_START: p.days[0], PARTITION_RANGE_END: p.days[-1]},
@@ -220,3 +225,92 @@ def test_a_shrunk_customers_export_is_held_back(
     assert not result.success
     assert_same(before, pipeline.snapshot(REFERENCE))
     assert "fewer than the published" in failure_text(result)
+
+
+def test_a_record_cut_right_after_an_at_sign_is_quarantined_masked(
+    pipeline: Pipeline, restore_landing: Path
+) -> None:
+    day = pipeline.days[1]
+    path = restore_landing / "web_orders" / f"{day}.jsonl"
+    text = path.read_text()
+    path.write_text(text[: text.rindex("@") + 1])  # the last order cut inside its email
+    result = pipeline.day(day, "web_orders")
+    assert result.success
+    cut = pipeline.wh.query(
+        "SELECT record FROM cleaned.quarantine WHERE partition_date = ?"
+        " AND channel = 'web_orders' AND reasons LIKE 'record: %'", [day],
+    )
+    assert cut.height == 1
+    text = json.loads(cut["record"][0])["_raw_record"]
+    assert '"email":"<masked>"' in text and "@" not in text
+
+
+def clear_pii(landing: Path) -> set[str]:
+    """Emails, phone numbers and full names as the landing files spell them."""
+    crm = pl.read_csv(landing / "reference" / "customers.csv", infer_schema=False)
+    names = crm.select(pl.concat_str("first_name", "last_name", separator=" ")).to_series()
+    return {
+        value
+        for series in (crm["email"], crm["phone"], names)
+        for value in series.drop_nulls().to_list()
+        if value.strip()
+    }
+
+
+def test_no_table_after_raw_and_no_event_holds_clear_pii(pipeline: Pipeline) -> None:
+    """Greps every warehouse table (quarantine and staging included) and the whole event log
+    of this module's runs, the failed ones too, for the landing files' clear PII."""
+    pii = clear_pii(pipeline.settings.landing_dir)
+    emails = {v.lower() for v in pii if "@" in v}
+    assert len(pii) > 100
+    tables = pipeline.wh.query(
+        "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables"
+    )["t"].to_list()
+    assert "cleaned.quarantine" in tables and "cleaned.file_accounting" in tables
+    for table in tables:
+        frame = pipeline.wh.query(f"SELECT * FROM {table}")
+        for column, dtype in frame.schema.items():
+            if dtype != pl.String:
+                continue
+            text = "\n".join(frame[column].drop_nulls().to_list())
+            assert "@" not in text, (table, column)
+            found = [v for v in pii if v in text]
+            assert not found, (table, column, found[:3])
+    runs = pipeline.instance.get_run_records()
+    assert any(r.dagster_run.status == dg.DagsterRunStatus.FAILURE for r in runs)
+    for record in runs:
+        entries = pipeline.instance.all_logs(record.dagster_run.run_id)
+        log = "\n".join(serialize_value(entry) for entry in entries)
+        found = [v for v in pii if v in log or v.lower() in emails and v.lower() in log.lower()]
+        assert not found, (record.dagster_run.run_id, found[:3])
+
+
+def test_prices_in_cents_and_a_till_file_sent_twice_are_warned_about(
+    pipeline: Pipeline, restore_landing: Path
+) -> None:
+    day = pipeline.days[2]
+    pos = restore_landing / "pos_transactions" / f"{day}.csv"
+    header, *lines = pos.read_text().splitlines(keepends=True)
+    pos.write_text(header + "".join(lines) + "".join(lines))
+    app = restore_landing / "app_orders" / f"{day}.jsonl"
+    app_lines = [json.loads(line) for line in app.read_text().splitlines()]
+    app.write_text(
+        "".join(json.dumps({**r, "price": round(r["price"] * 100)}) + "\n" for r in app_lines)
+    )
+    keys = [dg.AssetKey(k) for k in ("raw_pos_transactions", "raw_app_orders", "orders",
+                                      "order_lines", "interactions", "quarantine")]
+    result = pipeline.job.execute_in_process(
+        instance=pipeline.instance, asset_selection=keys, partition_key=day, raise_on_error=False
+    )
+    assert result.success  # warnings do not block
+    checks = {(c.asset_key.to_user_string(), c.check_name): c
+              for c in result.get_asset_check_evaluations()}
+    prices = checks[("order_lines", "plausible_prices")]
+    assert not prices.passed and prices.severity == dg.AssetCheckSeverity.WARN
+    text = prices.metadata["findings"].value
+    assert f"app_orders/{day}.jsonl: {len(app_lines)} of {len(app_lines)} line(s)" in text
+    assert "median 100x" in text
+    repeated = checks[("order_lines", "repeated_records")]
+    assert not repeated.passed and f"{day}: pos_transactions: " in repeated.metadata[
+        "findings"].value
+    assert checks[("interactions", "repeated_records")].passed

@@ -24,10 +24,13 @@ from aiwf_assets.cleaning import clean_reference_stores as clean_stores
 from aiwf_assets.cleaning.audit import (
     OVERRIDE_TAG,
     GuardThresholds,
+    PlausibilityThresholds,
     contract_finding,
     is_overridden,
     overridden_sources,
+    price_findings,
     reference_finding,
+    repeated_finding,
     volume_finding,
 )
 from aiwf_assets.cleaning.contracts import table_schema, validate_table
@@ -195,6 +198,10 @@ def _volume_guard(table: str) -> dg.AssetCheckSpec:
     )
 
 
+def _plausibility_check(table: str, name: str, description: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=table, blocking=False, description=description)
+
+
 @dg.multi_asset(
     specs=[
         _spec("orders", [f"raw_{c}" for c in ORDER_CHANNELS] + ["customer_identity"]),
@@ -208,6 +215,16 @@ def _volume_guard(table: str) -> dg.AssetCheckSpec:
         _accounting_check("interactions"),
         _volume_guard("order_lines"),
         _volume_guard("interactions"),
+        _plausibility_check("order_lines", "plausible_prices", "Unit prices within"
+                            f" {PlausibilityThresholds().price_factor:g}x of the product's"
+                            " list price (WARN: e.g. prices sent in cents)."),
+        *(
+            _plausibility_check(t, "repeated_records", "At most"
+                                f" {PlausibilityThresholds().max_repeated_share:.0%} of a"
+                                " file's records repeat an earlier identical record (WARN:"
+                                " e.g. every line sent twice).")
+            for t in ("order_lines", "interactions")
+        ),
     ],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -240,6 +257,10 @@ class _DailyAudit:
     accounting: dict[str, list[pl.DataFrame]] = field(
         default_factory=lambda: {"order_lines": [], "interactions": []}
     )
+    prices: list[str] = field(default_factory=list)
+    repeated: dict[str, list[str]] = field(
+        default_factory=lambda: {"order_lines": [], "interactions": []}
+    )
     rows_checked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DAILY_TABLES, 0))
 
 
@@ -257,17 +278,23 @@ def _clean_days(
     token = run_token(context.run_id)
     staging = {t: staging_table(f"{SCHEMA}.{t}", token) for t in [*DAILY_TABLES, FILE_ACCOUNTING]}
     audit = _DailyAudit()
+    products = (
+        wh.query(f"SELECT sku, list_price FROM {SCHEMA}.products")
+        if wh.table_exists(f"{SCHEMA}.products") else pl.DataFrame()
+    )
     published: dict[str, dict[str, tuple[str, int]]] = {}  # day -> table -> (version, rows)
     held: dict[str, list[str]] = {}  # day -> blocking findings
     try:
         # one day at a time, so a range run keeps one day in memory, not the whole range
         for partition in context.partition_keys:
             day = dt.date.fromisoformat(partition)
-            tables, accounting = _clean_one_day(store, identity, key, day)
+            tables, accounting = _clean_one_day(store, identity, key, day, audit)
             for table in DAILY_TABLES:
                 wh.stage(staging[table], _with_partition(tables[table], day))
             wh.stage(staging[FILE_ACCOUNTING], accounting)
-            findings = _audit_day(wh, staging, day, accounting, audit, thresholds, overrides)
+            findings = _audit_day(
+                wh, staging, day, accounting, audit, thresholds, overrides, products
+            )
             if findings:
                 held[partition] = findings
                 continue
@@ -340,16 +367,22 @@ def held_back_message(held: dict[str, list[str]]) -> str:
 
 
 def _clean_one_day(
-    store: ParquetStore, identity: pl.DataFrame, key: bytes, day: dt.date
+    store: ParquetStore, identity: pl.DataFrame, key: bytes, day: dt.date, audit: _DailyAudit
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     partition = day.isoformat()
+    raw = {c: store.read(f"raw_{c}", partition) for c in ORDER_CHANNELS + INTERACTION_CHANNELS}
+    for channel, frame in raw.items():
+        repeated = repeated_finding(
+            channel, frame, SOURCES[channel].raw_columns, PlausibilityThresholds()
+        )
+        if repeated:
+            table = "order_lines" if channel in ORDER_CHANNELS else "interactions"
+            audit.repeated[table].append(f"{partition}: {repeated}")
     orders_result = clean_orders(
-        {c: store.read(f"raw_{c}", partition) for c in ORDER_CHANNELS},
-        identity, key, day, SOURCES,
+        {c: raw[c] for c in ORDER_CHANNELS}, identity, key, day, SOURCES
     )
     interactions_result = clean_interactions(
-        {c: store.read(f"raw_{c}", partition) for c in INTERACTION_CHANNELS},
-        identity, key, day, SOURCES,
+        {c: raw[c] for c in INTERACTION_CHANNELS}, identity, key, day, SOURCES
     )
     tables = {
         **orders_result.tables,
@@ -365,6 +398,7 @@ def _clean_one_day(
 def _audit_day(
     wh: Warehouse, staging: dict[str, str], day: dt.date, accounting: pl.DataFrame,
     audit: _DailyAudit, thresholds: GuardThresholds, overrides: frozenset[str],
+    products: pl.DataFrame,
 ) -> list[str]:
     """Every blocking check of one staged day; returns its blocking findings."""
     partition = day.isoformat()
@@ -377,6 +411,11 @@ def _audit_day(
         audit.contract[table] += [f"{partition}: {m}" for m in located]
         audit.rows_checked[table] += staged.height
         findings += located
+        if table == "order_lines":
+            audit.prices += [
+                f"{partition}: {f}"
+                for f in price_findings(staged, products, PlausibilityThresholds())
+            ]
     history = _volume_history(wh, day, thresholds.window_days)
     for source in accounting.iter_rows(named=True):
         table = "order_lines" if source["channel"] in ORDER_CHANNELS else "interactions"
@@ -384,8 +423,8 @@ def _audit_day(
             accounting.filter(pl.col("channel") == source["channel"])
         )
         finding = volume_finding(
-            source["channel"], source["rows_in"],
-            history.get(source["channel"], []), thresholds,
+            source["channel"], source["rows_in"], history.get(source["channel"], []),
+            thresholds, floor=1 if source["channel"] in ORDER_CHANNELS else 0,
         )
         if finding is None:
             continue
@@ -459,6 +498,19 @@ def _daily_check_results(audit: _DailyAudit) -> Iterator[dg.AssetCheckResult]:
                 "overridden": _bullets(audit.overridden[table]),
             },
         )
+    yield _warnings("order_lines", "plausible_prices", audit.prices)
+    for table, findings in audit.repeated.items():
+        yield _warnings(table, "repeated_records", findings)
+
+
+def _warnings(table: str, check: str, findings: list[str]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=table,
+        check_name=check,
+        passed=not findings,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"findings": _bullets(findings)},
+    )
 
 
 def _bullets(lines: list[str]) -> dg.MetadataValue:

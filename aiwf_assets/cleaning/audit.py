@@ -5,9 +5,11 @@ read them back, run these, and publish only when no blocking finding is left.
 
 Guards (thresholds in `GuardThresholds`, documented in DATA_CONTRACTS.md):
 - volume: a daily source whose records fall below `min_volume_ratio` of its trailing
-  median (its published days in the last `window_days`), or to zero; with no published
-  history yet the floor of one record still holds (an empty, header-only or missing
-  file is never published as the day);
+  median (its published days in the last `window_days`) where Poisson noise around that
+  median explains it with a chance under `max_chance` (so an empty file is held back
+  unless the channel is so small that empty days happen); with no published history
+  yet, a sales source needs at least one record (an empty, header-only or missing
+  file is held back);
 - reference shrink: a reference table that would lose more than `max_reference_shrink`
   of its published rows, or become empty.
 A deliberate override for a real drop is the run tag `OVERRIDE_TAG` naming the sources
@@ -21,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
+from scipy.stats import poisson
 
 from aiwf_assets.cleaning.contracts import CheckFailure
 
@@ -31,6 +34,7 @@ _SHOWN = 3  # failing rows named per finding; the rest are counted
 @dataclass(frozen=True)
 class GuardThresholds:
     min_volume_ratio: float = 0.2
+    max_chance: float = 0.001
     window_days: int = 28
     max_reference_shrink: float = 0.2
 
@@ -85,28 +89,41 @@ def contract_finding(table: str, frame: pl.DataFrame, failure: CheckFailure) -> 
 
 
 def volume_finding(
-    source: str, records: int, history: Sequence[int], thresholds: GuardThresholds
+    source: str, records: int, history: Sequence[int], thresholds: GuardThresholds,
+    floor: int = 1,
 ) -> str | None:
     """Why a daily source's volume holds the day back, or None when it may be published.
 
     `records`: records read from the day's file; `history`: the same on the source's
-    published days in the window. Without history the floor of one record still holds.
+    published days in the window. A day is held back when it is below `min_volume_ratio`
+    x the trailing median *and* so low that a Poisson count with that median would fall
+    there with a chance under `max_chance` (small channels see empty days by chance; big
+    ones see weekly swings far larger than Poisson noise, which the ratio allows for).
+    Without history the `floor` holds: one record for a sales channel (a day without a
+    single sale is a broken delivery), none for a service desk or web sessions (a small
+    shop has quiet days; their guard starts with the history).
     """
-    if records < 1:
-        return (
-            f"{source}: no record for the day (an empty, header-only or missing file);"
-            " a published day is never replaced by nothing"
-        )
     if not history:
+        if records < floor:
+            return (
+                f"{source}: no record for the day (an empty, header-only or missing file)"
+                " and no published history to compare with"
+            )
         return None
     median = statistics.median(history)
-    if records < thresholds.min_volume_ratio * median:
-        return (
-            f"{source}: {records} record(s), below {thresholds.min_volume_ratio:g} x the"
-            f" trailing median of {median:g} over {len(history)} published day(s)"
-            " (a truncated or partial delivery?)"
-        )
-    return None
+    if records >= thresholds.min_volume_ratio * median:
+        return None
+    chance = float(poisson.cdf(records, median))
+    if chance >= thresholds.max_chance:
+        return None
+    what = "no record (an empty, header-only or missing file)" if records == 0 else (
+        f"{records} record(s)"
+    )
+    return (
+        f"{source}: {what}, below {thresholds.min_volume_ratio:g} x the trailing median of"
+        f" {median:g} over {len(history)} published day(s) (chance {chance:.1g} by noise);"
+        " a truncated or partial delivery?"
+    )
 
 
 def reference_finding(
@@ -125,3 +142,61 @@ def reference_finding(
             f" published {published_rows} (more than {thresholds.max_reference_shrink:.0%})"
         )
     return None
+
+
+# --------------------------------------------------------------------------- plausibility
+
+
+@dataclass(frozen=True)
+class PlausibilityThresholds:
+    """WARN, not block: the rows are valid by the contract but look wrong as a whole."""
+
+    price_factor: float = 10.0  # a unit price this many times above/below the list price
+    max_repeated_share: float = 0.3  # records repeating an earlier identical one in a file
+
+
+def price_findings(
+    lines: pl.DataFrame, products: pl.DataFrame, thresholds: PlausibilityThresholds
+) -> list[str]:
+    """Files whose order lines are priced far from the product's list price (per file: how
+    many, the median factor, the first such row), e.g. prices sent in cents."""
+    if lines.is_empty() or products.is_empty():
+        return []
+    factor = thresholds.price_factor
+    ratio = pl.col("unit_price") / pl.col("list_price")
+    priced = lines.join(
+        products.select("sku", pl.col("list_price").cast(pl.Float64)), on="sku", how="inner"
+    ).filter(pl.col("list_price") > 0)
+    off = priced.filter((ratio >= factor) | (ratio <= 1 / factor)).sort("source_row")
+    findings = []
+    for (source_file,), group in off.group_by("source_file", maintain_order=True):
+        first = group.row(0, named=True)
+        total = priced.filter(pl.col("source_file") == source_file).height
+        median = group.select(ratio.median()).item()
+        findings.append(
+            f"{source_file}: {group.height} of {total} line(s) priced at least {factor:g}x"
+            f" away from the list price (median {median:.3g}x; prices in cents?), first"
+            f" row {first['source_row']}: {first['sku']} at {first['unit_price']}"
+            f" vs {first['list_price']}"
+        )
+    return findings
+
+
+def repeated_finding(
+    source: str, raw: pl.DataFrame, columns: Sequence[str], thresholds: PlausibilityThresholds
+) -> str | None:
+    """A file where an unusual share of records repeat an earlier identical record (a till
+    file with every line sent twice: 50 %), or None."""
+    readable = raw.filter(pl.col("_parse_error").is_null()).select(
+        [c for c in columns if c in raw.columns]
+    )
+    if readable.is_empty():
+        return None
+    repeats = readable.height - readable.unique().height
+    share = repeats / readable.height
+    if share <= thresholds.max_repeated_share:
+        return None
+    return (
+        f"{source}: {repeats} of {readable.height} record(s) ({share:.0%}) repeat an earlier"
+        f" identical record (more than {thresholds.max_repeated_share:.0%}); sent twice?"
+    )

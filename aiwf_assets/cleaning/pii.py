@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 
 import polars as pl
 
@@ -24,7 +25,8 @@ KEY_HEX_CHARS = 16
 
 # Free-text patterns for text that may hold identifiers we cannot locate by column
 # (unreadable records, values in the wrong column).
-_EMAIL_RE = r"[^\s\"'<>,;:()\[\]{}]+@[^\s\"'<>,;:()\[\]{}]+"
+# the domain may be missing: a record cut right after the '@' keeps a partial address
+_EMAIL_RE = r"[^\s\"'<>,;:()\[\]{}]+@[^\s\"'<>,;:()\[\]{}]*"
 # international (+49.. / 0049..) or national (0..) numbers, digits optionally grouped by
 # single spaces or dashes; the word boundary before a 0 keeps ids like A00004567 intact,
 # and '/', '.', ':' end a match so dates and times are not taken for numbers
@@ -120,6 +122,19 @@ def hash_identifiers(frame: pl.DataFrame, columns: dict[str, PiiKind], key: byte
 def key_of(hash_expr: pl.Expr) -> pl.Expr:
     """customer_key from an identifier/crm hash."""
     return hash_expr.str.slice(0, KEY_HEX_CHARS)
+
+
+def mask_json_fields(expr: pl.Expr, keys: Iterable[str]) -> pl.Expr:
+    """Mask the string value of each JSON key in `keys` in (possibly broken) JSON text.
+
+    For records that did not parse: a value cut off by the end of the text is masked too,
+    so a truncated line cannot leave the start of an address or a name in clear.
+    """
+    for key in sorted(set(keys)):
+        expr = expr.str.replace_all(
+            rf'("{re.escape(key)}"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|\\?$)', '${1}"<masked>"'
+        )
+    return expr
 
 
 def redact_text(expr: pl.Expr) -> pl.Expr:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from aiwf_assets.cleaning.pii import NORMALISERS, hmac_series, key_of, redact_text
+from aiwf_assets.cleaning.pii import (
+    NORMALISERS,
+    hmac_series,
+    key_of,
+    mask_json_fields,
+    redact_text,
+)
 from aiwf_assets.cleaning.rules import (
     REASONS,
     cast_columns,
@@ -219,7 +225,16 @@ def quarantine_rows(
     )
     # names have no pattern to mask, so text from a name-bearing export is not kept at all
     has_names = "name" in spec.contract.pii.values()
-    text = pl.lit(_WITHHELD) if has_names else redact_text(pl.col("_raw_record"))
+    # in an unreadable JSON record the PII fields are found by their source keys
+    pii_keys = [
+        path.rsplit(".", 1)[-1]
+        for column in spec.all_columns if column.name in spec.contract.pii
+        for path in column.source
+    ]
+    text = (
+        pl.lit(_WITHHELD) if has_names
+        else redact_text(mask_json_fields(pl.col("_raw_record"), pii_keys))
+    )
     record = (
         pl.when(pl.col("_raw_record").is_not_null())
         .then(pl.struct(text.alias("_raw_record")).struct.json_encode())

@@ -1,0 +1,118 @@
+"""The audit's pure parts: guard thresholds, overrides and located contract findings."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from aiwf_assets.cleaning.audit import (
+    GuardThresholds,
+    PlausibilityThresholds,
+    contract_finding,
+    is_overridden,
+    overridden_sources,
+    price_findings,
+    reference_finding,
+    repeated_finding,
+    volume_finding,
+)
+from aiwf_assets.cleaning.contracts import CheckFailure, validate_table
+
+T = GuardThresholds()
+
+
+@pytest.mark.parametrize(
+    ("records", "history", "held"),
+    [
+        (0, [], True),  # first day, empty file: the default floor of one record
+        (1, [], False),
+        (0, [1650, 1700, 1580], True),  # empty or header-only after normal days
+        (80, [1650, 1700, 1580], True),  # truncated to 5 %
+        (500, [1650, 1700, 1580], False),  # a quiet day (0.3 x): allowed
+        (0, [3, 2, 4], False),  # a channel this small has empty days by chance
+        (0, [7, 9, 8, 6], True),  # ... but not this one (Poisson chance < 0.001)
+        (1, [7, 9, 8, 6], False),
+    ],
+)
+def test_volume_guard(records: int, history: list[int], held: bool) -> None:
+    finding = volume_finding("pos_transactions", records, history, T)
+    assert (finding is not None) is held
+    if finding:
+        assert finding.startswith("pos_transactions: ")
+
+
+def test_volume_guard_names_the_median_and_the_history() -> None:
+    finding = volume_finding("web_orders", 80, [1650, 1700, 1580], T)
+    assert finding is not None
+    assert "80 record(s)" in finding and "median of 1650 over 3 published day(s)" in finding
+
+
+@pytest.mark.parametrize(
+    ("staged", "published", "held"),
+    [(0, None, True), (0, 800, True), (5, None, False), (799, 800, False), (600, 800, True),
+     (1000, 800, False)],
+)
+def test_reference_guard(staged: int, published: int | None, held: bool) -> None:
+    assert (reference_finding("customers", staged, published, T) is not None) is held
+
+
+def test_overrides_are_a_deliberate_list_of_sources() -> None:
+    overrides = overridden_sources({"aiwf/accept_drop": "web_orders, customers"})
+    assert is_overridden("customers", overrides) and not is_overridden("stores", overrides)
+    assert is_overridden("stores", overridden_sources({"aiwf/accept_drop": "*"}))
+    assert not overridden_sources({})
+
+
+def test_a_contract_finding_names_file_row_column_value_and_how_many_more() -> None:
+    frame = pl.DataFrame(
+        {
+            "sku": ["SKU-00001", "bad1", "bad2", "bad3", "bad4"],
+            "source_file": ["pos/2026-01-02.csv"] * 5,
+            "source_row": [1, 2, 3, 4, 5],
+            "channel": ["store"] * 5,
+        }
+    )
+    failure = CheckFailure("str_matches", "sku", 4, ("bad1", "bad2", "bad3", "bad4"), (1, 2, 3, 4))
+    text = contract_finding("order_lines", frame, failure)
+    assert text.startswith("order_lines: str_matches failed on column sku in 4 row(s): ")
+    assert "file pos/2026-01-02.csv, row 2, channel store (value 'bad1')" in text
+    assert text.endswith("; and 1 more")
+
+
+def test_validate_table_reports_row_positions() -> None:
+    frame = pl.DataFrame({"sku": ["SKU-00001"], "name": ["n"], "category": ["c"],
+                          "subcategory": [None], "list_price": [-1.0]})
+    (failure,) = validate_table("products", frame.cast({"subcategory": pl.String}))
+    assert failure.column == "list_price" and failure.rows == (0,)
+
+
+def test_prices_far_from_the_list_price_are_named_per_file() -> None:
+    products = pl.DataFrame({"sku": ["SKU-00001", "SKU-00002"], "list_price": [10.0, 20.0]})
+    lines = pl.DataFrame(
+        {
+            "sku": ["SKU-00001", "SKU-00002", "SKU-00001", "SKU-00002"],
+            "unit_price": [1000.0, 2000.0, 9.0, 15.0],  # cents in file a, a promotion in b
+            "source_file": ["a.csv", "a.csv", "b.csv", "b.csv"],
+            "source_row": [1, 2, 1, 2],
+        }
+    )
+    (finding,) = price_findings(lines, products, PlausibilityThresholds())
+    assert finding.startswith("a.csv: 2 of 2 line(s) priced at least 10x away")
+    assert "median 100x" in finding and "first row 1: SKU-00001 at 1000.0 vs 10.0" in finding
+
+
+def test_a_file_with_every_record_twice_is_unusual_but_a_till_scanning_twice_is_not() -> None:
+    columns = ["txn_id", "sku"]
+    normal = pl.DataFrame(
+        {"txn_id": ["T1", "T1", "T1", "T2", "T3"], "sku": ["A", "A", "B", "C", "D"],
+         "_parse_error": [None] * 5}
+    )
+    doubled = pl.concat([normal, normal])
+    assert repeated_finding("pos_transactions", normal, columns, PlausibilityThresholds()) is None
+    finding = repeated_finding("pos_transactions", doubled, columns, PlausibilityThresholds())
+    assert finding is not None and "6 of 10 record(s) (60%)" in finding
+
+
+def test_without_history_only_sales_sources_need_a_record() -> None:
+    assert volume_finding("crm_tickets", 0, [], T, floor=0) is None
+    assert volume_finding("web_orders", 0, [], T, floor=1) is not None
