@@ -227,14 +227,19 @@ def test_a_shrunk_customers_export_is_held_back(
     assert "fewer than the published" in failure_text(result)
 
 
-def test_a_record_cut_right_after_an_at_sign_is_quarantined_masked(
+def test_a_file_cut_right_after_an_at_sign_is_held_back_and_its_last_record_masked(
     pipeline: Pipeline, restore_landing: Path
 ) -> None:
     day = pipeline.days[1]
     path = restore_landing / "web_orders" / f"{day}.jsonl"
     text = path.read_text()
     path.write_text(text[: text.rindex("@") + 1])  # the last order cut inside its email
-    result = pipeline.day(day, "web_orders")
+    before = pipeline.snapshot(DAILY)
+    held = pipeline.day(day, "web_orders")
+    assert not held.success
+    assert_same(before, pipeline.snapshot(DAILY))
+    assert f"- {day}: web_orders: the file ends mid-record" in failure_text(held)
+    result = pipeline.day(day, tags={OVERRIDE_TAG: "web_orders"})
     assert result.success
     cut = pipeline.wh.query(
         "SELECT record FROM cleaned.quarantine WHERE partition_date = ?"

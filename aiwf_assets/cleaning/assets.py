@@ -26,6 +26,7 @@ from aiwf_assets.cleaning.audit import (
     GuardThresholds,
     PlausibilityThresholds,
     contract_finding,
+    ends_mid_record,
     is_overridden,
     overridden_sources,
     price_findings,
@@ -130,10 +131,10 @@ def contract_result(table: str, failures: list[str], rows_checked: int) -> dg.As
     )
 
 
-def accounting_result(table: str, accounting: pl.DataFrame) -> dg.AssetCheckResult:
+def _broken_accounting(accounting: pl.DataFrame) -> pl.DataFrame:
     # rows: every raw row is cleaned, quarantined or a duplicate; lines: the raw records
     # cover every line counted in the landing file (null: raw predates line counts)
-    broken = accounting.filter(
+    return accounting.filter(
         (
             pl.col("rows_in")
             != pl.col("rows_cleaned") + pl.col("rows_quarantined") + pl.col("duplicates_removed")
@@ -141,6 +142,16 @@ def accounting_result(table: str, accounting: pl.DataFrame) -> dg.AssetCheckResu
         | pl.col("lines_in_file").ne_missing(pl.col("lines_parsed"))
         | pl.col("lines_in_file").is_null()
     )
+
+
+def accounting_findings(accounting: pl.DataFrame) -> list[str]:
+    """rows_add_up as blocking findings of a staged day (empty when the counts add up)."""
+    broken = _broken_accounting(accounting)
+    return [f"rows_add_up: {_accounting_message(broken)}"] if broken.height else []
+
+
+def accounting_result(table: str, accounting: pl.DataFrame) -> dg.AssetCheckResult:
+    broken = _broken_accounting(accounting)
     return dg.AssetCheckResult(
         asset_key=table,
         check_name="rows_add_up",
@@ -190,10 +201,10 @@ def _volume_guard(table: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "volume_guard", asset=table, blocking=True,
         description=(
-            "Per source and day: clean records not below "
-            f"{GuardThresholds().min_volume_ratio:g} x the trailing median of the published"
-            " days, never zero (empty or header-only files). Override deliberately with the"
-            f" run tag {OVERRIDE_TAG}=<source,...>."
+            "Per source and day: records not far below the trailing median of the published"
+            f" days (< {GuardThresholds().min_volume_ratio:g} x and not Poisson noise), not"
+            " empty or header-only, and the file does not end mid-record. Override"
+            f" deliberately with the run tag {OVERRIDE_TAG}=<source,...>."
         ),
     )
 
@@ -262,6 +273,8 @@ class _DailyAudit:
         default_factory=lambda: {"order_lines": [], "interactions": []}
     )
     rows_checked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DAILY_TABLES, 0))
+    # sources of the current day whose file ends mid-record
+    cut_short: set[str] = field(default_factory=set)
 
 
 def run_token(run_id: str) -> str:
@@ -371,6 +384,7 @@ def _clean_one_day(
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     partition = day.isoformat()
     raw = {c: store.read(f"raw_{c}", partition) for c in ORDER_CHANNELS + INTERACTION_CHANNELS}
+    audit.cut_short = {c for c, frame in raw.items() if ends_mid_record(frame)}
     for channel, frame in raw.items():
         repeated = repeated_finding(
             channel, frame, SOURCES[channel].raw_columns, PlausibilityThresholds()
@@ -419,20 +433,25 @@ def _audit_day(
     history = _volume_history(wh, day, thresholds.window_days)
     for source in accounting.iter_rows(named=True):
         table = "order_lines" if source["channel"] in ORDER_CHANNELS else "interactions"
-        audit.accounting[table].append(
-            accounting.filter(pl.col("channel") == source["channel"])
-        )
-        finding = volume_finding(
-            source["channel"], source["rows_in"], history.get(source["channel"], []),
-            thresholds, floor=1 if source["channel"] in ORDER_CHANNELS else 0,
-        )
-        if finding is None:
-            continue
-        if is_overridden(source["channel"], overrides):
-            audit.overridden[table].append(f"{partition}: {finding}")
-        else:
-            audit.volume[table].append(f"{partition}: {finding}")
-            findings.append(finding)
+        counts = accounting.filter(pl.col("channel") == source["channel"])
+        audit.accounting[table].append(counts)
+        findings += accounting_findings(counts)  # a cleaning bug: never overridden
+        guarded = [
+            volume_finding(
+                source["channel"], source["rows_in"], history.get(source["channel"], []),
+                thresholds, floor=1 if source["channel"] in ORDER_CHANNELS else 0,
+            ),
+            (
+                f"{source['channel']}: the file ends mid-record (its last line is cut off"
+                " and unreadable): a truncated delivery?"
+            ) if source["channel"] in audit.cut_short else None,
+        ]
+        for finding in filter(None, guarded):
+            if is_overridden(source["channel"], overrides):
+                audit.overridden[table].append(f"{partition}: {finding}")
+            else:
+                audit.volume[table].append(f"{partition}: {finding}")
+                findings.append(finding)
     return findings
 
 

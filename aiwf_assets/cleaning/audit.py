@@ -10,6 +10,7 @@ Guards (thresholds in `GuardThresholds`, documented in DATA_CONTRACTS.md):
   unless the channel is so small that empty days happen); with no published history
   yet, a sales source needs at least one record (an empty, header-only or missing
   file is held back);
+- shape: a daily file that ends mid-record (cut off inside its last line);
 - reference shrink: a reference table that would lose more than `max_reference_shrink`
   of its published rows, or become empty.
 A deliberate override for a real drop is the run tag `OVERRIDE_TAG` naming the sources
@@ -123,6 +124,14 @@ def volume_finding(
         f"{source}: {what}, below {thresholds.min_volume_ratio:g} x the trailing median of"
         f" {median:g} over {len(history)} published day(s) (chance {chance:.1g} by noise);"
         " a truncated or partial delivery?"
+    )
+
+
+def ends_mid_record(raw: pl.DataFrame) -> bool:
+    """Whether a raw partition's landing file was cut off inside its last record (counted
+    at ingestion from the bytes: the last line unreadable and without a line break)."""
+    return "_file_ends_mid_record" in raw.columns and bool(
+        raw.get_column("_file_ends_mid_record").any()
     )
 
 
