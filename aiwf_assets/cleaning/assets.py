@@ -330,7 +330,7 @@ def _clean_days(
                 asset_key="quarantine", partition_key=partition,
             )
     finally:
-        wh.drop_tables(list(staging.values()))
+        _drop_staging(context, wh, list(staging.values()))
     if held:
         # the days that passed are published: record them one by one, then fail the run
         for partition, tables_published in published.items():
@@ -366,6 +366,15 @@ def _clean_days(
             description=held_back_message(held),
             metadata={"held_back_days": sorted(held), "published_days": sorted(published)},
         )
+
+
+def _drop_staging(context: dg.AssetExecutionContext, wh: Warehouse, tables: list[str]) -> None:
+    """Drop a run's staging tables. If that fails (e.g. the warehouse went away mid-run, which
+    is then the run's error), the tables stay behind unread: nothing publishes from them."""
+    try:
+        wh.drop_tables(tables)
+    except Exception as exc:  # noqa: BLE001 - never hide the run's own error behind this one
+        context.log.warning(f"staging tables {', '.join(tables)} not dropped: {exc}")
 
 
 def held_back_message(held: dict[str, list[str]]) -> str:
@@ -613,7 +622,7 @@ def _publish_reference(
                 ]
             )
     finally:
-        wh.drop_tables(list(staging.values()))
+        _drop_staging(context, wh, list(staging.values()))
     if not findings:
         for table, frame in tables.items():
             yield dg.MaterializeResult(
