@@ -26,6 +26,7 @@ import pytest
 from dagster._serdes import serialize_value
 from psycopg.conninfo import make_conninfo
 
+from aiwf_assets.cleaning.audit import OVERRIDE_TAG
 from aiwf_assets.demo import landed_days, plan_runs
 from aiwf_assets.generator import generate
 from aiwf_assets.prod_demo import s3_store, upload_landing
@@ -194,7 +195,10 @@ def served(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             results = [
                 job.execute_in_process(instance=instance, asset_selection=plan.before),
                 job.execute_in_process(
-                    instance=instance, asset_selection=plan.daily, partition_key=day
+                    instance=instance, asset_selection=plan.daily, partition_key=day,
+                    # the one generated day carries the empty-file fault, which the volume
+                    # guard would hold back; this test is about secrets, so accept it
+                    tags={OVERRIDE_TAG: "*"},
                 ),
             ]
             event_log = [
