@@ -3,8 +3,12 @@
 Thin shells around `aiwf_assets.cleaning` functions. Each output reports a
 content-based data version (sorted business columns, lineage excluded), so a
 re-delivered file whose rows only moved or changed whitespace re-runs this
-step but nothing downstream of it. Pandera contracts and row accounting are
-blocking asset checks: downstream assets in the same run wait for them.
+step but nothing downstream of it.
+
+Write-audit-publish: a day's tables (or a reference file's) are staged, every blocking
+check (pandera contracts, row accounting, volume/shape and reference guards) runs on the
+staged rows, and only a day without findings is published, in one transaction. A held-back
+day keeps its published rows and fails the run with the findings (docs/DATA_CONTRACTS.md).
 """
 
 
