@@ -339,13 +339,20 @@ def test_concurrent_runs_publishing_one_day_in_postgres_leave_one_whole_version(
     warehouse = PostgresWarehouse(postgres_or_skip(), schema_suffix=suffix)
     try:
         _seed(warehouse)
-        threads = [
-            threading.Thread(target=publish_one_run, args=(warehouse, n)) for n in (1, 2, 3, 4)
-        ]
+        errors: list[BaseException] = []
+
+        def one_run(run_number: int) -> None:
+            try:
+                publish_one_run(warehouse, run_number)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one_run, args=(n,)) for n in (1, 2, 3, 4)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        assert errors == []  # every run published (they queued on the table's lock)
         assert_one_whole_run(warehouse)
     finally:
         with warehouse.connect() as conn:
