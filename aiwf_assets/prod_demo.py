@@ -32,6 +32,8 @@ import psycopg
 import pyarrow.fs as pafs
 import yaml
 
+from aiwf_assets.connections import s3_resource
+from aiwf_assets.connections import s3_store as store_on_s3
 from aiwf_assets.demo import REPO_ROOT, days_of_landed_files, materialise_all
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.settings import Settings, SettingsError, get_settings
@@ -216,7 +218,7 @@ def prepare_instance(settings: Settings, environ: Mapping[str, str]) -> Path:
 def s3_store(settings: Settings, *parts: str) -> ParquetStore:
     """The S3 filesystem and `bucket/prefix/<parts>` root, as the prod resources see them."""
     uri = settings.s3_uri(*parts) if parts else f"s3://{settings.s3_bucket}"
-    return ParquetStore.s3(uri.removeprefix("s3://"), endpoint=settings.s3_endpoint)
+    return store_on_s3(uri, s3_resource(settings))
 
 
 def upload_landing(local_landing: Path, landing: ParquetStore) -> list[str]:

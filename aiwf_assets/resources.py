@@ -14,8 +14,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pyarrow.fs as pafs
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from aiwf_assets.connections import env_value, s3_resource, s3_store, secret_key
 from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse, Warehouse
@@ -25,7 +27,6 @@ from aiwf_assets.settings import (
     Settings,
     SettingsError,
     get_settings,
-    local_pii_key,
 )
 
 
@@ -34,12 +35,14 @@ class StorageLocation(dg.ConfigurableResource):
     which, for every resource that keeps files."""
 
     root: str
-    s3_endpoint: str | None = None
+    s3: S3Resource | None = Field(
+        default=None, description="S3 region, endpoint and retries, for an s3:// root"
+    )
 
     def location(self) -> ParquetStore:
         """The filesystem and the root path on it."""
         if self.root.startswith("s3://"):
-            return ParquetStore.s3(self.root.removeprefix("s3://"), endpoint=self.s3_endpoint)
+            return s3_store(self.root, self.s3)
         return ParquetStore.local(str(Path(self.root).resolve()))
 
 
@@ -51,11 +54,19 @@ class StorageResource(StorageLocation):
 
 
 class ModelStoreResource(StorageLocation):
-    """Content-addressed model store: a local directory, or `s3://bucket/prefix` in prod."""
+    """Content-addressed model store: a local directory, or `s3://bucket/prefix` in prod.
+
+    Model cards are signed with a key derived from the deployment's secret: `secret`
+    (dg.EnvVar('AIWF_PII_KEY') in prod), else locally the AIWF_HOME key file."""
+
+    secret: str | None = Field(default=None, description="dg.EnvVar: the UI shows the name")
+    key_file: str | None = Field(default=None, description="local only: the generated key")
 
     def store(self) -> ModelStore:
         location = self.location()
-        return ModelStore(location.filesystem, location.root)
+        return ModelStore(
+            location.filesystem, location.root, secret_key(self.secret, self.key_file)
+        )
 
 
 class ExportsResource(StorageLocation):
@@ -202,16 +213,6 @@ class LandingResource(StorageLocation):
         return digest.hexdigest()
 
 
-def env_value(value: str | None) -> str | None:
-    """A config value as the code sees it: an `EnvVar` read from the environment.
-
-    Inside a run Dagster has already resolved `EnvVar` fields to their values; outside one
-    (definitions being loaded, e.g. dbt's manifest build) the field still holds the EnvVar,
-    whose own value is only the variable's name.
-    """
-    return value.get_value() if isinstance(value, dg.EnvVar) else value
-
-
 class WarehouseResource(dg.ConfigurableResource):
     """The SQL warehouse: a DuckDB file locally, Postgres in prod."""
 
@@ -251,15 +252,11 @@ class PiiKeyResource(dg.ConfigurableResource):
     )
 
     def key(self) -> bytes:
-        secret = env_value(self.secret)
-        if secret:
-            return secret.encode()
-        if self.key_file:
-            return local_pii_key(Path(self.key_file))
-        raise SettingsError(
-            f"{PII_KEY_VAR} is not set: in prod the pseudonymisation key must come from "
-            "the environment (a Kubernetes Secret); refusing to invent one"
-        )
+        return secret_key(self.secret, self.key_file)
+
+    def key_source(self) -> dict[str, str | None]:
+        """Where the key comes from, for another resource keyed by the same secret."""
+        return {"secret": self.secret, "key_file": self.key_file}
 
 
 def pii_resource(settings: Settings) -> PiiKeyResource:
@@ -326,22 +323,19 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
         return {
             "landing": LandingResource(root=str(settings.landing_dir)),
             **storage_resources(StorageResource(root=str(settings.storage_dir))),
-            "model_store": ModelStoreResource(root=str(settings.models_dir)),
+            "model_store": ModelStoreResource(
+                root=str(settings.models_dir), **pii_resource(settings).key_source()
+            ),
             "exports": ExportsResource(root=str(settings.exports_dir)),
             **shared,
         }
+    s3 = s3_resource(settings)
     return {
-        "landing": LandingResource(
-            root=settings.s3_uri("landing"), s3_endpoint=settings.s3_endpoint
-        ),
-        **storage_resources(
-            StorageResource(root=settings.s3_uri("storage"), s3_endpoint=settings.s3_endpoint)
-        ),
+        "landing": LandingResource(root=settings.s3_uri("landing"), s3=s3),
+        **storage_resources(StorageResource(root=settings.s3_uri("storage"), s3=s3)),
         "model_store": ModelStoreResource(
-            root=settings.s3_uri("models"), s3_endpoint=settings.s3_endpoint
+            root=settings.s3_uri("models"), s3=s3, **pii_resource(settings).key_source()
         ),
-        "exports": ExportsResource(
-            root=settings.s3_uri("exports"), s3_endpoint=settings.s3_endpoint
-        ),
+        "exports": ExportsResource(root=settings.s3_uri("exports"), s3=s3),
         **shared,
     }

@@ -35,6 +35,8 @@ class Settings:
     s3_bucket: str | None = None
     s3_prefix: str = "aiwf"
     s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_max_attempts: int = 5
     warehouse_dsn: str | None = None
     warehouse_schema_suffix: str = ""
     pii_key_value: str | None = field(default=None, repr=False)
@@ -156,6 +158,14 @@ def _read_env(environ: dict[str, str]) -> Settings:
         s3_bucket=environ.get("AIWF_S3_BUCKET") or None,
         s3_prefix=environ.get("AIWF_S3_PREFIX", "aiwf"),
         s3_endpoint=environ.get("AIWF_S3_ENDPOINT") or environ.get("AWS_ENDPOINT_URL") or None,
+        # the variables boto3 and the AWS SDKs read, so every client signs for one region
+        s3_region=(
+            environ.get("AIWF_S3_REGION")
+            or environ.get("AWS_REGION")
+            or environ.get("AWS_DEFAULT_REGION")
+            or "us-east-1"
+        ),
+        s3_max_attempts=int(_number(environ, "AIWF_S3_MAX_ATTEMPTS", 5)),
         warehouse_dsn=environ.get(WAREHOUSE_DSN_VAR) or None,
         warehouse_schema_suffix=environ.get("AIWF_WAREHOUSE_SCHEMA_SUFFIX", ""),
         pii_key_value=environ.get(PII_KEY_VAR) or None,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
+from dagster_aws.s3 import S3Resource
 from moto.server import ThreadedMotoServer
 
 TEST_CREDENTIALS = {
@@ -40,6 +41,10 @@ class S3Endpoint:
     def client(self):
         """A boto3 S3 client for this endpoint (credentials from the environment)."""
         return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1")
+
+    def resource(self) -> S3Resource:
+        """dagster-aws's S3 resource for this endpoint, as the prod resources get one."""
+        return S3Resource(endpoint_url=self.url, region_name="us-east-1")
 
     def uri(self, *parts: str) -> str:
         """`s3://<bucket>/<parts...>`."""

@@ -106,7 +106,7 @@ def test_on_s3_unchanged_objects_are_listed_not_downloaded(
     s3_endpoint.client().put_object(
         Bucket=s3_endpoint.bucket, Key="aiwf/landing/web_orders/2026-01-02.jsonl", Body=body
     )
-    landing = LandingResource(root=s3_endpoint.uri("aiwf/landing"), s3_endpoint=s3_endpoint.url)
+    landing = LandingResource(root=s3_endpoint.uri("aiwf/landing"), s3=s3_endpoint.resource())
     spec = SOURCES["web_orders"]
     assert landing_versions(spec, landing) == {"2026-01-02": hashlib.sha256(body).hexdigest()}
     # the second observation takes the hash from the cache (keyed by path, size, mtime):
@@ -128,8 +128,9 @@ def test_recording_the_landing_state_leaves_the_sensor_nothing_to_do(
     with dg.instance_for_test() as instance:
         assert record_landing_observations(instance, landing) == len(DAYS)
         sensor = landing_observation_sensor(aiwf_home)
-        context = dg.build_sensor_context(instance=instance, resources={"landing": landing})
-        assert sensor(context).asset_events == []
+        # the landing resource nests the S3 resource: its context must be entered
+        with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as context:
+            assert sensor(context).asset_events == []
 
 
 # the daemon, played by the test -------------------------------------------------------------
@@ -153,10 +154,10 @@ class Daemon:
 
     def observe(self) -> list[tuple[str, str | None]]:
         """One sensor tick; its observations are recorded as the daemon does."""
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=self.instance, cursor=self.sensor_cursor, resources={"landing": self.landing}
-        )
-        result = self.sensor(context)
+        ) as context:
+            result = self.sensor(context)
         for event in result.asset_events:
             self.instance.report_runless_asset_event(event)
         self.sensor_cursor = result.cursor

@@ -22,6 +22,8 @@ from tests.test_ml_marts_factory import make_marts
 
 MODEL_ASSETS = ["churn_model", "segmentation_model", "demand_model", "recommender"]
 
+KEY = b"test-key"  # the secret the resources below sign model cards with
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
@@ -32,7 +34,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, obj
     resources = {
         "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
         **storage_resources(StorageResource(root=str(root / "storage"))),
-        "model_store": ModelStoreResource(root=str(root / "models")),
+        "model_store": ModelStoreResource(root=str(root / "models"), secret="test-key"),
         "exports": ExportsResource(root=str(root / "exports")),
     }
     return root, resources
@@ -107,7 +109,7 @@ def test_pipeline_materialises_and_exports_to_the_crm(
     assert "roc_auc[identified]" in churn_meta["metrics"].value
 
     # retraining on unchanged data does not replace the champion without a real gain
-    store = ModelStore.local(str(root / "models"))
+    store = ModelStore.local(str(root / "models"), KEY)
     champion = store.champion("churn")
     again = dg.materialize(
         ASSETS, selection=["churn_model"], resources=resources, instance=instance

@@ -1,17 +1,34 @@
 """Model store: content addressing, integrity, promotion decisions and rollback."""
 
+import hashlib
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+import skops.io as sio
 
-from aiwf_assets.io.model_store import ModelCard, ModelIntegrityError, ModelStore, NoChampionError
-from aiwf_assets.ml import churn
+from aiwf_assets.io import model_store
+from aiwf_assets.io.model_store import (
+    ModelCard,
+    ModelEnvironmentWarning,
+    ModelIntegrityError,
+    ModelStore,
+    NoChampionError,
+    runtime_environment,
+)
+from aiwf_assets.ml import churn, segmentation
 from aiwf_assets.ml.promotion import TrainingOutcome, decide_promotion, promote_challenger
+from tests.test_ml_models import separated_groups
 
 MARGIN = 0.01
+KEY = b"store-secret"
+CARD = dict(
+    family="churn", model_name="m", params={}, metrics={"roc_auc": 0.8}, baseline_metrics={},
+    data_versions={"a": "v"}, row_counts={}, trained_through="2026-03-01", code_version="c",
+)  # fmt: skip
 
 
 def _outcome(
@@ -42,7 +59,7 @@ def _promote(store: ModelStore, outcome: TrainingOutcome):
 
 
 def test_artifacts_are_stored_under_their_sha256_with_a_card(tmp_path: Path) -> None:
-    store = ModelStore.local(str(tmp_path))
+    store = ModelStore.local(str(tmp_path), KEY)
     card = store.save(
         {"weights": [1, 2, 3]},
         family="churn",
@@ -56,21 +73,101 @@ def test_artifacts_are_stored_under_their_sha256_with_a_card(tmp_path: Path) -> 
         code_version="c",
     )
     assert len(card.version) == 64
-    assert (tmp_path / "artifacts" / "churn" / f"{card.version}.pkl").exists()
+    assert (tmp_path / "artifacts" / "churn" / f"{card.version}.skops").exists()
     assert store.card("churn", card.version) == card
     assert store.load("churn", card.version) == {"weights": [1, 2, 3]}
 
 
 def test_a_tampered_artifact_is_refused_with_a_clear_error(tmp_path: Path) -> None:
-    store = ModelStore.local(str(tmp_path))
+    store = ModelStore.local(str(tmp_path), KEY)
     version = _promote(store, _outcome("a", 0.8)).challenger.version
-    (tmp_path / "artifacts" / "churn" / f"{version}.pkl").write_bytes(b"not the model")
+    (tmp_path / "artifacts" / "churn" / f"{version}.skops").write_bytes(b"not the model")
     with pytest.raises(ModelIntegrityError, match=f"expected {version}. Refusing to load it"):
         store.load("churn", version)
 
 
+def test_a_fitted_pipeline_round_trips_and_its_card_records_the_libraries(
+    tmp_path: Path,
+) -> None:
+    frame = separated_groups(groups=3, spread=0.05)
+    artifact = segmentation.train_segmentation(frame, range(2, 4), sample_size=200).artifact
+    store = ModelStore.local(str(tmp_path), KEY)
+    card = store.save(artifact, **CARD)
+    data = (tmp_path / "artifacts" / "churn" / f"{card.version}.skops").read_bytes()
+    assert not data.startswith(b"\x80")  # not a pickle: a skops (zip) file
+    assert data.startswith(b"PK")
+    assert store.save(artifact, **CARD).version == card.version  # same model, same bytes
+    assert card.environment == runtime_environment()
+    assert {"python", "scikit-learn", "numpy"} <= set(card.environment)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # same versions: no warning
+        loaded = store.load("churn", card.version)
+    x = frame.select(segmentation.SEGMENT_FEATURES).to_numpy()
+    assert (loaded["pipeline"].predict(x) == artifact["pipeline"].predict(x)).all()
+
+
+def test_loading_under_other_library_versions_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ModelStore.local(str(tmp_path), KEY)
+    card = store.save({"weights": [1.0]}, **CARD)
+    newer = {**runtime_environment(), "scikit-learn": "9.9.0"}
+    monkeypatch.setattr(model_store, "runtime_environment", lambda: newer)
+    with pytest.warns(ModelEnvironmentWarning, match=r"scikit-learn .* \(now 9.9.0\)"):
+        assert store.load("churn", card.version) == {"weights": [1.0]}
+
+
+def test_a_tampered_card_is_refused(tmp_path: Path) -> None:
+    store = ModelStore.local(str(tmp_path), KEY)
+    card = store.save({"weights": [1.0]}, **CARD)
+    path = tmp_path / "cards" / "churn" / f"{card.version}.json"
+    original = path.read_text()
+    path.write_text(original.replace('"roc_auc": 0.8', '"roc_auc": 0.99'))
+    with pytest.raises(ModelIntegrityError, match="signature does not match"):
+        store.card("churn", card.version)
+    with pytest.raises(ModelIntegrityError, match="signature does not match"):
+        store.load("churn", card.version)
+    # a card re-signed with another key (someone who can write the store, not the secret)
+    path.write_text(original)
+    ModelStore.local(str(tmp_path / "other"), b"attacker").save({"weights": [1.0]}, **CARD)
+    forged = (tmp_path / "other" / "cards" / "churn" / f"{card.version}.json").read_text()
+    path.write_text(forged)
+    with pytest.raises(ModelIntegrityError, match="signature does not match"):
+        store.load("churn", card.version)
+
+
+def test_an_artifact_and_card_both_replaced_are_refused(tmp_path: Path) -> None:
+    """Someone who can write the store but not the secret swaps in another model."""
+    store = ModelStore.local(str(tmp_path), KEY)
+    card = store.save({"weights": [1.0]}, **CARD)
+    other = ModelStore.local(str(tmp_path / "other"), b"attacker")
+    planted = other.save({"weights": [666.0]}, **CARD)
+    for kind, suffix in (("artifacts", ".skops"), ("cards", ".json")):
+        source = tmp_path / "other" / kind / "churn" / f"{planted.version}{suffix}"
+        (tmp_path / kind / "churn" / f"{card.version}{suffix}").write_bytes(source.read_bytes())
+    with pytest.raises(ModelIntegrityError):
+        store.load("churn", card.version)
+
+
+def test_an_artifact_with_untrusted_types_is_refused(tmp_path: Path) -> None:
+    """A skops file naming a type outside the trusted list is never built (no code runs)."""
+    store = ModelStore.local(str(tmp_path), KEY)
+    with pytest.raises(ModelIntegrityError, match="TRUSTED_TYPES"):
+        store.save({"model": Path("/etc")}, **CARD)
+    card = store.save({"weights": [1.0]}, **CARD)
+    data = sio.dumps({"model": Path("/etc")})
+    version = hashlib.sha256(data).hexdigest()
+    (tmp_path / "artifacts" / "churn" / f"{version}.skops").write_bytes(data)
+    genuine = (tmp_path / "cards" / "churn" / f"{card.version}.json").read_text()
+    (tmp_path / "cards" / "churn" / f"{version}.json").write_text(
+        genuine.replace(card.version, version)
+    )
+    with pytest.raises(ModelIntegrityError):
+        store.load("churn", version)
+
+
 def test_first_challenger_becomes_champion(tmp_path: Path) -> None:
-    store = ModelStore.local(str(tmp_path))
+    store = ModelStore.local(str(tmp_path), KEY)
     result = _promote(store, _outcome("a", 0.8))
     assert result.decision.promote and result.decision.passed
     assert "no champion yet" in result.decision.reason
@@ -79,7 +176,7 @@ def test_first_challenger_becomes_champion(tmp_path: Path) -> None:
 
 
 def test_promotion_needs_the_margin_on_the_same_holdout(tmp_path: Path) -> None:
-    store = ModelStore.local(str(tmp_path))
+    store = ModelStore.local(str(tmp_path), KEY)
     first = _promote(store, _outcome("a", 0.80)).challenger
     # re-scored on the new holdout the champion gives 0.795: a 0.80 challenger gains too little
     rejected = _promote(store, _outcome("b", 0.80, champion_auc=0.795))
@@ -96,7 +193,7 @@ def test_promotion_needs_the_margin_on_the_same_holdout(tmp_path: Path) -> None:
 
 
 def test_an_insane_challenger_is_rejected_whatever_its_score(tmp_path: Path) -> None:
-    store = ModelStore.local(str(tmp_path))
+    store = ModelStore.local(str(tmp_path), KEY)
     _promote(store, _outcome("a", 0.8))
     result = _promote(store, _outcome("b", 0.99, problems=["NaN churn scores on the holdout"]))
     assert not result.decision.promote and not result.decision.passed
@@ -107,7 +204,7 @@ def test_an_insane_challenger_is_rejected_whatever_its_score(tmp_path: Path) -> 
 
 
 def test_rollback_restores_the_previous_champion(tmp_path: Path) -> None:
-    store = ModelStore.local(str(tmp_path))
+    store = ModelStore.local(str(tmp_path), KEY)
     first = _promote(store, _outcome("a", 0.80)).challenger
     _promote(store, _outcome("b", 0.90, champion_auc=0.80))
     assert store.rollback("churn") == first

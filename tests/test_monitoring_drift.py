@@ -40,7 +40,7 @@ def snapshot(as_of: dt.date, rng: np.random.Generator, shift: float = 0.0) -> pl
 
 @pytest.fixture
 def resources(aiwf_home: Settings, tmp_path: Path) -> dict:
-    models = ModelStoreResource(root=str(tmp_path / "models"))
+    models = ModelStoreResource(root=str(tmp_path / "models"), secret="test-key")
     card = models.store().save(
         {"pipeline": "stand-in"}, family="churn", model_name="logistic_regression", params={},
         metrics={"roc_auc": 0.8}, baseline_metrics={}, data_versions={}, row_counts={},

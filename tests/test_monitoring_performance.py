@@ -77,7 +77,7 @@ def test_a_model_that_lost_its_edge_fails_its_performance_check(
     aiwf_home: Settings, tmp_path: Path
 ) -> None:
     storage = StorageResource(root=str(tmp_path / "storage"))
-    models = ModelStoreResource(root=str(tmp_path / "models"))
+    models = ModelStoreResource(root=str(tmp_path / "models"), secret="test-key")
     warehouse = DuckDBWarehouse(tmp_path / "wh.duckdb")
     card = models.store().save(
         {"pipeline": "stand-in"}, family="churn", model_name="lr", params={},

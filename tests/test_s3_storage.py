@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from aiwf_assets.connections import s3_store
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.resources import LandingResource, StorageResource, build_resources
 from aiwf_assets.settings import Settings
@@ -39,7 +40,7 @@ def orders_frame(n: int, day: date) -> pl.DataFrame:
 
 
 def store_on(endpoint: S3Endpoint, prefix: str = "aiwf/storage") -> ParquetStore:
-    return ParquetStore.s3(f"{endpoint.bucket}/{prefix}", endpoint=endpoint.url)
+    return s3_store(endpoint.uri(prefix), endpoint.resource())
 
 
 def object_keys(endpoint: S3Endpoint, prefix: str = "") -> list[str]:
@@ -144,7 +145,7 @@ def test_landing_resource_lists_reads_and_fingerprints_s3_files(s3_endpoint: S3E
         "aiwf/landing/app_orders/2026-01-01.csv": b"other channel",
     }.items():
         client.put_object(Bucket=s3_endpoint.bucket, Key=key, Body=body)
-    landing = LandingResource(root=s3_endpoint.uri("aiwf/landing"), s3_endpoint=s3_endpoint.url)
+    landing = LandingResource(root=s3_endpoint.uri("aiwf/landing"), s3=s3_endpoint.resource())
 
     assert landing.list_files("web_orders") == {
         "2026-01-01.csv": f"{s3_endpoint.bucket}/aiwf/landing/web_orders/2026-01-01.csv",

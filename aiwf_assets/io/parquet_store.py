@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from aiwf_assets.io.s3 import S3Connection
+
 
 def write_atomically(
     filesystem: pafs.FileSystem, target: str, write: Callable[[pa.NativeFile], object]
@@ -54,13 +56,8 @@ class ParquetStore:
         return cls(pafs.LocalFileSystem(), root.rstrip("/"))
 
     @classmethod
-    def s3(cls, bucket_and_prefix: str, *, endpoint: str | None, region: str = "us-east-1"):
-        kwargs: dict = {"region": region}
-        if endpoint:
-            scheme = "https" if endpoint.startswith("https") else "http"
-            kwargs["endpoint_override"] = endpoint.split("://", 1)[-1]
-            kwargs["scheme"] = scheme
-        return cls(pafs.S3FileSystem(**kwargs), bucket_and_prefix.strip("/"))
+    def s3(cls, bucket_and_prefix: str, connection: S3Connection) -> ParquetStore:
+        return cls(connection.filesystem(), bucket_and_prefix.strip("/"))
 
     @property
     def is_local(self) -> bool:
