@@ -824,7 +824,7 @@ def test_the_dockerfile_builds_a_non_root_code_server_without_secrets() -> None:
     ]  # fmt: skip
     run = " ".join(values["RUN"])
     assert "dagster-dbt project prepare-and-package --file aiwf_assets/marts/project.py" in run
-    assert "pip install" in run
+    assert "pip install --no-cache-dir -c requirements.lock -e ." in run  # the locked versions
     env_names = " ".join(values.get("ENV", []) + values.get("ARG", []))
     assert not re.search(r"PASSWORD|SECRET|TOKEN|PII|DSN|AWS_", env_names)
     assert "DAGSTER_HOME=/opt/dagster/dagster_home" in env_names
