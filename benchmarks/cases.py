@@ -281,11 +281,11 @@ def after_build(change_days: list[str], repeat: int) -> dict:
     with dg.DagsterInstance.get() as instance:
 
         def observe() -> int:
-            context = dg.build_sensor_context(
+            with dg.build_sensor_context(  # entered: the landing resource nests S3's
                 instance=instance, cursor=cursors["sensor"],
                 resources={"landing": landing_resource},
-            )
-            result = sensor(context)
+            ) as context:
+                result = sensor(context)
             for event in result.asset_events:
                 instance.report_runless_asset_event(event)
             cursors["sensor"] = result.cursor

@@ -146,7 +146,7 @@ def test_the_ml_layer_runs_with_storage_swapped_to_s3(
     resources = {
         **storage_resources(storage),
         "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
-        "model_store": ModelStoreResource(root=str(tmp_path / "models")),
+        "model_store": ModelStoreResource(root=str(tmp_path / "models"), secret="test-key"),
         "exports": ExportsResource(root=str(tmp_path / "exports")),
     }
     selection = ["customer_features", "churn_model", "churn_scores"]
