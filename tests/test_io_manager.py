@@ -142,7 +142,7 @@ def test_the_ml_layer_runs_with_storage_swapped_to_s3(
     warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     for name, frame in make_marts().items():
         warehouse.replace_table(f"marts.{name}", frame)
-    storage = StorageResource(root=s3_endpoint.uri("storage"), s3_endpoint=s3_endpoint.url)
+    storage = StorageResource(root=s3_endpoint.uri("storage"), s3=s3_endpoint.resource())
     resources = {
         **storage_resources(storage),
         "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
