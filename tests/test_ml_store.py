@@ -136,6 +136,16 @@ def test_a_tampered_card_is_refused(tmp_path: Path) -> None:
         store.load("churn", card.version)
 
 
+def test_a_champion_with_a_refused_card_is_not_compared_against(tmp_path: Path) -> None:
+    store = ModelStore.local(str(tmp_path), KEY)
+    champion = _promote(store, _outcome("a", 0.8)).challenger.version
+    card = tmp_path / "cards" / "churn" / f"{champion}.json"
+    card.write_text(card.read_text().replace('"roc_auc": 0.8', '"roc_auc": 0.5'))
+    result = _promote(store, _outcome("b", 0.7))
+    assert result.champion_before is None and result.champion_metrics == {}
+    assert "signature does not match" in result.decision.reason
+
+
 def test_an_artifact_and_card_both_replaced_are_refused(tmp_path: Path) -> None:
     """Someone who can write the store but not the secret swaps in another model."""
     store = ModelStore.local(str(tmp_path), KEY)

@@ -115,9 +115,12 @@ def promote_challenger(
         trained_through=outcome.trained_through.isoformat(),
         code_version=code_version,
     )
-    champion = store.champion(family)
     champion_metrics: dict[str, float] | None = None
     note = ""
+    try:
+        champion = store.champion(family)
+    except ModelIntegrityError as exc:  # its card was changed (or is from an unsigned store)
+        champion, champion_metrics, note = None, {}, f" ({exc})"
     if champion is not None:
         try:
             champion_metrics = outcome.evaluate_champion(
