@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from dagster._core.definitions.dependency import NodeHandle
 
-from aiwf_assets.settings import get_settings
+from aiwf_assets.progress import terminal_progress
+from aiwf_assets.settings import (
+    HOME_SETTINGS_FILE,
+    Settings,
+    get_settings,
+    reset_settings_cache,
+    write_home_settings,
+)
 
 if TYPE_CHECKING:  # the type of a step failure's details (not exported by dagster)
     from dagster._core.execution.plan.objects import StepFailureData
@@ -27,8 +34,11 @@ if TYPE_CHECKING:  # the type of a step failure's details (not exported by dagst
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END = "dagster/asset_partition_range_end"
-# the run's events are in the instance (and the UI); the terminal gets warnings and errors
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# the run's events are in the instance (and the UI); the terminal gets warnings, errors,
+# finished steps and the steps' progress lines
+RUN_LOGGERS = {
+    "loggers": {"console": {"config": {"log_level": "WARNING"}}, "aiwf_progress": {}}
+}
 
 
 def prepare_dagster_home() -> Path:
@@ -103,10 +113,16 @@ def materialise_all(
 ) -> list[dg.ExecuteInProcessResult]:
     plan = plan_runs(defs)
     job = defs.resolve_implicit_global_asset_job_def()
+    job = job.with_logger_defs({**job.loggers, "aiwf_progress": terminal_progress})
+    count = sum(1 for keys in (plan.before, plan.daily if days else [], plan.after) if keys)
+    numbers = iter(range(1, count + 1))
     results = []
     if plan.before:
+        _announce(next(numbers), count, "reference data", plan.before)
         results.append(_execute(job, instance, plan.before, {}))
     if plan.daily and days:
+        title = f"daily layer, {len(days)} days ({days[0]} .. {days[-1]}) in one run"
+        _announce(next(numbers), count, title, plan.daily)
         tags = {PARTITION_RANGE_START: days[0], PARTITION_RANGE_END: days[-1]}
         daily = _execute(job, instance, plan.daily, tags, tolerate_held_back=True)
         results.append(daily)
@@ -121,6 +137,9 @@ def materialise_all(
             if skipped:
                 results.append(_execute(job, instance, skipped, tags))
     if plan.after:
+        _announce(
+            next(numbers), count, "marts, features, models, serving, monitoring", plan.after
+        )
         results.append(_execute(job, instance, plan.after, {}))
     return results
 
@@ -152,13 +171,17 @@ def _step_asset_keys(job: dg.JobDefinition, step_key: str | None) -> set[dg.Asse
     return set(assets_def.keys) if assets_def else set()
 
 
+def _announce(number: int, count: int, title: str, keys: list[dg.AssetKey]) -> None:
+    print(f"phase {number}/{count}: {title}: {len(keys)} assets", flush=True)
+
+
 def _execute(
     job: dg.JobDefinition, instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict,
     *, tolerate_held_back: bool = False,
 ) -> dg.ExecuteInProcessResult:
     result = job.execute_in_process(
         instance=instance, asset_selection=keys, tags=tags, raise_on_error=False,
-        run_config=QUIET_CONSOLE,
+        run_config=RUN_LOGGERS,
     )
     failed = _step_failures(result)
     if tolerate_held_back and failed and all(_held_back(e) for e in failed):
@@ -192,6 +215,23 @@ def root_error_message(failure: StepFailureData | None) -> str:
     return " ".join(error.message.split())
 
 
+def fit_partitions_to(home: Path, days: list[str]) -> Settings:
+    """Daily partitions from the first to the last landed day, for every later command on
+    this home (`aiwf ui`, `dg`, `dagster`): the UI then shows the demo's days filled instead
+    of a calendar mostly empty. Written to `<home>/aiwf.env`; the environment still wins."""
+    write_home_settings(
+        home, {"AIWF_PARTITION_START": days[0], "AIWF_PARTITION_END": days[-1]},
+        why="written by `aiwf demo`: the daily partitions are the days the demo landed",
+    )
+    reset_settings_cache()
+    settings = get_settings()
+    print(
+        f"daily partitions {settings.partition_start} .. {settings.partition_end} "
+        f"({home / HOME_SETTINGS_FILE})"
+    )
+    return settings
+
+
 def run_demo(
     *, seed: int, start: dt.date, days: int, scale: float, faults: Collection[str],
     drift_from: dt.date | None, generate_data: bool = True,
@@ -207,6 +247,9 @@ def run_demo(
             drift_from=drift_from,
         )
         print(summary.to_text())
+    days_landed = landed_days(settings.landing_dir)
+    if days_landed:
+        settings = fit_partitions_to(settings.home, days_landed)
 
     from aiwf_assets.automation.sensors import record_landing_observations
     from aiwf_assets.definitions import defs
@@ -216,7 +259,7 @@ def run_demo(
     with dg.DagsterInstance.get() as instance:
         # observe first, so the landing sensor under `aiwf ui` finds nothing new to re-run
         record_landing_observations(instance, defs.resources["landing"])
-        materialise_all(defs, instance, landed_days(settings.landing_dir))
+        materialise_all(defs, instance, days_landed)
         resources = build_resources(settings)
         print(
             summarise(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -44,6 +45,7 @@ class Settings:
     # where people open the UI: alerts link to their run there
     webserver_url: str = "http://127.0.0.1:3000"
     partition_start: str = "2026-01-01"
+    partition_end: str | None = None  # last daily partition (inclusive); None: up to today
     executor: ExecutorChoice = "default"
     # automation and monitoring (docs/AUTOMATION.md); crons are UTC
     observe_interval_s: int = 60
@@ -172,6 +174,7 @@ def _read_env(environ: dict[str, str]) -> Settings:
         alert_webhook_url=environ.get("AIWF_ALERT_WEBHOOK_URL") or None,
         webserver_url=environ.get("AIWF_WEBSERVER_URL", "http://127.0.0.1:3000").rstrip("/"),
         partition_start=environ.get("AIWF_PARTITION_START", "2026-01-01"),
+        partition_end=_partition_end(environ),
         executor=executor,  # type: ignore[arg-type]
         observe_interval_s=int(_number(environ, "AIWF_OBSERVE_INTERVAL_S", 60)),
         automation_interval_s=int(_number(environ, "AIWF_AUTOMATION_INTERVAL_S", 30)),
@@ -206,10 +209,58 @@ def _number(environ: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _partition_end(environ: dict[str, str]) -> str | None:
+    end = environ.get("AIWF_PARTITION_END", "").strip()
+    if not end:
+        return None
+    start = environ.get("AIWF_PARTITION_START", "2026-01-01")
+    try:
+        if date.fromisoformat(end) < date.fromisoformat(start):
+            raise SettingsError(
+                f"AIWF_PARTITION_END {end} is before AIWF_PARTITION_START {start}"
+            )
+    except ValueError:
+        raise SettingsError(
+            f"AIWF_PARTITION_START / AIWF_PARTITION_END must be YYYY-MM-DD, got {start!r} / "
+            f"{end!r}"
+        ) from None
+    return end
+
+
+HOME_SETTINGS_FILE = "aiwf.env"
+
+
+def home_settings(home: Path) -> dict[str, str]:
+    """`AIWF_*=value` lines of `<home>/aiwf.env`, the home's own settings (`aiwf demo`
+    writes its partition window there, so `aiwf ui` and `dg` show the days it holds)."""
+    path = home / HOME_SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    values = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip().startswith("AIWF_") and not line.lstrip().startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+def write_home_settings(home: Path, values: dict[str, str], why: str) -> Path:
+    """Write `<home>/aiwf.env` (replacing it), headed by a comment saying who wrote it."""
+    path = home / HOME_SETTINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {why}", "# the environment overrides these values", *(
+        f"{name}={value}" for name, value in values.items()
+    )]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The settings for this process, read from the environment once."""
-    return _read_env(dict(os.environ))
+    """The settings for this process, read once: the environment, then `<home>/aiwf.env`."""
+    environ = dict(os.environ)
+    home = Path(environ.get("AIWF_HOME", ".aiwf")).expanduser().resolve()
+    return _read_env({**home_settings(home), **environ})
 
 
 def reset_settings_cache() -> None:

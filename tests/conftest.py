@@ -61,3 +61,26 @@ def dagster_database(dsn: str) -> Iterator[dict[str, str]]:
     finally:
         with psycopg.connect(admin, autocommit=True) as con:
             con.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def small_demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home after `aiwf demo --days 60 --scale 0.2` (every layer, champions, the UI's
+    instance), run once per session as a user types it. Treat it as read-only; a test that
+    changes it works on `copy_home(small_demo_home, tmp_path)`."""
+    from tests.commands import run
+
+    home = tmp_path_factory.mktemp("small_demo") / "home"
+    done = run("aiwf", "demo", "--days", "60", "--scale", "0.2", home=home, timeout=1800)
+    assert done.returncode == 0, done.describe()
+    (home / "demo-output.txt").write_text(done.output)
+    return home
+
+
+def copy_home(home: Path, parent: Path) -> Path:
+    """A private copy of a home (files, DuckDB warehouse, SQLite Dagster instance)."""
+    import shutil
+
+    target = parent / "home"
+    shutil.copytree(home, target, symlinks=True)
+    return target

@@ -297,16 +297,28 @@ def test_dbt_models_downstream_of_a_change_run_together_in_one_run(tmp_path: Pat
     def cleaned_y() -> dg.MaterializeResult:
         return dg.MaterializeResult(data_version=dg.DataVersion("rows-v1"))
 
-    @dg.asset(group_name="marts", deps=[cleaned_y], partitions_def=daily_partitions)
-    def stg_y() -> None:
-        return None
+    # blocking tests on each model, as dbt's become: a child must not wait a tick for its
+    # parent's tests when the parent runs first in the same run
+    @dg.asset(
+        group_name="marts", deps=[cleaned_y], partitions_def=daily_partitions,
+        check_specs=[dg.AssetCheckSpec("not_null", asset="stg_y", blocking=True)],
+    )
+    def stg_y() -> dg.MaterializeResult:
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=True)])
 
-    @dg.asset(group_name="marts", deps=[stg_y], partitions_def=daily_partitions)
-    def fct_y() -> None:
+    @dg.asset(
+        group_name="marts", deps=[stg_y], partitions_def=daily_partitions,
+        check_specs=[dg.AssetCheckSpec("unique", asset="fct_y", blocking=True)],
+    )
+    def fct_y() -> dg.MaterializeResult:
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=True)])
+
+    @dg.asset(group_name="marts", deps=[fct_y], partitions_def=daily_partitions)
+    def agg_y() -> None:
         return None
 
     defs = apply_automation_policies(
-        dg.Definitions(assets=[cleaned_y, stg_y, fct_y]), world_settings(tmp_path)
+        dg.Definitions(assets=[cleaned_y, stg_y, fct_y, agg_y]), world_settings(tmp_path)
     )
     with dg.instance_for_test() as instance:
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
@@ -314,5 +326,5 @@ def test_dbt_models_downstream_of_a_change_run_together_in_one_run(tmp_path: Pat
         result = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=first.cursor
         )
-    assert result.get_requested_partitions(dg.AssetKey("stg_y")) == {DAYS[0]}
-    assert result.get_requested_partitions(dg.AssetKey("fct_y")) == {DAYS[0]}
+    for model in ("stg_y", "fct_y", "agg_y"):
+        assert result.get_requested_partitions(dg.AssetKey(model)) == {DAYS[0]}, model

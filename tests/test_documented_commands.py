@@ -8,17 +8,60 @@ Python traceback.
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.commands import REPO, Completed, run, serving_ui
+from tests.conftest import copy_home
 
 pytestmark = pytest.mark.slow
 
 # a logged warning ("- WARNING -") or a Python warning (SupersessionWarning: ...)
 WARNING = re.compile(r"\bWARNING\b|\w+Warning:")
+
+
+# the programs whose documented command lines this module runs, by how they start
+TESTED_COMMANDS = (
+    "aiwf demo", "aiwf ui", "dg check defs", "dg dev", "dg launch", "dagster job backfill",
+    "dagster asset materialize", "python3 -m venv .venv",
+)
+DOCUMENTED_IN = ("README.md", "docs/AUTOMATION.md")
+
+
+def documented_commands() -> list[str]:
+    """Each command line of the bash blocks in DOCUMENTED_IN that runs aiwf, dg or dagster,
+    continuation lines joined, comments and environment assignments dropped."""
+    commands = []
+    for page in DOCUMENTED_IN:
+        text = (REPO / page).read_text()
+        for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split("  #", 1)[0].strip()
+                if line.startswith("#"):
+                    continue
+                words = [w for w in shlex.split(line) if not re.match(r"^[A-Z_]+=", w)]
+                if words and words[0] != "export":
+                    command = " ".join(w.removeprefix(".venv/bin/") for w in words)
+                    if re.search(r"\b(aiwf|dg|dagster)\b", command):
+                        commands.append(command)
+    return list(dict.fromkeys(commands))  # README and docs repeat some
+
+
+def documented(start: str) -> list[str]:
+    """The argv of the one documented command that starts with `start`."""
+    found = [c for c in documented_commands() if c.startswith(start)]
+    assert len(found) == 1, f"expected one documented `{start} ...`, found {found}"
+    return shlex.split(found[0])
+
+
+def test_every_documented_command_has_a_test() -> None:
+    commands = documented_commands()
+    assert len(commands) >= 7
+    untested = [c for c in commands if not c.startswith(TESTED_COMMANDS)]
+    assert not untested, f"documented but not run by a test: {untested}"
 
 
 def assert_clean_failure(done: Completed, code: int, *phrases: str) -> None:
@@ -112,3 +155,67 @@ def test_ui_starts_quietly(tmp_path: Path) -> None:
     assert "Serving dagster-webserver on" in output
     assert not WARNING.search(output), output[-4000:]
     assert (home / "dagster_home" / "dagster.yaml").exists()
+
+
+# on the small demo (tests/conftest.py: one `aiwf demo --days 60 --scale 0.2` a session) ----
+def test_demo_prints_phases_progress_and_its_partitions(small_demo_home: Path) -> None:
+    output = (small_demo_home / "demo-output.txt").read_text()
+    assert "Traceback" not in output
+    assert "daily partitions 2026-01-01 .. 2026-03-01" in output
+    assert "phase 1/3: reference data" in output
+    assert "phase 2/3: daily layer, 60 days (2026-01-01 .. 2026-03-01)" in output
+    assert "phase 3/3: marts, features, models, serving, monitoring" in output
+    assert re.search(r"raw_web_orders 60/60 days, [0-9,]+ rows", output)
+    assert re.search(r"cleaned tables 30/60 days, [0-9,]+ rows", output)
+    assert "  done    raw_web_orders" in output
+    assert "  done    churn_model" in output
+    assert "champion models (holdout metrics):" in output
+
+
+def test_the_demos_partitions_are_the_days_it_holds(small_demo_home: Path) -> None:
+    code = (
+        "import dagster as dg\n"
+        "from aiwf_assets.partitions import daily_partitions\n"
+        "keys = daily_partitions.get_partition_keys()\n"
+        "with dg.DagsterInstance.get() as instance:\n"
+        "    done = instance.get_materialized_partitions(dg.AssetKey('raw_web_orders'))\n"
+        "print(keys[0], keys[-1], len(keys), len(set(keys) - done))\n"
+    )
+    done = run("python", "-c", code, home=small_demo_home)
+    assert done.returncode == 0, done.describe()
+    assert done.stdout.split() == ["2026-01-01", "2026-03-01", "60", "0"]  # none missing
+
+
+def test_evaluate_on_the_demo(small_demo_home: Path) -> None:
+    done = run("aiwf", "evaluate", home=small_demo_home)
+    assert done.returncode == 0, done.describe()
+    assert "| family | metric | model | best achievable |" in done.stdout
+    assert "| churn | roc_auc |" in done.stdout
+
+
+def test_rollback_with_only_one_champion(small_demo_home: Path) -> None:
+    done = run("aiwf", "model", "rollback", "churn", home=small_demo_home)
+    assert_clean_failure(done, 1, "cannot roll back churn: there is no earlier champion")
+
+
+def test_the_documented_backfills_and_launch(small_demo_home: Path, tmp_path: Path) -> None:
+    home = copy_home(small_demo_home, tmp_path)
+
+    launch = run(*documented("dg launch"), home=home)
+    assert launch.returncode == 0, launch.describe()
+    assert "RUN_SUCCESS" in launch.output
+
+    materialize = run(*documented("dagster asset materialize"), home=home)
+    assert materialize.returncode == 0, materialize.describe()
+    assert "RUN_SUCCESS" in materialize.output
+
+    backfill = run(*documented("dagster job backfill"), home=home)
+    assert backfill.returncode == 0, backfill.describe()
+    code = (
+        "import dagster as dg\n"
+        "with dg.DagsterInstance.get() as instance:\n"
+        "    backfills = instance.get_backfills()\n"
+        "print(len(backfills), len(backfills[0].partition_names or []))\n"
+    )
+    queued = run("python", "-c", code, home=home)
+    assert queued.stdout.split() == ["1", "31"], queued.describe()  # the daemon launches them

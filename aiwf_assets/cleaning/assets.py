@@ -47,6 +47,7 @@ from aiwf_assets.ingest.landing import combine_versions
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import PARTITION_COLUMN, StagedWrite, Warehouse, staging_table
 from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.progress import log_progress
 from aiwf_assets.resources import PiiKeyResource, StorageResource, WarehouseResource
 from aiwf_assets.settings import get_settings
 
@@ -303,9 +304,12 @@ def _clean_days(
     held: dict[str, list[str]] = {}  # day -> blocking findings
     try:
         # one day at a time, so a range run keeps one day in memory, not the whole range
-        for partition in context.partition_keys:
+        cleaned_rows = 0
+        for done, partition in enumerate(context.partition_keys, 1):
             day = dt.date.fromisoformat(partition)
             tables, accounting = _clean_one_day(store, identity, key, day, audit)
+            cleaned_rows += sum(tables[t].height for t in DAILY_TABLES)
+            log_progress(context, "cleaned tables", done, len(context.partition_keys), cleaned_rows)
             for table in DAILY_TABLES:
                 wh.stage(staging[table], _with_partition(tables[table], day))
             wh.stage(staging[FILE_ACCOUNTING], accounting)

@@ -22,6 +22,7 @@ from aiwf_assets.ingest.landing import (
 from aiwf_assets.ingest.parse import parse_landing, raw_schema
 from aiwf_assets.ingest.spec import SourceSpec, load_sources
 from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.progress import log_progress
 from aiwf_assets.resources import LandingResource, StorageResource
 
 OWNER = "team:data-platform"
@@ -87,12 +88,13 @@ def build_raw_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         keys = context.partition_keys if partitioned else [None]
         versions = []
         total_rows = 0
-        for key in keys:
+        for done, key in enumerate(keys, 1):
             frame, meta, content_sha = _ingest_one(spec, key, landing)
             uri = store.write(asset_name, frame, key)
             version = raw_data_version(content_sha, spec)
             versions.append(version)
             total_rows += frame.height
+            log_progress(context, asset_name, done, len(keys), total_rows)
             meta |= {"path": dg.MetadataValue.path(uri), "content_version": version}
             if partitioned:
                 context.add_asset_metadata(meta, partition_key=key)
