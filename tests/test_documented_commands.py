@@ -104,9 +104,11 @@ def test_rollback_without_an_earlier_champion(tmp_path: Path) -> None:
 
 def test_rollback_restores_the_earlier_champion(tmp_path: Path) -> None:
     from aiwf_assets.io.model_store import ModelStore
+    from aiwf_assets.settings import local_pii_key
 
     home = tmp_path / "h"
-    store = ModelStore.local(str(home / "models"))
+    # signed with the home's own key, as the CLI's store (resources.ModelStoreResource) reads it
+    store = ModelStore.local(str(home / "models"), local_pii_key(home / "pii.key"))
     cards = [
         store.save(
             {"weights": n}, family="churn", model_name=f"model_{n}", params={}, metrics={},
