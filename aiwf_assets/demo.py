@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from dagster._core.definitions.dependency import NodeHandle
 
+from aiwf_assets.partitions import require_partitions
 from aiwf_assets.progress import terminal_progress
 from aiwf_assets.settings import (
     HOME_SETTINGS_FILE,
@@ -121,6 +122,7 @@ def materialise_all(
         _announce(next(numbers), count, "reference data", plan.before)
         results.append(_execute(job, instance, plan.before, {}))
     if plan.daily and days:
+        require_partitions(days)
         title = f"daily layer, {len(days)} days ({days[0]} .. {days[-1]}) in one run"
         _announce(next(numbers), count, title, plan.daily)
         tags = {PARTITION_RANGE_START: days[0], PARTITION_RANGE_END: days[-1]}

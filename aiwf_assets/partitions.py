@@ -7,7 +7,7 @@ import datetime as dt
 
 import dagster as dg
 
-from aiwf_assets.settings import get_settings
+from aiwf_assets.settings import SettingsError, get_settings
 
 
 def _end_date(last_day: str | None) -> str | None:
@@ -20,3 +20,24 @@ def _end_date(last_day: str | None) -> str | None:
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=get_settings().partition_start, end_date=_end_date(get_settings().partition_end)
 )
+
+
+def outside_window_message(days: list[str]) -> str:
+    """Why these days have no partition, and which settings to change."""
+    settings = get_settings()
+    end = f"AIWF_PARTITION_END={settings.partition_end}" if settings.partition_end else "today"
+    return (
+        f"day(s) {', '.join(sorted(days))} outside the daily partition window (from "
+        f"AIWF_PARTITION_START={settings.partition_start} to {end}, UTC): set "
+        "AIWF_PARTITION_START to an earlier day to take earlier files; later files wait "
+        "for their day (or a later AIWF_PARTITION_END)"
+    )
+
+
+def require_partitions(days: list[str]) -> list[str]:
+    """`days` unchanged when each is a daily partition; else an error naming the setting
+    (Dagster's own says only that no PartitionsDefinition contains the key)."""
+    outside = [d for d in days if not daily_partitions.has_partition_key(d)]
+    if outside:
+        raise SettingsError(outside_window_message(outside))
+    return days

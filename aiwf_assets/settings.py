@@ -47,6 +47,8 @@ class Settings:
     partition_start: str = "2026-01-01"
     partition_end: str | None = None  # last daily partition (inclusive); None: up to today
     executor: ExecutorChoice = "default"
+    # extra source declarations outside the image (a YAML file or a folder of them)
+    sources_path: Path | None = None
     # automation and monitoring (docs/AUTOMATION.md); crons are UTC
     observe_interval_s: int = 60
     automation_interval_s: int = 30
@@ -176,6 +178,11 @@ def _read_env(environ: dict[str, str]) -> Settings:
         partition_start=environ.get("AIWF_PARTITION_START", "2026-01-01"),
         partition_end=_partition_end(environ),
         executor=executor,  # type: ignore[arg-type]
+        sources_path=(
+            Path(environ["AIWF_SOURCES"]).expanduser().resolve()
+            if environ.get("AIWF_SOURCES", "").strip()
+            else None
+        ),
         observe_interval_s=int(_number(environ, "AIWF_OBSERVE_INTERVAL_S", 60)),
         automation_interval_s=int(_number(environ, "AIWF_AUTOMATION_INTERVAL_S", 30)),
         debounce_cron=environ.get("AIWF_DEBOUNCE_CRON", "*/15 * * * *"),

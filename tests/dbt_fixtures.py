@@ -35,6 +35,9 @@ ORDER_COLUMNS = {
     "order_date": pl.Date,
     "store_code": pl.String,
     "n_lines": pl.Int32,
+    "is_return": pl.Boolean,
+    "gross_amount": pl.Float64,
+    "returns_amount": pl.Float64,
     "order_total": pl.Float64,
     "has_promo": pl.Boolean,
     "source_file": pl.String,
@@ -48,9 +51,14 @@ LINE_COLUMNS = {
     "ordered_at": pl.Datetime("us", "UTC"),
     "order_date": pl.Date,
     "sku": pl.String,
+    "line_kind": pl.String,
+    "is_return": pl.Boolean,
+    "original_order_id": pl.String,
     "quantity": pl.Int32,
     "unit_price": pl.Float64,
     "line_amount": pl.Float64,
+    "currency": pl.String,
+    "line_amount_source": pl.Float64,
     "is_promo": pl.Boolean,
     "source_file": pl.String,
     "source_row": pl.Int64,
@@ -81,13 +89,16 @@ def _at(day: date, hour: int) -> datetime:
 def _line(
     delivered: date, order_id: str, line_number: int, customer: str | None, day: date,
     sku: str, quantity: int, unit_price: float, is_promo: bool = False, source_row: int = 1,
+    line_kind: str = "product", original_order_id: str | None = None,
 ) -> dict:
     channel = order_id.split(":")[0]
     return {
         "partition_date": delivered, "order_id": order_id, "line_number": line_number,
         "channel": channel, "customer_key": customer, "ordered_at": _at(day, 10),
-        "order_date": day, "sku": sku, "quantity": quantity, "unit_price": unit_price,
-        "line_amount": round(quantity * unit_price, 6), "is_promo": is_promo,
+        "order_date": day, "sku": sku, "line_kind": line_kind, "is_return": quantity < 0,
+        "original_order_id": original_order_id, "quantity": quantity, "unit_price": unit_price,
+        "line_amount": round(quantity * unit_price, 6), "currency": "EUR",
+        "line_amount_source": round(quantity * unit_price, 6), "is_promo": is_promo,
         "source_file": f"{channel}/{delivered.isoformat()}", "source_row": source_row,
     }
 
@@ -102,10 +113,13 @@ def order_lines_frame() -> pl.DataFrame:
         # re-delivered on the 6th: the copy delivered on the 5th must win
         _line(d6, "app:A1", 1, BOB, d5, "SKU-00001", 1, 18.99, is_promo=True, source_row=7),
         _line(d6, "web:W2", 1, ALICE, d6, "SKU-00004", 1, 99.0),
+        _line(d6, "web:W2", 2, ALICE, d6, "POST", 1, 4.95, source_row=5, line_kind="postage"),
         # late: ordered on the 5th, delivered on the 6th
         _line(d6, "store:T2", 1, BOB, d5, "SKU-00002", 2, 5.5, source_row=3),
         _line(d6, "web:W3", 1, STRANGER, d6, "SKU-00003", 1, 2.25, source_row=4),
         _line(d7, "app:A2", 1, BOB, d7, "SKU-00004", 2, 95.0, is_promo=True),
+        # Alice sends the jacket of W2 back
+        _line(d7, "web:R1", 1, ALICE, d7, "SKU-00004", -1, 99.0, original_order_id="web:W2"),
     ]
     return pl.DataFrame(rows, schema=LINE_COLUMNS)
 
@@ -120,6 +134,9 @@ def orders_frame(lines: pl.DataFrame) -> pl.DataFrame:
             pl.col("ordered_at").first(),
             pl.col("order_date").first(),
             pl.len().cast(pl.Int32).alias("n_lines"),
+            pl.col("is_return").all(),
+            pl.col("line_amount").filter(~pl.col("is_return")).sum().alias("gross_amount"),
+            pl.col("line_amount").filter(pl.col("is_return")).sum().abs().alias("returns_amount"),
             pl.col("line_amount").sum().alias("order_total"),
             pl.col("is_promo").any().alias("has_promo"),
             pl.col("source_file").first(),

@@ -99,6 +99,26 @@ def test_landing_versions_follow_the_landing_template(aiwf_home: Settings) -> No
     assert (aiwf_home.cache_dir / "landing" / "web_orders.json").exists()
 
 
+def test_files_outside_the_partition_window_are_reported(aiwf_home: Settings) -> None:
+    from aiwf_assets.ingest.landing import files_outside_window
+    from aiwf_assets.partitions import require_partitions
+    from aiwf_assets.settings import SettingsError
+
+    folder = aiwf_home.landing_dir / "web_orders"
+    folder.mkdir(parents=True)
+    for name in ("2026-01-02.jsonl", "2025-12-31.jsonl", "2999-01-01.jsonl", "notes.txt"):
+        (folder / name).write_text('{"order_id": "W1"}\n')
+    landing = LandingResource(root=str(aiwf_home.landing_dir))
+    problems = files_outside_window(SOURCES.sources.values(), landing)
+    assert len(problems) == 1 and problems[0].startswith(
+        "web_orders (web_orders/): day(s) 2025-12-31, 2999-01-01 outside the daily partition "
+        "window (from AIWF_PARTITION_START=2026-01-01 to today, UTC)"
+    )
+    with pytest.raises(SettingsError, match="2025-12-31 outside .* set AIWF_PARTITION_START"):
+        require_partitions(["2025-12-31", "2026-01-02"])
+    assert require_partitions(["2026-01-02"]) == ["2026-01-02"]
+
+
 def test_on_s3_unchanged_objects_are_listed_not_downloaded(
     aiwf_home: Settings, s3_endpoint: "S3Endpoint"
 ) -> None:

@@ -452,10 +452,13 @@ sources:
     assert parsed.extra_columns == () and parsed.missing_columns == ()
     result = clean_orders_day({"marketplace_orders": parsed.frame}, identity, KEY, DAY, marketplace)
     lines = result.tables["order_lines"]
-    assert lines.select("order_id", "line_number", "sku", "quantity", "unit_price").rows() == [
-        ("marketplace:M-100", 1, "SKU-00012", 2, 1234.5),
-        ("marketplace:M-100", 2, "SKU-00013", 1, 23.39),  # GBP 19.99 * 1.17
+    assert lines.select("order_id", "line_number", "sku", "quantity", "currency").rows() == [
+        ("marketplace:M-100", 1, "SKU-00012", 2, "EUR"),
+        ("marketplace:M-100", 2, "SKU-00013", 1, "GBP"),
     ]
+    # converted, not rounded per line: GBP 19.99 * 1.17 = EUR 23.3883
+    assert lines.get_column("unit_price").to_list() == pytest.approx([1234.5, 23.3883])
+    assert lines.get_column("line_amount_source").to_list() == [2469.0, 19.99]
     assert lines.get_column("ordered_at").to_list()[0] == dt.datetime(
         2026, 1, 5, 13, 30, tzinfo=dt.UTC
     )
@@ -661,11 +664,21 @@ def test_pandera_contracts_reject_bad_frames(
     def failed(table: str, frame: pl.DataFrame, **kw) -> set[tuple[str, str | None]]:
         return {(f.check, f.column) for f in validate_table(table, frame, **kw)}
 
-    assert ("greater_than(0)", "quantity") in failed(
+    # a negative line that is not marked as a return
+    assert ("returns_are_negative_lines", None) in failed(
         "order_lines",
         lines.with_columns(
             pl.lit(-1, pl.Int64).alias("quantity"), pl.lit(-1.0).alias("line_amount")
         ),
+    )
+    assert ("not_equal_to(0)", "quantity") in failed(
+        "order_lines", lines.with_columns(pl.lit(0, pl.Int64).alias("quantity"))
+    )
+    assert ("str_matches('SKU\\-[0-9]{5,}')", "sku") in failed(
+        "order_lines", lines.with_columns(pl.lit("85123A").alias("sku"))
+    )
+    assert ("order_total_is_gross_minus_returns", None) in failed(
+        "orders", orders.with_columns(pl.col("order_total") + 1)
     )
     assert ("multiple_fields_uniqueness", None) in failed("order_lines", pl.concat([lines, lines]))
     assert ("no_clear_pii", None) in failed(
@@ -731,3 +744,126 @@ def test_a_shared_identifier_goes_to_the_earliest_signup_in_any_row_order() -> N
             "customer_identity"
         ]
         assert identity.get_column("customer_key").to_list() == [crm_key("C7")]
+
+
+# --------------------------------------------------------------------------- third-party shapes
+
+
+def test_phones_are_normalised_for_the_sources_region() -> None:
+    from aiwf_assets.cleaning.pii import international_phone
+
+    assert international_phone("0170 1234567", "DE") == "491701234567"
+    assert international_phone("020 7946 0958", "GB") == "442079460958"
+    assert international_phone("(020) 7946-0958", "GB") == "442079460958"
+    assert international_phone("0044 20 7946 0958", "DE") == "442079460958"
+    assert international_phone("+1 415 555 2671", "GB") == "14155552671"
+    # without a region a national number cannot be placed: its digits stay as written
+    assert international_phone("020 7946 0958", None) == "02079460958"
+    assert international_phone("n/a", "GB") is None
+
+
+def test_a_ticket_source_declares_its_phone_region(identity: pl.DataFrame) -> None:
+    uk = parse_sources(
+        """
+version: 1
+currency_rates_to_eur: {EUR: 1}
+sources:
+  uk_tickets:
+    contract: tickets
+    format: csv
+    landing: uk_tickets/{date}.csv
+    phone_region: GB
+    columns:
+      ticket_id:      {from: id, type: string}
+      opened_at:      {from: at, type: timestamp, timestamp_format: iso8601}
+      customer_phone: {from: phone, type: string}
+      category:       {from: category, type: string}
+"""
+    )
+    raw = parse_landing(
+        b"id,at,phone,category\nU1,2026-01-05T09:00:00,020 7946 0958,billing\n",
+        uk["uk_tickets"], "uk_tickets/2026-01-05.csv",
+    ).frame
+    result = clean_interactions_day({"uk_tickets": raw}, identity, KEY, DAY, uk)
+    key = result.tables["interactions"].get_column("customer_key")[0]
+    assert key == hmac_hex(KEY, "phone:442079460958")[:16]
+
+
+def test_cleaning_without_reference_tables_says_what_to_materialise(tmp_path) -> None:
+    import dagster as dg
+
+    from aiwf_assets.cleaning.assets import required_table
+    from aiwf_assets.io.warehouse import DuckDBWarehouse
+
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    with pytest.raises(dg.Failure) as err:
+        required_table(wh, "customer_identity")
+    assert "cleaned.customer_identity does not exist" in str(err.value.description)
+    assert "Materialise the reference asset customer_identity" in str(err.value.description)
+    wh.replace_table("cleaned.customer_identity", pl.DataFrame({"identifier_hash": ["x"]}))
+    assert required_table(wh, "customer_identity") == "cleaned.customer_identity"
+
+
+UK_SOURCES = """
+version: 1
+currency_rates_to_eur: {EUR: 1, GBP: 1.17}
+sources:
+  uk_invoices:
+    contract: order_lines
+    channel: online_uk
+    format: csv
+    landing: uk_invoices/{date}.csv
+    returns: {order_prefix: C}
+    non_merchandise: {POST: postage, BANK CHARGES: fee}
+    columns:
+      order_id:    {from: Invoice, type: string, normalise: [upper]}
+      line_number: {sequence: order_id, type: int}
+      ordered_at:  {from: InvoiceDate, type: timestamp, timestamp_format: "%d/%m/%Y %H:%M",
+                    timezone: Europe/London}
+      loyalty_id:  {from: Customer ID, type: string, normalise: [integer]}
+      sku:         {from: StockCode, type: string, normalise: [upper], pattern: "[0-9]{5}[A-Z]*"}
+      quantity:    {from: Quantity, type: int}
+      unit_price:  {from: Price, type: float}
+      currency:    {constant: GBP, type: string}
+"""
+
+
+def test_returns_non_merchandise_and_source_product_codes(identity: pl.DataFrame) -> None:
+    uk = parse_sources(UK_SOURCES)
+    export = (
+        b"Invoice,StockCode,Quantity,InvoiceDate,Price,Customer ID\n"
+        b"536365,85123A,6,05/01/2026 08:26,2.55,17850.0\n"
+        b"536365,85123,1,05/01/2026 08:26,2.95,17850.0\n"
+        b"536365,POST,1,05/01/2026 08:26,18.00,17850.0\n"
+        b"C536366,85123a,-2,05/01/2026 09:00,2.55,17850\n"
+        b"536367,BANK CHARGES,1,05/01/2026 09:30,15.00,\n"
+        b"536368,22086,-10,05/01/2026 10:00,2.55,13047.0\n"
+        b"536369,SKU12,1,05/01/2026 10:00,2.55,13047.0\n"
+        b"C536370,22086,0,05/01/2026 10:00,2.55,13047.0\n"
+    )
+    raw = parse_landing(export, uk["uk_invoices"], "uk_invoices/2026-01-05.csv").frame
+    result = clean_orders_day({"uk_invoices": raw}, identity, KEY, DAY, uk)
+    lines = result.tables["order_lines"].sort("order_id", "sku")
+    assert lines.select("order_id", "sku", "line_kind", "is_return", "quantity").rows() == [
+        ("online_uk:536365", "85123", "product", False, 1),
+        ("online_uk:536365", "85123A", "product", False, 6),
+        ("online_uk:536365", "POST", "postage", False, 1),
+        ("online_uk:536367", "BANK CHARGES", "fee", False, 1),
+        ("online_uk:C536366", "85123A", "product", True, -2),
+    ]
+    assert reasons(result, "uk_invoices") == [
+        "quantity: must be > 0 (-10)",
+        "sku: does not match the declared pattern '[0-9]{5}[A-Z]*' (SKU12)",
+        "quantity: must not be 0 (0)",
+    ]
+    # 17850.0 and 17850 are one customer
+    jane = lines.filter(pl.col("order_id").str.contains("53636[56]"))
+    assert jane["customer_key"].n_unique() == 1
+    orders = {r["order_id"]: r for r in result.tables["orders"].iter_rows(named=True)}
+    sale, cancel = orders["online_uk:536365"], orders["online_uk:C536366"]
+    assert sale["gross_amount"] == pytest.approx((6 * 2.55 + 2.95 + 18.0) * 1.17)
+    assert cancel["is_return"] and cancel["returns_amount"] == pytest.approx(2 * 2.55 * 1.17)
+    assert cancel["order_total"] == -cancel["returns_amount"]
+    assert lines.get_column("line_amount_source").to_list() == [2.95, 15.3, 18.0, 15.0, -5.1]
+    assert validate_table("order_lines", lines, sources=uk) == []
+    assert validate_table("orders", result.tables["orders"], sources=uk) == []

@@ -70,11 +70,13 @@ CLEANED_TABLES = {
 CONTRACT_COLUMNS = {
     "fct_order_lines": [
         "order_id", "line_number", "channel", "customer_key", "ordered_at", "order_date", "sku",
-        "quantity", "unit_price", "line_amount", "is_promo",
+        "line_kind", "is_return", "original_order_id", "quantity", "unit_price", "line_amount",
+        "currency", "line_amount_source", "is_promo",
     ],
     "fct_orders": [
         "order_id", "channel", "customer_key", "ordered_at", "order_date", "store_code",
-        "n_lines", "n_units", "order_total", "has_promo",
+        "n_lines", "n_units", "is_return", "gross_amount", "returns_amount", "order_total",
+        "has_promo",
     ],
     "dim_customers": [
         "customer_key", "signup_date", "country", "birth_year", "first_order_date",
@@ -82,7 +84,8 @@ CONTRACT_COLUMNS = {
     ],
     "dim_products": ["sku", "name", "category", "subcategory", "list_price"],
     "fct_product_daily_sales": [
-        "sku", "sales_date", "units", "revenue", "n_orders", "avg_unit_price", "promo_share",
+        "sku", "sales_date", "units", "units_returned", "revenue", "n_orders", "avg_unit_price",
+        "promo_share",
     ],
     "fct_customer_daily_activity": [
         "customer_key", "activity_date", "n_orders", "n_units", "revenue", "web_orders",
@@ -268,7 +271,7 @@ def test_dbt_tests_are_checks_blocking_unless_warn_severity(built: Built, graph)
     assert set(checks) == set(tests)
     for name, severity in tests.items():
         assert checks[name].blocking == (severity == "error"), name
-    quantity = checks["accepted_range_fct_order_lines_quantity__1"]
+    quantity = checks["fct_order_lines_returns_are_negative_lines"]
     assert quantity.asset_key == dg.AssetKey("fct_order_lines") and quantity.blocking
 
 
@@ -294,7 +297,7 @@ def test_tables_report_row_counts_and_column_schemas(built: Built) -> None:
         for event in built.result.get_asset_materialization_events()
     }
     lines = metadata["fct_order_lines"]
-    assert lines["dagster/row_count"].value == 8
+    assert lines["dagster/row_count"].value == 10
     columns = lines["dagster/column_schema"].value.columns
     assert [c.name for c in columns] == [*CONTRACT_COLUMNS["fct_order_lines"], "partition_date"]
     assert columns[0].description and columns[0].type == "String"
@@ -338,6 +341,31 @@ def test_daily_aggregates(built: Built) -> None:
         2, 1, 1, 29.99,
     )
     assert activity.filter(pl.col("customer_key") == CAROL)["n_sessions"].to_list() == [1]
+
+
+def test_returns_are_net_and_postage_is_no_product(built: Built) -> None:
+    sales = read_mart(built.warehouse, "fct_product_daily_sales")
+    assert "POST" not in sales["sku"].to_list()
+    coat = sales.filter((pl.col("sku") == "SKU-00004") & (pl.col("sales_date") == D7)).row(
+        0, named=True
+    )
+    # two sold at 95.00, one returned at 99.00 the same day
+    assert (coat["units"], coat["units_returned"], coat["n_orders"]) == (1, 1, 2)
+    assert coat["revenue"] == pytest.approx(91.0) and coat["avg_unit_price"] == 95.0
+    orders = read_mart(built.warehouse, "fct_orders")
+    by_id = {row["order_id"]: row for row in orders.iter_rows(named=True)}
+    assert by_id["web:R1"]["is_return"] and by_id["web:R1"]["n_units"] == -1
+    assert (by_id["web:R1"]["gross_amount"], by_id["web:R1"]["returns_amount"]) == (0.0, 99.0)
+    assert by_id["web:R1"]["order_total"] == -99.0
+    assert by_id["web:W2"]["order_total"] == pytest.approx(103.95)  # the postage line counts
+    activity = read_mart(built.warehouse, "fct_customer_daily_activity")
+    alice = activity.filter((pl.col("customer_key") == ALICE) & (pl.col("activity_date") == D7))
+    assert alice.select("n_orders", "web_orders", "revenue").row(0) == (0, 0, -99.0)
+    rfm = read_mart(built.warehouse, "customer_rfm").filter(pl.col("customer_key") == ALICE)
+    alice_rfm = rfm.row(0, named=True)
+    # purchases W1 (45.48) and W2 (103.95), less the return (99.00)
+    assert (alice_rfm["frequency"], alice_rfm["monetary"]) == (2, 50.43)
+    assert alice_rfm["recency_days"] == 1 and alice_rfm["web_share"] == 1.0
 
 
 def test_customers_and_rfm(built: Built) -> None:
@@ -422,7 +450,7 @@ def test_a_failing_dbt_test_is_a_failed_blocking_check_that_stops_downstream(
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [(e.asset_key.to_user_string(), e.check_name) for e in failed] == [
-        ("fct_order_lines", "accepted_range_fct_order_lines_quantity__1")
+        ("fct_order_lines", "fct_order_lines_returns_are_negative_lines")
     ]
     assert failed[0].metadata["dagster_dbt/failed_row_count"].value == 1
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -431,7 +459,7 @@ def test_a_failing_dbt_test_is_a_failed_blocking_check_that_stops_downstream(
     assert "fct_product_daily_sales" not in materialized  # dbt skips what depends on the test
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert "blocking asset check" in failure.message
-    assert "accepted_range_fct_order_lines_quantity__1" in failure.message
+    assert "fct_order_lines_returns_are_negative_lines" in failure.message
 
 
 def test_a_broken_model_fails_the_run_with_dbt_error(built: Built, tmp_path: Path) -> None:

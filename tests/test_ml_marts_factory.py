@@ -64,7 +64,9 @@ def make_marts(
                     }
                 )
     order_lines = pl.DataFrame(lines).with_columns(
-        ordered_at=pl.col("order_date").cast(pl.Datetime("us", "UTC"))
+        ordered_at=pl.col("order_date").cast(pl.Datetime("us", "UTC")),
+        line_kind=pl.lit("product"),
+        is_return=pl.lit(False),
     )
     orders = order_lines.group_by("order_id").agg(
         pl.col("channel").first(),

@@ -28,7 +28,7 @@ def test_packaged_sources_declare_every_channel() -> None:
         "products": "products",
         "stores": "stores",
     }
-    assert config.order_channels == ("app", "store", "web")
+    assert config.order_channels == ("web", "app", "store")
     assert config.currency_rates_to_eur == {"EUR": 1.0, "GBP": 1.17, "USD": 0.92}
     assert config["pos_transactions"].column("ordered_at").timezone == "Europe/Berlin"
     assert set(config.by_contract("tickets", "sessions")) == {"crm_tickets", "web_sessions"}
@@ -178,6 +178,26 @@ def test_minimal_yaml_is_valid() -> None:
             ),
             "sources.shop.columns.ordered_at.timestamp_format: required for timestamp columns",
         ),
+        (
+            ('canonical: "SKU-%05d"}', 'pattern: "[0-9]{5}([A-Z]"}'),
+            "sources.shop.columns.sku.pattern: not a regular expression",
+        ),
+        (
+            ("    format: csv", "    format: csv\n    returns: {}"),
+            "sources.shop.returns: say how returns are marked",
+        ),
+        (
+            ("    format: csv", "    format: csv\n    returns: {status: [returned]}"),
+            "sources.shop.returns.status: map the line_status column first",
+        ),
+        (
+            ("    format: csv", "    format: csv\n    non_merchandise: {POST: Postage}"),
+            "sources.shop.non_merchandise.POST: a lower_snake_case kind other than 'product'",
+        ),
+        (
+            ("    format: csv", "    format: csv\n    phone_region: uk"),
+            "sources.shop.phone_region: a two-letter region code",
+        ),
     ],
 )
 def test_errors_name_the_entry_and_key(change: tuple[str, str], message: str) -> None:
@@ -187,6 +207,99 @@ def test_errors_name_the_entry_and_key(change: tuple[str, str], message: str) ->
         parse_sources(MINIMAL.replace(old, new), origin="test.yaml")
     assert str(err.value).startswith("test.yaml: ")
     assert message in str(err.value)
+
+
+def test_product_key_pattern_comes_from_the_declaration() -> None:
+    assert parse_sources(MINIMAL)["shop"].product_key_pattern == r"SKU\-[0-9]{5,}"
+    free = parse_sources(MINIMAL.replace(', canonical: "SKU-%05d"', ""))
+    assert free["shop"].product_key_pattern is None and free.product_key_patterns == {}
+    own = parse_sources(MINIMAL.replace('canonical: "SKU-%05d"', 'pattern: "[0-9]{5}[A-Z]?"'))
+    assert own.product_key_patterns == {"shop": "[0-9]{5}[A-Z]?"}
+
+
+UK_OVERLAY = """
+version: 1
+currency_rates_to_eur: {GBP: 1.16}
+sources:
+  shop:
+    contract: order_lines
+    channel: shop_uk
+    format: csv
+    landing: shop_uk/{date}.csv
+    returns: {order_prefix: C}
+    non_merchandise: {POST: postage, BANK CHARGES: fee}
+    columns:
+      order_id:    {from: Invoice, type: string}
+      line_number: {sequence: order_id, type: int}
+      ordered_at:  {from: InvoiceDate, type: timestamp, timestamp_format: "%d/%m/%Y %H:%M",
+                    timezone: Europe/London}
+      loyalty_id:  {from: Customer ID, type: string, normalise: [integer]}
+      sku:         {from: StockCode, type: string, normalise: [upper], pattern: "[0-9]{5}[A-Z]*"}
+      quantity:    {from: Quantity, type: int}
+      unit_price:  {from: Price, type: float}
+      currency:    {constant: GBP, type: string}
+"""
+
+
+def test_aiwf_sources_adds_and_overrides_sources_without_touching_the_package(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiwf_assets.settings import reset_settings_cache
+
+    folder = tmp_path / "sources.d"
+    folder.mkdir()
+    (folder / "10-uk.yaml").write_text(UK_OVERLAY)
+    # a later file replaces an entry of the same name: the packaged one, or an earlier file's
+    (folder / "20-stores.yaml").write_text(
+        "version: 1\nsources:\n  stores:\n    contract: stores\n    format: csv\n"
+        "    landing: reference/shops.csv\n    columns:\n"
+        "      store_code: {from: id, type: string}\n      name: {from: n, type: string}\n"
+    )
+    (folder / "notes.txt").write_text("not a source file")
+    monkeypatch.setenv("AIWF_SOURCES", str(folder))
+    reset_settings_cache()
+    try:
+        config = load_sources()
+    finally:
+        monkeypatch.delenv("AIWF_SOURCES")
+        reset_settings_cache()
+    assert config.order_channels == ("web", "app", "store", "shop_uk")
+    assert config["stores"].landing == "reference/shops.csv"
+    assert config["web_orders"] == load_sources()["web_orders"]
+    assert config.currency_rates_to_eur == {"EUR": 1.0, "GBP": 1.16, "USD": 0.92}
+    shop = config["shop"]
+    assert shop.returns is not None and shop.returns.order_prefix == "C"
+    assert shop.non_merchandise == {"POST": "postage", "BANK CHARGES": "fee"}
+    assert str(folder / "10-uk.yaml") in config.origin
+
+
+def test_aiwf_sources_errors_name_the_setting_and_the_file(tmp_path) -> None:
+    from aiwf_assets.ingest.spec import overlay_files, parse_documents
+
+    with pytest.raises(SourceSpecError, match=r"AIWF_SOURCES=.*nowhere: no such file or folder"):
+        overlay_files(tmp_path / "nowhere")
+    with pytest.raises(SourceSpecError, match="the folder holds no .yaml/.yml file"):
+        overlay_files(tmp_path)
+    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
+    clash = UK_OVERLAY.replace("channel: shop_uk", "channel: web")
+    with pytest.raises(SourceSpecError) as err:
+        parse_documents([packaged, ("uk.yaml", clash)])
+    assert str(err.value) == (
+        "uk.yaml: sources.shop.channel: 'web' is already the channel of source 'web_orders'"
+    )
+    with pytest.raises(SourceSpecError, match="uk.yaml: currency_rates_to_eur: EUR must be"):
+        parse_documents([packaged, ("uk.yaml", UK_OVERLAY.replace("{GBP: 1.16}", "{EUR: 2}"))])
+
+
+def test_dbt_project_defaults_are_the_packaged_sources() -> None:
+    """dbt runs outside Dagster (tests, a developer's shell) see what Dagster would pass."""
+    import yaml
+
+    from aiwf_assets.marts.assets import source_vars
+    from aiwf_assets.marts.project import DBT_PROJECT_DIR
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    assert project["vars"] == source_vars(parse_sources(DEFAULT_SOURCES_PATH.read_text()))
 
 
 def test_not_yaml_and_missing_file() -> None:

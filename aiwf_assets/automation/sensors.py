@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from aiwf_assets.ingest.assets import SOURCES
-from aiwf_assets.ingest.landing import landing_versions
+from aiwf_assets.ingest.landing import files_outside_window, landing_versions
 from aiwf_assets.resources import LandingResource
 from aiwf_assets.settings import Settings
 
@@ -115,6 +115,8 @@ def landing_observation_sensor(settings: Settings) -> dg.SensorDefinition:
     def _sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
         previous = json.loads(context.cursor) if context.cursor else {}
         events, digests = observe_landing(context.instance, landing, previous)
+        for problem in files_outside_window(SOURCES.sources.values(), landing):
+            context.log.warning(f"landed files not observed: {problem}")
         return dg.SensorResult(asset_events=events, cursor=json.dumps(digests, sort_keys=True))
 
     return _sensor

@@ -290,7 +290,7 @@ def run_token(run_id: str) -> str:
 def _clean_days(
     context: dg.AssetExecutionContext, store: ParquetStore, wh: Warehouse, key: bytes
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    identity = wh.query(f"SELECT * FROM {SCHEMA}.customer_identity")
+    identity = wh.query(f"SELECT * FROM {required_table(wh, 'customer_identity')}")
     thresholds = guard_thresholds()
     overrides = overridden_sources(context.run.tags)
     token = run_token(context.run_id)
@@ -560,6 +560,18 @@ def guard_thresholds() -> GuardThresholds:
         window_days=settings.guard_window_days,
         max_reference_shrink=settings.guard_max_reference_shrink,
     )
+
+
+def required_table(wh: Warehouse, table: str) -> str:
+    """`cleaned.<table>`, or a failure that says which asset to materialise first."""
+    relation = f"{SCHEMA}.{table}"
+    if not wh.table_exists(relation):
+        raise dg.Failure(
+            f"{relation} does not exist: daily cleaning links customers through it. "
+            f"Materialise the reference asset {table} first (it builds from raw_customers; "
+            "an empty or absent CRM file gives an empty table, which is enough)."
+        )
+    return relation
 
 
 def _reason_counts(quarantine: pl.DataFrame) -> dg.MetadataValue:

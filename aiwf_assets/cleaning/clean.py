@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from aiwf_assets.cleaning.pii import hmac_series, key_of
-from aiwf_assets.cleaning.rules import UTC_DTYPE
+from aiwf_assets.cleaning.rules import UTC_DTYPE, return_mark
 from aiwf_assets.cleaning.transforms import (
     ACCOUNTING_SCHEMA,
     IDENTITY_SCHEMA,
@@ -35,9 +35,14 @@ ORDER_LINES_SCHEMA = pl.Schema(
         "ordered_at": UTC_DTYPE,
         "order_date": pl.Date(),
         "sku": pl.String(),
+        "line_kind": pl.String(),
+        "is_return": pl.Boolean(),
+        "original_order_id": pl.String(),
         "quantity": pl.Int64(),
         "unit_price": pl.Float64(),
         "line_amount": pl.Float64(),
+        "currency": pl.String(),
+        "line_amount_source": pl.Float64(),
         "is_promo": pl.Boolean(),
         "source_file": pl.String(),
         "source_row": pl.Int64(),
@@ -52,6 +57,9 @@ ORDERS_SCHEMA = pl.Schema(
         "order_date": pl.Date(),
         "store_code": pl.String(),
         "n_lines": pl.Int64(),
+        "is_return": pl.Boolean(),
+        "gross_amount": pl.Float64(),
+        "returns_amount": pl.Float64(),
         "order_total": pl.Float64(),
         "has_promo": pl.Boolean(),
         "source_file": pl.String(),
@@ -216,7 +224,25 @@ def _order_lines(
     no = pl.lit(False)
     promo_flag = pl.col("promo_flag").fill_null(False) if "promo_flag" in declared else no
     promo_code = pl.col("promo_code").is_not_null() if "promo_code" in declared else no
-    unit_eur = (pl.col("unit_price") * pl.col("currency").replace_strict(rates)).round(2)
+    is_return = return_mark(spec)
+    # returns are signed lines: their quantity (and so their amount) is negative
+    quantity = pl.when(is_return).then(-pl.col("quantity").abs()).otherwise(pl.col("quantity"))
+    # Exact money: quantity x unit price in the source currency (rounded only to shed the
+    # binary noise of the parsed price), converted once at the line's rate and not rounded
+    # per line, so any total rounds to the same cent as the source file's total.
+    amount_source = (quantity * pl.col("unit_price")).round(6)
+    rate = pl.col("currency").replace_strict(rates, return_dtype=pl.Float64)
+    original = (
+        pl.lit(f"{spec.channel}:") + pl.col("original_order_id")
+        if "original_order_id" in declared
+        else pl.lit(None, pl.String)
+    )
+    kinds = spec.non_merchandise
+    line_kind = (
+        pl.col("sku").replace_strict(kinds, default="product", return_dtype=pl.String)
+        if kinds
+        else pl.lit("product")
+    )
     return valid.with_columns(customer_key).select(
         (pl.lit(f"{spec.channel}:") + pl.col("order_id")).alias("order_id"),
         pl.col("line_number"),
@@ -225,9 +251,14 @@ def _order_lines(
         pl.col("ordered_at"),
         pl.col("ordered_at").dt.date().alias("order_date"),
         pl.col("sku"),
-        pl.col("quantity"),
-        unit_eur.alias("unit_price"),
-        (pl.col("quantity") * unit_eur).round(2).alias("line_amount"),
+        line_kind.alias("line_kind"),
+        is_return.alias("is_return"),
+        original.alias("original_order_id"),
+        quantity.alias("quantity"),
+        (pl.col("unit_price") * rate).alias("unit_price"),
+        (amount_source * rate).alias("line_amount"),
+        pl.col("currency"),
+        amount_source.alias("line_amount_source"),
         (promo_flag | promo_code).alias("is_promo"),
         pl.col("_source_file").alias("source_file"),
         pl.col("_source_row").alias("source_row"),
@@ -247,7 +278,10 @@ def _orders(lines: pl.DataFrame) -> pl.DataFrame:
             pl.col("ordered_at").min(),
             pl.col("store_code").drop_nulls().first(),
             pl.len().cast(pl.Int64).alias("n_lines"),
-            pl.col("line_amount").sum().round(2).alias("order_total"),
+            pl.col("is_return").all(),
+            pl.col("line_amount").filter(~pl.col("is_return")).sum().alias("gross_amount"),
+            pl.col("line_amount").filter(pl.col("is_return")).sum().abs().alias("returns_amount"),
+            pl.col("line_amount").sum().alias("order_total"),
             pl.col("is_promo").any().alias("has_promo"),
             pl.col("source_file").first(),
         )

@@ -16,11 +16,11 @@ import pandera.polars as pa
 import polars as pl
 
 from aiwf_assets.cleaning.rules import CONTACT_CHANNELS, DEVICES, TICKET_CATEGORIES
-from aiwf_assets.ingest.spec import load_sources
+from aiwf_assets.ingest.spec import SourcesConfig, load_sources
 
 HEX16 = r"^[0-9a-f]{16}$"
 HEX64 = r"^[0-9a-f]{64}$"
-SKU = r"^SKU-\d{5,}$"
+NAME = r"^[a-z][a-z0-9_]*$"
 UTC = pl.Datetime("us", "UTC")
 # Hash and key columns are hex and may look like digit runs: the phone pattern skips them.
 _HASH_COLUMN = r"(^customer_key$|_hash$)"
@@ -69,10 +69,24 @@ class OrderLines(_Pseudonymised):
     )
     ordered_at: UTC = pa.Field(description="order time in UTC")
     order_date: pl.Date = pa.Field(description="UTC date of ordered_at")
-    sku: str = pa.Field(str_matches=SKU, description="canonical SKU (`SKU-00042`)")
-    quantity: int = pa.Field(gt=0, description="units ordered")
-    unit_price: float = pa.Field(gt=0, description="price per unit in EUR")
-    line_amount: float = pa.Field(gt=0, description="quantity × unit_price in EUR")
+    # the source's product-key pattern is checked per channel (validate_table)
+    sku: str = pa.Field(description="product code by the source's rule (`SKU-00042`, `85123A`)")
+    line_kind: str = pa.Field(
+        str_matches=NAME, description="`product`, or a declared non-merchandise kind (postage, …)"
+    )
+    is_return: bool = pa.Field(description="a return or cancellation (then quantity < 0)")
+    original_order_id: str = pa.Field(
+        nullable=True,
+        str_matches=r"^[a-z][a-z0-9_]*:\S+$",
+        description="the order a return refers to, where the source says",
+    )
+    quantity: int = pa.Field(ne=0, description="units ordered; negative for returns")
+    unit_price: float = pa.Field(gt=0, description="price per unit in EUR (not rounded)")
+    line_amount: float = pa.Field(
+        description="quantity × unit price in EUR, converted once, not rounded per line"
+    )
+    currency: str = pa.Field(str_matches=r"^[A-Z]{3}$", description="the source's currency")
+    line_amount_source: float = pa.Field(description="quantity × unit price in that currency")
     is_promo: bool = pa.Field(description="a promotion applied to this line")
     source_file: str = pa.Field(description="landed file the row came from")
     source_row: int = pa.Field(ge=1, description="row (line) number in that file")
@@ -86,8 +100,13 @@ class OrderLines(_Pseudonymised):
 
     @pa.dataframe_check(name="line_amount_is_quantity_times_price")
     def amount_matches(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        # amounts are not rounded per line: they agree to far below a cent
         expected = pl.col("quantity") * pl.col("unit_price")
-        return data.lazyframe.select((pl.col("line_amount") - expected).abs() < 0.011)
+        return data.lazyframe.select((pl.col("line_amount") - expected).abs() < 1e-6)
+
+    @pa.dataframe_check(name="returns_are_negative_lines")
+    def returns_signed(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select((pl.col("quantity") < 0) == pl.col("is_return"))
 
     @pa.dataframe_check(name="order_id_has_channel_prefix")
     def prefixed(cls, data: pa.PolarsData) -> pl.LazyFrame:
@@ -112,9 +131,17 @@ class Orders(_Pseudonymised):
     order_date: pl.Date = pa.Field(description="UTC date of ordered_at")
     store_code: str = pa.Field(nullable=True, description="store of a POS order; null online")
     n_lines: int = pa.Field(ge=1, description="order lines in the order")
-    order_total: float = pa.Field(gt=0, description="sum of the line amounts in EUR")
+    is_return: bool = pa.Field(description="every line is a return or cancellation")
+    gross_amount: float = pa.Field(ge=0, description="the sale lines in EUR")
+    returns_amount: float = pa.Field(ge=0, description="the return lines in EUR, positive")
+    order_total: float = pa.Field(description="net: gross_amount - returns_amount, EUR")
     has_promo: bool = pa.Field(description="some line had a promotion")
     source_file: str = pa.Field(description="landed file the order came from")
+
+    @pa.dataframe_check(name="order_total_is_gross_minus_returns")
+    def net(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        net = pl.col("gross_amount") - pl.col("returns_amount")
+        return data.lazyframe.select((pl.col("order_total") - net).abs() < 1e-6)
 
     @pa.dataframe_check(name="order_date_is_ordered_at_date")
     def order_date_matches(cls, data: pa.PolarsData) -> pl.LazyFrame:
@@ -237,7 +264,8 @@ class CustomerIdentity(_Pseudonymised):
 
 
 class Products(_Pseudonymised):
-    sku: str = pa.Field(unique=True, str_matches=SKU, description="canonical SKU")
+    # the products source's key pattern is checked in validate_table
+    sku: str = pa.Field(unique=True, description="product code by the source's rule")
     name: str = pa.Field(description="product name")
     category: str = pa.Field(description="category")
     subcategory: str = pa.Field(nullable=True, description="subcategory")
@@ -303,19 +331,25 @@ class CheckFailure:
 
 
 @lru_cache(maxsize=1)
-def _declared_channels() -> tuple[str, ...]:
-    return load_sources().order_channels
+def _declared() -> SourcesConfig:
+    return load_sources()
 
 
 def validate_table(
-    name: str, df: pl.DataFrame, *, channels: tuple[str, ...] | None = None
+    name: str,
+    df: pl.DataFrame,
+    *,
+    channels: tuple[str, ...] | None = None,
+    sources: SourcesConfig | None = None,
 ) -> list[CheckFailure]:
     """Validate a cleaned table against its contract; an empty list means it holds.
 
-    channels: allowed order channels (default: those declared in sources.yaml).
-    Examples never show values of table-wide checks (they may be PII): those
-    name row positions instead.
+    channels: allowed order channels (default: those of `sources`). sources: the
+    declarations whose product-key patterns apply (default: the loaded sources.yaml
+    and AIWF_SOURCES). Examples never show values of table-wide checks (they may be
+    PII): those name row positions instead.
     """
+    sources = sources if sources is not None else _declared()
     model = MODELS.get(name)
     if model is None:
         raise KeyError(f"no contract for table {name!r}; known: {', '.join(MODELS)}")
@@ -325,7 +359,7 @@ def validate_table(
     except pa.errors.SchemaErrors as e:
         failures += _failures(e.failure_cases, model.__name__)
     if name in ("orders", "order_lines") and "channel" in df.columns:
-        allowed = channels if channels is not None else _declared_channels()
+        allowed = channels if channels is not None else sources.order_channels
         outside = ~pl.col("channel").is_in(allowed)
         unknown = df.filter(outside).get_column("channel")
         if unknown.len():
@@ -340,7 +374,40 @@ def validate_table(
                     ),
                 )
             )
+    failures += _product_key_failures(name, df, sources)
     return failures
+
+
+def _product_key_failures(
+    name: str, df: pl.DataFrame, sources: SourcesConfig
+) -> list[CheckFailure]:
+    """Product codes that do not match the pattern their source declares (merchandise only)."""
+    if name == "order_lines" and {"channel", "sku", "line_kind"} <= set(df.columns):
+        by_channel = sources.product_key_patterns
+        merchandise = df.filter(pl.col("line_kind") == "product")
+        groups = [
+            (pattern, merchandise.filter(pl.col("channel") == channel).get_column("sku"))
+            for channel, pattern in by_channel.items()
+        ]
+    elif name == "products" and "sku" in df.columns:
+        spec = next(iter(sources.by_contract("products").values()), None)
+        pattern = spec.product_key_pattern if spec is not None else None
+        groups = [(pattern, df.get_column("sku"))] if pattern else []
+    else:
+        return []
+    out = []
+    for pattern, codes in groups:
+        bad = codes.filter(~codes.str.contains(f"^(?:{pattern})$").fill_null(False))
+        if bad.len():
+            out.append(
+                CheckFailure(
+                    check=f"str_matches('{pattern}')",
+                    column="sku",
+                    count=bad.len(),
+                    examples=tuple(bad.unique(maintain_order=True).head(_EXAMPLES)),
+                )
+            )
+    return out
 
 
 def _failures(cases: pl.DataFrame, model_name: str) -> list[CheckFailure]:

@@ -16,6 +16,7 @@ import hmac
 import re
 from collections.abc import Callable, Iterable
 
+import phonenumbers
 import polars as pl
 
 from aiwf_assets.ingest.spec import PiiKind
@@ -42,17 +43,36 @@ def normalise_email(expr: pl.Expr) -> pl.Expr:
     return _blank_to_null(expr.str.strip_chars().str.to_lowercase())
 
 
-def normalise_phone(expr: pl.Expr) -> pl.Expr:
-    """Digits only in international form without '+': 0170 123 -> 49170123, 0044.. -> 44.."""
-    digits = expr.str.replace_all(r"\D", "")
-    international = (
-        pl.when(digits.str.starts_with("00"))
-        .then(digits.str.slice(2))
-        .when(digits.str.starts_with("0"))
-        .then(pl.lit("49") + digits.str.slice(1))  # national German number
-        .otherwise(digits)
+def normalise_phone(expr: pl.Expr, region: str | None = None) -> pl.Expr:
+    """International form as digits without '+' (E.164): with region GB, `020 7946 0958`
+    -> 442079460958; `+49 170 1234567` and `0049 170 1234567` -> 491701234567 in any region.
+
+    `region`: where numbers written without a country code are from (the source's
+    `phone_region`); without one such numbers keep their digits as written. Parsed by
+    `phonenumbers` once per distinct value.
+    """
+    return expr.map_batches(
+        lambda values: _phones(values, region), return_dtype=pl.String, is_elementwise=True
     )
-    return _blank_to_null(international)
+
+
+def _phones(values: pl.Series, region: str | None) -> pl.Series:
+    distinct = values.drop_nulls().unique()
+    mapped = [international_phone(v, region) for v in distinct]
+    return values.replace_strict(distinct, mapped, default=None, return_dtype=pl.String)
+
+
+def international_phone(text: str, region: str | None) -> str | None:
+    """One number in E.164 digits (no '+'), or its bare digits when it cannot be placed."""
+    digits = re.sub(r"\D", "", text)
+    if not digits:
+        return None
+    candidate = "+" + digits[2:] if digits.startswith("00") else text
+    try:
+        number = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        return digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
 def normalise_loyalty(expr: pl.Expr) -> pl.Expr:
@@ -61,6 +81,13 @@ def normalise_loyalty(expr: pl.Expr) -> pl.Expr:
 
 def normalise_name(expr: pl.Expr) -> pl.Expr:
     return _blank_to_null(expr.str.strip_chars())
+
+
+def normaliser(kind: PiiKind, phone_region: str | None) -> Callable[[pl.Expr], pl.Expr]:
+    """The fixed normalisation of a PII kind; phones need the source's region."""
+    if kind == "phone":
+        return lambda expr: normalise_phone(expr, phone_region)
+    return NORMALISERS[kind]
 
 
 NORMALISERS: dict[PiiKind, Callable[[pl.Expr], pl.Expr]] = {

@@ -106,7 +106,11 @@ def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, lis
     stripped = raw.with_columns(
         _blank_to_null(pl.col(c.name).str.strip_chars()).alias(_TEXT + c.name) for c in columns
     )
-    casts = {c.name: _cast(c, pl.col(_TEXT + c.name)) for c in columns}
+    non_product = tuple(spec.non_merchandise)
+    casts = {
+        c.name: _cast(c, pl.col(_TEXT + c.name), non_product if c.name == "sku" else ())
+        for c in columns
+    }
     typed = stripped.with_columns(cast.value.alias(name) for name, cast in casts.items())
     checks: list[Check] = []
     for col in columns:
@@ -140,9 +144,9 @@ def _failed_as(message: str) -> Callable[[pl.Expr], pl.Expr]:
     return lambda _text: pl.lit(message)
 
 
-def _cast(col: ColumnSpec, text: pl.Expr) -> _Cast:
+def _cast(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> _Cast:
     if col.type == "string":
-        return _cast_string(col, text)
+        return _cast_string(col, text, exempt)
     if col.type == "int":
         # 2 and 2.0 are the same integer; 2.5, 'two' and 1e3 are not integers
         value = text.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
@@ -161,7 +165,7 @@ def _cast(col: ColumnSpec, text: pl.Expr) -> _Cast:
     return _cast_timestamp(col, text)
 
 
-def _cast_string(col: ColumnSpec, text: pl.Expr) -> _Cast:
+def _cast_string(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> _Cast:
     value = text
     for step in col.normalise:
         if step == "lower":
@@ -170,12 +174,17 @@ def _cast_string(col: ColumnSpec, text: pl.Expr) -> _Cast:
             value = value.str.to_uppercase()
         elif step == "digits":
             value = _blank_to_null(value.str.replace_all(r"\D", ""))
+        elif step == "integer":
+            # exports through a float column write ids as 17850.0: the same id as 17850
+            value = value.str.replace(r"^([+-]?\d+)\.0*$", "${1}")
         # "strip" is implicit: every value is stripped before casting
     if col.canonical is None:
         return _Cast(value, None)
     prefix, width, suffix = canonical_parts(col.canonical)
     number = value.str.extract(r"(\d+)", 1).cast(pl.Int64, strict=False)
     canonical = pl.lit(prefix) + number.cast(pl.String).str.zfill(width) + pl.lit(suffix)
+    if exempt:  # declared codes that are not products (POST, BANK CHARGES) stay as written
+        canonical = pl.when(value.is_in(list(exempt))).then(value).otherwise(canonical)
     return _Cast(canonical, _failed_as(f"no number to build '{col.canonical}'"))
 
 
@@ -272,6 +281,29 @@ def event_time(column: str, partition_date: dt.date) -> list[Rule]:
     ]
 
 
+def return_mark(spec: SourceSpec) -> pl.Expr:
+    """True for the typed rows `spec` declares as returns or cancellations."""
+    marks: list[pl.Expr] = []
+    returns = spec.returns
+    if returns is not None:
+        if returns.order_prefix is not None:
+            marks.append(pl.col("order_id").str.starts_with(returns.order_prefix))
+        if returns.negative_quantity:
+            marks.append(pl.col("quantity") < 0)
+        if returns.status_values:
+            marks.append(pl.col("line_status").is_in(list(returns.status_values)))
+    return pl.any_horizontal(marks).fill_null(False) if marks else pl.lit(False)
+
+
+def matches(column: str, pattern: str, exempt: Iterable[str] = ()) -> Rule:
+    """The whole value matches `pattern` (values in `exempt` pass as they are)."""
+    ok = pl.col(column).str.contains(f"^(?:{pattern})$")
+    exempt = list(exempt)
+    if exempt:
+        ok = ok | pl.col(column).is_in(exempt)
+    return Rule(column, ok, f"does not match the declared pattern '{pattern}'")
+
+
 def contract_rules(
     spec: SourceSpec,
     *,
@@ -282,7 +314,14 @@ def contract_rules(
     contract = spec.contract.name
     rules: list[Rule] = []
     if contract == "order_lines":
-        rules += [greater_than("quantity", 0), greater_than("unit_price", 0)]
+        # a quantity below zero is a return only where the source declares how it marks them
+        is_return = return_mark(spec)
+        rules += [
+            Rule("quantity", (pl.col("quantity") > 0) | is_return, "must be > 0"),
+            greater_than("unit_price", 0),
+        ]
+        if spec.returns is not None:
+            rules.append(Rule("quantity", pl.col("quantity") != 0, "must not be 0"))
         if currency_rates is not None:
             rules.append(one_of("currency", currency_rates))  # codes with a declared rate
         if partition_date is not None:
@@ -310,6 +349,11 @@ def contract_rules(
         rules.append(Rule("birth_year", born_ok, "must be 1900..signup year"))
     elif contract == "products":
         rules.append(greater_than("list_price", 0))
+    rules += [
+        matches(c.name, c.pattern, spec.non_merchandise if c.name == "sku" else ())
+        for c in spec.all_columns
+        if c.pattern is not None
+    ]
     declared = {c.name for c in spec.all_columns}
     return [r for r in rules if r.column in declared]
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from aiwf_assets.cleaning.pii import (
-    NORMALISERS,
     hmac_series,
     key_of,
     mask_json_fields,
+    normaliser,
     redact_text,
 )
 from aiwf_assets.cleaning.rules import (
@@ -117,7 +117,7 @@ def clean_source(
     pii = {c: k for c, k in spec.contract.pii.items() if c in spec.raw_columns}
     typed, checks = cast_columns(readable, spec)
     typed = typed.with_columns(
-        NORMALISERS[kind](pl.col(col)).alias(col) for col, kind in pii.items()
+        normaliser(kind, spec.phone_region)(pl.col(col)).alias(col) for col, kind in pii.items()
     )
     rules = contract_rules(spec, partition_date=partition_date, currency_rates=currency_rates)
     failed, reasons = find_failures(typed, checks + rule_checks(typed, rules))
@@ -218,7 +218,7 @@ def quarantine_rows(
         return QUARANTINE_SCHEMA.to_frame()
     pii = {c: k for c, k in spec.contract.pii.items() if c in spec.raw_columns}
     fields = pl.struct(
-        _pii_hash(rejected, col, pii[col], key).alias(f"{col}_hmac")
+        _pii_hash(rejected, col, pii[col], key, spec.phone_region).alias(f"{col}_hmac")
         if col in pii
         else redact_text(pl.col(col)).alias(col)
         for col in spec.raw_columns
@@ -250,8 +250,12 @@ def quarantine_rows(
     )
 
 
-def _pii_hash(frame: pl.DataFrame, col: str, kind: PiiKind, key: bytes) -> pl.Expr:
-    normalised = frame.select(NORMALISERS[kind](pl.col(col).str.strip_chars())).to_series()
+def _pii_hash(
+    frame: pl.DataFrame, col: str, kind: PiiKind, key: bytes, phone_region: str | None
+) -> pl.Expr:
+    normalised = frame.select(
+        normaliser(kind, phone_region)(pl.col(col).str.strip_chars())
+    ).to_series()
     return pl.lit(hmac_series(normalised, f"{kind}:", key))
 
 

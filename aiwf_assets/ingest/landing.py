@@ -16,6 +16,7 @@ re-hash of each file.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import uuid
@@ -25,7 +26,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from aiwf_assets.ingest.spec import SourceSpec
-from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.partitions import daily_partitions, outside_window_message
 from aiwf_assets.resources import LandingResource
 from aiwf_assets.settings import get_settings
 
@@ -141,6 +142,40 @@ def partition_of_file(spec: SourceSpec, file_name: str) -> str | None:
         return None
     day = file_name[len(prefix) : len(file_name) - len(suffix)]
     return day if daily_partitions.has_partition_key(day) else None
+
+
+def days_outside_window(spec: SourceSpec, file_names: list[str]) -> list[str]:
+    """Days of landed files that follow the source's template but have no partition
+    (before AIWF_PARTITION_START, or after today): they are never observed."""
+    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
+    days = [
+        name[len(prefix) : len(name) - len(suffix)]
+        for name in file_names
+        if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix + suffix)
+    ]
+    return sorted(d for d in days if _iso_day(d) and not daily_partitions.has_partition_key(d))
+
+
+def _iso_day(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
+def files_outside_window(sources: Iterable[SourceSpec], landing: LandingResource) -> list[str]:
+    """Landed daily files whose day has no partition, as `<source> (<folder>/): <why>`."""
+    fs, root = landing.fs_and_root()
+    out = []
+    for spec in sources:
+        if not spec.contract.daily:
+            continue
+        names = [i.base_name for i in list_folder(fs, f"{root}/{landing_folder(spec)}")]
+        days = days_outside_window(spec, names)
+        if days:
+            out.append(f"{spec.name} ({landing_folder(spec)}/): {outside_window_message(days)}")
+    return out
 
 
 def landing_versions(spec: SourceSpec, landing: LandingResource) -> dict[str | None, str]:

@@ -24,7 +24,7 @@ Format = Literal["jsonl", "csv", "parquet"]
 
 COLUMN_TYPES: tuple[str, ...] = ("string", "int", "float", "bool", "timestamp", "date")
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")
-NORMALISERS: tuple[str, ...] = ("strip", "lower", "upper", "digits")
+NORMALISERS: tuple[str, ...] = ("strip", "lower", "upper", "digits", "integer")
 TIMESTAMP_KEYWORDS: tuple[str, ...] = ("iso8601", "epoch_s")
 DEFAULT_SOURCES_PATH = Path(__file__).resolve().parent.parent / "sources.yaml"
 
@@ -71,6 +71,8 @@ CONTRACTS: dict[str, Contract] = {
                 "promo_code": "string",
                 "promo_flag": "bool",
                 "payment": "string",
+                "line_status": "string",
+                "original_order_id": "string",
             },
             mandatory=(
                 "order_id",
@@ -93,6 +95,7 @@ CONTRACTS: dict[str, Contract] = {
                 "currency",
                 "payment",
                 "promo_code",
+                "original_order_id",
             ),
         ),
         Contract(
@@ -199,6 +202,7 @@ class ColumnSpec:
     timezone: str | None = None
     normalise: tuple[str, ...] = ()
     canonical: str | None = None
+    pattern: str | None = None  # string columns: the value (after normalisation) must match
     decimal: str = "."
 
 
@@ -207,6 +211,15 @@ class ExplodeSpec:
     field: str  # top-level list field, one raw row per item
     index: str | None  # contract column receiving the 1-based item position
     columns: tuple[ColumnSpec, ...]  # `from` paths relative to the item
+
+
+@dataclass(frozen=True)
+class ReturnsSpec:
+    """How an order source marks returns and cancellations (any of these marks one)."""
+
+    order_prefix: str | None = None  # order ids starting with this (e.g. `C`) are returns
+    negative_quantity: bool = False  # a negative quantity is a return
+    status_values: tuple[str, ...] = ()  # line_status values (after normalisation)
 
 
 @dataclass(frozen=True)
@@ -220,6 +233,10 @@ class SourceSpec:
     channel: str | None = None  # order channels: the cleaned `channel` value
     delimiter: str = ","
     ignore: tuple[str, ...] = ()  # source fields deliberately unmapped (not drift)
+    # order sources: product codes that are not merchandise (postage, fees, ...) -> their kind
+    non_merchandise: Mapping[str, str] = field(default_factory=dict)
+    returns: ReturnsSpec | None = None
+    phone_region: str | None = None  # region of phone numbers written without a country code
 
     @property
     def all_columns(self) -> tuple[ColumnSpec, ...]:
@@ -232,6 +249,20 @@ class SourceSpec:
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.all_columns if c.name == name), None)
+
+    @property
+    def product_key_pattern(self) -> str | None:
+        """The regular expression every product code of this source matches (whole value):
+        the sku column's `pattern`, else the one its `canonical` form implies."""
+        col = self.column("sku")
+        if col is None:
+            return None
+        if col.pattern is not None:
+            return col.pattern
+        if col.canonical is not None:
+            prefix, width, suffix = canonical_parts(col.canonical)
+            return f"{re.escape(prefix)}[0-9]{{{width},}}{re.escape(suffix)}"
+        return None
 
     def landing_path(self, partition: str | None = None) -> str:
         """Landing path relative to the landing dir (`partition` as YYYY-MM-DD)."""
@@ -262,48 +293,101 @@ class SourcesConfig:
 
     @property
     def order_channels(self) -> tuple[str, ...]:
-        """Cleaned channel names (web, app, store, ...) of the order sources."""
-        return tuple(sorted({s.channel for s in self.sources.values() if s.channel is not None}))
+        """Cleaned channel names (web, app, store, ...) of the order sources, in declaration
+        order (overlaid sources after the packaged ones): the order of per-channel columns."""
+        return tuple(s.channel for s in self.sources.values() if s.channel is not None)
+
+    @property
+    def product_key_patterns(self) -> dict[str, str]:
+        """Product-key pattern by order channel (channels whose codes are free are left out)."""
+        return {
+            s.channel: pattern
+            for s in self.sources.values()
+            if s.channel is not None and (pattern := s.product_key_pattern) is not None
+        }
 
 
 # --------------------------------------------------------------------------- loading
 
 
 def load_sources(path: str | Path | None = None) -> SourcesConfig:
-    """Load and validate a sources file (default: the packaged aiwf_assets/sources.yaml)."""
-    path = Path(path) if path is not None else DEFAULT_SOURCES_PATH
+    """Load and validate the sources: the packaged aiwf_assets/sources.yaml, overlaid by
+    the file or folder of YAML files named by `AIWF_SOURCES` (entries of the same name
+    replace packaged ones, rates are merged). `path` loads that one file instead."""
+    if path is not None:
+        return parse_documents([_read(Path(path))])
+    from aiwf_assets.settings import get_settings  # settings import nothing of ours
+
+    extra = get_settings().sources_path
+    return parse_documents([_read(DEFAULT_SOURCES_PATH), *overlay_files(extra)])
+
+
+def overlay_files(path: Path | None) -> list[tuple[str, str]]:
+    """(origin, text) of the AIWF_SOURCES file, or of every *.yaml/*.yml in that folder by
+    name; none when unset."""
+    if path is None:
+        return []
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not files:
+            raise SourceSpecError(f"AIWF_SOURCES={path}: the folder holds no .yaml/.yml file")
+        return [_read(f) for f in files]
+    if not path.exists():
+        raise SourceSpecError(f"AIWF_SOURCES={path}: no such file or folder")
+    return [_read(path)]
+
+
+def _read(path: Path) -> tuple[str, str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        return str(path), path.read_text(encoding="utf-8")
     except OSError as e:
         raise SourceSpecError(f"{path}: cannot read the sources file ({e.strerror})") from e
-    return parse_sources(text, origin=str(path))
 
 
 def parse_sources(text: str, origin: str = "sources.yaml") -> SourcesConfig:
     """Validate sources YAML text; every error names `origin` and the offending key."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise SourceSpecError(f"{origin}: not valid YAML ({e})") from e
-    top = _mapping(doc, origin, "the document")
-    _known_keys(top, {"version", "currency_rates_to_eur", "sources"}, origin, "top level")
-    if top.get("version") != 1:
-        raise SourceSpecError(f"{origin}: version: expected 1, got {top.get('version')!r}")
-    rates = _rates(top.get("currency_rates_to_eur"), origin)
-    entries = _mapping(top.get("sources"), origin, "sources")
-    if not entries:
-        raise SourceSpecError(f"{origin}: sources: declare at least one source")
-    sources = {
-        str(name): _source(str(name), body, f"{origin}: sources.{name}")
-        for name, body in entries.items()
-    }
-    channels = [s.channel for s in sources.values() if s.channel]
-    if len(channels) != len(set(channels)):
-        raise SourceSpecError(f"{origin}: two order sources declare the same channel")
+    return parse_documents([(origin, text)])
+
+
+def parse_documents(documents: list[tuple[str, str]]) -> SourcesConfig:
+    """Validate (origin, text) documents, later ones overlaying earlier ones: a source of
+    the same name is replaced, rates of the same currency too. Errors name the origin."""
+    rates: dict[str, float] = {}
+    sources: dict[str, SourceSpec] = {}
+    origins: dict[str, str] = {}
+    for i, (origin, text) in enumerate(documents):
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SourceSpecError(f"{origin}: not valid YAML ({e})") from e
+        top = _mapping(doc, origin, "the document")
+        _known_keys(top, {"version", "currency_rates_to_eur", "sources"}, origin, "top level")
+        if top.get("version") != 1:
+            raise SourceSpecError(f"{origin}: version: expected 1, got {top.get('version')!r}")
+        first = i == 0
+        if first or "currency_rates_to_eur" in top:
+            rates |= _rates(top.get("currency_rates_to_eur"), origin, base=first)
+        entries = _mapping(top.get("sources", {} if not first else None), origin, "sources")
+        if first and not entries:
+            raise SourceSpecError(f"{origin}: sources: declare at least one source")
+        for name, body in entries.items():
+            sources[str(name)] = _source(str(name), body, f"{origin}: sources.{name}")
+            origins[str(name)] = origin
+    origin = " + ".join(o for o, _ in documents)
+    by_channel: dict[str, str] = {}
+    for name, spec in sources.items():
+        if spec.channel is None:
+            continue
+        if spec.channel in by_channel:
+            raise SourceSpecError(
+                f"{origins[name]}: sources.{name}.channel: {spec.channel!r} is already the "
+                f"channel of source {by_channel[spec.channel]!r}"
+            )
+        by_channel[spec.channel] = name
     return SourcesConfig(sources=sources, currency_rates_to_eur=rates, origin=origin)
 
 
-def _rates(value: Any, origin: str) -> dict[str, float]:
+def _rates(value: Any, origin: str, *, base: bool = True) -> dict[str, float]:
     rates = _mapping(value, origin, "currency_rates_to_eur")
     out: dict[str, float] = {}
     for code, rate in rates.items():
@@ -316,7 +400,7 @@ def _rates(value: Any, origin: str) -> dict[str, float]:
                 f"{origin}: currency_rates_to_eur.{code}: must be a positive number, got {rate!r}"
             )
         out[code] = float(rate)
-    if out.get("EUR") != 1.0:
+    if out.get("EUR", None if base else 1.0) != 1.0:
         raise SourceSpecError(f"{origin}: currency_rates_to_eur: EUR must be declared as 1")
     return out
 
@@ -330,7 +414,11 @@ _SOURCE_KEYS = {
     "ignore",
     "columns",
     "explode",
+    "non_merchandise",
+    "returns",
+    "phone_region",
 }
+_RETURNS_KEYS = {"order_prefix", "negative_quantity", "status"}
 
 
 def _source(name: str, body: Any, where: str) -> SourceSpec:
@@ -372,6 +460,20 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
 
     columns = _columns(entry.get("columns"), contract, f"{where}.columns", allow_sequence=True)
     explode = _explode(entry.get("explode"), contract, fmt, f"{where}.explode")
+    orders_only = [k for k in ("non_merchandise", "returns") if k in entry]
+    if orders_only and contract.name != "order_lines":
+        raise SourceSpecError(f"{where}.{orders_only[0]}: only order_lines sources have it")
+    non_merchandise = _non_merchandise(entry.get("non_merchandise", {}), f"{where}.non_merchandise")
+    returns = _returns(entry.get("returns"), f"{where}.returns")
+    phone_region = entry.get("phone_region")
+    if phone_region is not None:
+        if not (isinstance(phone_region, str) and re.fullmatch(r"[A-Z]{2}", phone_region)):
+            raise SourceSpecError(
+                f"{where}.phone_region: a two-letter region code such as GB or DE, "
+                f"got {phone_region!r}"
+            )
+        if "phone" not in contract.pii.values():
+            raise SourceSpecError(f"{where}.phone_region: contract {contract.name} has no phone")
     spec = SourceSpec(
         name=name,
         contract=contract,
@@ -382,9 +484,49 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         channel=channel,
         delimiter=delimiter,
         ignore=ignore,
+        non_merchandise=non_merchandise,
+        returns=returns,
+        phone_region=phone_region,
     )
     _check_coverage(spec, where)
+    if returns is not None and returns.status_values and spec.column("line_status") is None:
+        raise SourceSpecError(f"{where}.returns.status: map the line_status column first")
     return spec
+
+
+def _non_merchandise(value: Any, where: str) -> dict[str, str]:
+    """{product code: kind}, e.g. {POST: postage, "BANK CHARGES": fee}."""
+    body = _mapping(value, where, "non_merchandise")
+    out: dict[str, str] = {}
+    for code, kind in body.items():
+        if not (isinstance(code, str | int) and str(code).strip()):
+            raise SourceSpecError(f"{where}: product codes are non-empty text, got {code!r}")
+        if not (isinstance(kind, str) and _NAME_RE.match(kind)) or kind == "product":
+            raise SourceSpecError(
+                f"{where}.{code}: a lower_snake_case kind other than 'product' "
+                f"(postage, fee, discount, adjustment, ...), got {kind!r}"
+            )
+        out[str(code).strip()] = kind
+    return out
+
+
+def _returns(value: Any, where: str) -> ReturnsSpec | None:
+    if value is None:
+        return None
+    body = _mapping(value, where, "returns")
+    _known_keys(body, _RETURNS_KEYS, where, "returns")
+    prefix = body.get("order_prefix")
+    if prefix is not None and not (isinstance(prefix, str) and prefix.strip() == prefix != ""):
+        raise SourceSpecError(f"{where}.order_prefix: the text return order ids start with")
+    negative = body.get("negative_quantity", False)
+    if not isinstance(negative, bool):
+        raise SourceSpecError(f"{where}.negative_quantity: true or false")
+    status = _str_list(body.get("status", []), f"{where}.status")
+    if prefix is None and not negative and not status:
+        raise SourceSpecError(
+            f"{where}: say how returns are marked: order_prefix, negative_quantity or status"
+        )
+    return ReturnsSpec(order_prefix=prefix, negative_quantity=negative, status_values=status)
 
 
 def _explode(value: Any, contract: Contract, fmt: str, where: str) -> ExplodeSpec | None:
@@ -458,6 +600,7 @@ _COLUMN_KEYS = {
     "required",
     "normalise",
     "canonical",
+    "pattern",
     "decimal",
 }
 
@@ -553,10 +696,6 @@ def _column(
         )
     if normalise and ctype != "string":
         raise SourceSpecError(f"{where}.normalise: only for string columns")
-    if normalise and name in contract.pii:
-        raise SourceSpecError(
-            f"{where}.normalise: {name} is PII, normalised by fixed rules before hashing"
-        )
 
     canonical = body.get("canonical")
     if canonical is not None and (
@@ -566,6 +705,18 @@ def _column(
             f"{where}.canonical: a string column pattern with one zero-padded "
             f"number, like 'SKU-%05d'; got {canonical!r}"
         )
+
+    pattern = body.get("pattern")
+    if pattern is not None:
+        if ctype != "string" or not isinstance(pattern, str) or not pattern or "'" in pattern:
+            raise SourceSpecError(
+                f"{where}.pattern: a regular expression for a string column (no quotes), "
+                f"got {pattern!r}"
+            )
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise SourceSpecError(f"{where}.pattern: not a regular expression ({e})") from None
 
     decimal = body.get("decimal", ".")
     if decimal not in (".", ","):
@@ -584,6 +735,7 @@ def _column(
         timezone=None if timezone is None else str(timezone),
         normalise=normalise,
         canonical=canonical,
+        pattern=pattern,
         decimal=decimal,
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject, dbt_assets
 
+from aiwf_assets.ingest.spec import SourcesConfig, load_sources
 from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.marts.resources import WarehouseDbtCliResource
 from aiwf_assets.partitions import daily_partitions
@@ -32,6 +33,21 @@ def dbt_window_vars(start: date, end: date) -> str:
     return json.dumps(
         {"min_date": start.isoformat(), "max_date": (end - timedelta(days=1)).isoformat()}
     )
+
+
+def source_vars(sources: SourcesConfig) -> dict[str, Any]:
+    """What the dbt models need from the declared sources: the order channels (one
+    per-channel column each) and each channel's product-key pattern (a dbt test)."""
+    return {
+        "channels": list(sources.order_channels),
+        "product_keys": sources.product_key_patterns,
+    }
+
+
+def dbt_vars(sources: SourcesConfig, window_vars: str | None = None) -> list[str]:
+    """`--vars` for a dbt build: the sources' vars, plus the delivery window if given."""
+    merged = {**source_vars(sources), **(json.loads(window_vars) if window_vars else {})}
+    return ["--vars", json.dumps(merged)]
 
 
 def models_without_tag(manifest: Mapping[str, Any], tag: str) -> str:
@@ -158,6 +174,7 @@ def build_dbt_assets(
     project: DbtProject, manifest: Mapping[str, Any], warehouse_kind: str
 ) -> list[dg.AssetsDefinition]:
     translator = MartsTranslator(warehouse_kind)
+    sources = load_sources()
 
     @dbt_assets(
         manifest=manifest,
@@ -171,7 +188,7 @@ def build_dbt_assets(
     def dbt_daily_models(context: dg.AssetExecutionContext, dbt: WarehouseDbtCliResource):
         window = context.partition_time_window
         window_vars = dbt_window_vars(window.start.date(), window.end.date())
-        yield from dbt_build(context, dbt, manifest, ["--vars", window_vars])
+        yield from dbt_build(context, dbt, manifest, dbt_vars(sources, window_vars))
 
     @dbt_assets(
         manifest=manifest,
@@ -181,6 +198,6 @@ def build_dbt_assets(
         name="dbt_models",
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: WarehouseDbtCliResource):
-        yield from dbt_build(context, dbt, manifest, [])
+        yield from dbt_build(context, dbt, manifest, dbt_vars(sources))
 
     return [dbt_daily_models, dbt_models]

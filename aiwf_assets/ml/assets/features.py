@@ -134,7 +134,8 @@ def interaction_matrix(
     warehouse: WarehouseResource,
 ) -> dg.Output[pl.DataFrame]:
     wh = warehouse.get()
-    lines = read_mart(wh, "fct_order_lines")
+    # purchases of products: postage, fees and returns are no preference for an item
+    lines = read_mart(wh, "fct_order_lines", "line_kind = 'product' and not is_return")
     cutoff = resolve_cutoff(config.cutoff_date, lines["order_date"])
     pairs = features.interaction_pairs(lines, cutoff, read_mart(wh, "dim_customers")).with_columns(
         as_of_date=pl.lit(cutoff)

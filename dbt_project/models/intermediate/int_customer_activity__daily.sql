@@ -1,16 +1,21 @@
 {{ config(tags=['daily']) }}
 
-{#- Orders, tickets and sessions of each identified customer, per day. -#}
+{#-
+  Orders, tickets and sessions of each identified customer, per day. n_orders and the
+  per-channel counts (one `<channel>_orders` column per declared channel, var `channels`)
+  count purchases; revenue is net of the returns booked that day.
+-#}
+{%- set channels = var('channels') %}
 with orders as (
     select
         customer_key,
         order_date as activity_date,
-        1 as n_orders,
+        case when is_return then 0 else 1 end as n_orders,
         n_units,
         order_total as revenue,
-        case when channel = 'web' then 1 else 0 end as web_orders,
-        case when channel = 'app' then 1 else 0 end as app_orders,
-        case when channel = 'store' then 1 else 0 end as store_orders,
+        {%- for channel in channels %}
+        case when channel = '{{ channel }}' and not is_return then 1 else 0 end as {{ channel }}_orders,
+        {%- endfor %}
         0 as n_tickets,
         0 as n_sessions,
         0 as pages_viewed,
@@ -26,9 +31,9 @@ tickets as (
         0 as n_orders,
         0 as n_units,
         cast(0 as {{ dbt.type_numeric() }}) as revenue,
-        0 as web_orders,
-        0 as app_orders,
-        0 as store_orders,
+        {%- for channel in channels %}
+        0 as {{ channel }}_orders,
+        {%- endfor %}
         count(distinct interaction_id) as n_tickets,
         0 as n_sessions,
         0 as pages_viewed,
@@ -46,9 +51,9 @@ sessions as (
         0 as n_orders,
         0 as n_units,
         cast(0 as {{ dbt.type_numeric() }}) as revenue,
-        0 as web_orders,
-        0 as app_orders,
-        0 as store_orders,
+        {%- for channel in channels %}
+        0 as {{ channel }}_orders,
+        {%- endfor %}
         0 as n_tickets,
         1 as n_sessions,
         pages_viewed,
@@ -70,9 +75,9 @@ select
     cast(sum(n_orders) as {{ dbt.type_bigint() }}) as n_orders,
     cast(sum(n_units) as {{ dbt.type_bigint() }}) as n_units,
     cast(sum(revenue) as {{ dbt.type_numeric() }}) as revenue,
-    cast(sum(web_orders) as {{ dbt.type_bigint() }}) as web_orders,
-    cast(sum(app_orders) as {{ dbt.type_bigint() }}) as app_orders,
-    cast(sum(store_orders) as {{ dbt.type_bigint() }}) as store_orders,
+    {%- for channel in channels %}
+    cast(sum({{ channel }}_orders) as {{ dbt.type_bigint() }}) as {{ channel }}_orders,
+    {%- endfor %}
     cast(sum(n_tickets) as {{ dbt.type_bigint() }}) as n_tickets,
     cast(sum(n_sessions) as {{ dbt.type_bigint() }}) as n_sessions,
     cast(sum(pages_viewed) as {{ dbt.type_bigint() }}) as pages_viewed,

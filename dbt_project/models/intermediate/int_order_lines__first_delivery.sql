@@ -13,9 +13,14 @@ select
     ordered_at,
     order_date,
     sku,
+    line_kind,
+    is_return,
+    original_order_id,
     quantity,
     unit_price,
     line_amount,
+    currency,
+    line_amount_source,
     is_promo,
     partition_date
 from first_delivered

@@ -1,8 +1,8 @@
 {{ config(tags=['daily']) }}
 
 {#-
-  Web, app and store orders in one shape: the earliest delivery of each order with the units
-  of its (deduplicated) lines.
+  Orders of every channel in one shape: the earliest delivery of each order with the (net)
+  units of its deduplicated lines.
 -#}
 with first_delivered as (
     {{ first_delivery(ref('stg_cleaned__orders'), ['order_id'], ['source_file']) }}
@@ -25,6 +25,9 @@ select
     first_delivered.store_code,
     first_delivered.n_lines,
     cast(coalesce(units.n_units, 0) as {{ dbt.type_bigint() }}) as n_units,
+    first_delivered.is_return,
+    first_delivered.gross_amount,
+    first_delivered.returns_amount,
     first_delivered.order_total,
     first_delivered.has_promo,
     first_delivered.partition_date

@@ -18,6 +18,7 @@ ordering as (
         max(order_date) as last_order_date
     from {{ ref('fct_orders') }}
     where customer_key is not null
+      and not is_return
     group by customer_key
 ),
 

@@ -41,9 +41,9 @@ select
     activity.n_orders,
     activity.n_units,
     cast(activity.revenue as double precision) as revenue,
-    activity.web_orders,
-    activity.app_orders,
-    activity.store_orders,
+    {%- for channel in var('channels') %}
+    activity.{{ channel }}_orders,
+    {%- endfor %}
     activity.n_tickets,
     activity.n_sessions,
     activity.pages_viewed,

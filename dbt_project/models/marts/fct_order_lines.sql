@@ -37,9 +37,14 @@ select
     lines.ordered_at,
     lines.order_date,
     lines.sku,
+    lines.line_kind,
+    lines.is_return,
+    lines.original_order_id,
     lines.quantity,
     cast(lines.unit_price as double precision) as unit_price,
     cast(lines.line_amount as double precision) as line_amount,
+    lines.currency,
+    cast(lines.line_amount_source as double precision) as line_amount_source,
     lines.is_promo,
     lines.partition_date
 from lines

@@ -43,6 +43,9 @@ select
     orders.store_code,
     orders.n_lines,
     orders.n_units,
+    orders.is_return,
+    cast(orders.gross_amount as double precision) as gross_amount,
+    cast(orders.returns_amount as double precision) as returns_amount,
     cast(orders.order_total as double precision) as order_total,
     orders.has_promo,
     orders.partition_date
