@@ -314,7 +314,7 @@ def test_marts_have_the_contract_columns(built: Built, name: str) -> None:
 def test_redelivered_rows_keep_their_earliest_delivery(built: Built) -> None:
     orders = read_mart(built.warehouse, "fct_orders")
     assert orders["order_id"].to_list() == [
-        "app:A1", "app:A2", "store:T1", "store:T2", "web:W1", "web:W2", "web:W3",
+        "app:A1", "app:A2", "store:T1", "store:T2", "web:R1", "web:W1", "web:W2", "web:W3",
     ]
     first = orders.filter(pl.col("order_id") == "app:A1").row(0, named=True)
     assert first["partition_date"] == D5 and first["n_units"] == 1

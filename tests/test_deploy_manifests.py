@@ -90,6 +90,7 @@ APP_ENV = {
     "AIWF_HOME",
     "AIWF_S3_BUCKET",
     "AIWF_S3_ENDPOINT",
+    "AIWF_SOURCES",
     "AIWF_PII_KEY",
     "AIWF_WAREHOUSE_DSN",
     "AWS_ACCESS_KEY_ID",
@@ -365,6 +366,33 @@ def test_every_pod_gets_every_variable_it_reads(
         n for n in find(prod_objects, "ConfigMap", "aiwf-env")["data"] if n.startswith("AIWF_")
     }
     assert aiwf_names <= settings_variables()
+
+
+def test_the_code_location_and_its_runs_mount_the_sources_config_map(
+    prod_objects: list[dict], deploy_instance: dict, helm_values: dict
+) -> None:
+    """AIWF_SOURCES points at the aiwf-sources ConfigMap wherever definitions load: the code
+    server, run pods and (inheriting the run launcher's volumes) step pods."""
+    path = find(prod_objects, "ConfigMap", "aiwf-env")["data"]["AIWF_SOURCES"]
+    assert find(prod_objects, "ConfigMap", "aiwf-sources")["data"] == {}
+    (container,) = find(prod_objects, "Deployment", "aiwf-code-server")["spec"]["template"][
+        "spec"
+    ]["containers"]
+    pod = find(prod_objects, "Deployment", "aiwf-code-server")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v.get("configMap", {}).get("name") == "aiwf-sources")
+    mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
+    assert mount["mountPath"] == path and mount["readOnly"] is True
+    launcher = deploy_instance["run_launcher"]["config"]
+    volume = next(v for v in launcher["volumes"] if "config_map" in v)
+    assert volume["config_map"]["name"] == "aiwf-sources"
+    assert {"name": volume["name"], "mount_path": path, "read_only": True} in launcher[
+        "volume_mounts"
+    ]
+    code_location = helm_components(helm_values)["code location"]
+    assert {"name": "AIWF_SOURCES", "value": path} in code_location["env"]
+    assert {"name": "sources", "mountPath": path, "readOnly": True} in code_location[
+        "volumeMounts"
+    ]
 
 
 def test_no_secret_lives_in_a_config_map(prod_objects: list[dict]) -> None:
@@ -922,6 +950,8 @@ def test_the_images_command_serves_the_code_location_with_prod_settings(
     code_server = find(prod_objects, "Deployment", "aiwf-code-server")["spec"]["template"]["spec"]
     probe = on_port(code_server["containers"][0]["readinessProbe"]["exec"]["command"], port)
     env_data = find(prod_objects, "ConfigMap", "aiwf-env")["data"]
+    mounted_sources = tmp_path / "etc-aiwf-sources"
+    mounted_sources.mkdir()
     fake_secrets = {
         "DAGSTER_PG_PASSWORD": "unused",
         "AWS_ACCESS_KEY_ID": "unused",
@@ -937,6 +967,8 @@ def test_the_images_command_serves_the_code_location_with_prod_settings(
         "DAGSTER_CURRENT_IMAGE": env_data["DAGSTER_K8S_JOB_IMAGE"],
         "DAGSTER_HOME": str(tmp_path),
         "AIWF_HOME": str(tmp_path / "aiwf"),
+        # the empty aiwf-sources ConfigMap: Kubernetes mounts an empty folder
+        "AIWF_SOURCES": str(mounted_sources),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": image_tree.pythonpath,
     }

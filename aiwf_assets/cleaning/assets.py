@@ -70,7 +70,7 @@ LINEAGE_COLUMNS = ["source_file", "source_row"]
 
 DESCRIPTIONS = {
     "orders": "One row per order from every sales channel (web, app, store), in EUR and UTC.",
-    "order_lines": "One row per order line: canonical SKU, quantity, EUR prices, promo flag.",
+    "order_lines": "One row per order line: product code, signed quantity, EUR amounts, promo.",
     "interactions": "Service tickets and web sessions, linked to customer_key where known.",
     "quarantine": "Every rejected daily row with its source file, row and reason(s).",
     "customers": "CRM customers, pseudonymised (no clear PII), one row per customer_key.",

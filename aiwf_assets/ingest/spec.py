@@ -324,13 +324,11 @@ def load_sources(path: str | Path | None = None) -> SourcesConfig:
 
 def overlay_files(path: Path | None) -> list[tuple[str, str]]:
     """(origin, text) of the AIWF_SOURCES file, or of every *.yaml/*.yml in that folder by
-    name; none when unset."""
+    name; none when unset or the folder has none (an empty ConfigMap mount)."""
     if path is None:
         return []
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-        if not files:
-            raise SourceSpecError(f"AIWF_SOURCES={path}: the folder holds no .yaml/.yml file")
         return [_read(f) for f in files]
     if not path.exists():
         raise SourceSpecError(f"AIWF_SOURCES={path}: no such file or folder")
