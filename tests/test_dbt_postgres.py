@@ -97,7 +97,7 @@ def test_tables_report_row_counts(built: Built) -> None:
         for event in built.result.get_asset_materialization_events()
         if "dagster/row_count" in event.materialization.metadata
     }
-    assert counts["fct_orders"] == 7 and counts["dim_customers"] == 4
+    assert counts["fct_orders"] == 8 and counts["dim_customers"] == 4
 
 
 def test_postgres_and_duckdb_build_the_same_marts(built: Built, tmp_path: Path) -> None:
