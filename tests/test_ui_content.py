@@ -29,7 +29,7 @@ def test_contract_constraints_reach_the_column_schema() -> None:
             "dagster/column_schema"
         ].columns
     }
-    assert columns["quantity"].constraints.other == ["greater_than(0)"]
+    assert columns["unit_price"].constraints.other == ["greater_than(0)"]
     assert columns["customer_key"].constraints.nullable
     assert not columns["sku"].constraints.nullable
 
