@@ -381,30 +381,38 @@ def validate_table(
 def _product_key_failures(
     name: str, df: pl.DataFrame, sources: SourcesConfig
 ) -> list[CheckFailure]:
-    """Product codes that do not match the pattern their source declares (merchandise only)."""
+    """Product codes that do not match the pattern their source declares (merchandise only),
+    with the positions of the first failing rows in `df` (as pandera's failures carry)."""
+    indexed = df.with_row_index()
     if name == "order_lines" and {"channel", "sku", "line_kind"} <= set(df.columns):
-        by_channel = sources.product_key_patterns
-        merchandise = df.filter(pl.col("line_kind") == "product")
+        merchandise = indexed.filter(pl.col("line_kind") == "product")
+        channels_by_pattern: dict[str, list[str]] = {}
+        for channel, pattern in sources.product_key_patterns.items():
+            channels_by_pattern.setdefault(pattern, []).append(channel)
+        # one failure per rule, however many channels share it
         groups = [
-            (pattern, merchandise.filter(pl.col("channel") == channel).get_column("sku"))
-            for channel, pattern in by_channel.items()
+            (pattern, merchandise.filter(pl.col("channel").is_in(channels)))
+            for pattern, channels in channels_by_pattern.items()
         ]
     elif name == "products" and "sku" in df.columns:
         spec = next(iter(sources.by_contract("products").values()), None)
         pattern = spec.product_key_pattern if spec is not None else None
-        groups = [(pattern, df.get_column("sku"))] if pattern else []
+        groups = [(pattern, indexed)] if pattern else []
     else:
         return []
     out = []
-    for pattern, codes in groups:
-        bad = codes.filter(~codes.str.contains(f"^(?:{pattern})$").fill_null(False))
-        if bad.len():
+    for pattern, rows in groups:
+        bad = rows.filter(~pl.col("sku").str.contains(f"^(?:{pattern})$").fill_null(False))
+        if bad.height:
+            first = bad.head(_EXAMPLES)
             out.append(
                 CheckFailure(
                     check=f"str_matches('{pattern}')",
                     column="sku",
-                    count=bad.len(),
-                    examples=tuple(bad.unique(maintain_order=True).head(_EXAMPLES)),
+                    count=bad.height,
+                    # the failing values in the order of `rows`, as for pandera's checks
+                    examples=tuple(str(v) for v in first.get_column("sku")),
+                    rows=tuple(int(i) for i in first.get_column("index")),
                 )
             )
     return out
