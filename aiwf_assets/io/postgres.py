@@ -235,21 +235,27 @@ class PostgresWarehouse:
             self._create_schema(conn, table)
             with conn.transaction():
                 self._lock(conn, target)
-                existing = self._existing_columns(conn, target)
-                if existing == list(columns.items()):
-                    # same shape: keep the table, so views on it (dbt staging) stay valid
-                    conn.execute(f"TRUNCATE {target}")
-                else:
-                    if existing:
-                        logger.warning(
-                            "%s changes its columns: dropping it with the views on it"
-                            " (dbt re-creates its views on the next build)",
-                            target,
-                        )
-                    conn.execute(f"DROP TABLE IF EXISTS {target} CASCADE")
-                    conn.execute(self._create_table_sql(target, columns, if_not_exists=False))
+                self._empty_table(conn, target, list(columns.items()))
                 self._copy(conn, target, incoming)
         return incoming.num_rows
+
+    def _empty_table(
+        self, conn: psycopg.Connection, target: str, columns: list[tuple[str, str]]
+    ) -> None:
+        """Make `target` an empty table of `columns` for a whole-table replacement."""
+        existing = self._existing_columns(conn, target)
+        if existing == columns:
+            # same shape: keep the table, so views on it (dbt staging) stay valid
+            conn.execute(f"TRUNCATE {target}")
+            return
+        if existing:
+            logger.warning(
+                "%s changes its columns: dropping it with the views on it"
+                " (dbt re-creates its views on the next build)",
+                target,
+            )
+        conn.execute(f"DROP TABLE IF EXISTS {target} CASCADE")
+        conn.execute(self._create_table_sql(target, dict(columns), if_not_exists=False))
 
     def stage(self, staging: str, frame: pl.DataFrame | pa.Table) -> int:
         incoming = _as_arrow(frame)
@@ -316,19 +322,7 @@ class PostgresWarehouse:
         column_list = ", ".join(quote_identifier(name) for name, _ in columns)
         copy_rows = f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {staging}"
         if write.partition_values is None:
-            existing = self._existing_columns(conn, target)
-            if existing == columns:
-                # same shape: keep the table, so views on it (dbt staging) stay valid
-                conn.execute(f"TRUNCATE {target}")
-            else:
-                if existing:
-                    logger.warning(
-                        "%s changes its columns: dropping it with the views on it"
-                        " (dbt re-creates its views on the next build)",
-                        target,
-                    )
-                conn.execute(f"DROP TABLE IF EXISTS {target} CASCADE")
-                conn.execute(self._create_table_sql(target, dict(columns), if_not_exists=False))
+            self._empty_table(conn, target, columns)
             conn.execute(copy_rows)
             return
         types = dict(columns)
