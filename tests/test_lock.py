@@ -4,6 +4,7 @@ must satisfy pyproject.toml's ranges, and the majors the code is written for mus
 from __future__ import annotations
 
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -52,3 +53,52 @@ def test_the_majors_are_bounded_and_locked() -> None:
         assert any(s.operator in ("<", "<=", "==") for s in specifier), f"{name}: no upper bound"
         assert name in pins, f"{name} is not in requirements.lock"
     assert pins["dagster"] == Version("1.13.27")
+
+
+def closure(roots: list[Requirement]) -> dict[str, str]:
+    """Every distribution `roots` pull in on this interpreter (markers evaluated, extras
+    followed), from the installed packages' metadata: name -> who asked for it first."""
+    wanted: dict[str, str] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    queue = [(r, "pyproject.toml") for r in roots if not r.marker or r.marker.evaluate()]
+    while queue:
+        requirement, parent = queue.pop(0)
+        name = canonicalize_name(requirement.name)
+        wanted.setdefault(name, parent)
+        if (name, frozenset(requirement.extras)) in seen:
+            continue
+        seen.add((name, frozenset(requirement.extras)))
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue  # not installed: nothing to follow (the lock must still name it)
+        extras = {"", *requirement.extras}
+        for child in map(Requirement, requires):
+            if child.marker is None or any(child.marker.evaluate({"extra": e}) for e in extras):
+                queue.append((child, name))
+    return wanted
+
+
+def missing_from_lock(requirements: dict[str, str], pins: dict[str, Version]) -> list[str]:
+    return sorted(f"{name} (required by {parent})" for name, parent in requirements.items()
+                  if name not in pins)
+
+
+def test_every_declared_dependency_is_locked() -> None:
+    """A dependency added to pyproject.toml (app or dev, direct or pulled in by one) without
+    re-locking would install unpinned: the lock must name it."""
+    missing = missing_from_lock(closure(declared()), locked())
+    assert not missing, (
+        "not in requirements.lock (re-lock, docs/DEPLOY.md 'The lock file'): " + ", ".join(missing)
+    )
+
+
+def test_a_dependency_missing_from_the_lock_is_found() -> None:
+    pins = locked()
+    wanted = closure([*declared(), Requirement("aiwf-not-a-locked-package>=1")])
+    assert missing_from_lock(wanted, pins) == [
+        "aiwf-not-a-locked-package (required by pyproject.toml)"
+    ]
+    # a transitive one too: drop a package only dagster pulls in
+    del pins["alembic"]
+    assert missing_from_lock(closure(declared()), pins) == ["alembic (required by dagster)"]
