@@ -10,7 +10,7 @@ import pytest
 
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.monitoring import health
-from aiwf_assets.monitoring.assets import HEALTH_TABLE, pipeline_health
+from aiwf_assets.monitoring.assets import FOREST_TABLE, HEALTH_TABLE, pipeline_health
 from aiwf_assets.resources import MonitoringThresholds, WarehouseResource
 
 FIRST = dt.date(2026, 2, 1)
@@ -134,6 +134,118 @@ def test_isolation_forest_flags_a_day_unlike_its_history() -> None:
     frame = history_frame("pos", steady_history(health.FOREST_MIN_HISTORY_DAYS + 10, rng))
     past, normal_day = frame.head(frame.height - 1), frame.tail(1)
     odd_day = normal_day.with_columns(rows=pl.lit(150), staleness_hours=pl.lit(9.0))
-    assert not health.forest_anomalies(past, normal_day)["anomalous"].any()
-    assert health.forest_anomalies(past, odd_day)["anomalous"].to_list() == [True]
-    assert health.forest_anomalies(past.tail(10), odd_day).is_empty()  # not enough history
+    assert not health.forest_anomalies(past, normal_day).verdicts["anomalous"].any()
+    assert health.forest_anomalies(past, odd_day).verdicts["anomalous"].to_list() == [True]
+    too_short = health.forest_anomalies(past.tail(10), odd_day)  # not enough history
+    assert too_short.verdicts.is_empty() and too_short.fitted == 0
+
+
+def year_of_health(rng) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Health rows of two sources over 120 days: (history before the range, the range)."""
+    frames = [
+        history_frame(source, steady_history(120, rng)) for source in ("pos", "web")
+    ]
+    rows = pl.concat(frames).sort("partition_date", "source")
+    split = FIRST + dt.timedelta(days=40)
+    return rows.filter(pl.col("partition_date") < split), rows
+
+
+def test_the_forest_is_fitted_once_per_source_and_week() -> None:
+    _, rows = year_of_health(np.random.default_rng(4))
+    run = health.forest_anomalies(rows, rows)
+    judged = run.verdicts
+    weeks = judged.select(
+        "source", health_week=pl.col("partition_date").map_elements(
+            lambda d: health.forest_window(d)[1], return_dtype=pl.Date)
+    ).unique()
+    assert run.fitted == weeks.height and run.scored == judged.height
+    assert judged.height > 100 and run.fitted < judged.height / 5
+    for row in judged.iter_rows(named=True):  # every window ends before the day's week
+        first, end = health.forest_window(row["partition_date"])
+        assert end <= row["partition_date"] < end + dt.timedelta(days=7)
+        assert (end - first).days == health.FOREST_HISTORY_DAYS
+
+
+def test_one_changed_day_is_the_only_day_scored_again_with_the_same_results() -> None:
+    _, rows = year_of_health(np.random.default_rng(5))
+    before = health.forest_anomalies(rows, rows).verdicts
+    last = rows["partition_date"].max()
+    odd = (pl.col("partition_date") == last) & (pl.col("source") == "pos")
+    changed = rows.with_columns(
+        rows=pl.when(odd).then(pl.lit(150.0)).otherwise(pl.col("rows")),
+        staleness_hours=pl.when(odd).then(pl.lit(9.0)).otherwise(pl.col("staleness_hours")),
+    )
+    again = health.forest_anomalies(changed, changed, previous=before)
+    assert (again.fitted, again.scored) == (1, 1)
+    from_scratch = health.forest_anomalies(changed, changed).verdicts
+    assert again.verdicts.equals(from_scratch)  # same verdicts as fitting every week anew
+    differs = again.verdicts.join(before, on=["source", "partition_date"]).filter(
+        pl.col("fingerprint") != pl.col("fingerprint_right")
+    )
+    assert differs.select("source", "partition_date").rows() == [("pos", last)]
+    assert again.verdicts.filter(pl.col("partition_date") == last, pl.col("source") == "pos")[
+        "anomalous"].to_list() == [True]
+
+    # a day inside other weeks' training windows: those weeks (of that source) are fitted
+    # again, every other verdict is kept, and the result is what a fresh run gives
+    middle = FIRST + dt.timedelta(days=60)
+    moved = changed.with_columns(
+        staleness_hours=pl.when((pl.col("partition_date") == middle) & (pl.col("source") == "web"))
+        .then(pl.lit(7.0)).otherwise(pl.col("staleness_hours"))
+    )
+    third = health.forest_anomalies(moved, moved, previous=again.verdicts)
+    assert third.verdicts.equals(health.forest_anomalies(moved, moved).verdicts)
+    refitted = third.verdicts.filter(
+        ~pl.col("fingerprint").is_in(again.verdicts["fingerprint"].implode())
+    )
+    assert refitted["source"].unique().to_list() == ["web"]
+    assert refitted["partition_date"].min() == middle
+    assert 0 < third.fitted <= health.FOREST_HISTORY_DAYS // 7 + 2
+
+
+def test_a_range_run_again_keeps_every_verdict_until_a_day_changes(tmp_path: Path) -> None:
+    wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    rng = np.random.default_rng(6)
+    days = [FIRST + dt.timedelta(days=i) for i in range(50)]
+    wh.replace_partitions("cleaned.order_lines", pl.concat([
+        order_lines(day, "pos_transactions", "store", 100 + int(rng.integers(-5, 6)), rng)
+        for day in days
+    ]), days)
+    resources = {
+        "warehouse": WarehouseResource(kind="duckdb", path=str(wh.path)),
+        "thresholds": MonitoringThresholds(),
+    }
+    tags = {
+        "dagster/asset_partition_range_start": days[0].isoformat(),
+        "dagster/asset_partition_range_end": days[-1].isoformat(),
+    }
+
+    def run() -> dict:
+        with dg.instance_for_test() as instance:
+            result = dg.materialize([pipeline_health], instance=instance, tags=tags,
+                                    resources=resources)
+        assert result.success
+        [materialization] = result.asset_materializations_for_node("pipeline_health")[:1]
+        stored = wh.query(f"SELECT * FROM {FOREST_TABLE} ORDER BY partition_date, source")
+        return {k: v.value for k, v in materialization.metadata.items()} | {"stored": stored}
+
+    first = run()
+    assert first["forests_fitted"] > 0 and first["forest_verdicts_kept"] == 0
+    assert first["stored"].height > 0
+    second = run()
+    assert second["forests_fitted"] == 0
+    assert second["forest_verdicts_kept"] == first["stored"].height
+    assert second["stored"].equals(first["stored"])
+    wh.replace_partitions(
+        "cleaned.order_lines", order_lines(days[-1], "pos_transactions", "store", 30, rng),
+        [days[-1]],
+    )
+    third = run()
+    assert third["forests_fitted"] == 1
+    assert third["forest_verdicts_kept"] == first["stored"].height - 1
+    kept = third["stored"].filter(pl.col("partition_date") < days[-1])
+    assert kept.equals(first["stored"].filter(pl.col("partition_date") < days[-1]))
+    is_changed = (pl.col("partition_date") == days[-1]) & (pl.col("source") == "pos_transactions")
+    new, old = (run_["stored"].filter(is_changed).row(0, named=True) for run_ in (third, first))
+    assert new["fingerprint"] != old["fingerprint"] and new["score"] != old["score"]
+    assert third["stored"].filter(~is_changed).equals(first["stored"].filter(~is_changed))

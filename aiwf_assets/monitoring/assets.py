@@ -325,6 +325,7 @@ def _last_day(dates: pl.Series) -> dt.date:
 
 # pipeline health ---------------------------------------------------------------------------
 HEALTH_TABLE = f"{SCHEMA}.pipeline_health"
+FOREST_TABLE = f"{SCHEMA}.pipeline_health_forest"  # verdicts with their fingerprints
 METRIC_CHECKS = {
     "rows": "row_count_in_expected_range",
     "quarantine_rate": "quarantine_rate_in_expected_range",
@@ -393,6 +394,15 @@ def read_history(wh: Warehouse, first: dt.date, before: dt.date) -> pl.DataFrame
     ).cast(health.HEALTH_SCHEMA)  # type: ignore[arg-type]
 
 
+def read_forest(wh: Warehouse, days: list[dt.date]) -> pl.DataFrame:
+    """The IsolationForest verdicts stored for `days` (kept while their fingerprint holds)."""
+    if not wh.table_exists(FOREST_TABLE):
+        return pl.DataFrame(schema=health.FOREST_SCHEMA)
+    return wh.query(
+        f"SELECT {', '.join(health.FOREST_SCHEMA)} FROM {FOREST_TABLE} WHERE {health.days_in(days)}"
+    ).cast(health.FOREST_SCHEMA)  # type: ignore[arg-type]
+
+
 def _anomaly_check(name: str, flagged: pl.DataFrame, judged: int) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=name,
@@ -428,23 +438,27 @@ def pipeline_health(
     wh, z = warehouse.get(), thresholds.anomaly_z
     days = [dt.date.fromisoformat(k) for k in context.partition_keys]
     measured = measure(wh, days)
-    history = read_history(wh, days[0] - dt.timedelta(days=health.FOREST_HISTORY_DAYS), days[0])
-    judged: list[pl.DataFrame] = []
-    forest: list[pl.DataFrame] = []
-    for day in days:  # in order: each day is judged against the days before it
+    first = min(days[0] - dt.timedelta(days=health.HISTORY_DAYS), health.forest_window(days[0])[0])
+    history = pl.concat([read_history(wh, first, days[0]), measured])
+    # each day is judged against the days before it (stored or in this run)
+    all_judged = health.metric_anomalies(history, measured, z)
+    forest = health.forest_anomalies(history, measured, read_forest(wh, days))
+    all_forest = forest.verdicts
+    for day in days:
         today = measured.filter(pl.col(PARTITION_COLUMN) == day)
-        judged.append(health.metric_anomalies(history, today, z))
-        forest.append(health.forest_anomalies(history, today))
-        history = pl.concat([history, today])
         context.add_asset_metadata(
             {"health": dg.MetadataValue.md(markdown(today)), "dagster/row_count": today.height},
             partition_key=day.isoformat(),
         )
     wh.replace_partitions(HEALTH_TABLE, measured, days)
-    all_judged, all_forest = pl.concat(judged), pl.concat(forest)
+    wh.replace_partitions(FOREST_TABLE, all_forest, days)
     yield dg.MaterializeResult(
         data_version=dg.DataVersion(frame_version(measured)),
-        metadata={"days_in_run": len(days)},
+        metadata={
+            "days_in_run": len(days),
+            "forests_fitted": forest.fitted,
+            "forest_verdicts_kept": all_forest.height - forest.scored,
+        },
     )
     for metric, name in METRIC_CHECKS.items():
         of_metric = all_judged.filter(pl.col("metric") == metric)
@@ -452,7 +466,8 @@ def pipeline_health(
             name, of_metric.filter(pl.col("anomalous")).drop("anomalous"), of_metric.height
         )
     yield _anomaly_check(
-        FOREST_CHECK, all_forest.filter(pl.col("anomalous")).drop("anomalous"), all_forest.height
+        FOREST_CHECK, all_forest.filter(pl.col("anomalous")).drop("anomalous", "fingerprint"),
+        all_forest.height,
     )
 
 

@@ -8,12 +8,17 @@ early is stale). A source with no delivery that day has rows = 0.
 
 Each metric of a day is judged against the same source's previous days:
 robust z-score AND IQR fences (`stats.judge`); with enough history an
-IsolationForest over all metrics flags days more isolated than any day of
-the history.
+IsolationForest over all metrics flags days more isolated than any day it was
+fitted on. One forest per source and week (fitted on the weeks before), and a
+verdict is kept while its fingerprint is unchanged: a range run over a year
+fits a forest per week, not per day, and re-running it after one day changed
+fits only the forests whose training rows or days changed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -166,43 +171,94 @@ def metric_anomalies(history: pl.DataFrame, today: pl.DataFrame, z: float) -> pl
     })
 
 
-def forest_anomalies(history: pl.DataFrame, today: pl.DataFrame) -> pl.DataFrame:
-    """IsolationForest per source over all metrics, fitted on up to FOREST_HISTORY_DAYS
-    previous days (at least FOREST_MIN_HISTORY_DAYS). A day is anomalous when it is more
-    isolated than every day it was fitted on.
+FOREST_SCHEMA = {
+    "source": pl.String, "partition_date": pl.Date, "score": pl.Float64,
+    "threshold": pl.Float64, "anomalous": pl.Boolean, "fingerprint": pl.String,
+}
+FOREST_MODEL = "IsolationForest(n_estimators=100, random_state=0)"  # part of every fingerprint
 
-    Returns source, partition_date, score, threshold, anomalous.
+
+@dataclass(frozen=True)
+class ForestRun:
+    verdicts: pl.DataFrame  # FOREST_SCHEMA
+    fitted: int  # forests fitted
+    scored: int  # verdicts computed anew (the others were kept)
+
+
+def forest_window(day: date) -> tuple[date, date]:
+    """[first, end) of the days the forest judging `day` is fitted on: the
+    FOREST_HISTORY_DAYS before the Monday of its week. Every day of a week shares one
+    fit, and a day's own data never moves the forest of its week."""
+    week_start = day - timedelta(days=day.weekday())
+    return week_start - timedelta(days=FOREST_HISTORY_DAYS), week_start
+
+
+def forest_anomalies(
+    history: pl.DataFrame, today: pl.DataFrame, previous: pl.DataFrame | None = None
+) -> ForestRun:
+    """IsolationForest per source and week over all metrics, fitted on the source's rows
+    in `forest_window` (at least FOREST_MIN_HISTORY_DAYS of them; fewer: no verdict). A day
+    is anomalous when it is more isolated than every day its forest was fitted on.
+
+    history: health rows the windows are taken from (may include `today`'s days: a window
+    ends before the day's week). previous: verdicts stored by an earlier run; a day whose
+    fingerprint (model, training rows, the day's metrics) is unchanged keeps its stored
+    verdict, so a week's forest is fitted only when one of its days needs a new verdict.
+
+    Returns the verdicts (FOREST_SCHEMA rows), the forests fitted and the days scored anew.
     """
-    rows = []
-    for record in today.iter_rows(named=True):
+    stored = {}
+    if previous is not None:
+        stored = {
+            (row["source"], row["partition_date"]): row
+            for row in previous.iter_rows(named=True)
+        }
+    rows: list[dict] = []
+    fits = scored = 0
+    day = pl.col("partition_date")
+    weeks = today.with_columns(week=day - pl.duration(days=day.dt.weekday() - 1))
+    for (source, week), days in weeks.group_by(["source", "week"], maintain_order=True):
+        first, end = forest_window(week)  # type: ignore[arg-type]
         past = history.filter(
-            pl.col("source") == record["source"],
-            pl.col("partition_date") < record["partition_date"],
-            pl.col("partition_date")
-            >= record["partition_date"] - timedelta(days=FOREST_HISTORY_DAYS),
-        )
+            pl.col("source") == source,
+            pl.col("partition_date") >= first,
+            pl.col("partition_date") < end,
+        ).sort("partition_date")
         if past.height < FOREST_MIN_HISTORY_DAYS:
             continue
         train = _matrix(past)
-        fill = np.nanmedian(train, axis=0)
+        with warnings.catch_warnings():  # a metric without any value (a silent source)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fill = np.nanmedian(train, axis=0)
         fill = np.where(np.isnan(fill), 0.0, fill)
         train = np.where(np.isnan(train), fill, train)
-        point = _matrix(pl.DataFrame([record]).select(METRICS).cast(pl.Float64))
-        point = np.where(np.isnan(point), fill, point)
+        trained_on = hashlib.sha256(
+            FOREST_MODEL.encode() + str(train.shape).encode() + train.tobytes()
+        )
+        points = _matrix(days)
+        points = np.where(np.isnan(points), fill, points)
+        pending = []
+        for record, point in zip(days.iter_rows(named=True), points, strict=True):
+            fingerprint = trained_on.copy()
+            fingerprint.update(point.tobytes())
+            key = (source, record["partition_date"])
+            row = {"source": source, "partition_date": record["partition_date"],
+                   "fingerprint": fingerprint.hexdigest()}
+            if key in stored and stored[key]["fingerprint"] == row["fingerprint"]:
+                rows.append(stored[key])
+            else:
+                pending.append((row, point))
+        if not pending:
+            continue
         forest = IsolationForest(n_estimators=100, random_state=0).fit(train)
-        threshold = float(forest.score_samples(train).min())
-        score = float(forest.score_samples(point)[0])
-        rows.append({
-            "source": record["source"],
-            "partition_date": record["partition_date"],
-            "score": score,
-            "threshold": threshold,
-            "anomalous": score < threshold,
-        })
-    return pl.DataFrame(rows, schema={
-        "source": pl.String, "partition_date": pl.Date, "score": pl.Float64,
-        "threshold": pl.Float64, "anomalous": pl.Boolean,
-    })
+        fits, scored = fits + 1, scored + len(pending)
+        scores = forest.score_samples(np.vstack([train, *(p for _, p in pending)]))
+        threshold = float(scores[: train.shape[0]].min())
+        for (row, _), score in zip(pending, scores[train.shape[0]:], strict=True):
+            rows.append({**row, "score": float(score), "threshold": threshold,
+                         "anomalous": bool(score < threshold)})
+    verdicts = pl.DataFrame(rows, schema=FOREST_SCHEMA).sort("partition_date", "source")
+    return ForestRun(verdicts, fits, scored)
 
 
 def _matrix(frame: pl.DataFrame) -> np.ndarray:
