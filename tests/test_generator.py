@@ -53,6 +53,9 @@ REFERENCE_COLUMNS = {
     ],
     "products.csv": ["sku", "name", "category", "subcategory", "list_price", "launch_date"],
     "stores.csv": ["store_code", "name", "city", "region", "opened_date"],
+    "promotion_plan.csv": [
+        "campaign_code", "published_on", "start_date", "end_date", "discount_pct", "categories",
+    ],
 }  # fmt: skip
 
 

@@ -27,6 +27,7 @@ def test_packaged_sources_declare_every_channel() -> None:
         "customers": "customers",
         "products": "products",
         "stores": "stores",
+        "promotion_plan": "promotion_plan",
     }
     assert config.order_channels == ("web", "app", "store")
     assert config.currency_rates_to_eur == {"EUR": 1.0, "GBP": 1.17, "USD": 0.92}

@@ -11,7 +11,7 @@ from aiwf_assets.definitions import defs
 
 GRAPH = defs.resolve_asset_graph()
 CLEANED = ["orders", "order_lines", "interactions", "quarantine", "customers",
-           "customer_identity", "products", "stores"]
+           "customer_identity", "products", "stores", "promotion_plan"]
 
 
 @pytest.mark.parametrize("table", CLEANED)

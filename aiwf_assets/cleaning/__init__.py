@@ -5,6 +5,7 @@ from aiwf_assets.cleaning.clean import (
     clean_orders_day,
     clean_reference_customers,
     clean_reference_products,
+    clean_reference_promotion_plan,
     clean_reference_stores,
 )
 from aiwf_assets.cleaning.transforms import AccountingError, CleanResult, content_version
@@ -16,6 +17,7 @@ __all__ = [
     "clean_orders_day",
     "clean_reference_customers",
     "clean_reference_products",
+    "clean_reference_promotion_plan",
     "clean_reference_stores",
     "content_version",
 ]

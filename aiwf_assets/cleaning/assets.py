@@ -24,6 +24,7 @@ from aiwf_assets.cleaning import clean_interactions_day as clean_interactions
 from aiwf_assets.cleaning import clean_orders_day as clean_orders
 from aiwf_assets.cleaning import clean_reference_customers as clean_customers
 from aiwf_assets.cleaning import clean_reference_products as clean_products
+from aiwf_assets.cleaning import clean_reference_promotion_plan as clean_promotion_plan
 from aiwf_assets.cleaning import clean_reference_stores as clean_stores
 from aiwf_assets.cleaning.audit import (
     OVERRIDE_TAG,
@@ -65,6 +66,7 @@ TABLE_KEYS: dict[str, list[str]] = {
     "customer_identity": ["identifier_kind", "identifier_hash"],
     "products": ["sku"],
     "stores": ["store_code"],
+    "promotion_plan": ["campaign_code", "start_date"],
 }
 LINEAGE_COLUMNS = ["source_file", "source_row"]
 
@@ -77,6 +79,10 @@ DESCRIPTIONS = {
     "customer_identity": "Identifier hash (email/phone/loyalty) -> customer_key, across channels.",
     "products": "ERP product catalog with canonical SKUs and EUR list prices.",
     "stores": "Store list.",
+    "promotion_plan": (
+        "The campaign calendar published ahead of time: code, publication day, planned days, "
+        "discount and categories (the demand forecast's planned promotions)."
+    ),
     "reference_quarantine": "Rejected rows of the reference files with their reasons.",
 }
 
@@ -718,7 +724,14 @@ def _single_reference(name: str, cleaner) -> dg.AssetsDefinition:
 
 clean_products_asset = _single_reference("products", clean_products)
 clean_stores_asset = _single_reference("stores", clean_stores)
+clean_promotion_plan_asset = _single_reference("promotion_plan", clean_promotion_plan)
 
 defs = dg.Definitions(
-    assets=[clean_customers_asset, clean_products_asset, clean_stores_asset, clean_daily]
+    assets=[
+        clean_customers_asset,
+        clean_products_asset,
+        clean_stores_asset,
+        clean_promotion_plan_asset,
+        clean_daily,
+    ]
 )

@@ -113,6 +113,16 @@ STORES_SCHEMA = pl.Schema(
         "opened_date": pl.Date(),
     }
 )
+PROMOTION_PLAN_SCHEMA = pl.Schema(
+    {
+        "campaign_code": pl.String(),
+        "published_on": pl.Date(),
+        "start_date": pl.Date(),
+        "end_date": pl.Date(),
+        "discount_pct": pl.Float64(),
+        "categories": pl.String(),
+    }
+)
 # order lines before the orders aggregation, which needs the store
 _LINES_WITH_STORE = pl.Schema({**ORDER_LINES_SCHEMA, "store_code": pl.String()})
 # Identifier columns in the order they decide a customer_key (first known one wins).
@@ -400,6 +410,30 @@ def clean_reference_products(raw: pl.DataFrame, spec: SourceSpec | None = None) 
 def clean_reference_stores(raw: pl.DataFrame, spec: SourceSpec | None = None) -> CleanResult:
     """Store list -> `stores`."""
     return _reference(raw, spec or load_sources()["stores"], "stores", STORES_SCHEMA)
+
+
+def clean_reference_promotion_plan(
+    raw: pl.DataFrame, spec: SourceSpec | None = None
+) -> CleanResult:
+    """Campaign calendar -> `promotion_plan`: one row per planned campaign, categories
+    lower case, `;`-joined, sorted and without repeats (the file's spelling does not
+    matter). Rows whose dates or discount cannot be a plan are quarantined with the reason."""
+    result = _reference(
+        raw, spec or load_sources()["promotion_plan"], "promotion_plan", PROMOTION_PLAN_SCHEMA
+    )
+    plan = result.tables["promotion_plan"].with_columns(
+        categories=pl.col("categories")
+        .str.split(";")
+        .list.eval(pl.element().str.strip_chars().filter(pl.element() != ""))
+        .list.unique()
+        .list.sort()
+        .list.join(";")
+    )
+    return CleanResult(
+        tables={"promotion_plan": plan.sort("start_date", "campaign_code")},
+        quarantine=result.quarantine,
+        accounting=result.accounting,
+    )
 
 
 def _reference(raw: pl.DataFrame, spec: SourceSpec, table: str, schema: pl.Schema) -> CleanResult:

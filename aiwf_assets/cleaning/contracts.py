@@ -280,6 +280,31 @@ class Stores(_Pseudonymised):
     opened_date: pl.Date = pa.Field(nullable=True, description="day the store opened")
 
 
+class PromotionPlan(_Pseudonymised):
+    campaign_code: str = pa.Field(description="campaign (promotion) code, upper case")
+    published_on: pl.Date = pa.Field(description="day the campaign was published in the plan")
+    start_date: pl.Date = pa.Field(description="first planned day of the campaign")
+    end_date: pl.Date = pa.Field(description="last planned day of the campaign")
+    discount_pct: float = pa.Field(
+        gt=0, lt=100, description="planned discount off the list price, in percent"
+    )
+    categories: str = pa.Field(
+        str_matches=r"^[^;]+(;[^;]+)*$",
+        description="product categories on promotion, `;`-joined, sorted",
+    )
+
+    @pa.dataframe_check(name="end_not_before_start")
+    def dates_ordered(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("end_date") >= pl.col("start_date"))
+
+    @pa.dataframe_check(name="published_by_start")
+    def published_ahead(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("published_on") <= pl.col("start_date"))
+
+    class Config:
+        unique = ["campaign_code", "start_date"]
+
+
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "order_lines": OrderLines,
     "orders": Orders,
@@ -290,6 +315,7 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "customer_identity": CustomerIdentity,
     "products": Products,
     "stores": Stores,
+    "promotion_plan": PromotionPlan,
 }
 
 

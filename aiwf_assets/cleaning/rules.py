@@ -246,6 +246,10 @@ def _cast_timestamp(col: ColumnSpec, text: pl.Expr) -> _Cast:
 # --------------------------------------------------------------------------- rules
 
 
+# A planned campaign longer than this is a typo (a year too far), not a plan.
+MAX_CAMPAIGN_DAYS = 62
+
+
 @dataclass(frozen=True)
 class Rule:
     """A check on a typed column: rows where `ok` is false get `column: problem (value)`."""
@@ -349,6 +353,19 @@ def contract_rules(
         rules.append(Rule("birth_year", born_ok, "must be 1900..signup year"))
     elif contract == "products":
         rules.append(greater_than("list_price", 0))
+    elif contract == "promotion_plan":
+        start = pl.col("start_date")
+        rules += [
+            Rule("discount_pct", pl.col("discount_pct").is_between(0, 100, "none"),
+                 "must be > 0 and < 100"),
+            Rule("end_date", pl.col("end_date") >= start, "must not be before start_date"),
+            Rule("end_date", pl.col("end_date") <= start + dt.timedelta(days=MAX_CAMPAIGN_DAYS - 1),
+                 f"must be at most {MAX_CAMPAIGN_DAYS} days after start_date"),
+            Rule("published_on", pl.col("published_on") <= start,
+                 "must not be after start_date"),
+            Rule("categories", pl.col("categories").str.replace_all(r"[;\s]", "") != "",
+                 "must name at least one category"),
+        ]  # fmt: skip
     rules += [
         matches(c.name, c.pattern, spec.non_merchandise if c.name == "sku" else ())
         for c in spec.all_columns

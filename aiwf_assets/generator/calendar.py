@@ -124,8 +124,14 @@ def _drift(seed: int, from_day: int) -> Drift:
     )
 
 
+def campaigns_for(seed: int, start: date, days: int) -> tuple[Campaign, ...]:
+    """The campaigns of `days` days from `start`. A longer period starts with the same
+    campaigns (the draws go day by day), so the plan can reach past the generated days."""
+    return _campaigns(rng_for(seed, Stream.CALENDAR, 0), start, days)
+
+
 def build_calendar(seed: int, start: date, days: int, drift_day: int | None) -> Calendar:
-    campaigns = _campaigns(rng_for(seed, Stream.CALENDAR, 0), start, days)
+    campaigns = campaigns_for(seed, start, days)
     return Calendar(
         start=start,
         days=days,

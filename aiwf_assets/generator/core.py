@@ -35,6 +35,7 @@ from aiwf_assets.generator.output import (
     frame_bytes,
     parquet_bytes,
 )
+from aiwf_assets.generator.plan import plan_frame, promotion_plan
 from aiwf_assets.generator.render import (
     IdCounters,
     Rendered,
@@ -242,6 +243,10 @@ def generate(
     sink.write("landing/reference/customers.csv", csv_bytes(world.customers.reference))
     sink.write("landing/reference/products.csv", csv_bytes(world.products.reference))
     sink.write("landing/reference/stores.csv", csv_bytes(world.stores.reference))
+    sink.write(
+        "landing/reference/promotion_plan.csv",
+        csv_bytes(plan_frame(promotion_plan(seed, start, days))),
+    )
 
     summary = GenerationSummary(
         home=home, seed=seed, start=start, days=days, scale=args.scale,

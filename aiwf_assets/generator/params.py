@@ -236,6 +236,14 @@ PROMO_LENGTH_RANGE = (2, 4)
 PROMO_DISCOUNTS_PCT: tuple[int, ...] = (10, 15, 20, 25)
 PROMO_MAX_CATEGORIES = 3
 PROMO_BASE_LIFT = 0.08
+# The promotion plan (landing/reference/promotion_plan.csv): every campaign is published
+# this many days before it starts (at least the 28 days the demand forecast looks ahead),
+# and the plan differs from what happens the way real plans do.
+PLAN_LEAD_DAYS = (28, 42)
+PLAN_UNANNOUNCED_PROB = 0.05  # a campaign that runs without ever being in the plan
+PLAN_SHIFT_PROB = 0.1  # planned one day earlier or later than it runs
+PLAN_DISCOUNT_CHANGE_PROB = 0.15  # planned with the next lower or higher discount
+PLAN_CANCELLED_PROB = 0.1  # per gap of a week or more: a planned campaign called off
 SEASON_WORDS: tuple[str, ...] = (
     "WINTER", "WINTER", "SPRING", "SPRING", "SPRING", "SUMMER",
     "SUMMER", "SUMMER", "AUTUMN", "AUTUMN", "AUTUMN", "WINTER",

@@ -32,6 +32,7 @@ class Stream(IntEnum):
     IDENTIFIERS = 21
     FAULTS = 22
     COMPLEMENTS = 23
+    PLAN = 24
 
 
 def rng_for(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

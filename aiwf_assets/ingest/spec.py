@@ -180,6 +180,28 @@ CONTRACTS: dict[str, Contract] = {
             key=("store_code",),
             daily=False,
         ),
+        Contract(
+            name="promotion_plan",
+            columns={
+                "campaign_code": "string",
+                "published_on": "date",
+                "start_date": "date",
+                "end_date": "date",
+                "discount_pct": "float",
+                "categories": "string",
+            },
+            mandatory=(
+                "campaign_code",
+                "published_on",
+                "start_date",
+                "end_date",
+                "discount_pct",
+                "categories",
+            ),
+            # codes repeat (a season's name and its discount): a campaign is its code and start
+            key=("campaign_code", "start_date"),
+            daily=False,
+        ),
     )
 }
 
