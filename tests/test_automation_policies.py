@@ -18,6 +18,7 @@ import dagster as dg
 import pytest
 
 from aiwf_assets.automation.policies import (
+    MIN_HISTORY_METADATA_KEY,
     RETRAIN_METADATA_KEY,
     apply_automation_policies,
     assign_policies,
@@ -41,7 +42,9 @@ class Knobs:
         return dg.DataVersion(self.versions.get((asset, partition), f"{asset}-v0"))
 
 
-def build_assets(knobs: Knobs, model_code_version: str = "model-1") -> list:
+def build_assets(
+    knobs: Knobs, model_code_version: str = "model-1", model_history_days: int | None = None
+) -> list:
     @dg.observable_source_asset(group_name="landing", partitions_def=daily_partitions)
     def landing_x() -> dg.DataVersionsByPartition:
         return dg.DataVersionsByPartition({})
@@ -66,7 +69,10 @@ def build_assets(knobs: Knobs, model_code_version: str = "model-1") -> list:
     def features_x() -> dg.MaterializeResult:
         return dg.MaterializeResult(data_version=knobs.version("features_x", None))
 
-    @dg.asset(group_name="ml", deps=[features_x], code_version=model_code_version)
+    @dg.asset(
+        group_name="ml", deps=[features_x], code_version=model_code_version,
+        metadata={MIN_HISTORY_METADATA_KEY: model_history_days} if model_history_days else None,
+    )
     def model_x() -> dg.MaterializeResult:
         return dg.MaterializeResult(data_version=knobs.version("model_x", None))
 
@@ -112,8 +118,10 @@ class World:
         self.cursor = None
         self.rebuild()
 
-    def rebuild(self, model_code_version: str = "model-1") -> None:
-        self.assets = build_assets(self.knobs, model_code_version)
+    def rebuild(
+        self, model_code_version: str = "model-1", model_history_days: int | None = None
+    ) -> None:
+        self.assets = build_assets(self.knobs, model_code_version, model_history_days)
         self.defs = apply_automation_policies(
             dg.Definitions(assets=self.assets), self.settings
         )
@@ -132,6 +140,7 @@ class World:
             defs=self.defs, instance=self.instance, cursor=self.cursor, evaluation_time=self.now
         )
         self.cursor = result.cursor
+        self.last_result = result
         requested = {}
         for key in self.defs.resolve_asset_graph().materializable_asset_keys:
             partitions = result.get_requested_partitions(key)
@@ -262,6 +271,46 @@ def test_only_drift_above_the_retrain_threshold_requests_retraining(world: World
 def test_a_model_code_change_requests_retraining(world: World) -> None:
     world.rebuild(model_code_version="model-2")
     assert world.tick() == {"model_x": {None}}
+
+
+def history_status(result) -> list[str]:
+    """What the model's history condition told the automation explanation on a tick."""
+    found = []
+
+    def walk(evaluation) -> None:
+        if evaluation.condition_snapshot.label == "at least 4 days of history":
+            found.append(evaluation.metadata["status"].value)
+        for child in evaluation.child_evaluations:
+            walk(child)
+
+    for evaluation in result.results:
+        if evaluation.key == dg.AssetKey("model_x"):
+            walk(evaluation.serializable_evaluation)
+    return found
+
+
+def test_a_model_waits_for_the_history_its_training_needs(empty_world: World) -> None:
+    w = empty_world
+    w.rebuild(model_history_days=4)
+    assert w.tick() == {}  # the first evaluation only records state
+    w.run({"reference_x": {None}})
+    for day in DAYS[:3]:
+        w.observe(day, f"sha-{day}")
+    made = w.settle(w.tick())
+    # three days: features follow the data, the model (and the scores it feeds) do not run
+    assert made == [{"raw_x": set(DAYS[:3])}, {"cleaned_x": set(DAYS[:3])}, {"features_x": {None}}]
+    assert history_status(w.last_result) == ["waiting for 1 more day of history"]
+    assert w.next_hour() == {}  # still waiting, no failing run
+    w.observe(DAYS[3], "sha-4")
+    w.knobs.versions[("features_x", None)] = "features-v1"
+    made = w.settle(w.tick())
+    # the fourth day lands: the model trains once, on the features built from four days
+    assert made == [
+        {"raw_x": {DAYS[3]}},
+        {"cleaned_x": {DAYS[3]}},
+        {"features_x": {None}},
+        {"model_x": {None}, "scores_x": {None}, "drift_x": {None}},
+    ]
 
 
 def test_every_asset_gets_its_policy_and_the_jobs_exist(tmp_path: Path) -> None:

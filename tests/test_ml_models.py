@@ -270,3 +270,25 @@ def test_selection_ties_go_to_the_first_candidate() -> None:
     scores = outcome.selection["silhouette"].to_list()
     assert scores[0] == scores[1]
     assert outcome.selection["candidate"].to_list() == ["kmeans", "gaussian_mixture"]
+
+
+def test_churn_history_need_is_the_fewest_days_giving_three_labelled_snapshots() -> None:
+    """The automation waits for `churn_history_days` (policies.HistoryAtLeast): one day
+    less and churn.train_churn refuses (it needs three labelled snapshots)."""
+    from aiwf_assets.ml.assets.features import CustomerFeaturesConfig
+    from aiwf_assets.ml.assets.models import ChurnModelConfig, churn_history_days
+
+    config, snapshots = ChurnModelConfig(), CustomerFeaturesConfig()
+    first = date(2026, 1, 1)
+
+    def labelled(days: int) -> list[date]:
+        cutoff = first + timedelta(days=days - 1)  # the last day is the cutoff
+        dates = features.snapshot_dates(
+            cutoff, first, config.horizon_days, snapshots.history_snapshots,
+            snapshots.snapshot_step_days,
+        )
+        return [d for d in dates if d + timedelta(days=config.horizon_days) <= cutoff]
+
+    need = churn_history_days(config)
+    assert len(labelled(need)) == 3
+    assert len(labelled(need - 1)) == 2

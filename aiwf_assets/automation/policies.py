@@ -29,6 +29,8 @@ LANDING_GROUP = "landing"
 # layer's version between runs saves nothing: a change runs the whole chain in one run
 CHAINED_GROUPS = frozenset({"marts"})
 RETRAIN_METADATA_KEY = "aiwf/retrains_on_failure"  # on an asset check: model keys, comma-joined
+# on a model asset: the days of daily history its training needs (ml/assets/models.py)
+MIN_HISTORY_METADATA_KEY = "aiwf/min_history_days"
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,75 @@ def check_newly_failed(check: dg.AssetCheckKey) -> dg.AutomationCondition:
     ).with_label(f"{check.to_user_string()} newly failed")
 
 
+def history_shortfall(days_present: int, days_needed: int) -> str | None:
+    """None when the history suffices, else what the automation explanation says."""
+    missing = days_needed - days_present
+    if missing <= 0:
+        return None
+    return f"waiting for {missing} more day{'s' if missing != 1 else ''} of history"
+
+
+class HistoryAtLeast(dg.AutomationCondition):
+    """True once the daily assets upstream hold at least `days` days (partitions) of data.
+
+    A model whose training needs N days fails on less: without this, automation would
+    request it after every change and each run would fail and alert. The evaluation's
+    metadata says how many days there are and how many more are needed; the condition is
+    plain Python, so the automation sensor evaluates in the code server.
+    """
+
+    def __init__(self, days: int, daily: Iterable[dg.AssetKey]) -> None:
+        self.days = days
+        self.daily = tuple(sorted(daily, key=lambda k: k.to_user_string()))
+
+    @property
+    def name(self) -> str:
+        return f"history_at_least({self.days} days)"
+
+    def get_label(self) -> str | None:
+        return f"at least {self.days} days of history"
+
+    @property
+    def description(self) -> str:
+        return (
+            f"at least {self.days} days of daily history upstream (days materialised in "
+            "any daily asset it depends on); until then it waits, saying for how many more"
+        )
+
+    async def evaluate(self, context):  # noqa: ANN001, ANN201 - dagster's AutomationContext
+        view = context.asset_graph_view
+        days: set[str] = set()
+        for key in self.daily:
+            subset = await view.compute_materialized_asset_subset(key)
+            days |= set(subset.expensively_compute_partition_keys())
+        shortfall = history_shortfall(len(days), self.days)
+        true_subset = context.candidate_subset if shortfall is None else context.get_empty_subset()
+        return dg.AutomationResult(
+            context,
+            true_subset,
+            metadata={
+                "history_days": dg.MetadataValue.int(len(days)),
+                "required_days": dg.MetadataValue.int(self.days),
+                "status": dg.MetadataValue.text(shortfall or "history requirement met"),
+            },
+        )
+
+
+def history_requirement(
+    key: dg.AssetKey, graph: dg.AssetGraph
+) -> HistoryAtLeast | None:
+    """The model's history condition, from its MIN_HISTORY_METADATA_KEY metadata."""
+    value = graph.get(key).metadata.get(MIN_HISTORY_METADATA_KEY)
+    days = int(getattr(value, "value", value) or 0)
+    if days <= 1:
+        return None
+    daily = [
+        k for k in graph.get_ancestor_asset_keys(key)
+        if graph.get(k).partitions_def is not None and graph.get(k).is_materializable
+    ]
+    return HistoryAtLeast(days, daily) if daily else None
+
+
 # the policies ------------------------------------------------------------------------
 def on_partition_change(parents: Parents, chain: tuple[dg.AssetKey, ...] = ()) -> Policy:
     """Partitioned assets: exactly the partitions whose parent partitions changed."""
@@ -177,23 +248,31 @@ def chained_note(chain: tuple[dg.AssetKey, ...]) -> str:
     return "; also in the same run as its parents in its group (dbt: one run per change)"
 
 
-def retrain_when_worth_it(parents: Parents, checks: Iterable[dg.AssetCheckKey]) -> Policy:
-    """Models: on a failing drift/performance check, a code change, or first data."""
+def retrain_when_worth_it(
+    parents: Parents, checks: Iterable[dg.AssetCheckKey], history: HistoryAtLeast | None = None
+) -> Policy:
+    """Models: on a failing drift/performance check, a code change, or first data; never
+    before the history its training needs is there."""
     ordered = sorted(checks, key=lambda c: c.to_user_string())
     first_training = (AC.missing() & upstream_changed()).with_label("never trained, inputs ready")
     trigger = AC.code_version_changed() | first_training
     for check in ordered:
         trigger = trigger | check_newly_failed(check)
-    condition = (trigger.since_last_handled() & ready(parents)).with_label(
-        "retrain_when_worth_it"
-    )
+    if history is not None:
+        # only a trigger seen while the history suffices counts: the first training then
+        # waits for the features built from enough days, not merely for the days to land
+        trigger = (history & trigger).with_label("history suffices and a trigger fired")
+    condition = trigger.since_last_handled() & ready(parents)
     reasons = [f"`{c.to_user_string()}` fails" for c in ordered]
-    return Policy(
-        "retrain_when_worth_it",
-        condition,
+    when = (
         "never on plain upstream updates; retrains when "
         + ", ".join([*reasons, "its code version changes", "it has never been trained"])
-        + "; plus the weekly retrain schedule",
+        + "; plus the weekly retrain schedule"
+    )
+    if history is not None:
+        when += f"; not before {history.days} days of daily history exist (the training's minimum)"
+    return Policy(
+        "retrain_when_worth_it", condition.with_label("retrain_when_worth_it"), when
     )
 
 
@@ -225,7 +304,9 @@ def policy_for(
         return NOT_AUTOMATED
     parents = Parents.of(key, graph)
     if node.group_name == MODEL_GROUP:
-        return retrain_when_worth_it(parents, triggers.get(key, []))
+        return retrain_when_worth_it(
+            parents, triggers.get(key, []), history_requirement(key, graph)
+        )
     chain = tuple(
         p for p in parents.same
         if node.group_name in CHAINED_GROUPS and graph.get(p).group_name == node.group_name

@@ -123,7 +123,9 @@ def landing_observation_sensor(settings: Settings) -> dg.SensorDefinition:
 
 
 def automation_sensor(settings: Settings) -> dg.AutomationConditionSensorDefinition:
-    """One run per requested partition (`emit_backfills=False`).
+    """One run per requested partition (`emit_backfills=False`), evaluated in the code server
+    (`use_user_code_server`): the models' history requirement is a Python condition
+    (policies.HistoryAtLeast) that the daemon alone cannot evaluate.
 
     Dagster records one data version per asset per run: a run over a range of days
     gives all of them the same (combined) version, which would look like a change
@@ -136,6 +138,7 @@ def automation_sensor(settings: Settings) -> dg.AutomationConditionSensorDefinit
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=settings.automation_interval_s,
         emit_backfills=False,
+        use_user_code_server=True,
         description=(
             "Evaluates every asset's automation policy (docs/AUTOMATION.md) and launches runs "
             "for what changed."

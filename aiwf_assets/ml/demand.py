@@ -120,6 +120,11 @@ def select_params(
     return json.loads(table["params"][0]), table
 
 
+def validation_window_days(holdout_days: int) -> int:
+    """Each time-ordered validation window of the parameter search: half the holdout, >= 7."""
+    return max(7, holdout_days // 2)
+
+
 def split_holdout(features: pl.DataFrame, holdout_days: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     observed = features.filter(~pl.col("is_future"))
     last_day: date = observed["date"].max()  # type: ignore[assignment]
@@ -138,7 +143,7 @@ def train_demand(
             f"demand training needs sales before and inside the {holdout_days}-day holdout"
         )
     # validation windows half the holdout's length, so short histories still get folds
-    params, selection = select_params(train, max(7, holdout_days // 2), cv_folds)
+    params, selection = select_params(train, validation_window_days(holdout_days), cv_folds)
     model = fit_model(build_model(params), train)
     actual = holdout["units"].to_numpy().astype(np.float64)
     forecast = predict_units(model, holdout)

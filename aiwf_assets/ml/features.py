@@ -107,13 +107,16 @@ def last_complete_day(activity_dates: pl.Series) -> date:
     return activity_dates.max()  # type: ignore[return-value]
 
 
+MIN_SNAPSHOT_HISTORY_DAYS = 14  # a training snapshot needs this much data before it
+
+
 def snapshot_dates(
     cutoff: date,
     first_day: date,
     horizon_days: int,
     history_snapshots: int,
     step_days: int,
-    min_history_days: int = 14,
+    min_history_days: int = MIN_SNAPSHOT_HISTORY_DAYS,
 ) -> list[date]:
     """The scoring date (cutoff) plus training snapshots cutoff - N - k*step, newest first.
 

@@ -15,11 +15,14 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from aiwf_assets.automation.policies import MIN_HISTORY_METADATA_KEY
 from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.k8s import HEAVY_TRAINING_TAGS
 from aiwf_assets.ml import churn, demand, recommend, segmentation
+from aiwf_assets.ml.assets.features import CustomerFeaturesConfig
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_markdown, upstream_data_versions
 from aiwf_assets.ml.common import limited_threads, source_version
+from aiwf_assets.ml.features import MIN_SNAPSHOT_HISTORY_DAYS
 from aiwf_assets.ml.marts import purchase_days
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome, promote_challenger
 from aiwf_assets.resources import ModelStoreResource
@@ -69,6 +72,35 @@ def _no_extra_metadata(outcome: TrainingOutcome) -> dict[str, Any]:
     return {}
 
 
+def _one_day(config: Any) -> int:
+    return 1
+
+
+@dataclass(frozen=True)
+class HistoryNeed:
+    """Days of daily data a family's training needs with its default config: with fewer it
+    fails, so automation does not request it before (policies.HistoryAtLeast)."""
+
+    days: Callable[[Any], int] = _one_day
+
+
+def churn_history_days(config: "ChurnModelConfig") -> int:
+    """Three labelled snapshots (k = 0, 1, 2 steps back from cutoff - N), the oldest with
+    MIN_SNAPSHOT_HISTORY_DAYS of data before it; the cutoff is the last day."""
+    snapshots = CustomerFeaturesConfig()
+    return MIN_SNAPSHOT_HISTORY_DAYS + config.horizon_days + 2 * snapshots.snapshot_step_days + 1
+
+
+def demand_history_days(config: "DemandModelConfig") -> int:
+    """The holdout, one validation window before it, and a week to train on before that."""
+    return config.holdout_days + demand.validation_window_days(config.holdout_days) + 7
+
+
+def recommender_history_days(config: "RecommenderConfig") -> int:
+    """The holdout window, the validation window before it, and a day of history."""
+    return 2 * config.holdout_days + 1
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str  # the asset
@@ -81,6 +113,10 @@ class ModelSpec:
     marts: tuple[str, ...] = ()  # dbt marts the trainer reads through the warehouse
     kinds: frozenset[str] = frozenset({"python", "scikit-learn"})
     extra_metadata: Callable[[TrainingOutcome], dict[str, Any]] = field(default=_no_extra_metadata)
+    history: HistoryNeed = HistoryNeed()
+
+    def min_history_days(self) -> int:
+        return self.history.days(self.config())
 
 
 def metrics_markdown(
@@ -197,6 +233,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         check_specs=[promotion_check(spec.name)],
         op_tags=HEAVY_TRAINING_TAGS,  # under AIWF_EXECUTOR=k8s: a training-sized pod
         description=spec.description,
+        metadata={MIN_HISTORY_METADATA_KEY: spec.min_history_days()},
         required_resource_keys={"model_store", *(["warehouse"] if spec.marts else [])},
     )
     def _train(
@@ -268,6 +305,7 @@ MODELS = [
         features="customer_features",
         marts=("fct_customer_daily_activity",),
         train=_train_churn,
+        history=HistoryNeed(churn_history_days),
         description=(
             "Churn challenger (logistic regression vs gradient boosting, time-aware CV), "
             "evaluated against a recency rule and the champion on the holdout snapshot "
@@ -294,6 +332,7 @@ MODELS = [
         config=DemandModelConfig,
         features="demand_features",
         train=_train_demand,
+        history=HistoryNeed(demand_history_days),
         description=(
             "Demand challenger: gradient boosting (direct strategy) vs seasonal naive, WAPE and "
             "MAE on a time-ordered holdout."
@@ -306,6 +345,7 @@ MODELS = [
         config=RecommenderConfig,
         features="interaction_matrix",
         train=_train_recommender,
+        history=HistoryNeed(recommender_history_days),
         kinds=frozenset({"python", "scikit-learn", "scipy"}),
         description=(
             "Recommender challenger: item cosine, TruncatedSVD or EASE (chosen on a validation "
