@@ -400,3 +400,16 @@ def test_parquet_extra_column(sources: SourcesConfig) -> None:
         sessions_parquet(referrer=["google", None]), sources["web_sessions"], "s.parquet"
     )
     assert result.extra_columns == ("referrer",)
+
+
+def test_a_landed_file_is_read_once_with_the_fingerprint_the_sensor_records(tmp_path) -> None:
+    from aiwf_assets.ingest.landing import read_landed
+    from aiwf_assets.resources import LandingResource
+
+    (tmp_path / "web_orders").mkdir()
+    (tmp_path / "web_orders" / "2026-01-05.jsonl").write_bytes(b'{"order_id": "o1"}\n')
+    landing = LandingResource(root=str(tmp_path))
+    data, fingerprint = read_landed(landing, "web_orders/2026-01-05.jsonl")
+    assert data == b'{"order_id": "o1"}\n'
+    assert fingerprint == landing.fingerprint("web_orders/2026-01-05.jsonl")
+    assert read_landed(landing, "web_orders/2026-01-06.jsonl") is None

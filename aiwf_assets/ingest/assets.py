@@ -17,6 +17,7 @@ from aiwf_assets.ingest.landing import (
     landing_path,
     landing_versions,
     raw_data_version,
+    read_landed,
     spec_fingerprint,
 )
 from aiwf_assets.ingest.parse import parse_landing, raw_schema
@@ -113,11 +114,12 @@ def _ingest_one(
 ) -> tuple[pl.DataFrame, dict, str | None]:
     """Parse one landed file; a missing file gives an empty partition flagged as absent."""
     relative = landing_path(spec, partition)
-    content_sha = landing.fingerprint(relative)
-    if content_sha is None:
+    landed = read_landed(landing, relative)  # one read: the bytes and their fingerprint
+    if landed is None:
         empty = pl.DataFrame(schema=raw_schema(spec))
         return empty, {"dagster/row_count": 0, "file_present": False, "source_file": relative}, None
-    result = parse_landing(landing.read_bytes(relative), spec, relative)
+    data, content_sha = landed
+    result = parse_landing(data, spec, relative)
     frame = result.frame
     parse_errors = frame.filter(pl.col("_parse_error").is_not_null()).height
     meta = {

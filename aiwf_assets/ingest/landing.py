@@ -44,6 +44,21 @@ def sha256_file(fs: pafs.FileSystem, path: str) -> str:
     return digest.hexdigest()
 
 
+def sha256_bytes(data: bytes) -> str:
+    """sha256 of bytes already read: the same fingerprint as `sha256_file` and
+    `LandingResource.fingerprint` give for a file with these bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_landed(landing: LandingResource, relative: str) -> tuple[bytes, str] | None:
+    """A landed file's bytes and their fingerprint from one read; None when absent."""
+    try:
+        data = landing.read_bytes(relative)
+    except FileNotFoundError:
+        return None
+    return data, sha256_bytes(data)
+
+
 def stat_key(info: pafs.FileInfo) -> str:
     return f"{info.path}|{info.size}|{info.mtime_ns}"
 
