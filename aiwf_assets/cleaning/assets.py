@@ -14,6 +14,7 @@ day keeps its published rows and fails the run with the findings (docs/DATA_CONT
 
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -308,12 +309,25 @@ def _clean_days(
     )
     published: dict[str, dict[str, tuple[str, int]]] = {}  # day -> table -> (version, rows)
     held: dict[str, list[str]] = {}  # day -> blocking findings
+    days = [dt.date.fromisoformat(p) for p in context.partition_keys]
+    # one day at a time, so a range run keeps two days in memory, not the whole range: the
+    # next day is read and cleaned (Polars, in a thread) while this one is staged, audited
+    # and published (the warehouse, this thread: the one writer)
+    cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiwf-clean")
     try:
-        # one day at a time, so a range run keeps one day in memory, not the whole range
         cleaned_rows = 0
+        upcoming = cleaner.submit(_clean_one_day, store, identity, key, days[0]) if days else None
         for done, partition in enumerate(context.partition_keys, 1):
-            day = dt.date.fromisoformat(partition)
-            tables, accounting = _clean_one_day(store, identity, key, day, audit)
+            day = days[done - 1]
+            assert upcoming is not None
+            tables, accounting, findings = upcoming.result()
+            upcoming = (
+                cleaner.submit(_clean_one_day, store, identity, key, days[done])
+                if done < len(days) else None
+            )
+            audit.cut_short = findings.cut_short
+            for table, finding in findings.repeated:
+                audit.repeated[table].append(finding)
             cleaned_rows += sum(tables[t].height for t in DAILY_TABLES)
             log_progress(context, "cleaned tables", done, len(context.partition_keys), cleaned_rows)
             for table in DAILY_TABLES:
@@ -344,6 +358,7 @@ def _clean_days(
                 asset_key="quarantine", partition_key=partition,
             )
     finally:
+        cleaner.shutdown(wait=True, cancel_futures=True)
         _drop_staging(context, wh, list(staging.values()))
     if held:
         # the days that passed are published: record them one by one, then fail the run
@@ -402,19 +417,29 @@ def held_back_message(held: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class _RawFindings:
+    """What reading one day's raw files found: sources whose file ends mid-record, and
+    (table, finding) for files whose records repeat."""
+
+    cut_short: set[str]
+    repeated: list[tuple[str, str]]
+
+
 def _clean_one_day(
-    store: ParquetStore, identity: pl.DataFrame, key: bytes, day: dt.date, audit: _DailyAudit
-) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    store: ParquetStore, identity: pl.DataFrame, key: bytes, day: dt.date
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, _RawFindings]:
+    """One day's raw files read and cleaned (pure: safe in a thread beside the writer)."""
     partition = day.isoformat()
     raw = {c: store.read(f"raw_{c}", partition) for c in ORDER_CHANNELS + INTERACTION_CHANNELS}
-    audit.cut_short = {c for c, frame in raw.items() if ends_mid_record(frame)}
+    findings = _RawFindings({c for c, frame in raw.items() if ends_mid_record(frame)}, [])
     for channel, frame in raw.items():
         repeated = repeated_finding(
             channel, frame, SOURCES[channel].raw_columns, PlausibilityThresholds()
         )
         if repeated:
             table = "order_lines" if channel in ORDER_CHANNELS else "interactions"
-            audit.repeated[table].append(f"{partition}: {repeated}")
+            findings.repeated.append((table, f"{partition}: {repeated}"))
     orders_result = clean_orders(
         {c: raw[c] for c in ORDER_CHANNELS}, identity, key, day, SOURCES
     )
@@ -429,7 +454,7 @@ def _clean_one_day(
         ),
     }
     accounting = pl.concat([orders_result.accounting, interactions_result.accounting])
-    return tables, accounting
+    return tables, accounting, findings
 
 
 def _audit_day(
