@@ -214,6 +214,7 @@ def multiprocess_build() -> dict:
     """The data layers with the multiprocess executor (a step per process)."""
     import dagster as dg
 
+    from aiwf_assets.cleaning.audit import OVERRIDE_TAG
     from aiwf_assets.demo import landed_days, prepare_dagster_home
     from aiwf_assets.settings import get_settings
 
@@ -226,7 +227,9 @@ def multiprocess_build() -> dict:
             (multiprocess_reference_job, {}),
             (multiprocess_daily_job, _range_tags(days)),
         ):
-            result = dg.execute_job(dg.reconstructable(job_fn), instance, tags=tags)
+            # as in the in-process build: every day published (the guards are tested apart)
+            result = dg.execute_job(dg.reconstructable(job_fn), instance,
+                                    tags={OVERRIDE_TAG: "*", **tags})
             if not result.success:
                 raise RuntimeError(f"multiprocess run {result.run_id} failed")
             results.append(result)
@@ -328,17 +331,93 @@ def after_build(change_days: list[str], repeat: int) -> dict:
                 "asset_partitions": asset_partitions,
             }
 
+        deliver = _deliver_to(landing_resource, settings.env)
         prime = settle()
         incremental = []
         for day in change_days[:repeat]:
-            change_one_file(settings.landing_dir / "pos_transactions" / f"{day}.csv")
+            path = settings.landing_dir / "pos_transactions" / f"{day}.csv"
+            change_one_file(path)
+            deliver(settings.landing_dir, [path])
             incremental.append({"day": day, **settle()})
         noop = []
         for _ in range(repeat):
             files = redeliver_identical(settings.landing_dir)
+            deliver(settings.landing_dir, _landed_files(settings.landing_dir))
             noop.append({"files": files, **settle()})
         untouched = [settle() for _ in range(repeat)]
     return {"prime": prime, "incremental": incremental, "noop": noop, "untouched": untouched}
+
+
+def _landed_files(landing: Path) -> list[Path]:
+    return sorted(p for p in landing.glob("*/*") if p.is_file())
+
+
+def _deliver_to(landing_resource, env: str):
+    """prod: a function that uploads local landing files to the landing zone on S3 (the same
+    relative paths); local: the files already are the landing zone, nothing to do."""
+    if env != "prod":
+        return lambda landing, paths: None
+    fs, root = landing_resource.fs_and_root()
+
+    def deliver(landing: Path, paths: list[Path]) -> None:
+        for path in paths:
+            with fs.open_output_stream(f"{root}/{path.relative_to(landing).as_posix()}") as out:
+                out.write(path.read_bytes())
+
+    return deliver
+
+
+def upload_landing() -> dict:
+    """prod: every file of the home's landing zone uploaded to the S3 landing zone (the
+    delivery, timed apart from the build)."""
+    from aiwf_assets.settings import get_settings
+
+    settings = get_settings()
+    if settings.env != "prod":
+        raise RuntimeError("upload_landing runs with AIWF_ENV=prod")
+    files = _landed_files(settings.landing_dir)
+    start = time.perf_counter()
+    _deliver_to(data_definitions().resources["landing"], "prod")(settings.landing_dir, files)
+    return {"seconds": time.perf_counter() - start, "files": len(files),
+            "bytes": sum(p.stat().st_size for p in files)}
+
+
+def warehouse_load(table: str, repeat: int) -> dict:
+    """prod: one cleaned table of the full build loaded again into a scratch table of the
+    Postgres warehouse by each loader (COPY of Arrow-written CSV; ADBC's Arrow-native
+    ingest), alternating, `repeat` times each: the whole table (`replace_table`) and its
+    largest day (`replace_partitions`, the size of a daily write); seconds per loader."""
+    import pyarrow.compute as pc
+
+    from aiwf_assets.io.postgres import LOADERS, PostgresWarehouse
+    from aiwf_assets.io.warehouse import PARTITION_COLUMN
+    from aiwf_assets.settings import get_settings
+
+    settings = get_settings()
+    source = PostgresWarehouse(settings.warehouse_dsn or "", settings.warehouse_schema_suffix)
+    frame = source.read_arrow(f"SELECT * FROM {table}")
+    counts = pc.value_counts(frame[PARTITION_COLUMN]).to_pylist()
+    biggest = max(counts, key=lambda c: c["counts"])["values"]
+    day = frame.filter(pc.equal(frame[PARTITION_COLUMN], biggest))
+    seconds: dict[str, list[float]] = defaultdict(list)
+    day_seconds: dict[str, list[float]] = defaultdict(list)
+    for _ in range(repeat):
+        for loader in LOADERS:
+            warehouse = PostgresWarehouse(source.dsn, source.schema_suffix, loader=loader)
+            scratch = f"bench.load_{loader}"
+            start = time.perf_counter()
+            warehouse.replace_table(scratch, frame)
+            seconds[loader].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            warehouse.replace_partitions(scratch, day, [biggest])
+            day_seconds[loader].append(time.perf_counter() - start)
+            loaded = warehouse.query(f"SELECT count(*) AS n FROM {scratch}")["n"][0]
+            if loaded != frame.num_rows:
+                raise RuntimeError(f"{loader} left {loaded} rows, not {frame.num_rows}")
+    source.drop_tables([f"bench.load_{loader}" for loader in LOADERS])
+    return {"table": table, "rows": frame.num_rows, "bytes": frame.nbytes,
+            "seconds": dict(seconds), "day_rows": day.num_rows,
+            "day_seconds": dict(day_seconds)}
 
 
 def change_one_file(path: Path) -> None:
@@ -435,6 +514,8 @@ CASES = {
     "multiprocess_build": multiprocess_build,
     "after_build": after_build,
     "common_recipe": common_recipe,
+    "upload_landing": upload_landing,
+    "warehouse_load": warehouse_load,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 from importlib.metadata import version
 
+from aiwf_assets.io.postgres import ADBC_MIN_ROWS
 from benchmarks.stats import (
     Spread,
     fmt_bytes,
@@ -18,13 +19,18 @@ from benchmarks.stats import (
 )
 
 TARGETS = {
-    "speedup": 5.0,  # common recipe time / ours, at least
-    "memory": 1 / 3,  # ours peak RSS / recipe's, at most
-    "parse_multiple": 4.0,  # ours / parse-once, at most
     "incremental_share": 0.03,  # incremental / full build, below (for 365 days)
     "noop_s": 1.0,  # a no-op observation + tick at the largest scale, below
     "days_memory": 1.2,  # peak RSS at --days / at fewer days, at most (flat)
+    "cpu_use": 1.5,  # CPU time / wall time of the data build (both cores busy), at least
+    "after_cleaned_s": 350.0,  # layers after cleaned on the long history, at most
+    "prod_ratio": 2.0,  # prod path / local path, full and incremental builds, at most
 }
+# per scale (issue #16): recipe time / ours at least; ours peak RSS / recipe's at most;
+# ours / parse-once at most
+SPEEDUP_TARGETS = {1.0: 1.0, 10.0: 3.0, 100.0: 5.0}
+MEMORY_TARGETS = {10.0: 1 / 3, 100.0: 1 / 3}
+PARSE_TARGETS = {1.0: 8.0, 100.0: 4.0}
 PROJECTED_DAYS = 365
 
 
@@ -353,12 +359,88 @@ def incremental_target(rows: list[dict]) -> tuple[str, float | None]:
     return where, inc.median / (big["build"].median / big["days"] * PROJECTED_DAYS)
 
 
+def _label(row: dict) -> str:
+    return f"scale {scale_label(row['scale'])}, {row['days']} days"
+
+
+def _per_scale_targets(rows: list[dict]) -> list[list[str]]:
+    """The recipe, memory and parse-once targets at the scales they are stated for."""
+    body = []
+    planned = {r["scale"]: r for r in _planned(rows)}
+    for scale, target in SPEEDUP_TARGETS.items():
+        if (row := planned.get(scale)) is not None:
+            speed = _ratio_of(row["recipe"], row["build"])
+            body.append([
+                f"≥ {target:g}× the common recipe's speed", _label(row),
+                f"{fmt_ratio(speed)} (CPU time: "
+                f"{fmt_ratio(_ratio_of(row['recipe_cpu'], row['build_cpu']))})",
+                verdict(speed, target, at_most=False)])
+    for scale, target in MEMORY_TARGETS.items():
+        if (row := planned.get(scale)) is not None:
+            memory = _ratio_of(row["build_rss"], row["recipe_rss"])
+            body.append(["≤ ⅓ of the recipe's peak memory", _label(row), fmt_ratio(memory),
+                         verdict(memory, target, at_most=True)])
+    for scale, target in PARSE_TARGETS.items():
+        if (row := planned.get(scale)) is not None:
+            multiple = _ratio_of(row["build"], row["parse"])
+            body.append([f"data build within {target:g}× of parsing every file once",
+                         _label(row), fmt_ratio(multiple),
+                         verdict(multiple, target, at_most=True)])
+    if not body:
+        body.append(["recipe speed, memory and parse-once targets",
+                     "scales 1, 10, 100", "not run at those scales", "not measured"])
+    return body
+
+
+def _after_cleaned_target(results: dict) -> list[str]:
+    long_item = results.get("long")
+    probes = [r for r in results["records"] if r["case"] == "downstream_build"
+              and long_item and (r["scale"], r["days"]) == (long_item["scale"],
+                                                             long_item["days"])]
+    where = (f"scale {scale_label(long_item['scale'])}, {long_item['days']} days (long)"
+             if long_item else "the long history (did not run)")
+    seconds = probes[0]["payload"]["seconds"] if probes else None
+    failed = len(probes[0]["payload"]["failed_steps"]) if probes else 0
+    return ["layers after cleaned ≤ 350 s", where,
+            "n/a" if seconds is None else f"{seconds:.1f} s"
+            + (f" ({failed} failed steps)" if failed else ""),
+            verdict(seconds, TARGETS["after_cleaned_s"], at_most=True)]
+
+
+def _cpu_use_target(rows: list[dict]) -> list[str]:
+    """Both cores busy: CPU time / wall time of the full data build at the largest scale
+    (the demo runs the same runs; `aiwf demo` itself is not timed here)."""
+    big = max(_planned(rows), key=lambda r: r["scale"])
+    use = _ratio_of(big["build_cpu"], big["build_wall"])
+    return ["both cores busy: CPU ≥ 150 % of wall (full data build)", _label(big),
+            "n/a" if use is None else f"{100 * use:.0f} %",
+            verdict(use, TARGETS["cpu_use"], at_most=False)]
+
+
+def _prod_targets(results: dict, rows: list[dict]) -> list[list[str]]:
+    prod = prod_rows(results, rows)
+    if not prod:
+        return [["prod path's full and incremental builds within 2× of the local path's",
+                 "prod path (`--prod`)", "did not run", "not measured"]]
+    body = []
+    for kind in ("full", "incremental"):
+        ratios = [(r, r[f"{kind}_ratio"]) for r in prod if r[f"{kind}_ratio"] is not None]
+        if not ratios:
+            body.append([f"prod path's {kind} build within 2× of the local path's",
+                         "prod path", "n/a", "not measured"])
+            continue
+        row, worst = max(ratios, key=lambda pair: pair[1])
+        body.append([
+            f"prod path's {kind} build within 2× of the local path's",
+            _label(row) + (" (the worst of " + ", ".join(
+                scale_label(r["scale"]) for r, _ in ratios) + ")" if len(ratios) > 1 else ""),
+            fmt_ratio(worst), verdict(worst, TARGETS["prod_ratio"], at_most=True)])
+    return body
+
+
 def targets_table(results: dict, rows: list[dict]) -> str:
     big = max(_planned(rows), key=lambda r: r["scale"])
-    label = f"scale {scale_label(big['scale'])}, {big['days']} days"
-    speed = _ratio_of(big["recipe"], big["build"])
-    memory = _ratio_of(big["build_rss"], big["recipe_rss"])
-    multiple = _ratio_of(big["build"], big["parse"])
+    label = _label(big)
     inc_where, inc_share = incremental_target(rows)
     noop_s = None
     noop_runs = 0
@@ -368,17 +450,12 @@ def targets_table(results: dict, rows: list[dict]) -> str:
         noop_runs = sum(i["runs"] for i in noop)
     days_ratio = days_memory_ratio(results)
     body = [
-        ["≥ 5× faster than the common recipe", label,
-         f"{fmt_ratio(speed)} (CPU time: "
-         f"{fmt_ratio(_ratio_of(big['recipe_cpu'], big['build_cpu']))})",
-         verdict(speed, TARGETS["speedup"], at_most=False)],
-        ["≤ ⅓ of the recipe's peak memory", label, fmt_ratio(memory),
-         verdict(memory, TARGETS["memory"], at_most=True)],
-        ["data build within 4× of parsing every file once", label, fmt_ratio(multiple),
-         verdict(multiple, TARGETS["parse_multiple"], at_most=True)],
+        *_per_scale_targets(rows),
+        _cpu_use_target(rows),
         ["1 changed day < 3 % of the full build", inc_where,
          "n/a" if inc_share is None else f"{100 * inc_share:.2f} %",
          verdict(inc_share, TARGETS["incremental_share"], at_most=True)],
+        _after_cleaned_target(results),
         ["no-op re-delivery < 1 s and zero runs", label,
          "n/a" if noop_s is None else f"{noop_s:.3f} s, {noop_runs} runs",
          verdict(noop_s, TARGETS["noop_s"], at_most=True) + ("" if noop_runs == 0
@@ -387,8 +464,96 @@ def targets_table(results: dict, rows: list[dict]) -> str:
          fmt_ratio(days_ratio) + f" ({results['curve']['full_days']} vs "
          f"{results['curve']['short_days']} days)",
          verdict(days_ratio, TARGETS["days_memory"], at_most=True)],
+        *_prod_targets(results, rows),
     ]
     return markdown_table(["target", "where", "measured", "verdict"], body)
+
+
+def _incremental_seconds(after: dict | None) -> Spread | None:
+    if not after or not after["payload"]["incremental"]:
+        return None
+    return Spread.of(i["seconds"] for i in after["payload"]["incremental"])
+
+
+def prod_rows(results: dict, rows: list[dict]) -> list[dict]:
+    """Per scale run on the prod path: its spreads beside the local path's."""
+    prod = results.get("prod") or {}
+    out = []
+    for row in _planned(rows):
+        if row["scale"] not in prod.get("scales", []):
+            continue
+        scale, days = row["scale"], row["days"]
+        full = records(results, "prod_full_build", scale, days)
+        after = records(results, "prod_after_build", scale, days)
+        load = records(results, "prod_warehouse_load", scale, days)
+        upload = records(results, "prod_upload_landing", scale, days)
+        build = spread(full, lambda r: r["payload"]["data_s"])
+        inc = _incremental_seconds(after[0] if after else None)
+        local_inc = _incremental_seconds(row["after"])
+        out.append({
+            "scale": scale, "days": days, "local": row, "build": build,
+            "build_cpu": spread(full, lambda r: r["cpu_s"]),
+            "build_rss": spread(full, lambda r: r["peak_rss"]),
+            "incremental": inc, "local_incremental": local_inc,
+            "noop": (Spread.of(i["seconds"] for i in after[0]["payload"]["noop"])
+                     if after else None),
+            "upload": spread(upload, lambda r: r["payload"]["seconds"]),
+            "upload_files": upload[0]["payload"]["files"] if upload else 0,
+            "load": load[0]["payload"] if load else None,
+            "full_ratio": _ratio_of(build, row["build"]),
+            "incremental_ratio": _ratio_of(inc, local_inc),
+        })
+    return out
+
+
+def prod_section(results: dict, rows: list[dict]) -> str:
+    prod = prod_rows(results, rows)
+    if not prod:
+        return ("The production path (Postgres warehouse, S3 storage) was not measured in "
+                "this run (`--prod`).")
+    builds = markdown_table(
+        ["scale", "days", "local full build", "prod full build", "prod / local",
+         "prod CPU (case process)", "prod peak RSS", "local incremental", "prod incremental",
+         "prod / local", "prod no-op re-delivery", "upload of the landing files (apart)"],
+        [[scale_label(r["scale"]), r["days"], fmt(r["local"]["build"]), fmt(r["build"]),
+          fmt_ratio(r["full_ratio"]), fmt(r["build_cpu"]), fmt_rss(r["build_rss"]),
+          fmt(r["local_incremental"]), fmt(r["incremental"]),
+          fmt_ratio(r["incremental_ratio"]), fmt(r["noop"], digits=3),
+          f"{fmt(r['upload'])} ({r['upload_files']} files)"] for r in prod],
+    )
+    loads = []
+    for r in prod:
+        load = r["load"]
+        if not load:
+            continue
+        for what, rows, key in (("whole table", load["rows"], "seconds"),
+                                ("its largest day", load.get("day_rows"), "day_seconds")):
+            if key not in load:
+                continue
+            times = {k: Spread.of(v) for k, v in load[key].items()}
+            copy, adbc = times.get("copy"), times.get("adbc")
+            loads.append([scale_label(r["scale"]), r["days"], f"{load['table']}: {what}",
+                          f"{rows:,}", fmt(copy), fmt(adbc),
+                          fmt_ratio(_ratio_of(copy, adbc))])
+    load_table = markdown_table(
+        ["scale", "days", "write", "rows", "COPY (CSV by Arrow, psycopg)",
+         "ADBC (Arrow-native ingest)", "COPY / ADBC"], loads,
+    ) if loads else "The loader comparison did not run."
+    return (
+        f"{builds}\n\nThe same data layers and automation as the local rows, with "
+        "`AIWF_ENV=prod`: the warehouse on Postgres (a schema of its own per run, dropped "
+        "after), landing files, Parquet storage and models on S3 (moto's server in its own "
+        "process on loopback: its CPU and memory are not in the case's columns). Dagster's "
+        "instance stays SQLite in both paths, so the difference is the warehouse and the "
+        "storage. The landing files are uploaded before the build and timed apart.\n\n"
+        "### Loading the Postgres warehouse: COPY vs ADBC\n\n"
+        f"{load_table}\n\nOne cleaned table of the prod build (read back as Arrow) written to "
+        "a scratch table by each loader in turn (`PostgresWarehouse(loader=...)`: the same "
+        "transaction of lock, delete or empty, load): the whole table, then its largest day "
+        "as a daily write. ADBC's connection costs ~0.3 s (it reads the type catalogue), so "
+        "the warehouse's default loader (`auto`) takes the faster per write: ADBC from "
+        f"{ADBC_MIN_ROWS:,} rows, COPY below."
+    )
 
 
 METHOD = """\
@@ -530,6 +695,8 @@ def render(results: dict) -> str:
         executor_table(results),
         "## 7. Scale curve and memory vs days",
         curve_table(results, rows),
+        "## 8. The production path: Postgres warehouse and S3 storage",
+        prod_section(results, rows),
         "## Where the time goes (profile)",
         *(profile_section(p) for p in results["profiles"]),
         METHOD,

@@ -10,9 +10,15 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import time
-from dataclasses import asdict
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks import report
@@ -22,6 +28,9 @@ from benchmarks.stats import parse_day_caps, parse_scales, read_machine, scale_l
 HERE = Path(__file__).resolve().parent
 SEED = 7
 DAYS_CURVE_SHORT = 10  # memory vs days: this many days against --days at one scale
+DEFAULT_PROD_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PROD_TABLE = "cleaned.order_lines"  # the table the loaders (COPY, ADBC) are compared on
+BENCH_PII_KEY = "62656e63682d6b65792d6e6f742d612d736563726574"  # a fixed, public bench key
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +73,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the long history; the models need ~90 days of history)",
     )
     parser.add_argument(
+        "--prod", nargs="?", const="all", default="",
+        help="also run the full and incremental builds on the production path (Postgres "
+        "warehouse, S3 storage on moto's server on loopback) beside the local ones, and "
+        "compare the Postgres loaders (COPY, ADBC); optional scales, e.g. --prod 1,10 "
+        "(default: every scale)",
+    )
+    parser.add_argument(
+        "--prod-dsn", default=os.environ.get("AIWF_BENCH_POSTGRES_DSN", DEFAULT_PROD_DSN),
+        help="Postgres for --prod (a schema per run, dropped after; default "
+        "$AIWF_BENCH_POSTGRES_DSN or " + DEFAULT_PROD_DSN + ")",
+    )
+    parser.add_argument(
         "--work", default="/tmp/aiwf-bench", help="scratch directory for data and runs"
     )
     parser.add_argument(
@@ -86,6 +107,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts.append(f"--long '{args.long}'" if not args.long else f"--long {args.long}")
     if args.downstream:
         parts.append(f"--downstream {args.downstream}")
+    if getattr(args, "prod", ""):
+        parts.append("--prod" if args.prod == "all" else f"--prod {args.prod}")
     return " ".join(parts)
 
 
@@ -97,18 +120,23 @@ class Bench:
         self.records: list[dict] = []
 
     def measure(self, case: str, kwargs: dict, *, scale: float, days: int, rep: int,
-                home: Path | None = None) -> Measurement:
-        env = {}
+                home: Path | None = None, prod: dict[str, str] | None = None) -> Measurement:
+        """Run `case`; with `prod` (its environment) on the production path, recorded as
+        `prod_<case>`."""
+        env = dict(prod or {})
         if home is not None:
-            env = {"AIWF_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-        label = f"{case} scale={scale_label(scale)} days={days} rep={rep}"
+            env |= {"AIWF_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+        label = f"{'prod ' if prod else ''}{case} scale={scale_label(scale)} days={days} rep={rep}"
         print(f"[bench] {label} ...", flush=True)
         result = run_case(case, kwargs, env=env, log_dir=self.work / "logs")
         print(
             f"[bench] {label}: {result.wall_s:.1f} s wall, {result.cpu_s:.1f} s cpu, "
             f"{result.peak_rss / 2**20:.0f} MiB peak", flush=True,
         )
-        self.records.append({"scale": scale, "days": days, "rep": rep, **asdict(result)})
+        record = {"scale": scale, "days": days, "rep": rep, **asdict(result)}
+        if prod:
+            record["case"] = f"prod_{case}"
+        self.records.append(record)
         (self.work / "records.json").write_text(json.dumps(self.records, default=str))
         return result
 
@@ -145,11 +173,16 @@ def run(args: argparse.Namespace) -> dict:
         day_caps, repeat_caps = parse_day_caps(args.days_cap), parse_day_caps(args.repeat_cap)
         long_case = parse_long(args.long)
         downstream_scales = parse_scales(args.downstream) if args.downstream.strip() else []
+    prod_scales = parse_prod(getattr(args, "prod", ""), scales)
     work = Path(args.work)
     bench = Bench(work)
     started = time.time()
     load_at_start = os.getloadavg()
     plan = []
+    services: ProdServices | None = None
+    stack = ExitStack()
+    if prod_scales:
+        services = stack.enter_context(prod_services(work, args.prod_dsn))
     for scale in scales:
         scale_days = day_caps.get(scale, days)
         reps = repeat_caps.get(scale, repeat)
@@ -177,6 +210,9 @@ def run(args: argparse.Namespace) -> dict:
             bench.measure("common_recipe", {"landing": str(landing), "storage": str(storage)},
                           scale=scale, days=scale_days, rep=rep)
             shutil.rmtree(storage)
+        if services is not None and scale in prod_scales:
+            run_prod(bench, services, landing, scale, scale_days, reps)
+    stack.close()
 
     long_plan = None
     if long_case is not None and long_case not in [
@@ -208,6 +244,7 @@ def run(args: argparse.Namespace) -> dict:
         "versions": report.versions(),
         "plan": plan,
         "long": long_plan,
+        "prod": {"scales": prod_scales, "table": PROD_TABLE} if prod_scales else None,
         "load_avg": {"start": load_at_start, "end": os.getloadavg()},
         "curve": {"scale": small, "short_days": short_days, "full_days": full_days},
         "profiles": profiles,
@@ -288,6 +325,143 @@ def run_long(bench: Bench, scale: float, days: int, repeat: int) -> None:
                   scale=scale, days=days, rep=0, home=home)
     bench.measure("downstream_build", {}, scale=scale, days=days, rep=0, home=home)
     shutil.rmtree(home)
+
+
+def parse_prod(text: str, scales: list[float]) -> list[float]:
+    """--prod's scales: '' -> none, 'all' -> every planned scale, '1,10' -> those (planned)."""
+    if not text.strip():
+        return []
+    if text == "all":
+        return list(scales)
+    wanted = parse_scales(text)
+    unplanned = [s for s in wanted if s not in scales]
+    if unplanned:
+        raise ValueError(f"--prod scales {unplanned} are not in --scales {scales}")
+    return wanted
+
+
+@dataclass(frozen=True)
+class ProdServices:
+    """The production path's services: moto's S3 server on loopback and a Postgres."""
+
+    s3_url: str
+    dsn: str
+
+    def env(self, name: str) -> dict[str, str]:
+        """The environment of a prod case: its own bucket and warehouse schema suffix."""
+        return {
+            "AIWF_ENV": "prod",
+            "AIWF_S3_BUCKET": f"aiwf-bench-{name}",
+            "AIWF_S3_PREFIX": "aiwf",
+            "AIWF_S3_ENDPOINT": self.s3_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AIWF_WAREHOUSE_DSN": self.dsn,
+            "AIWF_WAREHOUSE_SCHEMA_SUFFIX": f"_bench_{name.replace('-', '_')}",
+            "AIWF_PII_KEY": BENCH_PII_KEY,
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def prod_services(work: Path, dsn: str) -> Iterator[ProdServices]:
+    """moto's S3 server in its own process on a free loopback port (its CPU and memory are
+    not the measured case's), and the Postgres at `dsn` (checked, never started here)."""
+    import psycopg
+
+    try:
+        psycopg.connect(dsn, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(f"--prod needs the Postgres at {dsn} (--prod-dsn): {exc}") from exc
+    port = free_port()
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    log = (work / "logs" / "moto-server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if server.poll() is not None:
+                    raise RuntimeError(f"moto's server exited; see {log.name}") from None
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"moto's server did not answer at {url}; see {log.name}")
+        yield ProdServices(url, dsn)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def run_prod(bench: Bench, services: ProdServices, landing: Path, scale: float, days: int,
+             reps: int) -> None:
+    """The production path at one scale: per repetition a fresh home, bucket and warehouse
+    schema, the landing files uploaded (timed apart), the full build; then incremental and
+    no-op updates and the loader comparison on the last repetition's build."""
+    names = [f"s{scale_label(scale).replace('.', 'p')}-{rep}" for rep in range(reps)]
+    try:
+        for rep, name in enumerate(names):
+            env = services.env(name)
+            create_bucket(services, env["AIWF_S3_BUCKET"])
+            home = bench.fresh_home(landing, f"prod-{name}")
+            bench.measure("upload_landing", {}, scale=scale, days=days, rep=rep, home=home,
+                          prod=env)
+            bench.measure("full_build", {}, scale=scale, days=days, rep=rep, home=home,
+                          prod=env)
+            if rep < reps - 1:
+                drop_prod_run(services, env, home)
+        bench.measure("after_build", {"change_days": change_days(landing, reps),
+                                      "repeat": reps},
+                      scale=scale, days=days, rep=0, home=home, prod=env)
+        bench.measure("warehouse_load", {"table": PROD_TABLE, "repeat": reps},
+                      scale=scale, days=days, rep=0, home=home, prod=env)
+    finally:
+        for name in names:
+            drop_prod_run(services, services.env(name), bench.work / "runs" / f"prod-{name}")
+
+
+def create_bucket(services: ProdServices, bucket: str) -> None:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=services.s3_url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket=bucket)
+
+
+def drop_prod_run(services: ProdServices, env: dict[str, str], home: Path) -> None:
+    """A prod run's warehouse schemas, bucket contents and home, gone (if they exist)."""
+    import boto3
+    import psycopg
+
+    suffix = env["AIWF_WAREHOUSE_SCHEMA_SUFFIX"]
+    with psycopg.connect(services.dsn, autocommit=True) as conn:
+        schemas = [row[0] for row in conn.execute(
+            "SELECT schema_name FROM information_schema.schemata WHERE right(schema_name, %s)"
+            " = %s", [len(suffix), suffix],
+        ).fetchall()]
+        for schema in schemas:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    bucket = boto3.resource("s3", endpoint_url=services.s3_url, region_name="us-east-1",
+                            aws_access_key_id="testing",
+                            aws_secret_access_key="testing").Bucket(env["AIWF_S3_BUCKET"])
+    try:
+        bucket.objects.all().delete()
+        bucket.delete()
+    except bucket.meta.client.exceptions.NoSuchBucket:
+        pass
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def profile(bench: Bench, scale: float, days: int) -> dict:
