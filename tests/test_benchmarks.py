@@ -291,7 +291,7 @@ def test_report_puts_the_prod_path_beside_the_local_one() -> None:
             _record("prod_full_build", 10.0, 3, {**build, "data_s": 15.0}),
             _record("prod_after_build", 10.0, 3, after(0.75)),
             _record("prod_warehouse_load", 10.0, 3, {
-                "table": "cleaned.order_lines", "rows": 5000, "bytes": 2**20,
+                "table": "cleaned.order_lines", "days": 3, "rows": 5000, "bytes": 2**20,
                 "seconds": {"adbc": [1.0, 1.2, 0.8], "copy": [1.5, 1.5, 1.5]},
                 "day_rows": 400, "day_seconds": {"adbc": [0.4], "copy": [0.1]}}),
         ],
@@ -301,9 +301,9 @@ def test_report_puts_the_prod_path_beside_the_local_one() -> None:
     # full 15 s vs 6 s locally: 2.5x; incremental 0.75 s vs 0.5 s: 1.5x
     assert "| 10 | 3 | 6.00 s | 15.00 s | 2.50× |" in prod
     assert "| 0.50 s | 0.75 s | 1.50× | 0.300 s | 2.00 s (40 files) |" in prod
-    assert "| 10 | 3 | cleaned.order_lines: whole table | 5,000 | 1.50 s (1.50–1.50, n=3) | " \
+    assert "| 10 | 3 | cleaned.order_lines: 3 days | 5,000 | 1.50 s (1.50–1.50, n=3) | " \
         "1.00 s (0.80–1.20, n=3) | 1.50× |" in prod
-    assert "| 10 | 3 | cleaned.order_lines: its largest day | 400 | 0.10 s | 0.40 s | 0.25× |" \
+    assert "| 10 | 3 | cleaned.order_lines: their largest day | 400 | 0.10 s | 0.40 s | 0.25× |" \
         in prod
     targets = text.split("## Targets")[1].split("## 1.")[0]
     assert "| prod path's full build within 2× of the local path's | scale 10, 3 days | " \
