@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from aiwf_assets.ml import features
@@ -54,7 +55,7 @@ def test_activity_after_the_cutoff_does_not_change_customer_features() -> None:
     after = _customer_features(_after_cutoff_activity(marts), CUTOFF)
     assert before.height > 0
     assert_frame_equal(before, after)
-    assert set(features.CUSTOMER_FEATURE_COLUMNS) <= set(before.columns)
+    assert set(features.customer_feature_columns(("web", "app", "store"))) <= set(before.columns)
 
 
 def test_snapshots_hold_the_cutoff_and_dated_training_points() -> None:
@@ -197,3 +198,47 @@ def test_features_do_not_depend_on_the_thread_count() -> None:
         )
         versions.append(json.loads(done.stdout))
     assert versions[0] == versions[1]
+
+
+def test_an_extra_declared_channel_gets_its_share_downstream() -> None:
+    """Channels come from the declared sources (the marts' `<channel>_orders` columns), not a
+    fixed web/app/store list: a fourth channel's customers have non-zero shares of it, the
+    churn model and the segmentation read it, and a segment can be "<channel>-first"."""
+    from aiwf_assets.ml import churn, segmentation
+    from aiwf_assets.ml.marts import mart_columns
+
+    channels = ("web", "app", "store", "marketplace")
+    marts = make_marts(n_customers=120, days=100, channels=channels)
+    assert "marketplace_orders" in mart_columns("fct_customer_daily_activity", channels)
+    frame = _customer_features(marts, CUTOFF)
+    assert features.feature_channels(frame) == list(channels)
+    assert features.feature_columns_of(frame) == features.customer_feature_columns(channels)
+    buyers = marts["fct_orders"].filter(
+        pl.col("channel") == "marketplace", pl.col("order_date") <= CUTOFF
+    )["customer_key"].unique()
+    theirs = frame.filter(pl.col("customer_key").is_in(buyers.implode()))
+    assert theirs.height > 10 and (theirs["marketplace_share"] > 0).all()
+    others = frame.filter(~pl.col("customer_key").is_in(buyers.implode()))
+    assert (others["marketplace_share"] == 0).all()
+    shares = frame.select(pl.sum_horizontal(f"{c}_share" for c in channels)).to_series()
+    assert shares.to_list() == pytest.approx([1.0] * frame.height)
+
+    snapshots = features.customer_feature_snapshots(
+        marts["fct_customer_daily_activity"], marts["fct_orders"], marts["dim_customers"],
+        features.snapshot_dates(CUTOFF, START, 30, 4, 7),
+    )
+    trained = churn.train_churn(snapshots, purchase_days(marts), horizon_days=30)
+    assert "marketplace_share" in trained.artifact["feature_columns"]
+    # one customer group buying only on the marketplace is described by it
+    only = frame.with_columns(
+        pl.when(pl.col("customer_key").is_in(buyers.head(30).implode()))
+        .then(pl.lit(1.0)).otherwise(0.0).alias("marketplace_share")
+    )
+    labels = only["customer_key"].is_in(buyers.head(30).implode()).cast(pl.Int64).to_numpy()
+    described = segmentation.describe_segments(only, labels)
+    assert "marketplace-first" in described.filter(pl.col("segment") == 1)["description"][0]
+
+
+def purchase_days(marts: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    activity = marts["fct_customer_daily_activity"]
+    return activity.filter(pl.col("n_orders") > 0).select("customer_key", "activity_date")

@@ -18,8 +18,13 @@ CATEGORIES = ["fashion", "home", "beauty", "grocery"]
 
 
 def make_marts(
-    n_customers: int = 240, n_products: int = 24, days: int = 150, seed: int = 7
+    n_customers: int = 240,
+    n_products: int = 24,
+    days: int = 150,
+    seed: int = 7,
+    channels: tuple[str, ...] = ("web", "app", "store"),
 ) -> dict[str, pl.DataFrame]:
+    """`channels`: the declared order channels (one `<channel>_orders` activity column each)."""
     rng = np.random.default_rng(seed)
     keys = [f"c{i:05d}" for i in range(n_customers)]
     skus = [f"SKU-{i:05d}" for i in range(1, n_products + 1)]
@@ -27,7 +32,7 @@ def make_marts(
     popularity = 1.0 / (rng.permutation(n_products) + 1) ** 0.8
     rate = rng.lognormal(np.log(0.12), 0.5, n_customers)
     lapse_day = rng.exponential(200, n_customers).astype(int) + rng.integers(0, 40, n_customers)
-    channel_mix = rng.dirichlet([1, 1, 1], n_customers)
+    channel_mix = rng.dirichlet([1] * len(channels), n_customers)
     liked = np.stack([rng.choice(len(CATEGORIES), 2, replace=False) for _ in range(n_customers)])
     weekday_factor = np.array([0.8, 0.9, 0.9, 1.0, 1.1, 1.4, 0.9])
 
@@ -39,7 +44,7 @@ def make_marts(
         p = rate * weekday_factor[today.weekday()] * active
         for c in np.flatnonzero(rng.random(n_customers) < p):
             order_number += 1
-            channel = ["web", "app", "store"][rng.choice(3, p=channel_mix[c])]
+            channel = channels[rng.choice(len(channels), p=channel_mix[c])]
             weights = popularity * np.where(np.isin(category, liked[c]), 4.0, 0.5)
             n_lines = 1 + rng.poisson(0.8)
             chosen = rng.choice(
@@ -85,9 +90,7 @@ def make_marts(
             n_orders=pl.len(),
             n_units=pl.col("n_units").sum(),
             revenue=pl.col("order_total").sum(),
-            web_orders=(pl.col("channel") == "web").sum(),
-            app_orders=(pl.col("channel") == "app").sum(),
-            store_orders=(pl.col("channel") == "store").sum(),
+            **{f"{c}_orders": (pl.col("channel") == c).sum() for c in channels},
         )
         .rename({"order_date": "activity_date"})
     )
@@ -115,9 +118,7 @@ def make_marts(
             pl.col(
                 "n_orders",
                 "n_units",
-                "web_orders",
-                "app_orders",
-                "store_orders",
+                *(f"{c}_orders" for c in channels),
                 "n_tickets",
                 "n_sessions",
             )

@@ -14,6 +14,9 @@ from aiwf_assets.ml.common import limited_threads, regression_metrics
 from aiwf_assets.ml.promotion import TrainingOutcome
 from tests.test_ml_marts_factory import make_marts
 
+PACKAGED_CHANNELS = ("web", "app", "store")
+PACKAGED_FEATURES = features.customer_feature_columns(PACKAGED_CHANNELS)
+
 
 @pytest.fixture(autouse=True)
 def one_thread() -> Iterator[None]:
@@ -31,9 +34,9 @@ def _interaction_snapshots(n: int = 300) -> pl.DataFrame:
     rng = np.random.default_rng(0)
     frames = []
     for week in range(6):
-        values = rng.normal(size=(n, len(features.CUSTOMER_FEATURE_COLUMNS)))
+        values = rng.normal(size=(n, len(PACKAGED_FEATURES)))
         churned = (values[:, 0] > 0) ^ (values[:, 1] > 0)
-        frame = pl.DataFrame(values, schema=features.CUSTOMER_FEATURE_COLUMNS)
+        frame = pl.DataFrame(values, schema=PACKAGED_FEATURES)
         frames.append(
             frame.with_columns(
                 customer_key=pl.Series([f"c{i}" for i in range(n)]),
@@ -66,9 +69,10 @@ def test_time_folds_train_only_on_labels_known_at_validation() -> None:
 def separated_groups(groups: int, spread: float) -> pl.DataFrame:
     """One snapshot of 60 customers per group around random centres (lognormal `spread`)."""
     rng = np.random.default_rng(1)
-    centres = rng.uniform(0, 2000, size=(groups, len(segmentation.PROFILE_COLUMNS)))
+    columns = segmentation.profile_columns(PACKAGED_CHANNELS)
+    centres = rng.uniform(0, 2000, size=(groups, len(columns)))
     rows = np.concatenate([c * rng.lognormal(0, spread, size=(60, len(c))) for c in centres])
-    return pl.DataFrame(rows, schema=segmentation.PROFILE_COLUMNS).with_columns(
+    return pl.DataFrame(rows, schema=columns).with_columns(
         customer_key=pl.Series([f"c{i}" for i in range(len(rows))]),
         as_of_date=pl.lit(date(2026, 3, 1)),
     )

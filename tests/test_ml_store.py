@@ -102,7 +102,7 @@ def test_a_fitted_pipeline_round_trips_and_its_card_records_the_libraries(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # same versions: no warning
         loaded = store.load("churn", card.version)
-    x = frame.select(segmentation.SEGMENT_FEATURES).to_numpy()
+    x = frame.select(segmentation.segment_features(("web", "app", "store"))).to_numpy()
     assert (loaded["pipeline"].predict(x) == artifact["pipeline"].predict(x)).all()
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from aiwf_assets.automation.policies import apply_automation_policies
 from aiwf_assets.ml.assets import ASSETS as ML_ASSETS
-from aiwf_assets.ml.features import CUSTOMER_FEATURE_COLUMNS
+from aiwf_assets.ml.features import customer_feature_columns
 from aiwf_assets.monitoring.assets import ASSETS as MONITORING_ASSETS
 from aiwf_assets.monitoring.assets import FEATURE_REFERENCE, feature_drift, prediction_drift
 from aiwf_assets.resources import (
@@ -29,7 +29,9 @@ LATER = dt.date(2026, 2, 15)
 
 def snapshot(as_of: dt.date, rng: np.random.Generator, shift: float = 0.0) -> pl.DataFrame:
     n = 800
-    values = {c: rng.gamma(2.0, 10.0, n) for c in CUSTOMER_FEATURE_COLUMNS}
+    values = {
+        c: rng.gamma(2.0, 10.0, n) for c in customer_feature_columns(("web", "app", "store"))
+    }
     values["monetary"] = values["monetary"] * (1 + shift)  # spend moves when shift > 0
     return pl.DataFrame({
         "customer_key": [f"c{i:05d}" for i in range(n)],

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from aiwf_assets.io.warehouse import DuckDBWarehouse
-from aiwf_assets.ml.marts import MART_COLUMNS
+from aiwf_assets.ml.marts import mart_columns
 from aiwf_assets.monitoring import performance
 from aiwf_assets.monitoring.assets import model_performance
 from aiwf_assets.resources import (
@@ -29,7 +29,7 @@ def activity(buyers: list[str], last_day: dt.date) -> pl.DataFrame:
     """One order on day AS_OF + 5 for every buyer; the table reaches `last_day`."""
     rows = [(c, AS_OF + dt.timedelta(days=5)) for c in buyers] + [("c9999", last_day)]
     frame = pl.DataFrame(rows, schema=["customer_key", "activity_date"], orient="row")
-    counts = [c for c in MART_COLUMNS["fct_customer_daily_activity"] if c not in frame.columns]
+    counts = [c for c in mart_columns("fct_customer_daily_activity") if c not in frame.columns]
     return frame.with_columns([pl.lit(1).alias(c) for c in counts])
 
 

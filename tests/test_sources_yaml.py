@@ -357,3 +357,86 @@ def test_a_new_export_is_declared_in_yaml_only() -> None:
     assert spec.delimiter == ";"
     assert spec.column("unit_price").decimal == ","
     assert spec.channel == "marketplace"
+
+
+def _packaged() -> tuple[str, str]:
+    return (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
+
+
+def test_an_overlay_switches_packaged_sources_off() -> None:
+    from aiwf_assets.ingest.spec import parse_documents
+
+    off = "version: 1\nsources:\n  web_orders: {enabled: false}\n  customers: {enabled: false}\n"
+    config = parse_documents([_packaged(), ("off.yaml", off)])
+    assert "web_orders" not in config.sources and "customers" not in config.sources
+    assert config.order_channels == ("app", "store")
+    assert config.disabled == {"web_orders", "customers"}
+    # a later file may declare it again
+    again = parse_documents(
+        [_packaged(), ("off.yaml", off), ("uk.yaml", UK_OVERLAY.replace("shop:", "web_orders:"))]
+    )
+    assert again["web_orders"].channel == "shop_uk" and again.disabled == {"customers"}
+    # replace_packaged: only this file's sources remain; rates still merge
+    replacing = UK_OVERLAY.replace("version: 1", "version: 1\nreplace_packaged: true")
+    only = parse_documents([_packaged(), ("uk.yaml", replacing)])
+    assert list(only.sources) == ["shop"] and only.order_channels == ("shop_uk",)
+    assert only.disabled == set(load_sources().sources)
+    assert only.currency_rates_to_eur["GBP"] == 1.16 and only.currency_rates_to_eur["USD"] == 0.92
+
+
+@pytest.mark.parametrize(
+    ("overlay", "message"),
+    [
+        (
+            "version: 1\nsources:\n  web_order: {enabled: false}\n",
+            "off.yaml: sources.web_order.enabled: no source 'web_order' to switch off",
+        ),
+        ("version: 1\nsources:\n  web_orders: {enabled: no-thanks}\n",
+         "off.yaml: sources.web_orders.enabled: true or false"),
+        ("version: 1\nreplace_packaged: yes please\n",
+         "off.yaml: replace_packaged: true or false"),
+        ("version: 1\nreplace_packaged: true\n",
+         "every source is switched off; declare at least one"),
+    ],
+)
+def test_switching_off_errors_name_the_file_and_key(overlay: str, message: str) -> None:
+    from aiwf_assets.ingest.spec import parse_documents
+
+    with pytest.raises(SourceSpecError) as err:
+        parse_documents([_packaged(), ("off.yaml", overlay)])
+    assert message in str(err.value)
+
+
+RATES_OVERLAY = """\
+version: 1
+sources:
+  ecb_rates:
+    contract: exchange_rates
+    format: csv
+    landing: reference/rates.csv
+    columns:
+      date:        {from: day, type: date, timestamp_format: "%Y-%m-%d"}
+      currency:    {from: ccy, type: string, normalise: [upper]}
+      rate_to_eur: {from: rate, type: float}
+"""
+
+
+def test_one_dated_rate_file_may_be_declared() -> None:
+    from aiwf_assets.ingest.spec import parse_documents
+
+    assert load_sources().exchange_rates is None  # none packaged: constant rates only
+    config = parse_documents([_packaged(), ("rates.yaml", RATES_OVERLAY)])
+    assert config.exchange_rates is not None and config.exchange_rates.name == "ecb_rates"
+    second = RATES_OVERLAY.replace("ecb_rates:", "boe_rates:")
+    with pytest.raises(SourceSpecError, match="only one exchange_rates source may be declared"):
+        parse_documents([_packaged(), ("rates.yaml", RATES_OVERLAY), ("more.yaml", second)])
+    daily = RATES_OVERLAY.replace("reference/rates.csv", "rates/{date}.csv")
+    with pytest.raises(SourceSpecError, match="contract exchange_rates must not contain"):
+        parse_documents([_packaged(), ("rates.yaml", daily)])
+
+
+def test_channel_names_that_would_clash_with_fixed_columns_are_refused() -> None:
+    for name, clash in (("promo", "promo_share"), ("n", "n_orders")):
+        with pytest.raises(SourceSpecError, match=f"'{name}' is reserved .*{clash}"):
+            overlay = UK_OVERLAY.replace("channel: shop_uk", f"channel: {name}")
+            parse_sources(overlay.replace("{GBP: 1.16}", "{EUR: 1, GBP: 1.16}"))

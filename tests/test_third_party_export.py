@@ -7,20 +7,24 @@ The fixture has the shape of such exports: alphanumeric stock codes with letter 
 quantities, customer ids blank or written as `17850.0`, GBP prices, UK local times across
 the BST -> GMT switch (25 Oct 2026), postage, carriage, bank-charge, manual and discount
 lines, four days in one file, an undeclared negative quantity and a row broken by an
-unquoted comma.
+unquoted comma. A dated rate file gives GBP a different rate on each day but the first
+(which falls back to the constant rate), and the packaged sources are switched off
+(`replace_packaged: true`), so no publish guard needs an override.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
@@ -31,12 +35,13 @@ from aiwf_assets.ingest.spec import DEFAULT_SOURCES_PATH, load_sources, parse_do
 FIXTURE = Path(__file__).parent / "fixtures" / "uk_retailer"
 REPO = Path(__file__).resolve().parent.parent
 FILE_DAY = "2026-10-27"  # the export is named by its last day
-GBP_TO_EUR = Decimal("1.17")  # the packaged sources.yaml rate
+GBP_TO_EUR = Decimal("1.17")  # the packaged sources.yaml rate: the fallback
 NON_MERCHANDISE = {"POST", "DOT", "C2", "BANK CHARGES", "M", "D"}
 
 # Runs in a fresh interpreter so the sources (and so the asset graph) come from AIWF_SOURCES.
 RUN = textwrap.dedent(
     """
+    import json
     import dagster as dg
     from aiwf_assets.definitions import defs
     from aiwf_assets.demo import plan_runs
@@ -45,17 +50,18 @@ RUN = textwrap.dedent(
     plan = plan_runs(defs)
     layers = {"raw", "cleaned", "marts"}
     daily = [k for k in plan.daily if graph.get(k).group_name in layers]
-    rfm = dg.AssetKey("customer_rfm")
-    after = [k for k in plan.after if k == rfm or k in graph.get_ancestor_asset_keys(rfm)]
+    # customer_rfm, and dim_products (no catalogue: empty, warned about, nothing fails)
+    wanted = {dg.AssetKey("customer_rfm"), dg.AssetKey("dim_products")}
+    wanted |= {a for k in set(wanted) for a in graph.get_ancestor_asset_keys(k)}
+    after = [k for k in plan.after if k in wanted]
     job = defs.resolve_implicit_global_asset_job_def()
+    report, warned = {"assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys())}, []
     with dg.DagsterInstance.get() as instance:
+        # the packaged sources are switched off: no guard override (aiwf/accept_drop) needed
         for keys, tags in (
-            # no CRM, catalogue or store list: their empty snapshots are published on purpose
-            (plan.before, {"aiwf/accept_drop": "customers,products,stores"}),
-            # the packaged channels deliver nothing here: their empty days are accepted
+            (plan.before, {}),
             (daily, {"dagster/asset_partition_range_start": "%(day)s",
-                     "dagster/asset_partition_range_end": "%(day)s",
-                     "aiwf/accept_drop": "web_orders,app_orders,pos_transactions"}),
+                     "dagster/asset_partition_range_end": "%(day)s"}),
             (after, {}),
         ):
             result = job.execute_in_process(
@@ -69,6 +75,15 @@ RUN = textwrap.dedent(
                 assert check.passed or check.severity == dg.AssetCheckSeverity.WARN, (
                     check.asset_key, check.check_name, check.metadata,
                 )
+                warned.extend(
+                    [check.asset_key.to_user_string(), check.check_name]
+                    for _ in [1] if not check.passed
+                )
+        record = instance.get_latest_materialization_event(dg.AssetKey("order_lines"))
+        meta = record.asset_materialization.metadata
+        report["rate_fallbacks"] = meta["rate_fallbacks"].value
+    report["warned"] = warned
+    print("REPORT" + json.dumps(report))
     """
 ) % {"day": FILE_DAY}
 
@@ -77,6 +92,7 @@ RUN = textwrap.dedent(
 class Run:
     home: Path
     source_rows: list[dict[str, str]]  # the readable rows of the export, as written
+    report: dict  # what the run printed: asset keys, failed WARN checks, rate fallbacks
 
     def query(self, sql: str) -> pl.DataFrame:
         with duckdb.connect(str(self.home / "warehouse.duckdb"), read_only=True) as con:
@@ -89,6 +105,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     landing = home / "landing" / "uk_invoices"
     landing.mkdir(parents=True)
     (landing / f"{FILE_DAY}.csv").write_bytes((FIXTURE / "invoices.csv").read_bytes())
+    (home / "landing" / "reference").mkdir()
+    (home / "landing" / "reference" / "exchange_rates.csv").write_bytes(
+        (FIXTURE / "exchange_rates.csv").read_bytes()
+    )
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -109,7 +129,25 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     assert done.returncode == 0, done.stderr[-5000:]
     with (FIXTURE / "invoices.csv").open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if None not in r]  # the unquoted-comma row aside
-    return Run(home, rows)
+    report = json.loads(done.stdout.split("REPORT", 1)[1])
+    return Run(home, rows, report)
+
+
+def _rates() -> dict[date, Decimal]:
+    """GBP's dated rates in the fixture's rate file (upper-cased codes, as declared)."""
+    with (FIXTURE / "exchange_rates.csv").open(newline="") as f:
+        return {
+            date.fromisoformat(r["date"]): Decimal(r["rate_to_eur"])
+            for r in csv.DictReader(f) if r["currency"].upper() == "GBP"
+        }
+
+
+def _order_day(row: dict[str, str]) -> date:
+    """The UTC day of the row's UK local time (the repeated autumn hour read as BST)."""
+    local = datetime.strptime(row["InvoiceDate"], "%d/%m/%Y %H:%M")
+    return local.replace(tzinfo=ZoneInfo("Europe/London"), fold=0).astimezone(
+        ZoneInfo("UTC")
+    ).date()
 
 
 def _merchandise(row: dict[str, str]) -> bool:
@@ -131,7 +169,8 @@ def test_the_export_is_declared_outside_the_image_without_code() -> None:
         ]
     )
     assert overlaid["uk_invoices"].channel == "online_uk"
-    assert set(packaged.sources) < set(overlaid.sources)
+    assert set(overlaid.sources) == {"uk_invoices", "exchange_rates"}
+    assert overlaid.disabled == set(packaged.sources)  # replace_packaged: true
 
 
 def test_every_distinct_stock_code_is_a_distinct_product(run: Run) -> None:
@@ -165,7 +204,9 @@ def test_cancellations_are_returns_and_net_is_gross_minus_returns(run: Run) -> N
     mine = rfm.filter(pl.col("customer_key") == customer).row(0, named=True)
     assert mine["frequency"] == theirs.filter(~pl.col("is_return")).height == 1
     assert mine["monetary"] == round(float(theirs["order_total"].sum()), 2)
-    assert mine["online_uk_share"] == 1.0 and mine["web_share"] == 0.0
+    assert mine["online_uk_share"] == 1.0
+    # the packaged channels are switched off: no column for them anywhere
+    assert "web_share" not in rfm.columns
 
 
 def test_an_undeclared_negative_quantity_is_still_quarantined(run: Run) -> None:
@@ -188,21 +229,52 @@ def test_non_product_lines_are_booked_as_such(run: Run) -> None:
     assert not quarantine.filter(pl.col("reasons").str.contains("sku")).height
 
 
-def test_the_cleaned_total_is_the_source_total_at_the_declared_rate_to_the_cent(
+def test_the_cleaned_total_is_the_source_total_at_each_days_rate_to_the_cent(
     run: Run,
 ) -> None:
-    source_gbp = sum(
-        Decimal(r["Quantity"]) * Decimal(r["Price"]) for r in _cleaned_source_rows(run)
+    """Each line converts at GBP's rate for its UTC order day in the rate file; the 23rd has
+    none and falls back to the constant rate (reported in the order_lines metadata)."""
+    rates = _rates()
+    rows = _cleaned_source_rows(run)
+    days = {_order_day(r) for r in rows}
+    assert len({rates.get(d, GBP_TO_EUR) for d in days}) == len(days) == 5  # a rate per day
+    source_gbp = sum(Decimal(r["Quantity"]) * Decimal(r["Price"]) for r in rows)
+    source_eur = sum(
+        Decimal(r["Quantity"]) * Decimal(r["Price"]) * rates.get(_order_day(r), GBP_TO_EUR)
+        for r in rows
     )
     cleaned = run.query(
         "select sum(line_amount_source) as gbp, sum(cast(line_amount as decimal(38, 9))) as eur "
         "from cleaned.order_lines"
     ).row(0, named=True)
     assert Decimal(str(cleaned["gbp"])).quantize(Decimal("0.01")) == source_gbp
-    expected_eur = (source_gbp * GBP_TO_EUR).quantize(Decimal("0.01"))
-    assert abs(Decimal(cleaned["eur"]) - source_gbp * GBP_TO_EUR) < Decimal("0.005")
+    assert abs(Decimal(cleaned["eur"]) - source_eur) < Decimal("0.005")
     net = run.query("select sum(order_total) as eur from marts.fct_orders").row(0)[0]
-    assert Decimal(str(round(net, 2))) == expected_eur
+    assert Decimal(str(round(net, 2))) == source_eur.quantize(Decimal("0.01"))
+    # the day's own rate, line by line (order_date is the UTC day)
+    by_day = run.query(
+        "select order_date, sum(line_amount) / sum(line_amount_source) as rate "
+        "from cleaned.order_lines group by 1 order by 1"
+    )
+    for day, rate in by_day.iter_rows():
+        assert rate == pytest.approx(float(rates.get(day, GBP_TO_EUR)), abs=1e-9)
+    fallbacks = run.report["rate_fallbacks"]
+    fallback_lines = sum(1 for r in rows if _order_day(r) not in rates)
+    assert "| 2026-10-23 | GBP | " + str(fallback_lines) + " | 1.17 |" in fallbacks
+    assert "2026-10-24" not in fallbacks
+
+
+def test_packaged_sources_are_switched_off_without_an_override(run: Run) -> None:
+    """replace_packaged: no landing or raw asset for the packaged sources; the reference
+    tables they fed are published empty on purpose (dim_products warns, nothing fails)."""
+    assets = set(run.report["assets"])
+    assert {"raw_uk_invoices", "raw_exchange_rates", "exchange_rates"} <= assets
+    assert not {"raw_web_orders", "raw_customers", "raw_products", "landing_stores"} & assets
+    assert run.query("select count(*) from cleaned.customer_identity").item() == 0
+    assert run.query("select count(*) from marts.dim_products").item() == 0
+    assert any(
+        key == "dim_products" and "min_row_count" in check for key, check in run.report["warned"]
+    ), run.report["warned"]
 
 
 def test_a_file_spanning_days_lands_in_the_partition_it_is_named_by(run: Run) -> None:

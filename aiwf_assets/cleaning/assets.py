@@ -12,6 +12,7 @@ day keeps its published rows and fails the run with the findings (docs/DATA_CONT
 """
 
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from aiwf_assets.cleaning import CleanResult, content_version
 from aiwf_assets.cleaning import clean_interactions_day as clean_interactions
 from aiwf_assets.cleaning import clean_orders_day as clean_orders
 from aiwf_assets.cleaning import clean_reference_customers as clean_customers
+from aiwf_assets.cleaning import clean_reference_exchange_rates as clean_rates
 from aiwf_assets.cleaning import clean_reference_products as clean_products
 from aiwf_assets.cleaning import clean_reference_promotion_plan as clean_promotion_plan
 from aiwf_assets.cleaning import clean_reference_stores as clean_stores
@@ -40,6 +42,7 @@ from aiwf_assets.cleaning.audit import (
     repeated_finding,
     volume_finding,
 )
+from aiwf_assets.cleaning.clean import no_reference
 from aiwf_assets.cleaning.contracts import table_schema, validate_table
 from aiwf_assets.cleaning.quarantine import by_day as quarantine_by_day
 from aiwf_assets.cleaning.quarantine import by_reason as quarantine_by_reason
@@ -68,6 +71,7 @@ TABLE_KEYS: dict[str, list[str]] = {
     "products": ["sku"],
     "stores": ["store_code"],
     "promotion_plan": ["campaign_code", "start_date"],
+    "exchange_rates": ["date", "currency"],
 }
 LINEAGE_COLUMNS = ["source_file", "source_row"]
 
@@ -84,6 +88,7 @@ DESCRIPTIONS = {
         "The campaign calendar published ahead of time: code, publication day, planned days, "
         "discount and categories (the demand forecast's planned promotions)."
     ),
+    "exchange_rates": "Dated exchange rates (a rate per currency and day) for order cleaning.",
     "reference_quarantine": "Rejected rows of the reference files with their reasons.",
 }
 
@@ -94,6 +99,9 @@ def channels_for(*contracts: str) -> list[str]:
 
 ORDER_CHANNELS = channels_for("order_lines")
 INTERACTION_CHANNELS = channels_for("tickets", "sessions")
+# the dated rate file, when one is declared: order lines convert at their day's rate
+RATES = SOURCES.exchange_rates
+ORDER_REFERENCES = ["customer_identity"] + (["exchange_rates"] if RATES is not None else [])
 
 
 def _spec(name: str, deps: list[str]) -> dg.AssetSpec:
@@ -227,8 +235,8 @@ def _plausibility_check(table: str, name: str, description: str) -> dg.AssetChec
 
 @dg.multi_asset(
     specs=[
-        _spec("orders", [f"raw_{c}" for c in ORDER_CHANNELS] + ["customer_identity"]),
-        _spec("order_lines", [f"raw_{c}" for c in ORDER_CHANNELS] + ["customer_identity"]),
+        _spec("orders", [f"raw_{c}" for c in ORDER_CHANNELS] + ORDER_REFERENCES),
+        _spec("order_lines", [f"raw_{c}" for c in ORDER_CHANNELS] + ORDER_REFERENCES),
         _spec("interactions", [f"raw_{c}" for c in INTERACTION_CHANNELS] + ["customer_identity"]),
         _spec("quarantine", [f"raw_{c}" for c in ORDER_CHANNELS + INTERACTION_CHANNELS]),
     ],
@@ -287,6 +295,8 @@ class _DailyAudit:
     rows_checked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DAILY_TABLES, 0))
     # sources of the current day whose file ends mid-record
     cut_short: set[str] = field(default_factory=set)
+    # lines converted at the constant rate although a dated rate file is declared
+    rate_fallbacks: list[pl.DataFrame] = field(default_factory=list)
 
 
 def run_token(run_id: str) -> str:
@@ -298,6 +308,13 @@ def _clean_days(
     context: dg.AssetExecutionContext, store: ParquetStore, wh: Warehouse, key: bytes
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     identity = wh.query(f"SELECT * FROM {required_table(wh, 'customer_identity')}")
+    dated_rates = (
+        wh.query(
+            "SELECT date, currency, rate_to_eur FROM "
+            + required_table(wh, "exchange_rates", f"{RATES.name} is declared")
+        )
+        if RATES is not None else None
+    )
     thresholds = guard_thresholds()
     overrides = overridden_sources(context.run.tags)
     token = run_token(context.run_id)
@@ -316,16 +333,23 @@ def _clean_days(
     cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiwf-clean")
     try:
         cleaned_rows = 0
-        upcoming = cleaner.submit(_clean_one_day, store, identity, key, days[0]) if days else None
+        upcoming = (
+            cleaner.submit(_clean_one_day, store, identity, key, days[0], dated_rates)
+            if days else None
+        )
         for done, partition in enumerate(context.partition_keys, 1):
             day = days[done - 1]
             assert upcoming is not None
             tables, accounting, findings = upcoming.result()
             upcoming = (
-                cleaner.submit(_clean_one_day, store, identity, key, days[done])
+                cleaner.submit(
+                    _clean_one_day, store, identity, key, days[done], dated_rates
+                )
                 if done < len(days) else None
             )
             audit.cut_short = findings.cut_short
+            if findings.rate_fallbacks is not None:
+                audit.rate_fallbacks.append(findings.rate_fallbacks)
             for table, finding in findings.repeated:
                 audit.repeated[table].append(finding)
             cleaned_rows += sum(tables[t].height for t in DAILY_TABLES)
@@ -357,6 +381,11 @@ def _clean_days(
                 {"quarantined_by_reason": _reason_counts(tables["quarantine"])},
                 asset_key="quarantine", partition_key=partition,
             )
+            if RATES is not None:
+                context.add_asset_metadata(
+                    {"rate_fallbacks": _fallback_summary(audit.rate_fallbacks[-1:])},
+                    asset_key="order_lines", partition_key=partition,
+                )
     finally:
         cleaner.shutdown(wait=True, cancel_futures=True)
         _drop_staging(context, wh, list(staging.values()))
@@ -386,6 +415,10 @@ def _clean_days(
                     **(
                         quarantine_overview(everything_quarantined)
                         if table == "quarantine" else {}
+                    ),
+                    **(
+                        {"rate_fallbacks": _fallback_summary(audit.rate_fallbacks)}
+                        if table == "order_lines" and RATES is not None else {}
                     ),
                 },
             )
@@ -417,17 +450,32 @@ def held_back_message(held: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _fallback_summary(frames: list[pl.DataFrame]) -> dg.MetadataValue:
+    """Which lines were converted at the constant rate for want of a dated one."""
+    fallbacks = pl.concat(frames) if frames else pl.DataFrame()
+    if fallbacks.is_empty():
+        return dg.MetadataValue.md("none: every non-EUR line had a dated rate")
+    return dg.MetadataValue.md(
+        "Lines converted at the constant `currency_rates_to_eur` rate (no dated rate for"
+        " their day and currency):\n\n"
+        + _markdown_table(fallbacks.with_columns(pl.col("order_date").cast(pl.String)))
+    )
+
+
 @dataclass(frozen=True)
 class _RawFindings:
     """What reading one day's raw files found: sources whose file ends mid-record, and
-    (table, finding) for files whose records repeat."""
+    (table, finding) for files whose records repeat; with a dated rate file, the lines
+    converted at the constant rate (clean.RATE_FALLBACK_SCHEMA)."""
 
     cut_short: set[str]
     repeated: list[tuple[str, str]]
+    rate_fallbacks: pl.DataFrame | None = None
 
 
 def _clean_one_day(
-    store: ParquetStore, identity: pl.DataFrame, key: bytes, day: dt.date
+    store: ParquetStore, identity: pl.DataFrame, key: bytes, day: dt.date,
+    dated_rates: pl.DataFrame | None = None,
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, _RawFindings]:
     """One day's raw files read and cleaned (pure: safe in a thread beside the writer)."""
     partition = day.isoformat()
@@ -441,7 +489,7 @@ def _clean_one_day(
             table = "order_lines" if channel in ORDER_CHANNELS else "interactions"
             findings.repeated.append((table, f"{partition}: {repeated}"))
     orders_result = clean_orders(
-        {c: raw[c] for c in ORDER_CHANNELS}, identity, key, day, SOURCES
+        {c: raw[c] for c in ORDER_CHANNELS}, identity, key, day, SOURCES, dated_rates
     )
     interactions_result = clean_interactions(
         {c: raw[c] for c in INTERACTION_CHANNELS}, identity, key, day, SOURCES
@@ -454,6 +502,7 @@ def _clean_one_day(
         ),
     }
     accounting = pl.concat([orders_result.accounting, interactions_result.accounting])
+    findings = dataclasses.replace(findings, rate_fallbacks=orders_result.rate_fallbacks)
     return tables, accounting, findings
 
 
@@ -593,14 +642,28 @@ def guard_thresholds() -> GuardThresholds:
     )
 
 
-def required_table(wh: Warehouse, table: str) -> str:
+_REQUIRED_HINTS = {
+    "customer_identity": (
+        "daily cleaning links customers through it",
+        "it builds from raw_customers; an empty or absent CRM file gives an empty table,"
+        " which is enough",
+    ),
+    "exchange_rates": (
+        "daily cleaning converts order lines at their day's rate from it",
+        "it builds from the declared rate file",
+    ),
+}
+
+
+def required_table(wh: Warehouse, table: str, why: str | None = None) -> str:
     """`cleaned.<table>`, or a failure that says which asset to materialise first."""
     relation = f"{SCHEMA}.{table}"
     if not wh.table_exists(relation):
+        need, hint = _REQUIRED_HINTS.get(table, ("daily cleaning reads it", ""))
         raise dg.Failure(
-            f"{relation} does not exist: daily cleaning links customers through it. "
-            f"Materialise the reference asset {table} first (it builds from raw_customers; "
-            "an empty or absent CRM file gives an empty table, which is enough)."
+            f"{relation} does not exist: {need}{f' ({why})' if why else ''}. "
+            f"Materialise the reference asset {table} first"
+            + (f" ({hint})." if hint else ".")
         )
     return relation
 
@@ -633,10 +696,15 @@ def _reference_guard(table: str) -> dg.AssetCheckSpec:
 
 
 def _publish_reference(
-    context: dg.AssetExecutionContext, wh: Warehouse, source: str, result: CleanResult
+    context: dg.AssetExecutionContext, wh: Warehouse, source: str, result: CleanResult,
+    *, switched_off: bool = False, strict: bool = False,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Stage a reference file's tables (and its quarantine rows), audit them, publish them
-    together in one transaction; a blocking finding leaves every published table as it was."""
+    together in one transaction; a blocking finding leaves every published table as it was.
+
+    switched_off: the source is switched off in the sources (it never delivers), so its
+    empty tables are what is meant, not a drop. strict: a rejected row holds the whole
+    file back (a rate file with a bad row must not quietly lose that day's rate)."""
     thresholds = guard_thresholds()
     overridden = is_overridden(source, overridden_sources(context.run.tags))
     tables = result.tables
@@ -655,11 +723,13 @@ def _publish_reference(
             contract[table] = [
                 contract_finding(table, staged, f) for f in validate_table(table, staged)
             ]
-            guard[table] = reference_finding(
+            guard[table] = None if switched_off else reference_finding(
                 f"{source} -> {SCHEMA}.{table}", staged.height,
                 _published_rows(wh, f"{SCHEMA}.{table}"), thresholds,
             )
         findings = [f for fs in contract.values() for f in fs]
+        if strict:
+            findings += rejected_rows(result.quarantine)
         if not overridden:
             findings += [f for f in guard.values() if f]
         if not findings:
@@ -702,16 +772,35 @@ def _publish_reference(
         )
 
 
+def rejected_rows(quarantine: pl.DataFrame, limit: int = 20) -> list[str]:
+    """A strict reference file's rejected rows as findings: file, row (and line of a CSV
+    with a header) and the column's reason, e.g.
+    `reference/rates.csv row 3 (line 4): rate_to_eur: must be > 0 (-1.1)`."""
+    out = []
+    for r in quarantine.sort("source_row").head(limit).iter_rows(named=True):
+        row = r["source_row"]
+        line = f" (line {row + 1})" if str(r["source_file"]).endswith(".csv") else ""
+        out.append(f"{r['source_file']} row {row}{line}: {r['reasons']}")
+    if quarantine.height > limit:
+        out.append(f"... and {quarantine.height - limit} more rejected row(s)")
+    return out
+
+
 def _published_rows(wh: Warehouse, table: str) -> int | None:
     if not wh.table_exists(table):
         return None
     return int(wh.query(f"SELECT count(*) AS n FROM {table}")["n"][0])
 
 
+def _raw_dep(source: str) -> list[str]:
+    """The raw asset a reference table builds from; none when the source is switched off."""
+    return [f"raw_{source}"] if source in SOURCES.sources else []
+
+
 @dg.multi_asset(
     specs=[
-        _spec("customers", ["raw_customers"]),
-        _spec("customer_identity", ["raw_customers"]),
+        _spec("customers", _raw_dep("customers")),
+        _spec("customer_identity", _raw_dep("customers")),
     ],
     check_specs=[
         _contract_check("customers"),
@@ -728,21 +817,39 @@ def clean_customers_asset(
     pii: PiiKeyResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """CRM customers pseudonymised, and the identity map that links channels to one customer."""
-    result = clean_customers(storage.store().read("raw_customers"), pii.key())
-    yield from _publish_reference(context, warehouse.get(), "customers", result)
+    if "customers" not in SOURCES.sources:  # switched off: no CRM, nobody is known
+        result = no_reference("customers", "customer_identity")
+    else:
+        result = clean_customers(
+            storage.store().read("raw_customers"), pii.key(), SOURCES["customers"]
+        )
+    yield from _publish_reference(
+        context, warehouse.get(), "customers", result,
+        switched_off="customers" not in SOURCES.sources,
+    )
 
 
-def _single_reference(name: str, cleaner) -> dg.AssetsDefinition:
+def _single_reference(
+    name: str, cleaner, *, source: str | None = None, strict: bool = False
+) -> dg.AssetsDefinition:
+    source = source or name
+
     @dg.multi_asset(
-        specs=[_spec(name, [f"raw_{name}"])],
+        specs=[_spec(name, _raw_dep(source))],
         check_specs=[_contract_check(name), _reference_guard(name)],
         name=f"clean_{name}",
     )
     def _asset(
         context: dg.AssetExecutionContext, storage: StorageResource, warehouse: WarehouseResource
     ):
-        result = cleaner(storage.store().read(f"raw_{name}"))
-        yield from _publish_reference(context, warehouse.get(), name, result)
+        off = source not in SOURCES.sources
+        result = (
+            no_reference(name) if off
+            else cleaner(storage.store().read(f"raw_{source}"), SOURCES[source])
+        )
+        yield from _publish_reference(
+            context, warehouse.get(), source, result, switched_off=off, strict=strict
+        )
 
     return _asset
 
@@ -750,6 +857,11 @@ def _single_reference(name: str, cleaner) -> dg.AssetsDefinition:
 clean_products_asset = _single_reference("products", clean_products)
 clean_stores_asset = _single_reference("stores", clean_stores)
 clean_promotion_plan_asset = _single_reference("promotion_plan", clean_promotion_plan)
+# only when a rate file is declared; a bad row holds the whole file back
+clean_exchange_rates_asset = (
+    _single_reference("exchange_rates", clean_rates, source=RATES.name, strict=True)
+    if RATES is not None else None
+)
 
 defs = dg.Definitions(
     assets=[
@@ -758,5 +870,6 @@ defs = dg.Definitions(
         clean_stores_asset,
         clean_promotion_plan_asset,
         clean_daily,
+        *([clean_exchange_rates_asset] if clean_exchange_rates_asset is not None else []),
     ]
 )

@@ -104,6 +104,18 @@ PRODUCTS_SCHEMA = pl.Schema(
         "list_price": pl.Float64(),
     }
 )
+EXCHANGE_RATES_SCHEMA = pl.Schema(
+    {"date": pl.Date(), "currency": pl.String(), "rate_to_eur": pl.Float64()}
+)
+# Lines of a day converted at the constant rate although a dated rate file is declared
+RATE_FALLBACK_SCHEMA = pl.Schema(
+    {
+        "order_date": pl.Date(),
+        "currency": pl.String(),
+        "lines": pl.Int64(),
+        "rate_to_eur": pl.Float64(),
+    }
+)
 STORES_SCHEMA = pl.Schema(
     {
         "store_code": pl.String(),
@@ -123,8 +135,11 @@ PROMOTION_PLAN_SCHEMA = pl.Schema(
         "categories": pl.String(),
     }
 )
-# order lines before the orders aggregation, which needs the store
-_LINES_WITH_STORE = pl.Schema({**ORDER_LINES_SCHEMA, "store_code": pl.String()})
+# order lines before the orders aggregation, which needs the store (and the fallback
+# report, which needs to know which lines found a dated rate)
+_LINES_WITH_STORE = pl.Schema(
+    {**ORDER_LINES_SCHEMA, "store_code": pl.String(), "_dated_rate": pl.Boolean()}
+)
 # Identifier columns in the order they decide a customer_key (first known one wins).
 _IDENTIFIERS: dict[str, PiiKind] = {
     "customer_email": "email",
@@ -147,12 +162,18 @@ def clean_orders_day(
     key: bytes,
     partition_date: dt.date,
     specs: SourcesConfig,
+    dated_rates: pl.DataFrame | None = None,
 ) -> CleanResult:
     """Clean one day of every order source (keys: source names, e.g. web_orders).
 
     Any source declared with `contract: order_lines` is accepted. Tables:
     `order_lines` and `orders` (aggregated from the cleaned lines, so an order
     whose lines were partly quarantined keeps its valid lines).
+
+    `dated_rates` (EXCHANGE_RATES_SCHEMA: the cleaned exchange_rates file, when one is
+    declared): a line is converted at its currency's rate for its order_date (the UTC day
+    of ordered_at), else at the constant `currency_rates_to_eur` rate; `rate_fallbacks`
+    then counts the non-EUR lines that fell back, per day and currency.
     """
     outcomes = {
         name: clean_source(
@@ -166,14 +187,40 @@ def clean_orders_day(
     }
     hashes, known = _identify(outcomes, identity, key, specs)
     lines = [
-        _order_lines(o.valid, specs[name], known, key, specs.currency_rates_to_eur, hashes[name])
+        _order_lines(
+            o.valid, specs[name], known, key, specs.currency_rates_to_eur, hashes[name],
+            dated_rates,
+        )
         for name, o in outcomes.items()
     ]
     order_lines = _concat(lines, _LINES_WITH_STORE).sort("order_id", "line_number")
     return CleanResult(
-        tables={"order_lines": order_lines.drop("store_code"), "orders": _orders(order_lines)},
+        tables={
+            "order_lines": order_lines.drop("store_code", "_dated_rate"),
+            "orders": _orders(order_lines),
+        },
         quarantine=_concat([o.quarantine for o in outcomes.values()], QUARANTINE_SCHEMA),
         accounting=_concat([o.accounting for o in outcomes.values()], ACCOUNTING_SCHEMA),
+        rate_fallbacks=(
+            None if dated_rates is None
+            else rate_fallbacks(order_lines, specs.currency_rates_to_eur)
+        ),
+    )
+
+
+def rate_fallbacks(lines: pl.DataFrame, rates: Mapping[str, float]) -> pl.DataFrame:
+    """Non-EUR lines converted at the constant rate (no dated rate for their day and
+    currency), per order_date and currency, with the rate used."""
+    fell_back = lines.filter(~pl.col("_dated_rate"), pl.col("currency") != "EUR")
+    return (
+        fell_back.group_by("order_date", "currency")
+        .agg(pl.len().cast(pl.Int64).alias("lines"))
+        .with_columns(
+            pl.col("currency").replace_strict(rates, return_dtype=pl.Float64).alias("rate_to_eur")
+        )
+        .select(list(RATE_FALLBACK_SCHEMA))
+        .cast(dict(RATE_FALLBACK_SCHEMA))
+        .sort("order_date", "currency")
     )
 
 
@@ -225,6 +272,7 @@ def _order_lines(
     key: bytes,
     rates: Mapping[str, float],
     hashes: Mapping[str, pl.Series] | None = None,
+    dated_rates: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     # store_code rides along for the orders table; clean_orders_day drops it from lines
     customer_key = resolve_customer_keys(
@@ -241,7 +289,10 @@ def _order_lines(
     # binary noise of the parsed price), converted once at the line's rate and not rounded
     # per line, so any total rounds to the same cent as the source file's total.
     amount_source = (quantity * pl.col("unit_price")).round(6)
-    rate = pl.col("currency").replace_strict(rates, return_dtype=pl.Float64)
+    # the line's rate: its currency's dated rate for its order day, else the constant one
+    constant = pl.col("currency").replace_strict(rates, return_dtype=pl.Float64)
+    valid = _with_dated_rate(valid, dated_rates)
+    rate = pl.coalesce(pl.col("_rate"), constant)
     original = (
         pl.lit(f"{spec.channel}:") + pl.col("original_order_id")
         if "original_order_id" in declared
@@ -275,6 +326,24 @@ def _order_lines(
         (pl.col("store_code") if "store_code" in declared else pl.lit(None, pl.String)).alias(
             "store_code"
         ),
+        pl.col("_rate").is_not_null().alias("_dated_rate"),
+    )
+
+
+def _with_dated_rate(valid: pl.DataFrame, dated_rates: pl.DataFrame | None) -> pl.DataFrame:
+    """`valid` with `_rate`: the dated rate of the line's currency on its UTC order day
+    (null without one). Row order is kept; the rates are unique by (date, currency)."""
+    if dated_rates is None or dated_rates.is_empty():
+        return valid.with_columns(pl.lit(None, pl.Float64).alias("_rate"))
+    rates = dated_rates.select(
+        pl.col("date").cast(pl.Date).alias("_rate_day"),
+        pl.col("currency").cast(pl.String),
+        pl.col("rate_to_eur").cast(pl.Float64).alias("_rate"),
+    ).unique(["_rate_day", "currency"], keep="none")  # an ambiguous day has no dated rate
+    return (
+        valid.with_columns(pl.col("ordered_at").dt.date().alias("_rate_day"))
+        .join(rates, on=["_rate_day", "currency"], how="left", maintain_order="left")
+        .drop("_rate_day")
     )
 
 
@@ -433,6 +502,31 @@ def clean_reference_promotion_plan(
         tables={"promotion_plan": plan.sort("start_date", "campaign_code")},
         quarantine=result.quarantine,
         accounting=result.accounting,
+    )
+
+
+def clean_reference_exchange_rates(raw: pl.DataFrame, spec: SourceSpec) -> CleanResult:
+    """Dated rates file -> `exchange_rates` (date, currency, rate_to_eur)."""
+    result = _reference(raw, spec, "exchange_rates", EXCHANGE_RATES_SCHEMA)
+    rates = result.tables["exchange_rates"].sort("date", "currency")
+    return CleanResult({"exchange_rates": rates}, result.quarantine, result.accounting)
+
+
+def no_reference(*tables: str) -> CleanResult:
+    """Empty reference tables, for a reference source that is switched off (it never
+    delivers): published as such, so what reads them finds them."""
+    schemas = {
+        "customers": CUSTOMERS_SCHEMA,
+        "customer_identity": IDENTITY_SCHEMA,
+        "products": PRODUCTS_SCHEMA,
+        "stores": STORES_SCHEMA,
+        "exchange_rates": EXCHANGE_RATES_SCHEMA,
+        "promotion_plan": PROMOTION_PLAN_SCHEMA,
+    }
+    return CleanResult(
+        tables={t: schemas[t].to_frame() for t in tables},
+        quarantine=QUARANTINE_SCHEMA.to_frame(),
+        accounting=ACCOUNTING_SCHEMA.to_frame(),
     )
 
 

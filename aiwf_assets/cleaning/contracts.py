@@ -305,6 +305,15 @@ class PromotionPlan(_Pseudonymised):
         unique = ["campaign_code", "start_date"]
 
 
+class ExchangeRates(_Pseudonymised):
+    date: pl.Date = pa.Field(description="the day the rate applies to (order_date, UTC)")
+    currency: str = pa.Field(str_matches=r"^[A-Z]{3}$", description="ISO 4217 code")
+    rate_to_eur: float = pa.Field(gt=0, description="an amount in the currency x rate = EUR")
+
+    class Config:
+        unique = ["date", "currency"]
+
+
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "order_lines": OrderLines,
     "orders": Orders,
@@ -316,6 +325,7 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "products": Products,
     "stores": Stores,
     "promotion_plan": PromotionPlan,
+    "exchange_rates": ExchangeRates,
 }
 
 

@@ -366,6 +366,18 @@ def contract_rules(
             Rule("categories", pl.col("categories").str.replace_all(r"[;\s]", "") != "",
                  "must name at least one category"),
         ]  # fmt: skip
+    elif contract == "exchange_rates":
+        rules += [
+            Rule(
+                "currency", pl.col("currency").str.contains(r"^[A-Z]{3}$"),
+                "not a three-letter ISO 4217 code",
+            ),
+            greater_than("rate_to_eur", 0),
+            Rule(
+                "rate_to_eur", (pl.col("currency") != "EUR") | (pl.col("rate_to_eur") == 1),
+                "must be 1 for EUR",
+            ),
+        ]
     rules += [
         matches(c.name, c.pattern, spec.non_merchandise if c.name == "sku" else ())
         for c in spec.all_columns

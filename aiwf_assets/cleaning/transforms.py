@@ -77,6 +77,8 @@ class CleanResult:
     tables: dict[str, pl.DataFrame]
     quarantine: pl.DataFrame  # QUARANTINE_SCHEMA
     accounting: pl.DataFrame  # ACCOUNTING_SCHEMA, one row per source
+    # order days only, when a dated rate file is declared: lines at the constant rate
+    rate_fallbacks: pl.DataFrame | None = None  # clean.RATE_FALLBACK_SCHEMA
 
     def __post_init__(self) -> None:
         broken = self.accounting.filter(

@@ -168,6 +168,13 @@ CONTRACTS: dict[str, Contract] = {
             daily=False,
         ),
         Contract(
+            name="exchange_rates",
+            columns={"date": "date", "currency": "string", "rate_to_eur": "float"},
+            mandatory=("date", "currency", "rate_to_eur"),
+            key=("date", "currency"),
+            daily=False,
+        ),
+        Contract(
             name="stores",
             columns={
                 "store_code": "string",
@@ -300,6 +307,9 @@ class SourcesConfig:
     sources: Mapping[str, SourceSpec]
     currency_rates_to_eur: Mapping[str, float]
     origin: str = "sources.yaml"
+    # packaged (or earlier) sources switched off by an overlay (`enabled: false`,
+    # `replace_packaged: true`): declared nowhere now, they deliver nothing by intent
+    disabled: frozenset[str] = frozenset()
 
     def __getitem__(self, name: str) -> SourceSpec:
         try:
@@ -318,6 +328,11 @@ class SourcesConfig:
         """Cleaned channel names (web, app, store, ...) of the order sources, in declaration
         order (overlaid sources after the packaged ones): the order of per-channel columns."""
         return tuple(s.channel for s in self.sources.values() if s.channel is not None)
+
+    @property
+    def exchange_rates(self) -> SourceSpec | None:
+        """The dated exchange-rate file (contract exchange_rates), if one is declared."""
+        return next(iter(self.by_contract("exchange_rates").values()), None)
 
     @property
     def product_key_patterns(self) -> dict[str, str]:
@@ -371,29 +386,67 @@ def parse_sources(text: str, origin: str = "sources.yaml") -> SourcesConfig:
 
 def parse_documents(documents: list[tuple[str, str]]) -> SourcesConfig:
     """Validate (origin, text) documents, later ones overlaying earlier ones: a source of
-    the same name is replaced, rates of the same currency too. Errors name the origin."""
+    the same name is replaced, rates of the same currency too; `enabled: false` on an entry
+    removes that source, `replace_packaged: true` every source of the earlier documents.
+    Errors name the origin."""
     rates: dict[str, float] = {}
     sources: dict[str, SourceSpec] = {}
     origins: dict[str, str] = {}
+    disabled: set[str] = set()
     for i, (origin, text) in enumerate(documents):
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise SourceSpecError(f"{origin}: not valid YAML ({e})") from e
         top = _mapping(doc, origin, "the document")
-        _known_keys(top, {"version", "currency_rates_to_eur", "sources"}, origin, "top level")
+        _known_keys(
+            top, {"version", "currency_rates_to_eur", "sources", "replace_packaged"}, origin,
+            "top level",
+        )
         if top.get("version") != 1:
             raise SourceSpecError(f"{origin}: version: expected 1, got {top.get('version')!r}")
         first = i == 0
+        replace = top.get("replace_packaged", False)
+        if not isinstance(replace, bool) or (replace and first):
+            raise SourceSpecError(
+                f"{origin}: replace_packaged: true or false, in an AIWF_SOURCES file only"
+            )
+        if replace:
+            disabled |= set(sources)
+            sources.clear()
+            origins.clear()
         if first or "currency_rates_to_eur" in top:
             rates |= _rates(top.get("currency_rates_to_eur"), origin, base=first)
         entries = _mapping(top.get("sources", {} if not first else None), origin, "sources")
         if first and not entries:
             raise SourceSpecError(f"{origin}: sources: declare at least one source")
         for name, body in entries.items():
-            sources[str(name)] = _source(str(name), body, f"{origin}: sources.{name}")
-            origins[str(name)] = origin
+            name, where = str(name), f"{origin}: sources.{name}"
+            enabled = body.get("enabled", True) if isinstance(body, dict) else True
+            if not isinstance(enabled, bool):
+                raise SourceSpecError(f"{where}.enabled: true or false")
+            if enabled is False and set(body) == {"enabled"}:
+                if name not in sources and name not in disabled:
+                    raise SourceSpecError(
+                        f"{where}.enabled: no source {name!r} to switch off; declared: "
+                        f"{', '.join(sorted(sources))}"
+                    )
+            else:
+                entry = {k: v for k, v in body.items() if k != "enabled"} if isinstance(
+                    body, dict
+                ) else body
+                spec = _source(name, entry, where)
+            if enabled:
+                sources[name] = spec
+                origins[name] = origin
+                disabled.discard(name)
+            else:
+                sources.pop(name, None)
+                origins.pop(name, None)
+                disabled.add(name)
     origin = " + ".join(o for o, _ in documents)
+    if not sources:
+        raise SourceSpecError(f"{origin}: every source is switched off; declare at least one")
     by_channel: dict[str, str] = {}
     for name, spec in sources.items():
         if spec.channel is None:
@@ -404,7 +457,16 @@ def parse_documents(documents: list[tuple[str, str]]) -> SourcesConfig:
                 f"channel of source {by_channel[spec.channel]!r}"
             )
         by_channel[spec.channel] = name
-    return SourcesConfig(sources=sources, currency_rates_to_eur=rates, origin=origin)
+    rate_files = [n for n, s in sources.items() if s.contract.name == "exchange_rates"]
+    if len(rate_files) > 1:
+        raise SourceSpecError(
+            f"{origins[rate_files[1]]}: sources.{rate_files[1]}: only one exchange_rates "
+            f"source may be declared (also {rate_files[0]!r})"
+        )
+    return SourcesConfig(
+        sources=sources, currency_rates_to_eur=rates, origin=origin,
+        disabled=frozenset(disabled),
+    )
 
 
 def _rates(value: Any, origin: str, *, base: bool = True) -> dict[str, float]:
@@ -439,6 +501,8 @@ _SOURCE_KEYS = {
     "phone_region",
 }
 _RETURNS_KEYS = {"order_prefix", "negative_quantity", "status"}
+# channel names whose per-channel columns would clash with a fixed column
+_RESERVED_CHANNELS = {"n": "n_orders", "promo": "promo_share"}
 
 
 def _source(name: str, body: Any, where: str) -> SourceSpec:
@@ -471,6 +535,11 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
             )
     elif channel is not None:
         raise SourceSpecError(f"{where}.channel: only order_lines sources have a channel")
+    if channel in _RESERVED_CHANNELS:
+        raise SourceSpecError(
+            f"{where}.channel: {channel!r} is reserved (its columns {channel}_orders / "
+            f"{channel}_share would clash with {_RESERVED_CHANNELS[channel]})"
+        )
     delimiter = entry.get("delimiter", ",")
     if "delimiter" in entry and fmt != "csv":
         raise SourceSpecError(f"{where}.delimiter: only csv sources have a delimiter")

@@ -30,7 +30,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.common import RANDOM_STATE
-from aiwf_assets.ml.features import CUSTOMER_FEATURE_COLUMNS
+from aiwf_assets.ml.features import feature_columns_of
 from aiwf_assets.ml.populations import GUEST, IDENTIFIED, POPULATIONS, metric_name
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
@@ -228,6 +228,7 @@ def select_candidate(
     labelled: pl.DataFrame, horizon_days: int, max_folds: int
 ) -> tuple[str, dict[str, Any], pl.DataFrame]:
     """Every candidate and grid point scored by mean ROC AUC over time-aware folds."""
+    columns = feature_columns_of(labelled)
     folds, strict = time_folds(labelled["as_of_date"].unique().to_list(), horizon_days, max_folds)
     if not folds:
         raise ValueError("churn model selection needs at least two labelled snapshots")
@@ -238,10 +239,10 @@ def select_candidate(
             for train_dates, val_date in folds:
                 x_train, y_train = _xy(
                     labelled.filter(pl.col("as_of_date").is_in(train_dates)),
-                    CUSTOMER_FEATURE_COLUMNS,
+                    columns,
                 )
                 x_val, y_val = _xy(
-                    labelled.filter(pl.col("as_of_date") == val_date), CUSTOMER_FEATURE_COLUMNS
+                    labelled.filter(pl.col("as_of_date") == val_date), columns
                 )
                 if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
                     continue
@@ -275,6 +276,8 @@ def train_churn(
     """Select, evaluate on the holdout snapshot (cutoff - N), refit on all labelled snapshots."""
     cutoff: date = features["as_of_date"].max()  # type: ignore[assignment]
     labelled = labelled_snapshots(features, purchase_days, horizon_days, cutoff)
+    # one share per order channel the features hold (the declared sources' channels)
+    columns = feature_columns_of(features)
     dates = sorted(labelled["as_of_date"].unique().to_list())
     if len(dates) < 3:
         raise ValueError(
@@ -288,8 +291,8 @@ def train_churn(
     strict_train = [d for d in dates[:-1] if d + timedelta(days=horizon_days) <= holdout_date]
     train = earlier.filter(pl.col("as_of_date").is_in(strict_train or dates[:-1]))
     holdout = labelled.filter(pl.col("as_of_date") == holdout_date)
-    x_train, y_train = _xy(train, CUSTOMER_FEATURE_COLUMNS)
-    x_hold, y_hold = _xy(holdout, CUSTOMER_FEATURE_COLUMNS)
+    x_train, y_train = _xy(train, columns)
+    x_hold, y_hold = _xy(holdout, columns)
     model = build_candidate(name, params).fit(x_train, y_train)
     scores = model.predict_proba(x_hold)[:, 1]
     rule = RecencyRule.fit(train["recency_days"].to_numpy(), y_train)
@@ -318,10 +321,10 @@ def train_churn(
         champion_scores = pipeline.predict_proba(holdout.select(columns).to_numpy())[:, 1]
         return classification_metrics(y_hold, champion_scores)
 
-    x_all, y_all = _xy(labelled, CUSTOMER_FEATURE_COLUMNS)
+    x_all, y_all = _xy(labelled, columns)
     artifact = {
         "pipeline": build_candidate(name, params).fit(x_all, y_all),
-        "feature_columns": CUSTOMER_FEATURE_COLUMNS,
+        "feature_columns": columns,
         "horizon_days": horizon_days,
     }
     sample = np.random.default_rng(RANDOM_STATE).permutation(len(y_hold))[:3000]
@@ -360,7 +363,7 @@ def train_churn(
             "roc": plots.roc_plot(y_hold, {name: scores, "recency rule": baseline_scores}),
             "calibration": plots.calibration_plot(y_hold, scores),
             "importance": plots.importance_plot(
-                CUSTOMER_FEATURE_COLUMNS, importance, "Permutation importance (holdout ROC AUC)"
+                columns, importance, "Permutation importance (holdout ROC AUC)"
             ),
         },
     )

@@ -8,13 +8,16 @@ the scoring snapshot at the cutoff.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
 from scipy import sparse
 
-CUSTOMER_FEATURE_COLUMNS = [
+# The customer features, around one `<channel>_share` per order channel (the declared
+# sources' channels, as the marts' `<channel>_orders` columns carry them).
+_FEATURES_BEFORE_CHANNELS = [
     "recency_days",
     "frequency",
     "monetary",
@@ -27,9 +30,8 @@ CUSTOMER_FEATURE_COLUMNS = [
     "spend_trend",
     "mean_gap_days",
     "recency_over_gap",
-    "web_share",
-    "app_share",
-    "store_share",
+]
+_FEATURES_AFTER_CHANNELS = [
     "promo_share",
     "tickets_90d",
     "tickets_total",
@@ -42,6 +44,42 @@ CUSTOMER_FEATURE_COLUMNS = [
     "tenure_days",
     "age",
 ]
+# every customer feature that is not a channel share
+CUSTOMER_BASE_FEATURES = [*_FEATURES_BEFORE_CHANNELS, *_FEATURES_AFTER_CHANNELS]
+
+
+def customer_feature_columns(channels: Sequence[str]) -> list[str]:
+    """The customer feature columns for these order channels, in model order
+    (web, app, store: ... recency_over_gap, web_share, app_share, store_share, promo_share ...)."""
+    return [
+        *_FEATURES_BEFORE_CHANNELS,
+        *(f"{c}_share" for c in channels),
+        *_FEATURES_AFTER_CHANNELS,
+    ]
+
+
+def activity_channels(activity: pl.DataFrame) -> list[str]:
+    """The order channels of fct_customer_daily_activity: its `<channel>_orders` columns."""
+    return [
+        c.removesuffix("_orders")
+        for c in activity.columns
+        if c.endswith("_orders") and c != "n_orders"
+    ]
+
+
+def feature_channels(features: pl.DataFrame) -> list[str]:
+    """The channels whose share a customer feature frame holds."""
+    return [
+        c.removesuffix("_share")
+        for c in features.columns
+        if c.endswith("_share") and c not in CUSTOMER_BASE_FEATURES
+    ]
+
+
+def feature_columns_of(features: pl.DataFrame) -> list[str]:
+    """The customer feature columns of this frame (its channels' shares included)."""
+    return customer_feature_columns(feature_channels(features))
+
 
 DEMAND_FEATURE_COLUMNS = [
     "day_of_week",
@@ -135,7 +173,8 @@ def customer_features_as_of(
     """One row per customer with at least one order on or before `as_of`.
 
     `activity` is fct_customer_daily_activity, `orders` fct_orders, `customers`
-    dim_customers. Only rows dated on or before `as_of` are used; from
+    dim_customers. Every `<channel>_orders` column of `activity` (one per declared order
+    channel) gives a `<channel>_share` feature. Only rows dated on or before `as_of` are used; from
     dim_customers only static attributes (signup date, birth year) and whether
     `is_known_to_crm` (column `identified`: a CRM customer, not a guest) are
     read, never its all-time first/last order dates.
@@ -144,6 +183,7 @@ def customer_features_as_of(
         pl.col("activity_date") <= as_of, pl.col("customer_key").is_not_null()
     ).with_columns(days_ago=(pl.lit(as_of) - pl.col("activity_date")).dt.total_days())
     recent = pl.col("days_ago")
+    channels = activity_channels(activity)
     buying = (
         past.filter(pl.col("n_orders") > 0)
         .group_by("customer_key")
@@ -154,9 +194,7 @@ def customer_features_as_of(
             frequency=pl.col("n_orders").sum(),
             units=pl.col("n_units").sum(),
             monetary=exact_sum(pl.col("revenue")),
-            web_orders=pl.col("web_orders").sum(),
-            app_orders=pl.col("app_orders").sum(),
-            store_orders=pl.col("store_orders").sum(),
+            **{f"{c}_orders": pl.col(f"{c}_orders").sum() for c in channels},
             orders_30d=pl.col("n_orders").filter(recent < 30).sum(),
             orders_90d=pl.col("n_orders").filter(recent < 90).sum(),
             revenue_30d=exact_sum(pl.col("revenue").filter(recent < 30)),
@@ -212,9 +250,7 @@ def customer_features_as_of(
             mean_gap_days=pl.col("mean_gap_days"),
             recency_over_gap=(as_of_lit - pl.col("last_order_date")).dt.total_days()
             / pl.col("mean_gap_days"),
-            web_share=pl.col("web_orders") / frequency,
-            app_share=pl.col("app_orders") / frequency,
-            store_share=pl.col("store_orders") / frequency,
+            **{f"{c}_share": pl.col(f"{c}_orders") / frequency for c in channels},
             promo_share=pl.col("promo_share"),
             tickets_90d=pl.col("tickets_90d").fill_null(0).cast(pl.Float64),
             tickets_total=pl.col("tickets_total").fill_null(0).cast(pl.Float64),
@@ -233,6 +269,9 @@ def customer_features_as_of(
             .cast(pl.Float64),
             age=(pl.lit(as_of.year) - pl.col("birth_year")).cast(pl.Float64),
             identified=pl.col("identified").fill_null(False),
+        )
+        .select(
+            "customer_key", "as_of_date", *customer_feature_columns(channels), "identified"
         )
         .sort("customer_key")
     )

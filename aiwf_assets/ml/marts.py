@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import lru_cache
+
 import polars as pl
 
+from aiwf_assets.ingest.spec import load_sources
 from aiwf_assets.io.warehouse import Warehouse
+
+CHANNEL = "{channel}"  # in a column name: one column per declared order channel
 
 MART_COLUMNS: dict[str, list[str]] = {
     "fct_customer_daily_activity": [
@@ -13,9 +19,7 @@ MART_COLUMNS: dict[str, list[str]] = {
         "n_orders",
         "n_units",
         "revenue",
-        "web_orders",
-        "app_orders",
-        "store_orders",
+        f"{CHANNEL}_orders",  # web_orders, app_orders, ... (dbt var channels)
         "n_tickets",
         "n_sessions",
         "pages_viewed",
@@ -29,12 +33,36 @@ MART_COLUMNS: dict[str, list[str]] = {
 }
 
 
-def read_mart(warehouse: Warehouse, name: str, where: str | None = None) -> pl.DataFrame:
+@lru_cache(maxsize=1)
+def declared_channels() -> tuple[str, ...]:
+    """The order channels of the declared sources (packaged + AIWF_SOURCES), as dbt gets them."""
+    return load_sources().order_channels
+
+
+def mart_columns(name: str, channels: Sequence[str] | None = None) -> list[str]:
+    """The contract columns of a mart, a per-channel column once per channel (default: the
+    declared sources' channels)."""
+    channels = declared_channels() if channels is None else channels
+    out: list[str] = []
+    for column in MART_COLUMNS[name]:
+        if CHANNEL in column:
+            out += [column.replace(CHANNEL, c) for c in channels]
+        else:
+            out.append(column)
+    return out
+
+
+def read_mart(
+    warehouse: Warehouse,
+    name: str,
+    where: str | None = None,
+    channels: Sequence[str] | None = None,
+) -> pl.DataFrame:
     """The contract columns of one mart, optionally filtered by a SQL condition."""
     table = f"marts.{name}"
     if not warehouse.table_exists(table):
         raise LookupError(f"warehouse table {table} does not exist: build the dbt marts first")
-    columns = ", ".join(MART_COLUMNS[name])
+    columns = ", ".join(mart_columns(name, channels))
     return warehouse.query(f"SELECT {columns} FROM {table}" + (f" WHERE {where}" if where else ""))
 
 

@@ -8,6 +8,7 @@ compared on equal terms. Segments are described in plain words.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.churn import signed_log
 from aiwf_assets.ml.common import RANDOM_STATE
+from aiwf_assets.ml.features import feature_channels
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 # How a customer shops, not where they are in their life cycle: recency, tenure and
@@ -30,19 +32,20 @@ from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 # apart. On the 120-day demo data these features took the adjusted Rand index
 # against the generator's segments from 0.10 (k = 2, the previous RFM-led set) to
 # ~0.4; see docs/ML.md.
-SEGMENT_FEATURES = [
-    "frequency",
-    "avg_basket",
-    "units_per_order",
-    "web_share",
-    "app_share",
-    "store_share",
-    "promo_share",
-    "sessions_90d",
-    "age",
-]
+# One `<channel>_share` per order channel of the features (the declared sources' channels)
+# sits between units_per_order and promo_share (web, app, store for the packaged sources).
+_BEFORE_CHANNELS = ["frequency", "avg_basket", "units_per_order"]
+_AFTER_CHANNELS = ["promo_share", "sessions_90d", "age"]
 # what the plain-words description also reads
-PROFILE_COLUMNS = [*SEGMENT_FEATURES, "monetary", "recency_days", "tickets_90d"]
+_PROFILE_EXTRA = ["monetary", "recency_days", "tickets_90d"]
+
+
+def segment_features(channels: Sequence[str]) -> list[str]:
+    return [*_BEFORE_CHANNELS, *(f"{c}_share" for c in channels), *_AFTER_CHANNELS]
+
+
+def profile_columns(channels: Sequence[str]) -> list[str]:
+    return [*segment_features(channels), *_PROFILE_EXTRA]
 PRIMARY_METRIC = "silhouette"
 
 
@@ -69,7 +72,8 @@ def build_candidate(name: str, k: int) -> Pipeline:
 
 
 def evaluation_space(frame: pl.DataFrame) -> np.ndarray:
-    return Pipeline(_preprocess()).fit_transform(frame.select(SEGMENT_FEATURES).to_numpy())
+    columns = segment_features(feature_channels(frame))
+    return Pipeline(_preprocess()).fit_transform(frame.select(columns).to_numpy())
 
 
 def silhouette(space: np.ndarray, labels: np.ndarray) -> float:
@@ -85,8 +89,11 @@ def value_tiers(frame: pl.DataFrame) -> np.ndarray:
 
 
 def describe_segments(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
-    """Per segment: size, feature means and a plain-words description."""
-    data = frame.select(PROFILE_COLUMNS).with_columns(segment=pl.Series(labels))
+    """Per segment: size, feature means and a plain-words description ("<channel>-first"
+    names whichever declared channel holds at least half of the segment's purchases)."""
+    channels = feature_channels(frame)
+    profile_cols = profile_columns(channels)
+    data = frame.select(profile_cols).with_columns(segment=pl.Series(labels))
     overall_monetary = np.quantile(frame["monetary"].to_numpy(), [1 / 3, 2 / 3])
     overall_frequency = np.quantile(frame["frequency"].to_numpy(), [1 / 3, 2 / 3])
     overall_recency = float(np.median(frame["recency_days"].to_numpy()))
@@ -96,7 +103,7 @@ def describe_segments(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
     profile = (
         data.group_by("segment")
         .agg(
-            *[pl.col(c).mean() for c in PROFILE_COLUMNS],
+            *[pl.col(c).mean() for c in profile_cols],
             customers=pl.len(),
             median_monetary=pl.col("monetary").median(),
             median_frequency=pl.col("frequency").median(),
@@ -119,8 +126,8 @@ def describe_segments(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
             if row["median_monetary"] < overall_monetary[0]
             else "mid value"
         )
-        shares = {"web": row["web_share"], "app": row["app_share"], "store": row["store_share"]}
-        channel, share = max(shares.items(), key=lambda item: item[1] or 0.0)
+        shares = {c: row[f"{c}_share"] for c in channels}
+        channel, share = max(shares.items(), key=lambda item: item[1] or 0.0, default=("", 0.0))
         words = [value]
         if row["median_frequency"] > overall_frequency[1]:
             words.append("frequent")
@@ -160,7 +167,8 @@ def train_segmentation(features: pl.DataFrame, k_range: range, sample_size: int)
         )
     sample = current.sample(min(sample_size, current.height), seed=RANDOM_STATE)
     space = evaluation_space(sample)
-    x_sample = sample.select(SEGMENT_FEATURES).to_numpy()
+    columns = segment_features(feature_channels(features))
+    x_sample = sample.select(columns).to_numpy()
     rows = []
     for name in ("kmeans", "gaussian_mixture"):
         for k in k_range:
@@ -171,9 +179,9 @@ def train_segmentation(features: pl.DataFrame, k_range: range, sample_size: int)
     )
     best = selection.row(0, named=True)
     pipeline = build_candidate(best["candidate"], best["k"]).fit(
-        current.select(SEGMENT_FEATURES).to_numpy()
+        current.select(columns).to_numpy()
     )
-    labels = pipeline.predict(current.select(SEGMENT_FEATURES).to_numpy())
+    labels = pipeline.predict(current.select(columns).to_numpy())
     profile = describe_segments(current, labels)
     sample_labels = pipeline.predict(x_sample)
     metrics = {
@@ -188,7 +196,9 @@ def train_segmentation(features: pl.DataFrame, k_range: range, sample_size: int)
         problems.append(f"a segment holds {metrics['smallest_segment_share']:.2%} of customers")
 
     def evaluate_champion(card: ModelCard, artifact: dict[str, Any]) -> dict[str, float]:
-        # the champion's own columns: it may predate a change of SEGMENT_FEATURES
+        # the champion's own columns: it may predate a change of the features or channels
+        if not set(artifact["feature_columns"]) <= set(sample.columns):
+            return {}
         champion_labels = artifact["pipeline"].predict(
             sample.select(artifact["feature_columns"]).to_numpy()
         )
@@ -196,7 +206,7 @@ def train_segmentation(features: pl.DataFrame, k_range: range, sample_size: int)
 
     artifact = {
         "pipeline": pipeline,
-        "feature_columns": SEGMENT_FEATURES,
+        "feature_columns": columns,
         "descriptions": dict(
             zip(profile["segment"].to_list(), profile["description"].to_list(), strict=True)
         ),
@@ -213,7 +223,7 @@ def train_segmentation(features: pl.DataFrame, k_range: range, sample_size: int)
         holdout_start=cutoff,
         evaluate_champion=evaluate_champion,
         sanity_problems=problems,
-        plots={"segment_profile": plots.segment_profile_plot(profile, SEGMENT_FEATURES)},
+        plots={"segment_profile": plots.segment_profile_plot(profile, columns)},
     )
 
 

@@ -26,7 +26,7 @@ from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import PARTITION_COLUMN, Warehouse
 from aiwf_assets.ml.common import frame_version, source_version
-from aiwf_assets.ml.features import CUSTOMER_FEATURE_COLUMNS
+from aiwf_assets.ml.features import feature_columns_of
 from aiwf_assets.ml.marts import purchase_days, read_mart
 from aiwf_assets.monitoring import drift, health, performance, stats
 from aiwf_assets.partitions import daily_partitions
@@ -140,7 +140,7 @@ def feature_drift(
             store, FEATURE_REFERENCE, champion.version,
             drift.snapshot_at(features, trained_through),
         )
-    columns = [c for c in CUSTOMER_FEATURE_COLUMNS if c in features.columns]
+    columns = feature_columns_of(features)
     if reference.is_empty() or current.is_empty():
         note = "no reference yet: no churn champion, or no snapshot at its training cutoff"
         table = drift.drift_table(
