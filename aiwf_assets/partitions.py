@@ -6,6 +6,7 @@ From AIWF_PARTITION_START to AIWF_PARTITION_END (inclusive) or, without an end, 
 import datetime as dt
 
 import dagster as dg
+from dagster._core.errors import DagsterUnknownPartitionError
 
 from aiwf_assets.settings import SettingsError, get_settings
 
@@ -41,3 +42,31 @@ def require_partitions(days: list[str]) -> list[str]:
     if outside:
         raise SettingsError(outside_window_message(outside))
     return days
+
+
+def _validate_in_window(partition_key: str, context) -> None:
+    """`daily_partitions.validate_partition_key`, whose error names the settings to change.
+
+    Dagster validates a requested key here (`dagster asset materialize --partition`, `dg
+    launch --partition`, run requests, execute_in_process) and raises
+    DagsterUnknownPartitionError; its CLI then adds only "must have a PartitionsDefinition
+    containing the passed partition key". The same error type is raised (whoever catches it
+    still does), with a message naming AIWF_PARTITION_START / AIWF_PARTITION_END; the CLI
+    prints it above its own. Set on the instance, not by subclassing: a subclass would not
+    serialise (Dagster stores partitions definitions inside backfill and automation state).
+    """
+    try:
+        dg.DailyPartitionsDefinition.validate_partition_key(
+            daily_partitions, partition_key, context
+        )
+    except DagsterUnknownPartitionError:
+        try:
+            dt.date.fromisoformat(partition_key)
+        except ValueError:
+            raise DagsterUnknownPartitionError(
+                f"partition key {partition_key!r} is not a day: daily partitions are YYYY-MM-DD"
+            ) from None
+        raise DagsterUnknownPartitionError(outside_window_message([partition_key])) from None
+
+
+object.__setattr__(daily_partitions, "validate_partition_key", _validate_in_window)

@@ -223,3 +223,31 @@ def test_the_documented_backfills_and_launch(small_demo_home: Path, tmp_path: Pa
     )
     queued = run("python", "-c", code, home=home)
     assert queued.stdout.split() == ["1", "14"], queued.describe()  # the daemon launches them
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("dg", "launch", "--assets", "raw_web_orders", "--partition", "2025-06-01"),
+        (
+            "dagster", "asset", "materialize", "-m", "aiwf_assets.definitions",
+            "--select", "raw_web_orders", "--partition", "2025-06-01",
+        ),
+    ],
+    ids=["dg launch", "dagster asset materialize"],
+)
+def test_a_partition_outside_the_window_names_the_setting(
+    argv: tuple[str, ...], tmp_path: Path
+) -> None:
+    """Dagster's own CLI error for a day before AIWF_PARTITION_START says which setting to
+    change (docs/SOURCES.md "Files that cover several days"); nothing runs."""
+    home = tmp_path / "home"
+    (home / "dagster_home").mkdir(parents=True)
+    done = run(*argv, home=home, env={"AIWF_PARTITION_START": "2026-01-01"})
+    assert done.returncode != 0, done.describe()
+    assert (
+        "day(s) 2025-06-01 outside the daily partition window (from "
+        "AIWF_PARTITION_START=2026-01-01 to today, UTC): set AIWF_PARTITION_START to an "
+        "earlier day"
+    ) in done.output, done.describe()
+    assert "RUN_START" not in done.output
