@@ -802,6 +802,14 @@ def test_cleaning_without_reference_tables_says_what_to_materialise(tmp_path) ->
     assert "Materialise the reference asset customer_identity" in str(err.value.description)
     wh.replace_table("cleaned.customer_identity", pl.DataFrame({"identifier_hash": ["x"]}))
     assert required_table(wh, "customer_identity") == "cleaned.customer_identity"
+    # a declared rate file that was never cleaned: the same, naming the declaring source
+    with pytest.raises(dg.Failure) as err:
+        required_table(wh, "exchange_rates", "ecb_rates is declared")
+    assert str(err.value.description) == (
+        "cleaned.exchange_rates does not exist: daily cleaning converts order lines at their"
+        " day's rate from it (ecb_rates is declared). Materialise the reference asset"
+        " exchange_rates first (it builds from the declared rate file)."
+    )
 
 
 UK_SOURCES = """
