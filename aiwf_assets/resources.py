@@ -17,6 +17,7 @@ import pyarrow.fs as pafs
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from aiwf_assets.automation.alerts import alert_channels
 from aiwf_assets.connections import env_value, s3_resource, s3_store, secret_key
 from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.parquet_store import ParquetStore
@@ -315,6 +316,7 @@ def storage_resources(storage: StorageResource) -> dict[str, object]:
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     settings = settings or get_settings()
     shared = {
+        "alerts": alert_channels(settings),
         "warehouse": warehouse_resource(settings),
         "pii": pii_resource(settings),
         "thresholds": monitoring_thresholds(settings),

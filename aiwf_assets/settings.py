@@ -22,6 +22,10 @@ ExecutorChoice = Literal["default", "k8s"]
 # Secrets: resources get them as dg.EnvVar(<name>), so only these names reach the webserver.
 WAREHOUSE_DSN_VAR = "AIWF_WAREHOUSE_DSN"
 PII_KEY_VAR = "AIWF_PII_KEY"
+# alert channels (docs/AUTOMATION.md#alerts): each on when its variable is set
+ALERT_WEBHOOK_VAR = "AIWF_ALERT_WEBHOOK_URL"
+SLACK_TOKEN_VAR = "AIWF_SLACK_TOKEN"
+TEAMS_WEBHOOK_VAR = "AIWF_TEAMS_WEBHOOK_URL"
 
 
 class SettingsError(RuntimeError):
@@ -41,7 +45,12 @@ class Settings:
     warehouse_dsn: str | None = None
     warehouse_schema_suffix: str = ""
     pii_key_value: str | None = field(default=None, repr=False)
-    alert_webhook_url: str | None = None
+    # alert channels: whether each secret is set (its value reaches resources as dg.EnvVar)
+    alert_webhook_enabled: bool = False
+    slack_enabled: bool = False
+    slack_channel: str = "#aiwf-alerts"
+    slack_api_url: str = "https://slack.com/api/"
+    teams_enabled: bool = False
     # where people open the UI: alerts link to their run there
     webserver_url: str = "http://127.0.0.1:3000"
     partition_start: str = "2026-01-01"
@@ -173,7 +182,11 @@ def _read_env(environ: dict[str, str]) -> Settings:
         warehouse_dsn=environ.get(WAREHOUSE_DSN_VAR) or None,
         warehouse_schema_suffix=environ.get("AIWF_WAREHOUSE_SCHEMA_SUFFIX", ""),
         pii_key_value=environ.get(PII_KEY_VAR) or None,
-        alert_webhook_url=environ.get("AIWF_ALERT_WEBHOOK_URL") or None,
+        alert_webhook_enabled=bool(environ.get(ALERT_WEBHOOK_VAR, "").strip()),
+        slack_enabled=bool(environ.get(SLACK_TOKEN_VAR, "").strip()),
+        slack_channel=environ.get("AIWF_SLACK_CHANNEL", "").strip() or "#aiwf-alerts",
+        slack_api_url=environ.get("AIWF_SLACK_API_URL", "").strip() or "https://slack.com/api/",
+        teams_enabled=bool(environ.get(TEAMS_WEBHOOK_VAR, "").strip()),
         webserver_url=environ.get("AIWF_WEBSERVER_URL", "http://127.0.0.1:3000").rstrip("/"),
         partition_start=environ.get("AIWF_PARTITION_START", "2026-01-01"),
         partition_end=_partition_end(environ),

@@ -329,6 +329,9 @@ def test_every_asset_gets_its_policy_and_the_jobs_exist(tmp_path: Path) -> None:
     graph = defs.resolve_asset_graph()
     assert isinstance(graph.get(dg.AssetKey("scores_x")).freshness_policy, dg.FreshnessPolicy)
     assert graph.get(dg.AssetKey("features_x")).freshness_policy is None
+    # the daily cleaned table too (files land every day), not its unpartitioned reference
+    assert isinstance(graph.get(dg.AssetKey("cleaned_x")).freshness_policy, dg.FreshnessPolicy)
+    assert graph.get(dg.AssetKey("reference_x")).freshness_policy is None
     ingest = defs.resolve_job_def("daily_ingest_job")
     assert {k.to_user_string() for k in ingest.asset_layer.executable_asset_keys} == {
         "raw_x", "cleaned_x"

@@ -44,6 +44,8 @@ SECRETS = {
     "AIWF_PII_KEY": ("key", "pii-key-93d0b6e1c5a8f274"),
     "AWS_SECRET_ACCESS_KEY": ("key", "aws-secret-7c2e5a91d0b3"),
     "AIWF_ALERT_WEBHOOK_URL": ("token", "hook-token-5b8d3f0e6a"),
+    "AIWF_SLACK_TOKEN": ("token", "xoxb-slack-token-2d7f9c1e"),
+    "AIWF_TEAMS_WEBHOOK_URL": ("token", "teams-sig-8a4c6e0b2f"),
 }
 SECRET_VALUES = [value for _, value in SECRETS.values()]
 
@@ -129,6 +131,8 @@ def _secret_environment(s3_url: str, bucket: str, suffix: str, root: Path) -> di
         "AWS_SECRET_ACCESS_KEY": SECRETS["AWS_SECRET_ACCESS_KEY"][1],
         "AWS_DEFAULT_REGION": "us-east-1",
         "AIWF_ALERT_WEBHOOK_URL": f"http://127.0.0.1:9/{SECRETS['AIWF_ALERT_WEBHOOK_URL'][1]}",
+        "AIWF_SLACK_TOKEN": SECRETS["AIWF_SLACK_TOKEN"][1],
+        "AIWF_TEAMS_WEBHOOK_URL": f"http://127.0.0.1:9/{SECRETS['AIWF_TEAMS_WEBHOOK_URL'][1]}",
     }
 
 

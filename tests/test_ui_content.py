@@ -1,13 +1,17 @@
 """What the UI shows comes from the definitions: column schemas, table names, owners,
-kinds, the observing sensor and dbt descriptions (the browser tests see them rendered)."""
+kinds, the observing sensor, dbt descriptions and model plots short enough to be shown
+inline (the browser tests see them rendered)."""
 
 from __future__ import annotations
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from aiwf_assets.cleaning.contracts import MODELS
 from aiwf_assets.definitions import defs
+from aiwf_assets.ml.plots import INLINE_LIMIT, segment_profile_plot, ui_length
+from aiwf_assets.ml.segmentation import SEGMENT_FEATURES
 
 GRAPH = defs.resolve_asset_graph()
 CLEANED = ["orders", "order_lines", "interactions", "quarantine", "customers",
@@ -87,3 +91,36 @@ def test_the_quarantine_overview_counts_every_day_by_kind_of_reason() -> None:
         {"partition_date": day1, "web_orders": 1, "pos_transactions": 1},
         {"partition_date": day2, "web_orders": 1, "pos_transactions": 0},
     ]
+
+
+def profile(descriptions: list[str]) -> pl.DataFrame:
+    """A segment profile as segmentation.describe_segments gives it (means per segment)."""
+    k = len(descriptions)
+    means = {c: [float(i * (j + 1) % 7) for i in range(k)] for j, c in enumerate(SEGMENT_FEATURES)}
+    means["age"] = [41.0] * k  # the same in every segment: no spread
+    means["sessions_90d"] = [None] + [3.0] * (k - 1)  # a segment without sessions
+    return pl.DataFrame({"segment": list(range(k)), **means, "description": descriptions})
+
+
+@pytest.mark.parametrize("k", [2, 5, 8])
+def test_the_segment_heat_map_is_shown_inline(k: int) -> None:
+    words = "high value, frequent, web-first, lapsing, promotion-driven, contacts support"
+    markdown = segment_profile_plot(
+        profile([f"{words} (segment {i})" for i in range(k)]), SEGMENT_FEATURES
+    )
+    assert ui_length(markdown) < INLINE_LIMIT  # the UI shows it without "[Show Markdown]"
+    lines = markdown.splitlines()
+    assert lines[0] == "**Segment profile (standardised means)**"
+    at = lines.index("| segment | " + " | ".join(SEGMENT_FEATURES) + " |")
+    assert set(lines[at + 1].replace("|", "").split()) == {"---"}
+    rows = lines[at + 2:]
+    assert len(rows) == k and all(r.count("|") == len(SEGMENT_FEATURES) + 2 for r in rows)
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    age = SEGMENT_FEATURES.index("age") + 1
+    assert all(row[age].startswith("\u2b1c") for row in cells)  # no spread: white
+    sessions = [row[SEGMENT_FEATURES.index("sessions_90d") + 1] for row in cells]
+    assert sessions[0] == "n/a" and "n/a" not in sessions[1:]
+    assert any("\U0001f7e5" in c for row in cells for c in row)  # red: above average
+    assert any("\U0001f7e6" in c for row in cells for c in row)  # blue: below
+    if k == 2:  # room for the descriptions and the values
+        assert cells[1][0] == f"{words} (segment 1)" and cells[1][1].endswith("+1.0")

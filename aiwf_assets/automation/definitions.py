@@ -6,7 +6,7 @@ added by `policies.apply_automation_policies(defs)` in aiwf_assets/definitions.p
 
 import dagster as dg
 
-from aiwf_assets.automation.alerts import build_run_failure_sensor
+from aiwf_assets.automation.alerts import build_asset_alert_sensor, build_run_failure_sensor
 from aiwf_assets.automation.sensors import automation_sensor, landing_observation_sensor
 from aiwf_assets.settings import Settings
 
@@ -18,5 +18,6 @@ def build_automation_definitions(settings: Settings) -> dg.Definitions:
             landing_observation_sensor(settings),
             automation_sensor(settings),
             build_run_failure_sensor(),
+            build_asset_alert_sensor(settings),
         ]
     )

@@ -3,7 +3,8 @@
 Owners of assets write no automation code: `apply_automation_policies(defs)`
 gives each asset one of the policies below (an asset that already declares
 its own `automation_condition` keeps it), adds the freshness policy to the
-serving assets, and adds the graph-derived jobs and schedules (jobs.py).
+serving assets and the daily cleaned tables, and adds the graph-derived jobs
+and schedules (jobs.py).
 docs/AUTOMATION.md has the table of which asset gets which policy and why.
 
 Every policy reacts to *data version* changes, not to materialisations: a
@@ -25,6 +26,7 @@ from aiwf_assets.settings import Settings, get_settings
 AC = dg.AutomationCondition
 
 LANDING_GROUP = "landing"
+CLEANED_GROUP = "cleaned"
 # dbt models report no content versions (theirs follow code + inputs), so checking each
 # layer's version between runs saves nothing: a change runs the whole chain in one run
 CHAINED_GROUPS = frozenset({"marts"})
@@ -335,6 +337,14 @@ def assign_policies(
     return policies
 
 
+def wants_freshness(spec: dg.AssetSpec) -> bool:
+    """Serving assets (the daily scoring schedule keeps them fresh) and the daily cleaned
+    tables (a day's files land every day: stale cleaned tables mean missing deliveries)."""
+    if spec.group_name == SERVING_GROUP:
+        return True
+    return spec.group_name == CLEANED_GROUP and spec.partitions_def is not None
+
+
 def freshness_policy(settings: Settings) -> dg.FreshnessPolicy:
     fail = timedelta(hours=settings.freshness_fail_hours)
     return dg.FreshnessPolicy.time_window(fail_window=fail, warn_window=fail * 0.75)
@@ -343,8 +353,9 @@ def freshness_policy(settings: Settings) -> dg.FreshnessPolicy:
 def apply_automation_policies(
     defs: dg.Definitions, settings: Settings | None = None
 ) -> dg.Definitions:
-    """`defs` with every asset's automation condition set, freshness on serving assets, and
-    the graph-derived jobs and schedules (`jobs.build_jobs_and_schedules`)."""
+    """`defs` with every asset's automation condition set, freshness on serving assets and
+    daily cleaned tables, and the graph-derived jobs and schedules
+    (`jobs.build_jobs_and_schedules`)."""
     settings = settings or get_settings()
     policies = assign_policies(defs, settings)
     freshness = freshness_policy(settings)
@@ -354,7 +365,7 @@ def apply_automation_policies(
         if policy.name == CUSTOM:
             return spec
         spec = spec.merge_attributes(metadata={"aiwf/automation_policy": policy.when})
-        if spec.group_name == SERVING_GROUP and spec.freshness_policy is None:
+        if wants_freshness(spec) and spec.freshness_policy is None:
             spec = spec.replace_attributes(freshness_policy=freshness)
         return spec.replace_attributes(automation_condition=policy.condition)
 

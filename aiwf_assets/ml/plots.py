@@ -3,13 +3,15 @@
 The UI renders a markdown value inline only when it is shorter than 1000 characters;
 longer ones hide behind "[Show Markdown]". Line and bar charts therefore go out as a
 compact SVG drawn from the figure's own data (a few points per line, which fits);
-figures that cannot be that small (heat maps, long bar lists) as a PNG.
+figures that cannot be that small (long bar lists) as a PNG. The segment profile's heat
+map is a markdown table of coloured squares, which fits.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -151,16 +153,51 @@ def forecast_plot(daily: pl.DataFrame) -> str:
     return as_markdown(fig, "Forecast vs actual on the holdout")
 
 
+# blue below -0.5 standard deviations, white within, red above 0.5
+HEAT_LEVELS = ((-0.5, "\U0001F7E6"), (0.5, "\u2B1C"), (float("inf"), "\U0001F7E5"))
+
+
+def heat_cell(z: float, with_value: bool) -> str:
+    if not np.isfinite(z):
+        return "n/a"
+    mark = next(mark for bound, mark in HEAT_LEVELS if z < bound)
+    return f"{mark} {z:+.1f}" if with_value else mark
+
+
 def segment_profile_plot(profile: pl.DataFrame, columns: Sequence[str]) -> str:
-    """Heat map of per-segment feature means, standardised across segments."""
+    """Heat map of per-segment feature means, standardised across segments, as a markdown
+    table of coloured squares (red above the segments' average, blue below): a heat map
+    drawn as an image cannot be small enough for the UI to show it inline. The most
+    detailed variant that fits is used: segment descriptions and values, then segment
+    numbers and values, then numbers and colours only."""
     values = profile.select(columns).to_numpy().astype(float)
-    spread = values.std(axis=0)
-    scaled = (values - values.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(profile) + 1.5))
-    ax.imshow(scaled, cmap="coolwarm", aspect="auto", vmin=-2, vmax=2)
-    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
-    ax.set_yticks(range(len(profile)), profile["description"].to_list())
-    return as_markdown(fig, "Segment profile (standardised means)")
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column without any value
+        spread = np.nanstd(values, axis=0)
+        scaled = (values - np.nanmean(values, axis=0)) / np.where(spread > 0, spread, 1.0)
+    title = "**Segment profile (standardised means)**"
+    legend = "\U0001F7E5 above, \U0001F7E6 below the segments' average (standard deviations)"
+    variants = [
+        ("segment", profile["description"].to_list(), True),
+        ("segment", [str(s) for s in profile["segment"].to_list()], True),
+        ("segment", [str(s) for s in profile["segment"].to_list()], False),
+    ]
+    for label, names, with_value in variants:
+        header = f"| {label} | " + " | ".join(columns) + " |"
+        rule = "|" + " --- |" * (len(columns) + 1)
+        rows = [
+            f"| {name} | " + " | ".join(heat_cell(z, with_value) for z in row) + " |"
+            for name, row in zip(names, scaled, strict=True)
+        ]
+        markdown = "\n".join([title, "", legend, "", header, rule, *rows])
+        if ui_length(markdown) < INLINE_LIMIT:
+            break
+    return markdown
+
+
+def ui_length(text: str) -> int:
+    """The length the UI measures (JavaScript: UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def bar_plot(values: Mapping[str, float], ylabel: str, title: str) -> str:

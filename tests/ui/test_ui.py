@@ -18,6 +18,7 @@ AUTOMATIONS = [
     "landing_observation_sensor",
     "automation_condition_sensor",
     "run_failure_alert_sensor",
+    "asset_alert_sensor",
     "daily_scoring_schedule",
     "weekly_retrain_schedule",
 ]
@@ -58,6 +59,14 @@ def test_a_model_page_leads_with_its_decision_and_a_plot(page: Any, screenshots:
     expect(plot).to_be_visible()  # inline: no "[Show Markdown]" click needed
     plot.scroll_into_view_if_needed()
     page.screenshot(path=screenshots / "model.png")
+
+
+def test_the_segmentation_page_shows_its_heat_map(page: Any) -> None:
+    page.goto("/assets/segmentation_model")
+    # a markdown table of coloured squares, inline: no "[Show Markdown]" click needed
+    expect(page.get_by_text("Segment profile (standardised means)")).to_be_visible()
+    expect(page.get_by_role("columnheader", name="frequency", exact=True).first).to_be_visible()
+    expect(page.get_by_role("cell", name=re.compile("^\U0001F7E5")).first).to_be_visible()
 
 
 def test_the_automation_page_lists_sensors_and_schedules_as_running(
