@@ -332,9 +332,9 @@ def test_warnings_of_a_backfill_are_one_alert_per_check(
     no_channels: Settings, monkeypatch: pytest.MonkeyPatch, server: str
 ) -> None:
     settings = enable_channels(monkeypatch, server)
-    monkeypatch.setattr(
-        "aiwf_assets.automation.alerts.MAX_PARTITIONS_SHOWN", 1
-    )
+    monkeypatch.setattr("aiwf_assets.automation.alerts.MAX_PARTITIONS_SHOWN", 1)
+    # the failures are read a page at a time: 2 a page, so 3 failures take two pages
+    monkeypatch.setattr("aiwf_assets.automation.alerts.EXECUTIONS_PAGE", 2)
     channels = alert_channels(settings)
 
     @dg.asset(

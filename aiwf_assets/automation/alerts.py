@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -413,7 +413,29 @@ class AlertCursor:
 # an evaluation is written a moment after it happened (and clocks of pods differ): each
 # tick looks this far back and skips what it already alerted
 EVALUATION_MARGIN_S = 600.0
-MAX_EXECUTIONS_PER_CHECK = 1000
+EXECUTIONS_PAGE = 100
+LONGEST_RUN_S = 86400.0  # a check is evaluated within a day of its run's start
+
+
+def recent_failures(
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, after: float
+) -> Iterator[Any]:
+    """The check's failed executions, newest first, until those planned (the run started)
+    a day before `after`: older ones were evaluated before `after`."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus,
+    )
+
+    cursor = None
+    while True:
+        page = instance.event_log_storage.get_asset_check_execution_history(
+            check_key, limit=EXECUTIONS_PAGE, cursor=cursor,
+            status={AssetCheckExecutionRecordStatus.FAILED},
+        )
+        yield from page
+        if len(page) < EXECUTIONS_PAGE or page[-1].create_timestamp < after - LONGEST_RUN_S:
+            return
+        cursor = page[-1].id
 
 
 def failed_check_executions(
@@ -421,16 +443,9 @@ def failed_check_executions(
 ) -> list[tuple[int, float, CheckFailure]]:
     """(execution id, evaluation time, failure) of every check evaluation that failed after
     `after` (epoch seconds), oldest first."""
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus,
-    )
-
     found = []
     for check_key in check_keys:
-        for record in instance.event_log_storage.get_asset_check_execution_history(
-            check_key, limit=MAX_EXECUTIONS_PER_CHECK,
-            status={AssetCheckExecutionRecordStatus.FAILED},
-        ):
+        for record in recent_failures(instance, check_key, after):
             evaluation = record.evaluation
             if evaluation is None or record.event is None or record.event.timestamp <= after:
                 continue
