@@ -165,3 +165,50 @@ def test_the_cleaned_rates_contract() -> None:
     assert validate_table("exchange_rates", rates, sources=SOURCES) == []
     twice = pl.concat([rates, rates.head(1)])
     assert validate_table("exchange_rates", twice, sources=SOURCES)
+
+
+def test_a_bad_rate_file_is_held_back_whole_through_the_asset(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exchange_rates asset publishes a good file; a file with one bad row fails the run
+    naming file, row, line and column, and the published rates stay as they were."""
+    import dagster as dg
+
+    import aiwf_assets.cleaning.assets as cleaning_assets
+    from aiwf_assets.io.warehouse import DuckDBWarehouse
+    from aiwf_assets.resources import build_resources
+    from aiwf_assets.settings import get_settings, reset_settings_cache
+
+    monkeypatch.setenv("AIWF_ENV", "local")
+    monkeypatch.setenv("AIWF_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AIWF_SOURCES", raising=False)
+    reset_settings_cache()
+    monkeypatch.setattr(cleaning_assets, "SOURCES", SOURCES)
+    try:
+        settings = get_settings()
+        resources = build_resources(settings)
+        asset = cleaning_assets._single_reference(
+            "exchange_rates", clean_reference_exchange_rates, source="fx", strict=True
+        )
+        assert asset.specs_by_key[dg.AssetKey("exchange_rates")].deps[0].asset_key == (
+            dg.AssetKey("raw_fx")
+        )
+        store = resources["storage"].store()
+
+        def publish(csv: bytes) -> dg.ExecuteInProcessResult:
+            store.write("raw_fx", parse_landing(csv, SOURCES["fx"], "reference/fx.csv").frame)
+            return dg.materialize([asset], resources=resources, raise_on_error=False)
+
+        assert publish(RATES).success
+        wh = DuckDBWarehouse(settings.warehouse_path)
+        published = wh.query("SELECT * FROM cleaned.exchange_rates ORDER BY 1, 2")
+        assert published.height == 3
+        held = publish(RATES + b"2026-03-03,GBP,-1.1\n")
+        assert not held.success
+        failure = next(e for e in held.all_events if e.is_step_failure)
+        text = failure.step_failure_data.user_failure_data.description
+        assert "reference file fx held back" in text
+        assert "reference/fx.csv row 4 (line 5): rate_to_eur: must be > 0 (-1.1)" in text
+        assert wh.query("SELECT * FROM cleaned.exchange_rates ORDER BY 1, 2").equals(published)
+    finally:
+        reset_settings_cache()
