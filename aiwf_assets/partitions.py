@@ -52,8 +52,9 @@ def _validate_in_window(partition_key: str, context) -> None:
     DagsterUnknownPartitionError; its CLI then adds only "must have a PartitionsDefinition
     containing the passed partition key". The same error type is raised (whoever catches it
     still does), with a message naming AIWF_PARTITION_START / AIWF_PARTITION_END; the CLI
-    prints it above its own. Set on the instance, not by subclassing: a subclass would not
-    serialise (Dagster stores partitions definitions inside backfill and automation state).
+    prints it above its own. Set on this instance rather than by subclassing, so
+    `daily_partitions` stays a plain DailyPartitionsDefinition wherever Dagster looks at its
+    type (snapshots, subsets, equality); tests/test_documented_commands.py runs the CLI.
     """
     try:
         dg.DailyPartitionsDefinition.validate_partition_key(
