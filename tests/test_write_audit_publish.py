@@ -319,3 +319,23 @@ def test_prices_in_cents_and_a_till_file_sent_twice_are_warned_about(
     assert not repeated.passed and f"{day}: pos_transactions: " in repeated.metadata[
         "findings"].value
     assert checks[("interactions", "repeated_records")].passed
+
+
+def test_reference_steps_of_one_run_stage_apart() -> None:
+    """Each reference step stages a reference_quarantine; steps of one run may run at once
+    (multiprocess or k8s executor), so their staging tables must not share a name (one
+    step's cleanup dropped the other's staged rows before)."""
+    from aiwf_assets.io.warehouse import staging_table
+
+    run_id = "4f312537-e5ac-42ef-be3d-6af958c8c4d5"
+    names = {
+        source: staging_table(
+            "cleaned.reference_quarantine", cleaning_assets.reference_token(run_id, source)
+        )
+        for source in ("customers", "products", "stores", "promotion_plan")
+    }
+    assert len(set(names.values())) == len(names)
+    assert names["promotion_plan"] == (
+        "cleaned_staging.reference_quarantine__4f312537e5acpromotionplan"
+    )
+    assert all(len(name.split(".")[1]) <= 63 for name in names.values())  # Postgres' limit

@@ -304,6 +304,13 @@ def run_token(run_id: str) -> str:
     return "".join(ch for ch in run_id if ch.isalnum())[:12] or "adhoc"
 
 
+def reference_token(run_id: str, source: str) -> str:
+    """The staging token of one reference source's step: every reference step stages a
+    `reference_quarantine`, and steps of one run may run at once (multiprocess or k8s
+    executor), so the source is part of the name."""
+    return run_token(run_id) + "".join(ch for ch in source if ch.isalnum())
+
+
 def _clean_days(
     context: dg.AssetExecutionContext, store: ParquetStore, wh: Warehouse, key: bytes
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -708,7 +715,7 @@ def _publish_reference(
     thresholds = guard_thresholds()
     overridden = is_overridden(source, overridden_sources(context.run.tags))
     tables = result.tables
-    token = run_token(context.run_id)
+    token = reference_token(context.run_id, source)
     staging = {
         t: staging_table(f"{SCHEMA}.{t}", token) for t in [*tables, "reference_quarantine"]
     }
