@@ -180,39 +180,38 @@ def run(args: argparse.Namespace) -> dict:
     load_at_start = os.getloadavg()
     plan = []
     services: ProdServices | None = None
-    stack = ExitStack()
-    if prod_scales:
-        services = stack.enter_context(prod_services(work, args.prod_dsn))
-    for scale in scales:
-        scale_days = day_caps.get(scale, days)
-        reps = repeat_caps.get(scale, repeat)
-        plan.append({"scale": scale, "days": scale_days, "repeat": reps})
-        landing = bench.data(scale, scale_days)
-        for rep in range(reps):
-            bench.measure("parse_once", {"landing": str(landing)}, scale=scale,
-                          days=scale_days, rep=rep)
-        home = None
-        for rep in range(reps):
-            if home is not None:
-                shutil.rmtree(home)
-            home = bench.fresh_home(landing, f"full-s{scale_label(scale)}-{rep}")
-            bench.measure("full_build", {}, scale=scale, days=scale_days, rep=rep, home=home)
-        bench.measure("after_build", {"change_days": change_days(landing, reps),
-                                      "repeat": reps},
-                      scale=scale, days=scale_days, rep=0, home=home)
-        if scale in downstream_scales:  # on the data layers just built (and updated)
-            bench.measure("downstream_build", {}, scale=scale, days=scale_days, rep=0,
-                          home=home)
-        shutil.rmtree(home)
-        for rep in range(reps):
-            storage = work / "runs" / f"recipe-s{scale_label(scale)}-{rep}"
-            shutil.rmtree(storage, ignore_errors=True)
-            bench.measure("common_recipe", {"landing": str(landing), "storage": str(storage)},
-                          scale=scale, days=scale_days, rep=rep)
-            shutil.rmtree(storage)
-        if services is not None and scale in prod_scales:
-            run_prod(bench, services, landing, scale, scale_days, reps)
-    stack.close()
+    with ExitStack() as stack:  # moto's server stops also when a case fails
+        if prod_scales:
+            services = stack.enter_context(prod_services(work, args.prod_dsn))
+        for scale in scales:
+            scale_days = day_caps.get(scale, days)
+            reps = repeat_caps.get(scale, repeat)
+            plan.append({"scale": scale, "days": scale_days, "repeat": reps})
+            landing = bench.data(scale, scale_days)
+            for rep in range(reps):
+                bench.measure("parse_once", {"landing": str(landing)}, scale=scale,
+                              days=scale_days, rep=rep)
+            home = None
+            for rep in range(reps):
+                if home is not None:
+                    shutil.rmtree(home)
+                home = bench.fresh_home(landing, f"full-s{scale_label(scale)}-{rep}")
+                bench.measure("full_build", {}, scale=scale, days=scale_days, rep=rep, home=home)
+            bench.measure("after_build", {"change_days": change_days(landing, reps),
+                                          "repeat": reps},
+                          scale=scale, days=scale_days, rep=0, home=home)
+            if scale in downstream_scales:  # on the data layers just built (and updated)
+                bench.measure("downstream_build", {}, scale=scale, days=scale_days, rep=0,
+                              home=home)
+            shutil.rmtree(home)
+            for rep in range(reps):
+                storage = work / "runs" / f"recipe-s{scale_label(scale)}-{rep}"
+                shutil.rmtree(storage, ignore_errors=True)
+                bench.measure("common_recipe", {"landing": str(landing), "storage": str(storage)},
+                              scale=scale, days=scale_days, rep=rep)
+                shutil.rmtree(storage)
+            if services is not None and scale in prod_scales:
+                run_prod(bench, services, landing, scale, scale_days, reps)
 
     long_plan = None
     if long_case is not None and long_case not in [

@@ -333,3 +333,27 @@ def test_report_without_the_prod_path_says_so() -> None:
         "prod path (`--prod`) | did not run | not measured |" in text
     assert "| recipe speed, memory and parse-once targets | scales 1, 10, 100 | not run " \
         "at those scales | not measured |" in text
+
+
+@pytest.mark.postgres
+def test_prod_services_answer_s3_and_stop_when_a_case_fails(tmp_path) -> None:
+    import urllib.error
+    import urllib.request
+
+    from benchmarks.runner import create_bucket, prod_services
+    from tests.conftest import POSTGRES_DSN, postgres_or_skip
+
+    postgres_or_skip()
+    with pytest.raises(RuntimeError, match="a case failed"), prod_services(
+        tmp_path, POSTGRES_DSN
+    ) as services:
+        assert services.s3_url.startswith("http://127.0.0.1:")
+        create_bucket(services, "aiwf-bench-probe")  # a real S3 endpoint answers
+        url = services.s3_url
+        raise RuntimeError("a case failed")
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(url, timeout=2)
+    with pytest.raises(RuntimeError, match="--prod needs the Postgres"), prod_services(
+        tmp_path, "postgresql://nobody@127.0.0.1:1/none"
+    ):
+        pass
