@@ -17,6 +17,7 @@ from aiwf_assets.k8s import executor_for
 from aiwf_assets.marts.definitions import build_marts_definitions
 from aiwf_assets.ml import definitions as ml
 from aiwf_assets.monitoring import definitions as monitoring
+from aiwf_assets.progress import terminal_progress
 from aiwf_assets.resources import build_resources, warehouse_resource
 from aiwf_assets.settings import Settings, get_settings
 
@@ -31,7 +32,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ml.defs,
             monitoring.defs,
             build_automation_definitions(settings),
-            dg.Definitions(resources=build_resources(settings), executor=executor_for(settings)),
+            dg.Definitions(
+                resources=build_resources(settings),
+                executor=executor_for(settings),
+                # a run configures a logger or gets Dagster's default (console) one; `aiwf
+                # demo` configures both to print its runs' progress on the terminal
+                loggers={"console": dg.colored_console_logger, "aiwf_progress": terminal_progress},
+            ),
         ),
         settings,
     )

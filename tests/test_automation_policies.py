@@ -332,10 +332,15 @@ def test_every_asset_gets_its_policy_and_the_jobs_exist(tmp_path: Path) -> None:
     # the daily cleaned table too (files land every day), not its unpartitioned reference
     assert isinstance(graph.get(dg.AssetKey("cleaned_x")).freshness_policy, dg.FreshnessPolicy)
     assert graph.get(dg.AssetKey("reference_x")).freshness_policy is None
-    ingest = defs.resolve_job_def("daily_ingest_job")
-    assert {k.to_user_string() for k in ingest.asset_layer.executable_asset_keys} == {
-        "raw_x", "cleaned_x"
-    }
+
+    def job_assets(name: str) -> set[str]:
+        job = defs.resolve_job_def(name)
+        return {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+
+    # together every asset, in the order `aiwf demo` builds them
+    assert job_assets("reference_job") == {"reference_x"}
+    assert job_assets("daily_ingest_job") == {"raw_x", "cleaned_x"}
+    assert job_assets("refresh_job") == {"features_x", "model_x", "scores_x", "drift_x"}
     assert defs.resolve_schedule_def("weekly_retrain_schedule").cron_schedule == (
         settings.retrain_cron
     )

@@ -164,9 +164,13 @@ def test_demo_prints_phases_progress_and_its_partitions(small_demo_home: Path) -
     output = (small_demo_home / "demo-output.txt").read_text()
     assert "Traceback" not in output
     assert "daily partitions 2026-01-01 .. 2026-03-01" in output
-    assert "phase 1/3: reference data" in output
-    assert "phase 2/3: daily layer, 60 days (2026-01-01 .. 2026-03-01)" in output
-    assert "phase 3/3: marts, features, models, serving, monitoring" in output
+    assert "phase 1/4: reference_job: reference data" in output
+    assert (
+        "phase 2/4: daily_ingest_job: raw and cleaned days, each with its own data version, "
+        "60 days (2026-01-01 .. 2026-03-01)"
+    ) in output
+    assert "phase 3/4: daily_ingest_job: daily marts and monitoring, 60 days" in output
+    assert "phase 4/4: refresh_job: marts, features, models, serving, monitoring" in output
     assert re.search(r"raw_web_orders 60/60 days, [0-9,]+ rows", output)
     assert re.search(r"cleaned tables 30/60 days, [0-9,]+ rows", output)
     assert "  done    raw_web_orders" in output

@@ -13,6 +13,8 @@ from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.settings import Settings
 
 DAILY_INGEST_JOB = "daily_ingest_job"
+REFERENCE_JOB = "reference_job"
+REFRESH_JOB = "refresh_job"
 SCORING_JOB = "scoring_job"
 RETRAIN_JOB = "retrain_job"
 MODEL_GROUP = "ml"
@@ -27,6 +29,32 @@ def daily_keys(graph: dg.AssetGraph) -> list[dg.AssetKey]:
     )
 
 
+def reference_keys(graph: dg.AssetGraph) -> list[dg.AssetKey]:
+    """Unpartitioned assets the daily layer reads (with their multi-asset siblings)."""
+    daily = set(daily_keys(graph))
+    upstream: set[dg.AssetKey] = set()
+    for key in daily:
+        for ancestor in graph.get_ancestor_asset_keys(key):
+            # a multi-asset runs whole: take its siblings along
+            upstream |= {
+                k for k in graph.get_execution_set_asset_and_check_keys(ancestor)
+                if isinstance(k, dg.AssetKey)
+            }
+    return sorted(
+        (k for k in graph.materializable_asset_keys if k in upstream and k not in daily),
+        key=lambda k: k.to_user_string(),
+    )
+
+
+def refresh_keys(graph: dg.AssetGraph) -> list[dg.AssetKey]:
+    """Every other unpartitioned asset: reference marts, features, models, serving, monitoring."""
+    taken = set(daily_keys(graph)) | set(reference_keys(graph))
+    return sorted(
+        (k for k in graph.materializable_asset_keys if k not in taken),
+        key=lambda k: k.to_user_string(),
+    )
+
+
 def group_keys(graph: dg.AssetGraph, group: str) -> list[dg.AssetKey]:
     return sorted(
         (k for k in graph.materializable_asset_keys if graph.get(k).group_name == group),
@@ -35,10 +63,21 @@ def group_keys(graph: dg.AssetGraph, group: str) -> list[dg.AssetKey]:
 
 
 def build_jobs_and_schedules(graph: dg.AssetGraph, settings: Settings) -> dg.Definitions:
-    """daily_ingest_job (+ scoring_job and retrain_job with their schedules when the
-    serving and ml groups exist)."""
+    """reference_job, daily_ingest_job and refresh_job (together every asset, in the order
+    `aiwf demo` builds them), plus scoring_job and retrain_job with their schedules when the
+    serving and ml groups exist."""
     jobs: list[dg.UnresolvedAssetJobDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []
+    reference = reference_keys(graph)
+    if reference:
+        jobs.append(dg.define_asset_job(
+            REFERENCE_JOB,
+            selection=dg.AssetSelection.assets(*reference),
+            description=(
+                "The unpartitioned assets the daily layer reads (reference data, customer "
+                "identity): what `aiwf demo` builds first."
+            ),
+        ))
     daily = daily_keys(graph)
     if daily:
         jobs.append(dg.define_asset_job(
@@ -49,6 +88,16 @@ def build_jobs_and_schedules(graph: dg.AssetGraph, settings: Settings) -> dg.Def
                 "Every daily-partitioned asset (raw, cleaned, incremental marts, pipeline "
                 f"health). Backfill a range: `dagster job backfill -w workspace.yaml -j "
                 f"{DAILY_INGEST_JOB} --from A --to B --noprompt`."
+            ),
+        ))
+    refresh = refresh_keys(graph)
+    if refresh:
+        jobs.append(dg.define_asset_job(
+            REFRESH_JOB,
+            selection=dg.AssetSelection.assets(*refresh),
+            description=(
+                "Every unpartitioned asset built from the daily layer (reference marts, "
+                "features, models, serving, monitoring): what `aiwf demo` builds last."
             ),
         ))
     serving = group_keys(graph, SERVING_GROUP)

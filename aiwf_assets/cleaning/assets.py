@@ -47,6 +47,7 @@ from aiwf_assets.cleaning.contracts import table_schema, validate_table
 from aiwf_assets.cleaning.quarantine import by_day as quarantine_by_day
 from aiwf_assets.cleaning.quarantine import by_reason as quarantine_by_reason
 from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA
+from aiwf_assets.day_versions import RECORDS_DAY_VERSIONS, day_materialization, records_own_events
 from aiwf_assets.ingest.assets import SOURCES
 from aiwf_assets.ingest.landing import combine_versions
 from aiwf_assets.io.parquet_store import ParquetStore
@@ -235,10 +236,15 @@ def _plausibility_check(table: str, name: str, description: str) -> dg.AssetChec
 
 @dg.multi_asset(
     specs=[
-        _spec("orders", [f"raw_{c}" for c in ORDER_CHANNELS] + ORDER_REFERENCES),
-        _spec("order_lines", [f"raw_{c}" for c in ORDER_CHANNELS] + ORDER_REFERENCES),
-        _spec("interactions", [f"raw_{c}" for c in INTERACTION_CHANNELS] + ["customer_identity"]),
-        _spec("quarantine", [f"raw_{c}" for c in ORDER_CHANNELS + INTERACTION_CHANNELS]),
+        spec.merge_attributes(metadata={RECORDS_DAY_VERSIONS: True})
+        for spec in (
+            _spec("orders", [f"raw_{c}" for c in ORDER_CHANNELS] + ORDER_REFERENCES),
+            _spec("order_lines", [f"raw_{c}" for c in ORDER_CHANNELS] + ORDER_REFERENCES),
+            _spec(
+                "interactions", [f"raw_{c}" for c in INTERACTION_CHANNELS] + ["customer_identity"]
+            ),
+            _spec("quarantine", [f"raw_{c}" for c in ORDER_CHANNELS + INTERACTION_CHANNELS]),
+        )
     ],
     check_specs=[
         *(_contract_check(t) for t in DAILY_TABLES),
@@ -332,7 +338,9 @@ def _clean_days(
         if wh.table_exists(f"{SCHEMA}.products") else pl.DataFrame()
     )
     published: dict[str, dict[str, tuple[str, int]]] = {}  # day -> table -> (version, rows)
+    reasons: dict[str, dict] = {}  # day -> the day's quarantined rows by reason
     held: dict[str, list[str]] = {}  # day -> blocking findings
+    own_events = records_own_events(context)  # see day_versions.py
     days = [dt.date.fromisoformat(p) for p in context.partition_keys]
     # one day at a time, so a range run keeps two days in memory, not the whole range: the
     # next day is read and cleaned (Polars, in a thread) while this one is staged, audited
@@ -379,14 +387,16 @@ def _clean_days(
             published[partition] = {
                 t: (_version(t, tables[t]), tables[t].height) for t in DAILY_TABLES
             }
+            reasons[partition] = {"quarantined_by_reason": _reason_counts(tables["quarantine"])}
+            if own_events or held:
+                continue  # recorded day by day below
             for table, (version, rows) in published[partition].items():
                 context.add_asset_metadata(
                     {"dagster/row_count": rows, "content_version": version},
                     asset_key=table, partition_key=partition,
                 )
             context.add_asset_metadata(
-                {"quarantined_by_reason": _reason_counts(tables["quarantine"])},
-                asset_key="quarantine", partition_key=partition,
+                reasons[partition], asset_key="quarantine", partition_key=partition
             )
             if RATES is not None:
                 context.add_asset_metadata(
@@ -396,18 +406,19 @@ def _clean_days(
     finally:
         cleaner.shutdown(wait=True, cancel_futures=True)
         _drop_staging(context, wh, list(staging.values()))
-    if held:
-        # the days that passed are published: record them one by one, then fail the run
+    if held or own_events:
+        # each published day with its own version: the days that passed when others were
+        # held back (the run then fails), or every day when the run defers asset events
         for partition, tables_published in published.items():
             for table, (version, rows) in tables_published.items():
+                metadata = {"dagster/row_count": rows, "content_version": version}
+                if table == "quarantine":
+                    metadata |= reasons[partition]
                 context.log_event(
-                    dg.AssetMaterialization(
-                        asset_key=table, partition=partition,
-                        tags={"dagster/data_version": combine_versions([version])},
-                        metadata={"dagster/row_count": rows, "content_version": version},
-                    )
+                    day_materialization(context, table, partition, version, metadata)
                 )
-    else:
+    if not held:
+        # in a deferred run Dagster records nothing for these (the days are recorded above)
         everything_quarantined = wh.query(
             f"SELECT partition_date, channel, reasons FROM {SCHEMA}.quarantine"
         )

@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 from dagster._core.definitions.external_asset import create_external_asset_from_source_asset
 
+from aiwf_assets.day_versions import RECORDS_DAY_VERSIONS, day_materialization, records_own_events
 from aiwf_assets.ingest.landing import (
     RAW_CODE_VERSION,
     combine_versions,
@@ -80,7 +81,10 @@ def build_raw_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         owners=[OWNER],
         kinds={"polars", "parquet"},
         code_version=f"{RAW_CODE_VERSION}-{spec_fingerprint(spec)[:12]}",
-        metadata={"dagster/column_schema": _raw_table_schema(spec), "format": spec.format},
+        metadata={
+            "dagster/column_schema": _raw_table_schema(spec), "format": spec.format,
+            **({RECORDS_DAY_VERSIONS: True} if partitioned else {}),
+        },
     )
     def raw(
         context: dg.AssetExecutionContext, landing: LandingResource, storage: StorageResource
@@ -89,6 +93,7 @@ def build_raw_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         keys = context.partition_keys if partitioned else [None]
         versions = []
         total_rows = 0
+        own_events = partitioned and records_own_events(context)  # see day_versions.py
         for done, key in enumerate(keys, 1):
             frame, meta, content_sha = _ingest_one(spec, key, landing)
             uri = store.write(asset_name, frame, key)
@@ -97,10 +102,14 @@ def build_raw_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             total_rows += frame.height
             log_progress(context, asset_name, done, len(keys), total_rows)
             meta |= {"path": dg.MetadataValue.path(uri), "content_version": version}
-            if partitioned:
+            if own_events:
+                context.log_event(day_materialization(context, asset_name, key, version, meta))
+            elif partitioned:
                 context.add_asset_metadata(meta, partition_key=key)
             else:
                 context.add_asset_metadata(meta)
+        # one version for the run: what Dagster records for every day of a range run (one
+        # day's run: that day's version), unless the run defers asset events (day_versions)
         return dg.MaterializeResult(
             data_version=dg.DataVersion(combine_versions(versions)),
             metadata={"partitions_in_run": len(keys), "rows_in_run": total_rows},
