@@ -44,6 +44,7 @@ CHECKED_FIELD = {
     "customers": "signup_date",
     "products": "sku",
     "stores": "opened_date",
+    "promotion_plan": "start_date",
 }
 PRICE_FIELD = {
     "web_orders": "items.unit_price",

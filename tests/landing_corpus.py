@@ -28,6 +28,7 @@ from aiwf_assets.cleaning import (
     clean_orders_day,
     clean_reference_customers,
     clean_reference_products,
+    clean_reference_promotion_plan,
     clean_reference_stores,
     content_version,
 )
@@ -110,6 +111,8 @@ def clean_file(
         return clean_reference_products(raw, spec)
     if name == "stores":
         return clean_reference_stores(raw, spec)
+    if spec.contract.name == "promotion_plan":
+        return clean_reference_promotion_plan(raw, spec)
     assert day is not None
     clean = clean_orders_day if spec.contract.name == "order_lines" else clean_interactions_day
     return clean({name: raw}, identity, KEY, dt.date.fromisoformat(day), SOURCES)
