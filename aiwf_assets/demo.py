@@ -42,7 +42,8 @@ from aiwf_assets.automation.jobs import (
     refresh_keys,
 )
 from aiwf_assets.day_versions import DEFER_ASSET_EVENTS_TAG, RECORDS_DAY_VERSIONS
-from aiwf_assets.partitions import require_partitions
+from aiwf_assets.ingest.spec import declared_sources
+from aiwf_assets.partitions import partitions_for, require_partitions
 from aiwf_assets.progress import terminal_progress
 from aiwf_assets.settings import (
     HOME_SETTINGS_FILE,
@@ -233,8 +234,8 @@ def materialise_all(
         (REFRESH_JOB, "marts, features, models, serving, monitoring", plan.after, False),
     ]
     phases = [phase for phase in phases if phase[2]]
-    if days:
-        require_partitions(days)
+    if days and plan.daily:
+        require_partitions(days, graph.get(plan.daily[0]).partitions_def)
     range_tags = {PARTITION_RANGE_START: days[0], PARTITION_RANGE_END: days[-1]} if days else {}
     results = []
     for number, (job_name, title, keys, daily) in enumerate(phases, 1):
@@ -375,7 +376,10 @@ def run_demo(
 
     with dg.DagsterInstance.get() as instance, code_location(instance) as location:
         # observe first, so the landing sensor under `aiwf ui` finds nothing new to re-run
-        record_landing_observations(instance, defs.resources["landing"])
+        record_landing_observations(
+            instance, defs.resources["landing"], declared_sources(settings.sources_path),
+            partitions_for(settings),
+        )
         materialise_all(defs, instance, days_landed, CodeLocationLauncher(location, instance))
         resources = build_resources(settings)
         print(

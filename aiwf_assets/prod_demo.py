@@ -35,7 +35,9 @@ import yaml
 from aiwf_assets.connections import s3_resource
 from aiwf_assets.connections import s3_store as store_on_s3
 from aiwf_assets.demo import REPO_ROOT, days_of_landed_files, materialise_all
+from aiwf_assets.ingest.spec import declared_sources
 from aiwf_assets.io.parquet_store import ParquetStore
+from aiwf_assets.partitions import partitions_for
 from aiwf_assets.settings import Settings, SettingsError, get_settings
 
 DEPLOY_INSTANCE = REPO_ROOT / "deploy" / "dagster.yaml"
@@ -350,7 +352,10 @@ def run_prod_demo(
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         # as `aiwf demo`: observe first, so the landing sensor under `aiwf ui` finds nothing new
-        record_landing_observations(instance, defs.resources["landing"])
+        record_landing_observations(
+            instance, defs.resources["landing"], declared_sources(settings.sources_path),
+            partitions_for(settings),
+        )
         materialise_all(defs, instance, landed_days_on_s3(landing))
     resources = build_resources(settings)
     print(

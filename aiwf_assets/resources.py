@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -17,9 +19,8 @@ import pyarrow.fs as pafs
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from aiwf_assets.automation.alerts import alert_channels
 from aiwf_assets.connections import env_value, s3_resource, s3_store, secret_key
-from aiwf_assets.io.model_store import ModelStore
+from aiwf_assets.io.model_store import ModelCard, ModelStore
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse, Warehouse
 from aiwf_assets.settings import (
@@ -68,6 +69,69 @@ class ModelStoreResource(StorageLocation):
         return ModelStore(
             location.filesystem, location.root, secret_key(self.secret, self.key_file)
         )
+
+
+MODEL_FAMILY = "aiwf/model_family"  # a model asset's metadata: its family in the model store
+
+
+@dataclass(frozen=True)
+class Champion:
+    """What a model asset's value is: its family's champion, card and artifact (verified)."""
+
+    card: ModelCard
+    artifact: Any
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+
+class ModelIOManager(dg.ConfigurableIOManager):
+    """Model assets' values through their family's champion in the model store.
+
+    A model asset registers its challenger in the store (skops file under its sha256,
+    signed card) and decides promotion there; its output is the champion's card after
+    that decision, which this manager checks against its own store (signature included)
+    and records as `dagster/uri`. Loading gives the family's *current* champion, verified
+    (hash, signed card, trusted types only): `aiwf model rollback` changes what the
+    scoring assets load without re-materialising the model. The family is the asset's
+    `aiwf/model_family` metadata. Swapping model storage (a test's directory, another
+    bucket) is this manager's `model_store`, the same value as the `model_store`
+    resource (`model_resources`).
+    """
+
+    model_store: ModelStoreResource
+
+    def handle_output(self, context: dg.OutputContext, obj: ModelCard | None) -> None:
+        if obj is None:  # no champion (an insane first challenger): nothing to point at
+            return
+        if not isinstance(obj, ModelCard):
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: a model asset returns its champion's "
+                f"ModelCard, got {type(obj).__name__}"
+            )
+        store = self.model_store.store()
+        store.card(obj.family, obj.version)  # in this store, signed by this deployment
+        context.add_output_metadata(
+            {"dagster/uri": dg.MetadataValue.path(store.artifact_uri(obj.family, obj.version))}
+        )
+
+    def load_input(self, context: dg.InputContext) -> Champion:
+        metadata = context.upstream_output.definition_metadata if context.upstream_output else {}
+        family = (metadata or {}).get(MODEL_FAMILY)
+        if not family:
+            raise ValueError(
+                f"{context.asset_key.to_user_string()} has no {MODEL_FAMILY} metadata: the "
+                "model IO manager loads model assets only"
+            )
+        card, artifact = self.model_store.store().champion_artifact(str(family))
+        return Champion(card, artifact)
+
+
+def model_resources(model_store: ModelStoreResource) -> dict[str, object]:
+    """The model store and the model IO manager over it: swapping model storage is this one
+    value."""
+    return {"model_store": model_store, "model_io_manager": ModelIOManager(model_store=model_store)}
 
 
 class ExportsResource(StorageLocation):
@@ -175,6 +239,16 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
 class LandingResource(StorageLocation):
     """The landing zone where channels drop files: a local directory or an S3 prefix."""
+
+    cache_dir: str | None = Field(
+        default=None,
+        description="local folder caching landed files' hashes by stat (disposable); "
+        "none: every observation re-hashes",
+    )
+
+    def cache_file(self, source: str) -> Path | None:
+        """Where the hashes of one source's landed files are cached (None: not cached)."""
+        return Path(self.cache_dir) / f"{source}.json" if self.cache_dir else None
 
     def fs_and_root(self) -> tuple[pafs.FileSystem, str]:
         location = self.location()
@@ -285,6 +359,30 @@ class MonitoringThresholds(dg.ConfigurableResource):
     anomaly_z: float = Field(default=3.5, description="robust z-score flagging an anomalous day")
 
 
+class GuardsResource(dg.ConfigurableResource):
+    """When the publish guards hold a day or a reference file back (docs/DATA_CONTRACTS.md).
+    Defaults come from the AIWF_GUARD_* settings; the UI shows the values in force and a
+    launchpad run can override them (for a deliberate drop, prefer the run tag
+    aiwf/accept_drop, which names the source)."""
+
+    min_volume_ratio: float = Field(
+        default=0.2, description="a day's records below this share of the trailing median hold "
+        "the day back (unless Poisson noise explains it)",
+    )
+    window_days: int = Field(default=28, description="published days the median looks back on")
+    max_reference_shrink: float = Field(
+        default=0.2, description="a reference snapshot with this share fewer rows is held back"
+    )
+
+
+def guards_resource(settings: Settings) -> GuardsResource:
+    return GuardsResource(
+        min_volume_ratio=settings.guard_min_volume_ratio,
+        window_days=settings.guard_window_days,
+        max_reference_shrink=settings.guard_max_reference_shrink,
+    )
+
+
 def monitoring_thresholds(settings: Settings) -> MonitoringThresholds:
     return MonitoringThresholds(
         drift_psi_warn=settings.drift_psi_warn,
@@ -316,27 +414,35 @@ def storage_resources(storage: StorageResource) -> dict[str, object]:
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     settings = settings or get_settings()
     shared = {
-        "alerts": alert_channels(settings),
         "warehouse": warehouse_resource(settings),
         "pii": pii_resource(settings),
         "thresholds": monitoring_thresholds(settings),
+        "guards": guards_resource(settings),
     }
     if settings.env == "local":
         return {
-            "landing": LandingResource(root=str(settings.landing_dir)),
+            "landing": LandingResource(
+                root=str(settings.landing_dir), cache_dir=str(settings.cache_dir / "landing")
+            ),
             **storage_resources(StorageResource(root=str(settings.storage_dir))),
-            "model_store": ModelStoreResource(
-                root=str(settings.models_dir), **pii_resource(settings).key_source()
+            **model_resources(
+                ModelStoreResource(
+                    root=str(settings.models_dir), **pii_resource(settings).key_source()
+                )
             ),
             "exports": ExportsResource(root=str(settings.exports_dir)),
             **shared,
         }
     s3 = s3_resource(settings)
     return {
-        "landing": LandingResource(root=settings.s3_uri("landing"), s3=s3),
+        "landing": LandingResource(
+            root=settings.s3_uri("landing"), s3=s3, cache_dir=str(settings.cache_dir / "landing")
+        ),
         **storage_resources(StorageResource(root=settings.s3_uri("storage"), s3=s3)),
-        "model_store": ModelStoreResource(
-            root=settings.s3_uri("models"), s3=s3, **pii_resource(settings).key_source()
+        **model_resources(
+            ModelStoreResource(
+                root=settings.s3_uri("models"), s3=s3, **pii_resource(settings).key_source()
+            )
         ),
         "exports": ExportsResource(root=settings.s3_uri("exports"), s3=s3),
         **shared,

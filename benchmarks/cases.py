@@ -49,12 +49,19 @@ def data_definitions():
     """landing + raw + cleaned with the resources (what the data-layer cases run)."""
     import dagster as dg
 
-    from aiwf_assets.cleaning.assets import defs as cleaning_defs
-    from aiwf_assets.ingest.assets import defs as ingest_defs
+    from aiwf_assets.cleaning.assets import build_cleaning_definitions, guard_thresholds
+    from aiwf_assets.ingest.assets import build_ingest_definitions
+    from aiwf_assets.ingest.spec import declared_sources
+    from aiwf_assets.partitions import partitions_for
     from aiwf_assets.resources import build_resources
+    from aiwf_assets.settings import get_settings
 
+    settings = get_settings()
+    sources, partitions = declared_sources(settings.sources_path), partitions_for(settings)
     return dg.Definitions.merge(
-        ingest_defs, cleaning_defs, dg.Definitions(resources=build_resources())
+        build_ingest_definitions(sources, partitions),
+        build_cleaning_definitions(sources, partitions, guard_thresholds(settings)),
+        dg.Definitions(resources=build_resources(settings)),
     )
 
 
@@ -272,12 +279,16 @@ def after_build(change_days: list[str], repeat: int) -> dict:
 
     from aiwf_assets.automation.policies import apply_automation_policies
     from aiwf_assets.automation.sensors import landing_observation_sensor
+    from aiwf_assets.ingest.spec import declared_sources
+    from aiwf_assets.partitions import partitions_for
     from aiwf_assets.settings import get_settings
 
     settings = get_settings()
-    defs = apply_automation_policies(data_definitions())
+    defs = apply_automation_policies(data_definitions(), settings)
     job = defs.resolve_implicit_global_asset_job_def()
-    sensor = landing_observation_sensor(settings)
+    sensor = landing_observation_sensor(
+        settings, declared_sources(settings.sources_path), partitions_for(settings)
+    )
     landing_resource = defs.resources["landing"]
     cursors: dict[str, object] = {"sensor": None, "tick": None}
 

@@ -1,11 +1,18 @@
 """The code location `test_secrets.py` serves from a webserver: the data layers on the
-resources `build_resources` gives for the environment (prod in that test). Domains are
-imported as modules so that this file holds exactly one `Definitions`."""
+resources `build_resources` gives for the environment (prod in that test) and the alert
+channels (the automation domain's resource), built from the
+settings as `aiwf_assets.definitions` does. This file holds exactly one `Definitions`."""
 
 import dagster as dg
 
-from aiwf_assets.cleaning import assets as cleaning
-from aiwf_assets.ingest import assets as ingest
+from aiwf_assets.automation.alerts import alert_channels
 from aiwf_assets.resources import build_resources
+from aiwf_assets.settings import get_settings
+from tests import domains
 
-defs = dg.Definitions.merge(ingest.defs, cleaning.defs, dg.Definitions(resources=build_resources()))
+defs = dg.Definitions.merge(
+    domains.data_definitions(get_settings()),
+    dg.Definitions(
+        resources={**build_resources(get_settings()), "alerts": alert_channels(get_settings())}
+    ),
+)

@@ -22,12 +22,12 @@ from aiwf_assets.automation.alerts import (
     build_asset_alert_sensor,
     build_run_failure_sensor,
 )
-from aiwf_assets.partitions import daily_partitions
-from aiwf_assets.resources import build_resources
+from aiwf_assets.partitions import daily_partitions_def
 from aiwf_assets.settings import Settings, get_settings, reset_settings_cache
 
 UI = "http://ui.example:3000"
 SLACK_TOKEN = "xoxb-test-4e1d"
+daily_partitions = daily_partitions_def("2026-01-01", None)
 CHANNEL_VARS = (
     "AIWF_SLACK_TOKEN", "AIWF_SLACK_CHANNEL", "AIWF_SLACK_API_URL", "AIWF_TEAMS_WEBHOOK_URL",
     "AIWF_ALERT_WEBHOOK_URL",
@@ -142,9 +142,9 @@ def test_without_channels_a_failed_run_is_recorded_and_logged(no_channels: Setti
 def test_the_channel_secrets_reach_the_resource_as_env_vars(
     no_channels: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert build_resources(no_channels)["alerts"].slack is None
+    assert alert_channels(no_channels).slack is None
     settings = enable_channels(monkeypatch, "http://127.0.0.1:9")
-    alerts = build_resources(settings)["alerts"]
+    alerts = alert_channels(settings)
     assert isinstance(alerts.slack.token, dg.EnvVar) and alerts.slack.token == "AIWF_SLACK_TOKEN"
     assert isinstance(alerts.teams.hook_url, dg.EnvVar)
     assert alerts.teams.hook_url == "AIWF_TEAMS_WEBHOOK_URL"

@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,14 +26,13 @@ from aiwf_assets.automation.sensors import (
     landing_observation_sensor,
     record_landing_observations,
 )
-from aiwf_assets.cleaning.assets import defs as cleaning_defs
 from aiwf_assets.generator import generate
-from aiwf_assets.ingest.assets import SOURCES
-from aiwf_assets.ingest.assets import defs as ingest_defs
 from aiwf_assets.ingest.landing import content_fingerprints, landing_versions, sha256_file
-from aiwf_assets.monitoring.assets import pipeline_health
+from aiwf_assets.ingest.spec import load_sources
+from aiwf_assets.partitions import partitions_for
 from aiwf_assets.resources import LandingResource, build_resources
 from aiwf_assets.settings import Settings, get_settings, reset_settings_cache
+from tests.domains import data_definitions, pipeline_health_for, sources_of
 
 if TYPE_CHECKING:
     from tests.s3_server import S3Endpoint
@@ -41,6 +41,7 @@ pytest_plugins = ["tests.s3_server"]  # a real S3 endpoint (moto) on 127.0.0.1
 
 Requested = dict[str, set[str | None]]
 DAYS = ["2026-01-01", "2026-01-02", "2026-01-03"]
+SOURCES = load_sources()
 DAILY_SOURCES = sorted(s.name for s in SOURCES.sources.values() if s.contract.daily)
 REFERENCE_SOURCES = sorted(s.name for s in SOURCES.sources.values() if not s.contract.daily)
 
@@ -90,8 +91,10 @@ def test_landing_versions_follow_the_landing_template(aiwf_home: Settings) -> No
     folder.mkdir(parents=True)
     for name in ("2026-01-02.jsonl", "notes.txt", ".2026-01-03.jsonl", "2999-01-01.jsonl"):
         (folder / name).write_text('{"order_id": "W1"}\n')
-    landing = LandingResource(root=str(aiwf_home.landing_dir))
-    versions = landing_versions(SOURCES["web_orders"], landing)
+    landing = LandingResource(
+        root=str(aiwf_home.landing_dir), cache_dir=str(aiwf_home.cache_dir / "landing")
+    )
+    versions = landing_versions(SOURCES["web_orders"], landing, partitions_for(aiwf_home))
     assert list(versions) == ["2026-01-02"]  # hidden, foreign and future files are ignored
     assert versions["2026-01-02"] == sha256_file(
         pafs.LocalFileSystem(), str(folder / "2026-01-02.jsonl")
@@ -109,14 +112,19 @@ def test_files_outside_the_partition_window_are_reported(aiwf_home: Settings) ->
     for name in ("2026-01-02.jsonl", "2025-12-31.jsonl", "2999-01-01.jsonl", "notes.txt"):
         (folder / name).write_text('{"order_id": "W1"}\n')
     landing = LandingResource(root=str(aiwf_home.landing_dir))
-    problems = files_outside_window(SOURCES.sources.values(), landing)
+    partitions = partitions_for(aiwf_home)
+    problems = files_outside_window(SOURCES.sources.values(), landing, partitions)
     assert len(problems) == 1 and problems[0].startswith(
         "web_orders (web_orders/): day(s) 2025-12-31, 2999-01-01 outside the daily partition "
         "window (from AIWF_PARTITION_START=2026-01-01 to today, UTC)"
     )
     with pytest.raises(SettingsError, match="2025-12-31 outside .* set AIWF_PARTITION_START"):
-        require_partitions(["2025-12-31", "2026-01-02"])
-    assert require_partitions(["2026-01-02"]) == ["2026-01-02"]
+        require_partitions(["2025-12-31", "2026-01-02"], partitions)
+    assert require_partitions(["2026-01-02"], partitions) == ["2026-01-02"]
+    # the window is the settings' own, not the process's
+    narrow = partitions_for(replace(aiwf_home, partition_start="2026-01-03"))
+    with pytest.raises(SettingsError, match="2026-01-02 outside .*START=2026-01-03"):
+        require_partitions(["2026-01-02"], narrow)
 
 
 def test_on_s3_unchanged_objects_are_listed_not_downloaded(
@@ -126,15 +134,19 @@ def test_on_s3_unchanged_objects_are_listed_not_downloaded(
     s3_endpoint.client().put_object(
         Bucket=s3_endpoint.bucket, Key="aiwf/landing/web_orders/2026-01-02.jsonl", Body=body
     )
-    landing = LandingResource(root=s3_endpoint.uri("aiwf/landing"), s3=s3_endpoint.resource())
-    spec = SOURCES["web_orders"]
-    assert landing_versions(spec, landing) == {"2026-01-02": hashlib.sha256(body).hexdigest()}
+    landing = LandingResource(
+        root=s3_endpoint.uri("aiwf/landing"), s3=s3_endpoint.resource(),
+        cache_dir=str(aiwf_home.cache_dir / "landing"),
+    )
+    spec, partitions = SOURCES["web_orders"], partitions_for(aiwf_home)
+    expected = {"2026-01-02": hashlib.sha256(body).hexdigest()}
+    assert landing_versions(spec, landing, partitions) == expected
     # the second observation takes the hash from the cache (keyed by path, size, mtime):
     # plant a marker there and it comes back, so the object was not read again
     cache = aiwf_home.cache_dir / "landing" / "web_orders.json"
     [key] = json.loads(cache.read_text())
     cache.write_text(json.dumps({key: "from-the-cache"}))
-    assert landing_versions(spec, landing) == {"2026-01-02": "from-the-cache"}
+    assert landing_versions(spec, landing, partitions) == {"2026-01-02": "from-the-cache"}
 
 
 def test_recording_the_landing_state_leaves_the_sensor_nothing_to_do(
@@ -146,8 +158,9 @@ def test_recording_the_landing_state_leaves_the_sensor_nothing_to_do(
         (folder / f"{day}.csv").write_text(f"ticket_id,opened_at\nT-{day},{day} 10:00:00\n")
     landing = LandingResource(root=str(aiwf_home.landing_dir))
     with dg.instance_for_test() as instance:
-        assert record_landing_observations(instance, landing) == len(DAYS)
-        sensor = landing_observation_sensor(aiwf_home)
+        partitions = partitions_for(aiwf_home)
+        assert record_landing_observations(instance, landing, SOURCES, partitions) == len(DAYS)
+        sensor = landing_observation_sensor(aiwf_home, SOURCES, partitions)
         # the landing resource nests the S3 resource: its context must be entered
         with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as context:
             assert sensor(context).asset_events == []
@@ -159,13 +172,15 @@ class Daemon:
         resources = build_resources(settings)
         self.defs = apply_automation_policies(
             dg.Definitions.merge(
-                ingest_defs, cleaning_defs,
-                dg.Definitions(assets=[pipeline_health], resources=resources),
+                data_definitions(settings),
+                dg.Definitions(assets=[pipeline_health_for(settings)], resources=resources),
             ),
             settings,
         )
         self.job = self.defs.resolve_implicit_global_asset_job_def()
-        self.sensor = landing_observation_sensor(settings)
+        self.sensor = landing_observation_sensor(
+            settings, sources_of(settings), partitions_for(settings)
+        )
         self.landing = resources["landing"]
         self.instance = instance
         self.sensor_cursor: str | None = None

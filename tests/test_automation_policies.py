@@ -23,10 +23,11 @@ from aiwf_assets.automation.policies import (
     apply_automation_policies,
     assign_policies,
 )
-from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.partitions import daily_partitions_def
 from aiwf_assets.settings import Settings
 
 DATA_VERSION_TAG = "dagster/data_version"
+daily_partitions = daily_partitions_def("2026-01-01", None)
 START = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 
 

@@ -21,7 +21,9 @@ CODE_LOCATION = '''
 import dagster as dg
 
 from aiwf_assets.automation.policies import apply_automation_policies
-from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.partitions import daily_partitions_def
+
+daily_partitions = daily_partitions_def("2026-01-01", None)
 
 
 @dg.asset(group_name="raw", partitions_def=daily_partitions,

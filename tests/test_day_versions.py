@@ -13,13 +13,12 @@ import dagster as dg
 import pytest
 
 from aiwf_assets.automation.policies import apply_automation_policies
-from aiwf_assets.cleaning.assets import defs as cleaning_defs
 from aiwf_assets.day_versions import DEFER_ASSET_EVENTS_TAG, RECORDS_DAY_VERSIONS
 from aiwf_assets.demo import PARTITION_RANGE_END, PARTITION_RANGE_START, landed_days, plan_runs
 from aiwf_assets.generator import generate
-from aiwf_assets.ingest.assets import defs as ingest_defs
 from aiwf_assets.resources import build_resources
 from aiwf_assets.settings import Settings
+from tests.domains import data_definitions
 
 RAW = dg.AssetKey("raw_pos_transactions")
 CLEANED = dg.AssetKey("order_lines")
@@ -40,7 +39,7 @@ def world(aiwf_home: Settings) -> Iterator[tuple[dg.Definitions, dg.DagsterInsta
     generate(aiwf_home.home, seed=3, start=dt.date(2026, 1, 1), days=3, scale=0.05)
     defs = apply_automation_policies(
         dg.Definitions.merge(
-            ingest_defs, cleaning_defs, dg.Definitions(resources=build_resources(aiwf_home))
+            data_definitions(aiwf_home), dg.Definitions(resources=build_resources(aiwf_home))
         ),
         aiwf_home,
     )

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from polars.testing import assert_frame_equal
 
+from aiwf_assets.ingest.spec import load_sources
 from aiwf_assets.io.postgres import PostgresWarehouse
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.marts.assets import (
@@ -32,7 +33,7 @@ from aiwf_assets.marts.resources import (
     local_dbt_executable,
     scoped_environ,
 )
-from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.partitions import daily_partitions_def
 from aiwf_assets.resources import WarehouseResource, build_resources
 from aiwf_assets.settings import Settings, SettingsError
 from tests.dbt_fixtures import (
@@ -96,6 +97,10 @@ CONTRACT_COLUMNS = {
         "web_share", "app_share", "store_share", "tenure_days", "n_tickets", "n_sessions",
     ],
 }
+
+daily_partitions = daily_partitions_def("2026-01-01", None)
+SOURCES = load_sources()
+DOMAIN = {"sources": SOURCES, "partitions": daily_partitions}
 
 
 # pure helpers -------------------------------------------------------------
@@ -204,7 +209,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Built:
         kind="duckdb", path=str(tmp_path_factory.mktemp("marts_duckdb") / "warehouse.duckdb")
     )
     seed_cleaned(resource.get())
-    defs = build_marts_definitions(resource, target_path=dbt_target)
+    defs = build_marts_definitions(resource, target_path=dbt_target, **DOMAIN)
     result = _materialize(defs, list(defs.assets), tags=RANGE_TAGS)
     return Built(defs, result, resource.get(), dbt_target)
 
@@ -243,7 +248,7 @@ def test_a_manifest_for_the_other_engine_is_parsed_again(built: Built, tmp_path:
     shutil.copy(built.target / "manifest.json", tmp_path / "manifest.json")
     assert read_manifest(marts_project("duckdb", tmp_path))["metadata"]["adapter_type"] == "duckdb"
     postgres = WarehouseResource(kind="postgres", dsn="postgresql://u@localhost/d")
-    graph = build_marts_definitions(postgres, target_path=tmp_path).resolve_asset_graph()
+    graph = build_marts_definitions(postgres, target_path=tmp_path, **DOMAIN).resolve_asset_graph()
     assert read_manifest(marts_project("postgres", tmp_path))["metadata"]["adapter_type"] == (
         "postgres"
     )
@@ -434,7 +439,7 @@ def test_a_failing_dbt_test_is_a_failed_blocking_check_that_stops_downstream(
     )
     # bypasses the cleaned layer's contract, as a bug upstream would
     resource.get().replace_partitions("cleaned.order_lines", lines, DELIVERY_DAYS)
-    defs = build_marts_definitions(resource, target_path=built.target)
+    defs = build_marts_definitions(resource, target_path=built.target, **DOMAIN)
 
     @dg.asset(
         partitions_def=daily_partitions,
@@ -467,7 +472,7 @@ def test_a_broken_model_fails_the_run_with_dbt_error(built: Built, tmp_path: Pat
     shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
     resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
     # the manifest of the intact copy defines the assets; the model breaks afterwards
-    defs = build_marts_definitions(resource, built.target, project_dir)
+    defs = build_marts_definitions(resource, built.target, project_dir, **DOMAIN)
     (project_dir / "models" / "marts" / "dim_products.sql").write_text(
         "select * from {{ ref('no_such_model') }}\n"
     )

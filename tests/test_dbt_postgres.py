@@ -14,11 +14,13 @@ import psycopg
 import pytest
 from polars.testing import assert_frame_equal
 
+from aiwf_assets.ingest.spec import load_sources
 from aiwf_assets.io.postgres import PostgresWarehouse
 from aiwf_assets.marts.assets import dbt_window_vars
 from aiwf_assets.marts.definitions import build_marts_definitions
 from aiwf_assets.marts.project import marts_project
 from aiwf_assets.marts.resources import WarehouseDbtCliResource, local_dbt_executable
+from aiwf_assets.partitions import daily_partitions_def
 from aiwf_assets.resources import WarehouseResource
 from tests.conftest import POSTGRES_DSN, postgres_or_skip
 from tests.dbt_fixtures import (
@@ -51,7 +53,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         patch.setenv("DBT_TARGET_PATH", str(target))
         resource = WarehouseResource(kind="postgres", dsn=POSTGRES_DSN, schema_suffix=suffix)
         seed_cleaned(resource.get())
-        defs = build_marts_definitions(resource, target_path=target)
+        defs = build_marts_definitions(
+            resource, target_path=target, sources=load_sources(),
+            partitions=daily_partitions_def("2026-01-01", None),
+        )
         result = dg.materialize(
             list(defs.assets),
             resources=defs.resources,

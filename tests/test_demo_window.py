@@ -69,7 +69,8 @@ def test_partitions_end_on_the_last_landed_day(tmp_path: Path) -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIWF_")}
     code = (
-        "from aiwf_assets.partitions import daily_partitions as p; "
+        "from aiwf_assets.definitions import defs; "
+        "p = defs.resolve_assets_def('raw_web_orders').partitions_def; "
         "keys = p.get_partition_keys(); print(keys[0], keys[-1], len(keys))"
     )
     done = subprocess.run(

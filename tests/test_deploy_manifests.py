@@ -851,7 +851,7 @@ def test_the_dockerfile_builds_a_non_root_code_server_without_secrets() -> None:
         "-p", str(CODE_SERVER_PORT), "-m", code_location_module(), "-a", CODE_LOCATION_ATTRIBUTE,
     ]  # fmt: skip
     run = " ".join(values["RUN"])
-    assert "dagster-dbt project prepare-and-package --file aiwf_assets/marts/project.py" in run
+    assert "dagster-dbt project prepare-and-package --file aiwf_assets/marts/prepare.py" in run
     assert "pip install --no-cache-dir -c requirements.lock -e ." in run  # the locked versions
     env_names = " ".join(values.get("ENV", []) + values.get("ARG", []))
     assert not re.search(r"PASSWORD|SECRET|TOKEN|PII|DSN|AWS_", env_names)

@@ -181,8 +181,8 @@ def test_demo_prints_phases_progress_and_its_partitions(small_demo_home: Path) -
 def test_the_demos_partitions_are_the_days_it_holds(small_demo_home: Path) -> None:
     code = (
         "import dagster as dg\n"
-        "from aiwf_assets.partitions import daily_partitions\n"
-        "keys = daily_partitions.get_partition_keys()\n"
+        "from aiwf_assets.definitions import defs\n"
+        "keys = defs.resolve_job_def('daily_ingest_job').partitions_def.get_partition_keys()\n"
         "with dg.DagsterInstance.get() as instance:\n"
         "    done = instance.get_materialized_partitions(dg.AssetKey('raw_web_orders'))\n"
         "print(keys[0], keys[-1], len(keys), len(set(keys) - done))\n"

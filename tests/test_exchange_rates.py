@@ -183,12 +183,12 @@ def test_a_bad_rate_file_is_held_back_whole_through_the_asset(
     monkeypatch.setenv("AIWF_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("AIWF_SOURCES", raising=False)
     reset_settings_cache()
-    monkeypatch.setattr(cleaning_assets, "SOURCES", SOURCES)
     try:
         settings = get_settings()
         resources = build_resources(settings)
-        asset = cleaning_assets._single_reference(
-            "exchange_rates", clean_reference_exchange_rates, source="fx", strict=True
+        asset = cleaning_assets.build_single_reference(
+            "exchange_rates", clean_reference_exchange_rates, SOURCES,
+            cleaning_assets.guard_thresholds(settings), source="fx", strict=True,
         )
         assert asset.specs_by_key[dg.AssetKey("exchange_rates")].deps[0].asset_key == (
             dg.AssetKey("raw_fx")

@@ -26,15 +26,14 @@ import polars as pl
 import pytest
 
 import aiwf_assets.io.postgres as postgres_module
-from aiwf_assets.cleaning.assets import defs as cleaning_defs
 from aiwf_assets.demo import plan_runs
 from aiwf_assets.generator import generate
-from aiwf_assets.ingest.assets import defs as ingest_defs
 from aiwf_assets.io.postgres import PostgresWarehouse
 from aiwf_assets.io.warehouse import DuckDBWarehouse, StagedWrite, Warehouse, staging_table
 from aiwf_assets.resources import WarehouseResource, build_resources
 from aiwf_assets.settings import Settings
 from tests.conftest import postgres_or_skip
+from tests.domains import data_definitions
 
 REPO = Path(__file__).resolve().parent.parent
 CLEANED = ["orders", "order_lines", "interactions", "quarantine"]
@@ -54,10 +53,12 @@ def publish_then_stall(con, write):
     marker.touch()
     time.sleep(600)
 warehouse._publish_duckdb = publish_then_stall
-from aiwf_assets.cleaning.assets import defs as cleaning
-from aiwf_assets.ingest.assets import defs as ingest
 from aiwf_assets.resources import build_resources
-defs = dg.Definitions.merge(ingest, cleaning, dg.Definitions(resources=build_resources()))
+from aiwf_assets.settings import get_settings
+from tests.domains import data_definitions
+settings = get_settings()
+defs = dg.Definitions.merge(
+    data_definitions(settings), dg.Definitions(resources=build_resources(settings)))
 keys = [dg.AssetKey(k) for k in ("raw_pos_transactions", "orders", "order_lines",
                                    "interactions", "quarantine")]
 with dg.DagsterInstance.get() as instance:
@@ -87,7 +88,7 @@ def definitions(settings: Settings, warehouse: WarehouseResource | None = None) 
     resources = build_resources(settings)
     if warehouse is not None:
         resources = {**resources, "warehouse": warehouse}
-    return dg.Definitions.merge(ingest_defs, cleaning_defs, dg.Definitions(resources=resources))
+    return dg.Definitions.merge(data_definitions(settings), dg.Definitions(resources=resources))
 
 
 def run(

@@ -9,13 +9,12 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from aiwf_assets.cleaning.assets import defs as cleaning_defs
 from aiwf_assets.cleaning.audit import OVERRIDE_TAG
 from aiwf_assets.demo import PARTITION_RANGE_END, PARTITION_RANGE_START, landed_days, plan_runs
 from aiwf_assets.generator import generate
-from aiwf_assets.ingest.assets import defs as ingest_defs
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.resources import build_resources
+from tests.domains import data_definitions
 from tests.landing_corpus import lines_read_as_resent
 
 DAYS = 6
@@ -35,7 +34,7 @@ def built(tmp_path_factory):
     settings = get_settings()
     generate(settings.home, seed=11, days=DAYS, scale=0.1, faults=("all",))
     defs = dg.Definitions.merge(
-        ingest_defs, cleaning_defs, dg.Definitions(resources=build_resources(settings))
+        data_definitions(settings), dg.Definitions(resources=build_resources(settings))
     )
     instance = dg.DagsterInstance.get()
     days = landed_days(settings.landing_dir)

@@ -10,17 +10,21 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from aiwf_assets.io.model_store import ModelIntegrityError
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.ml.assets import ASSETS as ML_ASSETS
 from aiwf_assets.ml.common import frame_version
 from aiwf_assets.resources import (
     ALLOW_MISSING,
+    MODEL_FAMILY,
+    Champion,
     DailyFrames,
     ExportsResource,
     ModelStoreResource,
     StorageResource,
     WarehouseResource,
+    model_resources,
     storage_resources,
 )
 from tests.test_ml_marts_factory import make_marts
@@ -146,7 +150,7 @@ def test_the_ml_layer_runs_with_storage_swapped_to_s3(
     resources = {
         **storage_resources(storage),
         "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
-        "model_store": ModelStoreResource(root=str(tmp_path / "models"), secret="test-key"),
+        **model_resources(ModelStoreResource(root=str(tmp_path / "models"), secret="test-key")),
         "exports": ExportsResource(root=str(tmp_path / "exports")),
     }
     selection = ["customer_features", "churn_model", "churn_scores"]
@@ -167,3 +171,80 @@ def test_the_ml_layer_runs_with_storage_swapped_to_s3(
         "storage/churn_scores.parquet",
     }
     assert not (tmp_path / "storage").exists()
+
+
+def toy_model_with(slope: float) -> dg.AssetsDefinition:
+    """Stands for a model asset: registers and promotes in the store, returns the card."""
+
+    @dg.asset(
+        name="toy_model", io_manager_key="model_io_manager", metadata={MODEL_FAMILY: "toy"},
+        required_resource_keys={"model_store"},
+    )
+    # unannotated: this module's string annotations (__future__) hide types from Dagster
+    def toy_model(context) -> dg.Output:
+        store = context.resources.model_store.store()
+        card = store.save(
+            {"slope": slope}, family="toy", model_name="line", params={}, metrics={},
+            baseline_metrics={}, data_versions={}, row_counts={}, trained_through="2026-01-01",
+            code_version="1",
+        )
+        store.record("toy", card.version, "promote", "test")
+        return dg.Output(card, data_version=dg.DataVersion(card.version))
+
+    return toy_model
+
+
+@dg.asset(ins={"model": dg.AssetIn("toy_model", input_manager_key="model_io_manager")})
+def toy_scores(model) -> pl.DataFrame:  # a Champion (unannotated, as toy_model's context)
+    assert isinstance(model, Champion)
+    return pl.DataFrame({"x": [1.0, 2.0]}).with_columns(
+        y=pl.col("x") * model.artifact["slope"], model_version=pl.lit(model.version)
+    )
+
+
+def test_model_assets_load_their_current_champion_through_the_model_io_manager(
+    s3_endpoint: S3Endpoint, tmp_path: Path
+) -> None:
+    """Models on S3 by swapping the model store alone: a model asset's value is its family's
+    current champion (card and artifact, verified), so a rollback changes what scoring loads
+    without re-materialising the model, and a tampered artifact is refused."""
+    models = ModelStoreResource(
+        root=s3_endpoint.uri("models"), s3=s3_endpoint.resource(), secret="test-key"
+    )
+    resources = {
+        **storage_resources(StorageResource(root=str(tmp_path / "storage"))),
+        **model_resources(models),
+    }
+    defs = dg.Definitions(assets=[toy_model_with(0.0), toy_scores], resources=resources)
+    with dg.instance_for_test() as instance:
+
+        def train(slope: float) -> str:
+            result = dg.materialize(
+                [toy_model_with(slope), toy_scores], resources=resources, instance=instance
+            )
+            assert result.success
+            version = result.asset_value("toy_model").version  # loaded: the new champion
+            uri = result.asset_materializations_for_node("toy_model")[0].metadata["dagster/uri"]
+            assert uri.value == s3_endpoint.uri("models", "artifacts", "toy", f"{version}.skops")
+            return version
+
+        first, second = train(2.0), train(3.0)
+        champion = defs.load_asset_value("toy_model", instance=instance)
+        assert isinstance(champion, Champion)
+        assert (champion.version, champion.artifact) == (second, {"slope": 3.0})
+        assert defs.load_asset_value("toy_scores", instance=instance)["y"].to_list() == [3.0, 6.0]
+
+        models.store().rollback("toy")  # `aiwf model rollback toy`
+        assert defs.load_asset_value("toy_model", instance=instance).version == first
+        rescored = dg.materialize(
+            [toy_model_with(9.0), toy_scores], selection=["toy_scores"], resources=resources,
+            instance=instance,
+        )
+        assert rescored.asset_value("toy_scores")["y"].to_list() == [2.0, 4.0]
+        assert rescored.asset_value("toy_scores")["model_version"][0] == first
+
+        s3_endpoint.client().put_object(  # someone replaces the champion's bytes
+            Bucket=s3_endpoint.bucket, Key=f"models/artifacts/toy/{first}.skops", Body=b"x"
+        )
+        with pytest.raises(ModelIntegrityError, match="corrupt or was replaced"):
+            defs.load_asset_value("toy_model", instance=instance)

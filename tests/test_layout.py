@@ -93,3 +93,46 @@ def test_no_import_cycles_between_domains() -> None:
     assert "aiwf_assets.ingest" in domains["aiwf_assets.automation"]
     cycle = find_cycle(domains)
     assert cycle is None, "import cycle between domains: " + " -> ".join(cycle or [])
+
+
+# the entry points that read the settings at import: the code location and the dbt packaging
+ENTRY_POINTS = {"aiwf_assets.definitions", "aiwf_assets.marts.prepare"}
+NO_SETTINGS_AT_IMPORT = """
+import importlib, json, sys
+import aiwf_assets.settings as settings
+
+def refuse():
+    raise RuntimeError("get_settings() called at import")
+
+settings.get_settings = refuse
+failures = {}
+for name in json.loads(sys.argv[1]):
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        failures[name] = repr(exc)
+print(json.dumps(failures))
+"""
+
+
+def test_no_module_reads_the_settings_at_import() -> None:
+    """Only the entry points read the settings when imported: everything else (partitions,
+    sources, assets, thresholds) is built from a Settings value by `build_definitions`, so
+    import order does not matter and two Settings give two independent Definitions."""
+    import json
+    import subprocess
+    import sys
+
+    modules = sorted(set(import_graph()) - ENTRY_POINTS)
+    assert "aiwf_assets.partitions" in modules and "aiwf_assets.cleaning.assets" in modules
+
+    def imports_failing(names: list[str]) -> dict[str, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", NO_SETTINGS_AT_IMPORT, json.dumps(names)],
+            capture_output=True, text=True, check=True, cwd=PACKAGE_ROOT.parent,
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    failing = imports_failing([*modules, "aiwf_assets.definitions"])
+    assert list(failing) == ["aiwf_assets.definitions"]  # the check can fail
+    assert "get_settings() called at import" in failing["aiwf_assets.definitions"]

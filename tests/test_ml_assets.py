@@ -8,14 +8,16 @@ import pytest
 
 from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.warehouse import DuckDBWarehouse
+from aiwf_assets.ml import churn
 from aiwf_assets.ml.assets import ASSETS
-from aiwf_assets.ml.definitions import defs
+from aiwf_assets.ml.definitions import build_ml_definitions
 from aiwf_assets.ml.serving import EXPORT_COLUMNS
 from aiwf_assets.resources import (
     ExportsResource,
     ModelStoreResource,
     StorageResource,
     WarehouseResource,
+    model_resources,
     storage_resources,
 )
 from tests.test_ml_marts_factory import make_marts
@@ -34,7 +36,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, obj
     resources = {
         "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
         **storage_resources(StorageResource(root=str(root / "storage"))),
-        "model_store": ModelStoreResource(root=str(root / "models"), secret="test-key"),
+        **model_resources(ModelStoreResource(root=str(root / "models"), secret="test-key")),
         "exports": ExportsResource(root=str(root / "exports")),
     }
     return root, resources
@@ -44,7 +46,8 @@ def test_specs_groups_and_blocking_promotion_checks(
     setup: tuple[Path, dict[str, object]],
 ) -> None:
     _, resources = setup
-    graph = dg.Definitions(assets=defs.assets, resources=resources).resolve_asset_graph()
+    assets = build_ml_definitions().assets
+    graph = dg.Definitions(assets=assets, resources=resources).resolve_asset_graph()
     groups = {
         key.to_user_string(): graph.get(key).group_name for key in graph.materializable_asset_keys
     }
@@ -93,6 +96,20 @@ def test_pipeline_materialises_and_exports_to_the_crm(
     assert "data:image/svg+xml;base64," in churn_meta["plot_roc"].value
     assert churn_meta["promoted"].value is True
     assert churn_meta["training_data_versions"].value["customer_features"] != "never materialised"
+
+    # the model assets' values go through the model IO manager: the champion, card and
+    # artifact, verified; its artifact's location is the output's dagster/uri
+    champion = defs.load_asset_value("churn_model", instance=instance)
+    assert champion.version == scores["model_version"][0] == churn_meta["champion_version"].value
+    assert champion.card.family == "churn"
+    assert champion.card == ModelStore.local(str(root / "models"), KEY).champion("churn")
+    features = defs.load_asset_value("customer_features", instance=instance)
+    assert churn.score_customers(champion.artifact, features).equals(
+        scores.drop("model_version")
+    )
+    assert churn_meta["dagster/uri"].value == str(
+        root / "models" / "artifacts" / "churn" / f"{champion.version}.skops"
+    )
 
     export = DuckDBWarehouse(root / "warehouse.duckdb").query("SELECT * FROM serving.crm_export")
     assert export.columns == EXPORT_COLUMNS

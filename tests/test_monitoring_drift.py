@@ -19,6 +19,7 @@ from aiwf_assets.resources import (
     MonitoringThresholds,
     StorageResource,
     WarehouseResource,
+    model_resources,
     storage_resources,
 )
 from aiwf_assets.settings import Settings
@@ -51,7 +52,7 @@ def resources(aiwf_home: Settings, tmp_path: Path) -> dict:
     models.store().record("churn", card.version, "promote", "first champion")
     return {
         **storage_resources(StorageResource(root=str(tmp_path / "storage"))),
-        "model_store": models,
+        **model_resources(models),
         "warehouse": WarehouseResource(kind="duckdb", path=str(tmp_path / "wh.duckdb")),
         "thresholds": MonitoringThresholds(),
     }

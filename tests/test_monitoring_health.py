@@ -8,9 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from aiwf_assets.ingest.spec import load_sources
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.monitoring import health
-from aiwf_assets.monitoring.assets import FOREST_TABLE, HEALTH_TABLE, pipeline_health
+from aiwf_assets.monitoring.assets import FOREST_TABLE, HEALTH_TABLE, build_pipeline_health
+from aiwf_assets.partitions import daily_partitions_def
 from aiwf_assets.resources import MonitoringThresholds, WarehouseResource
 
 FIRST = dt.date(2026, 2, 1)
@@ -20,6 +22,8 @@ RANGE_TAGS = {
     "dagster/asset_partition_range_start": DAYS[0].isoformat(),
     "dagster/asset_partition_range_end": LAST.isoformat(),
 }
+
+pipeline_health = build_pipeline_health(load_sources(), daily_partitions_def("2026-01-01", None))
 
 
 def order_lines(day: dt.date, folder: str, channel: str, n: int, rng) -> pl.DataFrame:

@@ -16,6 +16,7 @@ from aiwf_assets.resources import (
     MonitoringThresholds,
     StorageResource,
     WarehouseResource,
+    model_resources,
     storage_resources,
 )
 from aiwf_assets.settings import Settings
@@ -100,7 +101,7 @@ def test_a_model_that_lost_its_edge_fails_its_performance_check(
             [dg.AssetSpec("churn_scores"), dg.AssetSpec("demand_forecast"), model_performance],
             instance=instance,
             resources={
-                **storage_resources(storage), "model_store": models,
+                **storage_resources(storage), **model_resources(models),
                 "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
                 "thresholds": MonitoringThresholds(),
             },

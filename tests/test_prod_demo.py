@@ -32,11 +32,10 @@ import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 from psycopg.conninfo import make_conninfo
 
-from aiwf_assets.cleaning.assets import defs as cleaning_defs
 from aiwf_assets.cli import main
-from aiwf_assets.ingest.assets import defs as ingest_defs
 from aiwf_assets.io.postgres import PostgresWarehouse
 from aiwf_assets.marts.definitions import build_marts_definitions
+from aiwf_assets.partitions import partitions_for
 from aiwf_assets.prod_demo import (
     DEPLOY_INSTANCE,
     UPLOAD_MANIFEST,
@@ -52,6 +51,7 @@ from aiwf_assets.resources import ExportsResource, build_resources
 from aiwf_assets.settings import Settings, get_settings, reset_settings_cache
 from tests.conftest import POSTGRES_DSN, dagster_database, postgres_or_skip
 from tests.dbt_fixtures import postgres_schema_suffix
+from tests.domains import data_definitions, sources_of
 from tests.landing_corpus import lines_read_as_resent
 
 pytest_plugins = ["tests.s3_server"]  # the s3_server and s3_endpoint fixtures
@@ -165,9 +165,12 @@ def apply_environment(patch: pytest.MonkeyPatch, values: dict[str, str]) -> Sett
 def data_and_marts(settings: Settings, dbt_target: Path) -> dg.Definitions:
     """Landing -> raw -> cleaned -> dbt marts on the prod resources (no models: see above)."""
     resources = build_resources(settings)
-    marts = build_marts_definitions(resources["warehouse"], target_path=dbt_target)  # type: ignore[arg-type]
+    marts = build_marts_definitions(
+        resources["warehouse"], target_path=dbt_target,  # type: ignore[arg-type]
+        sources=sources_of(settings), partitions=partitions_for(settings),
+    )
     return dg.Definitions.merge(
-        ingest_defs, cleaning_defs, marts, dg.Definitions(resources=resources)
+        data_definitions(settings), marts, dg.Definitions(resources=resources)
     )
 
 
@@ -504,11 +507,12 @@ FULL_DAYS = 60
 def whole_pipeline(settings: Settings, dbt_target: Path) -> dg.Definitions:
     """Every domain's assets on the prod resources, as the code location assembles them, with
     the dbt manifest in `dbt_target` (the code location keeps it in dbt_project/target)."""
-    from aiwf_assets.ml import definitions as ml
-    from aiwf_assets.monitoring import definitions as monitoring
+    from aiwf_assets.ml.definitions import build_ml_definitions
+    from aiwf_assets.monitoring.definitions import build_monitoring_definitions
 
     return dg.Definitions.merge(
-        data_and_marts(settings, dbt_target), ml.defs, monitoring.defs
+        data_and_marts(settings, dbt_target), build_ml_definitions(),
+        build_monitoring_definitions(sources_of(settings), partitions_for(settings)),
     )
 
 

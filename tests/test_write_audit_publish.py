@@ -20,10 +20,10 @@ from aiwf_assets.cleaning.audit import OVERRIDE_TAG
 from aiwf_assets.cleaning.transforms import CleanResult
 from aiwf_assets.demo import PARTITION_RANGE_END, PARTITION_RANGE_START, landed_days, plan_runs
 from aiwf_assets.generator import generate
-from aiwf_assets.ingest.assets import defs as ingest_defs
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.resources import build_resources
 from aiwf_assets.settings import Settings
+from tests.domains import data_definitions
 
 DAILY = ["orders", "order_lines", "interactions", "quarantine", "file_accounting"]
 REFERENCE = ["customers", "customer_identity", "reference_quarantine"]
@@ -33,7 +33,7 @@ class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.defs = dg.Definitions.merge(
-            ingest_defs, cleaning_assets.defs, dg.Definitions(resources=build_resources(settings))
+            data_definitions(settings), dg.Definitions(resources=build_resources(settings))
         )
         self.plan = plan_runs(self.defs)
         self.job = self.defs.resolve_implicit_global_asset_job_def()

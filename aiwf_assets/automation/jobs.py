@@ -9,7 +9,6 @@ from __future__ import annotations
 import dagster as dg
 
 from aiwf_assets.k8s import HEAVY_RUN_TAGS
-from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.settings import Settings
 
 DAILY_INGEST_JOB = "daily_ingest_job"
@@ -22,9 +21,11 @@ SERVING_GROUP = "serving"
 
 
 def daily_keys(graph: dg.AssetGraph) -> list[dg.AssetKey]:
+    """The daily-partitioned assets (one window for all: `build_definitions` gives every daily
+    asset the partitions of its Settings)."""
     return sorted(
         (k for k in graph.materializable_asset_keys
-         if graph.get(k).partitions_def == daily_partitions),
+         if isinstance(graph.get(k).partitions_def, dg.DailyPartitionsDefinition)),
         key=lambda k: k.to_user_string(),
     )
 
@@ -83,7 +84,7 @@ def build_jobs_and_schedules(graph: dg.AssetGraph, settings: Settings) -> dg.Def
         jobs.append(dg.define_asset_job(
             DAILY_INGEST_JOB,
             selection=dg.AssetSelection.assets(*daily),
-            partitions_def=daily_partitions,
+            partitions_def=graph.get(daily[0]).partitions_def,
             description=(
                 "Every daily-partitioned asset (raw, cleaned, incremental marts, pipeline "
                 f"health). Backfill a range: `dagster job backfill -w workspace.yaml -j "

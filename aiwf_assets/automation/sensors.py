@@ -19,8 +19,8 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from aiwf_assets.ingest.assets import SOURCES
 from aiwf_assets.ingest.landing import files_outside_window, landing_versions
+from aiwf_assets.ingest.spec import SourcesConfig
 from aiwf_assets.resources import LandingResource
 from aiwf_assets.settings import Settings
 
@@ -69,7 +69,11 @@ def changed_observations(
 
 
 def observe_landing(
-    instance: dg.DagsterInstance, landing: LandingResource, digests: Mapping[str, str]
+    instance: dg.DagsterInstance,
+    landing: LandingResource,
+    digests: Mapping[str, str],
+    sources: SourcesConfig,
+    partitions: dg.DailyPartitionsDefinition,
 ) -> tuple[list[dg.AssetObservation], dict[str, str]]:
     """Observations for what changed in the landing zone, and the new per-source digests.
 
@@ -79,8 +83,8 @@ def observe_landing(
     """
     events: list[dg.AssetObservation] = []
     current: dict[str, str] = {}
-    for spec in SOURCES.sources.values():
-        versions = landing_versions(spec, landing)
+    for spec in sources.sources.values():
+        versions = landing_versions(spec, landing, partitions)
         current[spec.name] = versions_digest(versions)
         if digests.get(spec.name) != current[spec.name]:
             key = dg.AssetKey(f"landing_{spec.name}")
@@ -89,17 +93,27 @@ def observe_landing(
     return events, current
 
 
-def record_landing_observations(instance: dg.DagsterInstance, landing: LandingResource) -> int:
+def record_landing_observations(
+    instance: dg.DagsterInstance,
+    landing: LandingResource,
+    sources: SourcesConfig,
+    partitions: dg.DailyPartitionsDefinition,
+) -> int:
     """Record the landing zone's current versions now (e.g. after `aiwf demo` materialised
     raw directly): the sensor then finds nothing new and nothing re-runs. Returns how
     many observations were recorded."""
-    events, _ = observe_landing(instance, landing, {})
+    events, _ = observe_landing(instance, landing, {}, sources, partitions)
     for event in events:
         instance.report_runless_asset_event(event)
     return len(events)
 
 
-def landing_observation_sensor(settings: Settings) -> dg.SensorDefinition:
+def landing_observation_sensor(
+    settings: Settings, sources: SourcesConfig, partitions: dg.DailyPartitionsDefinition
+) -> dg.SensorDefinition:
+    """Observes the landing files of `sources`, days on `partitions`, every
+    `settings.observe_interval_s`."""
+
     @dg.sensor(
         name="landing_observation_sensor",
         # the landing assets it observes: the UI lists the sensor on their pages; it never
@@ -114,8 +128,8 @@ def landing_observation_sensor(settings: Settings) -> dg.SensorDefinition:
     )
     def _sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
         previous = json.loads(context.cursor) if context.cursor else {}
-        events, digests = observe_landing(context.instance, landing, previous)
-        for problem in files_outside_window(SOURCES.sources.values(), landing):
+        events, digests = observe_landing(context.instance, landing, previous, sources, partitions)
+        for problem in files_outside_window(sources.sources.values(), landing, partitions):
             context.log.warning(f"landed files not observed: {problem}")
         return dg.SensorResult(asset_events=events, cursor=json.dumps(digests, sort_keys=True))
 

@@ -48,14 +48,18 @@ from aiwf_assets.cleaning.quarantine import by_day as quarantine_by_day
 from aiwf_assets.cleaning.quarantine import by_reason as quarantine_by_reason
 from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA
 from aiwf_assets.day_versions import RECORDS_DAY_VERSIONS, day_materialization, records_own_events
-from aiwf_assets.ingest.assets import SOURCES
 from aiwf_assets.ingest.landing import combine_versions
+from aiwf_assets.ingest.spec import SourcesConfig, SourceSpec
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import PARTITION_COLUMN, StagedWrite, Warehouse, staging_table
-from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.progress import log_progress
-from aiwf_assets.resources import PiiKeyResource, StorageResource, WarehouseResource
-from aiwf_assets.settings import get_settings
+from aiwf_assets.resources import (
+    GuardsResource,
+    PiiKeyResource,
+    StorageResource,
+    WarehouseResource,
+)
+from aiwf_assets.settings import Settings
 
 OWNER = "team:data-platform"
 CLEAN_CODE_VERSION = "clean-2"  # clean-2: key clashes quarantined
@@ -94,15 +98,33 @@ DESCRIPTIONS = {
 }
 
 
-def channels_for(*contracts: str) -> list[str]:
-    return [s.name for s in SOURCES.by_contract(*contracts).values() if s.contract.daily]
+@dataclass(frozen=True)
+class Channels:
+    """The declared sources and their daily channels, by the cleaned table they feed."""
 
+    sources: SourcesConfig
+    orders: list[str]
+    interactions: list[str]
 
-ORDER_CHANNELS = channels_for("order_lines")
-INTERACTION_CHANNELS = channels_for("tickets", "sessions")
-# the dated rate file, when one is declared: order lines convert at their day's rate
-RATES = SOURCES.exchange_rates
-ORDER_REFERENCES = ["customer_identity"] + (["exchange_rates"] if RATES is not None else [])
+    @classmethod
+    def of(cls, sources: SourcesConfig) -> "Channels":
+        def daily(*contracts: str) -> list[str]:
+            return [s.name for s in sources.by_contract(*contracts).values() if s.contract.daily]
+
+        return cls(sources, daily("order_lines"), daily("tickets", "sessions"))
+
+    def table_of(self, channel: str) -> str:
+        return "order_lines" if channel in self.orders else "interactions"
+
+    @property
+    def rates(self) -> SourceSpec | None:
+        """The dated rate file, when one is declared: order lines convert at their day's
+        rate."""
+        return self.sources.exchange_rates
+
+    @property
+    def order_references(self) -> list[str]:
+        return ["customer_identity"] + (["exchange_rates"] if self.rates is not None else [])
 
 
 def _spec(name: str, deps: list[str]) -> dg.AssetSpec:
@@ -218,12 +240,13 @@ DAILY_TABLES = ["orders", "order_lines", "interactions", "quarantine"]
 FILE_ACCOUNTING = "file_accounting"
 
 
-def _volume_guard(table: str) -> dg.AssetCheckSpec:
+def _volume_guard(table: str, guards: GuardThresholds) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "volume_guard", asset=table, blocking=True,
         description=(
             "Per source and day: records not far below the trailing median of the published"
-            f" days (< {GuardThresholds().min_volume_ratio:g} x and not Poisson noise), not"
+            f" days (< {guards.min_volume_ratio:g} x by default, the `guards` resource's"
+            " min_volume_ratio, and not Poisson noise), not"
             " empty or header-only, and the file does not end mid-record. Override"
             f" deliberately with the run tag {OVERRIDE_TAG}=<source,...>."
         ),
@@ -234,48 +257,59 @@ def _plausibility_check(table: str, name: str, description: str) -> dg.AssetChec
     return dg.AssetCheckSpec(name, asset=table, blocking=False, description=description)
 
 
-@dg.multi_asset(
-    specs=[
-        spec.merge_attributes(metadata={RECORDS_DAY_VERSIONS: True})
-        for spec in (
-            _spec("orders", [f"raw_{c}" for c in ORDER_CHANNELS] + ORDER_REFERENCES),
-            _spec("order_lines", [f"raw_{c}" for c in ORDER_CHANNELS] + ORDER_REFERENCES),
-            _spec(
-                "interactions", [f"raw_{c}" for c in INTERACTION_CHANNELS] + ["customer_identity"]
+def build_clean_daily(
+    channels: Channels, partitions: dg.DailyPartitionsDefinition, guards: GuardThresholds
+) -> dg.AssetsDefinition:
+    """The daily tables of every declared daily channel, on `partitions` (`guards`: the
+    thresholds the descriptions quote; the `guards` resource holds the ones in force)."""
+    orders, interactions = channels.orders, channels.interactions
+
+    @dg.multi_asset(
+        specs=[
+            spec.merge_attributes(metadata={RECORDS_DAY_VERSIONS: True})
+            for spec in (
+                _spec("orders", [f"raw_{c}" for c in orders] + channels.order_references),
+                _spec("order_lines", [f"raw_{c}" for c in orders] + channels.order_references),
+                _spec("interactions", [f"raw_{c}" for c in interactions] + ["customer_identity"]),
+                _spec("quarantine", [f"raw_{c}" for c in orders + interactions]),
+            )
+        ],
+        check_specs=[
+            *(_contract_check(t) for t in DAILY_TABLES),
+            _accounting_check("order_lines"),
+            _accounting_check("interactions"),
+            _volume_guard("order_lines", guards),
+            _volume_guard("interactions", guards),
+            _plausibility_check("order_lines", "plausible_prices", "Unit prices within"
+                                f" {PlausibilityThresholds().price_factor:g}x of the product's"
+                                " list price (WARN: e.g. prices sent in cents)."),
+            *(
+                _plausibility_check(t, "repeated_records", "At most"
+                                    f" {PlausibilityThresholds().max_repeated_share:.0%} of a"
+                                    " file's records repeat an earlier identical record (WARN:"
+                                    " e.g. every line sent twice).")
+                for t in ("order_lines", "interactions")
             ),
-            _spec("quarantine", [f"raw_{c}" for c in ORDER_CHANNELS + INTERACTION_CHANNELS]),
-        )
-    ],
-    check_specs=[
-        *(_contract_check(t) for t in DAILY_TABLES),
-        _accounting_check("order_lines"),
-        _accounting_check("interactions"),
-        _volume_guard("order_lines"),
-        _volume_guard("interactions"),
-        _plausibility_check("order_lines", "plausible_prices", "Unit prices within"
-                            f" {PlausibilityThresholds().price_factor:g}x of the product's"
-                            " list price (WARN: e.g. prices sent in cents)."),
-        *(
-            _plausibility_check(t, "repeated_records", "At most"
-                                f" {PlausibilityThresholds().max_repeated_share:.0%} of a"
-                                " file's records repeat an earlier identical record (WARN:"
-                                " e.g. every line sent twice).")
-            for t in ("order_lines", "interactions")
-        ),
-    ],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    name="clean_daily",
-)
-def clean_daily(
-    context: dg.AssetExecutionContext,
-    storage: StorageResource,
-    warehouse: WarehouseResource,
-    pii: PiiKeyResource,
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Clean every channel of each day in the run, one day at a time: stage, audit, publish."""
-    with warehouse.get().session() as wh:  # one connection for the run's daily writes
-        yield from _clean_days(context, storage.store(), wh, pii.key())
+        ],
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        name="clean_daily",
+    )
+    def clean_daily(
+        context: dg.AssetExecutionContext,
+        storage: StorageResource,
+        warehouse: WarehouseResource,
+        pii: PiiKeyResource,
+        guards: GuardsResource,
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        """Clean every channel of each day in the run, one day at a time: stage, audit,
+        publish."""
+        with warehouse.get().session() as wh:  # one connection for the run's daily writes
+            yield from _clean_days(
+                context, storage.store(), wh, pii.key(), channels, thresholds_of(guards)
+            )
+
+    return clean_daily
 
 
 @dataclass
@@ -318,17 +352,18 @@ def reference_token(run_id: str, source: str) -> str:
 
 
 def _clean_days(
-    context: dg.AssetExecutionContext, store: ParquetStore, wh: Warehouse, key: bytes
+    context: dg.AssetExecutionContext, store: ParquetStore, wh: Warehouse, key: bytes,
+    channels: Channels, thresholds: GuardThresholds,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    rates = channels.rates
     identity = wh.query(f"SELECT * FROM {required_table(wh, 'customer_identity')}")
     dated_rates = (
         wh.query(
             "SELECT date, currency, rate_to_eur FROM "
-            + required_table(wh, "exchange_rates", f"{RATES.name} is declared")
+            + required_table(wh, "exchange_rates", f"{rates.name} is declared")
         )
-        if RATES is not None else None
+        if rates is not None else None
     )
-    thresholds = guard_thresholds()
     overrides = overridden_sources(context.run.tags)
     token = run_token(context.run_id)
     staging = {t: staging_table(f"{SCHEMA}.{t}", token) for t in [*DAILY_TABLES, FILE_ACCOUNTING]}
@@ -349,7 +384,7 @@ def _clean_days(
     try:
         cleaned_rows = 0
         upcoming = (
-            cleaner.submit(_clean_one_day, store, identity, key, days[0], dated_rates)
+            cleaner.submit(_clean_one_day, store, identity, key, days[0], channels, dated_rates)
             if days else None
         )
         for done, partition in enumerate(context.partition_keys, 1):
@@ -358,7 +393,7 @@ def _clean_days(
             tables, accounting, findings = upcoming.result()
             upcoming = (
                 cleaner.submit(
-                    _clean_one_day, store, identity, key, days[done], dated_rates
+                    _clean_one_day, store, identity, key, days[done], channels, dated_rates
                 )
                 if done < len(days) else None
             )
@@ -373,7 +408,7 @@ def _clean_days(
                 wh.stage(staging[table], _with_partition(tables[table], day))
             wh.stage(staging[FILE_ACCOUNTING], accounting)
             findings = _audit_day(
-                wh, staging, day, accounting, audit, thresholds, overrides, products
+                wh, staging, day, accounting, audit, thresholds, overrides, products, channels
             )
             if findings:
                 held[partition] = findings
@@ -398,7 +433,7 @@ def _clean_days(
             context.add_asset_metadata(
                 reasons[partition], asset_key="quarantine", partition_key=partition
             )
-            if RATES is not None:
+            if rates is not None:
                 context.add_asset_metadata(
                     {"rate_fallbacks": _fallback_summary(audit.rate_fallbacks[-1:])},
                     asset_key="order_lines", partition_key=partition,
@@ -436,7 +471,7 @@ def _clean_days(
                     ),
                     **(
                         {"rate_fallbacks": _fallback_summary(audit.rate_fallbacks)}
-                        if table == "order_lines" and RATES is not None else {}
+                        if table == "order_lines" and rates is not None else {}
                     ),
                 },
             )
@@ -493,24 +528,26 @@ class _RawFindings:
 
 def _clean_one_day(
     store: ParquetStore, identity: pl.DataFrame, key: bytes, day: dt.date,
-    dated_rates: pl.DataFrame | None = None,
+    channels: Channels, dated_rates: pl.DataFrame | None = None,
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, _RawFindings]:
     """One day's raw files read and cleaned (pure: safe in a thread beside the writer)."""
     partition = day.isoformat()
-    raw = {c: store.read(f"raw_{c}", partition) for c in ORDER_CHANNELS + INTERACTION_CHANNELS}
+    sources = channels.sources
+    raw = {
+        c: store.read(f"raw_{c}", partition) for c in channels.orders + channels.interactions
+    }
     findings = _RawFindings({c for c, frame in raw.items() if ends_mid_record(frame)}, [])
     for channel, frame in raw.items():
         repeated = repeated_finding(
-            channel, frame, SOURCES[channel].raw_columns, PlausibilityThresholds()
+            channel, frame, sources[channel].raw_columns, PlausibilityThresholds()
         )
         if repeated:
-            table = "order_lines" if channel in ORDER_CHANNELS else "interactions"
-            findings.repeated.append((table, f"{partition}: {repeated}"))
+            findings.repeated.append((channels.table_of(channel), f"{partition}: {repeated}"))
     orders_result = clean_orders(
-        {c: raw[c] for c in ORDER_CHANNELS}, identity, key, day, SOURCES, dated_rates
+        {c: raw[c] for c in channels.orders}, identity, key, day, sources, dated_rates
     )
     interactions_result = clean_interactions(
-        {c: raw[c] for c in INTERACTION_CHANNELS}, identity, key, day, SOURCES
+        {c: raw[c] for c in channels.interactions}, identity, key, day, sources
     )
     tables = {
         **orders_result.tables,
@@ -527,7 +564,7 @@ def _clean_one_day(
 def _audit_day(
     wh: Warehouse, staging: dict[str, str], day: dt.date, accounting: pl.DataFrame,
     audit: _DailyAudit, thresholds: GuardThresholds, overrides: frozenset[str],
-    products: pl.DataFrame,
+    products: pl.DataFrame, channels: Channels,
 ) -> list[str]:
     """Every blocking check of one staged day; returns its blocking findings."""
     partition = day.isoformat()
@@ -536,7 +573,10 @@ def _audit_day(
         staged = _read_staged(
             wh, f"SELECT * FROM {staging[table]} WHERE {PARTITION_COLUMN} = ?", [day]
         )
-        located = [contract_finding(table, staged, f) for f in validate_table(table, staged)]
+        located = [
+            contract_finding(table, staged, f)
+            for f in validate_table(table, staged, sources=channels.sources)
+        ]
         audit.contract[table] += [f"{partition}: {m}" for m in located]
         audit.rows_checked[table] += staged.height
         findings += located
@@ -547,14 +587,14 @@ def _audit_day(
             ]
     history = _volume_history(wh, day, thresholds.window_days)
     for source in accounting.iter_rows(named=True):
-        table = "order_lines" if source["channel"] in ORDER_CHANNELS else "interactions"
+        table = channels.table_of(source["channel"])
         counts = accounting.filter(pl.col("channel") == source["channel"])
         audit.accounting[table].append(counts)
         findings += accounting_findings(counts)  # a cleaning bug: never overridden
         guarded = [
             volume_finding(
                 source["channel"], source["rows_in"], history.get(source["channel"], []),
-                thresholds, floor=1 if source["channel"] in ORDER_CHANNELS else 0,
+                thresholds, floor=1 if source["channel"] in channels.orders else 0,
             ),
             (
                 f"{source['channel']}: the file ends mid-record (its last line is cut off"
@@ -651,8 +691,17 @@ def _bullets(lines: list[str]) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(f"- {line}" for line in lines) if lines else "none")
 
 
-def guard_thresholds() -> GuardThresholds:
-    settings = get_settings()
+def thresholds_of(guards: GuardsResource) -> GuardThresholds:
+    """The guards in force for a run: the resource's values (settings or launchpad)."""
+    return GuardThresholds(
+        min_volume_ratio=guards.min_volume_ratio,
+        window_days=guards.window_days,
+        max_reference_shrink=guards.max_reference_shrink,
+    )
+
+
+def guard_thresholds(settings: Settings) -> GuardThresholds:
+    """The guards `settings` configure (the `guards` resource's defaults for a deployment)."""
     return GuardThresholds(
         min_volume_ratio=settings.guard_min_volume_ratio,
         window_days=settings.guard_window_days,
@@ -701,12 +750,13 @@ def _reason_counts(quarantine: pl.DataFrame) -> dg.MetadataValue:
     return _markdown_table(counts)
 
 
-def _reference_guard(table: str) -> dg.AssetCheckSpec:
+def _reference_guard(table: str, guards: GuardThresholds) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "reference_guard", asset=table, blocking=True,
         description=(
             "The new snapshot is not empty and has at most"
-            f" {GuardThresholds().max_reference_shrink:.0%} fewer rows than the published table."
+            f" {guards.max_reference_shrink:.0%} fewer rows than the published table (by"
+            " default; the `guards` resource's max_reference_shrink)."
             " Override deliberately with the run tag"
             f" {OVERRIDE_TAG}=<source>."
         ),
@@ -715,6 +765,7 @@ def _reference_guard(table: str) -> dg.AssetCheckSpec:
 
 def _publish_reference(
     context: dg.AssetExecutionContext, wh: Warehouse, source: str, result: CleanResult,
+    thresholds: GuardThresholds, sources: SourcesConfig,
     *, switched_off: bool = False, strict: bool = False,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Stage a reference file's tables (and its quarantine rows), audit them, publish them
@@ -723,7 +774,6 @@ def _publish_reference(
     switched_off: the source is switched off in the sources (it never delivers), so its
     empty tables are what is meant, not a drop. strict: a rejected row holds the whole
     file back (a rate file with a bad row must not quietly lose that day's rate)."""
-    thresholds = guard_thresholds()
     overridden = is_overridden(source, overridden_sources(context.run.tags))
     tables = result.tables
     token = reference_token(context.run_id, source)
@@ -739,7 +789,8 @@ def _publish_reference(
         for table in tables:
             staged = _read_staged(wh, f"SELECT * FROM {staging[table]}")
             contract[table] = [
-                contract_finding(table, staged, f) for f in validate_table(table, staged)
+                contract_finding(table, staged, f)
+                for f in validate_table(table, staged, sources=sources)
             ]
             guard[table] = None if switched_off else reference_finding(
                 f"{source} -> {SCHEMA}.{table}", staged.height,
@@ -810,84 +861,105 @@ def _published_rows(wh: Warehouse, table: str) -> int | None:
     return int(wh.query(f"SELECT count(*) AS n FROM {table}")["n"][0])
 
 
-def _raw_dep(source: str) -> list[str]:
+def _raw_dep(source: str, sources: SourcesConfig) -> list[str]:
     """The raw asset a reference table builds from; none when the source is switched off."""
-    return [f"raw_{source}"] if source in SOURCES.sources else []
+    return [f"raw_{source}"] if source in sources.sources else []
 
 
-@dg.multi_asset(
-    specs=[
-        _spec("customers", _raw_dep("customers")),
-        _spec("customer_identity", _raw_dep("customers")),
-    ],
-    check_specs=[
-        _contract_check("customers"),
-        _contract_check("customer_identity"),
-        _reference_guard("customers"),
-        _reference_guard("customer_identity"),
-    ],
-    name="clean_customers",
-)
-def clean_customers_asset(
-    context: dg.AssetExecutionContext,
-    storage: StorageResource,
-    warehouse: WarehouseResource,
-    pii: PiiKeyResource,
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """CRM customers pseudonymised, and the identity map that links channels to one customer."""
-    if "customers" not in SOURCES.sources:  # switched off: no CRM, nobody is known
-        result = no_reference("customers", "customer_identity")
-    else:
-        result = clean_customers(
-            storage.store().read("raw_customers"), pii.key(), SOURCES["customers"]
-        )
-    yield from _publish_reference(
-        context, warehouse.get(), "customers", result,
-        switched_off="customers" not in SOURCES.sources,
+def build_clean_customers(
+    sources: SourcesConfig, guards: GuardThresholds
+) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        specs=[
+            _spec("customers", _raw_dep("customers", sources)),
+            _spec("customer_identity", _raw_dep("customers", sources)),
+        ],
+        check_specs=[
+            _contract_check("customers"),
+            _contract_check("customer_identity"),
+            _reference_guard("customers", guards),
+            _reference_guard("customer_identity", guards),
+        ],
+        name="clean_customers",
     )
+    def clean_customers_asset(
+        context: dg.AssetExecutionContext,
+        storage: StorageResource,
+        warehouse: WarehouseResource,
+        pii: PiiKeyResource,
+        guards: GuardsResource,
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        """CRM customers pseudonymised, and the identity map that links channels to one customer."""
+        if "customers" not in sources.sources:  # switched off: no CRM, nobody is known
+            result = no_reference("customers", "customer_identity")
+        else:
+            result = clean_customers(
+                storage.store().read("raw_customers"), pii.key(), sources["customers"]
+            )
+        yield from _publish_reference(
+            context, warehouse.get(), "customers", result, thresholds_of(guards), sources,
+            switched_off="customers" not in sources.sources,
+        )
+
+    return clean_customers_asset
 
 
-def _single_reference(
-    name: str, cleaner, *, source: str | None = None, strict: bool = False
+def build_single_reference(
+    name: str, cleaner, sources: SourcesConfig, guards: GuardThresholds,
+    *, source: str | None = None, strict: bool = False,
 ) -> dg.AssetsDefinition:
     source = source or name
 
     @dg.multi_asset(
-        specs=[_spec(name, _raw_dep(source))],
-        check_specs=[_contract_check(name), _reference_guard(name)],
+        specs=[_spec(name, _raw_dep(source, sources))],
+        check_specs=[_contract_check(name), _reference_guard(name, guards)],
         name=f"clean_{name}",
     )
     def _asset(
-        context: dg.AssetExecutionContext, storage: StorageResource, warehouse: WarehouseResource
+        context: dg.AssetExecutionContext,
+        storage: StorageResource,
+        warehouse: WarehouseResource,
+        guards: GuardsResource,
     ):
-        off = source not in SOURCES.sources
+        off = source not in sources.sources
         result = (
             no_reference(name) if off
-            else cleaner(storage.store().read(f"raw_{source}"), SOURCES[source])
+            else cleaner(storage.store().read(f"raw_{source}"), sources[source])
         )
         yield from _publish_reference(
-            context, warehouse.get(), source, result, switched_off=off, strict=strict
+            context, warehouse.get(), source, result, thresholds_of(guards), sources,
+            switched_off=off, strict=strict,
         )
 
     return _asset
 
 
-clean_products_asset = _single_reference("products", clean_products)
-clean_stores_asset = _single_reference("stores", clean_stores)
-clean_promotion_plan_asset = _single_reference("promotion_plan", clean_promotion_plan)
-# only when a rate file is declared; a bad row holds the whole file back
-clean_exchange_rates_asset = (
-    _single_reference("exchange_rates", clean_rates, source=RATES.name, strict=True)
-    if RATES is not None else None
-)
-
-defs = dg.Definitions(
-    assets=[
-        clean_customers_asset,
-        clean_products_asset,
-        clean_stores_asset,
-        clean_promotion_plan_asset,
-        clean_daily,
-        *([clean_exchange_rates_asset] if clean_exchange_rates_asset is not None else []),
-    ]
-)
+def build_cleaning_definitions(
+    sources: SourcesConfig,
+    partitions: dg.DailyPartitionsDefinition,
+    guards: GuardThresholds | None = None,
+) -> dg.Definitions:
+    """The reference tables and the daily tables of the declared sources, daily ones on
+    `partitions`. `guards` are quoted in the checks' descriptions; at run time the checks
+    use the `guards` resource (the same values unless a launchpad run overrides them)."""
+    guards = guards or GuardThresholds()
+    rates = sources.exchange_rates
+    return dg.Definitions(
+        assets=[
+            build_clean_customers(sources, guards),
+            build_single_reference("products", clean_products, sources, guards),
+            build_single_reference("stores", clean_stores, sources, guards),
+            build_single_reference("promotion_plan", clean_promotion_plan, sources, guards),
+            build_clean_daily(Channels.of(sources), partitions, guards),
+            # only when a rate file is declared; a bad row holds the whole file back
+            *(
+                [
+                    build_single_reference(
+                        "exchange_rates", clean_rates, sources, guards,
+                        source=rates.name, strict=True,
+                    )
+                ]
+                if rates is not None else []
+            ),
+        ]
+    )

@@ -22,8 +22,7 @@ from aiwf_assets.ingest.landing import (
     spec_fingerprint,
 )
 from aiwf_assets.ingest.parse import parse_landing, raw_schema
-from aiwf_assets.ingest.spec import SourceSpec, load_sources
-from aiwf_assets.partitions import daily_partitions
+from aiwf_assets.ingest.spec import SourcesConfig, SourceSpec
 from aiwf_assets.progress import log_progress
 from aiwf_assets.resources import LandingResource, StorageResource
 
@@ -36,7 +35,9 @@ def _raw_table_schema(spec: SourceSpec) -> dg.TableSchema:
     )
 
 
-def build_landing_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+def build_landing_asset(
+    spec: SourceSpec, partitions: dg.DailyPartitionsDefinition
+) -> dg.AssetsDefinition:
     partitioned = spec.contract.daily
 
     @dg.observable_source_asset(
@@ -47,11 +48,11 @@ def build_landing_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             f"landing/{spec.landing}. Data version = sha256 of the file's bytes. Observed "
             "by landing_observation_sensor, which records only versions that changed."
         ),
-        partitions_def=daily_partitions if partitioned else None,
+        partitions_def=partitions if partitioned else None,
         metadata={"format": spec.format},
     )
     def landing(landing: LandingResource):
-        versions = landing_versions(spec, landing)
+        versions = landing_versions(spec, landing, partitions)
         if not partitioned:
             return dg.DataVersion(versions.get(None, "absent"))
         return dg.DataVersionsByPartition(
@@ -64,7 +65,9 @@ def build_landing_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     )
 
 
-def build_raw_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+def build_raw_asset(
+    spec: SourceSpec, partitions: dg.DailyPartitionsDefinition
+) -> dg.AssetsDefinition:
     asset_name = f"raw_{spec.name}"
     partitioned = spec.contract.daily
 
@@ -76,7 +79,7 @@ def build_raw_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             "text (lossless), with lineage columns _source_file, _source_row, _parse_error."
         ),
         deps=[f"landing_{spec.name}"],
-        partitions_def=daily_partitions if partitioned else None,
+        partitions_def=partitions if partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         owners=[OWNER],
         kinds={"polars", "parquet"},
@@ -146,8 +149,14 @@ def _ingest_one(
     return frame, meta, content_sha
 
 
-SOURCES = load_sources()
-landing_assets = [build_landing_asset(spec) for spec in SOURCES.sources.values()]
-raw_assets = [build_raw_asset(spec) for spec in SOURCES.sources.values()]
-
-defs = dg.Definitions(assets=[*landing_assets, *raw_assets])
+def build_ingest_definitions(
+    sources: SourcesConfig, partitions: dg.DailyPartitionsDefinition
+) -> dg.Definitions:
+    """A landing and a raw asset per declared source, daily ones on `partitions`."""
+    specs = sources.sources.values()
+    return dg.Definitions(
+        assets=[
+            *(build_landing_asset(spec, partitions) for spec in specs),
+            *(build_raw_asset(spec, partitions) for spec in specs),
+        ]
+    )

@@ -23,12 +23,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import dagster as dg
 import pyarrow.fs as pafs
 
 from aiwf_assets.ingest.spec import SourceSpec
-from aiwf_assets.partitions import daily_partitions, outside_window_message
+from aiwf_assets.partitions import outside_window_message
 from aiwf_assets.resources import LandingResource
-from aiwf_assets.settings import get_settings
 
 RAW_CODE_VERSION = "raw-2"  # raw-2: content line numbers, position-free errors
 
@@ -148,7 +148,9 @@ def landing_folder(spec: SourceSpec) -> str:
     return spec.landing.rsplit("/", 1)[0]
 
 
-def partition_of_file(spec: SourceSpec, file_name: str) -> str | None:
+def partition_of_file(
+    spec: SourceSpec, file_name: str, partitions: dg.DailyPartitionsDefinition
+) -> str | None:
     """The partition a landed file name belongs to (`2026-01-05.jsonl` -> `2026-01-05`),
     or None when the name does not follow the source's landing template or the day is
     not a partition (yet)."""
@@ -156,10 +158,12 @@ def partition_of_file(spec: SourceSpec, file_name: str) -> str | None:
     if not (file_name.startswith(prefix) and file_name.endswith(suffix)):
         return None
     day = file_name[len(prefix) : len(file_name) - len(suffix)]
-    return day if daily_partitions.has_partition_key(day) else None
+    return day if partitions.has_partition_key(day) else None
 
 
-def days_outside_window(spec: SourceSpec, file_names: list[str]) -> list[str]:
+def days_outside_window(
+    spec: SourceSpec, file_names: list[str], partitions: dg.DailyPartitionsDefinition
+) -> list[str]:
     """Days of landed files that follow the source's template but have no partition
     (before AIWF_PARTITION_START, or after today): they are never observed."""
     prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
@@ -168,7 +172,7 @@ def days_outside_window(spec: SourceSpec, file_names: list[str]) -> list[str]:
         for name in file_names
         if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix + suffix)
     ]
-    return sorted(d for d in days if _iso_day(d) and not daily_partitions.has_partition_key(d))
+    return sorted(d for d in days if _iso_day(d) and not partitions.has_partition_key(d))
 
 
 def _iso_day(text: str) -> bool:
@@ -179,7 +183,10 @@ def _iso_day(text: str) -> bool:
     return len(text) == 10
 
 
-def files_outside_window(sources: Iterable[SourceSpec], landing: LandingResource) -> list[str]:
+def files_outside_window(
+    sources: Iterable[SourceSpec], landing: LandingResource,
+    partitions: dg.DailyPartitionsDefinition,
+) -> list[str]:
     """Landed daily files whose day has no partition, as `<source> (<folder>/): <why>`."""
     fs, root = landing.fs_and_root()
     out = []
@@ -187,21 +194,27 @@ def files_outside_window(sources: Iterable[SourceSpec], landing: LandingResource
         if not spec.contract.daily:
             continue
         names = [i.base_name for i in list_folder(fs, f"{root}/{landing_folder(spec)}")]
-        days = days_outside_window(spec, names)
+        days = days_outside_window(spec, names, partitions)
         if days:
-            out.append(f"{spec.name} ({landing_folder(spec)}/): {outside_window_message(days)}")
+            out.append(
+                f"{spec.name} ({landing_folder(spec)}/): "
+                f"{outside_window_message(days, partitions)}"
+            )
     return out
 
 
-def landing_versions(spec: SourceSpec, landing: LandingResource) -> dict[str | None, str]:
+def landing_versions(
+    spec: SourceSpec, landing: LandingResource, partitions: dg.DailyPartitionsDefinition
+) -> dict[str | None, str]:
     """sha256 of every landed file of a source, by partition (None for a reference file).
 
     Content, not modification time: a touched but identical file keeps its version.
-    Hashes are cached by (path, size, mtime_ns) under AIWF_HOME/cache, so observing
+    Hashes are cached by (path, size, mtime_ns) in the landing resource's `cache_dir`
+    (AIWF_HOME/cache/landing; none: no cache), so observing
     an unchanged landing zone lists folders and reads no file.
     """
     fs, root = landing.fs_and_root()
-    cache_file = get_settings().cache_dir / "landing" / f"{spec.name}.json"
+    cache_file = landing.cache_file(spec.name)
     if not spec.contract.daily:
         info = stat_file(fs, f"{root}/{landing_path(spec, None)}")
         digests = content_fingerprints(fs, [info] if info else [], cache_file)
@@ -209,7 +222,7 @@ def landing_versions(spec: SourceSpec, landing: LandingResource) -> dict[str | N
     by_day = {
         day: info
         for info in list_folder(fs, f"{root}/{landing_folder(spec)}")
-        if (day := partition_of_file(spec, info.base_name))
+        if (day := partition_of_file(spec, info.base_name, partitions))
     }
     digests = content_fingerprints(fs, by_day.values(), cache_file)
     return {day: digests[info.path] for day, info in by_day.items()}

@@ -355,8 +355,14 @@ def load_sources(path: str | Path | None = None) -> SourcesConfig:
         return parse_documents([_read(Path(path))])
     from aiwf_assets.settings import get_settings  # settings import nothing of ours
 
-    extra = get_settings().sources_path
-    return parse_documents([_read(DEFAULT_SOURCES_PATH), *overlay_files(extra)])
+    return declared_sources(get_settings().sources_path)
+
+
+def declared_sources(overlay: Path | None) -> SourcesConfig:
+    """The packaged sources.yaml overlaid by `overlay` (the AIWF_SOURCES file or folder;
+    None: the packaged ones alone). `build_definitions` loads them this way from its
+    Settings, so the asset graph never depends on the process's environment."""
+    return parse_documents([_read(DEFAULT_SOURCES_PATH), *overlay_files(overlay)])
 
 
 def overlay_files(path: Path | None) -> list[tuple[str, str]]:

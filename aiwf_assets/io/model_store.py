@@ -214,6 +214,11 @@ class ModelStore:
             )
         return card
 
+    def artifact_uri(self, family: str, version: str) -> str:
+        """Where a version's artifact is (a path, or s3://bucket/key)."""
+        path = f"{self.root}/artifacts/{family}/{version}{ARTIFACT_SUFFIX}"
+        return f"s3://{path}" if self.filesystem.type_name == "s3" else path
+
     def load(self, family: str, version: str) -> Any:
         """The artifact of a version whose card is genuine and whose bytes hash to `version`,
         built from trusted types only."""

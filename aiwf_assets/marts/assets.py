@@ -14,10 +14,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject, dbt_assets
 
-from aiwf_assets.ingest.spec import SourcesConfig, load_sources
+from aiwf_assets.ingest.spec import SourcesConfig
 from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.marts.resources import WarehouseDbtCliResource
-from aiwf_assets.partitions import daily_partitions
 
 DAILY_TAG = "daily"
 MARTS_GROUP = "marts"
@@ -171,17 +170,21 @@ def dbt_build(
 
 
 def build_dbt_assets(
-    project: DbtProject, manifest: Mapping[str, Any], warehouse_kind: str
+    project: DbtProject,
+    manifest: Mapping[str, Any],
+    warehouse_kind: str,
+    sources: SourcesConfig,
+    partitions: dg.DailyPartitionsDefinition,
 ) -> list[dg.AssetsDefinition]:
+    """The daily models on `partitions` and the others; dbt's channel variables from `sources`."""
     translator = MartsTranslator(warehouse_kind)
-    sources = load_sources()
 
     @dbt_assets(
         manifest=manifest,
         project=project,
         dagster_dbt_translator=translator,
         select=f"tag:{DAILY_TAG}",
-        partitions_def=daily_partitions,
+        partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         name="dbt_daily_models",
     )

@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtProject
 
+from aiwf_assets.ingest.spec import SourcesConfig
 from aiwf_assets.marts.assets import build_dbt_assets
 from aiwf_assets.marts.project import DBT_PROJECT_DIR, marts_project
 from aiwf_assets.marts.resources import (
@@ -56,14 +57,19 @@ def build_marts_definitions(
     warehouse: WarehouseResource,
     target_path: Path = Path("target"),
     project_dir: Path = DBT_PROJECT_DIR,
+    *,
+    sources: SourcesConfig,
+    partitions: dg.DailyPartitionsDefinition,
 ) -> dg.Definitions:
-    """dbt assets building on `warehouse`; the manifest lives in `target_path` of the project."""
+    """dbt assets building on `warehouse`; the manifest lives in `target_path` of the project.
+    Daily models are on `partitions`; the channel variables come from `sources`."""
     project = marts_project(warehouse.kind, target_path, project_dir)
     dbt = WarehouseDbtCliResource(
         project_dir=project, warehouse=warehouse, dbt_executable=local_dbt_executable()
     )
     manifest = load_manifest(project, dbt)
     return dg.Definitions(
-        assets=build_dbt_assets(project, manifest, warehouse.kind), resources={"dbt": dbt}
+        assets=build_dbt_assets(project, manifest, warehouse.kind, sources, partitions),
+        resources={"dbt": dbt},
     )
 

@@ -1,15 +1,13 @@
 """The dbt project, chosen for the warehouse of the environment.
 
-`dagster-dbt project prepare-and-package --file aiwf_assets/marts/project.py` finds
-`marts_dbt_project` here and writes its manifest (see docs/MARTS.md for the environment it needs).
+`marts_project(kind)` builds it; nothing here reads the settings. The packaging step
+(`dagster-dbt project prepare-and-package --file aiwf_assets/marts/prepare.py`) loads
+`prepare.py`, which picks the kind from the environment's settings.
 """
 
 from pathlib import Path
 
 from dagster_dbt import DbtProject
-
-from aiwf_assets.resources import warehouse_resource
-from aiwf_assets.settings import get_settings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
@@ -27,7 +25,3 @@ def marts_project(
         target=warehouse_kind,
         target_path=target_path,
     )
-
-
-# profiles.yml targets are named like the warehouse kinds (duckdb, postgres)
-marts_dbt_project = marts_project(warehouse_resource(get_settings()).kind)

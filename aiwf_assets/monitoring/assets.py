@@ -21,7 +21,7 @@ import dagster as dg
 import polars as pl
 
 from aiwf_assets.automation.policies import RETRAIN_METADATA_KEY
-from aiwf_assets.ingest.spec import load_sources
+from aiwf_assets.ingest.spec import SourcesConfig
 from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import PARTITION_COLUMN, Warehouse
@@ -29,7 +29,6 @@ from aiwf_assets.ml.common import frame_version, source_version
 from aiwf_assets.ml.features import feature_columns_of
 from aiwf_assets.ml.marts import purchase_days, read_mart
 from aiwf_assets.monitoring import drift, health, performance, stats
-from aiwf_assets.partitions import daily_partitions
 from aiwf_assets.resources import (
     ALLOW_MISSING,
     ModelStoreResource,
@@ -333,11 +332,13 @@ METRIC_CHECKS = {
     "staleness_hours": "staleness_in_expected_range",
 }
 FOREST_CHECK = "isolation_forest_in_expected_range"
-DAILY_SOURCES = {
-    spec.landing.split("/", 1)[0]: spec.name
-    for spec in load_sources().sources.values()
-    if spec.contract.daily
-}
+def daily_sources(sources: SourcesConfig) -> dict[str, str]:
+    """Landing folder -> source name of the daily sources (health rows name the source)."""
+    return {
+        spec.landing.split("/", 1)[0]: spec.name
+        for spec in sources.sources.values()
+        if spec.contract.daily
+    }
 
 
 def _health_check_specs() -> list[dg.AssetCheckSpec]:
@@ -362,7 +363,7 @@ EVENT_SCHEMA = {"partition_date": pl.Date, "source": pl.String, "rows_cleaned": 
 QUARANTINE_SCHEMA = {"partition_date": pl.Date, "source": pl.String, "rows_quarantined": pl.Int64}
 
 
-def measure(wh: Warehouse, days: list[dt.date]) -> pl.DataFrame:
+def measure(wh: Warehouse, days: list[dt.date], folders: dict[str, str]) -> pl.DataFrame:
     """Health rows for every source and day in `days` (three queries, whatever the range)."""
     events = pl.concat([
         pl.DataFrame(schema=EVENT_SCHEMA),
@@ -377,12 +378,12 @@ def measure(wh: Warehouse, days: list[dt.date]) -> pl.DataFrame:
     of_day = pl.col("partition_date")
     return pl.concat([
         health.day_metrics(
-            day, sorted(DAILY_SOURCES),
+            day, sorted(folders),
             events.filter(of_day == day).drop("partition_date"),
             quarantined.filter(of_day == day).drop("partition_date"),
         )
         for day in days
-    ]).with_columns(pl.col("source").replace(DAILY_SOURCES))
+    ]).with_columns(pl.col("source").replace(folders))
 
 
 def read_history(wh: Warehouse, first: dt.date, before: dt.date) -> pl.DataFrame:
@@ -415,60 +416,77 @@ def _anomaly_check(name: str, flagged: pl.DataFrame, judged: int) -> dg.AssetChe
     )
 
 
-@dg.asset(
-    group_name="monitoring",
-    deps=["order_lines", "interactions", "quarantine"],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    owners=OWNERS,
-    kinds={"python", "duckdb"},
-    code_version=CODE_VERSION,
-    check_specs=_health_check_specs(),
-    description=(
-        "Per landing source and delivery day: rows, quarantine rate, null customer rate and "
-        "staleness, in monitoring.pipeline_health; checks flag values outside the range the "
-        "source's own history predicts, with that range."
-    ),
-)
-def pipeline_health(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    thresholds: MonitoringThresholds,
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    wh, z = warehouse.get(), thresholds.anomaly_z
-    days = [dt.date.fromisoformat(k) for k in context.partition_keys]
-    measured = measure(wh, days)
-    first = min(days[0] - dt.timedelta(days=health.HISTORY_DAYS), health.forest_window(days[0])[0])
-    history = pl.concat([read_history(wh, first, days[0]), measured])
-    # each day is judged against the days before it (stored or in this run)
-    all_judged = health.metric_anomalies(history, measured, z)
-    forest = health.forest_anomalies(history, measured, read_forest(wh, days))
-    all_forest = forest.verdicts
-    for day in days:
-        today = measured.filter(pl.col(PARTITION_COLUMN) == day)
-        context.add_asset_metadata(
-            {"health": dg.MetadataValue.md(markdown(today)), "dagster/row_count": today.height},
-            partition_key=day.isoformat(),
-        )
-    wh.replace_partitions(HEALTH_TABLE, measured, days)
-    wh.replace_partitions(FOREST_TABLE, all_forest, days)
-    yield dg.MaterializeResult(
-        data_version=dg.DataVersion(frame_version(measured)),
-        metadata={
-            "days_in_run": len(days),
-            "forests_fitted": forest.fitted,
-            "forest_verdicts_kept": all_forest.height - forest.scored,
-        },
+def build_pipeline_health(
+    sources: SourcesConfig, partitions: dg.DailyPartitionsDefinition
+) -> dg.AssetsDefinition:
+    """Pipeline health of the declared daily sources, on `partitions`."""
+    folders = daily_sources(sources)
+
+    @dg.asset(
+        group_name="monitoring",
+        deps=["order_lines", "interactions", "quarantine"],
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        owners=OWNERS,
+        kinds={"python", "duckdb"},
+        code_version=CODE_VERSION,
+        check_specs=_health_check_specs(),
+        description=(
+            "Per landing source and delivery day: rows, quarantine rate, null customer rate and "
+            "staleness, in monitoring.pipeline_health; checks flag values outside the range the "
+            "source's own history predicts, with that range."
+        ),
     )
-    for metric, name in METRIC_CHECKS.items():
-        of_metric = all_judged.filter(pl.col("metric") == metric)
+    def pipeline_health(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        thresholds: MonitoringThresholds,
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        wh, z = warehouse.get(), thresholds.anomaly_z
+        days = [dt.date.fromisoformat(k) for k in context.partition_keys]
+        measured = measure(wh, days, folders)
+        first = min(
+            days[0] - dt.timedelta(days=health.HISTORY_DAYS), health.forest_window(days[0])[0]
+        )
+        history = pl.concat([read_history(wh, first, days[0]), measured])
+        # each day is judged against the days before it (stored or in this run)
+        all_judged = health.metric_anomalies(history, measured, z)
+        forest = health.forest_anomalies(history, measured, read_forest(wh, days))
+        all_forest = forest.verdicts
+        for day in days:
+            today = measured.filter(pl.col(PARTITION_COLUMN) == day)
+            context.add_asset_metadata(
+                {"health": dg.MetadataValue.md(markdown(today)), "dagster/row_count": today.height},
+                partition_key=day.isoformat(),
+            )
+        wh.replace_partitions(HEALTH_TABLE, measured, days)
+        wh.replace_partitions(FOREST_TABLE, all_forest, days)
+        yield dg.MaterializeResult(
+            data_version=dg.DataVersion(frame_version(measured)),
+            metadata={
+                "days_in_run": len(days),
+                "forests_fitted": forest.fitted,
+                "forest_verdicts_kept": all_forest.height - forest.scored,
+            },
+        )
+        for metric, name in METRIC_CHECKS.items():
+            of_metric = all_judged.filter(pl.col("metric") == metric)
+            yield _anomaly_check(
+                name, of_metric.filter(pl.col("anomalous")).drop("anomalous"), of_metric.height
+            )
         yield _anomaly_check(
-            name, of_metric.filter(pl.col("anomalous")).drop("anomalous"), of_metric.height
+            FOREST_CHECK, all_forest.filter(pl.col("anomalous")).drop("anomalous", "fingerprint"),
+            all_forest.height,
         )
-    yield _anomaly_check(
-        FOREST_CHECK, all_forest.filter(pl.col("anomalous")).drop("anomalous", "fingerprint"),
-        all_forest.height,
-    )
+
+    return pipeline_health
 
 
-ASSETS = [feature_drift, prediction_drift, model_performance, pipeline_health]
+# the assets that depend on no settings; pipeline_health is built per sources and window
+ASSETS = [feature_drift, prediction_drift, model_performance]
+
+
+def build_monitoring_definitions(
+    sources: SourcesConfig, partitions: dg.DailyPartitionsDefinition
+) -> dg.Definitions:
+    return dg.Definitions(assets=[*ASSETS, build_pipeline_health(sources, partitions)])

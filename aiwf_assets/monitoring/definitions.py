@@ -1,7 +1,6 @@
-"""The monitoring domain (group `monitoring`)."""
+"""The monitoring domain (group `monitoring`): `build_monitoring_definitions(sources,
+partitions)`, built by `aiwf_assets.definitions.build_definitions` from its Settings."""
 
-import dagster as dg
+from aiwf_assets.monitoring.assets import build_monitoring_definitions
 
-from aiwf_assets.monitoring.assets import ASSETS
-
-defs = dg.Definitions(assets=ASSETS)
+__all__ = ["build_monitoring_definitions"]

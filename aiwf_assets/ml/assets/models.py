@@ -6,7 +6,7 @@ blocking `promotion` check. The families differ only in what their `ModelSpec`
 says.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -25,7 +25,7 @@ from aiwf_assets.ml.common import limited_threads, source_version
 from aiwf_assets.ml.features import MIN_SNAPSHOT_HISTORY_DAYS
 from aiwf_assets.ml.marts import purchase_days
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome, promote_challenger
-from aiwf_assets.resources import ModelStoreResource
+from aiwf_assets.resources import MODEL_FAMILY, ModelStoreResource
 
 
 # configs -----------------------------------------------------------------------------
@@ -148,13 +148,15 @@ def model_result(
     code_version: str,
     max_threads: int | None,
     extra: dict[str, Any] | None = None,
-) -> dg.MaterializeResult:
-    """Register the challenger, run the promotion decision, report it as the blocking check."""
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Register the challenger, run the promotion decision, report it as the blocking check.
+
+    The output is the champion's card after the decision (None without a champion): the
+    model IO manager records where its artifact is and loads it for the scoring assets."""
     data_versions = upstream_data_versions(context, deps)
+    models = store.store()
     with limited_threads(max_threads):  # re-scoring the champion may refit it
-        result = promote_challenger(
-            store.store(), family, outcome, policy, data_versions, code_version
-        )
+        result = promote_challenger(models, family, outcome, policy, data_versions, code_version)
     context.log.info(f"{family}: {result.decision.reason}")
     check = dg.AssetCheckResult(
         check_name="promotion",
@@ -195,11 +197,13 @@ def model_result(
         **{f"challenger_{k}": round(float(v), 4) for k, v in outcome.metrics.items()},
         **(extra or {}),
     }
-    return dg.MaterializeResult(
+    champion = models.card(family, result.champion_after) if result.champion_after else None
+    yield dg.Output(
+        champion,
         metadata=metadata,
-        check_results=[check],
         data_version=dg.DataVersion(result.champion_after or "no-champion"),
     )
+    yield check
 
 
 def promotion_check(asset: str) -> dg.AssetCheckSpec:
@@ -233,17 +237,18 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         check_specs=[promotion_check(spec.name)],
         op_tags=HEAVY_TRAINING_TAGS,  # under AIWF_EXECUTOR=k8s: a training-sized pod
         description=spec.description,
-        metadata={MIN_HISTORY_METADATA_KEY: spec.min_history_days()},
+        metadata={MIN_HISTORY_METADATA_KEY: spec.min_history_days(), MODEL_FAMILY: spec.family},
         required_resource_keys={"model_store", *(["warehouse"] if spec.marts else [])},
+        io_manager_key="model_io_manager",
     )
     def _train(
         context: dg.AssetExecutionContext,
         config: config_type,  # type: ignore[valid-type]
         features: pl.DataFrame,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         with limited_threads(config.max_threads):
             outcome = spec.train(config, features, lambda: context.resources.warehouse.get())
-        return model_result(
+        yield from model_result(
             context,
             context.resources.model_store,
             spec.family,

@@ -18,7 +18,12 @@ from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.ml import churn, demand, recommend, segmentation, serving
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, frame_result
 from aiwf_assets.ml.common import source_version
-from aiwf_assets.resources import ExportsResource, ModelStoreResource, WarehouseResource
+from aiwf_assets.resources import (
+    Champion,
+    ExportsResource,
+    ModelStoreResource,
+    WarehouseResource,
+)
 
 CRM_EXPORT_TABLE = "serving.crm_export"
 SERVING_KINDS = {"python", "parquet"}
@@ -52,10 +57,12 @@ def serving_asset(spec: ServingSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.name,
         group_name="serving",
-        ins={"features": dg.AssetIn(key=spec.features)},
-        # the model store, not the model asset's output, holds the champion: a rollback
-        # (`aiwf model rollback`) changes what scores without re-materialising the model
-        deps=[spec.model],
+        # the model IO manager loads the family's current champion from the model store: a
+        # rollback (`aiwf model rollback`) changes what scores without re-materialising it
+        ins={
+            "features": dg.AssetIn(key=spec.features),
+            "model": dg.AssetIn(key=spec.model, input_manager_key="model_io_manager"),
+        },
         owners=OWNERS,
         kinds=SERVING_KINDS,
         code_version=source_version(spec.logic),
@@ -63,13 +70,12 @@ def serving_asset(spec: ServingSpec) -> dg.AssetsDefinition:
     )
     def _score(
         config: config_type,  # type: ignore[valid-type]
-        model_store: ModelStoreResource,
         features: pl.DataFrame,
+        model: Champion,
     ) -> dg.Output[pl.DataFrame]:
-        card, artifact = model_store.store().champion_artifact(spec.family)
-        frame = spec.score(config, artifact, features)
-        frame = frame.with_columns(model_version=pl.lit(card.version))
-        return frame_output(frame, {"model_version": card.version, **spec.summary(config, frame)})
+        frame = spec.score(config, model.artifact, features)
+        frame = frame.with_columns(model_version=pl.lit(model.version))
+        return frame_output(frame, {"model_version": model.version, **spec.summary(config, frame)})
 
     return _score
 
