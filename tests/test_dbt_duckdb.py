@@ -25,7 +25,7 @@ from aiwf_assets.marts.assets import (
     models_without_tag,
     unexplained_dbt_failures,
 )
-from aiwf_assets.marts.definitions import build_marts_definitions, read_manifest
+from aiwf_assets.marts.definitions import build_marts_definitions, read_manifest, stale_inputs
 from aiwf_assets.marts.project import DBT_PROJECT_DIR, marts_project
 from aiwf_assets.marts.resources import (
     WarehouseDbtCliResource,
@@ -515,3 +515,27 @@ def test_dbt_commands_skip_dagster_dbts_version_probe_and_adapter(
     )
     with pytest.raises(AssertionError, match="unexpected subprocess"):
         _ = other._cli_version
+
+
+def test_a_manifest_older_than_the_project_is_parsed_again(tmp_path: Path) -> None:
+    """After a `git pull` brings a new dbt test, loading the definitions parses again instead
+    of building assets from the old manifest (whose node list no longer matches dbt's)."""
+    project_dir = tmp_path / "dbt_project"
+    skip = shutil.ignore_patterns("target", "logs", "dbt_packages")
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=skip)
+    target = tmp_path / "target"
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    build_marts_definitions(resource, target_path=target, project_dir=project_dir, **DOMAIN)
+    manifest_path = target / "manifest.json"
+    assert stale_inputs(project_dir, manifest_path) == []
+
+    pulled = project_dir / "tests" / "pulled_in_later.sql"
+    pulled.write_text("select 1 as never where false\n")
+    later = manifest_path.stat().st_mtime + 5
+    os.utime(pulled, (later, later))
+    assert stale_inputs(project_dir, manifest_path) == [pulled]
+
+    build_marts_definitions(resource, target_path=target, project_dir=project_dir, **DOMAIN)
+    nodes = json.loads(manifest_path.read_text())["nodes"]
+    assert "test.aiwf.pulled_in_later" in nodes
+    assert stale_inputs(project_dir, manifest_path) == []
