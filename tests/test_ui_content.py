@@ -11,7 +11,7 @@ import pytest
 from aiwf_assets.cleaning.contracts import MODELS
 from aiwf_assets.definitions import defs
 from aiwf_assets.ml.plots import INLINE_LIMIT, segment_profile_plot, ui_length
-from aiwf_assets.ml.segmentation import SEGMENT_FEATURES
+from aiwf_assets.ml.segmentation import segment_features
 
 GRAPH = defs.resolve_asset_graph()
 CLEANED = ["orders", "order_lines", "interactions", "quarantine", "customers",
@@ -91,6 +91,10 @@ def test_the_quarantine_overview_counts_every_day_by_kind_of_reason() -> None:
         {"partition_date": day1, "web_orders": 1, "pos_transactions": 1},
         {"partition_date": day2, "web_orders": 1, "pos_transactions": 0},
     ]
+
+
+# the segmentation features of the packaged sources' channels
+SEGMENT_FEATURES = segment_features(["web", "app", "store"])
 
 
 def profile(descriptions: list[str]) -> pl.DataFrame:
