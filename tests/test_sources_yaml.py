@@ -440,3 +440,35 @@ def test_channel_names_that_would_clash_with_fixed_columns_are_refused() -> None
         with pytest.raises(SourceSpecError, match=f"'{name}' is reserved .*{clash}"):
             overlay = UK_OVERLAY.replace("channel: shop_uk", f"channel: {name}")
             parse_sources(overlay.replace("{GBP: 1.16}", "{EUR: 1, GBP: 1.16}"))
+
+
+def test_online_channels_are_declared_and_reach_the_marts_vars() -> None:
+    """Which orders a web session can convert into comes from the sources: the packaged
+    tills say `online: false`; a new order source is online unless it says otherwise."""
+    from aiwf_assets.marts.assets import source_vars
+
+    packaged = load_sources()
+    assert packaged.online_channels == ("web", "app")
+    assert source_vars(packaged)["online_channels"] == ["web", "app"]
+    overlay = UK_OVERLAY.replace("{GBP: 1.16}", "{EUR: 1, GBP: 1.16}")
+    assert parse_sources(overlay).online_channels == ("shop_uk",)
+    tills = overlay.replace("channel: shop_uk", "channel: shop_uk\n    online: false")
+    assert parse_sources(tills).online_channels == ()
+    with pytest.raises(SourceSpecError, match=r"sources\.\w+\.online: true or false, got 'yes'"):
+        parse_sources(overlay.replace("channel: shop_uk", "channel: shop_uk\n    online: 'yes'"))
+    with pytest.raises(SourceSpecError, match=r"\.online: only order_lines sources have it"):
+        parse_sources(
+            textwrap.dedent(
+                """
+                version: 1
+                currency_rates_to_eur: {EUR: 1}
+                sources:
+                  desk:
+                    contract: tickets
+                    online: true
+                    format: csv
+                    landing: desk/{date}.csv
+                    columns: {}
+                """
+            )
+        )

@@ -266,6 +266,8 @@ class SourceSpec:
     non_merchandise: Mapping[str, str] = field(default_factory=dict)
     returns: ReturnsSpec | None = None
     phone_region: str | None = None  # region of phone numbers written without a country code
+    # order sources: orders placed online (a web session can convert into one); tills: false
+    online: bool = True
 
     @property
     def all_columns(self) -> tuple[ColumnSpec, ...]:
@@ -328,6 +330,13 @@ class SourcesConfig:
         """Cleaned channel names (web, app, store, ...) of the order sources, in declaration
         order (overlaid sources after the packaged ones): the order of per-channel columns."""
         return tuple(s.channel for s in self.sources.values() if s.channel is not None)
+
+    @property
+    def online_channels(self) -> tuple[str, ...]:
+        """The order channels whose orders are placed online (what a session converts into)."""
+        return tuple(
+            s.channel for s in self.sources.values() if s.channel is not None and s.online
+        )
 
     @property
     def exchange_rates(self) -> SourceSpec | None:
@@ -505,6 +514,7 @@ _SOURCE_KEYS = {
     "non_merchandise",
     "returns",
     "phone_region",
+    "online",
 }
 _RETURNS_KEYS = {"order_prefix", "negative_quantity", "status"}
 # channel names whose per-channel columns would clash with a fixed column
@@ -555,11 +565,14 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
 
     columns = _columns(entry.get("columns"), contract, f"{where}.columns", allow_sequence=True)
     explode = _explode(entry.get("explode"), contract, fmt, f"{where}.explode")
-    orders_only = [k for k in ("non_merchandise", "returns") if k in entry]
+    orders_only = [k for k in ("non_merchandise", "returns", "online") if k in entry]
     if orders_only and contract.name != "order_lines":
         raise SourceSpecError(f"{where}.{orders_only[0]}: only order_lines sources have it")
     non_merchandise = _non_merchandise(entry.get("non_merchandise", {}), f"{where}.non_merchandise")
     returns = _returns(entry.get("returns"), f"{where}.returns")
+    online = entry.get("online", True)
+    if not isinstance(online, bool):
+        raise SourceSpecError(f"{where}.online: true or false, got {online!r}")
     phone_region = entry.get("phone_region")
     if phone_region is not None:
         if not (isinstance(phone_region, str) and re.fullmatch(r"[A-Z]{2}", phone_region)):
@@ -582,6 +595,7 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         non_merchandise=non_merchandise,
         returns=returns,
         phone_region=phone_region,
+        online=online,
     )
     _check_coverage(spec, where)
     if returns is not None and returns.status_values and spec.column("line_status") is None:

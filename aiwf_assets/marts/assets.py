@@ -36,9 +36,11 @@ def dbt_window_vars(start: date, end: date) -> str:
 
 def source_vars(sources: SourcesConfig) -> dict[str, Any]:
     """What the dbt models need from the declared sources: the order channels (one
-    per-channel column each) and each channel's product-key pattern (a dbt test)."""
+    per-channel column each), those placed online (what a web session converts into) and
+    each channel's product-key pattern (a dbt test)."""
     return {
         "channels": list(sources.order_channels),
+        "online_channels": list(sources.online_channels),
         "product_keys": sources.product_key_patterns,
     }
 

@@ -1,9 +1,12 @@
 {{ config(tags=['daily']) }}
 
 {#-
-  Identified web sessions (earliest delivery of each) with the online orders (web or app) the
-  same customer placed on the session's day. Anonymous sessions cannot be linked and are left out.
+  Identified web sessions (earliest delivery of each) with the online orders (the channels of
+  the order sources declared `online`, var online_channels: web and app for the packaged ones)
+  the same customer placed on the session's day. Anonymous sessions cannot be linked and are
+  left out.
 -#}
+{%- set online_channels = var('online_channels') %}
 with sessions as (
     {{ first_delivery(ref('stg_cleaned__interactions'), ['interaction_id'], ['source_file', 'source_row']) }}
 ),
@@ -14,7 +17,11 @@ online_orders as (
         order_date,
         count(*) as n_orders
     from {{ ref('int_orders__cross_channel') }}
-    where channel in ('web', 'app')
+    where {% if online_channels | length > 0 -%}
+        channel in ({% for c in online_channels %}'{{ c }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    {%- else -%}
+        1 = 0
+    {%- endif %}
       and customer_key is not null
     group by customer_key, order_date
 )
