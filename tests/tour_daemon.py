@@ -18,14 +18,13 @@ import dagster as dg
 from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
 from dagster._serdes import deserialize_value, serialize_value
 
-from aiwf_assets.automation.sensors import landing_observation_sensor
 from aiwf_assets.definitions import defs
 from aiwf_assets.settings import get_settings
 
 
 def observe(instance: dg.DagsterInstance) -> list[list[str | None]]:
     settings = get_settings()
-    sensor = landing_observation_sensor(settings)
+    sensor = defs.resolve_sensor_def("landing_observation_sensor")  # as the location runs it
     cursor_file = settings.home / "tour-sensor-cursor"
     cursor = cursor_file.read_text() if cursor_file.exists() else None
     with dg.build_sensor_context(
