@@ -78,7 +78,7 @@ def test_demand_features_at_an_origin_use_only_data_up_to_it() -> None:
     marts = make_marts(n_customers=80, days=100)
     sales, products = marts["fct_product_daily_sales"], marts["dim_products"]
     last_day = sales["sales_date"].max()
-    full = features.demand_features(sales, products, last_day, horizon_days=7, every_lag=True)
+    full = features.demand_features(sales, products, last_day, horizon_days=7)
     origin = CUTOFF
     at_origin = features.demand_features(
         sales.filter(pl.col("sales_date") <= origin), products, origin, horizon_days=7
@@ -114,7 +114,7 @@ def test_every_horizon_reads_features_at_least_that_old() -> None:
         pl.col("lag_days") == pl.col("horizon_day").map_elements(features.lag_for)
     ).to_series().all()
     # lag_horizon is the product's units exactly lag_days before the target day
-    observed = grid.filter(~pl.col("is_future")).select(
+    observed = grid.filter(~pl.col("is_future"), pl.col("lag_days") == 1).select(
         "sku", pl.col("date").alias("source_day"), pl.col("units").alias("then")
     )
     read = future.with_columns(
@@ -123,14 +123,9 @@ def test_every_horizon_reads_features_at_least_that_old() -> None:
     assert (read["source_day"] <= origin).all()
     then = read["then"].cast(pl.Float64)
     assert read["lag_horizon"].cast(pl.Float64).equals(then, null_equal=True)
-    # each observed day is in one stack, the lags taking turns day by day: one model
-    # learns how the information ages for the cost of one stack
-    observed_rows = grid.filter(~pl.col("is_future"))
-    assert observed_rows.group_by("sku", "date").len()["len"].max() == 1
-    turns = observed_rows.select("date", "lag_days").unique().sort("date")
-    assert turns["lag_days"].head(8).sort().to_list() == features.lags_for(28)
-    every = features.demand_features(sales, products, origin, horizon_days=28, every_lag=True)
-    assert every.filter(~pl.col("is_future")).height == 8 * observed_rows.height
+    # the observed days are in every stack: one model learns how the information ages
+    stacks = grid.filter(~pl.col("is_future")).group_by("lag_days").len()
+    assert stacks.height == 8 and stacks["len"].n_unique() == 1
 
 
 def _one_product(units: list[int]) -> tuple[pl.DataFrame, pl.DataFrame, list[date]]:
@@ -201,7 +196,7 @@ def test_planned_promotions_come_from_the_plan_published_by_the_cutoff() -> None
     grid = features.demand_features(
         sales, products, cutoff, horizon_days=10, plan=PLAN, plan_horizon_days=5
     )
-    one = grid  # each day once: observed days in their lag's turn, future days at theirs
+    one = grid.filter(pl.col("lag_days") == pl.col("lag_days").max().over("date"))
     by_day = dict(zip(one["date"], one["planned_discount"], strict=True))
     assert by_day[date(2026, 1, 10)] == by_day[date(2026, 1, 11)] == 0.2  # history too
     assert by_day[date(2026, 1, 12)] == 0.0

@@ -12,7 +12,7 @@ forecasts tomorrow from yesterday's sales and four weeks out from what is known
 that far ahead. Days whose sales are unknown (a missing, empty or held-back
 file) are no training targets and count in no lag or window. The holdout is the
 last `holdout_days` observed days (time-ordered, never shuffled; hyperparameters
-are chosen on windows before it), each forecast at its lag's turn, as in use. The
+are chosen on windows before it), each forecast at every lag, as in use. The
 baseline on the same rows is the seasonal naive forecast (same weekday, at
 least the lag back: last week for lags up to 7).
 """
@@ -174,7 +174,8 @@ def train_demand(
         forecast=pl.Series(forecast), seasonal_naive=pl.Series(naive)
     )
     daily = (
-        predictions.group_by("date")
+        predictions.filter(pl.col("lag_days") == pl.col("lag_days").min())
+        .group_by("date")
         .agg(
             actual=pl.col("units").sum(),
             forecast=pl.col("forecast").sum(),

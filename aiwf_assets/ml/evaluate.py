@@ -187,8 +187,11 @@ def served_demand(
     )
     outcome = demand.train_demand(grid, DEMAND_HOLDOUT_DAYS)
     moving_average = (
-        grid.filter(~pl.col("is_future"), pl.col("date") > origin - timedelta(days=28))
-        .unique(["sku", "date"])
+        grid.filter(
+            ~pl.col("is_future"),
+            pl.col("date") > origin - timedelta(days=28),
+            pl.col("lag_days") == pl.col("lag_days").min(),
+        )
         .group_by("sku")
         .agg(moving_average_28=pl.col("units").cast(pl.Float64).mean().fill_null(0.0))
     )

@@ -411,7 +411,6 @@ def demand_features(
     plan: pl.DataFrame | None = None,
     unknown_days: list[date] | tuple[date, ...] = (),
     plan_horizon_days: int = PLAN_HORIZON_DAYS,
-    every_lag: bool = False,
 ) -> pl.DataFrame:
     """Product x day grid, stacked once per lag of `lags_for(horizon_days)` (`lag_days`).
 
@@ -422,10 +421,8 @@ def demand_features(
     cutoff + horizon_days; the future days have `units` null and are what the
     forecast fills in, each once, in the stack of lag_for(its horizon) (column
     `horizon_day`). Every lag and window of a stack ends `lag_days` before the
-    target day (a direct strategy, no recursion). Each observed day is in one
-    stack, the lags taking turns day by day (`every_lag`: in all of them), so one
-    model learns how the information ages for the cost of one stack: with every
-    day in every stack, training took 8x the rows and time for the same days.
+    target day (a direct strategy, no recursion); the observed days appear in every
+    stack, so one model learns how the information ages.
 
     The level the model scales is the product's mean on regular (campaign-free)
     known days of the last 28 days, re-anchored on the last 14 days' when its
@@ -473,10 +470,8 @@ def demand_features(
     categories = sorted(products["category"].drop_nulls().unique().to_list())
     covered_through = plan_coverage(plan, cutoff, plan_horizon_days)
     promotions = planned_promotions(plan, cutoff, categories)
-    lags = lags_for(horizon_days)
     stacks = [
-        _lag_stack(base, lag, cutoff, horizon_days, None if every_lag else (k, len(lags)))
-        for k, lag in enumerate(lags)
+        _lag_stack(base, lag, cutoff, horizon_days) for lag in lags_for(horizon_days)
     ]
     planned = (
         pl.lit(False) if covered_through is None else pl.col("date") <= pl.lit(covered_through)
@@ -572,12 +567,9 @@ def _category_breaks(windows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _lag_stack(
-    base: pl.DataFrame, lag: int, cutoff: date, horizon_days: int, turn: tuple[int, int] | None
-) -> pl.DataFrame:
-    """The rows whose features are `lag` days old: the observed days of this lag's `turn`
-    (k of n: the days whose day number is k modulo n; every observed day if None), and
-    the future days whose horizon this lag serves."""
+def _lag_stack(base: pl.DataFrame, lag: int, cutoff: date, horizon_days: int) -> pl.DataFrame:
+    """The rows whose features are `lag` days old: every observed day, and the future days
+    whose horizon this lag serves."""
     season = seasonal_lag_days(lag)
     units = pl.col("units").cast(pl.Float64)
 
@@ -612,12 +604,7 @@ def _lag_stack(
         .then(pl.col("regular_mean_28") * pl.col("category_ratio_14"))
         .otherwise(pl.col("regular_mean_28")),
     )
-    if turn is None:
-        observed = ~pl.col("is_future")
-    else:
-        day_number = (pl.col("date") - pl.lit(date(2000, 1, 1))).dt.total_days()
-        observed = ~pl.col("is_future") & (day_number % turn[1] == turn[0])
-    return frame.filter(observed | (pl.col("is_future") & horizon.is_in(served)))
+    return frame.filter(~pl.col("is_future") | horizon.is_in(served))
 
 
 def _regular_days(grid: pl.DataFrame, window_days: int = 91) -> pl.DataFrame:
