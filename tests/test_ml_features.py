@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from aiwf_assets.ml import demand, features
+from aiwf_assets.ml import features
 from tests.test_ml_marts_factory import START, make_marts
 
 CUTOFF = START + timedelta(days=70)
@@ -88,139 +88,17 @@ def test_demand_features_at_an_origin_use_only_data_up_to_it() -> None:
         origin + timedelta(days=d) for d in range(1, 8)
     ]
     assert future["units"].null_count() == future.height
-    keys = ["sku", "date", "lag_days"]
-    same_rows = full.join(future.select(keys), on=keys, how="semi")
-    # the planned promotions are the one thing known ahead (from the published plan)
+    same_rows = full.join(future.select("sku", "date"), on=["sku", "date"], how="semi")
+    # the planned price/promotion covariates are the one thing known ahead (from a plan)
     assert future.select(features.PLANNED_COLUMNS).null_count().sum_horizontal().item() == 0
     learned = [c for c in features.DEMAND_FEATURE_COLUMNS if c not in features.PLANNED_COLUMNS]
-    columns = [*keys, *(c for c in learned if c not in keys)]
-    assert_frame_equal(same_rows.select(columns).sort(keys), future.select(columns).sort(keys))
-
-
-def test_every_horizon_reads_features_at_least_that_old() -> None:
-    marts = make_marts(n_customers=60, days=80)
-    sales, products = marts["fct_product_daily_sales"], marts["dim_products"]
-    origin = sales["sales_date"].max() - timedelta(days=10)
-    grid = features.demand_features(sales, products, origin, horizon_days=28)
-    assert features.lags_for(28) == [1, 2, 3, 5, 7, 14, 21, 28]
-    assert features.lags_for(7) == [1, 2, 3, 5, 7]
-    assert [features.lag_for(h) for h in (1, 4, 6, 8, 15, 22, 29)] == [1, 5, 7, 14, 21, 28, 35]
-    future = grid.filter(pl.col("is_future"))
-    # each future day once, in the stack of its lag, never shorter than its horizon
-    assert future.group_by("sku", "date").len()["len"].max() == 1
-    assert (future["lag_days"] >= future["horizon_day"]).all()
-    assert future["horizon_day"].unique().sort().to_list() == list(range(1, 29))
-    assert future.select(
-        pl.col("lag_days") == pl.col("horizon_day").map_elements(features.lag_for)
-    ).to_series().all()
-    # lag_horizon is the product's units exactly lag_days before the target day
-    observed = grid.filter(~pl.col("is_future"), pl.col("lag_days") == 1).select(
-        "sku", pl.col("date").alias("source_day"), pl.col("units").alias("then")
-    )
-    read = future.with_columns(
-        source_day=pl.col("date") - pl.duration(days=pl.col("lag_days"))
-    ).join(observed, on=["sku", "source_day"], how="left")
-    assert (read["source_day"] <= origin).all()
-    then = read["then"].cast(pl.Float64)
-    assert read["lag_horizon"].cast(pl.Float64).equals(then, null_equal=True)
-    # the observed days are in every stack: one model learns how the information ages
-    stacks = grid.filter(~pl.col("is_future")).group_by("lag_days").len()
-    assert stacks.height == 8 and stacks["len"].n_unique() == 1
-
-
-def _one_product(units: list[int]) -> tuple[pl.DataFrame, pl.DataFrame, list[date]]:
-    days = [date(2026, 1, 1) + timedelta(days=d) for d in range(len(units))]
-    sales = pl.DataFrame(
-        {
-            "sku": ["SKU-00001"] * len(days),
-            "sales_date": days,
-            "units": units,
-            "avg_unit_price": [10.0] * len(days),
-            "promo_share": [0.0] * len(days),
-        }
-    ).filter(pl.col("units") > 0)
-    products = pl.DataFrame({"sku": ["SKU-00001"], "category": ["home"], "list_price": [10.0]})
-    return sales, products, days
-
-
-def test_unknown_days_are_not_zeros() -> None:
-    sales, products, days = _one_product([4] * 20)
-    missing = days[15]  # its file never arrived: no sales rows that day
-    sales = sales.filter(pl.col("sales_date") != missing)
-    as_zero = features.demand_features(sales, products, days[-1], horizon_days=1)
-    unknown = features.demand_features(
-        sales, products, days[-1], horizon_days=1, unknown_days=[missing]
-    )
-    assert as_zero.filter(pl.col("date") == missing)["units"].to_list() == [0]
-    assert unknown.filter(pl.col("date") == missing)["units"].to_list() == [None]
-    after = unknown.filter(pl.col("date") == missing + timedelta(days=1))
-    assert after["lag_horizon"].to_list() == [None]  # NaN for the model, not 0
-    # windows average the known days: the level stays 4, where a zero would pull it down
-    later = unknown.filter(pl.col("date") > missing)
-    assert (later["rolling_mean_7"] == 4.0).all() and (later["level"] == 4.0).all()
-    assert (as_zero.filter(pl.col("date") > missing)["rolling_mean_7"] < 4.0).all()
-    assert later["unknown_share_28"].max() > 0
-    # and the unknown day is no training target
-    train, holdout = demand.split_holdout(unknown, holdout_days=3)
-    assert missing not in train["date"].to_list() + holdout["date"].to_list()
-
-
-def test_unknown_days_come_from_channels_missing_beyond_chance() -> None:
-    days = [date(2026, 1, 1) + timedelta(days=d) for d in range(40)]
-    rows = []
-    for d, day in enumerate(days):
-        store = 0 if d == 30 else (60 if day.weekday() == 6 else 100)  # day 30: no POS file
-        web = 2 if d % 2 else 0  # a small channel with quiet days
-        app = 40 if d != 35 else 30  # a weak day, not missing
-        rows += [(day, "store")] * store + [(day, "web")] * web + [(day, "app")] * app
-    orders = pl.DataFrame(rows, schema=["order_date", "channel"], orient="row")
-    assert features.unknown_sales_days(orders) == [days[30]]
-    assert features.unknown_sales_days(orders.filter(pl.col("channel") != "store")) == []
-
-
-PLAN = pl.DataFrame(
-    {
-        "campaign_code": ["A20", "B10", "LATE30"],
-        "published_on": [date(2026, 1, 1), date(2026, 1, 5), date(2026, 1, 25)],
-        "start_date": [date(2026, 1, 10), date(2026, 1, 22), date(2026, 1, 27)],
-        "end_date": [date(2026, 1, 11), date(2026, 1, 23), date(2026, 1, 28)],
-        "discount_pct": [20.0, 10.0, 30.0],
-        "categories": ["home", "toys", "home"],
-    }
-)
-
-
-def test_planned_promotions_come_from_the_plan_published_by_the_cutoff() -> None:
-    sales, products, days = _one_product([4] * 20)
-    cutoff = days[-1]  # 2026-01-20: LATE30 is published only on 2026-01-25
-    grid = features.demand_features(
-        sales, products, cutoff, horizon_days=10, plan=PLAN, plan_horizon_days=5
-    )
-    one = grid.filter(pl.col("lag_days") == pl.col("lag_days").max().over("date"))
-    by_day = dict(zip(one["date"], one["planned_discount"], strict=True))
-    assert by_day[date(2026, 1, 10)] == by_day[date(2026, 1, 11)] == 0.2  # history too
-    assert by_day[date(2026, 1, 12)] == 0.0
-    campaign = dict(zip(one["date"], one["planned_campaign"], strict=True))
-    assert campaign[date(2026, 1, 22)] == 1.0  # a toys campaign: store traffic, not home's price
-    assert by_day[date(2026, 1, 22)] == 0.0
-    assert by_day[date(2026, 1, 27)] == 0.0  # not published by the cutoff
-    future = one.filter(pl.col("is_future"))
-    assert future.filter(pl.col("planned"))["date"].max() == date(2026, 1, 25)
-    note = demand.plan_note(future["date"].to_list(), future["planned"].to_list())
-    assert note == "no plan for 2026-01-26..2026-01-30: assumed no campaign"
-    # without any plan nothing is planned, and the note says so for every day
-    bare = features.demand_features(sales, products, cutoff, horizon_days=3)
-    assert not bare["planned"].any()
-    assert demand.plan_note([date(2026, 1, 21), date(2026, 1, 23)], [False, False]) == (
-        "no plan for 2026-01-21, 2026-01-23: assumed no campaign"
-    )
-    assert demand.plan_note([date(2026, 1, 21)], [True]) == (
-        "the promotion plan covers every forecast day"
+    columns = ["sku", "date", *learned]
+    assert_frame_equal(
+        same_rows.select(columns).sort("sku", "date"), future.select(columns).sort("sku", "date")
     )
 
 
 def test_demand_grid_fills_days_without_sales_with_zero() -> None:
-    """Days without sales rows in a known day are zero sales (not unknown)."""
     sales = pl.DataFrame(
         {
             "sku": ["SKU-00001", "SKU-00001"],

@@ -204,9 +204,8 @@ def test_demand_level_leaves_campaign_days_out() -> None:
     assert late["regular_mean_28"].to_list() == [5.0] * late.height
     assert late["regular_mean_91"].to_list() == [5.0] * late.height
     assert (late["rolling_mean_28"] > 5.0).all()  # the plain mean is inflated
-    # without a published plan nothing is planned: the planned covariates are 0
-    assert not late["planned"].any()
-    assert late.select(features.PLANNED_COLUMNS).sum().sum_horizontal().item() == 0
+    on_campaign = late.filter(~pl.col("is_future"), pl.col("date").dt.day() <= 3)
+    assert (on_campaign["store_promo_share"] == 1.0).all()
     assert (late["price_change_28"] == 1.0).all()  # regular-day prices only
 
 

@@ -3,18 +3,16 @@
 The model learns the multiplier of a product's level on regular (campaign-free)
 days: campaigns lift the whole store's traffic, so a plain mean over a window
 with campaigns overstates the next regular days and understates the next
-campaign, which the model reads from the published promotion plan instead.
+campaign, which the model reads from the planned promotion covariates instead.
 
-Strategy: direct multi-horizon. The features of a day `h` days after the cutoff
-are lagged by `features.lag_for(h)` (never shorter than h); the training rows
-hold every observed day once per lag (`lag_days` is a feature), so one model
-forecasts tomorrow from yesterday's sales and four weeks out from what is known
-that far ahead. Days whose sales are unknown (a missing, empty or held-back
-file) are no training targets and count in no lag or window. The holdout is the
-last `holdout_days` observed days (time-ordered, never shuffled; hyperparameters
-are chosen on windows before it), each forecast at every lag, as in use. The
-baseline on the same rows is the seasonal naive forecast (same weekday, at
-least the lag back: last week for lags up to 7).
+Strategy: direct. Every feature of a target day is at least `horizon_days`
+old (see `features.demand_features`), so one model forecasts each of the
+next `horizon_days` days from the data available at the cutoff. The holdout
+is the last `holdout_days` observed days (time-ordered, never shuffled;
+hyperparameters are chosen on windows before it); each
+holdout day is forecast from data `horizon_days` older, exactly as in use.
+The baseline on the same rows is the seasonal naive forecast (same weekday,
+`horizon_days` or more back: last week for horizons up to 7).
 """
 
 from __future__ import annotations
@@ -32,14 +30,13 @@ from sklearn.inspection import permutation_importance
 from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.common import RANDOM_STATE, regression_metrics
-from aiwf_assets.ml.features import DEMAND_FEATURE_COLUMNS, lags_for
+from aiwf_assets.ml.features import DEMAND_FEATURE_COLUMNS
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 PRIMARY_METRIC = "wape"
-# The product's mean units on regular (campaign-free) days of the last 28 days, re-anchored
-# on the last 14 days' after a break in its category: the level the model scales. (Over
-# 91 days it is less noisy but lags a trend or a shift.)
-LEVEL = "level"
+# The product's mean units on regular (campaign-free) days of the last 28 days: the
+# level the model scales. (Over 91 days it is less noisy but lags a trend or a shift.)
+LEVEL = "regular_mean_28"
 GRID: list[dict[str, Any]] = [
     {"loss": loss, "learning_rate": lr, "max_leaf_nodes": 15}
     for loss in ("poisson", "squared_error")
@@ -70,7 +67,7 @@ def fit_model(model: HistGradientBoostingRegressor, frame: pl.DataFrame) -> Any:
     effects across products of very different volume; rows of products with
     no regular-day sales in the level window carry no weight and are left out.
     """
-    rows = frame.filter(pl.col(LEVEL) > 0, pl.col("units").is_not_null())
+    rows = frame.filter(pl.col(LEVEL) > 0)
     level = rows[LEVEL].to_numpy()
     model.set_params(min_samples_leaf=max(MIN_LEAF, round(LEAF_SHARE * rows.height)))
     return model.fit(_features(rows), rows["units"].to_numpy() / level, sample_weight=level)
@@ -129,8 +126,7 @@ def validation_window_days(holdout_days: int) -> int:
 
 
 def split_holdout(features: pl.DataFrame, holdout_days: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(training rows, holdout rows): known days only (unknown days are no targets)."""
-    observed = features.filter(~pl.col("is_future"), pl.col("units").is_not_null())
+    observed = features.filter(~pl.col("is_future"))
     last_day: date = observed["date"].max()  # type: ignore[assignment]
     start = last_day - timedelta(days=holdout_days - 1)
     return observed.filter(pl.col("date") < start), observed.filter(pl.col("date") >= start)
@@ -140,7 +136,7 @@ def train_demand(
     features: pl.DataFrame, holdout_days: int, cv_folds: int = 2, max_bias: float = 0.25
 ) -> TrainingOutcome:
     # one canonical row order: gradient boosting's early-stopping split depends on it
-    features = features.sort("sku", "date", "lag_days")
+    features = features.sort("sku", "date")
     train, holdout = split_holdout(features, holdout_days)
     if train.filter(pl.col(LEVEL) > 0).is_empty() or holdout["units"].sum() == 0:
         raise ValueError(
@@ -159,7 +155,6 @@ def train_demand(
     if abs(metrics["bias"]) > max_bias:
         problems.append(f"forecast bias {metrics['bias']:+.1%} beyond ±{max_bias:.0%}")
     holdout_start: date = holdout["date"].min()  # type: ignore[assignment]
-    horizon_days = int(features["horizon_days"][0])
 
     def evaluate_champion(card: ModelCard, artifact: dict[str, Any]) -> dict[str, float]:
         if artifact["feature_columns"] != DEMAND_FEATURE_COLUMNS:
@@ -169,13 +164,12 @@ def train_demand(
             champion = fit_model(clone(champion), train)  # it saw the holdout: refit its recipe
         return regression_metrics(actual, predict_units(champion, holdout))
 
-    observed = features.filter(~pl.col("is_future"), pl.col("units").is_not_null())
-    predictions = holdout.select("sku", "date", "lag_days", "units").with_columns(
+    observed = features.filter(~pl.col("is_future"))
+    predictions = holdout.select("sku", "date", "units").with_columns(
         forecast=pl.Series(forecast), seasonal_naive=pl.Series(naive)
     )
     daily = (
-        predictions.filter(pl.col("lag_days") == pl.col("lag_days").min())
-        .group_by("date")
+        predictions.group_by("date")
         .agg(
             actual=pl.col("units").sum(),
             forecast=pl.col("forecast").sum(),
@@ -195,16 +189,11 @@ def train_demand(
     ).importances_mean
     return TrainingOutcome(
         model_name="hist_gradient_boosting_regressor",
-        params={
-            **params,
-            "strategy": "direct multi-horizon",
-            "horizon_days": horizon_days,
-            "lags": lags_for(horizon_days),
-        },
+        params={**params, "strategy": "direct", "horizon_days": int(features["horizon_days"][0])},
         artifact={
             "model": fit_model(build_model(params), observed),
             "feature_columns": DEMAND_FEATURE_COLUMNS,
-            "horizon_days": horizon_days,
+            "horizon_days": int(features["horizon_days"][0]),
         },
         metrics=metrics,
         baseline_metrics=regression_metrics(actual, naive),
@@ -214,9 +203,6 @@ def train_demand(
             "holdout_rows": holdout.height,
             "refit_rows": observed.height,
             "products": features["sku"].n_unique(),
-            "unknown_days": features.filter(
-                ~pl.col("is_future"), pl.col("units").is_null()
-            )["date"].n_unique(),
         },
         trained_through=observed["date"].max(),  # type: ignore[arg-type]
         holdout_start=holdout_start,
@@ -233,25 +219,9 @@ def train_demand(
 
 
 def forecast(artifact: dict[str, Any], features: pl.DataFrame) -> pl.DataFrame:
-    """Units per product for the future days in `features` (the next horizon_days), each
-    from the features of its lag; `planned` says whether the promotion plan covered it."""
-    future = features.filter(pl.col("is_future")).sort("sku", "date")
-    return future.select("sku", "date", "horizon_day", "lag_days", "planned").with_columns(
+    """Units per product for the future days in `features` (the next horizon_days)."""
+    future = features.filter(pl.col("is_future"))
+    return future.select("sku", "date").with_columns(
         forecast_units=pl.Series(predict_units(artifact["model"], future)),
-    ).select("sku", "date", "forecast_units", "horizon_day", "lag_days", "planned")
-
-
-def plan_note(future_days: list[date], planned: list[bool]) -> str:
-    """What the forecast assumed about promotions: the days without a plan, as ranges."""
-    missing = sorted(d for d, p in zip(future_days, planned, strict=True) if not p)
-    if not missing:
-        return "the promotion plan covers every forecast day"
-    ranges: list[tuple[date, date]] = []
-    for day in missing:
-        if ranges and day - ranges[-1][1] == timedelta(days=1):
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    text = ", ".join(a.isoformat() if a == b else f"{a.isoformat()}..{b.isoformat()}"
-                     for a, b in ranges)  # fmt: skip
-    return f"no plan for {text}: assumed no campaign"
+        horizon_day=(pl.col("date") - pl.col("date").min()).dt.total_days() + 1,
+    )

@@ -15,11 +15,9 @@ compared with what happened after the origin:
   the model ranks high) and guests (realised labels: the truth has no
   probabilities for guests);
 - demand, from weekly rolling origins: WAPE and bias of the served forecast
-  (one direct multi-horizon model trained per origin, as the weekly schedule
-  would have served it: the marts, the unknown days and the promotion plan as
-  published by the origin) vs the truth's expected units (ceiling) vs a 28-day
-  moving average, for horizons 1-7 and 8-28 of the same forecasts, campaign
-  days and other days;
+  vs the truth's expected units (ceiling) vs a 28-day moving average, for
+  horizons 1-7 (the served `horizon_days: 7`) and 8-28 (`horizon_days: 28`),
+  campaign days and other days;
 - recommendations, from rolling origins 14 days apart: hit rate@10 of the
   served lists vs popularity on the next 14 days' new purchases, identified
   customers and guests;
@@ -44,7 +42,7 @@ from sklearn.metrics import adjusted_rand_score, roc_auc_score
 from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.ml import churn, demand, features, recommend, segmentation
 from aiwf_assets.ml.common import wape
-from aiwf_assets.ml.marts import read_mart, read_promotion_plan
+from aiwf_assets.ml.marts import read_mart
 from aiwf_assets.ml.populations import (
     ALL_SCORED,
     GUEST,
@@ -65,10 +63,9 @@ ARI_TARGET = 0.5
 # as the assets' default configuration serves them
 CHURN_SNAPSHOTS, CHURN_STEP_DAYS = 10, 7
 DEMAND_HOLDOUT_DAYS = 28
-# horizon bands of the served 28-day forecast (the demand assets' default horizon_days)
-DEMAND_HORIZON_DAYS = 28
-DEMAND_BANDS = ((1, 7), (8, 28))
-DEMAND_ORIGINS = 4  # weekly origins, one training each, both bands from its forecast
+# (first horizon, last horizon, the horizon_days the demand assets are configured with)
+DEMAND_BANDS = ((1, 7, 7), (8, 28, 28))
+DEMAND_ORIGINS = 4  # weekly origins per band
 RECS_HOLDOUT_DAYS, RECS_ORIGINS, K = 14, 2, 10
 SEGMENT_K = range(2, 9)
 SEGMENT_SAMPLE = 2000
@@ -158,42 +155,21 @@ def served_churn(marts: dict[str, pl.DataFrame], origin: date, horizon_days: int
     )
 
 
-def plan_as_of(plan: pl.DataFrame | None, origin: date) -> pl.DataFrame | None:
-    """The promotion plan as published by the origin: nothing published later."""
-    return None if plan is None else plan.filter(pl.col("published_on") <= origin)
+def served_demand(marts: dict[str, pl.DataFrame], origin: date, horizon_days: int) -> pl.DataFrame:
+    """demand_features -> demand_model -> demand_forecast as run on the origin.
 
-
-def served_demand(
-    marts: dict[str, pl.DataFrame],
-    origin: date,
-    horizon_days: int,
-    plan: pl.DataFrame | None = None,
-) -> pl.DataFrame:
-    """demand_features -> demand_model -> demand_forecast as run on the origin, with the
-    unknown days and the promotion plan as known then.
-
-    Columns: sku, date, forecast_units, horizon_day, lag_days, planned,
-    moving_average_28 (the product's mean daily units over the known days of the 28
-    days up to the origin).
+    Columns: sku, date, horizon_day, forecast_units, moving_average_28 (the
+    product's mean daily units over the 28 days up to the origin).
     """
     past = marts_as_of(marts, origin)
     grid = features.demand_features(
-        past["fct_product_daily_sales"],
-        past["dim_products"],
-        origin,
-        horizon_days,
-        plan=plan_as_of(plan, origin),
-        unknown_days=features.unknown_sales_days(past["fct_orders"]),
+        past["fct_product_daily_sales"], past["dim_products"], origin, horizon_days
     )
     outcome = demand.train_demand(grid, DEMAND_HOLDOUT_DAYS)
     moving_average = (
-        grid.filter(
-            ~pl.col("is_future"),
-            pl.col("date") > origin - timedelta(days=28),
-            pl.col("lag_days") == pl.col("lag_days").min(),
-        )
+        grid.filter(~pl.col("is_future"), pl.col("date") > origin - timedelta(days=28))
         .group_by("sku")
-        .agg(moving_average_28=pl.col("units").cast(pl.Float64).mean().fill_null(0.0))
+        .agg(moving_average_28=pl.col("units").cast(pl.Float64).sum() / 28)
     )
     return (
         demand.forecast(outcome.artifact, grid)
@@ -411,38 +387,30 @@ def demand_origins(last_day: date, last_horizon: int, count: int) -> list[date]:
 
 
 def evaluate_demand(
-    marts: dict[str, pl.DataFrame],
-    truth: pl.DataFrame,
-    promotions: pl.DataFrame,
-    plan: pl.DataFrame | None = None,
+    marts: dict[str, pl.DataFrame], truth: pl.DataFrame, promotions: pl.DataFrame
 ) -> list[dict[str, Any]]:
     sales = marts["fct_product_daily_sales"]
     last_day = min(sales["sales_date"].max(), truth["date"].max())  # type: ignore[type-var]
     forecasts = []
-    origins_used = demand_origins(last_day, DEMAND_HORIZON_DAYS, DEMAND_ORIGINS)  # type: ignore[arg-type]
-    for origin in origins_used:
-        served = served_demand(marts, origin, DEMAND_HORIZON_DAYS, plan)
-        for first, last in DEMAND_BANDS:
+    origins_used = []
+    for first, last, horizon_days in DEMAND_BANDS:
+        for origin in demand_origins(last_day, last, DEMAND_ORIGINS):  # type: ignore[arg-type]
+            served = served_demand(marts, origin, horizon_days)
             forecasts.append(
                 served.filter(pl.col("horizon_day").is_between(first, last)).with_columns(
                     band=pl.lit(f"{first}-{last}")
                 )
             )
+            origins_used.append(origin)
     campaigns = campaign_dates(promotions)
     joined = (
         pl.concat(forecasts)
         .join(truth.select("sku", "date", "expected_units", "actual_units"), on=["sku", "date"])
         .with_columns(campaign_day=pl.col("date").is_in(campaigns.implode()))
     )
-    unplanned = joined.filter(~pl.col("planned"))["date"].n_unique()
-    plan_text = (
-        "no promotion plan landed" if plan is None
-        else f"{unplanned} forecast day(s) without a plan" if unplanned
-        else "every forecast day planned"
-    )  # fmt: skip
     note = (
-        f"weekly origins {min(origins_used)}..{max(origins_used)}, one model each; actuals "
-        f"from the truth; bias = forecast / actual - 1; {plan_text}"
+        f"weekly origins {min(origins_used)}..{max(origins_used)}; actuals from the truth; "
+        "bias = forecast / actual - 1"
     )
     return demand_rows(joined, note)
 
@@ -580,10 +548,7 @@ def read_marts(warehouse: Warehouse) -> dict[str, pl.DataFrame]:
 
 
 def evaluate_marts(
-    marts: dict[str, pl.DataFrame],
-    truth_dir: Path,
-    pii_key: bytes,
-    plan: pl.DataFrame | None = None,
+    marts: dict[str, pl.DataFrame], truth_dir: Path, pii_key: bytes
 ) -> TruthEvaluation:
     """Every family's served-path evaluation; a family that cannot be evaluated (too
     little history before its origin) gets a row saying why."""
@@ -593,10 +558,7 @@ def evaluate_marts(
     }
     evaluations: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
         ("churn", lambda: evaluate_churn(marts, truth["churn"], truth["customers"], pii_key)),
-        (
-            "demand",
-            lambda: evaluate_demand(marts, truth["demand"], truth["promotions"], plan),
-        ),
+        ("demand", lambda: evaluate_demand(marts, truth["demand"], truth["promotions"])),
         ("recommendations", lambda: evaluate_recommendations(marts)),
         ("segmentation", lambda: evaluate_segmentation(marts, truth["customers"], pii_key)),
     ]
@@ -631,6 +593,4 @@ def evaluate_against_truth(
         from aiwf_assets.settings import get_settings
 
         pii_key = get_settings().pii_key
-    return evaluate_marts(
-        read_marts(warehouse), truth_dir, pii_key, read_promotion_plan(warehouse)
-    )
+    return evaluate_marts(read_marts(warehouse), truth_dir, pii_key)

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
-from scipy import sparse, stats
+from scipy import sparse
 
 # The customer features, around one `<channel>_share` per order channel (the declared
 # sources' channels, as the marts' `<channel>_orders` columns carry them).
@@ -81,15 +81,7 @@ def feature_columns_of(features: pl.DataFrame) -> list[str]:
     return customer_feature_columns(feature_channels(features))
 
 
-# Direct multi-horizon demand: the forecast of a day `h` days after the cutoff uses
-# features lagged by lag_for(h), the shortest of these no shorter than h, so next-day
-# forecasts read yesterday's sales while four weeks out reads what is known by then.
-DEMAND_LAGS = (1, 2, 3, 5, 7, 14, 21, 28)
-# The business fixes its promotion plan this many days ahead (generator: 28-42 days);
-# a forecast day further out than this from the cutoff has no plan.
-PLAN_HORIZON_DAYS = 28
 DEMAND_FEATURE_COLUMNS = [
-    "lag_days",
     "day_of_week",
     "day_of_year_sin",
     "day_of_year_cos",
@@ -101,7 +93,6 @@ DEMAND_FEATURE_COLUMNS = [
     "rolling_mean_28",
     "rolling_mean_91",
     "zero_share_28",
-    "unknown_share_28",
     "promo_share_7",
     "promo_share_28",
     "trend_7_28",
@@ -110,31 +101,23 @@ DEMAND_FEATURE_COLUMNS = [
     "price_ratio",
     "list_price",
     "product_age_days",
-    "regular_mean_14",
     "regular_mean_28",
     "regular_mean_91",
-    "category_ratio_14",
-    "level",
-    "level_reanchored",
     "campaign_share_28",
     "price_change_28",
     "price_change_91",
-    "planned_discount",
-    "planned_campaign",
-    "planned_category_share",
+    "category_price_ratio",
+    "store_price_ratio",
+    "category_promo_share",
+    "store_promo_share",
 ]
-# Known in advance from the published promotion plan (cleaned.promotion_plan), so read on
-# the target day: the product's category discount, whether any campaign runs, and the
-# share of categories on promotion. 0 where the plan has nothing (or no plan covers the day).
-PLANNED_COLUMNS = ["planned_discount", "planned_campaign", "planned_category_share"]
-# A category whose regular-day sales of the last 14 days moved this far from its 28-day
-# level (and beyond Poisson noise, BREAK_Z) has had a break: the level re-anchors on them.
-BREAK_RATIO = 0.1
-BREAK_Z = 4.0
-# A day on which an order channel that sells every day has fewer than this share of its
-# trailing median orders is unknown (a file missing, empty, held back or mostly quarantined).
-UNKNOWN_DAY_RATIO = 0.5
-UNKNOWN_DAY_CHANCE = 0.001
+# Known in advance (the retailer's price and promotion plan), so read on the target day
+PLANNED_COLUMNS = [
+    "category_price_ratio",
+    "store_price_ratio",
+    "category_promo_share",
+    "store_promo_share",
+]
 
 
 # Float columns are summed as decimals with this many places. A float sum's last bits
@@ -308,142 +291,36 @@ def seasonal_lag_days(horizon_days: int) -> int:
     return 7 * math.ceil(horizon_days / 7)
 
 
-def lag_for(horizon: int) -> int:
-    """The lag of the features that forecast `horizon` days ahead: never shorter than it."""
-    if horizon < 1:
-        raise ValueError(f"a forecast horizon is at least 1 day, got {horizon}")
-    return next((lag for lag in DEMAND_LAGS if lag >= horizon), seasonal_lag_days(horizon))
-
-
-def lags_for(horizon_days: int) -> list[int]:
-    """Every lag the forecast of the next `horizon_days` days uses (the training stacks)."""
-    return sorted({lag_for(h) for h in range(1, horizon_days + 1)})
-
-
-def unknown_sales_days(
-    orders: pl.DataFrame, window_days: int = 28, min_ratio: float = UNKNOWN_DAY_RATIO
-) -> list[date]:
-    """Days whose sales are not (fully) known, from fct_orders (order_date, channel).
-
-    An order channel with fewer than `min_ratio` x its median orders of the previous
-    `window_days` days (at least 7 of them), and so few that a Poisson count around
-    that median would fall that low with a chance under UNKNOWN_DAY_CHANCE, had its
-    file missing, empty, held back by the volume guard or mostly quarantined: that
-    day's sales are unknown, not zero.
-    """
-    if orders.is_empty():
-        return []
-    counts = orders.group_by("order_date", "channel").agg(n=pl.len())
-    days = pl.date_range(
-        orders["order_date"].min(), orders["order_date"].max(), interval="1d", eager=True
-    ).alias("order_date")
-    grid = (
-        days.to_frame()
-        .join(counts.select("channel").unique(), how="cross")
-        .join(counts, on=["order_date", "channel"], how="left")
-        .with_columns(pl.col("n").fill_null(0))
-        .sort("channel", "order_date")
-    )
-    typical = pl.col("n").shift(1).rolling_median(window_days, min_samples=7).over("channel")
-    short = grid.with_columns(typical=typical).filter(pl.col("n") < min_ratio * pl.col("typical"))
-    # and beyond chance: a small channel does have quiet days (as the volume guard says)
-    chance = stats.poisson.cdf(short["n"].to_numpy(), short["typical"].to_numpy())
-    return sorted(short.filter(pl.Series(chance < UNKNOWN_DAY_CHANCE))["order_date"].unique())
-
-
-def planned_promotions(
-    plan: pl.DataFrame | None, cutoff: date, categories: list[str]
-) -> pl.DataFrame:
-    """date, category, planned_discount (fraction), planned_campaign, planned_category_share
-    from the campaigns published by the cutoff (`published_on <= cutoff`: a plan published
-    later was not known then). Days without a planned campaign are absent."""
-    schema = {
-        "date": pl.Date, "category": pl.String, "planned_discount": pl.Float64,
-        "planned_campaign": pl.Float64, "planned_category_share": pl.Float64,
-    }  # fmt: skip
-    if plan is None or plan.is_empty() or not categories:
-        return pl.DataFrame(schema=schema)
-    days = (
-        plan.filter(pl.col("published_on") <= cutoff)
-        .select(
-            date=pl.date_ranges("start_date", "end_date", interval="1d"),
-            category=pl.col("categories").str.split(";"),
-            discount=pl.col("discount_pct") / 100,
-        )
-        .explode("date")
-        .explode("category")
-    )
-    by_category = days.group_by("date", "category").agg(planned_discount=pl.col("discount").max())
-    share = by_category.filter(pl.col("category").is_in(categories)).group_by("date").agg(
-        planned_category_share=pl.len() / len(categories)
-    )
-    campaign_days = days.select("date").unique()
-    return (
-        campaign_days.join(pl.DataFrame({"category": categories}), how="cross")
-        .join(by_category, on=["date", "category"], how="left")
-        .join(share, on="date", how="left")
-        .select(
-            "date",
-            "category",
-            pl.col("planned_discount").fill_null(0.0),
-            planned_campaign=pl.lit(1.0),
-            planned_category_share=pl.col("planned_category_share").fill_null(0.0),
-        )
-        .cast(schema)  # type: ignore[arg-type]
-    )
-
-
-def plan_coverage(
-    plan: pl.DataFrame | None, cutoff: date, plan_horizon_days: int = PLAN_HORIZON_DAYS
-) -> date | None:
-    """The last day the published plan covers (cutoff + plan_horizon_days), or None
-    without a plan (no table, or not one campaign published by the cutoff)."""
-    if plan is None or plan.filter(pl.col("published_on") <= cutoff).is_empty():
-        return None
-    return cutoff + timedelta(days=plan_horizon_days)
-
-
 def demand_features(
-    sales: pl.DataFrame,
-    products: pl.DataFrame,
-    cutoff: date,
-    horizon_days: int,
-    plan: pl.DataFrame | None = None,
-    unknown_days: list[date] | tuple[date, ...] = (),
-    plan_horizon_days: int = PLAN_HORIZON_DAYS,
+    sales: pl.DataFrame, products: pl.DataFrame, cutoff: date, horizon_days: int
 ) -> pl.DataFrame:
-    """Product x day grid, stacked once per lag of `lags_for(horizon_days)` (`lag_days`).
+    """Product x day grid with features that are all at least `horizon_days` old.
 
-    `sales` is fct_product_daily_sales (days with sales only); days without sales
-    become zero, except `unknown_days` (see `unknown_sales_days`), whose units are
-    null: excluded from training targets and from every lag and window (windows
-    average over the known days). The grid runs from each product's first sale to
-    cutoff + horizon_days; the future days have `units` null and are what the
-    forecast fills in, each once, in the stack of lag_for(its horizon) (column
-    `horizon_day`). Every lag and window of a stack ends `lag_days` before the
-    target day (a direct strategy, no recursion); the observed days appear in every
-    stack, so one model learns how the information ages.
+    `sales` is fct_product_daily_sales (days with sales only); days without
+    sales become zero. The grid runs from each product's first sale to
+    cutoff + horizon_days; the future days have `units` null and are what
+    the forecast fills in. Because every lag and rolling window ends
+    `horizon_days` before the target day, one model forecasts each of the
+    next `horizon_days` days from data available at the cutoff (a direct
+    strategy, no recursion). The product's own price and promotion share are
+    the last known ones, never the target day's (observed only through sales).
 
-    The level the model scales is the product's mean on regular (campaign-free)
-    known days of the last 28 days, re-anchored on the last 14 days' when its
-    category had a break (`BREAK_RATIO`, `BREAK_Z`). The target day's planned
-    promotions come from `plan` (cleaned.promotion_plan, campaigns published by the
-    cutoff); `planned` says whether the plan covers the day (through cutoff +
-    plan_horizon_days): where it does not, the planned columns are 0 (no campaign
-    assumed; the forecast's metadata says so).
+    The exception are the planned-price covariates (PLANNED_COLUMNS): the
+    average paid / list price on the target day over the *other* products of
+    the category and of the whole range, i.e. the promotion calendar, which a
+    retailer knows in advance. History reads it from what the other products
+    sold at; future days, with no plan given, get the median of the last 28
+    days (no campaign assumed).
     """
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
-    unknown = sorted({d for d in unknown_days if d <= cutoff})
+    h = horizon_days
+    season = seasonal_lag_days(h)
     observed = sales.filter(pl.col("sales_date") <= cutoff)
     starts = observed.group_by("sku").agg(first_day=pl.col("sales_date").min())
-    is_unknown = pl.col("date").is_in(pl.Series(unknown, dtype=pl.Date).implode())
-    known_day = (pl.col("date") <= cutoff) & ~is_unknown
     grid = (
         starts.with_columns(
-            date=pl.date_ranges(
-                "first_day", pl.lit(cutoff + timedelta(days=horizon_days)), interval="1d"
-            )
+            date=pl.date_ranges("first_day", pl.lit(cutoff + timedelta(days=h)), interval="1d")
         )
         .explode("date")
         .join(
@@ -456,62 +333,25 @@ def demand_features(
         .join(products.select("sku", "category", "list_price"), on="sku", how="left")
         .with_columns(
             is_future=pl.col("date") > cutoff,
-            units=pl.when(known_day).then(pl.col("units").fill_null(0)),
-            promo_share=pl.when(known_day).then(pl.col("promo_share").fill_null(0)),
-            avg_unit_price=pl.when(known_day).then(pl.col("avg_unit_price")),
+            units=pl.when(pl.col("date") <= cutoff).then(pl.col("units").fill_null(0)),
+            promo_share=pl.when(pl.col("date") <= cutoff).then(pl.col("promo_share").fill_null(0)),
         )
         .sort("sku", "date")
     )
-    grid = grid.join(_regular_days(grid), on="date", how="left").with_columns(
-        known=pl.col("units").is_not_null().cast(pl.Float64),
-        regular_day=pl.col("regular_day").fill_null(0.0) * pl.col("units").is_not_null(),
-    )
-    base = _windows(grid)
-    categories = sorted(products["category"].drop_nulls().unique().to_list())
-    covered_through = plan_coverage(plan, cutoff, plan_horizon_days)
-    promotions = planned_promotions(plan, cutoff, categories)
-    stacks = [
-        _lag_stack(base, lag, cutoff, horizon_days) for lag in lags_for(horizon_days)
-    ]
-    planned = (
-        pl.lit(False) if covered_through is None else pl.col("date") <= pl.lit(covered_through)
-    )
-    return (
-        pl.concat(stacks)
-        .join(promotions, on=["date", "category"], how="left")
-        .with_columns(
-            planned=planned,
-            horizon_days=pl.lit(horizon_days),
-            horizon_day=pl.when(pl.col("is_future"))
-            .then((pl.col("date") - pl.lit(cutoff)).dt.total_days())
-            .cast(pl.Int64),
-        )
-        .with_columns(
-            pl.when(pl.col("planned")).then(pl.col(c).fill_null(0.0)).otherwise(0.0).alias(c)
-            for c in PLANNED_COLUMNS
-        )
-        .select(
-            "sku", "date", "is_future", "units", "horizon_days", "horizon_day", "planned",
-            *DEMAND_FEATURE_COLUMNS,
-        )
-        .sort("sku", "date", "lag_days")
-    )
-
-
-def _windows(grid: pl.DataFrame) -> pl.DataFrame:
-    """Per product and day, statistics of the windows ending on that day (inclusive),
-    over known days only; shifted by each lag in `_lag_stack`."""
     units = pl.col("units").cast(pl.Float64)
-    known, regular = pl.col("known"), pl.col("regular_day")
+    grid = grid.join(_regular_days(grid), on="date", how="left").with_columns(
+        pl.col("regular_day").fill_null(1.0)  # future days: no campaign known
+    )
+    regular = pl.col("regular_day")
 
-    def total(expr: pl.Expr, window: int) -> pl.Expr:
-        return expr.fill_null(0.0).rolling_sum(window, min_samples=1).over("sku")
-
-    def mean(expr: pl.Expr, window: int) -> pl.Expr:
-        return _ratio(total(expr, window), total(known, window))
+    def lagged(expr: pl.Expr, days: int) -> pl.Expr:
+        return expr.shift(days).over("sku")
 
     def regular_mean(window: int) -> pl.Expr:
-        return _ratio(total(units * regular, window), total(regular, window))
+        """Mean units over the window's days without a campaign: the level that
+        campaign peaks (in any category: they lift store traffic) do not inflate."""
+        regular_units = (units * regular).rolling_sum(window, min_samples=1)
+        return lagged(_ratio(regular_units, regular.rolling_sum(window, min_samples=1)), h)
 
     regular_price = pl.when(regular > 0).then(pl.col("avg_unit_price"))
 
@@ -519,92 +359,45 @@ def _windows(grid: pl.DataFrame) -> pl.DataFrame:
         """The last regular-day price over the window's mean regular-day price (units
         weighted): how far a price step since then moves demand off the level."""
         sold = units * regular * pl.col("avg_unit_price").is_not_null()
-        paid = units * regular_price
-        mean_price = _ratio(total(paid, window), total(sold, window))
-        return regular_price.forward_fill().over("sku") / mean_price
-
-    windows = grid.with_columns(
-        rolling_mean_7=mean(units, 7),
-        rolling_mean_28=mean(units, 28),
-        rolling_mean_91=mean(units, 91),
-        zero_share_28=mean((units == 0).cast(pl.Float64), 28),
-        unknown_share_28=1 - known.rolling_mean(28, min_samples=1).over("sku"),
-        promo_share_7=mean(pl.col("promo_share"), 7),
-        promo_share_28=mean(pl.col("promo_share"), 28),
-        regular_mean_14=regular_mean(14),
-        regular_mean_28=regular_mean(28),
-        regular_mean_91=regular_mean(91),
-        regular_days_14=total(regular, 14),
-        campaign_share_28=1 - _ratio(total(regular, 28), total(known, 28)),
-        price_change_28=price_change(28),
-        price_change_91=price_change(91),
-        last_price=pl.col("avg_unit_price").forward_fill().over("sku"),
-    )
-    return windows.join(_category_breaks(windows), on=["date", "category"], how="left")
-
-
-def _category_breaks(windows: pl.DataFrame) -> pl.DataFrame:
-    """date, category, category_ratio_14 (regular-day units of the last 14 days over the
-    28-day level, summed over the category's products) and level_reanchored: the ratio is
-    off by more than BREAK_RATIO and by more than BREAK_Z standard errors of a Poisson
-    mean over the 14 days' regular days."""
-    per_day = windows.group_by("date", "category").agg(
-        short=exact_sum(pl.col("regular_mean_14")),
-        long=exact_sum(pl.col("regular_mean_28")),
-        days=pl.col("regular_days_14").median(),
-    )
-    ratio = _ratio(pl.col("short"), pl.col("long"))
-    z = (pl.col("short") - pl.col("long")) / (pl.col("long") / pl.col("days")).sqrt()
-    return per_day.select(
-        "date",
-        "category",
-        category_ratio_14=ratio,
-        level_reanchored=(
-            ((ratio - 1).abs() > BREAK_RATIO) & (z.abs() > BREAK_Z) & (pl.col("days") > 0)
+        paid = (units * regular_price).fill_null(0.0)
+        mean_price = _ratio(
+            paid.rolling_sum(window, min_samples=1), sold.rolling_sum(window, min_samples=1)
         )
-        .fill_null(False)
-        .cast(pl.Float64),
-    )
+        return lagged(regular_price.forward_fill() / mean_price, h)
 
-
-def _lag_stack(base: pl.DataFrame, lag: int, cutoff: date, horizon_days: int) -> pl.DataFrame:
-    """The rows whose features are `lag` days old: every observed day, and the future days
-    whose horizon this lag serves."""
-    season = seasonal_lag_days(lag)
-    units = pl.col("units").cast(pl.Float64)
-
-    def lagged(expr: pl.Expr, days: int = lag) -> pl.Expr:
-        return expr.shift(days).over("sku")
-
-    shifted = [
-        "rolling_mean_7", "rolling_mean_28", "rolling_mean_91", "zero_share_28",
-        "unknown_share_28", "promo_share_7", "promo_share_28", "regular_mean_14",
-        "regular_mean_28", "regular_mean_91", "category_ratio_14", "level_reanchored",
-        "campaign_share_28", "price_change_28", "price_change_91", "last_price",
-    ]  # fmt: skip
-    horizon = (pl.col("date") - pl.lit(cutoff)).dt.total_days()
-    served = [h for h in range(1, horizon_days + 1) if lag_for(h) == lag]
     day_of_year = pl.col("date").dt.ordinal_day().cast(pl.Float64) * (2 * math.pi / 365.25)
-    frame = base.with_columns(
-        lag_days=pl.lit(lag),
+    featured = grid.with_columns(
         day_of_week=pl.col("date").dt.weekday(),
         day_of_year_sin=day_of_year.sin(),
         day_of_year_cos=day_of_year.cos(),
         month=pl.col("date").dt.month(),
-        lag_horizon=lagged(units),
+        lag_horizon=lagged(units, h),
         seasonal_naive=lagged(units, season),
         same_weekday_mean_4=pl.mean_horizontal([lagged(units, season + 7 * k) for k in range(4)]),
+        rolling_mean_7=lagged(units.rolling_mean(7, min_samples=1), h),
+        rolling_mean_28=lagged(units.rolling_mean(28, min_samples=1), h),
+        rolling_mean_91=lagged(units.rolling_mean(91, min_samples=1), h),
+        zero_share_28=lagged((units == 0).cast(pl.Float64).rolling_mean(28, min_samples=1), h),
+        promo_share_7=lagged(pl.col("promo_share").rolling_mean(7, min_samples=1), h),
+        promo_share_28=lagged(pl.col("promo_share").rolling_mean(28, min_samples=1), h),
+        regular_mean_28=regular_mean(28),
+        regular_mean_91=regular_mean(91),
+        campaign_share_28=lagged(1 - regular.rolling_mean(28, min_samples=1), h),
+        price_change_28=price_change(28),
+        price_change_91=price_change(91),
+        last_price=lagged(pl.col("avg_unit_price").forward_fill(), h),
         product_age_days=(pl.col("date") - pl.col("first_day")).dt.total_days(),
-        **{c: lagged(pl.col(c)) for c in shifted},
     ).with_columns(
         trend_7_28=_ratio(pl.col("rolling_mean_7"), pl.col("rolling_mean_28")),
         trend_28_91=_ratio(pl.col("rolling_mean_28"), pl.col("rolling_mean_91")),
         price_ratio=pl.col("last_price") / pl.col("list_price"),
-        level=pl.when(pl.col("level_reanchored") > 0)
-        .then(pl.col("regular_mean_28") * pl.col("category_ratio_14"))
-        .otherwise(pl.col("regular_mean_28")),
+        horizon_days=pl.lit(h),
     )
-    return frame.filter(~pl.col("is_future") | horizon.is_in(served))
+    return (
+        _with_planned_prices(featured, cutoff)
+        .select("sku", "date", "is_future", "units", "horizon_days", *DEMAND_FEATURE_COLUMNS)
+        .sort("sku", "date")
+    )
 
 
 def _regular_days(grid: pl.DataFrame, window_days: int = 91) -> pl.DataFrame:
@@ -627,6 +420,48 @@ def _regular_days(grid: pl.DataFrame, window_days: int = 91) -> pl.DataFrame:
 
 def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     return pl.when(denominator > 0).then(numerator / denominator)
+
+
+def _others(column: str, scope: list[str]) -> pl.Expr:
+    """The column summed over the *other* products of the scope on the same day (exactly:
+    see SUM_DECIMALS)."""
+    value = _as_decimal(pl.col(column))
+    return (value.sum().over("date", *scope) - value).cast(pl.Float64)
+
+
+def _typical(column: str, scope: list[str], recent: pl.Expr) -> pl.Expr:
+    """The column's median over the recent days, per scope (the whole range if none)."""
+    median = pl.col(column).filter(recent).median()
+    return median.over(scope) if scope else median
+
+
+def _with_planned_prices(grid: pl.DataFrame, cutoff: date) -> pl.DataFrame:
+    """The promotion calendar on the target day, read from the other products of the
+    category and of the range: paid / list price and the share of units sold on promotion."""
+    frame = grid.with_columns(
+        paid=(pl.col("units") * pl.col("avg_unit_price")).fill_null(0.0),
+        listed=(pl.col("units") * pl.col("list_price")).fill_null(0.0),
+        promoted=(pl.col("units") * pl.col("promo_share")).fill_null(0.0),
+        sold=pl.col("units").cast(pl.Float64).fill_null(0.0),
+    )
+    observed = pl.col("date") <= cutoff
+    recent = observed & (pl.col("date") > cutoff - timedelta(days=28))
+    for level, scope in (("category", ["category"]), ("store", [])):
+        planned = {
+            f"{level}_price_ratio": _ratio(_others("paid", scope), _others("listed", scope)),
+            f"{level}_promo_share": _ratio(_others("promoted", scope), _others("sold", scope)),
+        }
+        frame = (
+            frame.with_columns(**planned)
+            # a day when no other product of the scope sold: the previous day's
+            .with_columns(pl.col(*planned).forward_fill().over("sku"))
+            # future days: no plan known, the recent typical level (no campaign)
+            .with_columns(
+                pl.when(observed).then(pl.col(c)).otherwise(_typical(c, scope, recent)).alias(c)
+                for c in planned
+            )
+        )
+    return frame
 
 
 def interaction_pairs(

@@ -25,7 +25,7 @@ MART_COLUMNS: dict[str, list[str]] = {
         "pages_viewed",
         "product_views",
     ],
-    "fct_orders": ["customer_key", "order_date", "has_promo", "channel"],
+    "fct_orders": ["customer_key", "order_date", "has_promo"],
     "dim_customers": ["customer_key", "signup_date", "birth_year", "is_known_to_crm"],
     "fct_product_daily_sales": ["sku", "sales_date", "units", "avg_unit_price", "promo_share"],
     "dim_products": ["sku", "category", "list_price"],
@@ -64,19 +64,6 @@ def read_mart(
         raise LookupError(f"warehouse table {table} does not exist: build the dbt marts first")
     columns = ", ".join(mart_columns(name, channels))
     return warehouse.query(f"SELECT {columns} FROM {table}" + (f" WHERE {where}" if where else ""))
-
-
-PROMOTION_PLAN_TABLE = "cleaned.promotion_plan"
-
-
-def read_promotion_plan(warehouse: Warehouse) -> pl.DataFrame | None:
-    """The published promotion plan (cleaned, validated), or None when none was ever landed."""
-    if not warehouse.table_exists(PROMOTION_PLAN_TABLE):
-        return None
-    return warehouse.query(
-        "SELECT campaign_code, published_on, start_date, end_date, discount_pct, categories "
-        f"FROM {PROMOTION_PLAN_TABLE}"
-    )
 
 
 def purchase_days(warehouse: Warehouse) -> pl.DataFrame:

@@ -6,10 +6,10 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from aiwf_assets.ml import demand, features
+from aiwf_assets.ml import features
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, upstream_data_versions
 from aiwf_assets.ml.common import source_version
-from aiwf_assets.ml.marts import read_mart, read_promotion_plan
+from aiwf_assets.ml.marts import read_mart
 from aiwf_assets.resources import WarehouseResource
 
 
@@ -74,33 +74,19 @@ def customer_features(
 
 class DemandFeaturesConfig(dg.Config):
     cutoff_date: str | None = Field(default=None, description="last observed day; default: latest")
-    horizon_days: int = Field(
-        default=28,
-        description="forecast horizon: the next horizon_days, day h from features lagged by "
-        "the shortest of 1, 2, 3, 5, 7, 14, 21, 28 days that is at least h",
-    )
-    plan_horizon_days: int = Field(
-        default=features.PLAN_HORIZON_DAYS,
-        description="the business fixes its promotion plan this many days ahead: later "
-        "forecast days have no plan (no campaign assumed, said in the forecast's metadata)",
-    )
-
-
-DEMAND_FEATURE_DEPS = ["fct_product_daily_sales", "dim_products", "fct_orders", "promotion_plan"]
+    horizon_days: int = Field(default=7, description="forecast horizon; every feature is this old")
 
 
 @dg.asset(
     group_name="features",
-    deps=DEMAND_FEATURE_DEPS,
+    deps=["fct_product_daily_sales", "dim_products"],
     owners=OWNERS,
     kinds={"python", "polars", "parquet"},
     code_version=source_version(features),
     description=(
-        "Product x day grid (zero-sales days filled; days with a missing, empty or held-back "
-        "order file unknown, not zero) stacked per lag (direct multi-horizon: day h ahead "
-        "from features at least h days old), with lags, rolling means, day of week, "
-        "seasonality, price, a level re-anchored after a break, and the published promotion "
-        "plan on the target day; includes the next horizon_days as future rows to forecast."
+        "Product x day grid (zero-sales days filled) with lags, rolling means, day of week, "
+        "seasonality, last price and promotion share, all at least horizon_days old; includes "
+        "the next horizon_days as future rows to forecast."
     ),
 )
 def demand_features(
@@ -111,35 +97,17 @@ def demand_features(
     wh = warehouse.get()
     sales = read_mart(wh, "fct_product_daily_sales")
     cutoff = resolve_cutoff(config.cutoff_date, sales["sales_date"])
-    orders = read_mart(wh, "fct_orders").filter(pl.col("order_date") <= cutoff)
-    unknown = features.unknown_sales_days(orders)
-    plan = read_promotion_plan(wh)
     frame = features.demand_features(
-        sales,
-        read_mart(wh, "dim_products"),
-        cutoff,
-        config.horizon_days,
-        plan=plan,
-        unknown_days=unknown,
-        plan_horizon_days=config.plan_horizon_days,
+        sales, read_mart(wh, "dim_products"), cutoff, config.horizon_days
     )
-    future = frame.filter(pl.col("is_future")).group_by("date").agg(pl.col("planned").all())
-    future = future.sort("date")
     return frame_output(
         frame,
         {
             "cutoff_date": cutoff.isoformat(),
             "horizon_days": config.horizon_days,
-            "lags": dg.MetadataValue.json(features.lags_for(config.horizon_days)),
             "products": frame["sku"].n_unique(),
-            "unknown_days": dg.MetadataValue.json([d.isoformat() for d in unknown]),
-            "promotion_plan": demand.plan_note(
-                future["date"].to_list(), future["planned"].to_list()
-            )
-            if plan is not None
-            else "no promotion plan landed (cleaned.promotion_plan): assumed no campaign",
             "upstream_data_versions": dg.MetadataValue.json(
-                upstream_data_versions(context, DEMAND_FEATURE_DEPS)
+                upstream_data_versions(context, ["fct_product_daily_sales", "dim_products"])
             ),
         },
     )

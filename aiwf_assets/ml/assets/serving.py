@@ -93,12 +93,7 @@ def _segments_summary(_: ServingConfig, segments: pl.DataFrame) -> dict[str, Any
 
 
 def _forecast_summary(_: ServingConfig, forecast: pl.DataFrame) -> dict[str, Any]:
-    days = forecast.group_by("date").agg(pl.col("planned").all()).sort("date")
-    return {
-        "total_forecast_units": float(forecast["forecast_units"].sum()),
-        # what the forecast assumed where the published promotion plan says nothing
-        "promotion_plan": demand.plan_note(days["date"].to_list(), days["planned"].to_list()),
-    }
+    return {"total_forecast_units": float(forecast["forecast_units"].sum())}
 
 
 SCORERS = [
