@@ -58,6 +58,7 @@ from aiwf_assets.resources import (
     PiiKeyResource,
     StorageResource,
     WarehouseResource,
+    guards_resource,
 )
 from aiwf_assets.settings import Settings
 
@@ -702,11 +703,7 @@ def thresholds_of(guards: GuardsResource) -> GuardThresholds:
 
 def guard_thresholds(settings: Settings) -> GuardThresholds:
     """The guards `settings` configure (the `guards` resource's defaults for a deployment)."""
-    return GuardThresholds(
-        min_volume_ratio=settings.guard_min_volume_ratio,
-        window_days=settings.guard_window_days,
-        max_reference_shrink=settings.guard_max_reference_shrink,
-    )
+    return thresholds_of(guards_resource(settings))
 
 
 _REQUIRED_HINTS = {
