@@ -57,6 +57,25 @@ def run_case(case: str, kwargs: dict, *, env: dict[str, str], log_dir: Path) -> 
     out = log_dir / f"{stamp}.json"
     log = log_dir / f"{stamp}.log"
     cmd = [sys.executable, "-m", "benchmarks.cases", case, json.dumps(kwargs), str(out)]
+    wall, cpu, peak = measure_process(cmd, env=env, log=log)
+    return Measurement(case, wall, cpu, peak, json.loads(out.read_text()))
+
+
+def run_command(case: str, argv: list[str], *, env: dict[str, str], log_dir: Path,
+                payload: dict) -> Measurement:
+    """Run a command as a user types it (e.g. `aiwf demo ...`) and measure its tree."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{case}-{time.strftime('%H%M%S')}-{time.perf_counter_ns() % 10**6}.log"
+    wall, cpu, peak = measure_process(argv, env=env, log=log)
+    return Measurement(case, wall, cpu, peak, {**payload, "log": str(log)})
+
+
+def measure_process(
+    cmd: list[str], *, env: dict[str, str], log: Path
+) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + sys of the process and every descendant it
+    reaped) and peak tree RSS of `cmd` run from the repository root; CaseFailed when it
+    exits non-zero."""
     full_env = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)}
     with log.open("w") as log_file:
         start = time.perf_counter()
@@ -75,6 +94,5 @@ def run_case(case: str, kwargs: dict, *, env: dict[str, str], log_dir: Path) -> 
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-30:])
-        raise CaseFailed(f"case {case} exited {proc.returncode}; log {log}:\n{tail}")
-    payload = json.loads(out.read_text())
-    return Measurement(case, wall, usage.ru_utime + usage.ru_stime, peak, payload)
+        raise CaseFailed(f"{' '.join(cmd)} exited {proc.returncode}; log {log}:\n{tail}")
+    return wall, usage.ru_utime + usage.ru_stime, peak

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.measure import Measurement, run_case
+from benchmarks.measure import Measurement, run_case, run_command
 from benchmarks.stats import parse_day_caps, parse_scales, read_machine, scale_label
 
 HERE = Path(__file__).resolve().parent
@@ -31,6 +31,12 @@ DAYS_CURVE_SHORT = 10  # memory vs days: this many days against --days at one sc
 DEFAULT_PROD_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PROD_TABLE = "cleaned.order_lines"  # the table the loaders (COPY, ADBC) are compared on
 BENCH_PII_KEY = "62656e63682d6b65792d6e6f742d612d736563726574"  # a fixed, public bench key
+# `aiwf demo` is measured at this scale (or the smallest planned) over --days, but at least
+# DEMO_MIN_DAYS: its models need that much history (with 30 days churn, demand and the
+# recommender have no training window and the demo fails); --quick: the tests' small demo
+DEMO_SCALE = 1.0
+DEMO_MIN_DAYS = 60
+QUICK_DEMO = {"scale": 0.2, "days": 60}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--quick", action="store_true",
-        help="smoke run: scale 1, 5 days, 1 repetition (about 2 minutes)",
+        help="smoke run: scale 1, 5 days, 1 repetition, and `aiwf demo --days 60 --scale 0.2` "
+        "(a few minutes)",
     )
     parser.add_argument(
         "--downstream", default="",
@@ -137,6 +144,24 @@ class Bench:
         if prod:
             record["case"] = f"prod_{case}"
         self.records.append(record)
+        (self.work / "records.json").write_text(json.dumps(self.records, default=str))
+        return result
+
+    def measure_command(self, case: str, argv: list[str], *, scale: float, days: int,
+                        rep: int, home: Path) -> Measurement:
+        """Run `argv` as a user types it on a fresh `home` (AIWF_HOME; its DAGSTER_HOME
+        inside, as the command makes it) and record it as `case`."""
+        shutil.rmtree(home, ignore_errors=True)
+        env = {"AIWF_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+        label = f"{case} scale={scale_label(scale)} days={days} rep={rep}"
+        print(f"[bench] {label} ...", flush=True)
+        result = run_command(case, argv, env=env, log_dir=self.work / "logs",
+                             payload={"command": " ".join(["aiwf", *argv[1:]])})
+        print(
+            f"[bench] {label}: {result.wall_s:.1f} s wall, {result.cpu_s:.1f} s cpu, "
+            f"{result.peak_rss / 2**20:.0f} MiB peak", flush=True,
+        )
+        self.records.append({"scale": scale, "days": days, "rep": rep, **asdict(result)})
         (self.work / "records.json").write_text(json.dumps(self.records, default=str))
         return result
 
@@ -229,6 +254,9 @@ def run(args: argparse.Namespace) -> dict:
         home = bench.fresh_home(short_landing, case)
         bench.measure(case, {}, scale=small, days=short_days, rep=0, home=home)
         shutil.rmtree(home)
+    # `aiwf demo` as typed (generation, every layer, models, summary): one repetition
+    demo = demo_plan(scales, days, day_caps, quick=args.quick)
+    measure_demo(bench, demo["scale"], demo["days"])
     # the profile: the smallest case (Dagster's share is largest) and the largest scale
     big = max(scales)
     targets = [(small, short_days)] + ([(big, day_caps.get(big, days))] if big != small else [])
@@ -246,9 +274,36 @@ def run(args: argparse.Namespace) -> dict:
         "prod": {"scales": prod_scales, "table": PROD_TABLE} if prod_scales else None,
         "load_avg": {"start": load_at_start, "end": os.getloadavg()},
         "curve": {"scale": small, "short_days": short_days, "full_days": full_days},
+        "demo": {**demo, "repeat": 1},
         "profiles": profiles,
         "records": bench.records,
     }
+
+
+def demo_plan(scales: list[float], days: int, day_caps: dict[float, int], *,
+              quick: bool = False) -> dict:
+    """Where `aiwf demo` is measured: scale 1 (or the smallest planned) over its days, at
+    least DEMO_MIN_DAYS; the tests' small demo with --quick."""
+    if quick:
+        return dict(QUICK_DEMO)
+    scale = DEMO_SCALE if DEMO_SCALE in scales else min(scales)
+    return {"scale": scale, "days": max(day_caps.get(scale, days), DEMO_MIN_DAYS)}
+
+
+def demo_argv(scale: float, days: int) -> list[str]:
+    """`aiwf demo` as a user types it (the venv's script), at `scale` over `days`."""
+    return [str(Path(sys.executable).parent / "aiwf"), "demo", "--days", str(days),
+            "--scale", scale_label(scale)]
+
+
+def measure_demo(bench: Bench, scale: float, days: int, rep: int = 0) -> Measurement:
+    """The real `aiwf demo` in a subprocess on a fresh home: wall, CPU of its process tree
+    and so its CPU utilisation (CPU / wall; 200 % is both cores busy all the time)."""
+    home = bench.work / "runs" / f"demo-s{scale_label(scale)}d{days}"
+    result = bench.measure_command("demo", demo_argv(scale, days), scale=scale, days=days,
+                                   rep=rep, home=home)
+    shutil.rmtree(home)
+    return result
 
 
 def git_commit() -> str:

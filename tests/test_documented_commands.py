@@ -178,7 +178,15 @@ def test_bench_quick_measures_every_case_and_writes_its_report(tmp_path: Path) -
     assert results["plan"] == [{"scale": 1.0, "days": 5, "repeat": 1}]
     cases = {r["case"] for r in results["records"]}
     assert {"generate", "parse_once", "full_build", "after_build", "common_recipe",
-            "multiprocess_build"} <= cases
+            "multiprocess_build", "demo"} <= cases
+    assert results["demo"] == {"scale": 0.2, "days": 60, "repeat": 1}
+    # the real `aiwf demo` (the tests' small demo), its whole tree measured, its home removed
+    [demo] = [r for r in results["records"] if r["case"] == "demo"]
+    assert demo["payload"]["command"] == "aiwf demo --days 60 --scale 0.2"
+    assert demo["cpu_s"] > 5  # the demo's own CPU, not only the parent's
+    demo_log = Path(demo["payload"]["log"]).read_text()
+    assert "phase 4/4: refresh_job" in demo_log and "Traceback" not in demo_log
+    assert not (work / "runs" / "demo-s0.2d60").exists()
     for record in results["records"]:
         assert record["wall_s"] > 0 and record["peak_rss"] > 0, record
     [build] = [r for r in results["records"] if r["case"] == "full_build" and r["days"] == 5]
@@ -186,7 +194,8 @@ def test_bench_quick_measures_every_case_and_writes_its_report(tmp_path: Path) -
     assert 0 < rows["cleaned"] <= rows["raw"]  # some rows quarantined, none invented
     # every measured case is announced, then reported with its wall time
     for record in results["records"]:
-        label = f"{record['case']} scale=1 days={record['days']} rep={record['rep']}"
+        label = (f"{record['case']} scale={record['scale']:g} days={record['days']} "
+                 f"rep={record['rep']}")
         assert re.search(rf"\[bench\] {label}: [0-9.]+ s wall", done.stdout), label
 
     text = report.read_text()
