@@ -8,10 +8,15 @@ the insert itself; a data build writes hundreds of events.
 
 `EngineCachingSqliteEventLogStorage` keeps the engine of each shard (a few recent
 shards, least recently used dropped) and changes nothing else: the same files, the
-same schema, the same `NullPool` (a fresh SQLite connection per write, closed and
-committed as before, so the webserver and the daemon reading the files in other
-processes see every event as soon as it is committed), the same lock, the same
-pragmas. `aiwf_assets/dagster.yaml` selects it; its base directory defaults to
+same schema, the same commit per write, the same lock, the same pragmas. A run's
+shard keeps Dagster's `NullPool` (a fresh SQLite connection per write, closed after
+it): closing the last connection checkpoints the WAL into `<run id>.db`, and that file
+changing is what the webserver's watcher waits for to show a running run live. The
+index shard, which nothing watches (readers query it), keeps one idle connection open
+in the writing process: its writes are committed (and fsynced to the WAL) as before
+and visible to every other process at once, but not checkpointed on every close
+(SQLite checkpoints every 1000 pages and when the process's connection closes).
+`aiwf_assets/dagster.yaml` selects it; its base directory defaults to
 where Dagster's default storage keeps event logs (`$DAGSTER_HOME/history/runs`),
 so an existing home keeps its history.
 """
@@ -25,12 +30,15 @@ from contextlib import contextmanager
 
 import dagster._check as check
 from dagster import Field, StringSource
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorage,
+)
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 MAX_CACHED_ENGINES = 16  # the index shard and the runs being written, with room to spare
 
@@ -62,9 +70,12 @@ class EngineCachingSqliteEventLogStorage(SqliteEventLogStorage):
         """The shard's engine, made on first use (caller holds `_db_lock`)."""
         engine = self._engines.get(shard)
         if engine is None:
+            # the index shard keeps one connection open (see module doc); run shards do not
+            pool = (dict(poolclass=QueuePool, pool_size=1, max_overflow=-1)
+                    if shard == INDEX_SHARD_NAME else dict(poolclass=NullPool))
             engine = create_engine(
-                create_db_conn_string(self._base_dir, shard), poolclass=NullPool,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                create_db_conn_string(self._base_dir, shard),
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **pool,
             )
             self._engines[shard] = engine
             while len(self._engines) > MAX_CACHED_ENGINES:

@@ -105,3 +105,30 @@ def _log(run_id: str, message: str):
     return EventLogEntry(error_info=None, level=20, user_message=message, run_id=run_id,
                          timestamp=time.time())
 
+
+
+def test_index_writes_are_visible_to_another_process_at_once(tmp_path: Path) -> None:
+    """The index shard's connection stays open in the writer; another process (here a second
+    storage, its own connections) reads each asset event as soon as it is stored."""
+    writer = EngineCachingSqliteEventLogStorage(str(tmp_path))
+    reader = SqliteEventLogStorage(str(tmp_path))
+    run_id = "1" * 8 + "-0000-0000-0000-" + "0" * 12
+    for partition in ("a", "b"):
+        writer.store_event(_materialization(run_id, partition))
+        assert _materializations(reader)[-1] == partition
+    assert writer._engine("index").pool.checkedin() == 1  # noqa: SLF001 (kept, idle)
+    writer.dispose()
+    assert _materializations(SqliteEventLogStorage(str(tmp_path))) == ["a", "b"]
+
+
+def _materialization(run_id: str, partition: str):
+    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+    from dagster._core.events.log import EventLogEntry
+
+    event = DagsterEvent(
+        DagsterEventType.ASSET_MATERIALIZATION.value, "job",
+        event_specific_data=StepMaterializationData(
+            dg.AssetMaterialization(asset_key="parted", partition=partition)),
+    )
+    return EventLogEntry(error_info=None, level=20, user_message="", run_id=run_id,
+                         timestamp=time.time(), dagster_event=event)
