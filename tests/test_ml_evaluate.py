@@ -232,3 +232,24 @@ def test_demand_origins_leave_the_whole_band_observed() -> None:
     origins = evaluate.demand_origins(last, 28, 2)
     assert origins == [date(2026, 4, 2), date(2026, 3, 26)]
     assert all(o + timedelta(days=28) <= last for o in origins)
+
+
+def test_evaluation_fits_with_the_assets_thread_cap(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each family's evaluation runs under one OpenMP/BLAS thread, as the model assets do."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    for name in ("churn", "customers", "demand", "promotions"):
+        pl.DataFrame({"x": [1]}).write_parquet(tmp_path / f"{name}.parquet")
+    seen: list[set[int]] = []
+
+    def record(*_: object) -> list[dict[str, object]]:
+        seen.append({pool["num_threads"] for pool in threadpool_info()})
+        return []
+
+    for family in ("churn", "demand", "recommendations", "segmentation"):
+        monkeypatch.setattr(evaluate, f"evaluate_{family}", record)
+    with threadpool_limits(limits=2):  # what the host would otherwise give the fits
+        evaluate.evaluate_marts({}, tmp_path, b"k")
+    assert seen == [{1}] * 4

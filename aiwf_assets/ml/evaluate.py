@@ -41,7 +41,7 @@ from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
 from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.ml import churn, demand, features, recommend, segmentation
-from aiwf_assets.ml.common import wape
+from aiwf_assets.ml.common import limited_threads, wape
 from aiwf_assets.ml.marts import read_mart
 from aiwf_assets.ml.populations import (
     ALL_SCORED,
@@ -548,10 +548,12 @@ def read_marts(warehouse: Warehouse) -> dict[str, pl.DataFrame]:
 
 
 def evaluate_marts(
-    marts: dict[str, pl.DataFrame], truth_dir: Path, pii_key: bytes
+    marts: dict[str, pl.DataFrame], truth_dir: Path, pii_key: bytes, max_threads: int | None = 1
 ) -> TruthEvaluation:
     """Every family's served-path evaluation; a family that cannot be evaluated (too
-    little history before its origin) gets a row saying why."""
+    little history before its origin) gets a row saying why. Fits run with
+    `max_threads` OpenMP/BLAS threads, as the model assets do by default (`max_threads:
+    1`; see `common.limited_threads`): the demand part alone fits ten models per origin."""
     truth = {
         name: pl.read_parquet(truth_dir / f"{name}.parquet")
         for name in ("churn", "customers", "demand", "promotions")
@@ -565,7 +567,8 @@ def evaluate_marts(
     rows: list[dict[str, Any]] = []
     for family, evaluation in evaluations:
         try:
-            rows.extend(evaluation())
+            with limited_threads(max_threads):
+                rows.extend(evaluation())
         except ValueError as exc:  # e.g. too little history before the origin
             rows.append({"family": family, "meets_target": False, "note": f"not evaluated: {exc}"})
     table = pl.DataFrame(
