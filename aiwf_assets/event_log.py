@@ -16,6 +16,12 @@ index shard, which nothing watches (readers query it), keeps one idle connection
 in the writing process: its writes are committed (and fsynced to the WAL) as before
 and visible to every other process at once, but not checkpointed on every close
 (SQLite checkpoints every 1000 pages and when the process's connection closes).
+Batches: with DAGSTER_EVENT_BATCH_SIZE > 0 Dagster hands the storage a run's
+materialisation-planned events (one per asset and day of a range run) and a range
+step's materialisations as one batch; Dagster's storage then writes them one by one,
+this one writes a batch of one run's events in one transaction on the run's shard
+and one on the index (the same rows). The storage sets DAGSTER_EVENT_BATCH_SIZE
+(unless set) in every process whose instance uses it; 0 turns batching off.
 `aiwf_assets/dagster.yaml` selects it; its base directory defaults to
 where Dagster's default storage keeps event logs (`$DAGSTER_HOME/history/runs`),
 so an existing home keeps its history.
@@ -25,21 +31,32 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import dagster._check as check
 from dagster import Field, StringSource
+from dagster._core.errors import DagsterInvariantViolationError
+from dagster._core.events import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
+    EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
+)
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SqliteEventLogStorage,
 )
+from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
 
+# events Dagster may hand over as one batch (read by DagsterInstance.handle_new_event)
+EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+EVENT_BATCH_SIZE = "1000"
 MAX_CACHED_ENGINES = 16  # the index shard and the runs being written, with room to spare
 
 
@@ -56,6 +73,8 @@ class EngineCachingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        # batches are only written by processes whose instance uses this storage
+        os.environ.setdefault(EVENT_BATCH_SIZE_ENV, EVENT_BATCH_SIZE)
         super().__init__(base_dir or default_event_log_dir(), inst_data=inst_data)
 
     @classmethod
@@ -101,3 +120,58 @@ class EngineCachingSqliteEventLogStorage(SqliteEventLogStorage):
             while self._engines:
                 self._engines.popitem()[1].dispose()
         super().dispose()
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """A batch of one run's events in one transaction per shard (see module doc).
+
+        Dagster hands a batch here only with DAGSTER_EVENT_BATCH_SIZE > 0: a run's
+        planned materialisations and check evaluations, or a range step's
+        materialisations. The rows are those `SqliteEventLogStorage.store_event` writes
+        for each event: the run's shard first, then the index. If the index transaction
+        fails it is rolled back and the events are mirrored one by one, so that failure
+        never stores an event twice; a failure beyond it (raised) is handled as Dagster
+        handles its own batches (stored again event by event).
+        """
+        run_ids = {event.run_id for event in events}
+        if len(run_ids) != 1:
+            super().store_event_batch(events)
+            return
+        statements = [self.prepare_insert_event(event) for event in events]
+        with self.run_connection(run_ids.pop()) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        try:
+            checks = self._mirror(events, statements)
+        except Exception:  # noqa: BLE001 (rolled back: mirror each event on its own)
+            checks = [c for pair in zip(events, statements, strict=True)
+                      for c in self._mirror([pair[0]], [pair[1]])]
+        for event, event_id in checks:  # their own connections, as in store_event
+            self.store_asset_check_event(event, event_id)
+
+    def _mirror(self, events: Sequence[EventLogEntry], statements) -> list:
+        """The events' index rows in one transaction, as `SqliteEventLogStorage.store_event`
+        writes them; returns the check evaluations' (event, index id) for their own tables."""
+        kinds = [event.dagster_event_type if event.is_dagster_event else None for event in events]
+        assets = [(e, s) for e, s, k in zip(events, statements, kinds, strict=True)
+                  if k in ASSET_EVENTS]
+        checks = [(e, s) for e, s, k in zip(events, statements, kinds, strict=True)
+                  if k in ASSET_CHECK_EVENTS]
+        with self.index_transaction() as conn:
+            ids = [_insert(conn, statement) for _, statement in assets]
+            if assets:
+                self._store_asset_event_tags(conn, [event for event, _ in assets], ids)
+            for (event, _), event_id in zip(assets, ids, strict=True):
+                self._store_asset_event(conn, event, event_id)
+            check_ids = [_insert(conn, statement) for _, statement in checks]
+            for statement, kind in zip(statements, kinds, strict=True):
+                if kind in EVENT_TYPE_TO_PIPELINE_RUN_STATUS:
+                    conn.execute(statement)
+        return [(event, event_id) for (event, _), event_id in zip(checks, check_ids, strict=True)]
+
+
+def _insert(conn: Connection, statement) -> int:
+    with db_result(conn, statement) as result:
+        event_id = result.inserted_primary_key[0]
+    if event_id is None:
+        raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
+    return event_id

@@ -132,3 +132,100 @@ def _materialization(run_id: str, partition: str):
     )
     return EventLogEntry(error_info=None, level=20, user_message="", run_id=run_id,
                          timestamp=time.time(), dagster_event=event)
+
+
+def _planned(run_id: str, partition: str):
+    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
+    from dagster._core.events.log import EventLogEntry
+
+    event = DagsterEvent.build_asset_materialization_planned_event(
+        "job", "step", AssetMaterializationPlannedData(dg.AssetKey("parted"), partition=partition)
+    )
+    return EventLogEntry(error_info=None, level=10, user_message="", run_id=run_id,
+                         timestamp=time.time(), dagster_event=event)
+
+
+def _rows(base: Path, run_id: str) -> dict:
+    """What Dagster's own storage reads back: the run's log and the index's asset view."""
+    storage = SqliteEventLogStorage(str(base))
+    planned = storage.get_event_records(
+        dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+                              asset_key=dg.AssetKey("parted")), limit=100)
+    return {
+        "run": [(e.dagster_event_type, e.dagster_event.partition)
+                for e in storage.get_logs_for_run(run_id)],
+        "planned": sorted(r.event_log_entry.dagster_event.partition for r in planned),
+        "materialized": _materializations(storage),
+        "partitions": sorted(storage.get_materialized_partitions(dg.AssetKey("parted"))),
+    }
+
+
+def test_a_batch_stores_what_single_writes_store(tmp_path: Path) -> None:
+    run_id = "2" * 8 + "-0000-0000-0000-" + "0" * 12
+    events = [_planned(run_id, p) for p in "abc"] + [_materialization(run_id, p) for p in "abc"]
+    for name, write in (("single", "each"), ("batch", "batch")):
+        storage = EngineCachingSqliteEventLogStorage(str(tmp_path / name))
+        if write == "batch":
+            storage.store_event_batch(events[:3])
+            storage.store_event_batch(events[3:])
+        else:
+            for event in events:
+                storage.store_event(event)
+        storage.dispose()
+    assert _rows(tmp_path / "batch", run_id) == _rows(tmp_path / "single", run_id)
+    assert _rows(tmp_path / "batch", run_id)["partitions"] == ["a", "b", "c"]
+
+
+def test_a_failed_index_transaction_is_mirrored_event_by_event(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    run_id = "3" * 8 + "-0000-0000-0000-" + "0" * 12
+    storage = EngineCachingSqliteEventLogStorage(str(tmp_path))
+    store, calls = storage._store_asset_event, []  # noqa: SLF001
+
+    def failing_once(conn, event, event_id):
+        calls.append(event.dagster_event.partition)
+        if len(calls) == 1:  # the batch's rows are inserted, then its transaction fails
+            raise RuntimeError("index write failed")
+        store(conn, event, event_id)
+
+    monkeypatch.setattr(storage, "_store_asset_event", failing_once)
+    storage.store_event_batch([_materialization(run_id, p) for p in "ab"])
+    assert calls == ["a", "a", "b"]
+    rows = _rows(tmp_path, run_id)
+    assert rows["materialized"] == ["a", "b"]  # once each: the failed transaction rolled back
+    assert len(rows["run"]) == 2
+
+
+def test_a_range_run_batches_and_records_every_day(aiwf_home, monkeypatch) -> None:
+    """A range run on the packaged instance: Dagster hands over the planned events and the
+    step's materialisations as batches, and every day is recorded once."""
+    batches: list[int] = []
+    original = EngineCachingSqliteEventLogStorage.store_event_batch
+
+    def counting(self, events):
+        batches.append(len(events))
+        original(self, events)
+
+    monkeypatch.setattr(EngineCachingSqliteEventLogStorage, "store_event_batch", counting)
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    prepare_dagster_home()
+
+    @dg.asset(partitions_def=dg.DailyPartitionsDefinition("2026-01-01", end_date="2026-01-06"))
+    def daily(context) -> None:
+        context.log.info(f"{len(context.partition_keys)} days")
+
+    with dg.DagsterInstance.get() as instance:
+        import os
+
+        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == event_log.EVENT_BATCH_SIZE
+        result = dg.materialize(
+            [daily], instance=instance,
+            tags={"dagster/asset_partition_range_start": "2026-01-01",
+                  "dagster/asset_partition_range_end": "2026-01-05"},
+        )
+        assert result.success
+        assert batches == [5, 5]  # 5 planned, 5 materialised
+        days = sorted(instance.get_materialized_partitions(dg.AssetKey("daily")))
+        assert days == [f"2026-01-0{d}" for d in range(1, 6)]
+        records = instance.fetch_materializations(dg.AssetKey("daily"), limit=100).records
+        assert len(records) == 5
