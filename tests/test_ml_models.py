@@ -86,6 +86,20 @@ def test_segmentation_finds_clearly_separated_groups() -> None:
     assert len(set(outcome.artifact["descriptions"].values())) == 3
 
 
+def test_channel_shares_of_few_orders_are_shrunk_towards_an_even_split() -> None:
+    # frequency, then three channel shares, then another column that stays as it is
+    x = np.array([[1.0, 1.0, 0.0, 0.0, 7.0], [45.0, 1.0, 0.0, 0.0, 7.0], [0.0, 0.2, 0.3, 0.5, 7.0]])
+    shrunk = segmentation.shrink_shares(x, count=0, shares=[1, 2, 3], strength=5.0)
+    # one order all on web: (1 + 5/3) / 6; 45 orders: (45 + 5/3) / 50
+    assert shrunk[0, 1:4] == pytest.approx([(1 + 5 / 3) / 6, (5 / 3) / 6, (5 / 3) / 6])
+    assert shrunk[1, 1] == pytest.approx((45 + 5 / 3) / 50)
+    assert shrunk[1, 1] > shrunk[0, 1]  # many orders: closer to what they did
+    assert shrunk[2, 1:4] == pytest.approx([1 / 3] * 3)  # no orders: the even split
+    assert np.allclose(shrunk[:, 1:4].sum(axis=1), 1.0)
+    assert (shrunk[:, [0, 4]] == x[:, [0, 4]]).all()
+    assert (x[0, 1:4] == [1.0, 0.0, 0.0]).all()  # the input is left alone
+
+
 def test_churn_model_and_baseline_are_scored_on_the_same_holdout(
     marts: dict[str, pl.DataFrame],
 ) -> None:

@@ -41,6 +41,7 @@ from aiwf_assets.io.parquet_store import write_atomically
 # scipy, scikit-learn's estimators); anything else makes loading fail.
 TRUSTED_TYPES: list[str] = [
     "aiwf_assets.ml.churn.signed_log",  # FunctionTransformer's function in churn/segmentation
+    "aiwf_assets.ml.segmentation.shrink_shares",  # segmentation: shrunk channel shares
     "numpy.dtype",
     "scipy.sparse._csr.csr_matrix",  # the recommender's item-item scores
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # gradient boosting
