@@ -138,7 +138,7 @@ def full_build(profile_json: str | None = None) -> dict:
     with dg.DagsterInstance.get() as instance:
         for phase, keys, tags in (
             ("reference", plan.before, {}),
-            ("daily", plan.daily, _range_tags(days)),
+            ("daily", plan.daily, _range_tags(days, _deferred(defs, plan.daily))),
             ("reference_after", plan.after, {}),
         ):
             start = time.perf_counter()
@@ -153,10 +153,23 @@ def full_build(profile_json: str | None = None) -> dict:
     }
 
 
-def _range_tags(days: list[str]) -> dict[str, str]:
+def _range_tags(days: list[str], deferred: bool = False) -> dict[str, str]:
+    """One run over the landed days; `deferred`: the assets record one materialisation per
+    day with its own data version, as `aiwf demo`'s raw-and-cleaned phase does."""
+    from aiwf_assets.day_versions import DEFER_ASSET_EVENTS_TAG
     from aiwf_assets.demo import PARTITION_RANGE_END, PARTITION_RANGE_START
 
-    return {PARTITION_RANGE_START: days[0], PARTITION_RANGE_END: days[-1]}
+    tags = {PARTITION_RANGE_START: days[0], PARTITION_RANGE_END: days[-1]}
+    return {**tags, DEFER_ASSET_EVENTS_TAG: "true"} if deferred else tags
+
+
+def _deferred(defs, keys) -> bool:
+    """Whether every one of `keys` records its own per-day versions (the demo then runs them
+    with deferred asset events)."""
+    from aiwf_assets.day_versions import RECORDS_DAY_VERSIONS
+
+    graph = defs.resolve_asset_graph()
+    return bool(keys) and all(graph.get(k).metadata.get(RECORDS_DAY_VERSIONS) for k in keys)
 
 
 def downstream_build() -> dict:
@@ -232,7 +245,8 @@ def multiprocess_build() -> dict:
         start = time.perf_counter()
         for job_fn, tags in (
             (multiprocess_reference_job, {}),
-            (multiprocess_daily_job, _range_tags(days)),
+            # every data-layer daily asset records its own per-day versions, as in the demo
+            (multiprocess_daily_job, _range_tags(days, deferred=True)),
         ):
             # as in the in-process build: every day published (the guards are tested apart)
             result = dg.execute_job(dg.reconstructable(job_fn), instance,

@@ -401,3 +401,26 @@ def test_the_demo_is_measured_with_enough_history_for_its_models() -> None:
     assert demo_plan([10.0, 100.0], 30, {}) == {"scale": 10.0, "days": 60}
     assert demo_plan([1.0], 5, {}, quick=True) == {"scale": 0.2, "days": 60}
     assert demo_argv(0.5, 3)[1:] == ["demo", "--days", "3", "--scale", "0.5"]
+
+
+def test_the_full_build_records_each_day_as_the_demo_does(tmp_path) -> None:
+    """The benchmark's data build takes the demo's event path: raw and cleaned record one
+    materialisation per landed day, each with that day's own data version (not one
+    version for the range run)."""
+    import dagster as dg
+
+    from benchmarks.measure import run_case
+
+    home = tmp_path / "home"
+    run_case("generate", {"home": str(home), "scale": 0.05, "days": 3, "seed": 7},
+             env={}, log_dir=tmp_path / "logs")
+    env = {"AIWF_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    build = run_case("full_build", {}, env=env, log_dir=tmp_path / "logs")
+    assert build.payload["days"] == 3
+    with dg.instance_for_test(temp_dir=str(home / "dagster_home")) as instance:
+        records = instance.fetch_materializations(
+            dg.AssetKey("orders"), limit=100
+        ).records
+    days = {r.partition_key for r in records}
+    versions = {r.asset_materialization.tags.get("dagster/data_version") for r in records}
+    assert len(records) == 3 and len(days) == 3 and len(versions) == 3
