@@ -100,3 +100,24 @@ def test_without_deferred_events_a_range_run_gives_every_day_one_version(world) 
     assert len(set(day_versions(instance, RAW, days))) == 1  # Dagster's one version per run
     requested = rematerialised(defs, instance, days[1], [RAW])
     assert requested.get("order_lines") == {days[1]}  # the same content looked like a change
+
+
+def test_a_range_run_on_worker_threads_equals_one_worker(world, monkeypatch) -> None:
+    """Raw and cleaned days read, parsed and cleaned ahead by a worker thread per core
+    (aiwf_assets/parallel.py) publish what one worker does: the same content version of
+    every daily asset on every day, and the same rows in the warehouse."""
+    defs, instance, days = world
+    daily = plan_runs(defs).daily
+    warehouse = defs.resources["warehouse"].get()
+
+    def build(workers: int) -> tuple[dict, dict]:
+        monkeypatch.setattr("aiwf_assets.parallel.usable_cores", lambda: workers)
+        assert range_run(defs, instance, days, {DEFER_ASSET_EVENTS_TAG: "true"}).success
+        versions = {k.to_user_string(): day_versions(instance, k, days) for k in daily}
+        rows = {t: warehouse.query(f"SELECT count(*) AS n FROM cleaned.{t}").item()
+                for t in ("orders", "order_lines", "interactions", "quarantine")}
+        return versions, rows
+
+    serial = build(1)
+    assert all(len(v) == len(days) for v in serial[0].values()) and serial[1]["order_lines"]
+    assert build(4) == serial  # more workers than days: every day in flight at once

@@ -15,7 +15,6 @@ day keeps its published rows and fails the run with the findings (docs/DATA_CONT
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -52,6 +51,7 @@ from aiwf_assets.ingest.landing import combine_versions
 from aiwf_assets.ingest.spec import SourcesConfig, SourceSpec
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import PARTITION_COLUMN, StagedWrite, Warehouse, staging_table
+from aiwf_assets.parallel import prefetched
 from aiwf_assets.progress import log_progress
 from aiwf_assets.resources import (
     GuardsResource,
@@ -378,26 +378,18 @@ def _clean_days(
     held: dict[str, list[str]] = {}  # day -> blocking findings
     own_events = records_own_events(context)  # see day_versions.py
     days = [dt.date.fromisoformat(p) for p in context.partition_keys]
-    # one day at a time, so a range run keeps two days in memory, not the whole range: the
-    # next day is read and cleaned (Polars, in a thread) while this one is staged, audited
-    # and published (the warehouse, this thread: the one writer)
-    cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiwf-clean")
+    # one day at a time, so a range run keeps a few days in memory, not the whole range: the
+    # next days are read and cleaned (Polars, a worker thread per core) while this one is
+    # staged, audited and published (the warehouse, this thread: the one writer), in order
+    cleaned = prefetched(
+        lambda day: _clean_one_day(store, identity, key, day, channels, dated_rates), days,
+        name="aiwf-clean",
+    )
     try:
         cleaned_rows = 0
-        upcoming = (
-            cleaner.submit(_clean_one_day, store, identity, key, days[0], channels, dated_rates)
-            if days else None
-        )
-        for done, partition in enumerate(context.partition_keys, 1):
-            day = days[done - 1]
-            assert upcoming is not None
-            tables, accounting, findings = upcoming.result()
-            upcoming = (
-                cleaner.submit(
-                    _clean_one_day, store, identity, key, days[done], channels, dated_rates
-                )
-                if done < len(days) else None
-            )
+        for done, (partition, day, (tables, accounting, findings)) in enumerate(
+            zip(context.partition_keys, days, cleaned, strict=True), 1
+        ):
             audit.cut_short = findings.cut_short
             if findings.rate_fallbacks is not None:
                 audit.rate_fallbacks.append(findings.rate_fallbacks)
@@ -440,7 +432,7 @@ def _clean_days(
                     asset_key="order_lines", partition_key=partition,
                 )
     finally:
-        cleaner.shutdown(wait=True, cancel_futures=True)
+        cleaned.close()  # the days not consumed are cancelled, running ones awaited
         _drop_staging(context, wh, list(staging.values()))
     if held or own_events:
         # each published day with its own version: the days that passed when others were

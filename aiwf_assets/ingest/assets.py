@@ -7,6 +7,8 @@ write Parquet through the storage resource.
 """
 
 
+from contextlib import closing
+
 import dagster as dg
 import polars as pl
 from dagster._core.definitions.external_asset import create_external_asset_from_source_asset
@@ -23,6 +25,7 @@ from aiwf_assets.ingest.landing import (
 )
 from aiwf_assets.ingest.parse import parse_landing, raw_schema
 from aiwf_assets.ingest.spec import SourcesConfig, SourceSpec
+from aiwf_assets.parallel import prefetched
 from aiwf_assets.progress import log_progress
 from aiwf_assets.resources import LandingResource, StorageResource
 
@@ -97,20 +100,27 @@ def build_raw_asset(
         versions = []
         total_rows = 0
         own_events = partitioned and records_own_events(context)  # see day_versions.py
-        for done, key in enumerate(keys, 1):
-            frame, meta, content_sha = _ingest_one(spec, key, landing)
-            uri = store.write(asset_name, frame, key)
-            version = raw_data_version(content_sha, spec)
-            versions.append(version)
-            total_rows += frame.height
-            log_progress(context, asset_name, done, len(keys), total_rows)
-            meta |= {"path": dg.MetadataValue.path(uri), "content_version": version}
-            if own_events:
-                context.log_event(day_materialization(context, asset_name, key, version, meta))
-            elif partitioned:
-                context.add_asset_metadata(meta, partition_key=key)
-            else:
-                context.add_asset_metadata(meta)
+        # the next days are read and parsed in worker threads while this thread writes and
+        # records the current one, in order (see aiwf_assets/parallel.py)
+        parsed = prefetched(lambda key: _ingest_one(spec, key, landing), keys, name="aiwf-raw")
+        with closing(parsed):  # on an error the days not consumed are cancelled
+            for done, (key, (frame, meta, content_sha)) in enumerate(
+                zip(keys, parsed, strict=True), 1
+            ):
+                uri = store.write(asset_name, frame, key)
+                version = raw_data_version(content_sha, spec)
+                versions.append(version)
+                total_rows += frame.height
+                log_progress(context, asset_name, done, len(keys), total_rows)
+                meta |= {"path": dg.MetadataValue.path(uri), "content_version": version}
+                if own_events:
+                    context.log_event(
+                        day_materialization(context, asset_name, key, version, meta)
+                    )
+                elif partitioned:
+                    context.add_asset_metadata(meta, partition_key=key)
+                else:
+                    context.add_asset_metadata(meta)
         # one version for the run: what Dagster records for every day of a range run (one
         # day's run: that day's version), unless the run defers asset events (day_versions)
         return dg.MaterializeResult(
