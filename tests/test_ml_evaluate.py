@@ -160,6 +160,20 @@ def small_grids(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(recommend, "CANDIDATES", recommend.CANDIDATES[:1])
 
 
+def _plan_around(origin: date) -> pl.DataFrame:
+    """Two planned campaigns: one published before the origin, one the day after it."""
+    return pl.DataFrame(
+        {
+            "campaign_code": ["KNOWN", "LATER"],
+            "published_on": [origin - timedelta(days=60), origin + timedelta(days=1)],
+            "start_date": [origin + timedelta(days=3), origin + timedelta(days=8)],
+            "end_date": [origin + timedelta(days=5), origin + timedelta(days=10)],
+            "discount_pct": [20.0, 25.0],
+            "categories": ["home", "home;beauty"],
+        }
+    )
+
+
 @pytest.mark.usefixtures("small_grids")
 def test_served_outputs_do_not_read_after_the_origin(marts: dict[str, pl.DataFrame]) -> None:
     changed = _scrambled_after(marts, ORIGIN)
@@ -167,8 +181,11 @@ def test_served_outputs_do_not_read_after_the_origin(marts: dict[str, pl.DataFra
     assert_frame_equal(
         evaluate.served_churn(marts, ORIGIN, 30), evaluate.served_churn(changed, ORIGIN, 30)
     )
-    forecast = evaluate.served_demand(marts, ORIGIN, 28)
-    assert_frame_equal(forecast, evaluate.served_demand(changed, ORIGIN, 28))
+    plan = _plan_around(ORIGIN)
+    forecast = evaluate.served_demand(marts, ORIGIN, 28, plan)
+    # a campaign published after the origin is not read either
+    assert_frame_equal(forecast, evaluate.served_demand(changed, ORIGIN, 28, plan.head(1)))
+    assert forecast["planned"].all()
     # one forecast per day after the origin, horizons 1..28
     assert forecast["date"].min() == ORIGIN + timedelta(days=1)
     assert sorted(forecast["horizon_day"].unique().to_list()) == list(range(1, 29))

@@ -242,3 +242,88 @@ def test_an_extra_declared_channel_gets_its_share_downstream() -> None:
 def purchase_days(marts: dict[str, pl.DataFrame]) -> pl.DataFrame:
     activity = marts["fct_customer_daily_activity"]
     return activity.filter(pl.col("n_orders") > 0).select("customer_key", "activity_date")
+
+
+def _plan(*campaigns: tuple[str, date, date, date, float, str]) -> pl.DataFrame:
+    """cleaned.promotion_plan rows: code, published_on, start, end, discount %, categories."""
+    names = ["campaign_code", "published_on", "start_date", "end_date", "discount_pct"]
+    return pl.DataFrame(
+        [dict(zip([*names, "categories"], c, strict=True)) for c in campaigns],
+        schema={
+            "campaign_code": pl.String, "published_on": pl.Date, "start_date": pl.Date,
+            "end_date": pl.Date, "discount_pct": pl.Float64, "categories": pl.String,
+        },
+    )  # fmt: skip
+
+
+def _planned_on(frame: pl.DataFrame, skus: list[str], day: date) -> dict[str, float]:
+    rows = frame.filter(pl.col("sku").is_in(skus), pl.col("date") == day)
+    return {c: rows[c].max() for c in features.PLANNED_COLUMNS}  # type: ignore[misc]
+
+
+def test_the_plan_is_read_as_published_when_the_forecast_was_made() -> None:
+    marts = make_marts(n_customers=80, days=100)
+    sales, products = marts["fct_product_daily_sales"], marts["dim_products"]
+    sales = sales.filter(pl.col("sales_date") <= CUTOFF)
+    home = products.filter(pl.col("category") == "home")["sku"].to_list()
+    other = products.filter(pl.col("category") != "home")["sku"].to_list()
+    known = ("SPRING", CUTOFF - timedelta(days=30), CUTOFF + timedelta(days=2),
+             CUTOFF + timedelta(days=3), 20.0, "Home")  # fmt: skip
+    # published the day after the cutoff: not known when the forecast is made
+    late = ("LATE", CUTOFF + timedelta(days=1), CUTOFF + timedelta(days=5),
+            CUTOFF + timedelta(days=6), 25.0, "home;beauty")  # fmt: skip
+    # in history: published 3 days before it ran, so a 7-day forecast did not know it
+    past = ("PAST", CUTOFF - timedelta(days=23), CUTOFF - timedelta(days=20),
+            CUTOFF - timedelta(days=20), 10.0, "home")  # fmt: skip
+    with_late = features.demand_features(sales, products, CUTOFF, 7, plan=_plan(known, late, past))
+    assert_frame_equal(
+        with_late, features.demand_features(sales, products, CUTOFF, 7, plan=_plan(known, past))
+    )
+    on_day = CUTOFF + timedelta(days=2)
+    assert _planned_on(with_late, home, on_day) == {
+        "planned_discount": 0.2, "planned_campaign": 1.0, "planned_category_share": 0.25,
+    }  # fmt: skip
+    # other categories: the store-wide campaign, no discount of their own
+    assert _planned_on(with_late, other, on_day)["planned_discount"] == 0.0
+    assert _planned_on(with_late, other, on_day)["planned_campaign"] == 1.0
+    assert _planned_on(with_late, home, CUTOFF + timedelta(days=5))["planned_campaign"] == 0.0
+    ran = CUTOFF - timedelta(days=20)
+    assert _planned_on(with_late, home, ran)["planned_campaign"] == 0.0
+    # a 1-day forecast was made after it was published
+    one_day = features.demand_features(sales, products, CUTOFF, 1, plan=_plan(known, past))
+    assert _planned_on(one_day, home, ran)["planned_discount"] == 0.1
+    assert with_late.filter(pl.col("is_future"))["planned"].all()
+    # before the first campaign was published there was no plan
+    assert not with_late.filter(pl.col("date") - timedelta(days=7) < known[1])["planned"].any()
+
+
+def test_days_without_a_plan_are_reported_and_assume_no_campaign() -> None:
+    marts = make_marts(n_customers=80, days=100)
+    sales, products = marts["fct_product_daily_sales"], marts["dim_products"]
+    sales = sales.filter(pl.col("sales_date") <= CUTOFF)
+    late = ("LATE", CUTOFF - timedelta(days=40), CUTOFF + timedelta(days=10),
+            CUTOFF + timedelta(days=12), 20.0, "home")  # fmt: skip
+    frame = features.demand_features(
+        sales, products, CUTOFF, 14, plan=_plan(late), plan_horizon_days=7
+    )
+    future = frame.filter(pl.col("is_future")).group_by("date").agg(pl.col("planned").all())
+    future = future.sort("date")
+    note = features.plan_note(future["date"].to_list(), future["planned"].to_list())
+    assert note == (
+        f"no plan for {CUTOFF + timedelta(days=8)}..{CUTOFF + timedelta(days=14)}: "
+        "assumed no campaign"
+    )
+    # the planned campaign beyond the plan's horizon is not used either
+    assert frame.filter(~pl.col("planned"))[features.PLANNED_COLUMNS].sum().sum_horizontal()[0] == 0
+    # history as a 14-day forecast saw it: a 7-day plan never reached that far
+    assert not frame.filter(pl.col("date") <= CUTOFF)["planned"].any()
+    covered = features.demand_features(sales, products, CUTOFF, 14, plan=_plan(late))
+    history = covered.filter(pl.col("date") <= CUTOFF)
+    assert history.filter(pl.col("date") - timedelta(days=14) >= late[1])["planned"].all()
+    without = features.demand_features(sales, products, CUTOFF, 2)
+    assert not without["planned"].any()
+    assert features.plan_note(
+        [CUTOFF + timedelta(days=1), CUTOFF + timedelta(days=2)], [False, False]
+    ) == (f"no plan for {CUTOFF + timedelta(days=1)}..{CUTOFF + timedelta(days=2)}: "
+          "assumed no campaign")  # fmt: skip
+    assert features.plan_note([CUTOFF], [True]) == "the promotion plan covers every forecast day"

@@ -199,13 +199,26 @@ def test_demand_level_leaves_campaign_days_out() -> None:
     products = pl.DataFrame(
         {"sku": ["SKU-00001", "SKU-00002"], "category": ["home"] * 2, "list_price": [10.0] * 2}
     )
-    grid = features.demand_features(sales, products, days[-1], horizon_days=7)
+    starts = [date(2026, m, 1) for m in range(1, 6)]
+    plan = pl.DataFrame(
+        {
+            "campaign_code": [f"C{m}" for m in range(1, 6)],
+            "published_on": [d - timedelta(days=40) for d in starts],
+            "start_date": starts,
+            "end_date": [d + timedelta(days=2) for d in starts],
+            "discount_pct": [10.0] * 5,
+            "categories": ["home"] * 5,
+        }
+    )
+    grid = features.demand_features(sales, products, days[-1], horizon_days=7, plan=plan)
     late = grid.filter(pl.col("date") > days[100])
     assert late["regular_mean_28"].to_list() == [5.0] * late.height
     assert late["regular_mean_91"].to_list() == [5.0] * late.height
     assert (late["rolling_mean_28"] > 5.0).all()  # the plain mean is inflated
     on_campaign = late.filter(~pl.col("is_future"), pl.col("date").dt.day() <= 3)
-    assert (on_campaign["store_promo_share"] == 1.0).all()
+    assert (on_campaign["planned_campaign"] == 1.0).all()  # from the plan
+    assert (on_campaign["planned_discount"] == 0.1).all()
+    assert (late.filter(pl.col("date").dt.day() > 3)["planned_campaign"] == 0.0).all()
     assert (late["price_change_28"] == 1.0).all()  # regular-day prices only
 
 

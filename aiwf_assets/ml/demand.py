@@ -224,4 +224,6 @@ def forecast(artifact: dict[str, Any], features: pl.DataFrame) -> pl.DataFrame:
     return future.select("sku", "date").with_columns(
         forecast_units=pl.Series(predict_units(artifact["model"], future)),
         horizon_day=(pl.col("date") - pl.col("date").min()).dt.total_days() + 1,
+        # whether the promotion plan covered the day (else no campaign was assumed)
+        planned=future["planned"] if "planned" in future.columns else pl.lit(False),
     )

@@ -106,18 +106,21 @@ DEMAND_FEATURE_COLUMNS = [
     "campaign_share_28",
     "price_change_28",
     "price_change_91",
-    "category_price_ratio",
-    "store_price_ratio",
-    "category_promo_share",
-    "store_promo_share",
+    "planned_discount",
+    "planned_campaign",
+    "planned_category_share",
 ]
-# Known in advance (the retailer's price and promotion plan), so read on the target day
-PLANNED_COLUMNS = [
-    "category_price_ratio",
-    "store_price_ratio",
-    "category_promo_share",
-    "store_promo_share",
-]
+# Known in advance from the published promotion plan (cleaned.promotion_plan), so read on
+# the target day: the discount planned for the product's category (a fraction), whether
+# any campaign is planned (campaigns lift the whole store's traffic) and the share of
+# categories on promotion. As the plan stood when the forecast was made: by the cutoff for
+# future days, by `date - horizon_days` for history. 0 where it has nothing planned, or
+# where no plan covers the day (`planned` false: "assumed no campaign").
+PLANNED_COLUMNS = ["planned_discount", "planned_campaign", "planned_category_share"]
+# The business fixes its promotion plan this many days ahead (the generator publishes
+# each campaign 28-42 days before it starts): a day further out from when the forecast
+# is made has no plan.
+PLAN_HORIZON_DAYS = 28
 
 
 # Float columns are summed as decimals with this many places. A float sum's last bits
@@ -292,7 +295,12 @@ def seasonal_lag_days(horizon_days: int) -> int:
 
 
 def demand_features(
-    sales: pl.DataFrame, products: pl.DataFrame, cutoff: date, horizon_days: int
+    sales: pl.DataFrame,
+    products: pl.DataFrame,
+    cutoff: date,
+    horizon_days: int,
+    plan: pl.DataFrame | None = None,
+    plan_horizon_days: int = PLAN_HORIZON_DAYS,
 ) -> pl.DataFrame:
     """Product x day grid with features that are all at least `horizon_days` old.
 
@@ -305,12 +313,13 @@ def demand_features(
     strategy, no recursion). The product's own price and promotion share are
     the last known ones, never the target day's (observed only through sales).
 
-    The exception are the planned-price covariates (PLANNED_COLUMNS): the
-    average paid / list price on the target day over the *other* products of
-    the category and of the whole range, i.e. the promotion calendar, which a
-    retailer knows in advance. History reads it from what the other products
-    sold at; future days, with no plan given, get the median of the last 28
-    days (no campaign assumed).
+    The exception are the planned promotion covariates (PLANNED_COLUMNS) of the
+    target day, from `plan` (cleaned.promotion_plan) as it stood when the forecast
+    was made: campaigns published by the cutoff for future days, by
+    `date - horizon_days` for history (never what happened on the target day).
+    `planned` says whether a plan covered the day (published by then and at most
+    `plan_horizon_days` ahead); where none did (or `plan` is None) the covariates
+    are 0: no campaign assumed, which `plan_note` reports.
     """
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
@@ -394,8 +403,12 @@ def demand_features(
         horizon_days=pl.lit(h),
     )
     return (
-        _with_planned_prices(featured, cutoff)
-        .select("sku", "date", "is_future", "units", "horizon_days", *DEMAND_FEATURE_COLUMNS)
+        with_planned_promotions(
+            featured, plan, cutoff, h, products["category"].n_unique(), plan_horizon_days
+        )
+        .select(
+            "sku", "date", "is_future", "units", "horizon_days", "planned", *DEMAND_FEATURE_COLUMNS
+        )
         .sort("sku", "date")
     )
 
@@ -422,46 +435,92 @@ def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     return pl.when(denominator > 0).then(numerator / denominator)
 
 
-def _others(column: str, scope: list[str]) -> pl.Expr:
-    """The column summed over the *other* products of the scope on the same day (exactly:
-    see SUM_DECIMALS)."""
-    value = _as_decimal(pl.col(column))
-    return (value.sum().over("date", *scope) - value).cast(pl.Float64)
-
-
-def _typical(column: str, scope: list[str], recent: pl.Expr) -> pl.Expr:
-    """The column's median over the recent days, per scope (the whole range if none)."""
-    median = pl.col(column).filter(recent).median()
-    return median.over(scope) if scope else median
-
-
-def _with_planned_prices(grid: pl.DataFrame, cutoff: date) -> pl.DataFrame:
-    """The promotion calendar on the target day, read from the other products of the
-    category and of the range: paid / list price and the share of units sold on promotion."""
-    frame = grid.with_columns(
-        paid=(pl.col("units") * pl.col("avg_unit_price")).fill_null(0.0),
-        listed=(pl.col("units") * pl.col("list_price")).fill_null(0.0),
-        promoted=(pl.col("units") * pl.col("promo_share")).fill_null(0.0),
-        sold=pl.col("units").cast(pl.Float64).fill_null(0.0),
-    )
-    observed = pl.col("date") <= cutoff
-    recent = observed & (pl.col("date") > cutoff - timedelta(days=28))
-    for level, scope in (("category", ["category"]), ("store", [])):
-        planned = {
-            f"{level}_price_ratio": _ratio(_others("paid", scope), _others("listed", scope)),
-            f"{level}_promo_share": _ratio(_others("promoted", scope), _others("sold", scope)),
-        }
-        frame = (
-            frame.with_columns(**planned)
-            # a day when no other product of the scope sold: the previous day's
-            .with_columns(pl.col(*planned).forward_fill().over("sku"))
-            # future days: no plan known, the recent typical level (no campaign)
-            .with_columns(
-                pl.when(observed).then(pl.col(c)).otherwise(_typical(c, scope, recent)).alias(c)
-                for c in planned
-            )
+def plan_days(plan: pl.DataFrame) -> pl.DataFrame:
+    """One row per planned campaign day: date, published_on, discount (a fraction) and
+    categories (a list, lower case), from cleaned.promotion_plan's campaigns."""
+    return (
+        plan.select(
+            "published_on",
+            date=pl.date_ranges("start_date", "end_date", interval="1d"),
+            discount=pl.col("discount_pct").cast(pl.Float64) / 100,
+            categories=pl.col("categories").str.to_lowercase().str.split(";"),
         )
-    return frame
+        .explode("date")
+        .drop_nulls("date")
+    )
+
+
+def with_planned_promotions(
+    grid: pl.DataFrame,
+    plan: pl.DataFrame | None,
+    cutoff: date,
+    horizon_days: int,
+    n_categories: int,
+    plan_horizon_days: int = PLAN_HORIZON_DAYS,
+) -> pl.DataFrame:
+    """The grid with `planned` and PLANNED_COLUMNS: the promotion plan of each target day
+    as published when its forecast was made (`known_at`: the cutoff for future days,
+    `date - horizon_days` for history). A campaign published later is not used; a day
+    further than `plan_horizon_days` from `known_at`, or before any plan was published,
+    has no plan (`planned` false) and its covariates are 0 (no campaign assumed)."""
+    known_at = (
+        pl.when(pl.col("is_future"))
+        .then(pl.lit(cutoff))
+        .otherwise(pl.col("date") - timedelta(days=horizon_days))
+    )
+    frame = grid.with_columns(known_at=known_at)
+    if plan is None or plan.is_empty():
+        return frame.with_columns(
+            planned=pl.lit(False), **{c: pl.lit(0.0) for c in PLANNED_COLUMNS}
+        ).drop("known_at")
+    days = plan_days(plan)
+    per_row = (
+        frame.select("sku", "date", "known_at", category=pl.col("category").str.to_lowercase())
+        .join(days, on="date")
+        .filter(pl.col("published_on") <= pl.col("known_at"))
+        .group_by("sku", "date")
+        .agg(
+            planned_discount=pl.col("discount")
+            .filter(pl.col("categories").list.contains(pl.col("category")))
+            .max(),
+            planned_campaign=pl.lit(1.0),
+            planned_category_share=pl.col("categories")
+            .list.explode(keep_nulls=False, empty_as_null=False)
+            .n_unique()
+            .cast(pl.Float64)
+            / max(n_categories, 1),
+        )
+    )
+    first_published: date = days["published_on"].min()  # type: ignore[assignment]
+    planned = (pl.col("known_at") >= first_published) & (
+        pl.col("date") <= pl.col("known_at") + timedelta(days=plan_horizon_days)
+    )
+    return (
+        frame.join(per_row, on=["sku", "date"], how="left")
+        .with_columns(planned=planned)
+        .with_columns(
+            pl.when(pl.col("planned")).then(pl.col(c).fill_null(0.0)).otherwise(0.0).alias(c)
+            for c in PLANNED_COLUMNS
+        )
+        .drop("known_at")
+    )
+
+
+def plan_note(days: Sequence[date], planned: Sequence[bool]) -> str:
+    """What the forecast assumed where no promotion plan covered a day: "no plan for
+    <days>: assumed no campaign" (consecutive days as ranges), else that the plan covers
+    every day."""
+    missing = sorted(d for d, p in zip(days, planned, strict=True) if not p)
+    if not missing:
+        return "the promotion plan covers every forecast day"
+    ranges: list[tuple[date, date]] = []
+    for day in missing:
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    spans = ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in ranges)
+    return f"no plan for {spans}: assumed no campaign"
 
 
 def interaction_pairs(
