@@ -106,6 +106,8 @@ DEMAND_FEATURE_COLUMNS = [
     "campaign_share_28",
     "price_change_28",
     "price_change_91",
+    "recent_category_price_ratio",
+    "recent_store_price_ratio",
     "planned_discount",
     "planned_campaign",
     "planned_category_share",
@@ -404,7 +406,12 @@ def demand_features(
     )
     return (
         with_planned_promotions(
-            featured, plan, cutoff, h, products["category"].n_unique(), plan_horizon_days
+            _with_recent_prices(featured, h),
+            plan,
+            cutoff,
+            h,
+            products["category"].n_unique(),
+            plan_horizon_days,
         )
         .select(
             "sku", "date", "is_future", "units", "horizon_days", "planned", *DEMAND_FEATURE_COLUMNS
@@ -433,6 +440,33 @@ def _regular_days(grid: pl.DataFrame, window_days: int = 91) -> pl.DataFrame:
 
 def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     return pl.when(denominator > 0).then(numerator / denominator)
+
+
+def _others(column: str, scope: list[str]) -> pl.Expr:
+    """The column summed over the *other* products of the scope on the same day (exactly:
+    see SUM_DECIMALS)."""
+    value = _as_decimal(pl.col(column))
+    return (value.sum().over("date", *scope) - value).cast(pl.Float64)
+
+
+def _with_recent_prices(grid: pl.DataFrame, horizon_days: int) -> pl.DataFrame:
+    """Paid / list price of the *other* products of the category and of the range, the
+    mean over the 7 days ending `horizon_days` before the target day: the recent price
+    level (a price shift, a long promotion), never the target day's."""
+    frame = grid.with_columns(
+        paid=(pl.col("units") * pl.col("avg_unit_price")).fill_null(0.0),
+        listed=(pl.col("units") * pl.col("list_price")).fill_null(0.0),
+    )
+    for level, scope in (("category", ["category"]), ("store", [])):
+        ratio = _ratio(_others("paid", scope), _others("listed", scope))
+        frame = frame.with_columns(ratio.alias(f"_{level}_ratio")).with_columns(
+            pl.col(f"_{level}_ratio")
+            .rolling_mean(7, min_samples=1)
+            .shift(horizon_days)
+            .over("sku")
+            .alias(f"recent_{level}_price_ratio")
+        )
+    return frame.drop("paid", "listed", "_category_ratio", "_store_ratio")
 
 
 def plan_days(plan: pl.DataFrame) -> pl.DataFrame:
