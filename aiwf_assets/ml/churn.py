@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.inspection import permutation_importance
@@ -73,6 +73,68 @@ CANDIDATES: dict[str, tuple[Any, list[dict[str, Any]]]] = {
         ],
     ),
 }
+
+
+# The sub-model for customers still buying (ordered within the active window): a model
+# fitted on every customer leans on recency, which separates the lapsed but says little
+# among customers who bought last week; these are fitted on such rows only.
+ACTIVE_CANDIDATES: dict[str, tuple[Any, list[dict[str, Any]]]] = {
+    "logistic_regression": (_logistic, [{"model__C": c} for c in (0.01, 0.1, 1.0)]),
+    "hist_gradient_boosting": (
+        _boosting,
+        [
+            {
+                "model__learning_rate": 0.05,
+                "model__max_leaf_nodes": 7,
+                "model__min_samples_leaf": leaf,
+                "model__l2_regularization": 1.0,
+            }
+            for leaf in (100, 300)
+        ],
+    ),
+}
+
+
+class ActiveSplitClassifier(ClassifierMixin, BaseEstimator):
+    """`main` scores every customer; rows whose recency (column `recency_index`) is
+    below `window` days are scored by `active`, fitted on such rows only.
+
+    Both are fitted to the churn label, so their probabilities share one scale: where
+    an active customer ranks against an inactive one is learned, not assumed.
+    """
+
+    def __init__(
+        self,
+        main: Any = None,
+        active: Any = None,
+        recency_index: int = 0,
+        window: float = 30.0,
+    ) -> None:
+        self.main = main
+        self.active = active
+        self.recency_index = recency_index
+        self.window = window
+
+    def _is_active(self, x: np.ndarray) -> np.ndarray:
+        return x[:, self.recency_index] < self.window
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> ActiveSplitClassifier:
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        self.main_ = clone(self.main).fit(x, y)
+        active = self._is_active(x)
+        # too few active rows (or one class) to fit: the main model scores them
+        self.active_ = (
+            clone(self.active).fit(x[active], y[active]) if len(np.unique(y[active])) == 2 else None
+        )
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        proba = self.main_.predict_proba(x)
+        active = self._is_active(x)
+        if self.active_ is not None and active.any():
+            proba[active] = self.active_.predict_proba(x[active])
+        return proba
 
 
 def build_candidate(name: str, params: dict[str, Any]) -> Pipeline:
@@ -225,15 +287,19 @@ def _xy(frame: pl.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray
 
 
 def select_candidate(
-    labelled: pl.DataFrame, horizon_days: int, max_folds: int
+    labelled: pl.DataFrame,
+    horizon_days: int,
+    max_folds: int,
+    candidates: dict[str, tuple[Any, list[dict[str, Any]]]] | None = None,
 ) -> tuple[str, dict[str, Any], pl.DataFrame]:
     """Every candidate and grid point scored by mean ROC AUC over time-aware folds."""
     columns = feature_columns_of(labelled)
     folds, strict = time_folds(labelled["as_of_date"].unique().to_list(), horizon_days, max_folds)
     if not folds:
         raise ValueError("churn model selection needs at least two labelled snapshots")
+    candidates = CANDIDATES if candidates is None else candidates
     rows = []
-    for name, (_, grid) in CANDIDATES.items():
+    for name, (factory, grid) in candidates.items():
         for params in grid:
             scores = []
             for train_dates, val_date in folds:
@@ -241,12 +307,10 @@ def select_candidate(
                     labelled.filter(pl.col("as_of_date").is_in(train_dates)),
                     columns,
                 )
-                x_val, y_val = _xy(
-                    labelled.filter(pl.col("as_of_date") == val_date), columns
-                )
+                x_val, y_val = _xy(labelled.filter(pl.col("as_of_date") == val_date), columns)
                 if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
                     continue
-                model = build_candidate(name, params).fit(x_train, y_train)
+                model = factory().set_params(**params).fit(x_train, y_train)
                 scores.append(roc_auc_score(y_val, model.predict_proba(x_val)[:, 1]))
             rows.append(
                 {
@@ -266,12 +330,93 @@ def select_candidate(
     return best["candidate"], json.loads(best["params"]), table
 
 
+@dataclass(frozen=True)
+class ActiveSplitChoice:
+    """The sub-model for recent buyers and whether the time folds say to use it."""
+
+    name: str
+    params: dict[str, Any]
+    window: float
+    adopted: bool
+    # mean over the folds: (main, split) ROC AUC on the validation snapshot's active rows
+    # and on all of its rows
+    active_auc: tuple[float, float]
+    all_auc: tuple[float, float]
+    selection: pl.DataFrame
+
+    def build(self, main: Any, recency_index: int) -> Any:
+        if not self.adopted:
+            return main
+        factory, _ = ACTIVE_CANDIDATES[self.name]
+        return ActiveSplitClassifier(
+            main=main,
+            active=factory().set_params(**self.params),
+            recency_index=recency_index,
+            window=self.window,
+        )
+
+
+def choose_active_split(
+    labelled: pl.DataFrame,
+    horizon_days: int,
+    max_folds: int,
+    main_name: str,
+    main_params: dict[str, Any],
+    window: float,
+) -> ActiveSplitChoice | None:
+    """Select the recent buyers' sub-model by time folds on their rows, then keep it only
+    if, on the same folds, it ranks the active rows better than the main model and the
+    whole snapshot no worse. None when the active rows cannot be cross-validated."""
+    active = labelled.filter(pl.col("recency_days") < window)
+    try:
+        name, params, selection = select_candidate(
+            active, horizon_days, max_folds, ACTIVE_CANDIDATES
+        )
+    except ValueError:
+        return None
+    columns = feature_columns_of(labelled)
+    folds, _ = time_folds(labelled["as_of_date"].unique().to_list(), horizon_days, max_folds)
+    main = build_candidate(main_name, main_params)
+    choice = ActiveSplitChoice(name, params, window, True, (0.0, 0.0), (0.0, 0.0), selection)
+    split = choice.build(main, columns.index("recency_days"))
+    gains: list[tuple[float, float, float, float]] = []
+    for train_dates, val_date in folds:
+        x_train, y_train = _xy(labelled.filter(pl.col("as_of_date").is_in(train_dates)), columns)
+        x_val, y_val = _xy(labelled.filter(pl.col("as_of_date") == val_date), columns)
+        is_active = x_val[:, columns.index("recency_days")] < window
+        if len(np.unique(y_val[is_active])) < 2 or len(np.unique(y_train)) < 2:
+            continue
+        main_scores = clone(main).fit(x_train, y_train).predict_proba(x_val)[:, 1]
+        split_scores = clone(split).fit(x_train, y_train).predict_proba(x_val)[:, 1]
+        gains.append(
+            (
+                roc_auc_score(y_val[is_active], main_scores[is_active]),
+                roc_auc_score(y_val[is_active], split_scores[is_active]),
+                roc_auc_score(y_val, main_scores),
+                roc_auc_score(y_val, split_scores),
+            )
+        )
+    if not gains:
+        return None
+    mean = np.mean(gains, axis=0)
+    return ActiveSplitChoice(
+        name,
+        params,
+        window,
+        adopted=bool(mean[1] > mean[0] and mean[3] >= mean[2]),
+        active_auc=(float(mean[0]), float(mean[1])),
+        all_auc=(float(mean[2]), float(mean[3])),
+        selection=selection,
+    )
+
+
 def train_churn(
     features: pl.DataFrame,
     purchase_days: pl.DataFrame,
     horizon_days: int,
     max_folds: int = 3,
     max_calibration_error: float = 0.1,
+    active_split: bool = True,
 ) -> TrainingOutcome:
     """Select, evaluate on the holdout snapshot (cutoff - N), refit on all labelled snapshots."""
     cutoff: date = features["as_of_date"].max()  # type: ignore[assignment]
@@ -288,12 +433,24 @@ def train_churn(
     holdout_date = dates[-1]
     earlier = labelled.filter(pl.col("as_of_date") < holdout_date)
     name, params, selection = select_candidate(earlier, horizon_days, max_folds)
+    # customers who ordered within the label horizon get their own sub-model if the
+    # time folds say it ranks them better (`choose_active_split`)
+    choice = (
+        choose_active_split(earlier, horizon_days, max_folds, name, params, float(horizon_days))
+        if active_split
+        else None
+    )
+
+    def build() -> Any:
+        main = build_candidate(name, params)
+        return choice.build(main, columns.index("recency_days")) if choice else main
+
     strict_train = [d for d in dates[:-1] if d + timedelta(days=horizon_days) <= holdout_date]
     train = earlier.filter(pl.col("as_of_date").is_in(strict_train or dates[:-1]))
     holdout = labelled.filter(pl.col("as_of_date") == holdout_date)
     x_train, y_train = _xy(train, columns)
     x_hold, y_hold = _xy(holdout, columns)
-    model = build_candidate(name, params).fit(x_train, y_train)
+    model = build().fit(x_train, y_train)
     scores = model.predict_proba(x_hold)[:, 1]
     rule = RecencyRule.fit(train["recency_days"].to_numpy(), y_train)
     baseline_scores = rule.predict(holdout["recency_days"].to_numpy())
@@ -323,7 +480,7 @@ def train_churn(
 
     x_all, y_all = _xy(labelled, columns)
     artifact = {
-        "pipeline": build_candidate(name, params).fit(x_all, y_all),
+        "pipeline": build().fit(x_all, y_all),
         "feature_columns": columns,
         "horizon_days": horizon_days,
     }
