@@ -302,7 +302,10 @@ def test_churn_history_need_is_the_fewest_days_giving_three_labelled_snapshots()
     def labelled(days: int) -> list[date]:
         cutoff = first + timedelta(days=days - 1)  # the last day is the cutoff
         dates = features.snapshot_dates(
-            cutoff, first, config.horizon_days, snapshots.history_snapshots,
+            cutoff,
+            first,
+            config.horizon_days,
+            snapshots.history_snapshots,
             snapshots.snapshot_step_days,
         )
         return [d for d in dates if d + timedelta(days=config.horizon_days) <= cutoff]
@@ -310,3 +313,106 @@ def test_churn_history_need_is_the_fewest_days_giving_three_labelled_snapshots()
     need = churn_history_days(config)
     assert len(labelled(need)) == 3
     assert len(labelled(need - 1)) == 2
+
+
+def _campaign_rows() -> pl.DataFrame:
+    """Planned campaign days: home on promotion sells 2x the forecast (40 rows), the
+    categories the campaign leaves out 1.1x (400 rows); other days are not read."""
+    return pl.DataFrame(
+        {
+            "category": ["Home"] * 40 + ["Toys"] * 400 + ["Toys"] * 10,
+            "planned_campaign": [True] * 440 + [False] * 10,
+            "planned_category": [True] * 40 + [False] * 410,
+            "units": [20] * 40 + [11] * 400 + [100] * 10,
+            "base_forecast": [10.0] * 450,
+        }
+    )
+
+
+def test_campaign_uplift_is_the_ratio_of_actual_to_forecast_shrunk_by_rows() -> None:
+    uplift = demand.campaign_uplift(_campaign_rows(), prior_rows=40)
+    overall = (40 * 20 + 400 * 11) / (440 * 10)
+    assert uplift[demand.ALL_CAMPAIGN_ROWS] == pytest.approx(overall)
+    # 40 rows of home against a prior of 40 rows: halfway between 2.0 and the overall ratio
+    assert uplift["Home"] == pytest.approx((2.0 + overall) / 2)
+    assert uplift[demand.OTHER_CATEGORIES] == pytest.approx((400 * 1.1 + 40 * overall) / 440)
+    unshrunk = demand.campaign_uplift(_campaign_rows(), prior_rows=0)
+    assert unshrunk["Home"] == pytest.approx(2.0)
+    assert demand.campaign_uplift(_campaign_rows().filter(~pl.col("planned_campaign"))) == {}
+
+
+def test_uplift_applies_only_on_planned_campaign_days() -> None:
+    uplift = {demand.ALL_CAMPAIGN_ROWS: 1.2, "Home": 1.5, demand.OTHER_CATEGORIES: 1.05}
+    frame = pl.DataFrame(
+        {
+            "category": ["Home", "Home", "Toys", "Garden"],
+            "planned_campaign": [True, False, False, True],
+            "planned_category": [True, False, False, True],
+        }
+    )
+    # Garden on promotion without history of its own: the overall ratio
+    assert demand.uplift_factor(frame, uplift).to_list() == [1.5, 1.0, 1.0, 1.2]
+    assert demand.uplift_factor(frame, {}).to_list() == [1.0] * 4
+    assert demand.uplift_factor(frame.drop("planned_campaign"), uplift).to_list() == [1.0] * 4
+
+
+def _plan_frame(published_on: date, start: date, end: date) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "campaign_code": ["C1"],
+            "published_on": [published_on],
+            "start_date": [start],
+            "end_date": [end],
+            "discount_pct": [20],
+            "categories": ["home"],
+        }
+    )
+
+
+def test_the_served_forecast_uplifts_only_campaigns_published_by_the_cutoff() -> None:
+    """Units double on the campaigns of the plan: a forecast made on the cutoff lifts
+    the planned future days by the ratio learnt on the holdout's planned days, and not a
+    campaign published after the cutoff (the model's own forecast is unchanged)."""
+    days = [date(2026, 1, 1) + timedelta(days=d) for d in range(120)]
+    starts = [days[0] + timedelta(days=d) for d in range(5, 130, 9)]
+    campaign = {s + timedelta(days=k) for s in starts for k in range(2)}
+    skus = [f"SKU-{i:05d}" for i in range(6)]
+    rng = np.random.default_rng(3)
+    sales = pl.DataFrame(
+        {
+            "sku": [s for s in skus for _ in days],
+            "sales_date": days * len(skus),
+            "units": [int(rng.poisson(16 if d in campaign else 8)) for _ in skus for d in days],
+            "avg_unit_price": [10.0] * (len(days) * len(skus)),
+            "promo_share": [0.0] * (len(days) * len(skus)),
+        }
+    )
+    products = pl.DataFrame({"sku": skus, "category": ["home"] * 6, "list_price": [10.0] * 6})
+    cutoff = days[-1]
+    plans = pl.concat(
+        [_plan_frame(s - timedelta(days=30), s, s + timedelta(days=1)) for s in starts]
+    )
+    future_campaign = sorted(d for d in campaign if d > cutoff and d <= cutoff + timedelta(days=7))
+    assert future_campaign  # the set-up has a campaign within the horizon
+    grid = features.demand_features(sales, products, cutoff, 7, plans)
+    outcome = demand.train_demand(grid, holdout_days=28, cv_folds=1)
+    uplift = outcome.artifact["campaign_uplift"]
+    assert 1.2 < uplift[demand.ALL_CAMPAIGN_ROWS] < 2.5  # campaign days sell ~2x
+    served = demand.forecast(outcome.artifact, grid)
+    lifted = served.filter(pl.col("date").is_in(future_campaign))
+    assert (lifted["campaign_uplift"] == uplift["home"]).all()
+    assert (served.filter(~pl.col("date").is_in(future_campaign))["campaign_uplift"] == 1.0).all()
+    # the same campaigns, but the future ones published one day after the cutoff
+    late = plans.with_columns(
+        published_on=pl.when(pl.col("start_date") > cutoff)
+        .then(pl.lit(cutoff + timedelta(days=1)))
+        .otherwise(pl.col("published_on"))
+    )
+    unplanned = demand.forecast(
+        outcome.artifact, features.demand_features(sales, products, cutoff, 7, late)
+    )
+    assert (unplanned["campaign_uplift"] == 1.0).all()
+    assert_frame_equal(
+        unplanned.select("sku", "date", "forecast_units"),
+        served.select("sku", "date", pl.col("forecast_units") / pl.col("campaign_uplift")),
+    )

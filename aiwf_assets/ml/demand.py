@@ -30,7 +30,7 @@ from sklearn.inspection import permutation_importance
 from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.common import RANDOM_STATE, regression_metrics
-from aiwf_assets.ml.features import DEMAND_FEATURE_COLUMNS
+from aiwf_assets.ml.features import DEMAND_FEATURE_COLUMNS, PLANNED_COLUMNS
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 PRIMARY_METRIC = "wape"
@@ -46,6 +46,11 @@ GRID: list[dict[str, Any]] = [
 # multiplier, so a leaf holds at least this share of the training rows.
 LEAF_SHARE = 0.015
 MIN_LEAF = 20
+# The campaign-day uplift of a group is shrunk towards the overall one by this many
+# product-days of the overall ratio (see `campaign_uplift`).
+UPLIFT_PRIOR_ROWS = 200
+ALL_CAMPAIGN_ROWS = "all planned campaign days"
+OTHER_CATEGORIES = "campaign day, category not on promotion"
 
 
 def policy(margin: float) -> PromotionPolicy:
@@ -77,6 +82,75 @@ def predict_units(model: Any, frame: pl.DataFrame) -> np.ndarray:
     """Units = factor x level, never negative (a squared-error factor can dip below zero)."""
     level = frame[LEVEL].fill_null(0).to_numpy()
     return np.clip(model.predict(_features(frame)), 0.0, None) * level
+
+
+def as_served(rows: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:
+    """`rows` with the planned-price covariates a forecast gets (PLANNED_COLUMNS of the
+    product's future rows: the recent typical level, no campaign), not the ones read from
+    what the other products sold at on the day. Unchanged when there are no future rows."""
+    future = features.filter(pl.col("is_future")).unique("sku", keep="first", maintain_order=True)
+    if future.is_empty():
+        return rows
+    typical = future.select("sku", *[pl.col(c).alias(f"_{c}") for c in PLANNED_COLUMNS])
+    return (
+        rows.join(typical, on="sku", how="left", maintain_order="left")
+        .with_columns(pl.coalesce(f"_{c}", c).alias(c) for c in PLANNED_COLUMNS)
+        .drop(f"_{c}" for c in PLANNED_COLUMNS)
+    )
+
+
+def uplift_group() -> pl.Expr:
+    """The uplift's group of a planned campaign day's row: its category when the plan puts
+    that category on promotion, else one group for the categories the campaign leaves out."""
+    return (
+        pl.when(pl.col("planned_category"))
+        .then(pl.col("category").cast(pl.String))
+        .otherwise(pl.lit(OTHER_CATEGORIES))
+    )
+
+
+def campaign_uplift(rows: pl.DataFrame, prior_rows: int = UPLIFT_PRIOR_ROWS) -> dict[str, float]:
+    """Actual over forecast units on past planned campaign days, per `uplift_group`.
+
+    `rows`: observed rows with category, planned_campaign, planned_category, units and
+    base_forecast (the model's forecast as served: no campaign assumed). Each group's
+    ratio is shrunk towards the overall one by `prior_rows` product-days:
+    `(units + prior * overall * per_row) / (forecast + prior * per_row)` with `per_row`
+    the group's mean forecast, so a group with few rows stays near the overall ratio.
+    Empty when there is no planned campaign day with a forecast (no uplift)."""
+    planned = rows.filter(pl.col("planned_campaign"), pl.col("units").is_not_null())
+    total_forecast = float(planned["base_forecast"].sum()) if planned.height else 0.0
+    if total_forecast <= 0:
+        return {}
+    overall = float(planned["units"].cast(pl.Float64).sum()) / total_forecast
+    groups = (
+        planned.group_by(group=uplift_group())
+        .agg(
+            units=pl.col("units").cast(pl.Float64).sum(),
+            forecast=pl.col("base_forecast").sum(),
+            rows=pl.len(),
+        )
+        .sort("group")
+    )
+    uplift = {ALL_CAMPAIGN_ROWS: overall}
+    for group, units, forecast, n in groups.iter_rows():
+        prior = prior_rows * forecast / n
+        uplift[group] = (units + prior * overall) / (forecast + prior) if forecast > 0 else overall
+    return uplift
+
+
+def uplift_factor(frame: pl.DataFrame, uplift: dict[str, float] | None) -> pl.Series:
+    """Per row of `frame`: its group's uplift on planned campaign days (the overall one for
+    a group without history), 1 elsewhere, without a plan (`planned_campaign` missing) or
+    without an uplift."""
+    if not uplift or "planned_campaign" not in frame.columns:
+        return pl.Series("campaign_uplift", [1.0] * frame.height, dtype=pl.Float64)
+    overall = uplift[ALL_CAMPAIGN_ROWS]
+    return frame.select(
+        campaign_uplift=pl.when(pl.col("planned_campaign"))
+        .then(uplift_group().replace_strict(uplift, default=overall, return_dtype=pl.Float64))
+        .otherwise(1.0)
+    )["campaign_uplift"]
 
 
 def time_windows(last_day: date, window_days: int, count: int) -> list[tuple[date, date]]:
@@ -147,6 +221,17 @@ def train_demand(
     model = fit_model(build_model(params), train)
     actual = holdout["units"].to_numpy().astype(np.float64)
     forecast = predict_units(model, holdout)
+    # the campaign-day uplift: actual units over the forecast as served (no campaign known
+    # to the model) on the holdout's planned campaign days, out of sample
+    uplift = (
+        campaign_uplift(
+            holdout.with_columns(
+                base_forecast=pl.Series(predict_units(model, as_served(holdout, features)))
+            )
+        )
+        if "planned_campaign" in holdout.columns
+        else {}
+    )
     naive = holdout["seasonal_naive"].fill_null(0).to_numpy().astype(np.float64)
     metrics = regression_metrics(actual, forecast)
     problems = []
@@ -194,6 +279,7 @@ def train_demand(
             "model": fit_model(build_model(params), observed),
             "feature_columns": DEMAND_FEATURE_COLUMNS,
             "horizon_days": int(features["horizon_days"][0]),
+            "campaign_uplift": uplift,
         },
         metrics=metrics,
         baseline_metrics=regression_metrics(actual, naive),
@@ -219,9 +305,15 @@ def train_demand(
 
 
 def forecast(artifact: dict[str, Any], features: pl.DataFrame) -> pl.DataFrame:
-    """Units per product for the future days in `features` (the next horizon_days)."""
+    """Units per product for the future days in `features` (the next horizon_days): the
+    model's forecast (no campaign assumed) times the artifact's campaign uplift on days the
+    published plan marks as campaign days (`campaign_uplift`, 1 on other days)."""
     future = features.filter(pl.col("is_future"))
+    factor = uplift_factor(future, artifact.get("campaign_uplift"))
+    planned = future["planned"] if "planned" in future.columns else pl.repeat(False, future.height)
     return future.select("sku", "date").with_columns(
-        forecast_units=pl.Series(predict_units(artifact["model"], future)),
+        forecast_units=pl.Series(predict_units(artifact["model"], future)) * factor,
+        campaign_uplift=factor,
+        planned=planned,
         horizon_day=(pl.col("date") - pl.col("date").min()).dt.total_days() + 1,
     )

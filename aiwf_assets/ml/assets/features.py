@@ -9,7 +9,7 @@ from pydantic import Field
 from aiwf_assets.ml import features
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, upstream_data_versions
 from aiwf_assets.ml.common import source_version
-from aiwf_assets.ml.marts import read_mart
+from aiwf_assets.ml.marts import read_mart, read_promotion_plan
 from aiwf_assets.resources import WarehouseResource
 
 
@@ -77,16 +77,21 @@ class DemandFeaturesConfig(dg.Config):
     horizon_days: int = Field(default=7, description="forecast horizon; every feature is this old")
 
 
+DEMAND_FEATURE_DEPS = ["fct_product_daily_sales", "dim_products", "promotion_plan"]
+
+
 @dg.asset(
     group_name="features",
-    deps=["fct_product_daily_sales", "dim_products"],
+    deps=DEMAND_FEATURE_DEPS,
     owners=OWNERS,
     kinds={"python", "polars", "parquet"},
     code_version=source_version(features),
     description=(
         "Product x day grid (zero-sales days filled) with lags, rolling means, day of week, "
         "seasonality, last price and promotion share, all at least horizon_days old; includes "
-        "the next horizon_days as future rows to forecast."
+        "the next horizon_days as future rows to forecast, and (not a model feature) whether "
+        "the published promotion plan, as it stood when the forecast was made, marks the day "
+        "as a campaign day."
     ),
 )
 def demand_features(
@@ -98,7 +103,7 @@ def demand_features(
     sales = read_mart(wh, "fct_product_daily_sales")
     cutoff = resolve_cutoff(config.cutoff_date, sales["sales_date"])
     frame = features.demand_features(
-        sales, read_mart(wh, "dim_products"), cutoff, config.horizon_days
+        sales, read_mart(wh, "dim_products"), cutoff, config.horizon_days, read_promotion_plan(wh)
     )
     return frame_output(
         frame,
@@ -107,7 +112,7 @@ def demand_features(
             "horizon_days": config.horizon_days,
             "products": frame["sku"].n_unique(),
             "upstream_data_versions": dg.MetadataValue.json(
-                upstream_data_versions(context, ["fct_product_daily_sales", "dim_products"])
+                upstream_data_versions(context, DEMAND_FEATURE_DEPS)
             ),
         },
     )
