@@ -55,7 +55,8 @@ def range_run(defs: dg.Definitions, instance: dg.DagsterInstance, days: list[str
     graph = defs.resolve_asset_graph()
     assert all(graph.get(k).metadata.get(RECORDS_DAY_VERSIONS) for k in plan.daily)
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=plan.daily,
+        instance=instance,
+        asset_selection=plan.daily,
         tags={PARTITION_RANGE_START: days[0], PARTITION_RANGE_END: days[-1], **tags},
     )
 
@@ -70,7 +71,9 @@ def rematerialised(
     done = job.execute_in_process(instance=instance, asset_selection=keys, partition_key=day)
     assert done.success
     second = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=first.cursor,
+        defs=defs,
+        instance=instance,
+        cursor=first.cursor,
         evaluation_time=now + dt.timedelta(minutes=1),
     )
     graph = defs.resolve_asset_graph()
@@ -103,7 +106,7 @@ def test_without_deferred_events_a_range_run_gives_every_day_one_version(world) 
 
 
 def test_a_range_run_on_worker_threads_equals_one_worker(world, monkeypatch) -> None:
-    """Raw and cleaned days read, parsed and cleaned ahead by a worker thread per core
+    """Raw and cleaned days read, parsed and cleaned ahead by worker threads
     (aiwf_assets/parallel.py) publish what one worker does: the same content version of
     every daily asset on every day, and the same rows in the warehouse."""
     defs, instance, days = world
@@ -111,11 +114,13 @@ def test_a_range_run_on_worker_threads_equals_one_worker(world, monkeypatch) -> 
     warehouse = defs.resources["warehouse"].get()
 
     def build(workers: int) -> tuple[dict, dict]:
-        monkeypatch.setattr("aiwf_assets.parallel.usable_cores", lambda: workers)
+        monkeypatch.setattr("aiwf_assets.parallel.DEFAULT_AHEAD", workers)
         assert range_run(defs, instance, days, {DEFER_ASSET_EVENTS_TAG: "true"}).success
         versions = {k.to_user_string(): day_versions(instance, k, days) for k in daily}
-        rows = {t: warehouse.query(f"SELECT count(*) AS n FROM cleaned.{t}").item()
-                for t in ("orders", "order_lines", "interactions", "quarantine")}
+        rows = {
+            t: warehouse.query(f"SELECT count(*) AS n FROM cleaned.{t}").item()
+            for t in ("orders", "order_lines", "interactions", "quarantine")
+        }
         return versions, rows
 
     serial = build(1)

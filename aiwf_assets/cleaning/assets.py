@@ -379,7 +379,7 @@ def _clean_days(
     own_events = records_own_events(context)  # see day_versions.py
     days = [dt.date.fromisoformat(p) for p in context.partition_keys]
     # one day at a time, so a range run keeps a few days in memory, not the whole range: the
-    # next days are read and cleaned (Polars, a worker thread per core) while this one is
+    # next day is read and cleaned (Polars, in one worker thread) while this one is
     # staged, audited and published (the warehouse, this thread: the one writer), in order
     cleaned = prefetched(
         lambda day: _clean_one_day(store, identity, key, day, channels, dated_rates), days,

@@ -100,7 +100,7 @@ def build_raw_asset(
         versions = []
         total_rows = 0
         own_events = partitioned and records_own_events(context)  # see day_versions.py
-        # the next days are read and parsed in worker threads while this thread writes and
+        # the next day is read and parsed in a worker thread while this thread writes and
         # records the current one, in order (see aiwf_assets/parallel.py)
         parsed = prefetched(lambda key: _ingest_one(spec, key, landing), keys, name="aiwf-raw")
         with closing(parsed):  # on an error the days not consumed are cancelled
