@@ -2,15 +2,18 @@
 
 from collections.abc import Iterator
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
+import skops.io as sio
 from polars.testing import assert_frame_equal
 from scipy import sparse
 
+from aiwf_assets.io.model_store import TRUSTED_TYPES, ModelCard, skops_bytes
 from aiwf_assets.ml import churn, demand, features, recommend, segmentation
-from aiwf_assets.ml.common import limited_threads, regression_metrics
+from aiwf_assets.ml.common import limited_threads, regression_metrics, same_recipe
 from aiwf_assets.ml.promotion import TrainingOutcome
 from tests.test_ml_marts_factory import make_marts
 
@@ -302,7 +305,10 @@ def test_churn_history_need_is_the_fewest_days_giving_three_labelled_snapshots()
     def labelled(days: int) -> list[date]:
         cutoff = first + timedelta(days=days - 1)  # the last day is the cutoff
         dates = features.snapshot_dates(
-            cutoff, first, config.horizon_days, snapshots.history_snapshots,
+            cutoff,
+            first,
+            config.horizon_days,
+            snapshots.history_snapshots,
             snapshots.snapshot_step_days,
         )
         return [d for d in dates if d + timedelta(days=config.horizon_days) <= cutoff]
@@ -310,3 +316,87 @@ def test_churn_history_need_is_the_fewest_days_giving_three_labelled_snapshots()
     need = churn_history_days(config)
     assert len(labelled(need)) == 3
     assert len(labelled(need - 1)) == 2
+
+
+def _card(outcome: TrainingOutcome) -> ModelCard:
+    """A champion card for the outcome's own artifact: it has seen the outcome's holdout."""
+    return ModelCard(
+        family="any",
+        version="v",
+        model_name=outcome.model_name,
+        params=outcome.params,
+        metrics=outcome.metrics,
+        baseline_metrics={},
+        data_versions={},
+        row_counts={},
+        trained_through=outcome.trained_through.isoformat(),
+        code_version="",
+        created_at="",
+    )
+
+
+def _stored(artifact: object) -> Any:
+    """The artifact after the model store's round trip (skops bytes and back)."""
+    return sio.loads(skops_bytes(artifact), trusted=TRUSTED_TYPES)
+
+
+def test_same_recipe_compares_types_and_hyperparameters_through_a_pickle() -> None:
+    a = churn.build_candidate("logistic_regression", {"model__C": 1.0})
+    stored = _stored(a.fit(np.eye(4), [0, 1, 0, 1]))  # a nan parameter, fitted
+    assert same_recipe(stored, churn.build_candidate("logistic_regression", {"model__C": 1.0}))
+    assert not same_recipe(a, churn.build_candidate("logistic_regression", {"model__C": 10.0}))
+    assert not same_recipe(a, churn.build_candidate("hist_gradient_boosting", {}))
+    leaf = demand.build_model(demand.GRID[0]).set_params(min_samples_leaf=5)
+    assert not same_recipe(leaf, demand.build_model(demand.GRID[0]))
+    assert same_recipe(leaf, demand.build_model(demand.GRID[0]), ignore={"min_samples_leaf"})
+
+
+def test_a_champion_with_the_challengers_recipe_is_not_refit(
+    marts: dict[str, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-scoring a champion that saw the holdout refits its recipe on the challenger's
+    training rows; when that recipe is the challenger's, the refit would be the challenger's
+    own holdout model, so its metrics are reused: the same numbers as the refit, one fit less."""
+    activity, sales = marts["fct_customer_daily_activity"], marts["fct_product_daily_sales"]
+    cutoff = activity["activity_date"].max()
+    snapshots = features.customer_feature_snapshots(
+        activity,
+        marts["fct_orders"],
+        marts["dim_customers"],
+        features.snapshot_dates(cutoff, activity["activity_date"].min(), 30, 6, 7),
+    )
+    buying = activity.filter(pl.col("n_orders") > 0).select("customer_key", "activity_date")
+    grid = features.demand_features(sales, marts["dim_products"], sales["sales_date"].max(), 7)
+    outcomes = {
+        churn: churn.train_churn(snapshots, buying, horizon_days=30),
+        demand: demand.train_demand(grid, holdout_days=28, cv_folds=1),
+    }
+    for module, outcome in outcomes.items():
+        champion = _stored(outcome.artifact)
+        with monkeypatch.context() as patched:
+            patched.setattr(module, "same_recipe", lambda *args, **kwargs: False)
+            refit = outcome.evaluate_champion(_card(outcome), champion)
+        with monkeypatch.context() as patched:
+            patched.setattr(module, "clone", _no_refit)
+            assert outcome.evaluate_champion(_card(outcome), champion) == refit
+        assert (
+            refit["wape" if module is demand else "roc_auc"]
+            == (outcome.metrics["wape" if module is demand else "roc_auc"])
+        )
+    # another recipe is still refit on the challenger's training rows
+    other = demand.build_model({**demand.GRID[0], "learning_rate": 0.5})
+    other = demand.fit_model(other, grid.filter(~pl.col("is_future")))
+    with monkeypatch.context() as patched:
+        patched.setattr(demand, "clone", _no_refit)
+        with pytest.raises(AssertionError, match="refit"):
+            outcomes[demand].evaluate_champion(
+                _card(outcomes[demand]),
+                {
+                    "model": other,
+                    "feature_columns": features.DEMAND_FEATURE_COLUMNS,
+                },
+            )
+
+
+def _no_refit(*args: object) -> None:
+    raise AssertionError("refit")

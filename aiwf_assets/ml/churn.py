@@ -29,7 +29,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
-from aiwf_assets.ml.common import RANDOM_STATE
+from aiwf_assets.ml.common import RANDOM_STATE, same_recipe
 from aiwf_assets.ml.features import feature_columns_of
 from aiwf_assets.ml.populations import GUEST, IDENTIFIED, POPULATIONS, metric_name
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
@@ -241,9 +241,7 @@ def select_candidate(
                     labelled.filter(pl.col("as_of_date").is_in(train_dates)),
                     columns,
                 )
-                x_val, y_val = _xy(
-                    labelled.filter(pl.col("as_of_date") == val_date), columns
-                )
+                x_val, y_val = _xy(labelled.filter(pl.col("as_of_date") == val_date), columns)
                 if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
                     continue
                 model = build_candidate(name, params).fit(x_train, y_train)
@@ -310,6 +308,8 @@ def train_churn(
             f"calibration error {metrics['calibration_error']:.3f} > {max_calibration_error}"
         )
 
+    challenger_columns = columns
+
     def evaluate_champion(card: ModelCard, artifact: dict[str, Any]) -> dict[str, float]:
         columns = artifact["feature_columns"]
         if not set(columns) <= set(holdout.columns):
@@ -317,6 +317,8 @@ def train_churn(
         pipeline = artifact["pipeline"]
         if date.fromisoformat(card.trained_through) > holdout_date:
             # it has seen the holdout's outcomes: compare its recipe on the same training rows
+            if columns == challenger_columns and same_recipe(pipeline, model):
+                return classification_metrics(y_hold, scores)  # that refit would be `model`
             pipeline = clone(pipeline).fit(train.select(columns).to_numpy(), y_train)
         champion_scores = pipeline.predict_proba(holdout.select(columns).to_numpy())[:, 1]
         return classification_metrics(y_hold, champion_scores)

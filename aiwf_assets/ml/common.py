@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
+from collections.abc import Collection
 from contextlib import AbstractContextManager, nullcontext
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -37,6 +40,36 @@ def limited_threads(limit: int | None) -> AbstractContextManager[object]:
     core make gradient boosting many times slower than one thread.
     """
     return threadpool_limits(limits=limit) if limit else nullcontext()
+
+
+def same_recipe(a: Any, b: Any, ignore: Collection[str] = ()) -> bool:
+    """Whether two scikit-learn estimators (or pipelines) are configured alike: same types,
+    same hyperparameters (nested estimators compared the same way; `ignore` names top-level
+    parameters left out). Every estimator here has a fixed random_state, so two estimators
+    with the same recipe fitted on the same rows are the same model."""
+    if type(a) is not type(b):
+        return False
+    params_a, params_b = a.get_params(deep=False), b.get_params(deep=False)
+    if params_a.keys() != params_b.keys():
+        return False
+    return all(_same_value(params_a[k], params_b[k]) for k in params_a if k not in ignore)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if hasattr(a, "get_params"):
+        return same_recipe(a, b)
+    if isinstance(a, list | tuple):
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True  # e.g. SimpleImputer(missing_values=nan) after a pickle round trip
+    try:
+        return bool(a is b or a == b)
+    except (TypeError, ValueError):  # arrays and the like: not a recipe this compares
+        return False
 
 
 def wape(actual: np.ndarray, predicted: np.ndarray) -> float:

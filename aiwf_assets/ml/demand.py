@@ -29,7 +29,7 @@ from sklearn.inspection import permutation_importance
 
 from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
-from aiwf_assets.ml.common import RANDOM_STATE, regression_metrics
+from aiwf_assets.ml.common import RANDOM_STATE, regression_metrics, same_recipe
 from aiwf_assets.ml.features import DEMAND_FEATURE_COLUMNS
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
@@ -161,7 +161,11 @@ def train_demand(
             return {}
         champion = artifact["model"]
         if date.fromisoformat(card.trained_through) >= holdout_start:
-            champion = fit_model(clone(champion), train)  # it saw the holdout: refit its recipe
+            # it saw the holdout: refit its recipe (fit_model sets min_samples_leaf from the
+            # rows), unless that recipe is the challenger's: the refit would be `model`
+            if same_recipe(champion, model, ignore={"min_samples_leaf"}):
+                return dict(metrics)
+            champion = fit_model(clone(champion), train)
         return regression_metrics(actual, predict_units(champion, holdout))
 
     observed = features.filter(~pl.col("is_future"))
