@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from aiwf_assets.io.warehouse import DuckDBWarehouse
-from aiwf_assets.ml import churn, demand, evaluate, recommend
+from aiwf_assets.ml import churn, demand, evaluate, features, recommend
 from aiwf_assets.ml.common import limited_threads
 from aiwf_assets.ml.evaluate import customer_key, evaluate_against_truth
 from aiwf_assets.ml.populations import (
@@ -150,6 +150,22 @@ def test_marts_as_of_keeps_nothing_after_the_origin(marts: dict[str, pl.DataFram
     for name, column in evaluate.DATED_MARTS.items():
         assert past[name][column].max() <= ORIGIN
         assert past[name].height == marts[name].filter(pl.col(column) <= ORIGIN).height
+
+
+def test_unknown_sales_days_as_of_the_origin(marts: dict[str, pl.DataFrame]) -> None:
+    days = [ORIGIN + timedelta(days=d) for d in range(-5, 6)]
+    sources = features.ORDER_LINE_SOURCES
+    accounting = pl.DataFrame(
+        {
+            "channel": [s for _ in days for s in sources],
+            "partition_date": [d for d in days for _ in sources],
+            "rows_cleaned": [5] * (len(days) * len(sources)),
+        }
+    ).filter(
+        ~pl.col("partition_date").is_in([ORIGIN - timedelta(days=2), ORIGIN + timedelta(days=2)])
+    )
+    past = evaluate.marts_as_of({**marts, evaluate.ACCOUNTING: accounting}, ORIGIN)
+    assert features.unknown_sales_days(past[evaluate.ACCOUNTING]) == [ORIGIN - timedelta(days=2)]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from aiwf_assets.ml import features
+from aiwf_assets.ml import demand, features
 from tests.test_ml_marts_factory import START, make_marts
 
 CUTOFF = START + timedelta(days=70)
@@ -114,6 +114,67 @@ def test_demand_grid_fills_days_without_sales_with_zero() -> None:
     assert grid["lag_horizon"].to_list() == [None, 2, 0, 0, 5]
 
 
+def test_days_with_failed_or_empty_order_files_are_unknown_not_zero() -> None:
+    sales = pl.DataFrame(
+        {
+            "sku": ["SKU-00001"] * 3,
+            "sales_date": [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 5)],
+            "units": [4, 2, 6],
+            "avg_unit_price": [10.0, 10.0, 10.0],
+            "promo_share": [0.0, 0.0, 0.0],
+        }
+    )
+    products = pl.DataFrame({"sku": ["SKU-00001"], "category": ["home"], "list_price": [10.0]})
+    sources = ["web_orders", "app_orders", "pos_transactions"]
+    accounting = (
+        pl.DataFrame(
+            {
+                "channel": sources * 5,
+                "partition_date": [date(2026, 1, d) for d in range(1, 6) for _ in sources],
+                "rows_cleaned": [9] * 15,
+            }
+        )
+        .filter(  # 1-03: no pos file (failed / held back); 1-04: an empty app file
+            ~(
+                (pl.col("partition_date") == date(2026, 1, 3))
+                & (pl.col("channel") == "pos_transactions")
+            )
+        )
+        .with_columns(
+            rows_cleaned=pl.when(
+                (pl.col("partition_date") == date(2026, 1, 4)) & (pl.col("channel") == "app_orders")
+            )
+            .then(0)
+            .otherwise(pl.col("rows_cleaned"))
+        )
+    )
+    unknown = features.unknown_sales_days(accounting)
+    assert unknown == [date(2026, 1, 3), date(2026, 1, 4)]
+    # another source's missing day is not a sales day lost
+    assert features.unknown_sales_days(accounting, ["web_orders"]) == []
+
+    grid = features.demand_features(sales, products, date(2026, 1, 5), 1, unknown)
+    assert grid["units"].to_list() == [4, 2, None, None, 6, None]
+    # the means skip the unknown days (zeros would give 2.0 and 1.5 on 1-04 / 1-05)
+    assert grid["rolling_mean_7"].to_list()[3:] == [3.0, 3.0, 4.0]
+    assert grid["zero_share_28"].to_list()[3:] == [0.0, 0.0, 0.0]
+    assert grid["lag_horizon"].to_list() == [None, 4, 2, None, None, 6]
+    # the same grid without the accounting reads the lost days as zero sales
+    plain = features.demand_features(sales, products, date(2026, 1, 5), 1)
+    assert plain["units"].to_list() == [4, 2, 0, 0, 6, None]
+
+
+def test_training_skips_days_whose_sales_are_unknown() -> None:
+    marts = make_marts(n_customers=80, days=100)
+    sales, products = marts["fct_product_daily_sales"], marts["dim_products"]
+    last_day = sales["sales_date"].max()
+    unknown = [last_day - timedelta(days=3), last_day - timedelta(days=40)]
+    grid = features.demand_features(sales, products, last_day, 7, unknown)
+    train, holdout = demand.split_holdout(grid, 14)
+    assert not set(unknown) & set(train["date"].to_list() + holdout["date"].to_list())
+    assert train["units"].null_count() == holdout["units"].null_count() == 0
+
+
 def test_interactions_stop_at_the_cutoff() -> None:
     lines = make_marts(n_customers=40, days=60)["fct_order_lines"]
     pairs = features.interaction_pairs(lines, CUTOFF - timedelta(days=30))
@@ -213,9 +274,11 @@ def test_an_extra_declared_channel_gets_its_share_downstream() -> None:
     frame = _customer_features(marts, CUTOFF)
     assert features.feature_channels(frame) == list(channels)
     assert features.feature_columns_of(frame) == features.customer_feature_columns(channels)
-    buyers = marts["fct_orders"].filter(
-        pl.col("channel") == "marketplace", pl.col("order_date") <= CUTOFF
-    )["customer_key"].unique()
+    buyers = (
+        marts["fct_orders"]
+        .filter(pl.col("channel") == "marketplace", pl.col("order_date") <= CUTOFF)["customer_key"]
+        .unique()
+    )
     theirs = frame.filter(pl.col("customer_key").is_in(buyers.implode()))
     assert theirs.height > 10 and (theirs["marketplace_share"] > 0).all()
     others = frame.filter(~pl.col("customer_key").is_in(buyers.implode()))
@@ -224,7 +287,9 @@ def test_an_extra_declared_channel_gets_its_share_downstream() -> None:
     assert shares.to_list() == pytest.approx([1.0] * frame.height)
 
     snapshots = features.customer_feature_snapshots(
-        marts["fct_customer_daily_activity"], marts["fct_orders"], marts["dim_customers"],
+        marts["fct_customer_daily_activity"],
+        marts["fct_orders"],
+        marts["dim_customers"],
         features.snapshot_dates(CUTOFF, START, 30, 4, 7),
     )
     trained = churn.train_churn(snapshots, purchase_days(marts), horizon_days=30)
@@ -232,7 +297,9 @@ def test_an_extra_declared_channel_gets_its_share_downstream() -> None:
     # one customer group buying only on the marketplace is described by it
     only = frame.with_columns(
         pl.when(pl.col("customer_key").is_in(buyers.head(30).implode()))
-        .then(pl.lit(1.0)).otherwise(0.0).alias("marketplace_share")
+        .then(pl.lit(1.0))
+        .otherwise(0.0)
+        .alias("marketplace_share")
     )
     labels = only["customer_key"].is_in(buyers.head(30).implode()).cast(pl.Int64).to_numpy()
     described = segmentation.describe_segments(only, labels)

@@ -125,8 +125,13 @@ def validation_window_days(holdout_days: int) -> int:
     return max(7, holdout_days // 2)
 
 
+def observed_rows(features: pl.DataFrame) -> pl.DataFrame:
+    """The grid's past rows with known units (days whose sales are unknown have them null)."""
+    return features.filter(~pl.col("is_future"), pl.col("units").is_not_null())
+
+
 def split_holdout(features: pl.DataFrame, holdout_days: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    observed = features.filter(~pl.col("is_future"))
+    observed = observed_rows(features)
     last_day: date = observed["date"].max()  # type: ignore[assignment]
     start = last_day - timedelta(days=holdout_days - 1)
     return observed.filter(pl.col("date") < start), observed.filter(pl.col("date") >= start)
@@ -168,7 +173,7 @@ def train_demand(
             champion = fit_model(clone(champion), train)
         return regression_metrics(actual, predict_units(champion, holdout))
 
-    observed = features.filter(~pl.col("is_future"))
+    observed = observed_rows(features)
     predictions = holdout.select("sku", "date", "units").with_columns(
         forecast=pl.Series(forecast), seasonal_naive=pl.Series(naive)
     )

@@ -42,7 +42,7 @@ from sklearn.metrics import adjusted_rand_score, roc_auc_score
 from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.ml import churn, demand, features, recommend, segmentation
 from aiwf_assets.ml.common import limited_threads, wape
-from aiwf_assets.ml.marts import read_mart
+from aiwf_assets.ml.marts import read_file_accounting, read_mart
 from aiwf_assets.ml.populations import (
     ALL_SCORED,
     GUEST,
@@ -77,6 +77,7 @@ DATED_MARTS = {
     "fct_order_lines": "order_date",
 }
 MARTS = (*DATED_MARTS, "dim_customers", "dim_products")
+ACCOUNTING = "file_accounting"  # cleaned.file_accounting, read alongside the marts
 
 RESULT_SCHEMA = {
     "family": pl.String,
@@ -119,8 +120,9 @@ def _keyed(truth: pl.DataFrame, pii_key: bytes) -> pl.DataFrame:
 
 def marts_as_of(marts: dict[str, pl.DataFrame], origin: date) -> dict[str, pl.DataFrame]:
     """The marts as the pipeline saw them on the origin: nothing dated after it."""
+    dated = {**DATED_MARTS, ACCOUNTING: "partition_date"}
     return {
-        name: frame.filter(pl.col(DATED_MARTS[name]) <= origin) if name in DATED_MARTS else frame
+        name: frame.filter(pl.col(dated[name]) <= origin) if name in dated else frame
         for name, frame in marts.items()
     }
 
@@ -162,8 +164,9 @@ def served_demand(marts: dict[str, pl.DataFrame], origin: date, horizon_days: in
     product's mean daily units over the 28 days up to the origin).
     """
     past = marts_as_of(marts, origin)
+    unknown = features.unknown_sales_days(past[ACCOUNTING]) if ACCOUNTING in past else []
     grid = features.demand_features(
-        past["fct_product_daily_sales"], past["dim_products"], origin, horizon_days
+        past["fct_product_daily_sales"], past["dim_products"], origin, horizon_days, unknown
     )
     outcome = demand.train_demand(grid, DEMAND_HOLDOUT_DAYS)
     moving_average = (
@@ -544,7 +547,9 @@ def to_markdown(table: pl.DataFrame) -> str:
 
 
 def read_marts(warehouse: Warehouse) -> dict[str, pl.DataFrame]:
-    return {name: read_mart(warehouse, name) for name in MARTS}
+    """The marts, and the cleaned layer's file accounting (which days' sales are unknown)."""
+    marts = {name: read_mart(warehouse, name) for name in MARTS}
+    return {**marts, ACCOUNTING: read_file_accounting(warehouse)}
 
 
 def evaluate_marts(

@@ -291,8 +291,39 @@ def seasonal_lag_days(horizon_days: int) -> int:
     return 7 * math.ceil(horizon_days / 7)
 
 
+# The landing sources whose files feed order lines (hence fct_product_daily_sales).
+ORDER_LINE_SOURCES = ("web_orders", "app_orders", "pos_transactions")
+
+
+def unknown_sales_days(
+    file_accounting: pl.DataFrame, sources: Sequence[str] = ORDER_LINE_SOURCES
+) -> list[date]:
+    """Days whose sales are not known in full: between the first and last day the
+    cleaned layer accounted a file for, the days on which a source of order lines
+    has no accounted file (failed, empty or held back) or one with no cleaned rows.
+
+    `file_accounting` is cleaned.file_accounting (channel, partition_date, rows_cleaned).
+    """
+    accounted = file_accounting.filter(pl.col("channel").is_in(list(sources)))
+    if accounted.is_empty():
+        return []
+    first, last = accounted["partition_date"].min(), accounted["partition_date"].max()
+    days = pl.date_range(first, last, interval="1d", eager=True).alias("partition_date")
+    complete = (
+        accounted.filter(pl.col("rows_cleaned") > 0)
+        .group_by("partition_date")
+        .agg(pl.col("channel").n_unique().alias("sources"))
+        .filter(pl.col("sources") == len(set(sources)))
+    )
+    return sorted(days.filter(~days.is_in(complete["partition_date"].implode())).to_list())
+
+
 def demand_features(
-    sales: pl.DataFrame, products: pl.DataFrame, cutoff: date, horizon_days: int
+    sales: pl.DataFrame,
+    products: pl.DataFrame,
+    cutoff: date,
+    horizon_days: int,
+    unknown_days: Sequence[date] = (),
 ) -> pl.DataFrame:
     """Product x day grid with features that are all at least `horizon_days` old.
 
@@ -311,6 +342,10 @@ def demand_features(
     retailer knows in advance. History reads it from what the other products
     sold at; future days, with no plan given, get the median of the last 28
     days (no campaign assumed).
+
+    `unknown_days` (see `unknown_sales_days`) are days whose sales are not known
+    in full: their units and promotion share stay null, not zero, so the lags,
+    rolling means and training targets skip them rather than read a false zero.
     """
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
@@ -333,8 +368,13 @@ def demand_features(
         .join(products.select("sku", "category", "list_price"), on="sku", how="left")
         .with_columns(
             is_future=pl.col("date") > cutoff,
-            units=pl.when(pl.col("date") <= cutoff).then(pl.col("units").fill_null(0)),
-            promo_share=pl.when(pl.col("date") <= cutoff).then(pl.col("promo_share").fill_null(0)),
+            known=(pl.col("date") <= cutoff)
+            & ~pl.col("date").is_in(pl.Series(list(unknown_days), dtype=pl.Date).implode()),
+        )
+        .with_columns(
+            units=pl.when("known").then(pl.col("units").fill_null(0)),
+            promo_share=pl.when("known").then(pl.col("promo_share").fill_null(0)),
+            avg_unit_price=pl.when("known").then(pl.col("avg_unit_price")),
         )
         .sort("sku", "date")
     )
@@ -351,7 +391,8 @@ def demand_features(
         """Mean units over the window's days without a campaign: the level that
         campaign peaks (in any category: they lift store traffic) do not inflate."""
         regular_units = (units * regular).rolling_sum(window, min_samples=1)
-        return lagged(_ratio(regular_units, regular.rolling_sum(window, min_samples=1)), h)
+        regular_known = (regular * units.is_not_null()).rolling_sum(window, min_samples=1)
+        return lagged(_ratio(regular_units, regular_known), h)
 
     regular_price = pl.when(regular > 0).then(pl.col("avg_unit_price"))
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from aiwf_assets.ml import features
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, upstream_data_versions
 from aiwf_assets.ml.common import source_version
-from aiwf_assets.ml.marts import read_mart
+from aiwf_assets.ml.marts import read_file_accounting, read_mart
 from aiwf_assets.resources import WarehouseResource
 
 
@@ -84,7 +84,8 @@ class DemandFeaturesConfig(dg.Config):
     kinds={"python", "polars", "parquet"},
     code_version=source_version(features),
     description=(
-        "Product x day grid (zero-sales days filled) with lags, rolling means, day of week, "
+        "Product x day grid (zero-sales days filled; days whose order files failed, were "
+        "empty or held back left unknown) with lags, rolling means, day of week, "
         "seasonality, last price and promotion share, all at least horizon_days old; includes "
         "the next horizon_days as future rows to forecast."
     ),
@@ -97,8 +98,9 @@ def demand_features(
     wh = warehouse.get()
     sales = read_mart(wh, "fct_product_daily_sales")
     cutoff = resolve_cutoff(config.cutoff_date, sales["sales_date"])
+    unknown = features.unknown_sales_days(read_file_accounting(wh))
     frame = features.demand_features(
-        sales, read_mart(wh, "dim_products"), cutoff, config.horizon_days
+        sales, read_mart(wh, "dim_products"), cutoff, config.horizon_days, unknown
     )
     return frame_output(
         frame,
@@ -106,6 +108,9 @@ def demand_features(
             "cutoff_date": cutoff.isoformat(),
             "horizon_days": config.horizon_days,
             "products": frame["sku"].n_unique(),
+            "unknown_sales_days": dg.MetadataValue.json(
+                [d.isoformat() for d in unknown if d <= cutoff]
+            ),
             "upstream_data_versions": dg.MetadataValue.json(
                 upstream_data_versions(context, ["fct_product_daily_sales", "dim_products"])
             ),
