@@ -270,9 +270,7 @@ def customer_features_as_of(
             age=(pl.lit(as_of.year) - pl.col("birth_year")).cast(pl.Float64),
             identified=pl.col("identified").fill_null(False),
         )
-        .select(
-            "customer_key", "as_of_date", *customer_feature_columns(channels), "identified"
-        )
+        .select("customer_key", "as_of_date", *customer_feature_columns(channels), "identified")
         .sort("customer_key")
     )
 
