@@ -154,7 +154,7 @@ def test_marts_as_of_keeps_nothing_after_the_origin(marts: dict[str, pl.DataFram
 
 def test_unknown_sales_days_as_of_the_origin(marts: dict[str, pl.DataFrame]) -> None:
     days = [ORIGIN + timedelta(days=d) for d in range(-5, 6)]
-    sources = features.ORDER_LINE_SOURCES
+    sources = features.order_line_sources()
     accounting = pl.DataFrame(
         {
             "channel": [s for _ in days for s in sources],

@@ -309,3 +309,34 @@ def test_an_extra_declared_channel_gets_its_share_downstream() -> None:
 def purchase_days(marts: dict[str, pl.DataFrame]) -> pl.DataFrame:
     activity = marts["fct_customer_daily_activity"]
     return activity.filter(pl.col("n_orders") > 0).select("customer_key", "activity_date")
+
+
+def test_unknown_sales_days_follow_the_declared_order_sources(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retailer's own order source (AIWF_SOURCES) counts; a declared source that never
+    delivered a file does not make every day unknown."""
+    from aiwf_assets.settings import reset_settings_cache
+    from tests.test_sources_yaml import UK_OVERLAY
+
+    (tmp_path / "uk.yaml").write_text(UK_OVERLAY)
+    monkeypatch.setenv("AIWF_SOURCES", str(tmp_path / "uk.yaml"))
+    reset_settings_cache()
+    try:
+        declared = features.order_line_sources()
+        days = [date(2026, 1, d) for d in range(1, 5)]
+        accounting = pl.DataFrame(
+            {
+                "channel": ["web_orders", "shop"] * 4,
+                "partition_date": [d for d in days for _ in range(2)],
+                "rows_cleaned": [3, 3, 3, 0, 3, 3, 3, 3],  # 1-02: the shop's file was empty
+            }
+        )
+        unknown = features.unknown_sales_days(accounting)
+    finally:
+        monkeypatch.delenv("AIWF_SOURCES")
+        reset_settings_cache()
+    assert set(declared) == {"web_orders", "app_orders", "pos_transactions", "shop"}
+    # app_orders and pos_transactions are declared but sent nothing: not every day unknown
+    assert unknown == [date(2026, 1, 2)]
+    assert "shop" not in features.order_line_sources()

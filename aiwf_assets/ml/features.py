@@ -289,29 +289,38 @@ def seasonal_lag_days(horizon_days: int) -> int:
     return 7 * math.ceil(horizon_days / 7)
 
 
-# The landing sources whose files feed order lines (hence fct_product_daily_sales).
-ORDER_LINE_SOURCES = ("web_orders", "app_orders", "pos_transactions")
+def order_line_sources() -> tuple[str, ...]:
+    """The declared sources (packaged + AIWF_SOURCES) whose files feed order lines, hence
+    fct_product_daily_sales: every source of the `order_lines` contract."""
+    from aiwf_assets.ingest.spec import load_sources
+
+    return tuple(load_sources().by_contract("order_lines"))
 
 
 def unknown_sales_days(
-    file_accounting: pl.DataFrame, sources: Sequence[str] = ORDER_LINE_SOURCES
+    file_accounting: pl.DataFrame, sources: Sequence[str] | None = None
 ) -> list[date]:
     """Days whose sales are not known in full: between the first and last day the
     cleaned layer accounted a file for, the days on which a source of order lines
     has no accounted file (failed, empty or held back) or one with no cleaned rows.
 
-    `file_accounting` is cleaned.file_accounting (channel, partition_date, rows_cleaned).
+    `file_accounting` is cleaned.file_accounting (channel = source name, partition_date,
+    rows_cleaned); `sources` defaults to the declared order-line sources. A declared source
+    that never had a file accounted (configured but not delivered yet) is left out: it
+    would otherwise make every day unknown.
     """
+    sources = order_line_sources() if sources is None else sources
     accounted = file_accounting.filter(pl.col("channel").is_in(list(sources)))
     if accounted.is_empty():
         return []
+    delivering = accounted["channel"].n_unique()
     first, last = accounted["partition_date"].min(), accounted["partition_date"].max()
     days = pl.date_range(first, last, interval="1d", eager=True).alias("partition_date")
     complete = (
         accounted.filter(pl.col("rows_cleaned") > 0)
         .group_by("partition_date")
         .agg(pl.col("channel").n_unique().alias("sources"))
-        .filter(pl.col("sources") == len(set(sources)))
+        .filter(pl.col("sources") == delivering)
     )
     return sorted(days.filter(~days.is_in(complete["partition_date"].implode())).to_list())
 
