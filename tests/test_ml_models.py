@@ -247,12 +247,9 @@ def _same_outcome(a: TrainingOutcome, b: TrainingOutcome) -> None:
     assert_frame_equal(a.selection, b.selection)
 
 
-def test_training_does_not_depend_on_the_row_order_of_the_features(
-    marts: dict[str, pl.DataFrame],
-) -> None:
-    """Row order feeds gradient boosting's early-stopping split and binning sample, the
-    silhouette sample and KMeans' init: each family trains on one canonical order."""
-    activity, sales = marts["fct_customer_daily_activity"], marts["fct_product_daily_sales"]
+def _churn_inputs(marts: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Six weekly customer snapshots up to the marts' last day, and the purchase days."""
+    activity = marts["fct_customer_daily_activity"]
     cutoff = activity["activity_date"].max()
     snapshots = features.customer_feature_snapshots(
         activity,
@@ -261,6 +258,17 @@ def test_training_does_not_depend_on_the_row_order_of_the_features(
         features.snapshot_dates(cutoff, activity["activity_date"].min(), 30, 6, 7),
     )
     buying = activity.filter(pl.col("n_orders") > 0).select("customer_key", "activity_date")
+    return snapshots, buying
+
+
+def test_training_does_not_depend_on_the_row_order_of_the_features(
+    marts: dict[str, pl.DataFrame],
+) -> None:
+    """Row order feeds gradient boosting's early-stopping split and binning sample, the
+    silhouette sample and KMeans' init: each family trains on one canonical order."""
+    sales = marts["fct_product_daily_sales"]
+    snapshots, buying = _churn_inputs(marts)
+    cutoff = marts["fct_customer_daily_activity"]["activity_date"].max()
     _same_outcome(
         churn.train_churn(snapshots, buying, horizon_days=30),
         churn.train_churn(_shuffled(snapshots), _shuffled(buying), horizon_days=30),
@@ -357,15 +365,8 @@ def test_a_champion_with_the_challengers_recipe_is_not_refit(
     """Re-scoring a champion that saw the holdout refits its recipe on the challenger's
     training rows; when that recipe is the challenger's, the refit would be the challenger's
     own holdout model, so its metrics are reused: the same numbers as the refit, one fit less."""
-    activity, sales = marts["fct_customer_daily_activity"], marts["fct_product_daily_sales"]
-    cutoff = activity["activity_date"].max()
-    snapshots = features.customer_feature_snapshots(
-        activity,
-        marts["fct_orders"],
-        marts["dim_customers"],
-        features.snapshot_dates(cutoff, activity["activity_date"].min(), 30, 6, 7),
-    )
-    buying = activity.filter(pl.col("n_orders") > 0).select("customer_key", "activity_date")
+    sales = marts["fct_product_daily_sales"]
+    snapshots, buying = _churn_inputs(marts)
     grid = features.demand_features(sales, marts["dim_products"], sales["sales_date"].max(), 7)
     outcomes = {
         churn: churn.train_churn(snapshots, buying, horizon_days=30),

@@ -10,6 +10,21 @@ import pytest
 from aiwf_assets.parallel import prefetched
 
 
+class Recorder:
+    """An identity function that records which items started, and on which threads."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.threads: set[str] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, n: int) -> int:
+        with self.lock:
+            self.started.append(n)
+            self.threads.add(threading.current_thread().name)
+        return n
+
+
 def test_results_are_in_order_and_equal_a_serial_loop() -> None:
     def slow_square(n: int) -> int:
         time.sleep(0.001 * (7 - n % 7))  # later items often finish first
@@ -21,15 +36,8 @@ def test_results_are_in_order_and_equal_a_serial_loop() -> None:
 
 
 def test_work_runs_in_worker_threads_at_most_ahead_of_the_consumer() -> None:
-    started: list[int] = []
-    threads: set[str] = set()
-    lock = threading.Lock()
-
-    def record(n: int) -> int:
-        with lock:
-            started.append(n)
-            threads.add(threading.current_thread().name)
-        return n
+    record = Recorder()
+    started, threads, lock = record.started, record.threads, record.lock
 
     consumed = []
     for n in prefetched(record, range(10), ahead=2, name="probe"):
@@ -45,15 +53,8 @@ def test_work_runs_in_worker_threads_at_most_ahead_of_the_consumer() -> None:
 def test_by_default_one_worker_reads_one_item_ahead() -> None:
     """One worker, not one per core: the work (Polars) already uses every core, and more
     workers measured slower and held more days in memory (docs/DATA_CONTRACTS.md)."""
-    started: list[int] = []
-    threads: set[str] = set()
-    lock = threading.Lock()
-
-    def record(n: int) -> int:
-        with lock:
-            started.append(n)
-            threads.add(threading.current_thread().name)
-        return n
+    record = Recorder()
+    started, threads, lock = record.started, record.threads, record.lock
 
     for n in prefetched(record, range(8), name="one"):
         time.sleep(0.01)  # every submitted item has started by now
