@@ -166,6 +166,38 @@ def test_unknown_sales_days_as_of_the_origin(marts: dict[str, pl.DataFrame]) -> 
     )
     past = evaluate.marts_as_of({**marts, evaluate.ACCOUNTING: accounting}, ORIGIN)
     assert features.unknown_sales_days(past[evaluate.ACCOUNTING]) == [ORIGIN - timedelta(days=2)]
+    # the origin's own files lost: no accounting row on the origin, unknown through it
+    lost = accounting.filter(pl.col("partition_date") != ORIGIN)
+    past = evaluate.marts_as_of({**marts, evaluate.ACCOUNTING: lost}, ORIGIN)
+    assert features.unknown_sales_days(past[evaluate.ACCOUNTING], through=ORIGIN) == [
+        ORIGIN - timedelta(days=2),
+        ORIGIN,
+    ]
+
+
+def test_served_demand_reads_unknown_days_through_the_origin(
+    marts: dict[str, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+
+    class Seen(Exception):
+        pass
+
+    def spy(accounting: pl.DataFrame, sources: object = None, **kwargs: object) -> list[date]:
+        seen.update(kwargs, days=accounting["partition_date"].max())
+        raise Seen
+
+    monkeypatch.setattr(features, "unknown_sales_days", spy)
+    accounting = pl.DataFrame(
+        {
+            "channel": ["web_orders"] * 2,
+            "partition_date": [ORIGIN, ORIGIN + timedelta(days=1)],
+            "rows_cleaned": [5, 5],
+        }
+    )
+    with pytest.raises(Seen):
+        evaluate.served_demand({**marts, evaluate.ACCOUNTING: accounting}, ORIGIN, 7)
+    assert seen == {"through": ORIGIN, "days": ORIGIN}
 
 
 @pytest.fixture

@@ -340,3 +340,101 @@ def test_unknown_sales_days_follow_the_declared_order_sources(
     # app_orders and pos_transactions are declared but sent nothing: not every day unknown
     assert unknown == [date(2026, 1, 2)]
     assert "shop" not in features.order_line_sources()
+
+
+def _accounting(rows: list[tuple[str, date, int, int, int]]) -> pl.DataFrame:
+    """cleaned.file_accounting rows: (source, day, rows_cleaned, rows_quarantined, duplicates)."""
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "channel": pl.String,
+            "partition_date": pl.Date,
+            "rows_cleaned": pl.Int64,
+            "rows_quarantined": pl.Int64,
+            "duplicates_removed": pl.Int64,
+        },
+        orient="row",
+    )
+    return frame.with_columns(
+        rows_in=pl.col("rows_cleaned") + pl.col("rows_quarantined") + pl.col("duplicates_removed")
+    )
+
+
+def test_a_day_with_many_order_lines_quarantined_is_unknown() -> None:
+    """Quarantined lines beyond MAX_LOST_SHARE of a source's records make the day unknown;
+    a few quarantined lines, or many duplicates removed (no sale lost), do not."""
+    sources = ["web_orders", "pos_transactions"]
+    day = [date(2026, 1, d) for d in range(1, 6)]
+    accounting = _accounting(
+        [
+            (s, d, 100, 0, 0)
+            for d in day
+            for s in sources
+            if (s, d)
+            not in {
+                ("web_orders", day[1]),
+                ("pos_transactions", day[2]),
+                ("web_orders", day[3]),
+            }
+        ]
+        + [
+            ("web_orders", day[1], 60, 40, 0),  # 40 % of the file's lines lost
+            ("pos_transactions", day[2], 97, 3, 0),  # 3 %: a low day, not an unknown one
+            ("web_orders", day[3], 100, 0, 150),  # every line sent 2.5 times: nothing lost
+        ]
+    )
+    assert features.MAX_LOST_SHARE == 0.1
+    assert features.unknown_sales_days(accounting, sources) == [day[1]]
+    # the share is of the source's own records: just above and just below the limit
+    edge = _accounting([(s, d, 100, 0, 0) for d in day[:2] for s in sources]).vstack(
+        _accounting([("web_orders", day[2], 89, 11, 0), ("pos_transactions", day[2], 90, 10, 0)])
+    )
+    assert features.unknown_sales_days(edge, sources) == [day[2]]
+    assert features.unknown_sales_days(edge, sources, max_lost_share=0.2) == []
+    # an accounting without the quarantine counts reads as nothing lost
+    assert (
+        features.unknown_sales_days(
+            accounting.select("channel", "partition_date", "rows_cleaned"), sources
+        )
+        == []
+    )
+
+
+def test_a_lost_newest_day_is_unknown_through_the_cutoff() -> None:
+    """Every order file of the newest days missing leaves no accounting row for them: up to
+    the cutoff they are unknown, not days without sales."""
+    sources = ["web_orders", "app_orders"]
+    day = [date(2026, 1, d) for d in range(1, 7)]
+    accounting = _accounting([(s, d, 5, 0, 0) for d in day[:4] for s in sources])
+    assert features.unknown_sales_days(accounting, sources) == []
+    assert features.unknown_sales_days(accounting, sources, through=day[5]) == day[4:]
+    # a cutoff inside the accounted days changes nothing
+    assert features.unknown_sales_days(accounting, sources, through=day[2]) == []
+    # one source's newest file lost: the newest day is accounted (the other source) already
+    partial = accounting.filter(
+        ~((pl.col("channel") == "app_orders") & (pl.col("partition_date") == day[3]))
+    )
+    assert features.unknown_sales_days(partial, sources) == [day[3]]
+
+
+def test_read_file_accounting_brings_the_quarantine_counts(tmp_path: Path) -> None:
+    from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA
+    from aiwf_assets.io.warehouse import DuckDBWarehouse
+    from aiwf_assets.ml.marts import ACCOUNTING_TABLE, read_file_accounting
+
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    assert read_file_accounting(wh).columns == [
+        "channel",
+        "partition_date",
+        "rows_cleaned",
+        "rows_quarantined",
+    ]
+    stored = pl.DataFrame(
+        [("web_orders", date(2026, 1, 1), 10, 6, 4, 0, 10, 10)],
+        schema=ACCOUNTING_SCHEMA,
+        orient="row",
+    )
+    wh.replace_table(ACCOUNTING_TABLE, stored)
+    read = read_file_accounting(wh)
+    assert read.row(0) == ("web_orders", date(2026, 1, 1), 6, 4)
+    assert features.unknown_sales_days(read, ["web_orders"]) == [date(2026, 1, 1)]

@@ -164,7 +164,9 @@ def served_demand(marts: dict[str, pl.DataFrame], origin: date, horizon_days: in
     product's mean daily units over the 28 days up to the origin).
     """
     past = marts_as_of(marts, origin)
-    unknown = features.unknown_sales_days(past[ACCOUNTING]) if ACCOUNTING in past else []
+    unknown = (
+        features.unknown_sales_days(past[ACCOUNTING], through=origin) if ACCOUNTING in past else []
+    )
     grid = features.demand_features(
         past["fct_product_daily_sales"], past["dim_products"], origin, horizon_days, unknown
     )

@@ -297,17 +297,32 @@ def order_line_sources() -> tuple[str, ...]:
     return tuple(load_sources().by_contract("order_lines"))
 
 
+# A source-day whose quarantined order lines exceed this share of its records (duplicates
+# removed do not count: no sale was lost) is unknown, not merely low: a lag or training
+# target reading it would be low by that share of the source's sales. Below it, the
+# undercount is smaller than the day-to-day noise of a day's sales and the day is kept.
+MAX_LOST_SHARE = 0.1
+
+
 def unknown_sales_days(
-    file_accounting: pl.DataFrame, sources: Sequence[str] | None = None
+    file_accounting: pl.DataFrame,
+    sources: Sequence[str] | None = None,
+    *,
+    through: date | None = None,
+    max_lost_share: float = MAX_LOST_SHARE,
 ) -> list[date]:
-    """Days whose sales are not known in full: between the first and last day the
-    cleaned layer accounted a file for, the days on which a source of order lines
-    has no accounted file (failed, empty or held back) or one with no cleaned rows.
+    """Days whose sales are not known in full: from the first day the cleaned layer
+    accounted a file for to the last one (or `through`, the cutoff, if later), the days on
+    which a source of order lines has no accounted file (failed, empty or held back), one
+    with no cleaned rows, or one whose quarantined rows exceed `max_lost_share` of its
+    cleaned + quarantined rows (rows that were records, maybe sales, and are lost).
 
     `file_accounting` is cleaned.file_accounting (channel = source name, partition_date,
-    rows_cleaned); `sources` defaults to the declared order-line sources. A declared source
-    that never had a file accounted (configured but not delivered yet) is left out: it
-    would otherwise make every day unknown.
+    rows_cleaned, rows_quarantined; without rows_quarantined nothing counts as lost);
+    `sources` defaults to the declared order-line sources. A declared source that never
+    had a file accounted (configured but not delivered yet) is left out: it would
+    otherwise make every day unknown. `through` makes a lost newest day (every order
+    file of the cutoff day missing, so no accounting row) unknown, not a day of zero sales.
     """
     sources = order_line_sources() if sources is None else sources
     accounted = file_accounting.filter(pl.col("channel").is_in(list(sources)))
@@ -315,9 +330,16 @@ def unknown_sales_days(
         return []
     delivering = accounted["channel"].n_unique()
     first, last = accounted["partition_date"].min(), accounted["partition_date"].max()
+    if through is not None and through > last:  # type: ignore[operator]
+        last = through
     days = pl.date_range(first, last, interval="1d", eager=True).alias("partition_date")
+    lost = (
+        pl.col("rows_quarantined") / (pl.col("rows_cleaned") + pl.col("rows_quarantined"))
+        if "rows_quarantined" in accounted.columns
+        else pl.lit(0.0)
+    )
     complete = (
-        accounted.filter(pl.col("rows_cleaned") > 0)
+        accounted.filter(pl.col("rows_cleaned") > 0, lost <= max_lost_share)
         .group_by("partition_date")
         .agg(pl.col("channel").n_unique().alias("sources"))
         .filter(pl.col("sources") == delivering)

@@ -77,9 +77,15 @@ ACCOUNTING_TABLE = "cleaned.file_accounting"
 
 
 def read_file_accounting(warehouse: Warehouse) -> pl.DataFrame:
-    """Per landing source and day, the rows the cleaned layer accounted (empty if not built)."""
-    schema = {"channel": pl.String, "partition_date": pl.Date, "rows_cleaned": pl.Int64}
+    """Per landing source and day, the rows the cleaned layer kept and quarantined (empty if
+    not built)."""
+    schema = {
+        "channel": pl.String,
+        "partition_date": pl.Date,
+        "rows_cleaned": pl.Int64,
+        "rows_quarantined": pl.Int64,
+    }
     if not warehouse.table_exists(ACCOUNTING_TABLE):
         return pl.DataFrame(schema=schema)
-    frame = warehouse.query(f"SELECT channel, partition_date, rows_cleaned FROM {ACCOUNTING_TABLE}")
+    frame = warehouse.query(f"SELECT {', '.join(schema)} FROM {ACCOUNTING_TABLE}")
     return frame.cast(schema)  # type: ignore[arg-type]

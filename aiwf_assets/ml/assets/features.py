@@ -85,8 +85,9 @@ class DemandFeaturesConfig(dg.Config):
     code_version=source_version(features),
     description=(
         "Product x day grid (zero-sales days filled; days whose order files failed, were "
-        "empty or held back left unknown) with lags, rolling means, day of week, "
-        "seasonality, last price and promotion share, all at least horizon_days old; includes "
+        "empty, held back or more than a tenth quarantined left unknown) with lags, rolling "
+        "means, day of week, seasonality, last price and promotion share, all at least "
+        "horizon_days old; includes "
         "the next horizon_days as future rows to forecast."
     ),
 )
@@ -98,7 +99,7 @@ def demand_features(
     wh = warehouse.get()
     sales = read_mart(wh, "fct_product_daily_sales")
     cutoff = resolve_cutoff(config.cutoff_date, sales["sales_date"])
-    unknown = features.unknown_sales_days(read_file_accounting(wh))
+    unknown = features.unknown_sales_days(read_file_accounting(wh), through=cutoff)
     frame = features.demand_features(
         sales, read_mart(wh, "dim_products"), cutoff, config.horizon_days, unknown
     )
