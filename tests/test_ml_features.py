@@ -438,3 +438,26 @@ def test_read_file_accounting_brings_the_quarantine_counts(tmp_path: Path) -> No
     read = read_file_accounting(wh)
     assert read.row(0) == ("web_orders", date(2026, 1, 1), 6, 4)
     assert features.unknown_sales_days(read, ["web_orders"]) == [date(2026, 1, 1)]
+
+
+def test_a_source_added_later_leaves_the_days_before_it_known() -> None:
+    """A retailer that opens a new order channel partway through the history: the days
+    before its first file are known (the channel did not exist, no sale was lost); from
+    its first file on, a day without it is unknown like for any other source."""
+    day = [date(2026, 3, d) for d in range(1, 8)]
+    accounting = _accounting(
+        [("web_orders", d, 100, 0, 0) for d in day]
+        + [("app_orders", d, 50, 0, 0) for d in day[3:] if d != day[5]]
+    )
+    sources = ["web_orders", "app_orders"]
+    assert features.unknown_sales_days(accounting, sources) == [day[5]]
+    # a day lost on the older source before the new one started is still unknown
+    older_lost = accounting.filter(
+        ~((pl.col("channel") == "web_orders") & (pl.col("partition_date") == day[1]))
+    )
+    assert features.unknown_sales_days(older_lost, sources) == [day[1], day[5]]
+    # through the cutoff: both sources expected on a lost newest day
+    assert features.unknown_sales_days(accounting, sources, through=date(2026, 3, 8)) == [
+        day[5],
+        date(2026, 3, 8),
+    ]

@@ -321,18 +321,24 @@ def unknown_sales_days(
     rows_cleaned, rows_quarantined; without rows_quarantined nothing counts as lost);
     `sources` defaults to the declared order-line sources. A declared source that never
     had a file accounted (configured but not delivered yet) is left out: it would
-    otherwise make every day unknown. `through` makes a lost newest day (every order
+    otherwise make every day unknown; one is expected only from the first day it had a
+    file accounted (a channel added later leaves the days before it known). `through` makes a lost newest day (every order
     file of the cutoff day missing, so no accounting row) unknown, not a day of zero sales.
     """
     sources = order_line_sources() if sources is None else sources
     accounted = file_accounting.filter(pl.col("channel").is_in(list(sources)))
     if accounted.is_empty():
         return []
-    delivering = accounted["channel"].n_unique()
     first, last = accounted["partition_date"].min(), accounted["partition_date"].max()
     if through is not None and through > last:  # type: ignore[operator]
         last = through
     days = pl.date_range(first, last, interval="1d", eager=True).alias("partition_date")
+    # a source is expected from its first accounted day on: one a retailer added later
+    # (a new channel) does not make the days before it existed unknown
+    starts = accounted.group_by("channel").agg(pl.col("partition_date").min().alias("start"))
+    expected = days.to_frame().join(starts, how="cross").filter(
+        pl.col("start") <= pl.col("partition_date")
+    ).group_by("partition_date").agg(pl.len().alias("expected"))
     lost = (
         pl.col("rows_quarantined") / (pl.col("rows_cleaned") + pl.col("rows_quarantined"))
         if "rows_quarantined" in accounted.columns
@@ -342,9 +348,11 @@ def unknown_sales_days(
         accounted.filter(pl.col("rows_cleaned") > 0, lost <= max_lost_share)
         .group_by("partition_date")
         .agg(pl.col("channel").n_unique().alias("sources"))
-        .filter(pl.col("sources") == delivering)
     )
-    return sorted(days.filter(~days.is_in(complete["partition_date"].implode())).to_list())
+    unknown = expected.join(complete, on="partition_date", how="left").filter(
+        pl.col("sources").fill_null(0) < pl.col("expected")
+    )
+    return sorted(unknown["partition_date"].to_list())
 
 
 def demand_features(
