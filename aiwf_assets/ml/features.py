@@ -322,8 +322,9 @@ def unknown_sales_days(
     `sources` defaults to the declared order-line sources. A declared source that never
     had a file accounted (configured but not delivered yet) is left out: it would
     otherwise make every day unknown; one is expected only from the first day it had a
-    file accounted (a channel added later leaves the days before it known). `through` makes a lost newest day (every order
-    file of the cutoff day missing, so no accounting row) unknown, not a day of zero sales.
+    file accounted (a channel added later leaves the days before it known). `through`
+    makes a lost newest day (every order file of the cutoff day missing, so no accounting
+    row) unknown, not a day of zero sales.
     """
     sources = order_line_sources() if sources is None else sources
     accounted = file_accounting.filter(pl.col("channel").is_in(list(sources)))
@@ -336,9 +337,13 @@ def unknown_sales_days(
     # a source is expected from its first accounted day on: one a retailer added later
     # (a new channel) does not make the days before it existed unknown
     starts = accounted.group_by("channel").agg(pl.col("partition_date").min().alias("start"))
-    expected = days.to_frame().join(starts, how="cross").filter(
-        pl.col("start") <= pl.col("partition_date")
-    ).group_by("partition_date").agg(pl.len().alias("expected"))
+    expected = (
+        days.to_frame()
+        .join(starts, how="cross")
+        .filter(pl.col("start") <= pl.col("partition_date"))
+        .group_by("partition_date")
+        .agg(pl.len().alias("expected"))
+    )
     lost = (
         pl.col("rows_quarantined") / (pl.col("rows_cleaned") + pl.col("rows_quarantined"))
         if "rows_quarantined" in accounted.columns
