@@ -461,3 +461,72 @@ def test_a_source_added_later_leaves_the_days_before_it_known() -> None:
         day[5],
         date(2026, 3, 8),
     ]
+
+
+def _plan(published_on: date, start: date, end: date, categories: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "campaign_code": ["C1"],
+            "published_on": [published_on],
+            "start_date": [start],
+            "end_date": [end],
+            "discount_pct": [20],
+            "categories": [categories],
+        }
+    )
+
+
+def test_planned_campaigns_read_the_plan_as_published_when_the_forecast_was_made() -> None:
+    """Future days see campaigns published by the cutoff, history days those published by
+    `date - horizon_days`: a campaign published after the cutoff is never used."""
+    days = [date(2026, 1, 1) + timedelta(days=d) for d in range(40)]
+    sales = pl.DataFrame(
+        {
+            "sku": ["SKU-00001"] * 40 + ["SKU-00002"] * 40,
+            "sales_date": days + days,
+            "units": [3] * 80,
+            "avg_unit_price": [10.0] * 80,
+            "promo_share": [0.0] * 80,
+        }
+    )
+    products = pl.DataFrame(
+        {"sku": ["SKU-00001", "SKU-00002"], "category": ["Home", "Toys"], "list_price": [10.0] * 2}
+    )
+    cutoff = days[-1]  # 2026-02-09; future days 02-10..02-16
+    future = (cutoff + timedelta(days=2), cutoff + timedelta(days=3))
+    past = (date(2026, 1, 20), date(2026, 1, 21))
+
+    def grid(plan: pl.DataFrame) -> pl.DataFrame:
+        return features.demand_features(sales, products, cutoff, 7, plan=plan)
+
+    # published on the cutoff: the two future days are campaign days, for home only
+    known = grid(
+        pl.concat([_plan(cutoff, *future, "home"), _plan(date(2026, 1, 10), *past, "home;garden")])
+    )
+    flagged = known.filter(pl.col("planned_campaign"))
+    assert sorted(set(flagged["date"].to_list())) == [*past, *future]
+    assert flagged.filter(pl.col("sku") == "SKU-00001")["planned_category"].all()
+    assert not flagged.filter(pl.col("sku") == "SKU-00002")["planned_category"].any()
+    # one day after the cutoff: not known to the forecast
+    late = grid(_plan(cutoff + timedelta(days=1), *future, "home"))
+    assert not late["planned_campaign"].any()
+    # history: published 5 days before a campaign day is too late for a 7-day-ahead forecast
+    short = grid(_plan(past[0] - timedelta(days=5), *past, "home"))
+    assert not short["planned_campaign"].any()
+    # without a plan nothing is planned, and the model's features are the same
+    none = grid(None)
+    assert not none["planned"].any() and not none["planned_campaign"].any()
+    assert_frame_equal(
+        none.select(features.DEMAND_FEATURE_COLUMNS), known.select(features.DEMAND_FEATURE_COLUMNS)
+    )
+    # days before the first publication, or further ahead than the plan reaches: no plan
+    assert not known.filter(pl.col("date") < date(2026, 1, 17))["planned"].any()
+    assert known.filter(pl.col("is_future"))["planned"].all()
+
+
+def test_plan_note_names_the_days_without_a_plan() -> None:
+    d = [date(2026, 3, 1) + timedelta(days=i) for i in range(4)]
+    assert features.plan_note(d, [True] * 4) == "the promotion plan covers every forecast day"
+    assert features.plan_note(d + d, [True, False, False, True] * 2) == (
+        "no plan for 2026-03-02..2026-03-03: no campaign uplift"
+    )

@@ -401,3 +401,100 @@ def test_a_champion_with_the_challengers_recipe_is_not_refit(
 
 def _no_refit(*args: object) -> None:
     raise AssertionError("refit")
+
+
+def _planned_rows() -> pl.DataFrame:
+    """Out-of-sample rows of planned campaign days: 40 sold 2x the forecast, 360 (called
+    off, say) sold what was forecast."""
+    return pl.DataFrame(
+        {
+            "sku": ["SKU-00001"] * 400,
+            "date": [date(2026, 1, 1)] * 400,
+            "units": [20] * 40 + [10] * 360,
+            "base_forecast": [10.0] * 400,
+        }
+    )
+
+
+def test_campaign_uplift_is_one_ratio_over_planned_days_shrunk_towards_one_and_capped() -> None:
+    rows = _planned_rows()
+    raw = (40 * 20 + 360 * 10) / (400 * 10)  # 1.1: the called-off days count
+    assert demand.campaign_uplift(rows, prior_rows=0) == {demand.ALL_CAMPAIGN_ROWS: raw}
+    # a prior of 400 product-days at ratio 1: halfway between the ratio and 1
+    shrunk = demand.campaign_uplift(rows, prior_rows=400)[demand.ALL_CAMPAIGN_ROWS]
+    assert shrunk == pytest.approx((raw + 1) / 2)
+    # the campaign days alone (2x) are capped
+    lifted = demand.campaign_uplift(rows.head(40), prior_rows=0, cap=1.5)
+    assert lifted == {demand.ALL_CAMPAIGN_ROWS: 1.5}
+    assert demand.campaign_uplift(rows.head(0)) == {}
+
+
+def test_uplift_applies_only_on_planned_campaign_days() -> None:
+    uplift = {demand.ALL_CAMPAIGN_ROWS: 1.2}
+    frame = pl.DataFrame({"planned_campaign": [True, False, False, True]})
+    assert demand.uplift_factor(frame, uplift).to_list() == [1.2, 1.0, 1.0, 1.2]
+    assert demand.uplift_factor(frame, {}).to_list() == [1.0] * 4
+    assert demand.uplift_factor(frame.drop("planned_campaign"), uplift).to_list() == [1.0] * 4
+
+
+def _plan_frame(published_on: date, start: date, end: date) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "campaign_code": ["C1"],
+            "published_on": [published_on],
+            "start_date": [start],
+            "end_date": [end],
+            "discount_pct": [20],
+            "categories": ["home"],
+        }
+    )
+
+
+def test_the_served_forecast_uplifts_only_campaigns_published_by_the_cutoff() -> None:
+    """Units double on the campaigns of the plan: a forecast made on the cutoff lifts
+    the planned future days by the ratio learnt on the holdout's planned days, and not a
+    campaign published after the cutoff (the model's own forecast is unchanged)."""
+    days = [date(2026, 1, 1) + timedelta(days=d) for d in range(120)]
+    starts = [days[0] + timedelta(days=d) for d in range(5, 130, 9)]
+    campaign = {s + timedelta(days=k) for s in starts for k in range(2)}
+    skus = [f"SKU-{i:05d}" for i in range(6)]
+    rng = np.random.default_rng(3)
+    sales = pl.DataFrame(
+        {
+            "sku": [s for s in skus for _ in days],
+            "sales_date": days * len(skus),
+            "units": [int(rng.poisson(16 if d in campaign else 8)) for _ in skus for d in days],
+            "avg_unit_price": [10.0] * (len(days) * len(skus)),
+            "promo_share": [0.0] * (len(days) * len(skus)),
+        }
+    )
+    products = pl.DataFrame({"sku": skus, "category": ["home"] * 6, "list_price": [10.0] * 6})
+    cutoff = days[-1]
+    plans = pl.concat(
+        [_plan_frame(s - timedelta(days=30), s, s + timedelta(days=1)) for s in starts]
+    )
+    future_campaign = sorted(d for d in campaign if d > cutoff and d <= cutoff + timedelta(days=7))
+    assert future_campaign  # the set-up has a campaign within the horizon
+    grid = features.demand_features(sales, products, cutoff, 7, plan=plans)
+    outcome = demand.train_demand(grid, holdout_days=28, cv_folds=1)
+    uplift = outcome.artifact["campaign_uplift"]
+    # they sell ~2x; 54 planned product-days, shrunk towards 1 by UPLIFT_PRIOR_ROWS
+    assert 1.05 < uplift[demand.ALL_CAMPAIGN_ROWS] <= demand.UPLIFT_CAP
+    served = demand.forecast(outcome.artifact, grid)
+    lifted = served.filter(pl.col("date").is_in(future_campaign))
+    assert (lifted["campaign_uplift"] == uplift[demand.ALL_CAMPAIGN_ROWS]).all()
+    assert (served.filter(~pl.col("date").is_in(future_campaign))["campaign_uplift"] == 1.0).all()
+    # the same campaigns, but the future ones published one day after the cutoff
+    late = plans.with_columns(
+        published_on=pl.when(pl.col("start_date") > cutoff)
+        .then(pl.lit(cutoff + timedelta(days=1)))
+        .otherwise(pl.col("published_on"))
+    )
+    unplanned = demand.forecast(
+        outcome.artifact, features.demand_features(sales, products, cutoff, 7, plan=late)
+    )
+    assert (unplanned["campaign_uplift"] == 1.0).all()
+    assert_frame_equal(
+        unplanned.select("sku", "date", "forecast_units"),
+        served.select("sku", "date", pl.col("forecast_units") / pl.col("campaign_uplift")),
+    )

@@ -30,7 +30,7 @@ from sklearn.inspection import permutation_importance
 from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.common import RANDOM_STATE, regression_metrics, same_recipe
-from aiwf_assets.ml.features import DEMAND_FEATURE_COLUMNS
+from aiwf_assets.ml.features import DEMAND_FEATURE_COLUMNS, PLANNED_COLUMNS
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 PRIMARY_METRIC = "wape"
@@ -46,6 +46,13 @@ GRID: list[dict[str, Any]] = [
 # multiplier, so a leaf holds at least this share of the training rows.
 LEAF_SHARE = 0.015
 MIN_LEAF = 20
+# The campaign-day uplift (see `campaign_uplift`): one factor over every planned campaign
+# day, measured out of sample on the validation windows and the holdout (the plan is noisy:
+# planned days that were called off or shifted count too), shrunk towards 1 (no uplift) by
+# this many product-days and never above UPLIFT_CAP.
+UPLIFT_PRIOR_ROWS = 200
+UPLIFT_CAP = 1.5
+ALL_CAMPAIGN_ROWS = "all planned campaign days"
 
 
 def policy(margin: float) -> PromotionPolicy:
@@ -79,6 +86,76 @@ def predict_units(model: Any, frame: pl.DataFrame) -> np.ndarray:
     return np.clip(model.predict(_features(frame)), 0.0, None) * level
 
 
+def served_covariates(features: pl.DataFrame) -> pl.DataFrame:
+    """sku and the planned-price covariates a forecast gets (PLANNED_COLUMNS of the
+    product's first future row: the recent typical level, no campaign)."""
+    return (
+        features.filter(pl.col("is_future"))
+        .unique("sku", keep="first", maintain_order=True)
+        .select("sku", *PLANNED_COLUMNS)
+    )
+
+
+def as_served(rows: pl.DataFrame, typical: pl.DataFrame) -> pl.DataFrame:
+    """`rows` with the planned-price covariates of `typical` (`served_covariates`), not the
+    ones read from what the other products sold at on the day. Unchanged when empty."""
+    if typical.is_empty():
+        return rows
+    renamed = typical.select("sku", *[pl.col(c).alias(f"_{c}") for c in PLANNED_COLUMNS])
+    return (
+        rows.join(renamed, on="sku", how="left", maintain_order="left")
+        .with_columns(pl.coalesce(f"_{c}", c).alias(c) for c in PLANNED_COLUMNS)
+        .drop(f"_{c}" for c in PLANNED_COLUMNS)
+    )
+
+
+def planned_day_forecasts(model: Any, rows: pl.DataFrame, typical: pl.DataFrame) -> pl.DataFrame:
+    """The planned campaign days of `rows` (observed, not seen by `model`) with the
+    model's forecast as served (`base_forecast`: no campaign known to the model): the
+    out-of-sample rows `campaign_uplift` reads. Empty without plan columns."""
+    if "planned_campaign" not in rows.columns:
+        rows = rows.with_columns(planned_campaign=pl.lit(False))
+    planned = rows.filter(pl.col("planned_campaign"), pl.col("units").is_not_null())
+    return planned.select("sku", "date", "units").with_columns(
+        base_forecast=pl.Series(
+            predict_units(model, as_served(planned, typical)) if planned.height else [],
+            dtype=pl.Float64,
+        )
+    )
+
+
+def campaign_uplift(
+    rows: pl.DataFrame, prior_rows: int = UPLIFT_PRIOR_ROWS, cap: float = UPLIFT_CAP
+) -> dict[str, float]:
+    """One factor for planned campaign days: actual over forecast units on past planned
+    campaign days (`planned_day_forecasts`), shrunk towards 1 by `prior_rows` product-days
+    of the mean forecast, `(units + prior) / (forecast + prior)` with `prior = prior_rows *
+    forecast / rows`, then kept within [1 / cap, cap]. Empty (no uplift) without such days.
+
+    Planned days are the population it is applied to, so it is measured on them all,
+    campaigns called off or shifted included: that keeps it calibrated for a noisy plan."""
+    if rows.is_empty():
+        return {}
+    forecast = float(rows["base_forecast"].sum())
+    if forecast <= 0:
+        return {}
+    prior = prior_rows * forecast / rows.height
+    ratio = (float(rows["units"].cast(pl.Float64).sum()) + prior) / (forecast + prior)
+    return {ALL_CAMPAIGN_ROWS: float(np.clip(ratio, 1.0 / cap, cap))}
+
+
+def uplift_factor(frame: pl.DataFrame, uplift: dict[str, float] | None) -> pl.Series:
+    """Per row of `frame`: the uplift on planned campaign days, 1 elsewhere, without a plan
+    (`planned_campaign` missing) or without an uplift."""
+    if not uplift or "planned_campaign" not in frame.columns:
+        return pl.Series("campaign_uplift", [1.0] * frame.height, dtype=pl.Float64)
+    return frame.select(
+        campaign_uplift=pl.when(pl.col("planned_campaign"))
+        .then(pl.lit(uplift[ALL_CAMPAIGN_ROWS]))
+        .otherwise(1.0)
+    )["campaign_uplift"]
+
+
 def time_windows(last_day: date, window_days: int, count: int) -> list[tuple[date, date]]:
     """Consecutive [start, end] windows ending at `last_day`, newest first."""
     return [
@@ -91,13 +168,18 @@ def time_windows(last_day: date, window_days: int, count: int) -> list[tuple[dat
 
 
 def select_params(
-    observed: pl.DataFrame, window_days: int, folds: int
-) -> tuple[dict, pl.DataFrame]:
-    """Grid search scored by WAPE on `folds` time-ordered validation windows."""
+    observed: pl.DataFrame, window_days: int, folds: int, typical: pl.DataFrame | None = None
+) -> tuple[dict, pl.DataFrame, list[pl.DataFrame]]:
+    """Grid search scored by WAPE on `folds` time-ordered validation windows. Also returns
+    the chosen parameters' out-of-sample forecasts on each window's planned campaign days
+    (`planned_day_forecasts`, with the served covariates `typical`; none without)."""
     last_day: date = observed["date"].max()  # type: ignore[assignment]
     rows = []
+    planned: dict[str, list[pl.DataFrame]] = {}
     for params in GRID:
+        key = json.dumps(params, sort_keys=True)
         scores = []
+        planned[key] = []
         for start, end in time_windows(last_day, window_days, folds):
             train = observed.filter(pl.col("date") < start)
             valid = observed.filter(pl.col("date") >= start, pl.col("date") <= end)
@@ -107,9 +189,11 @@ def select_params(
             scores.append(
                 regression_metrics(valid["units"].to_numpy(), predict_units(model, valid))["wape"]
             )
+            if typical is not None:
+                planned[key].append(planned_day_forecasts(model, valid, typical))
         rows.append(
             {
-                "params": json.dumps(params, sort_keys=True),
+                "params": key,
                 "cv_wape": float(np.mean(scores)) if scores else float("nan"),
                 "folds": len(scores),
             }
@@ -117,7 +201,8 @@ def select_params(
     table = pl.DataFrame(rows).sort("cv_wape", nulls_last=True, maintain_order=True)
     if table["folds"].max() == 0:
         raise ValueError("demand model selection: not enough history before the holdout")
-    return json.loads(table["params"][0]), table
+    chosen = table["params"][0]
+    return json.loads(chosen), table, planned[chosen]
 
 
 def validation_window_days(holdout_days: int) -> int:
@@ -148,10 +233,21 @@ def train_demand(
             f"demand training needs sales before and inside the {holdout_days}-day holdout"
         )
     # validation windows half the holdout's length, so short histories still get folds
-    params, selection = select_params(train, validation_window_days(holdout_days), cv_folds)
+    typical = served_covariates(features)
+    params, selection, validated = select_params(
+        train, validation_window_days(holdout_days), cv_folds, typical
+    )
     model = fit_model(build_model(params), train)
     actual = holdout["units"].to_numpy().astype(np.float64)
     forecast = predict_units(model, holdout)
+    # the campaign-day uplift: actual over forecast units as served (no campaign known to
+    # the model) on the planned campaign days of the validation windows and the holdout,
+    # each forecast by a model that had not seen it
+    uplift = campaign_uplift(
+        pl.concat(
+            [*validated, planned_day_forecasts(model, holdout, typical)], how="vertical_relaxed"
+        )
+    )
     naive = holdout["seasonal_naive"].fill_null(0).to_numpy().astype(np.float64)
     metrics = regression_metrics(actual, forecast)
     problems = []
@@ -203,6 +299,7 @@ def train_demand(
             "model": fit_model(build_model(params), observed),
             "feature_columns": DEMAND_FEATURE_COLUMNS,
             "horizon_days": int(features["horizon_days"][0]),
+            "campaign_uplift": uplift,
         },
         metrics=metrics,
         baseline_metrics=regression_metrics(actual, naive),
@@ -228,9 +325,19 @@ def train_demand(
 
 
 def forecast(artifact: dict[str, Any], features: pl.DataFrame) -> pl.DataFrame:
-    """Units per product for the future days in `features` (the next horizon_days)."""
+    """Units per product for the future days in `features` (the next horizon_days): the
+    model's forecast (no campaign assumed) times the artifact's campaign uplift on days the
+    published plan marks as campaign days (`campaign_uplift`, 1 on other days). `planned`:
+    a published plan covered the day; `planned_campaign`: it marks a campaign then."""
     future = features.filter(pl.col("is_future"))
+    factor = uplift_factor(future, artifact.get("campaign_uplift"))
+    no_plan = pl.repeat(False, future.height, eager=True)
     return future.select("sku", "date").with_columns(
-        forecast_units=pl.Series(predict_units(artifact["model"], future)),
+        forecast_units=pl.Series(predict_units(artifact["model"], future)) * factor,
+        campaign_uplift=factor,
+        planned=future["planned"] if "planned" in future.columns else no_plan,
+        planned_campaign=(
+            future["planned_campaign"] if "planned_campaign" in future.columns else no_plan
+        ),
         horizon_day=(pl.col("date") - pl.col("date").min()).dt.total_days() + 1,
     )

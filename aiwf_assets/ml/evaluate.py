@@ -42,7 +42,7 @@ from sklearn.metrics import adjusted_rand_score, roc_auc_score
 from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.ml import churn, demand, features, recommend, segmentation
 from aiwf_assets.ml.common import limited_threads, wape
-from aiwf_assets.ml.marts import read_file_accounting, read_mart
+from aiwf_assets.ml.marts import read_file_accounting, read_mart, read_promotion_plan
 from aiwf_assets.ml.populations import (
     ALL_SCORED,
     GUEST,
@@ -157,18 +157,30 @@ def served_churn(marts: dict[str, pl.DataFrame], origin: date, horizon_days: int
     )
 
 
-def served_demand(marts: dict[str, pl.DataFrame], origin: date, horizon_days: int) -> pl.DataFrame:
+def served_demand(
+    marts: dict[str, pl.DataFrame],
+    origin: date,
+    horizon_days: int,
+    plan: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """demand_features -> demand_model -> demand_forecast as run on the origin.
 
-    Columns: sku, date, horizon_day, forecast_units, moving_average_28 (the
-    product's mean daily units over the 28 days up to the origin).
+    `plan` is cleaned.promotion_plan; the features read only the campaigns published
+    by the origin. Columns: sku, date, horizon_day, forecast_units, campaign_uplift,
+    planned, planned_campaign, moving_average_28 (the product's mean daily units over the
+    28 days up to the origin).
     """
     past = marts_as_of(marts, origin)
     unknown = (
         features.unknown_sales_days(past[ACCOUNTING], through=origin) if ACCOUNTING in past else []
     )
     grid = features.demand_features(
-        past["fct_product_daily_sales"], past["dim_products"], origin, horizon_days, unknown
+        past["fct_product_daily_sales"],
+        past["dim_products"],
+        origin,
+        horizon_days,
+        unknown,
+        plan,
     )
     outcome = demand.train_demand(grid, DEMAND_HOLDOUT_DAYS)
     moving_average = (
@@ -392,7 +404,10 @@ def demand_origins(last_day: date, last_horizon: int, count: int) -> list[date]:
 
 
 def evaluate_demand(
-    marts: dict[str, pl.DataFrame], truth: pl.DataFrame, promotions: pl.DataFrame
+    marts: dict[str, pl.DataFrame],
+    truth: pl.DataFrame,
+    promotions: pl.DataFrame,
+    plan: pl.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     sales = marts["fct_product_daily_sales"]
     last_day = min(sales["sales_date"].max(), truth["date"].max())  # type: ignore[type-var]
@@ -400,7 +415,7 @@ def evaluate_demand(
     origins_used = []
     for first, last, horizon_days in DEMAND_BANDS:
         for origin in demand_origins(last_day, last, DEMAND_ORIGINS):  # type: ignore[arg-type]
-            served = served_demand(marts, origin, horizon_days)
+            served = served_demand(marts, origin, horizon_days, plan)
             forecasts.append(
                 served.filter(pl.col("horizon_day").is_between(first, last)).with_columns(
                     band=pl.lit(f"{first}-{last}")
@@ -555,10 +570,15 @@ def read_marts(warehouse: Warehouse) -> dict[str, pl.DataFrame]:
 
 
 def evaluate_marts(
-    marts: dict[str, pl.DataFrame], truth_dir: Path, pii_key: bytes, max_threads: int | None = 1
+    marts: dict[str, pl.DataFrame],
+    truth_dir: Path,
+    pii_key: bytes,
+    max_threads: int | None = 1,
+    plan: pl.DataFrame | None = None,
 ) -> TruthEvaluation:
     """Every family's served-path evaluation; a family that cannot be evaluated (too
-    little history before its origin) gets a row saying why. Fits run with
+    little history before its origin) gets a row saying why. `plan`: the published
+    promotion plan (cleaned.promotion_plan), None when none was landed. Fits run with
     `max_threads` OpenMP/BLAS threads, as the model assets do by default (`max_threads:
     1`; see `common.limited_threads`): the demand part alone fits ten models per origin."""
     truth = {
@@ -567,7 +587,7 @@ def evaluate_marts(
     }
     evaluations: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
         ("churn", lambda: evaluate_churn(marts, truth["churn"], truth["customers"], pii_key)),
-        ("demand", lambda: evaluate_demand(marts, truth["demand"], truth["promotions"])),
+        ("demand", lambda: evaluate_demand(marts, truth["demand"], truth["promotions"], plan)),
         ("recommendations", lambda: evaluate_recommendations(marts)),
         ("segmentation", lambda: evaluate_segmentation(marts, truth["customers"], pii_key)),
     ]
@@ -603,4 +623,6 @@ def evaluate_against_truth(
         from aiwf_assets.settings import get_settings
 
         pii_key = get_settings().pii_key
-    return evaluate_marts(read_marts(warehouse), truth_dir, pii_key)
+    return evaluate_marts(
+        read_marts(warehouse), truth_dir, pii_key, plan=read_promotion_plan(warehouse)
+    )

@@ -118,6 +118,14 @@ PLANNED_COLUMNS = [
     "category_promo_share",
     "store_promo_share",
 ]
+# Not model features: the published promotion plan of the target day as known when its
+# forecast was made (see `with_planned_campaigns`), read by the campaign-day uplift of
+# `demand.forecast` (the model itself stays plan-free).
+PLAN_COLUMNS = ["category", "planned", "planned_campaign", "planned_category"]
+# The business fixes its promotion plan this many days ahead (the generator publishes
+# each campaign 28-42 days before it starts): a day further out from when the forecast
+# is made has no plan.
+PLAN_HORIZON_DAYS = 28
 
 
 # Float columns are summed as decimals with this many places. A float sum's last bits
@@ -366,6 +374,7 @@ def demand_features(
     cutoff: date,
     horizon_days: int,
     unknown_days: Sequence[date] = (),
+    plan: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Product x day grid with features that are all at least `horizon_days` old.
 
@@ -388,6 +397,9 @@ def demand_features(
     `unknown_days` (see `unknown_sales_days`) are days whose sales are not known
     in full: their units and promotion share stay null, not zero, so the lags,
     rolling means and training targets skip them rather than read a false zero.
+    `plan` (cleaned.promotion_plan, None when none was landed) gives the
+    non-feature PLAN_COLUMNS (`with_planned_campaigns`): whether the target day
+    is a planned campaign day as published when its forecast was made.
     """
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
@@ -476,11 +488,99 @@ def demand_features(
         price_ratio=pl.col("last_price") / pl.col("list_price"),
         horizon_days=pl.lit(h),
     )
+    priced = _with_planned_prices(featured, cutoff)
     return (
-        _with_planned_prices(featured, cutoff)
-        .select("sku", "date", "is_future", "units", "horizon_days", *DEMAND_FEATURE_COLUMNS)
+        with_planned_campaigns(priced, plan, cutoff, h)
+        .select(
+            "sku",
+            "date",
+            "is_future",
+            "units",
+            "horizon_days",
+            *PLAN_COLUMNS,
+            *DEMAND_FEATURE_COLUMNS,
+        )  # fmt: skip
         .sort("sku", "date")
     )
+
+
+def plan_days(plan: pl.DataFrame) -> pl.DataFrame:
+    """One row per planned campaign day: date, published_on and categories (a list, lower
+    case), from cleaned.promotion_plan's campaigns."""
+    return (
+        plan.select(
+            "published_on",
+            date=pl.date_ranges("start_date", "end_date", interval="1d"),
+            categories=pl.col("categories").str.to_lowercase().str.split(";"),
+        )
+        .explode("date")
+        .drop_nulls("date")
+    )
+
+
+def with_planned_campaigns(
+    grid: pl.DataFrame,
+    plan: pl.DataFrame | None,
+    cutoff: date,
+    horizon_days: int,
+    plan_horizon_days: int = PLAN_HORIZON_DAYS,
+) -> pl.DataFrame:
+    """The grid with the promotion plan of each target day as published when its forecast
+    was made (`known_at`: the cutoff for future days, `date - horizon_days` for history;
+    a campaign published later is not used): `planned_campaign` (a campaign is planned
+    that day), `planned_category` (on the row's category). `planned` says whether a plan
+    covered the day at all: false before the first publication, for days further than
+    `plan_horizon_days` from `known_at`, and without a plan (then nothing is planned)."""
+    known_at = (
+        pl.when(pl.col("is_future"))
+        .then(pl.lit(cutoff))
+        .otherwise(pl.col("date") - timedelta(days=horizon_days))
+    )
+    frame = grid.with_columns(known_at=known_at)
+    if plan is None or plan.is_empty():
+        return frame.with_columns(
+            planned=pl.lit(False), planned_campaign=pl.lit(False), planned_category=pl.lit(False)
+        ).drop("known_at")
+    days = plan_days(plan)
+    per_row = (
+        frame.select("sku", "date", "known_at", lower=pl.col("category").str.to_lowercase())
+        .join(days, on="date")
+        .filter(pl.col("published_on") <= pl.col("known_at"))
+        .group_by("sku", "date")
+        .agg(
+            planned_campaign=pl.lit(True),
+            planned_category=pl.col("categories").list.contains(pl.col("lower")).any(),
+        )
+    )
+    first_published: date = days["published_on"].min()  # type: ignore[assignment]
+    planned = (pl.col("known_at") >= first_published) & (
+        pl.col("date") <= pl.col("known_at") + timedelta(days=plan_horizon_days)
+    )
+    return (
+        frame.join(per_row, on=["sku", "date"], how="left")
+        .with_columns(planned=planned)
+        .with_columns(
+            (pl.col(c).fill_null(False) & pl.col("planned")).alias(c)
+            for c in ("planned_campaign", "planned_category")
+        )
+        .drop("known_at")
+    )
+
+
+def plan_note(days: Sequence[date], planned: Sequence[bool]) -> str:
+    """Where no promotion plan covered a forecast day: "no plan for <days>: no campaign
+    uplift" (consecutive days as ranges), else that the plan covers every day."""
+    missing = sorted({d for d, p in zip(days, planned, strict=True) if not p})
+    if not missing:
+        return "the promotion plan covers every forecast day"
+    ranges: list[tuple[date, date]] = []
+    for day in missing:
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    spans = ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in ranges)
+    return f"no plan for {spans}: no campaign uplift"
 
 
 def _regular_days(grid: pl.DataFrame, window_days: int = 91) -> pl.DataFrame:

@@ -66,6 +66,19 @@ def read_mart(
     return warehouse.query(f"SELECT {columns} FROM {table}" + (f" WHERE {where}" if where else ""))
 
 
+PROMOTION_PLAN_TABLE = "cleaned.promotion_plan"
+
+
+def read_promotion_plan(warehouse: Warehouse) -> pl.DataFrame | None:
+    """The published promotion plan (cleaned, validated), or None when none was ever landed."""
+    if not warehouse.table_exists(PROMOTION_PLAN_TABLE):
+        return None
+    return warehouse.query(
+        "SELECT campaign_code, published_on, start_date, end_date, discount_pct, categories "
+        f"FROM {PROMOTION_PLAN_TABLE}"
+    )
+
+
 def purchase_days(warehouse: Warehouse) -> pl.DataFrame:
     """customer_key, activity_date for every day a customer ordered (churn labels)."""
     return read_mart(warehouse, "fct_customer_daily_activity", "n_orders > 0").select(

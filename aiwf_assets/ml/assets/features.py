@@ -9,7 +9,7 @@ from pydantic import Field
 from aiwf_assets.ml import features
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, upstream_data_versions
 from aiwf_assets.ml.common import source_version
-from aiwf_assets.ml.marts import read_file_accounting, read_mart
+from aiwf_assets.ml.marts import read_file_accounting, read_mart, read_promotion_plan
 from aiwf_assets.resources import WarehouseResource
 
 
@@ -77,9 +77,12 @@ class DemandFeaturesConfig(dg.Config):
     horizon_days: int = Field(default=7, description="forecast horizon; every feature is this old")
 
 
+DEMAND_FEATURE_DEPS = ["fct_product_daily_sales", "dim_products", "promotion_plan"]
+
+
 @dg.asset(
     group_name="features",
-    deps=["fct_product_daily_sales", "dim_products"],
+    deps=DEMAND_FEATURE_DEPS,
     owners=OWNERS,
     kinds={"python", "polars", "parquet"},
     code_version=source_version(features),
@@ -88,7 +91,9 @@ class DemandFeaturesConfig(dg.Config):
         "empty, held back or more than a tenth quarantined left unknown) with lags, rolling "
         "means, day of week, seasonality, last price and promotion share, all at least "
         "horizon_days old; includes "
-        "the next horizon_days as future rows to forecast."
+        "the next horizon_days as future rows to forecast, and (not a model feature) whether "
+        "the published promotion plan, as it stood when the forecast was made, marks the day "
+        "as a campaign day."
     ),
 )
 def demand_features(
@@ -101,7 +106,12 @@ def demand_features(
     cutoff = resolve_cutoff(config.cutoff_date, sales["sales_date"])
     unknown = features.unknown_sales_days(read_file_accounting(wh), through=cutoff)
     frame = features.demand_features(
-        sales, read_mart(wh, "dim_products"), cutoff, config.horizon_days, unknown
+        sales,
+        read_mart(wh, "dim_products"),
+        cutoff,
+        config.horizon_days,
+        unknown,
+        read_promotion_plan(wh),
     )
     return frame_output(
         frame,
@@ -113,7 +123,7 @@ def demand_features(
                 [d.isoformat() for d in unknown if d <= cutoff]
             ),
             "upstream_data_versions": dg.MetadataValue.json(
-                upstream_data_versions(context, ["fct_product_daily_sales", "dim_products"])
+                upstream_data_versions(context, DEMAND_FEATURE_DEPS)
             ),
         },
     )

@@ -15,7 +15,7 @@ import polars as pl
 from pydantic import Field
 
 from aiwf_assets.io.warehouse import Warehouse
-from aiwf_assets.ml import churn, demand, recommend, segmentation, serving
+from aiwf_assets.ml import churn, demand, features, recommend, segmentation, serving
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, frame_result
 from aiwf_assets.ml.common import source_version
 from aiwf_assets.resources import (
@@ -93,7 +93,16 @@ def _segments_summary(_: ServingConfig, segments: pl.DataFrame) -> dict[str, Any
 
 
 def _forecast_summary(_: ServingConfig, forecast: pl.DataFrame) -> dict[str, Any]:
-    return {"total_forecast_units": float(forecast["forecast_units"].sum())}
+    days = forecast.group_by("date").agg(pl.col("planned").all()).sort("date")
+    uplifted = forecast.filter(pl.col("campaign_uplift") != 1.0)
+    return {
+        "total_forecast_units": float(forecast["forecast_units"].sum()),
+        # where the published promotion plan says nothing, no campaign uplift is applied
+        "promotion_plan": features.plan_note(days["date"].to_list(), days["planned"].to_list()),
+        "campaign_uplift_days": dg.MetadataValue.json(
+            sorted({d.isoformat() for d in uplifted["date"].to_list()})
+        ),
+    }
 
 
 SCORERS = [
