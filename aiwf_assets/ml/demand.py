@@ -28,10 +28,12 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.inspection import permutation_importance
 
 from aiwf_assets.io.model_store import ModelCard
-from aiwf_assets.ml import plots
+from aiwf_assets.ml import plots, weighted_binning
 from aiwf_assets.ml.common import RANDOM_STATE, regression_metrics, same_recipe
 from aiwf_assets.ml.features import DEMAND_FEATURE_COLUMNS, PLANNED_COLUMNS
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
+
+weighted_binning.install()  # the same models, binned in a fraction of the CPU
 
 PRIMARY_METRIC = "wape"
 # The product's mean units on regular (campaign-free) days of the last 28 days: the
