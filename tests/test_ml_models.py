@@ -199,6 +199,33 @@ def test_ease_links_items_bought_together() -> None:
     assert scores[0, 2] <= 0 and scores[1, 3] <= 0
 
 
+def test_demand_selection_trains_on_the_recent_days_only(
+    marts: dict[str, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candidate fits see the SELECTION_TRAIN_DAYS before their validation window: units
+    scrambled before that leave the candidate table as it is, scrambled inside it do not."""
+    sales = marts["fct_product_daily_sales"]
+    grid = features.demand_features(sales, marts["dim_products"], sales["sales_date"].max(), 7)
+    train, _ = demand.split_holdout(grid.sort("sku", "date"), holdout_days=28)
+    monkeypatch.setattr(demand, "GRID", demand.GRID[:2])
+    monkeypatch.setattr(demand, "SELECTION_TRAIN_DAYS", 30)
+    last_day = train["date"].max()
+
+    def scrambled(before: date) -> pl.DataFrame:
+        scrambled = pl.when(pl.col("date") < before).then(pl.col("units") * 5 + 3)
+        return train.with_columns(units=scrambled.otherwise("units"))
+
+    # validation windows of 14 days: the older one starts 27 days before the last day
+    oldest_used = last_day - timedelta(days=27 + 30)
+    _, table, _ = demand.select_params(train, window_days=14, folds=2)
+    _, old_scrambled, _ = demand.select_params(scrambled(oldest_used), window_days=14, folds=2)
+    _, recent_scrambled, _ = demand.select_params(
+        scrambled(oldest_used + timedelta(days=1)), window_days=14, folds=2
+    )
+    assert_frame_equal(old_scrambled, table)
+    assert recent_scrambled["cv_wape"].to_list() != table["cv_wape"].to_list()
+
+
 def test_demand_level_leaves_campaign_days_out() -> None:
     """Units double on campaign days (promotion anywhere in the range): the level the model
     scales stays at the regular-day mean, and the campaign shows on the target day only."""

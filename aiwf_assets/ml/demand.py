@@ -44,6 +44,10 @@ GRID: list[dict[str, Any]] = [
     for loss in ("poisson", "squared_error")
     for lr in (0.05, 0.1)
 ]
+# Candidate selection trains on at most this many days before each validation window:
+# its fits are most of a retrain's CPU at long histories, while the holdout model and the
+# served refit still train on everything (docs/ML.md, Performance note).
+SELECTION_TRAIN_DAYS = 91
 # Small trees with large leaves: a day's units are mostly Poisson noise around the
 # multiplier, so a leaf holds at least this share of the training rows.
 LEAF_SHARE = 0.015
@@ -183,7 +187,10 @@ def select_params(
         scores = []
         planned[key] = []
         for start, end in time_windows(last_day, window_days, folds):
-            train = observed.filter(pl.col("date") < start)
+            train = observed.filter(
+                pl.col("date") < start,
+                pl.col("date") >= start - timedelta(days=SELECTION_TRAIN_DAYS),
+            )
             valid = observed.filter(pl.col("date") >= start, pl.col("date") <= end)
             if train.filter(pl.col(LEVEL) > 0).is_empty() or valid["units"].sum() == 0:
                 continue
