@@ -1,5 +1,7 @@
 """Model selection, and metrics vs baseline on one shared holdout, per family."""
 
+import os
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -12,7 +14,7 @@ from polars.testing import assert_frame_equal
 from scipy import sparse
 
 from aiwf_assets.io.model_store import TRUSTED_TYPES, ModelCard, skops_bytes
-from aiwf_assets.ml import churn, demand, features, recommend, segmentation
+from aiwf_assets.ml import churn, common, demand, features, recommend, segmentation
 from aiwf_assets.ml.common import limited_threads, regression_metrics, same_recipe
 from aiwf_assets.ml.promotion import TrainingOutcome
 from tests.test_ml_marts_factory import make_marts
@@ -316,6 +318,48 @@ def test_training_does_not_depend_on_the_row_order_of_the_features(
         recommend.train_recommender(pairs, holdout_days=14),
         recommend.train_recommender(_shuffled(pairs), holdout_days=14),
     )
+
+
+def test_selection_fits_in_worker_processes_give_the_same_models(
+    marts: dict[str, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The independent selection fits of churn and demand in two worker processes: the same
+    selection table, the same chosen model, the same artifact bytes as one after another."""
+    sales = marts["fct_product_daily_sales"]
+    snapshots, buying = _churn_inputs(marts)
+    grid = features.demand_features(sales, marts["dim_products"], sales["sales_date"].max(), 7)
+    calls = []
+    pool = common.parallel_map
+
+    def spy(*args: Any, **kwargs: Any) -> list[Any]:
+        calls.append(args[0].__name__)
+        return pool(*args, **kwargs)
+
+    monkeypatch.setattr(common, "PARALLEL_MIN_ROWS", 0)  # the pool even for these small fits
+    for module in (churn, demand):
+        monkeypatch.setattr(module, "parallel_map", spy)
+    for train in (
+        lambda p: churn.train_churn(snapshots, buying, horizon_days=30, processes=p),
+        lambda p: demand.train_demand(grid, holdout_days=28, cv_folds=2, processes=p),
+    ):
+        one, two = train(1), train(2)
+        _same_outcome(one, two)
+        assert one.selection["folds"].max() >= 2
+        assert skops_bytes(one.artifact) == skops_bytes(two.artifact)
+    assert calls == ["_fold_roc_auc"] * 2 + ["_validate"] * 2
+
+
+def test_parallel_map_keeps_the_order_and_stays_here_below_the_row_threshold() -> None:
+    tasks = [(i,) for i in range(5)]
+    assert common.parallel_map(os.getpid, [()] * 3, 2, rows=10) == [os.getpid()] * 3
+    assert common.parallel_map(abs, [(-i,) for i in range(5)], 2) == [i for (i,) in tasks]
+    pids = common.parallel_map(_pid_after, [(0.2,)] * 4, 2, rows=common.PARALLEL_MIN_ROWS)
+    assert os.getpid() not in pids
+
+
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
 
 
 def test_selection_ties_go_to_the_first_candidate() -> None:

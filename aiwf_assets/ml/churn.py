@@ -29,7 +29,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
-from aiwf_assets.ml.common import RANDOM_STATE, same_recipe
+from aiwf_assets.ml.common import RANDOM_STATE, parallel_map, same_recipe
 from aiwf_assets.ml.features import feature_columns_of
 from aiwf_assets.ml.populations import GUEST, IDENTIFIED, POPULATIONS, metric_name
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
@@ -225,36 +225,37 @@ def _xy(frame: pl.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray
 
 
 def select_candidate(
-    labelled: pl.DataFrame, horizon_days: int, max_folds: int
+    labelled: pl.DataFrame, horizon_days: int, max_folds: int, processes: int | None = 1
 ) -> tuple[str, dict[str, Any], pl.DataFrame]:
-    """Every candidate and grid point scored by mean ROC AUC over time-aware folds."""
+    """Every candidate and grid point scored by mean ROC AUC over time-aware folds. The fits
+    are independent: up to `processes` run at once (`parallel_map`)."""
     columns = feature_columns_of(labelled)
     folds, strict = time_folds(labelled["as_of_date"].unique().to_list(), horizon_days, max_folds)
     if not folds:
         raise ValueError("churn model selection needs at least two labelled snapshots")
+    fold_data = []
+    for train_dates, val_date in folds:
+        x_train, y_train = _xy(labelled.filter(pl.col("as_of_date").is_in(train_dates)), columns)
+        x_val, y_val = _xy(labelled.filter(pl.col("as_of_date") == val_date), columns)
+        if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
+            continue
+        fold_data.append((x_train, y_train, x_val, y_val))
+    points = [(name, params) for name, (_, grid) in CANDIDATES.items() for params in grid]
+    tasks = [(name, params, *data) for name, params in points for data in fold_data]
+    fit_rows = max((len(data[1]) for data in fold_data), default=0)
+    scores = iter(parallel_map(_fold_roc_auc, tasks, processes, fit_rows))
     rows = []
-    for name, (_, grid) in CANDIDATES.items():
-        for params in grid:
-            scores = []
-            for train_dates, val_date in folds:
-                x_train, y_train = _xy(
-                    labelled.filter(pl.col("as_of_date").is_in(train_dates)),
-                    columns,
-                )
-                x_val, y_val = _xy(labelled.filter(pl.col("as_of_date") == val_date), columns)
-                if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
-                    continue
-                model = build_candidate(name, params).fit(x_train, y_train)
-                scores.append(roc_auc_score(y_val, model.predict_proba(x_val)[:, 1]))
-            rows.append(
-                {
-                    "candidate": name,
-                    "params": json.dumps(params, sort_keys=True),
-                    "cv_roc_auc": float(np.mean(scores)) if scores else float("nan"),
-                    "folds": len(scores),
-                    "strict_time_gap": strict,
-                }
-            )
+    for name, params in points:
+        point_scores = [next(scores) for _ in fold_data]
+        rows.append(
+            {
+                "candidate": name,
+                "params": json.dumps(params, sort_keys=True),
+                "cv_roc_auc": float(np.mean(point_scores)) if point_scores else float("nan"),
+                "folds": len(point_scores),
+                "strict_time_gap": strict,
+            }
+        )
     table = pl.DataFrame(rows).sort(  # ties go to the first candidate
         "cv_roc_auc", descending=True, nulls_last=True, maintain_order=True
     )
@@ -264,14 +265,29 @@ def select_candidate(
     return best["candidate"], json.loads(best["params"]), table
 
 
+def _fold_roc_auc(
+    name: str,
+    params: dict[str, Any],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+) -> float:
+    """One selection fit's ROC AUC on its validation snapshot."""
+    model = build_candidate(name, params).fit(x_train, y_train)
+    return float(roc_auc_score(y_val, model.predict_proba(x_val)[:, 1]))
+
+
 def train_churn(
     features: pl.DataFrame,
     purchase_days: pl.DataFrame,
     horizon_days: int,
     max_folds: int = 3,
     max_calibration_error: float = 0.1,
+    processes: int | None = 1,
 ) -> TrainingOutcome:
-    """Select, evaluate on the holdout snapshot (cutoff - N), refit on all labelled snapshots."""
+    """Select, evaluate on the holdout snapshot (cutoff - N), refit on all labelled snapshots.
+    Up to `processes` selection fits run at once."""
     cutoff: date = features["as_of_date"].max()  # type: ignore[assignment]
     labelled = labelled_snapshots(features, purchase_days, horizon_days, cutoff)
     # one share per order channel the features hold (the declared sources' channels)
@@ -285,7 +301,7 @@ def train_churn(
         )
     holdout_date = dates[-1]
     earlier = labelled.filter(pl.col("as_of_date") < holdout_date)
-    name, params, selection = select_candidate(earlier, horizon_days, max_folds)
+    name, params, selection = select_candidate(earlier, horizon_days, max_folds, processes)
     strict_train = [d for d in dates[:-1] if d + timedelta(days=horizon_days) <= holdout_date]
     train = earlier.filter(pl.col("as_of_date").is_in(strict_train or dates[:-1]))
     holdout = labelled.filter(pl.col("as_of_date") == holdout_date)

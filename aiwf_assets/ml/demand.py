@@ -29,7 +29,7 @@ from sklearn.inspection import permutation_importance
 
 from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots, weighted_binning
-from aiwf_assets.ml.common import RANDOM_STATE, regression_metrics, same_recipe
+from aiwf_assets.ml.common import RANDOM_STATE, parallel_map, regression_metrics, same_recipe
 from aiwf_assets.ml.features import DEMAND_FEATURE_COLUMNS, PLANNED_COLUMNS
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
@@ -174,32 +174,41 @@ def time_windows(last_day: date, window_days: int, count: int) -> list[tuple[dat
 
 
 def select_params(
-    observed: pl.DataFrame, window_days: int, folds: int, typical: pl.DataFrame | None = None
+    observed: pl.DataFrame,
+    window_days: int,
+    folds: int,
+    typical: pl.DataFrame | None = None,
+    processes: int | None = 1,
 ) -> tuple[dict, pl.DataFrame, list[pl.DataFrame]]:
     """Grid search scored by WAPE on `folds` time-ordered validation windows. Also returns
     the chosen parameters' out-of-sample forecasts on each window's planned campaign days
-    (`planned_day_forecasts`, with the served covariates `typical`; none without)."""
+    (`planned_day_forecasts`, with the served covariates `typical`; none without). The
+    fits are independent: up to `processes` run at once (`parallel_map`)."""
     last_day: date = observed["date"].max()  # type: ignore[assignment]
+    windows = []
+    for start, end in time_windows(last_day, window_days, folds):
+        train = observed.filter(
+            pl.col("date") < start,
+            pl.col("date") >= start - timedelta(days=SELECTION_TRAIN_DAYS),
+        )
+        valid = observed.filter(pl.col("date") >= start, pl.col("date") <= end)
+        if train.filter(pl.col(LEVEL) > 0).is_empty() or valid["units"].sum() == 0:
+            continue
+        windows.append((train, valid))
+    tasks = [(params, train, valid, typical) for params in GRID for train, valid in windows]
+    fit_rows = max((train.height for train, _ in windows), default=0)
+    results = iter(parallel_map(_validate, tasks, processes, fit_rows))
     rows = []
     planned: dict[str, list[pl.DataFrame]] = {}
     for params in GRID:
         key = json.dumps(params, sort_keys=True)
         scores = []
         planned[key] = []
-        for start, end in time_windows(last_day, window_days, folds):
-            train = observed.filter(
-                pl.col("date") < start,
-                pl.col("date") >= start - timedelta(days=SELECTION_TRAIN_DAYS),
-            )
-            valid = observed.filter(pl.col("date") >= start, pl.col("date") <= end)
-            if train.filter(pl.col(LEVEL) > 0).is_empty() or valid["units"].sum() == 0:
-                continue
-            model = fit_model(build_model(params), train)
-            scores.append(
-                regression_metrics(valid["units"].to_numpy(), predict_units(model, valid))["wape"]
-            )
-            if typical is not None:
-                planned[key].append(planned_day_forecasts(model, valid, typical))
+        for _ in windows:
+            score, forecasts = next(results)
+            scores.append(score)
+            if forecasts is not None:
+                planned[key].append(forecasts)
         rows.append(
             {
                 "params": key,
@@ -212,6 +221,15 @@ def select_params(
         raise ValueError("demand model selection: not enough history before the holdout")
     chosen = table["params"][0]
     return json.loads(chosen), table, planned[chosen]
+
+
+def _validate(
+    params: dict, train: pl.DataFrame, valid: pl.DataFrame, typical: pl.DataFrame | None
+) -> tuple[float, pl.DataFrame | None]:
+    """One selection fit: its WAPE on the validation window and its planned-day forecasts."""
+    model = fit_model(build_model(params), train)
+    score = regression_metrics(valid["units"].to_numpy(), predict_units(model, valid))["wape"]
+    return score, None if typical is None else planned_day_forecasts(model, valid, typical)
 
 
 def validation_window_days(holdout_days: int) -> int:
@@ -232,7 +250,11 @@ def split_holdout(features: pl.DataFrame, holdout_days: int) -> tuple[pl.DataFra
 
 
 def train_demand(
-    features: pl.DataFrame, holdout_days: int, cv_folds: int = 2, max_bias: float = 0.25
+    features: pl.DataFrame,
+    holdout_days: int,
+    cv_folds: int = 2,
+    max_bias: float = 0.25,
+    processes: int | None = 1,
 ) -> TrainingOutcome:
     # one canonical row order: gradient boosting's early-stopping split depends on it
     features = features.sort("sku", "date")
@@ -244,7 +266,7 @@ def train_demand(
     # validation windows half the holdout's length, so short histories still get folds
     typical = served_covariates(features)
     params, selection, validated = select_params(
-        train, validation_window_days(holdout_days), cv_folds, typical
+        train, validation_window_days(holdout_days), cv_folds, typical, processes
     )
     model = fit_model(build_model(params), train)
     actual = holdout["units"].to_numpy().astype(np.float64)

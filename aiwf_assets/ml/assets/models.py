@@ -34,6 +34,13 @@ class TrainingConfig(dg.Config):
         default=1,
         description="OpenMP/BLAS threads while fitting (None: all); one avoids oversubscription",
     )
+    fit_processes: int | None = Field(
+        default=None,
+        description=(
+            "worker processes for the independent model-selection fits (churn, demand), one "
+            "thread each, same results as 1 (in this process); None: the CPUs this process may use"
+        ),
+    )
 
 
 class ChurnModelConfig(TrainingConfig):
@@ -273,6 +280,7 @@ def _train_churn(
         config.horizon_days,
         config.cv_folds,
         config.max_calibration_error,
+        config.fit_processes,
     )
 
 
@@ -292,7 +300,9 @@ def _segments_metadata(outcome: TrainingOutcome) -> dict[str, Any]:
 def _train_demand(
     config: DemandModelConfig, frame: pl.DataFrame, _: Callable[[], Warehouse]
 ) -> TrainingOutcome:
-    return demand.train_demand(frame, config.holdout_days, config.cv_folds, config.max_bias)
+    return demand.train_demand(
+        frame, config.holdout_days, config.cv_folds, config.max_bias, config.fit_processes
+    )
 
 
 def _train_recommender(
