@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import psutil
 import pytest
 import skops.io as sio
 from polars.testing import assert_frame_equal
@@ -355,6 +356,9 @@ def test_parallel_map_keeps_the_order_and_stays_here_below_the_row_threshold() -
     assert common.parallel_map(abs, [(-i,) for i in range(5)], 2) == [i for (i,) in tasks]
     pids = common.parallel_map(_pid_after, [(0.2,)] * 4, 2, rows=common.PARALLEL_MIN_ROWS)
     assert os.getpid() not in pids
+    # the workers are stopped when the map returns: none outlives the step that used it
+    alive = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert not alive & set(pids)
 
 
 def _pid_after(seconds: float) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import joblib
 import numpy as np
 import polars as pl
+from joblib.externals.loky import get_reusable_executor
 from threadpoolctl import threadpool_limits
 
 RANDOM_STATE = 42
@@ -61,15 +62,22 @@ def parallel_map(
 
     With `processes` > 1 (None: `available_cpus()`), more than one task and `rows` (the
     size of the fits, None: unknown) at least `PARALLEL_MIN_ROWS`, the calls run in up to
-    that many worker processes (joblib's loky backend, reused between calls), each limited
+    that many worker processes (joblib's loky backend, stopped when done), each limited
     to one OpenMP/BLAS thread: independent one-thread fits give the same results as in this
     process, bit for bit. Otherwise they run here, one after another."""
     tasks = list(tasks)
     workers = min(available_cpus() if processes is None else processes, len(tasks))
     if workers <= 1 or (rows is not None and rows < PARALLEL_MIN_ROWS):
         return [fn(*task) for task in tasks]
-    with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
-        return list(joblib.Parallel(n_jobs=workers)(joblib.delayed(fn)(*task) for task in tasks))
+    try:
+        with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
+            return list(
+                joblib.Parallel(n_jobs=workers)(joblib.delayed(fn)(*task) for task in tasks)
+            )
+    finally:
+        # stop the workers now: left alive (loky keeps them 300 s) they outlive the step,
+        # and a parent's CPU accounting (rusage of reaped children) never sees their time
+        get_reusable_executor().shutdown(wait=True)
 
 
 def same_recipe(a: Any, b: Any, ignore: Collection[str] = ()) -> bool:
