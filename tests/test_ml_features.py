@@ -12,7 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from aiwf_assets.ml import demand, features
-from tests.test_ml_marts_factory import START, make_marts
+from tests.test_ml_marts_factory import START, make_marts, plan_frame
 
 CUTOFF = START + timedelta(days=70)
 
@@ -463,19 +463,6 @@ def test_a_source_added_later_leaves_the_days_before_it_known() -> None:
     ]
 
 
-def _plan(published_on: date, start: date, end: date, categories: str) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "campaign_code": ["C1"],
-            "published_on": [published_on],
-            "start_date": [start],
-            "end_date": [end],
-            "discount_pct": [20],
-            "categories": [categories],
-        }
-    )
-
-
 def test_planned_campaigns_read_the_plan_as_published_when_the_forecast_was_made() -> None:
     """Future days see campaigns published by the cutoff, history days those published by
     `date - horizon_days`: a campaign published after the cutoff is never used."""
@@ -501,17 +488,22 @@ def test_planned_campaigns_read_the_plan_as_published_when_the_forecast_was_made
 
     # published on the cutoff: the two future days are campaign days, for home only
     known = grid(
-        pl.concat([_plan(cutoff, *future, "home"), _plan(date(2026, 1, 10), *past, "home;garden")])
+        pl.concat(
+            [
+                plan_frame(cutoff, *future, "home"),
+                plan_frame(date(2026, 1, 10), *past, "home;garden"),
+            ]
+        )
     )
     flagged = known.filter(pl.col("planned_campaign"))
     assert sorted(set(flagged["date"].to_list())) == [*past, *future]
     assert flagged.filter(pl.col("sku") == "SKU-00001")["planned_category"].all()
     assert not flagged.filter(pl.col("sku") == "SKU-00002")["planned_category"].any()
     # one day after the cutoff: not known to the forecast
-    late = grid(_plan(cutoff + timedelta(days=1), *future, "home"))
+    late = grid(plan_frame(cutoff + timedelta(days=1), *future, "home"))
     assert not late["planned_campaign"].any()
     # history: published 5 days before a campaign day is too late for a 7-day-ahead forecast
-    short = grid(_plan(past[0] - timedelta(days=5), *past, "home"))
+    short = grid(plan_frame(past[0] - timedelta(days=5), *past, "home"))
     assert not short["planned_campaign"].any()
     # without a plan nothing is planned, and the model's features are the same
     none = grid(None)

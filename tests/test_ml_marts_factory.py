@@ -170,3 +170,20 @@ def make_marts(
         "dim_products": products,
         "fct_product_daily_sales": daily_sales,
     }
+
+
+def plan_frame(
+    published_on: date, start: date, end: date, categories: str = "home"
+) -> pl.DataFrame:
+    """One campaign of cleaned.promotion_plan: 20 % off `categories` from `start` to `end`,
+    published on `published_on`."""
+    return pl.DataFrame(
+        {
+            "campaign_code": ["C1"],
+            "published_on": [published_on],
+            "start_date": [start],
+            "end_date": [end],
+            "discount_pct": [20],
+            "categories": [categories],
+        }
+    )

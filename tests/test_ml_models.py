@@ -18,7 +18,7 @@ from aiwf_assets.io.model_store import TRUSTED_TYPES, ModelCard, skops_bytes
 from aiwf_assets.ml import churn, common, demand, features, recommend, segmentation
 from aiwf_assets.ml.common import limited_threads, regression_metrics, same_recipe
 from aiwf_assets.ml.promotion import TrainingOutcome
-from tests.test_ml_marts_factory import make_marts
+from tests.test_ml_marts_factory import make_marts, plan_frame
 
 PACKAGED_CHANNELS = ("web", "app", "store")
 PACKAGED_FEATURES = features.customer_feature_columns(PACKAGED_CHANNELS)
@@ -512,19 +512,6 @@ def test_uplift_applies_only_on_planned_campaign_days() -> None:
     assert demand.uplift_factor(frame.drop("planned_campaign"), uplift).to_list() == [1.0] * 4
 
 
-def _plan_frame(published_on: date, start: date, end: date) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "campaign_code": ["C1"],
-            "published_on": [published_on],
-            "start_date": [start],
-            "end_date": [end],
-            "discount_pct": [20],
-            "categories": ["home"],
-        }
-    )
-
-
 def test_the_served_forecast_uplifts_only_campaigns_published_by_the_cutoff() -> None:
     """Units double on the campaigns of the plan: a forecast made on the cutoff lifts
     the planned future days by the ratio learnt on the holdout's planned days, and not a
@@ -546,7 +533,7 @@ def test_the_served_forecast_uplifts_only_campaigns_published_by_the_cutoff() ->
     products = pl.DataFrame({"sku": skus, "category": ["home"] * 6, "list_price": [10.0] * 6})
     cutoff = days[-1]
     plans = pl.concat(
-        [_plan_frame(s - timedelta(days=30), s, s + timedelta(days=1)) for s in starts]
+        [plan_frame(s - timedelta(days=30), s, s + timedelta(days=1)) for s in starts]
     )
     future_campaign = sorted(d for d in campaign if d > cutoff and d <= cutoff + timedelta(days=7))
     assert future_campaign  # the set-up has a campaign within the horizon
