@@ -36,8 +36,9 @@ def test_the_packaged_instance_uses_it_and_keeps_dagster_files(aiwf_home) -> Non
     with dg.DagsterInstance.get() as instance:
         assert type(instance.event_log_storage) is EngineCachingSqliteEventLogStorage
         for partition in ("a", "b", "c"):
-            result = dg.materialize([parted, parted_check], instance=instance,
-                                    partition_key=partition)
+            result = dg.materialize(
+                [parted, parted_check], instance=instance, partition_key=partition
+            )
             assert result.success
         run_ids = [r.run_id for r in instance.get_runs()]
         assert _materializations(instance.event_log_storage) == ["a", "b", "c"]
@@ -102,9 +103,9 @@ def test_a_second_process_sees_events_live_and_after_a_wipe(tmp_path: Path) -> N
 def _log(run_id: str, message: str):
     from dagster._core.events.log import EventLogEntry
 
-    return EventLogEntry(error_info=None, level=20, user_message=message, run_id=run_id,
-                         timestamp=time.time())
-
+    return EventLogEntry(
+        error_info=None, level=20, user_message=message, run_id=run_id, timestamp=time.time()
+    )
 
 
 def test_index_writes_are_visible_to_another_process_at_once(tmp_path: Path) -> None:
@@ -126,12 +127,20 @@ def _materialization(run_id: str, partition: str):
     from dagster._core.events.log import EventLogEntry
 
     event = DagsterEvent(
-        DagsterEventType.ASSET_MATERIALIZATION.value, "job",
+        DagsterEventType.ASSET_MATERIALIZATION.value,
+        "job",
         event_specific_data=StepMaterializationData(
-            dg.AssetMaterialization(asset_key="parted", partition=partition)),
+            dg.AssetMaterialization(asset_key="parted", partition=partition)
+        ),
     )
-    return EventLogEntry(error_info=None, level=20, user_message="", run_id=run_id,
-                         timestamp=time.time(), dagster_event=event)
+    return EventLogEntry(
+        error_info=None,
+        level=20,
+        user_message="",
+        run_id=run_id,
+        timestamp=time.time(),
+        dagster_event=event,
+    )
 
 
 def _planned(run_id: str, partition: str):
@@ -141,19 +150,30 @@ def _planned(run_id: str, partition: str):
     event = DagsterEvent.build_asset_materialization_planned_event(
         "job", "step", AssetMaterializationPlannedData(dg.AssetKey("parted"), partition=partition)
     )
-    return EventLogEntry(error_info=None, level=10, user_message="", run_id=run_id,
-                         timestamp=time.time(), dagster_event=event)
+    return EventLogEntry(
+        error_info=None,
+        level=10,
+        user_message="",
+        run_id=run_id,
+        timestamp=time.time(),
+        dagster_event=event,
+    )
 
 
 def _rows(base: Path, run_id: str) -> dict:
     """What Dagster's own storage reads back: the run's log and the index's asset view."""
     storage = SqliteEventLogStorage(str(base))
     planned = storage.get_event_records(
-        dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
-                              asset_key=dg.AssetKey("parted")), limit=100)
+        dg.EventRecordsFilter(
+            dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, asset_key=dg.AssetKey("parted")
+        ),
+        limit=100,
+    )
     return {
-        "run": [(e.dagster_event_type, e.dagster_event.partition)
-                for e in storage.get_logs_for_run(run_id)],
+        "run": [
+            (e.dagster_event_type, e.dagster_event.partition)
+            for e in storage.get_logs_for_run(run_id)
+        ],
         "planned": sorted(r.event_log_entry.dagster_event.partition for r in planned),
         "materialized": _materializations(storage),
         "partitions": sorted(storage.get_materialized_partitions(dg.AssetKey("parted"))),
@@ -176,8 +196,7 @@ def test_a_batch_stores_what_single_writes_store(tmp_path: Path) -> None:
     assert _rows(tmp_path / "batch", run_id)["partitions"] == ["a", "b", "c"]
 
 
-def test_a_failed_index_transaction_is_mirrored_event_by_event(tmp_path: Path,
-                                                                monkeypatch) -> None:
+def test_a_failed_index_transaction_is_mirrored_event_by_event(tmp_path: Path, monkeypatch) -> None:
     run_id = "3" * 8 + "-0000-0000-0000-" + "0" * 12
     storage = EngineCachingSqliteEventLogStorage(str(tmp_path))
     store, calls = storage._store_asset_event, []  # noqa: SLF001
@@ -219,9 +238,12 @@ def test_a_range_run_batches_and_records_every_day(aiwf_home, monkeypatch) -> No
 
         assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == event_log.EVENT_BATCH_SIZE
         result = dg.materialize(
-            [daily], instance=instance,
-            tags={"dagster/asset_partition_range_start": "2026-01-01",
-                  "dagster/asset_partition_range_end": "2026-01-05"},
+            [daily],
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": "2026-01-01",
+                "dagster/asset_partition_range_end": "2026-01-05",
+            },
         )
         assert result.success
         assert batches == [5, 5]  # 5 planned, 5 materialised
@@ -229,3 +251,65 @@ def test_a_range_run_batches_and_records_every_day(aiwf_home, monkeypatch) -> No
         assert days == [f"2026-01-0{d}" for d in range(1, 6)]
         records = instance.fetch_materializations(dg.AssetKey("daily"), limit=100).records
         assert len(records) == 5
+
+
+def _check_planned(run_id: str, check_name: str, partitions_def, days: list[str]):
+    from dagster._core.events import AssetCheckEvaluationPlanned, DagsterEvent, DagsterEventType
+    from dagster._core.events.log import EventLogEntry
+
+    subset = partitions_def.subset_with_partition_keys(days).to_serializable_subset()
+    event = DagsterEvent(
+        DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value,
+        "job",
+        event_specific_data=AssetCheckEvaluationPlanned(
+            asset_key=dg.AssetKey("parted"), check_name=check_name, partitions_subset=subset
+        ),
+    )
+    return EventLogEntry(
+        error_info=None,
+        level=10,
+        user_message="",
+        run_id=run_id,
+        timestamp=time.time(),
+        dagster_event=event,
+    )
+
+
+def _check_rows(base: Path) -> list[tuple]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{base / 'index.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select asset_key, check_name, partition, run_id, execution_status,"
+                " evaluation_event, evaluation_event_timestamp, evaluation_event_storage_id"
+                " from asset_check_executions order by check_name, partition"
+            )
+        ).fetchall()
+    engine.dispose()
+    return [tuple(row) for row in rows]
+
+
+def test_a_planned_check_of_a_range_run_stores_dagsters_rows(tmp_path: Path) -> None:
+    """A check planned in a range run: one row per day, as Dagster's storage writes them
+    (the event is serialised once for all of them), for a range and a single partition."""
+    run_id = "4" * 8 + "-0000-0000-0000-" + "0" * 12
+    days_def = dg.DailyPartitionsDefinition("2026-01-01", end_date="2026-01-08")
+    events = [
+        _check_planned(run_id, "range", days_def, days_def.get_partition_keys()[1:6]),
+        _check_planned(run_id, "one_day", days_def, ["2026-01-03"]),
+    ]
+    for storage in (
+        EngineCachingSqliteEventLogStorage(str(tmp_path / "aiwf")),
+        SqliteEventLogStorage(str(tmp_path / "dagster")),
+    ):
+        for event in events:
+            storage.store_event(event)
+        storage.dispose()
+    rows = _check_rows(tmp_path / "aiwf")
+    assert rows == _check_rows(tmp_path / "dagster")
+    assert [(r[1], r[2], r[4]) for r in rows] == [
+        ("one_day", "2026-01-03", "PLANNED"),
+        *[("range", f"2026-01-0{d}", "PLANNED") for d in range(2, 7)],
+    ]
