@@ -556,7 +556,59 @@ def test_the_served_forecast_uplifts_only_campaigns_published_by_the_cutoff() ->
         outcome.artifact, features.demand_features(sales, products, cutoff, 7, plan=late)
     )
     assert (unplanned["campaign_uplift"] == 1.0).all()
-    assert_frame_equal(
-        unplanned.select("sku", "date", "forecast_units"),
-        served.select("sku", "date", pl.col("forecast_units") / pl.col("campaign_uplift")),
+    assert_frame_equal(  # the model's own forecast is unchanged
+        unplanned.select("sku", "date", "model_units"), served.select("sku", "date", "model_units")
     )
+    weight = outcome.artifact["blend_weight"]
+    for frame in (served, unplanned):
+        level = grid.filter(pl.col("is_future")).select("sku", "date", demand.LEVEL)
+        expected = frame.join(level, on=["sku", "date"]).select(
+            "sku",
+            "date",
+            forecast_units=weight * pl.col("model_units") * pl.col("campaign_uplift")
+            + (1 - weight) * pl.col(demand.LEVEL),
+        )
+        assert_frame_equal(frame.select("sku", "date", "forecast_units"), expected)
+
+
+def test_blend_weight_is_the_least_wape_weight_of_model_and_level() -> None:
+    units = [10, 20, 30, 40]
+    rows = pl.DataFrame({"units": units, "forecast": [20.0, 20, 20, 20], "level": units})
+    assert demand.blend_weight(rows) == 0.0  # the level is exact
+    assert demand.blend_weight(rows.with_columns(forecast=pl.col("units"))) == 1.0
+    # the truth halfway between them: 0.5 (the grid holds it), not a neighbour
+    between = rows.with_columns(units=(pl.col("forecast") + pl.col("level")) / 2)
+    assert demand.blend_weight(between) == pytest.approx(0.5)
+    # both forecasts exact (every weight ties): the model, the larger weight
+    assert demand.blend_weight(rows.with_columns(forecast=pl.col("level"))) == 1.0
+    # nothing to measure on: the model alone; a null level counts as 0
+    assert demand.blend_weight(rows.head(0)) == 1.0
+    assert demand.blend_weight(rows.with_columns(units=pl.lit(0))) == 1.0
+    nulls = rows.with_columns(level=pl.lit(None, dtype=pl.Float64), forecast=pl.col("units"))
+    assert demand.blend_weight(nulls) == 1.0
+
+
+def test_the_blend_weight_reads_no_day_after_the_cutoff(marts: dict[str, pl.DataFrame]) -> None:
+    """The weight is chosen on the holdout (observed days, forecast by a model that had not
+    seen them): units written into the future rows, pulling the weight to the other end of
+    the grid were they read, change neither the weight nor the forecast."""
+    sales = marts["fct_product_daily_sales"]
+    grid = features.demand_features(sales, marts["dim_products"], sales["sales_date"].max(), 7)
+    outcome = demand.train_demand(grid, holdout_days=28, cv_folds=1)
+    weight = outcome.artifact["blend_weight"]
+    served = demand.forecast(outcome.artifact, grid)
+    assert 0.0 < weight < 1.0  # the fixture blends: both ends below are a change
+    # future units equal to the level (weight 0 would be exact) or to the model (weight 1)
+    pull = pl.col(demand.LEVEL) if weight >= 0.5 else pl.col("model_units")
+    target = served.join(grid.select("sku", "date", demand.LEVEL), on=["sku", "date"]).select(
+        "sku", "date", leaked=pull.fill_null(0.0).round(0).cast(grid["units"].dtype)
+    )
+    leaked = (
+        grid.join(target, on=["sku", "date"], how="left")
+        .with_columns(units=pl.when("is_future").then("leaked").otherwise("units"))
+        .drop("leaked")
+    )
+    assert leaked.filter(pl.col("is_future"))["units"].sum() > 0
+    again = demand.train_demand(leaked, holdout_days=28, cv_folds=1)
+    assert again.artifact["blend_weight"] == weight
+    assert_frame_equal(demand.forecast(again.artifact, grid), served)

@@ -59,6 +59,10 @@ MIN_LEAF = 20
 UPLIFT_PRIOR_ROWS = 200
 UPLIFT_CAP = 1.5
 ALL_CAMPAIGN_ROWS = "all planned campaign days"
+# The served forecast blends the model's (uplifted) forecast with the product's level:
+# `w * forecast + (1 - w) * LEVEL`, w on this grid, chosen by WAPE on the holdout forecast
+# out of sample as served (see `blend_weight`).
+BLEND_STEP = 0.05
 
 
 def policy(margin: float) -> PromotionPolicy:
@@ -115,18 +119,25 @@ def as_served(rows: pl.DataFrame, typical: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def planned_day_forecasts(model: Any, rows: pl.DataFrame, typical: pl.DataFrame) -> pl.DataFrame:
-    """The planned campaign days of `rows` (observed, not seen by `model`) with the
-    model's forecast as served (`base_forecast`: no campaign known to the model): the
-    out-of-sample rows `campaign_uplift` reads. Empty without plan columns."""
+def served_forecasts(model: Any, rows: pl.DataFrame, typical: pl.DataFrame) -> pl.DataFrame:
+    """`rows` (observed, not seen by `model`) with known units and the model's forecast as
+    served (`base_forecast`: no campaign known to the model, the planned-price covariates
+    of `typical`): the out-of-sample rows the campaign uplift and the blend weight read."""
     if "planned_campaign" not in rows.columns:
         rows = rows.with_columns(planned_campaign=pl.lit(False))
-    planned = rows.filter(pl.col("planned_campaign"), pl.col("units").is_not_null())
-    return planned.select("sku", "date", "units").with_columns(
+    known = rows.filter(pl.col("units").is_not_null())
+    return known.with_columns(
         base_forecast=pl.Series(
-            predict_units(model, as_served(planned, typical)) if planned.height else [],
+            predict_units(model, as_served(known, typical)) if known.height else [],
             dtype=pl.Float64,
         )
+    )
+
+
+def planned_day_forecasts(forecasts: pl.DataFrame) -> pl.DataFrame:
+    """The planned campaign days of `served_forecasts`: the rows `campaign_uplift` reads."""
+    return forecasts.filter(pl.col("planned_campaign")).select(
+        "sku", "date", "units", "base_forecast"
     )
 
 
@@ -160,6 +171,32 @@ def uplift_factor(frame: pl.DataFrame, uplift: dict[str, float] | None) -> pl.Se
         .then(pl.lit(uplift[ALL_CAMPAIGN_ROWS]))
         .otherwise(1.0)
     )["campaign_uplift"]
+
+
+def blend_weight(rows: pl.DataFrame, step: float = BLEND_STEP) -> float:
+    """The model's weight w in the served forecast `w * forecast + (1 - w) * level`: the w
+    on a grid of `step` (0..1) with the least WAPE of the blend on `rows` (units, forecast,
+    level: observed days the forecasting model had not seen, its forecast as served), the
+    larger w on ties. 1 (the model alone) without units to measure on.
+
+    The level (the product's regular-day mean, `horizon_days` old) is a robust forecast on
+    its own; the model's factor on it is noisier, and a campaign uplift on a planned day
+    that was called off is all error: a blend hedges both."""
+    actual = rows["units"].cast(pl.Float64).to_numpy()
+    if rows.is_empty() or actual.sum() <= 0:
+        return 1.0
+    forecast = rows["forecast"].cast(pl.Float64).to_numpy()
+    level = rows["level"].cast(pl.Float64).fill_null(0.0).to_numpy()
+    weights = np.linspace(0.0, 1.0, round(1.0 / step) + 1)
+    errors = [np.abs(actual - (w * forecast + (1.0 - w) * level)).sum() for w in weights]
+    best = min(errors)
+    return float(max(w for w, e in zip(weights, errors, strict=True) if e <= best * (1 + 1e-12)))
+
+
+def blended(model_units: pl.Expr, factor: pl.Expr, weight: float) -> pl.Expr:
+    """The served forecast: `weight` x the model's units x the campaign factor, plus
+    (1 - `weight`) x the level (LEVEL; null: 0, as in the model's own forecast)."""
+    return weight * model_units * factor + (1.0 - weight) * pl.col(LEVEL).fill_null(0.0)
 
 
 def time_windows(last_day: date, window_days: int, count: int) -> list[tuple[date, date]]:
@@ -229,7 +266,7 @@ def _validate(
     """One selection fit: its WAPE on the validation window and its planned-day forecasts."""
     model = fit_model(build_model(params), train)
     score = regression_metrics(valid["units"].to_numpy(), predict_units(model, valid))["wape"]
-    return score, None if typical is None else planned_day_forecasts(model, valid, typical)
+    return score, None if typical is None else served_forecasts(model, valid, typical)
 
 
 def validation_window_days(holdout_days: int) -> int:
@@ -274,9 +311,17 @@ def train_demand(
     # the campaign-day uplift: actual over forecast units as served (no campaign known to
     # the model) on the planned campaign days of the validation windows and the holdout,
     # each forecast by a model that had not seen it
+    held_out = served_forecasts(model, holdout, typical)
     uplift = campaign_uplift(
-        pl.concat(
-            [*validated, planned_day_forecasts(model, holdout, typical)], how="vertical_relaxed"
+        planned_day_forecasts(pl.concat([*validated, held_out], how="vertical_relaxed"))
+    )
+    # the blend with the level: its weight chosen on the holdout, forecast as served (the
+    # uplift included) by the model that had not seen it
+    weight = blend_weight(
+        held_out.select(
+            "units",
+            forecast=pl.col("base_forecast") * uplift_factor(held_out, uplift),
+            level=pl.col(LEVEL),
         )
     )
     naive = holdout["seasonal_naive"].fill_null(0).to_numpy().astype(np.float64)
@@ -331,6 +376,7 @@ def train_demand(
             "feature_columns": DEMAND_FEATURE_COLUMNS,
             "horizon_days": int(features["horizon_days"][0]),
             "campaign_uplift": uplift,
+            "blend_weight": weight,
         },
         metrics=metrics,
         baseline_metrics=regression_metrics(actual, naive),
@@ -357,15 +403,29 @@ def train_demand(
 
 def forecast(artifact: dict[str, Any], features: pl.DataFrame) -> pl.DataFrame:
     """Units per product for the future days in `features` (the next horizon_days): the
-    model's forecast (no campaign assumed) times the artifact's campaign uplift on days the
-    published plan marks as campaign days (`campaign_uplift`, 1 on other days). `planned`:
-    a published plan covered the day; `planned_campaign`: it marks a campaign then."""
+    model's forecast (`model_units`, no campaign assumed) times the artifact's campaign
+    uplift on days the published plan marks as campaign days (`campaign_uplift`, 1 on other
+    days), blended with the product's level (`blended`, weight `blend_weight`; 1, the model
+    alone, for artifacts without one). `planned`: a published plan covered the day;
+    `planned_campaign`: it marks a campaign then."""
     future = features.filter(pl.col("is_future"))
     factor = uplift_factor(future, artifact.get("campaign_uplift"))
+    weight = float(artifact.get("blend_weight", 1.0))
     no_plan = pl.repeat(False, future.height, eager=True)
-    return future.select("sku", "date").with_columns(
-        forecast_units=pl.Series(predict_units(artifact["model"], future)) * factor,
+    served = future.select("sku", "date", LEVEL).with_columns(
+        model_units=pl.Series(predict_units(artifact["model"], future)),
         campaign_uplift=factor,
+        blend_weight=pl.lit(weight),
+    )
+    return served.with_columns(
+        forecast_units=blended(pl.col("model_units"), pl.col("campaign_uplift"), weight)
+    ).select(
+        "sku",
+        "date",
+        "forecast_units",
+        "model_units",
+        "campaign_uplift",
+        "blend_weight",
         planned=future["planned"] if "planned" in future.columns else no_plan,
         planned_campaign=(
             future["planned_campaign"] if "planned_campaign" in future.columns else no_plan

@@ -166,9 +166,9 @@ def served_demand(
     """demand_features -> demand_model -> demand_forecast as run on the origin.
 
     `plan` is cleaned.promotion_plan; the features read only the campaigns published
-    by the origin. Columns: sku, date, horizon_day, forecast_units, campaign_uplift,
-    planned, planned_campaign, moving_average_28 (the product's mean daily units over the
-    28 days up to the origin).
+    by the origin. Columns: sku, date, horizon_day, forecast_units, model_units,
+    campaign_uplift, blend_weight, planned, planned_campaign, moving_average_28 (the
+    product's mean daily units over the 28 days up to the origin).
     """
     past = marts_as_of(marts, origin)
     unknown = (

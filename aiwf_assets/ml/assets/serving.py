@@ -102,6 +102,8 @@ def _forecast_summary(_: ServingConfig, forecast: pl.DataFrame) -> dict[str, Any
         "campaign_uplift_days": dg.MetadataValue.json(
             sorted({d.isoformat() for d in uplifted["date"].to_list()})
         ),
+        # the model's weight in its blend with the product's level (`demand.blend_weight`)
+        "blend_weight": float(forecast["blend_weight"][0]) if forecast.height else 1.0,
     }
 
 
