@@ -480,36 +480,57 @@ def _no_refit(*args: object) -> None:
 
 def _planned_rows() -> pl.DataFrame:
     """Out-of-sample rows of planned campaign days: 40 sold 2x the forecast, 360 (called
-    off, say) sold what was forecast."""
+    off, say) sold what was forecast; none of a promoted category."""
     return pl.DataFrame(
         {
             "sku": ["SKU-00001"] * 400,
             "date": [date(2026, 1, 1)] * 400,
+            "planned_category": [False] * 400,
             "units": [20] * 40 + [10] * 360,
             "base_forecast": [10.0] * 400,
         }
     )
 
 
-def test_campaign_uplift_is_one_ratio_over_planned_days_shrunk_towards_one_and_capped() -> None:
+def test_campaign_uplift_is_one_ratio_per_group_shrunk_towards_one_and_capped() -> None:
     rows = _planned_rows()
     raw = (40 * 20 + 360 * 10) / (400 * 10)  # 1.1: the called-off days count
-    assert demand.campaign_uplift(rows, prior_rows=0) == {demand.ALL_CAMPAIGN_ROWS: raw}
+    assert demand.campaign_uplift(rows, prior_rows=0) == {demand.OTHER_CATEGORIES: raw}
     # a prior of 400 product-days at ratio 1: halfway between the ratio and 1
-    shrunk = demand.campaign_uplift(rows, prior_rows=400)[demand.ALL_CAMPAIGN_ROWS]
+    shrunk = demand.campaign_uplift(rows, prior_rows=400)[demand.OTHER_CATEGORIES]
     assert shrunk == pytest.approx((raw + 1) / 2)
     # the campaign days alone (2x) are capped
     lifted = demand.campaign_uplift(rows.head(40), prior_rows=0, cap=1.5)
-    assert lifted == {demand.ALL_CAMPAIGN_ROWS: 1.5}
+    assert lifted == {demand.OTHER_CATEGORIES: 1.5}
     assert demand.campaign_uplift(rows.head(0)) == {}
+    # the promoted categories' rows get their own ratio: 1.4 there, 1.1 on the others
+    promoted = rows.head(100).with_columns(
+        planned_category=pl.lit(True), units=pl.Series([14] * 100)
+    )
+    both = demand.campaign_uplift(pl.concat([rows, promoted]), prior_rows=0)
+    assert both == {demand.IN_CATEGORY: pytest.approx(1.4), demand.OTHER_CATEGORIES: raw}
 
 
-def test_uplift_applies_only_on_planned_campaign_days() -> None:
-    uplift = {demand.ALL_CAMPAIGN_ROWS: 1.2}
-    frame = pl.DataFrame({"planned_campaign": [True, False, False, True]})
-    assert demand.uplift_factor(frame, uplift).to_list() == [1.2, 1.0, 1.0, 1.2]
-    assert demand.uplift_factor(frame, {}).to_list() == [1.0] * 4
-    assert demand.uplift_factor(frame.drop("planned_campaign"), uplift).to_list() == [1.0] * 4
+def test_uplift_applies_only_on_planned_campaign_days_by_category() -> None:
+    uplift = {demand.IN_CATEGORY: 1.5, demand.OTHER_CATEGORIES: 1.2}
+    frame = pl.DataFrame(
+        {
+            "planned_campaign": [True, False, False, True, True],
+            "planned_category": [False, False, True, True, True],
+        }
+    )
+    assert demand.uplift_factor(frame, uplift).to_list() == [1.2, 1.0, 1.0, 1.5, 1.5]
+    assert demand.uplift_factor(frame, {}).to_list() == [1.0] * 5
+    assert demand.uplift_factor(frame.drop("planned_campaign"), uplift).to_list() == [1.0] * 5
+    # no category column: the other categories' factor; a missing group: the other's
+    assert demand.uplift_factor(frame.drop("planned_category"), uplift).to_list() == [
+        1.2, 1.0, 1.0, 1.2, 1.2
+    ]  # fmt: skip
+    only = {demand.IN_CATEGORY: 1.5}
+    assert demand.uplift_factor(frame, only).to_list() == [1.5, 1.0, 1.0, 1.5, 1.5]
+    # an artifact from before the groups: its one factor on every planned day
+    single = {demand.ALL_CAMPAIGN_ROWS: 1.3}
+    assert demand.uplift_factor(frame, single).to_list() == [1.3, 1.0, 1.0, 1.3, 1.3]
 
 
 def test_the_served_forecast_uplifts_only_campaigns_published_by_the_cutoff() -> None:
@@ -540,11 +561,13 @@ def test_the_served_forecast_uplifts_only_campaigns_published_by_the_cutoff() ->
     grid = features.demand_features(sales, products, cutoff, 7, plan=plans)
     outcome = demand.train_demand(grid, holdout_days=28, cv_folds=1)
     uplift = outcome.artifact["campaign_uplift"]
-    # they sell ~2x; 54 planned product-days, shrunk towards 1 by UPLIFT_PRIOR_ROWS
-    assert 1.05 < uplift[demand.ALL_CAMPAIGN_ROWS] <= demand.UPLIFT_CAP
+    # they sell ~2x; 54 planned product-days, all of the promoted category ("home"),
+    # shrunk towards 1 by UPLIFT_PRIOR_ROWS
+    assert list(uplift) == [demand.IN_CATEGORY]
+    assert 1.05 < uplift[demand.IN_CATEGORY] <= demand.UPLIFT_CAP
     served = demand.forecast(outcome.artifact, grid)
     lifted = served.filter(pl.col("date").is_in(future_campaign))
-    assert (lifted["campaign_uplift"] == uplift[demand.ALL_CAMPAIGN_ROWS]).all()
+    assert (lifted["campaign_uplift"] == uplift[demand.IN_CATEGORY]).all()
     assert (served.filter(~pl.col("date").is_in(future_campaign))["campaign_uplift"] == 1.0).all()
     # the same campaigns, but the future ones published one day after the cutoff
     late = plans.with_columns(

@@ -52,13 +52,16 @@ SELECTION_TRAIN_DAYS = 91
 # multiplier, so a leaf holds at least this share of the training rows.
 LEAF_SHARE = 0.015
 MIN_LEAF = 20
-# The campaign-day uplift (see `campaign_uplift`): one factor over every planned campaign
-# day, measured out of sample on the validation windows and the holdout (the plan is noisy:
-# planned days that were called off or shifted count too), shrunk towards 1 (no uplift) by
-# this many product-days and never above UPLIFT_CAP.
+# The campaign-day uplift (see `campaign_uplift`): one factor for the products of the
+# categories a planned campaign promotes and one for the others, each over every planned
+# campaign day, measured out of sample on the validation windows and the holdout (the plan
+# is noisy: planned days that were called off or shifted count too), shrunk towards 1 (no
+# uplift) by this many product-days and never above UPLIFT_CAP.
 UPLIFT_PRIOR_ROWS = 200
 UPLIFT_CAP = 1.5
-ALL_CAMPAIGN_ROWS = "all planned campaign days"
+IN_CATEGORY = "planned campaign days, promoted categories"
+OTHER_CATEGORIES = "planned campaign days, other categories"
+ALL_CAMPAIGN_ROWS = "all planned campaign days"  # one factor for all (artifacts before)
 # The served forecast blends the model's (uplifted) forecast with the product's level:
 # `w * forecast + (1 - w) * LEVEL`, w on this grid, chosen by WAPE on the holdout forecast
 # out of sample as served (see `blend_weight`).
@@ -123,8 +126,9 @@ def served_forecasts(model: Any, rows: pl.DataFrame, typical: pl.DataFrame) -> p
     """`rows` (observed, not seen by `model`) with known units and the model's forecast as
     served (`base_forecast`: no campaign known to the model, the planned-price covariates
     of `typical`): the out-of-sample rows the campaign uplift and the blend weight read."""
-    if "planned_campaign" not in rows.columns:
-        rows = rows.with_columns(planned_campaign=pl.lit(False))
+    for column in ("planned_campaign", "planned_category"):
+        if column not in rows.columns:
+            rows = rows.with_columns(pl.lit(False).alias(column))
     known = rows.filter(pl.col("units").is_not_null())
     return known.with_columns(
         base_forecast=pl.Series(
@@ -137,38 +141,66 @@ def served_forecasts(model: Any, rows: pl.DataFrame, typical: pl.DataFrame) -> p
 def planned_day_forecasts(forecasts: pl.DataFrame) -> pl.DataFrame:
     """The planned campaign days of `served_forecasts`: the rows `campaign_uplift` reads."""
     return forecasts.filter(pl.col("planned_campaign")).select(
-        "sku", "date", "units", "base_forecast"
+        "sku", "date", "planned_category", "units", "base_forecast"
     )
+
+
+def _shrunk_ratio(rows: pl.DataFrame, prior_rows: int, cap: float) -> float | None:
+    """Actual over forecast units, shrunk towards 1 by `prior_rows` rows of the mean
+    forecast and kept within [1 / cap, cap]; None without rows or forecast units."""
+    forecast = float(rows["base_forecast"].sum())
+    if rows.is_empty() or forecast <= 0:
+        return None
+    prior = prior_rows * forecast / rows.height
+    ratio = (float(rows["units"].cast(pl.Float64).sum()) + prior) / (forecast + prior)
+    return float(np.clip(ratio, 1.0 / cap, cap))
 
 
 def campaign_uplift(
     rows: pl.DataFrame, prior_rows: int = UPLIFT_PRIOR_ROWS, cap: float = UPLIFT_CAP
 ) -> dict[str, float]:
-    """One factor for planned campaign days: actual over forecast units on past planned
-    campaign days (`planned_day_forecasts`), shrunk towards 1 by `prior_rows` product-days
-    of the mean forecast, `(units + prior) / (forecast + prior)` with `prior = prior_rows *
-    forecast / rows`, then kept within [1 / cap, cap]. Empty (no uplift) without such days.
+    """Factors for planned campaign days: actual over forecast units on past planned
+    campaign days (`planned_day_forecasts`), one for the products of a category the
+    campaign promotes (`planned_category`, IN_CATEGORY) and one for the others
+    (OTHER_CATEGORIES): a campaign lifts the whole store's traffic, its own categories
+    most. Each is shrunk towards 1 by `prior_rows` product-days of its mean forecast,
+    `(units + prior) / (forecast + prior)` with `prior = prior_rows * forecast / rows`,
+    then kept within [1 / cap, cap]. A group without such days has no factor (empty: no
+    uplift at all).
 
     Planned days are the population it is applied to, so it is measured on them all,
     campaigns called off or shifted included: that keeps it calibrated for a noisy plan."""
-    if rows.is_empty():
-        return {}
-    forecast = float(rows["base_forecast"].sum())
-    if forecast <= 0:
-        return {}
-    prior = prior_rows * forecast / rows.height
-    ratio = (float(rows["units"].cast(pl.Float64).sum()) + prior) / (forecast + prior)
-    return {ALL_CAMPAIGN_ROWS: float(np.clip(ratio, 1.0 / cap, cap))}
+    if "planned_category" not in rows.columns:
+        rows = rows.with_columns(planned_category=pl.lit(False))
+    factors = {}
+    for key, member in (
+        (IN_CATEGORY, pl.col("planned_category")),
+        (OTHER_CATEGORIES, ~pl.col("planned_category")),
+    ):
+        ratio = _shrunk_ratio(rows.filter(member), prior_rows, cap)
+        if ratio is not None:
+            factors[key] = ratio
+    return factors
 
 
 def uplift_factor(frame: pl.DataFrame, uplift: dict[str, float] | None) -> pl.Series:
-    """Per row of `frame`: the uplift on planned campaign days, 1 elsewhere, without a plan
-    (`planned_campaign` missing) or without an uplift."""
+    """Per row of `frame`: on planned campaign days the uplift of its group (IN_CATEGORY
+    when the campaign promotes the row's category, else OTHER_CATEGORIES; a group without
+    a factor takes the other's; an artifact's single ALL_CAMPAIGN_ROWS factor applies to
+    both), 1 elsewhere, without a plan (`planned_campaign` missing) or without an uplift."""
     if not uplift or "planned_campaign" not in frame.columns:
         return pl.Series("campaign_uplift", [1.0] * frame.height, dtype=pl.Float64)
+    single = uplift.get(ALL_CAMPAIGN_ROWS)
+    promoted = uplift.get(IN_CATEGORY, uplift.get(OTHER_CATEGORIES, single))
+    others = uplift.get(OTHER_CATEGORIES, uplift.get(IN_CATEGORY, single))
+    in_category = (
+        pl.col("planned_category") if "planned_category" in frame.columns else pl.lit(False)
+    )
     return frame.select(
-        campaign_uplift=pl.when(pl.col("planned_campaign"))
-        .then(pl.lit(uplift[ALL_CAMPAIGN_ROWS]))
+        campaign_uplift=pl.when(pl.col("planned_campaign") & in_category)
+        .then(pl.lit(promoted, dtype=pl.Float64))
+        .when(pl.col("planned_campaign"))
+        .then(pl.lit(others, dtype=pl.Float64))
         .otherwise(1.0)
     )["campaign_uplift"]
 
