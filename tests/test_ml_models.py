@@ -1,5 +1,6 @@
 """Model selection, and metrics vs baseline on one shared holdout, per family."""
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -194,10 +195,46 @@ def test_recommender_learns_personal_taste_beyond_popularity() -> None:
     assert outcome.model_name == outcome.selection["candidate"][0]
 
 
+def test_recommender_candidates_share_their_matrices_with_the_same_scores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The candidates are fitted on one `Interactions` and scored on one `Window` (built once):
+    each scores exactly as when fitted and scored on its own; a champion with the challenger's
+    recipe that saw the holdout gets the challenger's metrics without a refit."""
+    pairs = _taste_pairs()
+    outcome = recommend.train_recommender(pairs, holdout_days=14)
+    cutoff = pairs["as_of_date"].max()
+    holdout_start = cutoff - timedelta(days=13)
+    history, targets = recommend.split_at(
+        pairs, holdout_start - timedelta(days=14), holdout_start - timedelta(days=1)
+    )
+    alone = {
+        (kind, json.dumps(params, sort_keys=True)): recommend.ranking_metrics(
+            recommend.fit(kind, params, history), history, targets, 10
+        )["hit_rate_at_10"]
+        for kind, params in recommend.CANDIDATES
+    }
+    shared = {
+        (row["candidate"], row["params"]): row["validation_hit_rate_at_10"]
+        for row in outcome.selection.iter_rows(named=True)
+    }
+    assert shared == alone
+    assert len(set(alone.values())) > 2
+    champion = _stored(outcome.artifact)
+    with monkeypatch.context() as patched:
+        patched.setattr(recommend, "fit", _no_refit)
+        assert outcome.evaluate_champion(_card(outcome), champion) == outcome.metrics
+    other = {**champion, "params": {"l2_per_mean_count": 123.0}, "kind": "ease"}
+    with monkeypatch.context() as patched:
+        patched.setattr(recommend, "fit", _no_refit)
+        with pytest.raises(AssertionError, match="refit"):
+            outcome.evaluate_champion(_card(outcome), other)
+
+
 def test_ease_links_items_bought_together() -> None:
     # items 0 and 1 always go together, 2 and 3 too; nobody mixes the pairs
     rows = np.array([[1, 1, 0, 0]] * 20 + [[0, 0, 1, 1]] * 20, dtype=np.float32)
-    scores = recommend.ease_scores(sparse.csr_matrix(rows), l2_per_mean_count=0.5)
+    scores = recommend.ease_scores(recommend.co_purchases(sparse.csr_matrix(rows)), 0.5)
     assert scores[0, 1] > 0.5 and scores[2, 3] > 0.5
     assert scores[0, 2] <= 0 and scores[1, 3] <= 0
 
