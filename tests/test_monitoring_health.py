@@ -29,23 +29,28 @@ pipeline_health = build_pipeline_health(load_sources(), daily_partitions_def("20
 def order_lines(day: dt.date, folder: str, channel: str, n: int, rng) -> pl.DataFrame:
     start = dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
     minutes = np.sort(rng.integers(0, 17 * 60, n))
-    return pl.DataFrame({
-        "partition_date": [day] * n,
-        "channel": [channel] * n,
-        "customer_key": [None if i % 10 == 0 else f"c{i}" for i in range(n)],
-        "ordered_at": [start + dt.timedelta(minutes=int(m)) for m in minutes],
-        "source_file": [f"{folder}/{day.isoformat()}.csv"] * n,
-    })
+    return pl.DataFrame(
+        {
+            "partition_date": [day] * n,
+            "channel": [channel] * n,
+            "customer_key": [None if i % 10 == 0 else f"c{i}" for i in range(n)],
+            "ordered_at": [start + dt.timedelta(minutes=int(m)) for m in minutes],
+            "source_file": [f"{folder}/{day.isoformat()}.csv"] * n,
+        }
+    )
 
 
 def quarantine(day: dt.date, folder: str, n: int) -> pl.DataFrame:
-    return pl.DataFrame({
-        "partition_date": [day] * n,
-        "channel": [folder] * n,
-        "source_file": [f"{folder}/{day.isoformat()}.jsonl"] * n,
-        "source_row": list(range(1, n + 1)),
-        "reasons": ["quantity: not a number"] * n,
-    }, schema_overrides={"source_row": pl.Int64})
+    return pl.DataFrame(
+        {
+            "partition_date": [day] * n,
+            "channel": [folder] * n,
+            "source_file": [f"{folder}/{day.isoformat()}.jsonl"] * n,
+            "source_row": list(range(1, n + 1)),
+            "reasons": ["quantity: not a number"] * n,
+        },
+        schema_overrides={"source_row": pl.Int64},
+    )
 
 
 @pytest.fixture
@@ -74,7 +79,9 @@ def test_a_range_run_flags_half_the_pos_rows_and_the_quarantine_spike(
 ) -> None:
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [pipeline_health], instance=instance, tags=RANGE_TAGS,
+            [pipeline_health],
+            instance=instance,
+            tags=RANGE_TAGS,
             resources={
                 "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
                 "thresholds": MonitoringThresholds(),
@@ -108,12 +115,14 @@ def health_sources(stored: pl.DataFrame) -> list[str]:
 
 def history_frame(source: str, values: dict[str, list[float]]) -> pl.DataFrame:
     n = len(next(iter(values.values())))
-    frame = pl.DataFrame({
-        "partition_date": [FIRST + dt.timedelta(days=i) for i in range(n)],
-        "source": [source] * n,
-        "rows_quarantined": [0] * n,
-        **values,
-    })
+    frame = pl.DataFrame(
+        {
+            "partition_date": [FIRST + dt.timedelta(days=i) for i in range(n)],
+            "source": [source] * n,
+            "rows_quarantined": [0] * n,
+            **values,
+        }
+    )
     return frame.select(list(health.HEALTH_SCHEMA)).cast(health.HEALTH_SCHEMA)  # type: ignore[arg-type]
 
 
@@ -146,9 +155,7 @@ def test_isolation_forest_flags_a_day_unlike_its_history() -> None:
 
 def year_of_health(rng) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Health rows of two sources over 120 days: (history before the range, the range)."""
-    frames = [
-        history_frame(source, steady_history(120, rng)) for source in ("pos", "web")
-    ]
+    frames = [history_frame(source, steady_history(120, rng)) for source in ("pos", "web")]
     rows = pl.concat(frames).sort("partition_date", "source")
     split = FIRST + dt.timedelta(days=40)
     return rows.filter(pl.col("partition_date") < split), rows
@@ -159,8 +166,10 @@ def test_the_forest_is_fitted_once_per_source_and_week() -> None:
     run = health.forest_anomalies(rows, rows)
     judged = run.verdicts
     weeks = judged.select(
-        "source", health_week=pl.col("partition_date").map_elements(
-            lambda d: health.forest_window(d)[1], return_dtype=pl.Date)
+        "source",
+        health_week=pl.col("partition_date").map_elements(
+            lambda d: health.forest_window(d)[1], return_dtype=pl.Date
+        ),
     ).unique()
     assert run.fitted == weeks.height and run.scored == judged.height
     assert judged.height > 100 and run.fitted < judged.height / 5
@@ -188,14 +197,16 @@ def test_one_changed_day_is_the_only_day_scored_again_with_the_same_results() ->
     )
     assert differs.select("source", "partition_date").rows() == [("pos", last)]
     assert again.verdicts.filter(pl.col("partition_date") == last, pl.col("source") == "pos")[
-        "anomalous"].to_list() == [True]
+        "anomalous"
+    ].to_list() == [True]
 
     # a day inside other weeks' training windows: those weeks (of that source) are fitted
     # again, every other verdict is kept, and the result is what a fresh run gives
     middle = FIRST + dt.timedelta(days=60)
     moved = changed.with_columns(
         staleness_hours=pl.when((pl.col("partition_date") == middle) & (pl.col("source") == "web"))
-        .then(pl.lit(7.0)).otherwise(pl.col("staleness_hours"))
+        .then(pl.lit(7.0))
+        .otherwise(pl.col("staleness_hours"))
     )
     third = health.forest_anomalies(moved, moved, previous=again.verdicts)
     assert third.verdicts.equals(health.forest_anomalies(moved, moved).verdicts)
@@ -211,10 +222,16 @@ def test_a_range_run_again_keeps_every_verdict_until_a_day_changes(tmp_path: Pat
     wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     rng = np.random.default_rng(6)
     days = [FIRST + dt.timedelta(days=i) for i in range(50)]
-    wh.replace_partitions("cleaned.order_lines", pl.concat([
-        order_lines(day, "pos_transactions", "store", 100 + int(rng.integers(-5, 6)), rng)
-        for day in days
-    ]), days)
+    wh.replace_partitions(
+        "cleaned.order_lines",
+        pl.concat(
+            [
+                order_lines(day, "pos_transactions", "store", 100 + int(rng.integers(-5, 6)), rng)
+                for day in days
+            ]
+        ),
+        days,
+    )
     resources = {
         "warehouse": WarehouseResource(kind="duckdb", path=str(wh.path)),
         "thresholds": MonitoringThresholds(),
@@ -226,8 +243,9 @@ def test_a_range_run_again_keeps_every_verdict_until_a_day_changes(tmp_path: Pat
 
     def run() -> dict:
         with dg.instance_for_test() as instance:
-            result = dg.materialize([pipeline_health], instance=instance, tags=tags,
-                                    resources=resources)
+            result = dg.materialize(
+                [pipeline_health], instance=instance, tags=tags, resources=resources
+            )
         assert result.success
         [materialization] = result.asset_materializations_for_node("pipeline_health")[:1]
         stored = wh.query(f"SELECT * FROM {FOREST_TABLE} ORDER BY partition_date, source")
@@ -241,7 +259,8 @@ def test_a_range_run_again_keeps_every_verdict_until_a_day_changes(tmp_path: Pat
     assert second["forest_verdicts_kept"] == first["stored"].height
     assert second["stored"].equals(first["stored"])
     wh.replace_partitions(
-        "cleaned.order_lines", order_lines(days[-1], "pos_transactions", "store", 30, rng),
+        "cleaned.order_lines",
+        order_lines(days[-1], "pos_transactions", "store", 30, rng),
         [days[-1]],
     )
     third = run()

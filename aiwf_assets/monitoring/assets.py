@@ -107,11 +107,13 @@ FEATURE_DRIFT_CHECKS = [
     code_version=CODE_VERSION,
     check_specs=[
         dg.AssetCheckSpec(
-            "drift_below_warning", asset="feature_drift",
+            "drift_below_warning",
+            asset="feature_drift",
             description="No feature's PSI or KS reaches the warning threshold (WARN).",
         ),
         dg.AssetCheckSpec(
-            "drift_below_retrain_threshold", asset="feature_drift",
+            "drift_below_retrain_threshold",
+            asset="feature_drift",
             description="No feature's PSI or KS reaches the retrain threshold; when it "
             "fails, the models trained on customer_features are retrained.",
             metadata={RETRAIN_METADATA_KEY: DRIFT_MODELS},
@@ -136,7 +138,9 @@ def feature_drift(
     if champion is not None:
         trained_through = dt.date.fromisoformat(champion.trained_through)
         reference = pinned(
-            store, FEATURE_REFERENCE, champion.version,
+            store,
+            FEATURE_REFERENCE,
+            champion.version,
             drift.snapshot_at(features, trained_through),
         )
     columns = feature_columns_of(features)
@@ -153,15 +157,19 @@ def feature_drift(
         table = drift.drift_table(reference, current, columns, drift_thresholds(thresholds))
     warehouse.get().replace_table(f"{SCHEMA}.feature_drift", table)
     return _drift_result(
-        table, FEATURE_DRIFT_CHECKS, note,
+        table,
+        FEATURE_DRIFT_CHECKS,
+        note,
         {"champion_version": champion.version if champion else "none"},
     )
 
 
 def drift_thresholds(thresholds: MonitoringThresholds) -> drift.DriftThresholds:
     return drift.DriftThresholds(
-        thresholds.drift_psi_warn, thresholds.drift_psi_retrain,
-        thresholds.drift_ks_warn, thresholds.drift_ks_retrain,
+        thresholds.drift_psi_warn,
+        thresholds.drift_psi_retrain,
+        thresholds.drift_ks_warn,
+        thresholds.drift_ks_retrain,
     )
 
 
@@ -172,7 +180,8 @@ def drift_thresholds(thresholds: MonitoringThresholds) -> drift.DriftThresholds:
     code_version=CODE_VERSION,
     check_specs=[
         dg.AssetCheckSpec(
-            "prediction_drift_below_warning", asset="prediction_drift",
+            "prediction_drift_below_warning",
+            asset="prediction_drift",
             description="The churn risk distribution's PSI/KS against the champion's first "
             "scores stays below the warning threshold (WARN; retraining follows feature "
             "drift and performance, not this).",
@@ -195,7 +204,9 @@ def prediction_drift(
         f"of {scores['as_of_date'].max()}"
     )
     return _drift_result(
-        table, [("prediction_drift_below_warning", "warn")], note,
+        table,
+        [("prediction_drift_below_warning", "warn")],
+        note,
         {"mean_risk": float(scores["churn_risk"].mean() or 0.0)},  # type: ignore[arg-type]
     )
 
@@ -255,13 +266,15 @@ def _performance_check(
     code_version=CODE_VERSION,
     check_specs=[
         dg.AssetCheckSpec(
-            "churn_performance", asset="model_performance",
+            "churn_performance",
+            asset="model_performance",
             description="Live ROC AUC of the newest matured churn snapshot is within the "
             "tolerance of the champion's holdout AUC; a failure retrains churn_model.",
             metadata={RETRAIN_METADATA_KEY: "churn_model"},
         ),
         dg.AssetCheckSpec(
-            "demand_performance", asset="model_performance",
+            "demand_performance",
+            asset="model_performance",
             description="Live WAPE of the newest fully observed forecast is within the "
             "tolerance of the champion's holdout WAPE; a failure retrains demand_model.",
             metadata={RETRAIN_METADATA_KEY: "demand_model"},
@@ -293,14 +306,18 @@ def model_performance(
         archived(store, DEMAND_HISTORY), sales, _last_day(sales["sales_date"])
     )
     churn_verdict = performance.verdict(
-        churn_table, "roc_auc",
+        churn_table,
+        "roc_auc",
         training_metric(models, "churn", churn_table["model_version"].to_list(), "roc_auc"),
-        thresholds.performance_auc_drop, higher_is_better=True,
+        thresholds.performance_auc_drop,
+        higher_is_better=True,
     )
     demand_verdict = performance.verdict(
-        demand_table, "wape",
+        demand_table,
+        "wape",
         training_metric(models, "demand", demand_table["model_version"].to_list(), "wape"),
-        thresholds.performance_wape_rise, higher_is_better=False,
+        thresholds.performance_wape_rise,
+        higher_is_better=False,
     )
     table = pl.concat([churn_table, demand_table])
     wh.replace_table(f"{SCHEMA}.model_performance", table)
@@ -332,6 +349,8 @@ METRIC_CHECKS = {
     "staleness_hours": "staleness_in_expected_range",
 }
 FOREST_CHECK = "isolation_forest_in_expected_range"
+
+
 def daily_sources(sources: SourcesConfig) -> dict[str, str]:
     """Landing folder -> source name of the daily sources (health rows name the source)."""
     return {
@@ -344,46 +363,68 @@ def daily_sources(sources: SourcesConfig) -> dict[str, str]:
 def _health_check_specs() -> list[dg.AssetCheckSpec]:
     specs = [
         dg.AssetCheckSpec(
-            name, asset="pipeline_health",
+            name,
+            asset="pipeline_health",
             description=f"Per source and day, {metric} is within the range expected from the "
             f"source's previous {health.HISTORY_DAYS} days (robust z and IQR; WARN).",
         )
         for metric, name in METRIC_CHECKS.items()
     ]
-    specs.append(dg.AssetCheckSpec(
-        FOREST_CHECK, asset="pipeline_health",
-        description="With at least 30 previous days, no source-day is more isolated (all "
-        "metrics together, IsolationForest) than every day of its history (WARN).",
-    ))
+    specs.append(
+        dg.AssetCheckSpec(
+            FOREST_CHECK,
+            asset="pipeline_health",
+            description="With at least 30 previous days, no source-day is more isolated (all "
+            "metrics together, IsolationForest) than every day of its history (WARN).",
+        )
+    )
     return specs
 
 
-EVENT_SCHEMA = {"partition_date": pl.Date, "source": pl.String, "rows_cleaned": pl.Int64,
-                "null_customer_rows": pl.Int64, "latest_epoch": pl.Float64}
+EVENT_SCHEMA = {
+    "partition_date": pl.Date,
+    "source": pl.String,
+    "rows_cleaned": pl.Int64,
+    "null_customer_rows": pl.Int64,
+    "latest_epoch": pl.Float64,
+}
 QUARANTINE_SCHEMA = {"partition_date": pl.Date, "source": pl.String, "rows_quarantined": pl.Int64}
 
 
 def measure(wh: Warehouse, days: list[dt.date], folders: dict[str, str]) -> pl.DataFrame:
     """Health rows for every source and day in `days` (three queries, whatever the range)."""
-    events = pl.concat([
-        pl.DataFrame(schema=EVENT_SCHEMA),
-        *(wh.query(health.events_sql(t, days)).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
-          for t in health.EVENT_TABLES if wh.table_exists(t.table)),
-    ])
-    quarantined = pl.concat([
-        pl.DataFrame(schema=QUARANTINE_SCHEMA),
-        *([wh.query(health.quarantine_sql(days)).cast(QUARANTINE_SCHEMA)]  # type: ignore[arg-type]
-          if wh.table_exists(health.QUARANTINE_TABLE) else []),
-    ])
+    events = pl.concat(
+        [
+            pl.DataFrame(schema=EVENT_SCHEMA),
+            *(
+                wh.query(health.events_sql(t, days)).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+                for t in health.EVENT_TABLES
+                if wh.table_exists(t.table)
+            ),
+        ]
+    )
+    quarantined = pl.concat(
+        [
+            pl.DataFrame(schema=QUARANTINE_SCHEMA),
+            *(
+                [wh.query(health.quarantine_sql(days)).cast(QUARANTINE_SCHEMA)]  # type: ignore[arg-type]
+                if wh.table_exists(health.QUARANTINE_TABLE)
+                else []
+            ),
+        ]
+    )
     of_day = pl.col("partition_date")
-    return pl.concat([
-        health.day_metrics(
-            day, sorted(folders),
-            events.filter(of_day == day).drop("partition_date"),
-            quarantined.filter(of_day == day).drop("partition_date"),
-        )
-        for day in days
-    ]).with_columns(pl.col("source").replace(folders))
+    return pl.concat(
+        [
+            health.day_metrics(
+                day,
+                sorted(folders),
+                events.filter(of_day == day).drop("partition_date"),
+                quarantined.filter(of_day == day).drop("partition_date"),
+            )
+            for day in days
+        ]
+    ).with_columns(pl.col("source").replace(folders))
 
 
 def read_history(wh: Warehouse, first: dt.date, before: dt.date) -> pl.DataFrame:
@@ -475,7 +516,8 @@ def build_pipeline_health(
                 name, of_metric.filter(pl.col("anomalous")).drop("anomalous"), of_metric.height
             )
         yield _anomaly_check(
-            FOREST_CHECK, all_forest.filter(pl.col("anomalous")).drop("anomalous", "fingerprint"),
+            FOREST_CHECK,
+            all_forest.filter(pl.col("anomalous")).drop("anomalous", "fingerprint"),
             all_forest.height,
         )
 

@@ -95,22 +95,20 @@ def day_metrics(
     quarantined: source, rows_quarantined of that day.
     """
     end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC).timestamp()
-    per_source = (
-        events.group_by("source")
-        .agg(
-            pl.col("rows_cleaned").sum().cast(pl.Int64),
-            pl.col("null_customer_rows").sum().cast(pl.Int64),
-            pl.col("latest_epoch").max().cast(pl.Float64),
-        )
+    per_source = events.group_by("source").agg(
+        pl.col("rows_cleaned").sum().cast(pl.Int64),
+        pl.col("null_customer_rows").sum().cast(pl.Int64),
+        pl.col("latest_epoch").max().cast(pl.Float64),
     )
     frame = (
         pl.DataFrame({"source": sources}, schema={"source": pl.String})
         .join(per_source, on="source", how="left")
-        .join(quarantined.select("source", pl.col("rows_quarantined").cast(pl.Int64)),
-              on="source", how="left")
-        .with_columns(
-            pl.col("rows_cleaned", "null_customer_rows", "rows_quarantined").fill_null(0)
+        .join(
+            quarantined.select("source", pl.col("rows_quarantined").cast(pl.Int64)),
+            on="source",
+            how="left",
         )
+        .with_columns(pl.col("rows_cleaned", "null_customer_rows", "rows_quarantined").fill_null(0))
         .with_columns(rows=pl.col("rows_cleaned") + pl.col("rows_quarantined"))
         .with_columns(
             partition_date=pl.lit(day),
@@ -155,25 +153,40 @@ def metric_anomalies(history: pl.DataFrame, today: pl.DataFrame, z: float) -> pl
             if value is None or values.size < MIN_HISTORY_DAYS:
                 continue
             verdict = judge(values, float(value), z, min_scale=min_scale(metric, values))
-            rows.append({
-                "source": record["source"],
-                "partition_date": record["partition_date"],
-                "metric": metric,
-                "value": verdict.value,
-                "low": verdict.low,
-                "high": verdict.high,
-                "robust_z": verdict.robust_z,
-                "anomalous": verdict.anomalous,
-            })
-    return pl.DataFrame(rows, schema={
-        "source": pl.String, "partition_date": pl.Date, "metric": pl.String, "value": pl.Float64,
-        "low": pl.Float64, "high": pl.Float64, "robust_z": pl.Float64, "anomalous": pl.Boolean,
-    })
+            rows.append(
+                {
+                    "source": record["source"],
+                    "partition_date": record["partition_date"],
+                    "metric": metric,
+                    "value": verdict.value,
+                    "low": verdict.low,
+                    "high": verdict.high,
+                    "robust_z": verdict.robust_z,
+                    "anomalous": verdict.anomalous,
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "source": pl.String,
+            "partition_date": pl.Date,
+            "metric": pl.String,
+            "value": pl.Float64,
+            "low": pl.Float64,
+            "high": pl.Float64,
+            "robust_z": pl.Float64,
+            "anomalous": pl.Boolean,
+        },
+    )
 
 
 FOREST_SCHEMA = {
-    "source": pl.String, "partition_date": pl.Date, "score": pl.Float64,
-    "threshold": pl.Float64, "anomalous": pl.Boolean, "fingerprint": pl.String,
+    "source": pl.String,
+    "partition_date": pl.Date,
+    "score": pl.Float64,
+    "threshold": pl.Float64,
+    "anomalous": pl.Boolean,
+    "fingerprint": pl.String,
 }
 FOREST_MODEL = "IsolationForest(n_estimators=100, random_state=0)"  # part of every fingerprint
 
@@ -210,8 +223,7 @@ def forest_anomalies(
     stored = {}
     if previous is not None:
         stored = {
-            (row["source"], row["partition_date"]): row
-            for row in previous.iter_rows(named=True)
+            (row["source"], row["partition_date"]): row for row in previous.iter_rows(named=True)
         }
     rows: list[dict] = []
     fits = scored = 0
@@ -242,8 +254,11 @@ def forest_anomalies(
             fingerprint = trained_on.copy()
             fingerprint.update(point.tobytes())
             key = (source, record["partition_date"])
-            row = {"source": source, "partition_date": record["partition_date"],
-                   "fingerprint": fingerprint.hexdigest()}
+            row = {
+                "source": source,
+                "partition_date": record["partition_date"],
+                "fingerprint": fingerprint.hexdigest(),
+            }
             if key in stored and stored[key]["fingerprint"] == row["fingerprint"]:
                 rows.append(stored[key])
             else:
@@ -254,9 +269,15 @@ def forest_anomalies(
         fits, scored = fits + 1, scored + len(pending)
         scores = forest.score_samples(np.vstack([train, *(p for _, p in pending)]))
         threshold = float(scores[: train.shape[0]].min())
-        for (row, _), score in zip(pending, scores[train.shape[0]:], strict=True):
-            rows.append({**row, "score": float(score), "threshold": threshold,
-                         "anomalous": bool(score < threshold)})
+        for (row, _), score in zip(pending, scores[train.shape[0] :], strict=True):
+            rows.append(
+                {
+                    **row,
+                    "score": float(score),
+                    "threshold": threshold,
+                    "anomalous": bool(score < threshold),
+                }
+            )
     verdicts = pl.DataFrame(rows, schema=FOREST_SCHEMA).sort("partition_date", "source")
     return ForestRun(verdicts, fits, scored)
 

@@ -41,8 +41,9 @@ def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts / max(values.size, 1)
 
 
-def psi(reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray,
-        bins: int = 10) -> float:
+def psi(
+    reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray, bins: int = 10
+) -> float:
     """Population stability index; 0 = same distribution, > 0.25 is conventionally large."""
     ref, cur = _as_array(reference), _as_array(current)
     if ref.size == 0 or cur.size == 0:
@@ -53,8 +54,9 @@ def psi(reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.n
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def ks_statistic(reference: Sequence[float] | np.ndarray,
-                 current: Sequence[float] | np.ndarray) -> float:
+def ks_statistic(
+    reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray
+) -> float:
     """Largest distance between the two empirical CDFs of the finite values (0..1).
 
     NaN when either side has no finite value (PSI's missing bin covers that case).
@@ -101,8 +103,13 @@ class Judgement:
     anomalous: bool
 
 
-def judge(history: Sequence[float] | np.ndarray, value: float, z: float, k: float = 1.5,
-          min_scale: float = 1e-9) -> Judgement:
+def judge(
+    history: Sequence[float] | np.ndarray,
+    value: float,
+    z: float,
+    k: float = 1.5,
+    min_scale: float = 1e-9,
+) -> Judgement:
     """Anomalous when the value is beyond `z` robust sds AND outside the IQR fences.
 
     Requiring both keeps a single noisy rule from paging anyone. The expected range
