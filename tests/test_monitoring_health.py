@@ -12,6 +12,7 @@ from aiwf_assets.ingest.spec import load_sources
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.monitoring import health
 from aiwf_assets.monitoring.assets import FOREST_TABLE, HEALTH_TABLE, build_pipeline_health
+from aiwf_assets.monitoring.stats import judge
 from aiwf_assets.partitions import daily_partitions_def
 from aiwf_assets.resources import MonitoringThresholds, WarehouseResource
 
@@ -140,6 +141,61 @@ def test_too_little_history_gives_no_verdict() -> None:
     frame = history_frame("pos", steady_history(health.MIN_HISTORY_DAYS, rng))
     today = frame.tail(1)
     assert health.metric_anomalies(frame.head(frame.height - 1), today, 3.5).is_empty()
+
+
+def judged_day_by_day(history: pl.DataFrame, today: pl.DataFrame, z: float) -> pl.DataFrame:
+    """metric_anomalies by its definition: filter the whole history for every row of today."""
+    rows = []
+    for record in today.iter_rows(named=True):
+        day = record["partition_date"]
+        past = history.filter(
+            pl.col("source") == record["source"],
+            pl.col("partition_date") < day,
+            pl.col("partition_date") >= day - dt.timedelta(days=health.HISTORY_DAYS),
+        )
+        for metric in health.METRICS:
+            values = past[metric].drop_nulls().to_numpy().astype(np.float64)
+            if record[metric] is None or values.size < health.MIN_HISTORY_DAYS:
+                continue
+            verdict = judge(
+                values, float(record[metric]), z, min_scale=health.min_scale(metric, values)
+            )
+            rows.append(
+                {
+                    "source": record["source"],
+                    "partition_date": day,
+                    "metric": metric,
+                    "value": verdict.value,
+                    "low": verdict.low,
+                    "high": verdict.high,
+                    "robust_z": verdict.robust_z,
+                    "anomalous": verdict.anomalous,
+                }
+            )
+    return pl.DataFrame(
+        rows, schema=health.metric_anomalies(history.head(0), today.head(0), z).schema
+    )
+
+
+def test_metric_anomalies_are_the_day_by_day_judgement() -> None:
+    """Each source's history is sliced per day, not filtered: same verdicts on a history
+    with nulls, missing days, a repeated day, rows out of order and a source without any."""
+    rng = np.random.default_rng(8)
+    frames = [history_frame(s, steady_history(80, rng)) for s in ("pos", "web")]
+    rows = (
+        pl.concat(frames)
+        .with_columns(
+            quarantine_rate=pl.when(pl.col("rows") < 395).then(None).otherwise("quarantine_rate"),
+            rows=pl.when(pl.col("partition_date").dt.day() == 20).then(200).otherwise("rows"),
+        )
+        .filter(pl.col("partition_date").dt.day() != 13)
+    )
+    rows = pl.concat([rows, rows.filter(pl.col("partition_date") == FIRST + dt.timedelta(30))])
+    rows = rows.sample(fraction=1.0, shuffle=True, seed=1)
+    today = pl.concat([rows.tail(40), history_frame("crm", steady_history(3, rng))])
+    judged = health.metric_anomalies(rows, today, 2.0)
+    assert judged.height > 100 and judged["anomalous"].any()
+    assert judged.equals(judged_day_by_day(rows, today, 2.0))
 
 
 def test_isolation_forest_flags_a_day_unlike_its_history() -> None:

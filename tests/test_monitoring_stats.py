@@ -60,6 +60,15 @@ def test_half_the_usual_rows_is_flagged_with_the_expected_range() -> None:
     assert not judge(history, 410.0, z=3.5).anomalous
 
 
+def test_judge_reports_the_same_robust_z_as_robust_z() -> None:
+    for min_scale in (1e-9, 1.0, 40.0):
+        history = RNG.normal(400, 12, 28).round()
+        for value in (200.0, 401.0, 455.5):
+            assert judge(history, value, z=3.5, min_scale=min_scale).robust_z == robust_z(
+                history, value, min_scale=min_scale
+            )
+
+
 def test_both_rules_must_agree_before_a_value_is_anomalous() -> None:
     history = [10, 10, 10, 10, 11, 10, 10, 30]  # IQR fences are tight, MAD sd is 0
     verdict = judge(history, 12.0, z=3.5, min_scale=1.0)

@@ -119,6 +119,5 @@ def judge(
     centre, scale = float(np.median(hist)), robust_scale(hist, min_scale)
     fence_low, fence_high = iqr_bounds(hist, k)
     low, high = min(centre - z * scale, fence_low), max(centre + z * scale, fence_high)
-    return Judgement(
-        value, low, high, robust_z(hist, value, min_scale), bool(value < low or value > high)
-    )
+    # robust_z(hist, value, min_scale), without computing the median and scale again
+    return Judgement(value, low, high, (value - centre) / scale, bool(value < low or value > high))
