@@ -58,6 +58,53 @@ def test_activity_after_the_cutoff_does_not_change_customer_features() -> None:
     assert set(features.customer_feature_columns(("web", "app", "store"))) <= set(before.columns)
 
 
+def test_order_rate_columns_count_only_order_days_up_to_the_as_of_date() -> None:
+    """The churn model's quiet probability reads days with an order and days since the first
+    one as of the snapshot: a later order, a ticket-only day and a second order on one day
+    do not count."""
+    day = date(2026, 1, 1)
+
+    def activity_row(offset: int, orders: int, tickets: int = 0) -> dict[str, object]:
+        return {
+            "customer_key": "c1",
+            "activity_date": day + timedelta(days=offset),
+            "n_orders": orders,
+            "n_units": orders,
+            "revenue": 10.0 * orders,
+            "web_orders": orders,
+            "app_orders": 0,
+            "store_orders": 0,
+            "n_tickets": tickets,
+            "n_sessions": 0,
+            "pages_viewed": 0,
+            "product_views": 0,
+        }
+
+    activity = pl.DataFrame(
+        [activity_row(2, 1), activity_row(5, 2), activity_row(8, 0, tickets=1), activity_row(10, 1)]
+        + [activity_row(20, 1), activity_row(25, 3)]  # after the as-of date
+    )
+    orders = pl.DataFrame(
+        {"customer_key": ["c1"], "order_date": [day + timedelta(days=2)], "has_promo": [False]}
+    )
+    customers = pl.DataFrame(
+        {
+            "customer_key": ["c1"],
+            "signup_date": [day],
+            "birth_year": [1990],
+            "is_known_to_crm": [True],
+        }
+    )
+    as_of = day + timedelta(days=12)
+    row = features.customer_features_as_of(activity, orders, customers, as_of).row(0, named=True)
+    assert (row["order_days"], row["days_since_first_order"]) == (3.0, 10.0)
+    assert set(features.ORDER_RATE_COLUMNS).isdisjoint(
+        features.feature_columns_of(
+            features.customer_features_as_of(activity, orders, customers, as_of)
+        )
+    )
+
+
 def test_snapshots_hold_the_cutoff_and_dated_training_points() -> None:
     dates = features.snapshot_dates(date(2026, 6, 30), date(2026, 1, 1), 30, 4, 7)
     assert dates == [

@@ -107,6 +107,43 @@ def test_channel_shares_of_few_orders_are_shrunk_towards_an_even_split() -> None
     assert (x[0, 1:4] == [1.0, 0.0, 0.0]).all()  # the input is left alone
 
 
+def test_quiet_probability_is_the_chance_of_no_order_at_the_customers_own_rate() -> None:
+    a0, b0 = churn.QUIET_PRIOR_ORDER_DAYS, churn.QUIET_PRIOR_DAYS
+    order_days = np.array([3.0, 30.0, 3.0, np.nan])
+    since_first = np.array([59.0, 59.0, 9.0, np.nan])
+    quiet = churn.quiet_probability(order_days, since_first, 30)
+    assert quiet[0] == pytest.approx(((b0 + 60) / (b0 + 90)) ** (a0 + 3))
+    # more order days in the same time, or the same days in less time: less likely quiet
+    assert quiet[1] < quiet[0] and quiet[2] < quiet[0]
+    assert quiet[3] == 1.0  # no order yet
+    assert churn.quiet_probability(order_days[:1], since_first[:1], 60)[0] < quiet[0]
+    assert churn.with_quiet(np.array([0.2, 0.0]), np.array([0.5, 0.3])) == pytest.approx([0.6, 0.3])
+
+
+def test_served_churn_risk_adds_the_quiet_probability_only_for_models_trained_with_it(
+    marts: dict[str, pl.DataFrame],
+) -> None:
+    snapshots, buying = _churn_inputs(marts)
+    artifact = churn.train_churn(snapshots, buying, horizon_days=30).artifact
+    current = snapshots.filter(pl.col("as_of_date") == snapshots["as_of_date"].max())
+    model = artifact["pipeline"].predict_proba(
+        current.select(artifact["feature_columns"]).to_numpy().astype(np.float64)
+    )[:, 1]
+    quiet = churn.quiet_probability(
+        current["order_days"].to_numpy(), current["days_since_first_order"].to_numpy(), 30
+    )
+    served = churn.churn_risk(artifact, current)
+    assert served == pytest.approx(churn.with_quiet(model, quiet))
+    assert (served >= model).all() and (served > model).any()
+    scores = churn.score_customers(artifact, snapshots)
+    assert scores["churn_risk"].to_numpy() == pytest.approx(served)
+    # a champion stored before the quiet probability scores with its model alone
+    older = {k: v for k, v in artifact.items() if k != "quiet_prior"}
+    assert churn.churn_risk(older, current) == pytest.approx(model)
+    with pytest.raises(ValueError, match="order_days"):
+        churn.churn_risk(artifact, current.drop("order_days"))
+
+
 def test_churn_model_and_baseline_are_scored_on_the_same_holdout(
     marts: dict[str, pl.DataFrame],
 ) -> None:

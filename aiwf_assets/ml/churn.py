@@ -7,6 +7,10 @@ cross-validation over those snapshots (validate on a snapshot, train on
 snapshots whose labels were known by then); the newest labelled snapshot
 (cutoff - N) is the holdout that every metric and the champion comparison
 use; the served model is refit on every labelled snapshot.
+
+The risk served is the model's combined with the customer's own quiet probability
+(`quiet_probability`: no order in the horizon at their own order rate, were they still
+buying) as a second, independent cause: `1 - (1 - model) * (1 - quiet)` (`churn_risk`).
 """
 
 from __future__ import annotations
@@ -30,12 +34,60 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
 from aiwf_assets.ml.common import RANDOM_STATE, parallel_map, same_recipe
-from aiwf_assets.ml.features import feature_columns_of
+from aiwf_assets.ml.features import ORDER_RATE_COLUMNS, feature_columns_of
 from aiwf_assets.ml.populations import GUEST, IDENTIFIED, POPULATIONS, metric_name
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 PRIMARY_METRIC = "roc_auc"
 RISK_BANDS = ((0.5, "high"), (0.2, "medium"), (0.0, "low"))
+# The gamma prior of a customer's daily order rate in `quiet_probability`: as if every
+# customer had QUIET_PRIOR_ORDER_DAYS days with an order in QUIET_PRIOR_DAYS more days.
+QUIET_PRIOR_ORDER_DAYS, QUIET_PRIOR_DAYS = 1.0, 7.0
+
+
+def quiet_probability(
+    order_days: np.ndarray,
+    days_since_first_order: np.ndarray,
+    horizon_days: int,
+    prior: tuple[float, float] = (QUIET_PRIOR_ORDER_DAYS, QUIET_PRIOR_DAYS),
+) -> np.ndarray:
+    """P(no order in the next `horizon_days` days) for a customer who keeps buying at their
+    own rate: the gamma-Poisson (NBD) predictive `(b / (b + N)) ** a` with `a = a0 + order
+    days`, `b = b0 + days from the first order to the as-of date, that day included` (prior
+    a0 order days in b0 days). A customer with no order (NaN) gets 1."""
+    a0, b0 = prior
+    exposure = b0 + np.asarray(days_since_first_order, dtype=np.float64) + 1.0
+    quiet = (exposure / (exposure + horizon_days)) ** (a0 + np.asarray(order_days, np.float64))
+    return np.nan_to_num(quiet, nan=1.0)
+
+
+def with_quiet(risk: np.ndarray, quiet: np.ndarray) -> np.ndarray:
+    """The model's risk and the quiet probability as two independent causes of churn."""
+    return 1.0 - (1.0 - risk) * (1.0 - quiet)
+
+
+def churn_risk(artifact: dict[str, Any], frame: pl.DataFrame) -> np.ndarray:
+    """The served risk of each row of a customer feature frame: the artifact's model,
+    combined with the quiet probability when the artifact was trained with it
+    (`quiet_prior`; artifacts from before it score with the model alone)."""
+    x = frame.select(artifact["feature_columns"]).to_numpy().astype(np.float64)
+    risk = artifact["pipeline"].predict_proba(x)[:, 1]
+    prior = artifact.get("quiet_prior")
+    if prior is None:
+        return risk
+    missing = [c for c in ORDER_RATE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"the churn model needs {', '.join(missing)} in customer_features: "
+            "rematerialise customer_features with this code"
+        )
+    quiet = quiet_probability(
+        frame["order_days"].to_numpy(),
+        frame["days_since_first_order"].to_numpy(),
+        artifact["horizon_days"],
+        (float(prior[0]), float(prior[1])),
+    )
+    return with_quiet(risk, quiet)
 
 
 def signed_log(values: np.ndarray) -> np.ndarray:
@@ -308,7 +360,16 @@ def train_churn(
     x_train, y_train = _xy(train, columns)
     x_hold, y_hold = _xy(holdout, columns)
     model = build_candidate(name, params).fit(x_train, y_train)
-    scores = model.predict_proba(x_hold)[:, 1]
+    quiet_prior = [QUIET_PRIOR_ORDER_DAYS, QUIET_PRIOR_DAYS]
+    scores = churn_risk(
+        {
+            "pipeline": model,
+            "feature_columns": columns,
+            "horizon_days": horizon_days,
+            "quiet_prior": quiet_prior,
+        },
+        holdout,
+    )
     rule = RecencyRule.fit(train["recency_days"].to_numpy(), y_train)
     baseline_scores = rule.predict(holdout["recency_days"].to_numpy())
 
@@ -333,10 +394,11 @@ def train_churn(
         pipeline = artifact["pipeline"]
         if date.fromisoformat(card.trained_through) > holdout_date:
             # it has seen the holdout's outcomes: compare its recipe on the same training rows
-            if columns == challenger_columns and same_recipe(pipeline, model):
+            same_quiet = artifact.get("quiet_prior") == quiet_prior
+            if columns == challenger_columns and same_quiet and same_recipe(pipeline, model):
                 return classification_metrics(y_hold, scores)  # that refit would be `model`
             pipeline = clone(pipeline).fit(train.select(columns).to_numpy(), y_train)
-        champion_scores = pipeline.predict_proba(holdout.select(columns).to_numpy())[:, 1]
+        champion_scores = churn_risk({**artifact, "pipeline": pipeline}, holdout)
         return classification_metrics(y_hold, champion_scores)
 
     x_all, y_all = _xy(labelled, columns)
@@ -344,6 +406,7 @@ def train_churn(
         "pipeline": build_candidate(name, params).fit(x_all, y_all),
         "feature_columns": columns,
         "horizon_days": horizon_days,
+        "quiet_prior": quiet_prior,
     }
     sample = np.random.default_rng(RANDOM_STATE).permutation(len(y_hold))[:3000]
     importance = permutation_importance(
@@ -400,8 +463,7 @@ def score_customers(artifact: dict[str, Any], features: pl.DataFrame) -> pl.Data
     current = features.filter(pl.col("as_of_date") == as_of)
     if "identified" not in current.columns:  # features built before populations existed
         current = current.with_columns(identified=pl.lit(None, pl.Boolean))
-    x = current.select(artifact["feature_columns"]).to_numpy().astype(np.float64)
-    risk = artifact["pipeline"].predict_proba(x)[:, 1]
+    risk = churn_risk(artifact, current)
     population = pl.when(pl.col("identified")).then(pl.lit(IDENTIFIED))
     return (
         current.select(

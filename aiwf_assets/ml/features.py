@@ -46,6 +46,10 @@ _FEATURES_AFTER_CHANNELS = [
 ]
 # every customer feature that is not a channel share
 CUSTOMER_BASE_FEATURES = [*_FEATURES_BEFORE_CHANNELS, *_FEATURES_AFTER_CHANNELS]
+# Not model features: the customer's own order rate as counts, read by the churn model's
+# quiet probability (`churn.quiet_probability`): days with an order on or before the as-of
+# date, and days from the first of them to the as-of date.
+ORDER_RATE_COLUMNS = ["order_days", "days_since_first_order"]
 
 
 def customer_feature_columns(channels: Sequence[str]) -> list[str]:
@@ -185,7 +189,9 @@ def customer_features_as_of(
     channel) gives a `<channel>_share` feature. Only rows dated on or before `as_of` are used; from
     dim_customers only static attributes (signup date, birth year) and whether
     `is_known_to_crm` (column `identified`: a CRM customer, not a guest) are
-    read, never its all-time first/last order dates.
+    read, never its all-time first/last order dates. Besides the features, the
+    ORDER_RATE_COLUMNS (days with an order, days since the first) feed the churn
+    model's quiet probability.
     """
     past = activity.filter(
         pl.col("activity_date") <= as_of, pl.col("customer_key").is_not_null()
@@ -277,8 +283,18 @@ def customer_features_as_of(
             .cast(pl.Float64),
             age=(pl.lit(as_of.year) - pl.col("birth_year")).cast(pl.Float64),
             identified=pl.col("identified").fill_null(False),
+            order_days=pl.col("active_days").cast(pl.Float64),
+            days_since_first_order=(as_of_lit - pl.col("first_order_date"))
+            .dt.total_days()
+            .cast(pl.Float64),
         )
-        .select("customer_key", "as_of_date", *customer_feature_columns(channels), "identified")
+        .select(
+            "customer_key",
+            "as_of_date",
+            *customer_feature_columns(channels),
+            "identified",
+            *ORDER_RATE_COLUMNS,
+        )
         .sort("customer_key")
     )
 
