@@ -28,7 +28,7 @@ from aiwf_assets.io.warehouse import PARTITION_COLUMN, Warehouse
 from aiwf_assets.ml.common import frame_version, source_version
 from aiwf_assets.ml.features import feature_columns_of
 from aiwf_assets.ml.marts import purchase_days, read_mart
-from aiwf_assets.monitoring import drift, health, performance, stats
+from aiwf_assets.monitoring import drift, health, iforest, performance, stats
 from aiwf_assets.resources import (
     ALLOW_MISSING,
     ModelStoreResource,
@@ -39,7 +39,7 @@ from aiwf_assets.resources import (
 
 OWNERS = ["team:data-platform"]
 SCHEMA = "monitoring"
-CODE_VERSION = source_version(drift, health, performance, stats)
+CODE_VERSION = source_version(drift, health, iforest, performance, stats)
 DRIFT_MODELS = "churn_model,segmentation_model"  # the models trained on customer_features
 FEATURE_REFERENCE = "monitoring_reference_customer_features"  # pinned per churn champion
 SCORE_REFERENCE = "monitoring_reference_churn_scores"  # pinned per churn champion

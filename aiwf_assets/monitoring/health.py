@@ -24,8 +24,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import polars as pl
-from sklearn.ensemble import IsolationForest
 
+from aiwf_assets.monitoring import iforest
 from aiwf_assets.monitoring.stats import judge
 
 METRICS = ("rows", "quarantine_rate", "null_customer_rate", "staleness_hours")
@@ -288,9 +288,9 @@ def forest_anomalies(
                 pending.append((row, point))
         if not pending:
             continue
-        forest = IsolationForest(n_estimators=100, random_state=0).fit(train)
         fits, scored = fits + 1, scored + len(pending)
-        scores = forest.score_samples(np.vstack([train, *(p for _, p in pending)]))
+        # IsolationForest(n_estimators=100, random_state=0).fit(train).score_samples(...)
+        scores = iforest.score_samples(train, np.vstack([train, *(p for _, p in pending)]))
         threshold = float(scores[: train.shape[0]].min())
         for (row, _), score in zip(pending, scores[train.shape[0] :], strict=True):
             rows.append(
