@@ -65,6 +65,33 @@ def test_churn_selection_picks_the_clearly_better_candidate() -> None:
     assert table["strict_time_gap"].all()
 
 
+def test_churn_selection_fits_a_shared_preprocessing_once_with_the_same_scores() -> None:
+    """The logistic pipelines' imputer, log and scaler do not depend on the grid (only the
+    model's C varies): fitted once per fold, each C scores exactly as its whole pipeline."""
+    frame = _interaction_snapshots()
+    x = frame.select(PACKAGED_FEATURES).to_numpy()
+    x[::7, 2] = np.nan  # the imputer has something to do
+    y = frame["churned"].to_numpy().astype(int)
+    train, val = slice(0, 1200), slice(1200, None)
+    grid = churn.CANDIDATES["logistic_regression"][1]
+    assert len(grid) > 1
+    assert churn.grid_parts("logistic_regression", grid) == [grid]
+    boosting = churn.CANDIDATES["hist_gradient_boosting"][1]
+    assert churn.grid_parts("hist_gradient_boosting", boosting) == [[p] for p in boosting]
+    whole = [
+        roc_auc(churn.build_candidate("logistic_regression", params), x, y, train, val)
+        for params in grid
+    ]
+    shared = churn._fold_roc_aucs("logistic_regression", grid, x[train], y[train], x[val], y[val])
+    assert shared == whole
+    assert len(set(shared)) > 1  # the C values do differ
+
+
+def roc_auc(pipeline: Any, x: np.ndarray, y: np.ndarray, train: slice, val: slice) -> float:
+    pipeline.fit(x[train], y[train])
+    return float(churn.roc_auc_score(y[val], pipeline.predict_proba(x[val])[:, 1]))
+
+
 def test_time_folds_train_only_on_labels_known_at_validation() -> None:
     dates = [date(2026, 1, 1) + timedelta(days=7 * k) for k in range(8)]
     folds, strict = churn.time_folds(dates, horizon_days=30, max_folds=3)
@@ -421,7 +448,7 @@ def test_selection_fits_in_worker_processes_give_the_same_models(
         _same_outcome(one, two)
         assert one.selection["folds"].max() >= 2
         assert skops_bytes(one.artifact) == skops_bytes(two.artifact)
-    assert calls == ["_fold_roc_auc"] * 2 + ["_validate"] * 2
+    assert calls == ["_fold_roc_aucs"] * 2 + ["_validate"] * 2
 
 
 def test_parallel_map_keeps_the_order_and_stays_here_below_the_row_threshold() -> None:

@@ -280,7 +280,8 @@ def select_candidate(
     labelled: pl.DataFrame, horizon_days: int, max_folds: int, processes: int | None = 1
 ) -> tuple[str, dict[str, Any], pl.DataFrame]:
     """Every candidate and grid point scored by mean ROC AUC over time-aware folds. The fits
-    are independent: up to `processes` run at once (`parallel_map`)."""
+    are independent: up to `processes` tasks run at once (`parallel_map`); a candidate whose
+    preprocessing the grid leaves alone fits it once per fold (`_fold_roc_aucs`)."""
     columns = feature_columns_of(labelled)
     folds, strict = time_folds(labelled["as_of_date"].unique().to_list(), horizon_days, max_folds)
     if not folds:
@@ -292,22 +293,31 @@ def select_candidate(
         if len(np.unique(y_train)) < 2 or len(np.unique(y_val)) < 2:
             continue
         fold_data.append((x_train, y_train, x_val, y_val))
-    points = [(name, params) for name, (_, grid) in CANDIDATES.items() for params in grid]
-    tasks = [(name, params, *data) for name, params in points for data in fold_data]
+    # (candidate, grid points fitted in one task): a shared preprocessing keeps its grid whole
+    parts = [
+        (name, part) for name, (_, grid) in CANDIDATES.items() for part in grid_parts(name, grid)
+    ]
+    tasks = [(name, part, *data) for name, part in parts for data in fold_data]
     fit_rows = max((len(data[1]) for data in fold_data), default=0)
-    scores = iter(parallel_map(_fold_roc_auc, tasks, processes, fit_rows))
+    results = iter(parallel_map(_fold_roc_aucs, tasks, processes, fit_rows))
+    scores: dict[tuple[str, str], list[float]] = {}
+    for name, part in parts:
+        for _ in fold_data:
+            for params, score in zip(part, next(results), strict=True):
+                scores.setdefault((name, json.dumps(params, sort_keys=True)), []).append(score)
     rows = []
-    for name, params in points:
-        point_scores = [next(scores) for _ in fold_data]
-        rows.append(
-            {
-                "candidate": name,
-                "params": json.dumps(params, sort_keys=True),
-                "cv_roc_auc": float(np.mean(point_scores)) if point_scores else float("nan"),
-                "folds": len(point_scores),
-                "strict_time_gap": strict,
-            }
-        )
+    for name, (_, grid) in CANDIDATES.items():
+        for params in grid:
+            point_scores = scores.get((name, json.dumps(params, sort_keys=True)), [])
+            rows.append(
+                {
+                    "candidate": name,
+                    "params": json.dumps(params, sort_keys=True),
+                    "cv_roc_auc": float(np.mean(point_scores)) if point_scores else float("nan"),
+                    "folds": len(point_scores),
+                    "strict_time_gap": strict,
+                }
+            )
     table = pl.DataFrame(rows).sort(  # ties go to the first candidate
         "cv_roc_auc", descending=True, nulls_last=True, maintain_order=True
     )
@@ -317,17 +327,36 @@ def select_candidate(
     return best["candidate"], json.loads(best["params"]), table
 
 
-def _fold_roc_auc(
+def grid_parts(name: str, grid: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The grid of a candidate in the groups one selection task fits: the whole grid when
+    the pipeline has steps before its model and the grid sets only the model's parameters
+    (those steps are then the same for every grid point), else one grid point per task."""
+    steps = build_candidate(name, grid[0]).steps if grid else []
+    shared = len(steps) > 1 and all(key.startswith("model__") for p in grid for key in p)
+    return [grid] if shared else [[params] for params in grid]
+
+
+def _fold_roc_aucs(
     name: str,
-    params: dict[str, Any],
+    grid: list[dict[str, Any]],
     x_train: np.ndarray,
     y_train: np.ndarray,
     x_val: np.ndarray,
     y_val: np.ndarray,
-) -> float:
-    """One selection fit's ROC AUC on its validation snapshot."""
-    model = build_candidate(name, params).fit(x_train, y_train)
-    return float(roc_auc_score(y_val, model.predict_proba(x_val)[:, 1]))
+) -> list[float]:
+    """Selection fits of one candidate on one fold: each grid point's ROC AUC on the
+    validation snapshot. The steps before the model are fitted once for all the grid points
+    (`grid_parts`: they do not depend on it), then each point's model on their output: the
+    same numbers as fitting each point's whole pipeline."""
+    pipelines = [build_candidate(name, params) for params in grid]
+    prepare = pipelines[0][:-1]
+    if len(prepare):
+        x_train, x_val = prepare.fit_transform(x_train, y_train), prepare.transform(x_val)
+    scores = []
+    for pipeline in pipelines:
+        model = pipeline[-1].fit(x_train, y_train)
+        scores.append(float(roc_auc_score(y_val, model.predict_proba(x_val)[:, 1])))
+    return scores
 
 
 def train_churn(
