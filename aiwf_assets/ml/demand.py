@@ -222,7 +222,8 @@ def blend_weight(rows: pl.DataFrame, step: float = BLEND_STEP) -> float:
     weights = np.linspace(0.0, 1.0, round(1.0 / step) + 1)
     errors = [np.abs(actual - (w * forecast + (1.0 - w) * level)).sum() for w in weights]
     best = min(errors)
-    return float(max(w for w, e in zip(weights, errors, strict=True) if e <= best * (1 + 1e-12)))
+    chosen = max(w for w, e in zip(weights, errors, strict=True) if e <= best * (1 + 1e-12))
+    return round(float(chosen), 6)  # 0.7, not 0.7000000000000001, on the card
 
 
 def blended(model_units: pl.Expr, factor: pl.Expr, weight: float) -> pl.Expr:
