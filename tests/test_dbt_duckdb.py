@@ -21,6 +21,7 @@ from aiwf_assets.ingest.spec import load_sources
 from aiwf_assets.io.postgres import PostgresWarehouse
 from aiwf_assets.io.warehouse import DuckDBWarehouse
 from aiwf_assets.marts.assets import (
+    dbt_window_env,
     dbt_window_vars,
     models_without_tag,
     unexplained_dbt_failures,
@@ -32,6 +33,7 @@ from aiwf_assets.marts.resources import (
     dbt_warehouse_env,
     local_dbt_executable,
     scoped_environ,
+    share_partial_parse,
 )
 from aiwf_assets.partitions import daily_partitions_def
 from aiwf_assets.resources import WarehouseResource, build_resources
@@ -55,46 +57,117 @@ RANGE_TAGS = {
     "dagster/asset_partition_range_end": D7.isoformat(),
 }
 DAILY_MODELS = {
-    "stg_cleaned__orders", "stg_cleaned__order_lines", "stg_cleaned__interactions",
-    "stg_cleaned__quarantine", "int_order_lines__first_delivery", "int_orders__cross_channel",
-    "int_sessions__to_orders", "int_customer_activity__daily", *DAILY_FACTS,
+    "stg_cleaned__orders",
+    "stg_cleaned__order_lines",
+    "stg_cleaned__interactions",
+    "stg_cleaned__quarantine",
+    "int_order_lines__first_delivery",
+    "int_orders__cross_channel",
+    "int_sessions__to_orders",
+    "int_customer_activity__daily",
+    *DAILY_FACTS,
 }
 UNPARTITIONED_MODELS = {
-    "stg_cleaned__customers", "stg_cleaned__customer_identity", "stg_cleaned__products",
-    "stg_cleaned__stores", "dim_customers", "dim_products", "customer_rfm",
+    "stg_cleaned__customers",
+    "stg_cleaned__customer_identity",
+    "stg_cleaned__products",
+    "stg_cleaned__stores",
+    "dim_customers",
+    "dim_products",
+    "customer_rfm",
 }
 CLEANED_TABLES = {
-    "orders", "order_lines", "interactions", "quarantine", "customers", "customer_identity",
-    "products", "stores",
+    "orders",
+    "order_lines",
+    "interactions",
+    "quarantine",
+    "customers",
+    "customer_identity",
+    "products",
+    "stores",
 }
 # docs/DATA_CONTRACTS.md, "Marts"
 CONTRACT_COLUMNS = {
     "fct_order_lines": [
-        "order_id", "line_number", "channel", "customer_key", "ordered_at", "order_date", "sku",
-        "line_kind", "is_return", "original_order_id", "quantity", "unit_price", "line_amount",
-        "currency", "line_amount_source", "is_promo",
+        "order_id",
+        "line_number",
+        "channel",
+        "customer_key",
+        "ordered_at",
+        "order_date",
+        "sku",
+        "line_kind",
+        "is_return",
+        "original_order_id",
+        "quantity",
+        "unit_price",
+        "line_amount",
+        "currency",
+        "line_amount_source",
+        "is_promo",
     ],
     "fct_orders": [
-        "order_id", "channel", "customer_key", "ordered_at", "order_date", "store_code",
-        "n_lines", "n_units", "is_return", "gross_amount", "returns_amount", "order_total",
+        "order_id",
+        "channel",
+        "customer_key",
+        "ordered_at",
+        "order_date",
+        "store_code",
+        "n_lines",
+        "n_units",
+        "is_return",
+        "gross_amount",
+        "returns_amount",
+        "order_total",
         "has_promo",
     ],
     "dim_customers": [
-        "customer_key", "signup_date", "country", "birth_year", "first_order_date",
-        "last_order_date", "is_known_to_crm",
+        "customer_key",
+        "signup_date",
+        "country",
+        "birth_year",
+        "first_order_date",
+        "last_order_date",
+        "is_known_to_crm",
     ],
     "dim_products": ["sku", "name", "category", "subcategory", "list_price"],
     "fct_product_daily_sales": [
-        "sku", "sales_date", "units", "units_returned", "revenue", "n_orders", "avg_unit_price",
+        "sku",
+        "sales_date",
+        "units",
+        "units_returned",
+        "revenue",
+        "n_orders",
+        "avg_unit_price",
         "promo_share",
     ],
     "fct_customer_daily_activity": [
-        "customer_key", "activity_date", "n_orders", "n_units", "revenue", "web_orders",
-        "app_orders", "store_orders", "n_tickets", "n_sessions", "pages_viewed", "product_views",
+        "customer_key",
+        "activity_date",
+        "n_orders",
+        "n_units",
+        "revenue",
+        "web_orders",
+        "app_orders",
+        "store_orders",
+        "n_tickets",
+        "n_sessions",
+        "pages_viewed",
+        "product_views",
     ],
     "customer_rfm": [
-        "customer_key", "as_of_date", "recency_days", "frequency", "monetary", "avg_basket",
-        "web_share", "app_share", "store_share", "tenure_days", "n_tickets", "n_sessions",
+        "customer_key",
+        "as_of_date",
+        "recency_days",
+        "frequency",
+        "monetary",
+        "avg_basket",
+        "web_share",
+        "app_share",
+        "store_share",
+        "tenure_days",
+        "n_tickets",
+        "n_sessions",
     ],
 }
 
@@ -108,10 +181,39 @@ def test_window_vars_cover_the_partition_days_inclusively() -> None:
     one_day = {"min_date": "2026-01-05", "max_date": "2026-01-05"}
     assert json.loads(dbt_window_vars(D5, D6)) == one_day
     assert json.loads(dbt_window_vars(D5, date(2026, 1, 8))) == {
-        "min_date": "2026-01-05", "max_date": "2026-01-07",
+        "min_date": "2026-01-05",
+        "max_date": "2026-01-07",
     }
     with pytest.raises(ValueError, match="empty delivery window"):
         dbt_window_vars(D6, D6)
+
+
+def test_window_env_holds_the_same_days_as_the_vars() -> None:
+    assert dbt_window_env(D5, date(2026, 1, 8)) == {
+        "AIWF_DBT_MIN_DATE": "2026-01-05",
+        "AIWF_DBT_MAX_DATE": "2026-01-07",
+    }
+    with pytest.raises(ValueError, match="empty delivery window"):
+        dbt_window_env(D6, D5)
+
+
+def test_a_commands_partial_parse_file_is_shared_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DBT_TARGET_PATH", raising=False)
+    invocation = tmp_path / "project" / "target" / "dbt_daily_models-1234567-abcdefg"
+    invocation.mkdir(parents=True)
+    assert not share_partial_parse(invocation, tmp_path / "project")  # dbt wrote none
+    (invocation / "partial_parse.msgpack").write_bytes(b"parsed")
+    assert share_partial_parse(invocation, tmp_path / "project")
+    assert (tmp_path / "project" / "target" / "partial_parse.msgpack").read_bytes() == b"parsed"
+    assert sorted(p.name for p in (tmp_path / "project" / "target").iterdir()) == [
+        invocation.name,
+        "partial_parse.msgpack",
+    ]
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "elsewhere"))  # as dagster-dbt reads
+    assert share_partial_parse(invocation, tmp_path / "project")
+    assert (tmp_path / "elsewhere" / "partial_parse.msgpack").read_bytes() == b"parsed"
 
 
 def test_only_failures_without_a_failed_check_are_unexplained() -> None:
@@ -319,7 +421,14 @@ def test_marts_have_the_contract_columns(built: Built, name: str) -> None:
 def test_redelivered_rows_keep_their_earliest_delivery(built: Built) -> None:
     orders = read_mart(built.warehouse, "fct_orders")
     assert orders["order_id"].to_list() == [
-        "app:A1", "app:A2", "store:T1", "store:T2", "web:R1", "web:W1", "web:W2", "web:W3",
+        "app:A1",
+        "app:A2",
+        "store:T1",
+        "store:T2",
+        "web:R1",
+        "web:W1",
+        "web:W2",
+        "web:W3",
     ]
     first = orders.filter(pl.col("order_id") == "app:A1").row(0, named=True)
     assert first["partition_date"] == D5 and first["n_units"] == 1
@@ -343,7 +452,10 @@ def test_daily_aggregates(built: Built) -> None:
     ) == (1, 1, 1, 1, 5)
     bob = activity.filter((pl.col("customer_key") == BOB) & (pl.col("activity_date") == D5))
     assert bob.select("n_orders", "app_orders", "store_orders", "revenue").row(0) == (
-        2, 1, 1, 29.99,
+        2,
+        1,
+        1,
+        29.99,
     )
     assert activity.filter(pl.col("customer_key") == CAROL)["n_sessions"].to_list() == [1]
 
@@ -426,6 +538,27 @@ def test_incremental_windows_in_any_delivery_order_match_a_full_build(
     assert soap["sales_date"].to_list() == [D6]
 
 
+def test_a_daily_run_with_another_window_does_not_parse_the_project_again(
+    built: Built, tmp_path: Path
+) -> None:
+    """The window is no dbt var, so the next day's run parses partially (dbt's log says why
+    it cannot otherwise), and it still builds only its window."""
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    seed_cleaned(resource.get(), [D5, D6])
+    defs = build_marts_definitions(resource, target_path=built.target, **DOMAIN)
+    daily = next(a for a in defs.assets if dg.AssetKey("fct_orders") in a.keys)
+    logs = []
+    for day in (D5, D6):
+        result = _materialize(defs, [daily], partition_key=day.isoformat())
+        assert result.success
+        (run_target,) = built.target.glob(f"dbt_daily_models-{result.run_id[:7]}-*")
+        logs.append((run_target / "dbt.log").read_text())
+    assert "Unable to do partial parsing" not in logs[1]
+    assert '"min_date"' not in logs[1]  # the window is not in dbt's vars
+    orders = read_mart(resource.get(), "fct_orders")
+    assert set(orders["partition_date"].to_list()) == {D5, D6}
+
+
 # failures -------------------------------------------------------------------
 def test_a_failing_dbt_test_is_a_failed_blocking_check_that_stops_downstream(
     built: Built, tmp_path: Path
@@ -501,7 +634,8 @@ def test_dbt_commands_skip_dagster_dbts_version_probe_and_adapter(
     monkeypatch.setattr(dbt_resource_module, "check_output", no_subprocess)
     resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
     dbt = WarehouseDbtCliResource(
-        project_dir=str(DBT_PROJECT_DIR), warehouse=resource,
+        project_dir=str(DBT_PROJECT_DIR),
+        warehouse=resource,
         dbt_executable=local_dbt_executable(),
     )
     assert str(dbt._cli_version) == installed_version("dbt-core")
@@ -511,7 +645,9 @@ def test_dbt_commands_skip_dagster_dbts_version_probe_and_adapter(
     elsewhere.parent.mkdir()
     elsewhere.symlink_to(local_dbt_executable())
     other = WarehouseDbtCliResource(
-        project_dir=str(DBT_PROJECT_DIR), warehouse=resource, dbt_executable=str(elsewhere),
+        project_dir=str(DBT_PROJECT_DIR),
+        warehouse=resource,
+        dbt_executable=str(elsewhere),
     )
     with pytest.raises(AssertionError, match="unexpected subprocess"):
         _ = other._cli_version

@@ -16,7 +16,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtP
 
 from aiwf_assets.ingest.spec import SourcesConfig
 from aiwf_assets.io.warehouse import Warehouse
-from aiwf_assets.marts.resources import WarehouseDbtCliResource
+from aiwf_assets.marts.resources import WarehouseDbtCliResource, share_partial_parse
 
 DAILY_TAG = "daily"
 MARTS_GROUP = "marts"
@@ -25,13 +25,28 @@ FAILED_STATUSES = {"error", "fail"}
 TABLE_MATERIALIZATIONS = {"table", "incremental"}
 
 
-def dbt_window_vars(start: date, end: date) -> str:
-    """`--vars` for the delivery days [start, end) (end exclusive, like a partition window)."""
+# The delivery window reaches dbt as these environment variables (macros/delivery_window.sql):
+# as `--vars` it would change dbt's command-line vars every run, and dbt parses the whole
+# project again whenever those change (partial parsing only survives constant vars).
+WINDOW_ENV = {"min_date": "AIWF_DBT_MIN_DATE", "max_date": "AIWF_DBT_MAX_DATE"}
+
+
+def dbt_window(start: date, end: date) -> dict[str, str]:
+    """The delivery days [start, end) (end exclusive, like a partition window) as dbt's
+    inclusive `min_date` and `max_date`."""
     if end <= start:
         raise ValueError(f"empty delivery window: start {start} is not before end {end}")
-    return json.dumps(
-        {"min_date": start.isoformat(), "max_date": (end - timedelta(days=1)).isoformat()}
-    )
+    return {"min_date": start.isoformat(), "max_date": (end - timedelta(days=1)).isoformat()}
+
+
+def dbt_window_vars(start: date, end: date) -> str:
+    """`--vars` for the delivery days [start, end) (a dbt run by hand, or a test)."""
+    return json.dumps(dbt_window(start, end))
+
+
+def dbt_window_env(start: date, end: date) -> dict[str, str]:
+    """The environment variables holding the delivery days [start, end) for a dbt run."""
+    return {WINDOW_ENV[name]: day for name, day in dbt_window(start, end).items()}
 
 
 def source_vars(sources: SourcesConfig) -> dict[str, Any]:
@@ -143,15 +158,18 @@ def dbt_build(
     dbt: WarehouseDbtCliResource,
     manifest: Mapping[str, Any],
     extra_args: Sequence[str],
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Any]:
-    """`dbt build` the selected models and tests; tables get row counts and column schemas.
+    """`dbt build` the selected models and tests (with `env` set for dbt); tables get row
+    counts and column schemas.
 
     Failing tests come back as failed asset checks (blocking when their severity is error,
     which stops downstream assets); any other dbt failure fails the step with dbt's errors.
     """
-    invocation = dbt.cli(["build", *extra_args], context=context, raise_on_error=False)
+    invocation = dbt.cli(["build", *extra_args], env=env, context=context, raise_on_error=False)
     # DuckDB admits no reader while dbt writes: read the tables once dbt has finished.
     events = list(invocation.stream())
+    share_partial_parse(invocation.target_path, invocation.project_dir)
     warehouse = dbt.warehouse.get()
     failed_check_ids: set[str] = set()
     for event in events:
@@ -192,8 +210,8 @@ def build_dbt_assets(
     )
     def dbt_daily_models(context: dg.AssetExecutionContext, dbt: WarehouseDbtCliResource):
         window = context.partition_time_window
-        window_vars = dbt_window_vars(window.start.date(), window.end.date())
-        yield from dbt_build(context, dbt, manifest, dbt_vars(sources, window_vars))
+        window_env = dbt_window_env(window.start.date(), window.end.date())
+        yield from dbt_build(context, dbt, manifest, dbt_vars(sources), env=window_env)
 
     @dbt_assets(
         manifest=manifest,

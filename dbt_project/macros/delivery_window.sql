@@ -1,11 +1,18 @@
 {#
   The delivery window of an incremental run: `--vars '{"min_date": "YYYY-MM-DD", "max_date":
-  "YYYY-MM-DD"}'` (both inclusive; Dagster passes the partition range). Without vars there is
-  no window: every delivery is in scope, so a run by hand rebuilds the daily facts in place.
+  "YYYY-MM-DD"}'` (both inclusive), else the environment variables AIWF_DBT_MIN_DATE and
+  AIWF_DBT_MAX_DATE, which is how Dagster passes the partition range: changing vars make dbt
+  parse the whole project again, and the environment is read only when dbt executes (never
+  while parsing), so a new window does not even re-parse a file. Without either there is no
+  window: every delivery is in scope, so a run by hand rebuilds the daily facts in place.
 #}
 {% macro delivery_window() %}
     {%- set min_date = var('min_date', none) -%}
     {%- set max_date = var('max_date', none) -%}
+    {%- if min_date is none and max_date is none and execute -%}
+        {%- set min_date = env_var('AIWF_DBT_MIN_DATE', '') or none -%}
+        {%- set max_date = env_var('AIWF_DBT_MAX_DATE', '') or none -%}
+    {%- endif -%}
     {%- if min_date is none and max_date is none -%}
         {{ return(none) }}
     {%- endif -%}
