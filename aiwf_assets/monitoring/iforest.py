@@ -6,7 +6,8 @@ Python overhead (cloning the template tree, re-deriving its seed, validating par
 and inputs); a year-long range fits ~240 forests (~0.1 s each). `score_samples` builds
 the same trees directly: the seeds scikit-learn derives, the same tree recipe, every
 row in every tree (with max_samples = n_samples <= 256 each tree's draw without
-replacement is a permutation, i.e. unit weights), and the same path-length arithmetic
+replacement is a permutation, i.e. unit weights, which a tree fitted without weights
+uses: no weight array to validate per tree), and the same path-length arithmetic
 in the same order, so the scores are bit for bit scikit-learn's (`tests/
 test_monitoring_iforest.py` compares them on the pinned version). Larger training sets
 go to scikit-learn itself.
@@ -56,7 +57,6 @@ def score_samples(
         forest = IsolationForest(n_estimators=n_estimators, random_state=random_state)
         return forest.fit(train).score_samples(points)
     target = np.random.RandomState(random_state).uniform(size=n_samples)
-    weights = np.ones(n_samples)
     max_depth = int(np.ceil(np.log2(max(n_samples, 2))))
     depths = np.zeros(points.shape[0])
     with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
@@ -65,7 +65,7 @@ def score_samples(
                 ExtraTreeRegressor(
                     max_depth=max_depth, max_features=1, splitter="random", random_state=seed
                 )
-                .fit(train, target, sample_weight=weights, check_input=False)
+                .fit(train, target, check_input=False)
                 .tree_
             )
             leaves = tree.apply(points)
