@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -667,8 +668,11 @@ def test_a_manifest_older_than_the_project_is_parsed_again(tmp_path: Path) -> No
 
     pulled = project_dir / "tests" / "pulled_in_later.sql"
     pulled.write_text("select 1 as never where false\n")
-    later = manifest_path.stat().st_mtime + 5
-    os.utime(pulled, (later, later))
+    # the manifest was written a while ago and the pull came after it, both in the past, so the
+    # parse that follows writes a manifest newer than the pulled file however fast it is
+    now = time.time()
+    os.utime(manifest_path, (now - 10, now - 10))
+    os.utime(pulled, (now - 5, now - 5))
     assert stale_inputs(project_dir, manifest_path) == [pulled]
 
     build_marts_definitions(resource, target_path=target, project_dir=project_dir, **DOMAIN)
