@@ -689,10 +689,103 @@ def test_the_served_forecast_uplifts_only_campaigns_published_by_the_cutoff() ->
         expected = frame.join(level, on=["sku", "date"]).select(
             "sku",
             "date",
-            forecast_units=weight * pl.col("model_units") * pl.col("campaign_uplift")
-            + (1 - weight) * pl.col(demand.LEVEL),
+            forecast_units=pl.col("campaign_uplift")
+            * (weight * pl.col("model_units") + (1 - weight) * pl.col(demand.LEVEL)),
         )
         assert_frame_equal(frame.select("sku", "date", "forecast_units"), expected)
+
+
+def test_the_campaign_uplift_is_measured_against_the_blend_it_lifts() -> None:
+    """On planned days the model forecasts 10 and the level is 6; they sell 16. With the
+    weight 0.5 the served no-campaign forecast is 8, so the uplift is 2 (16 / 8), not 1.6
+    (16 / 10, the model alone), and the served campaign day is 16, not 0.5 x 16 + 3 = 11."""
+    planned = pl.DataFrame(
+        {
+            "sku": ["A", "B"],
+            "date": [date(2026, 3, 1)] * 2,
+            "planned_campaign": [True, True],
+            "planned_category": [False, False],
+            "units": [16, 16],
+            "base_forecast": [10.0, 10.0],
+            demand.LEVEL: [6.0, None],
+        }
+    )
+    rows = demand.blended_base(demand.planned_day_forecasts(planned), 0.5)
+    assert rows["base_forecast"].to_list() == [8.0, 5.0]  # a null level counts as 0
+    one = rows.head(1)
+    uplift = demand.campaign_uplift(one, prior_rows=0, cap=3.0)
+    assert uplift == {demand.OTHER_CATEGORIES: pytest.approx(2.0)}
+    served = one.select(
+        demand.blended(pl.lit(10.0), pl.lit(uplift[demand.OTHER_CATEGORIES]), 0.5)
+    ).item()
+    assert served == pytest.approx(16.0)
+    # weight 1 (the model alone) is the ratio to the model's forecast, as before the blend
+    alone = demand.blended_base(demand.planned_day_forecasts(planned), 1.0).head(1)
+    assert demand.campaign_uplift(alone, prior_rows=0, cap=3.0)[
+        demand.OTHER_CATEGORIES
+    ] == pytest.approx(1.6)
+
+
+def test_only_planned_days_that_ran_measure_the_uplift() -> None:
+    """A planned day counts when the share of units sold on promotion was above the usual
+    (the median day's); with no day above it (no promotion flag in the data) every
+    planned day counts."""
+    days = [date(2026, 3, 1) + timedelta(days=d) for d in range(4)]
+    observed = pl.DataFrame(
+        {
+            "sku": ["A"] * 4 + ["B"] * 4,
+            "date": days * 2,
+            demand.PROMOTION_SEEN: [0.0, 0.0, 0.4, 0.0] * 2,
+        }
+    )
+    assert demand.usual_promotion_share(observed) == 0.0
+    planned = pl.DataFrame({"sku": ["A", "A"], "date": days[2:], demand.PROMOTION_SEEN: [0.4, 0.0]})
+    assert demand.ran_as_planned(planned, 0.0)["date"].to_list() == [days[2]]
+    # promotions on every day: only a day above the usual share ran a campaign
+    always = observed.with_columns(pl.col(demand.PROMOTION_SEEN) + 0.1)
+    assert demand.usual_promotion_share(always) == pytest.approx(0.1)
+    # no day stands out, no column, no rows: campaigns cannot be seen, all planned days count
+    flat = observed.with_columns(pl.lit(0.0).alias(demand.PROMOTION_SEEN))
+    assert demand.usual_promotion_share(flat) is None
+    assert demand.usual_promotion_share(observed.drop(demand.PROMOTION_SEEN)) is None
+    assert demand.usual_promotion_share(observed.head(0)) is None
+    assert_frame_equal(demand.ran_as_planned(planned, None), planned)
+    assert_frame_equal(demand.ran_as_planned(planned.drop(demand.PROMOTION_SEEN), 0.0),
+                       planned.drop(demand.PROMOTION_SEEN))  # fmt: skip
+
+
+def test_a_called_off_campaign_does_not_dilute_the_uplift() -> None:
+    """Half the plan's campaigns are called off: the units do not move then. When the
+    sales show which campaigns ran (units sold on promotion), the uplift is the lift of a
+    campaign that runs, above the one measured on every planned day (sales without a
+    promotion flag, which cannot tell)."""
+    days = [date(2026, 1, 1) + timedelta(days=d) for d in range(120)]
+    starts = [days[0] + timedelta(days=d) for d in range(5, 130, 9)]
+    ran = {s + timedelta(days=k) for i, s in enumerate(starts) if i % 2 == 0 for k in range(2)}
+    skus = [f"SKU-{i:05d}" for i in range(30)]
+    rng = np.random.default_rng(5)
+    units = [int(rng.poisson(12 if d in ran else 8)) for _ in skus for d in days]
+    sales = pl.DataFrame(
+        {
+            "sku": [s for s in skus for _ in days],
+            "sales_date": days * len(skus),
+            "units": units,
+            "avg_unit_price": [10.0] * (len(days) * len(skus)),
+            "promo_share": [0.5 if d in ran else 0.0 for _ in skus for d in days],
+        }
+    )
+    products = pl.DataFrame(
+        {"sku": skus, "category": ["home"] * len(skus), "list_price": [10.0] * len(skus)}
+    )
+    plans = pl.concat(
+        [plan_frame(s - timedelta(days=30), s, s + timedelta(days=1)) for s in starts]
+    )
+    uplifts = {}
+    for flagged, frame in (("flag", sales), ("no flag", sales.with_columns(promo_share=0.0))):
+        grid = features.demand_features(frame, products, days[-1], 7, plan=plans)
+        outcome = demand.train_demand(grid, holdout_days=28, cv_folds=1)
+        uplifts[flagged] = outcome.artifact["campaign_uplift"][demand.IN_CATEGORY]
+    assert 1.0 < uplifts["no flag"] < uplifts["flag"] - 0.05
 
 
 def test_blend_weight_is_the_least_wape_weight_of_model_and_level() -> None:

@@ -53,19 +53,23 @@ SELECTION_TRAIN_DAYS = 91
 LEAF_SHARE = 0.015
 MIN_LEAF = 20
 # The campaign-day uplift (see `campaign_uplift`): one factor for the products of the
-# categories a planned campaign promotes and one for the others, each over every planned
-# campaign day, measured out of sample on the validation windows and the holdout (the plan
-# is noisy: planned days that were called off or shifted count too), shrunk towards 1 (no
+# categories a planned campaign promotes and one for the others, each over the planned
+# campaign days a campaign was seen to run on (`ran_as_planned`), measured out of sample on
+# the validation windows and the holdout against the served blend, shrunk towards 1 (no
 # uplift) by this many product-days and never above UPLIFT_CAP.
 UPLIFT_PRIOR_ROWS = 200
 UPLIFT_CAP = 1.5
 IN_CATEGORY = "planned campaign days, promoted categories"
 OTHER_CATEGORIES = "planned campaign days, other categories"
 ALL_CAMPAIGN_ROWS = "all planned campaign days"  # one factor for all (artifacts before)
-# The served forecast blends the model's (uplifted) forecast with the product's level:
-# `w * forecast + (1 - w) * LEVEL`, w on this grid, chosen by WAPE on the holdout forecast
-# out of sample as served (see `blend_weight`).
+# The served forecast blends the model's forecast with the product's level, both without a
+# campaign, then lifts planned campaign days: `uplift * (w * model + (1 - w) * LEVEL)`, w on
+# this grid, chosen by WAPE on the holdout's days without a planned campaign, forecast out
+# of sample as served (see `blend_weight`); the uplift is measured against that blend.
 BLEND_STEP = 0.05
+# Observed on past days (not a model input as served): the share of the other products'
+# units sold on promotion that day, which tells the planned days a campaign ran on.
+PROMOTION_SEEN = "store_promo_share"
 
 
 def policy(margin: float) -> PromotionPolicy:
@@ -139,9 +143,48 @@ def served_forecasts(model: Any, rows: pl.DataFrame, typical: pl.DataFrame) -> p
 
 
 def planned_day_forecasts(forecasts: pl.DataFrame) -> pl.DataFrame:
-    """The planned campaign days of `served_forecasts`: the rows `campaign_uplift` reads."""
+    """The planned campaign days of `served_forecasts`, with the level: the rows
+    `campaign_uplift` reads (through `blended_base`)."""
+    extra = [c for c in (PROMOTION_SEEN,) if c in forecasts.columns]
     return forecasts.filter(pl.col("planned_campaign")).select(
-        "sku", "date", "planned_category", "units", "base_forecast"
+        "sku", "date", "planned_category", "units", "base_forecast", LEVEL, *extra
+    )
+
+
+def usual_promotion_share(observed: pl.DataFrame) -> float | None:
+    """The median over observed days of PROMOTION_SEEN (the share of the other products'
+    units sold on promotion that day): a day above it had a campaign running (the
+    generator's shops promote only in campaigns: the median is 0). None when no day is
+    above it (sales that carry no promotion flag, or no rows): campaigns cannot be seen."""
+    if PROMOTION_SEEN not in observed.columns or observed.is_empty():
+        return None
+    daily = observed.group_by("date").agg(pl.col(PROMOTION_SEEN).first())
+    shares = daily[PROMOTION_SEEN].drop_nulls()
+    median = shares.median()
+    if median is None or not (shares > median).any():
+        return None
+    return float(median)  # type: ignore[arg-type]
+
+
+def ran_as_planned(rows: pl.DataFrame, usual_share: float | None) -> pl.DataFrame:
+    """The planned campaign days (`planned_day_forecasts`) on which a campaign was seen to
+    run: the share of units sold on promotion (PROMOTION_SEEN) above `usual_share`. A
+    planned campaign that was called off or ran on other days sells like any day, and
+    would dilute the lift a campaign brings when it runs. All of `rows` when campaigns
+    cannot be seen (`usual_share` None, or no PROMOTION_SEEN column)."""
+    if usual_share is None or PROMOTION_SEEN not in rows.columns:
+        return rows
+    return rows.filter(pl.col(PROMOTION_SEEN).fill_null(0.0) > usual_share)
+
+
+def blended_base(rows: pl.DataFrame, weight: float) -> pl.DataFrame:
+    """`rows` (`planned_day_forecasts`) with `base_forecast` replaced by the blend the
+    served forecast lifts, `weight * base_forecast + (1 - weight) * LEVEL` (null level: 0):
+    the uplift is then actual over the no-campaign forecast as served, so campaign days
+    are not pulled low by the part of the blend that is the level."""
+    return rows.with_columns(
+        base_forecast=weight * pl.col("base_forecast")
+        + (1.0 - weight) * pl.col(LEVEL).fill_null(0.0)
     )
 
 
@@ -168,8 +211,10 @@ def campaign_uplift(
     then kept within [1 / cap, cap]. A group without such days has no factor (empty: no
     uplift at all).
 
-    Planned days are the population it is applied to, so it is measured on them all,
-    campaigns called off or shifted included: that keeps it calibrated for a noisy plan."""
+    `train_demand` passes the planned days on which the campaign was seen to run
+    (`ran_as_planned`), forecast as the blend it lifts (`blended_base`): the factor is the
+    lift of a campaign that runs as planned. A planned campaign that is then called off is
+    forecast high by it; one left out of the plan gets no lift."""
     if "planned_category" not in rows.columns:
         rows = rows.with_columns(planned_category=pl.lit(False))
     factors = {}
@@ -212,8 +257,9 @@ def blend_weight(rows: pl.DataFrame, step: float = BLEND_STEP) -> float:
     larger w on ties. 1 (the model alone) without units to measure on.
 
     The level (the product's regular-day mean, `horizon_days` old) is a robust forecast on
-    its own; the model's factor on it is noisier, and a campaign uplift on a planned day
-    that was called off is all error: a blend hedges both."""
+    its own; the model's factor on it is noisier: a blend hedges both. `train_demand`
+    measures it on days without a planned campaign (the campaign uplift multiplies the
+    blend afterwards)."""
     actual = rows["units"].cast(pl.Float64).to_numpy()
     if rows.is_empty() or actual.sum() <= 0:
         return 1.0
@@ -227,9 +273,9 @@ def blend_weight(rows: pl.DataFrame, step: float = BLEND_STEP) -> float:
 
 
 def blended(model_units: pl.Expr, factor: pl.Expr, weight: float) -> pl.Expr:
-    """The served forecast: `weight` x the model's units x the campaign factor, plus
-    (1 - `weight`) x the level (LEVEL; null: 0, as in the model's own forecast)."""
-    return weight * model_units * factor + (1.0 - weight) * pl.col(LEVEL).fill_null(0.0)
+    """The served forecast: the campaign factor x (`weight` x the model's units plus
+    (1 - `weight`) x the level (LEVEL; null: 0, as in the model's own forecast))."""
+    return factor * (weight * model_units + (1.0 - weight) * pl.col(LEVEL).fill_null(0.0))
 
 
 def time_windows(last_day: date, window_days: int, count: int) -> list[tuple[date, date]]:
@@ -341,22 +387,21 @@ def train_demand(
     model = fit_model(build_model(params), train)
     actual = holdout["units"].to_numpy().astype(np.float64)
     forecast = predict_units(model, holdout)
-    # the campaign-day uplift: actual over forecast units as served (no campaign known to
-    # the model) on the planned campaign days of the validation windows and the holdout,
-    # each forecast by a model that had not seen it
+    # the blend with the level: its weight chosen on the holdout's days without a planned
+    # campaign, forecast as served (no campaign known to the model) by the model that had
+    # not seen them
     held_out = served_forecasts(model, holdout, typical)
-    uplift = campaign_uplift(
-        planned_day_forecasts(pl.concat([*validated, held_out], how="vertical_relaxed"))
-    )
-    # the blend with the level: its weight chosen on the holdout, forecast as served (the
-    # uplift included) by the model that had not seen it
     weight = blend_weight(
-        held_out.select(
-            "units",
-            forecast=pl.col("base_forecast") * uplift_factor(held_out, uplift),
-            level=pl.col(LEVEL),
+        held_out.filter(~pl.col("planned_campaign")).select(
+            "units", forecast=pl.col("base_forecast"), level=pl.col(LEVEL)
         )
     )
+    # the campaign-day uplift: actual over that blend on the planned campaign days of the
+    # validation windows and the holdout on which the campaign was seen to run, each
+    # forecast by a model that had not seen it
+    planned = planned_day_forecasts(pl.concat([*validated, held_out], how="vertical_relaxed"))
+    usual_share = usual_promotion_share(observed_rows(features))
+    uplift = campaign_uplift(blended_base(ran_as_planned(planned, usual_share), weight))
     naive = holdout["seasonal_naive"].fill_null(0).to_numpy().astype(np.float64)
     metrics = regression_metrics(actual, forecast)
     problems = []
@@ -436,11 +481,11 @@ def train_demand(
 
 def forecast(artifact: dict[str, Any], features: pl.DataFrame) -> pl.DataFrame:
     """Units per product for the future days in `features` (the next horizon_days): the
-    model's forecast (`model_units`, no campaign assumed) times the artifact's campaign
-    uplift on days the published plan marks as campaign days (`campaign_uplift`, 1 on other
-    days), blended with the product's level (`blended`, weight `blend_weight`; 1, the model
-    alone, for artifacts without one). `planned`: a published plan covered the day;
-    `planned_campaign`: it marks a campaign then."""
+    model's forecast (`model_units`, no campaign assumed) blended with the product's level
+    (weight `blend_weight`; 1, the model alone, for artifacts without one), times the
+    artifact's campaign uplift on days the published plan marks as campaign days
+    (`campaign_uplift`, 1 on other days; see `blended`). `planned`: a published plan
+    covered the day; `planned_campaign`: it marks a campaign then."""
     future = features.filter(pl.col("is_future"))
     factor = uplift_factor(future, artifact.get("campaign_uplift"))
     weight = float(artifact.get("blend_weight", 1.0))
