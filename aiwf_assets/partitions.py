@@ -19,9 +19,11 @@ from aiwf_assets.settings import Settings, SettingsError
 def daily_partitions_def(first_day: str, last_day: str | None) -> dg.DailyPartitionsDefinition:
     """Daily partitions from `first_day` to `last_day` (inclusive; None: up to today)."""
     # DailyPartitionsDefinition's end_date is exclusive: the day after the last partition
-    end = None if last_day is None else (
-        dt.date.fromisoformat(last_day) + dt.timedelta(days=1)
-    ).isoformat()
+    end = (
+        None
+        if last_day is None
+        else (dt.date.fromisoformat(last_day) + dt.timedelta(days=1)).isoformat()
+    )
     partitions = dg.DailyPartitionsDefinition(start_date=first_day, end_date=end)
     object.__setattr__(
         partitions, "validate_partition_key", functools.partial(_validate_in_window, partitions)
@@ -41,16 +43,35 @@ def window(partitions: dg.DailyPartitionsDefinition) -> tuple[str, str | None]:
     return first, (partitions.end.date() - dt.timedelta(days=1)).isoformat()
 
 
-def outside_window_message(days: list[str], partitions: dg.DailyPartitionsDefinition) -> str:
-    """Why these days have no partition, and which settings to change."""
+def outside_window_message(
+    days: list[str], partitions: dg.DailyPartitionsDefinition, today: dt.date | None = None
+) -> str:
+    """Why these days have no partition, and which settings to change. A day inside the
+    window up to AIWF_PARTITION_END that is not over yet (UTC) is said apart: Dagster makes a daily
+    partition only once its day has ended, even when AIWF_PARTITION_END is later, so no
+    setting brings it in before then (data dated ahead of the clock: a sender's wrong
+    clock, or generated data)."""
     first, last = window(partitions)
+    today_key = (today or dt.datetime.now(dt.UTC).date()).isoformat()
+    not_over = sorted(d for d in days if last and today_key <= d <= last and d >= first)
+    outside = sorted(d for d in days if d not in not_over)
     end = f"AIWF_PARTITION_END={last}" if last else "today"
-    return (
-        f"day(s) {', '.join(sorted(days))} outside the daily partition window (from "
-        f"AIWF_PARTITION_START={first} to {end}, UTC): set "
-        "AIWF_PARTITION_START to an earlier day to take earlier files; later files wait "
-        "for their day (or a later AIWF_PARTITION_END)"
-    )
+    parts = []
+    if outside:
+        parts.append(
+            f"day(s) {', '.join(outside)} outside the daily partition window (from "
+            f"AIWF_PARTITION_START={first} to {end}, UTC): set "
+            "AIWF_PARTITION_START to an earlier day to take earlier files; later files wait "
+            "for their day (or a later AIWF_PARTITION_END)"
+        )
+    if not_over:
+        parts.append(
+            f"day(s) {', '.join(not_over)} not over yet (today is {today_key}, UTC): "
+            "Dagster makes a daily partition once its day has ended, whatever "
+            "AIWF_PARTITION_END says; their files wait for that (a file dated ahead of the "
+            "clock may come from a sender with a wrong clock)"
+        )
+    return "; ".join(parts)
 
 
 def require_partitions(days: list[str], partitions: dg.DailyPartitionsDefinition) -> list[str]:
