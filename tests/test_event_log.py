@@ -122,9 +122,22 @@ def test_index_writes_are_visible_to_another_process_at_once(tmp_path: Path) -> 
     assert _materializations(SqliteEventLogStorage(str(tmp_path))) == ["a", "b"]
 
 
+def _entry(run_id: str, event, level: int):
+    """An event-log entry of `event` in run `run_id`, stamped now."""
+    from dagster._core.events.log import EventLogEntry
+
+    return EventLogEntry(
+        error_info=None,
+        level=level,
+        user_message="",
+        run_id=run_id,
+        timestamp=time.time(),
+        dagster_event=event,
+    )
+
+
 def _materialization(run_id: str, partition: str):
     from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
-    from dagster._core.events.log import EventLogEntry
 
     event = DagsterEvent(
         DagsterEventType.ASSET_MATERIALIZATION.value,
@@ -133,31 +146,16 @@ def _materialization(run_id: str, partition: str):
             dg.AssetMaterialization(asset_key="parted", partition=partition)
         ),
     )
-    return EventLogEntry(
-        error_info=None,
-        level=20,
-        user_message="",
-        run_id=run_id,
-        timestamp=time.time(),
-        dagster_event=event,
-    )
+    return _entry(run_id, event, level=20)
 
 
 def _planned(run_id: str, partition: str):
     from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
-    from dagster._core.events.log import EventLogEntry
 
     event = DagsterEvent.build_asset_materialization_planned_event(
         "job", "step", AssetMaterializationPlannedData(dg.AssetKey("parted"), partition=partition)
     )
-    return EventLogEntry(
-        error_info=None,
-        level=10,
-        user_message="",
-        run_id=run_id,
-        timestamp=time.time(),
-        dagster_event=event,
-    )
+    return _entry(run_id, event, level=10)
 
 
 def _rows(base: Path, run_id: str) -> dict:
@@ -255,7 +253,6 @@ def test_a_range_run_batches_and_records_every_day(aiwf_home, monkeypatch) -> No
 
 def _check_planned(run_id: str, check_name: str, partitions_def, days: list[str]):
     from dagster._core.events import AssetCheckEvaluationPlanned, DagsterEvent, DagsterEventType
-    from dagster._core.events.log import EventLogEntry
 
     subset = partitions_def.subset_with_partition_keys(days).to_serializable_subset()
     event = DagsterEvent(
@@ -265,14 +262,7 @@ def _check_planned(run_id: str, check_name: str, partitions_def, days: list[str]
             asset_key=dg.AssetKey("parted"), check_name=check_name, partitions_subset=subset
         ),
     )
-    return EventLogEntry(
-        error_info=None,
-        level=10,
-        user_message="",
-        run_id=run_id,
-        timestamp=time.time(),
-        dagster_event=event,
-    )
+    return _entry(run_id, event, level=10)
 
 
 def _check_rows(base: Path) -> list[tuple]:

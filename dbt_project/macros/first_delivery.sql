@@ -10,6 +10,16 @@
 
 {# Rank every row within its key, keep the first. #}
 {% macro default__first_delivery(relation, key_columns, tiebreak_columns) %}
+    {{ first_of_each_key(relation, key_columns, tiebreak_columns) }}
+{% endmacro %}
+
+
+{#
+  The first row of each key among the rows of `relation` (aliased `delivered`) that pass
+  `where` (SQL over `delivered`; none: every row), ranked by delivery day then
+  `tiebreak_columns`, with its `delivery_rank` (1).
+#}
+{% macro first_of_each_key(relation, key_columns, tiebreak_columns, where=none) %}
     select *
     from (
         select
@@ -19,6 +29,7 @@
                 order by partition_date{% for column in tiebreak_columns %}, {{ column }}{% endfor %}
             ) as delivery_rank
         from {{ relation }} as delivered
+        {% if where %}where {{ where }}{% endif %}
     ) as ranked
     where delivery_rank = 1
 {% endmacro %}
@@ -51,17 +62,9 @@
 
         union all
 
-        select *
-        from (
-            select
-                delivered.*,
-                row_number() over (
-                    partition by {{ key_columns | join(', ') }}
-                    order by partition_date{% for column in tiebreak_columns %}, {{ column }}{% endfor %}
-                ) as delivery_rank
-            from {{ relation }} as delivered
-            where exists (select 1 from repeated where {{ same_key }})
-        ) as ranked
-        where delivery_rank = 1
+        {{ first_of_each_key(
+            relation, key_columns, tiebreak_columns,
+            where="exists (select 1 from repeated where " ~ same_key ~ ")"
+        ) }}
     ) as deduplicated
 {% endmacro %}
