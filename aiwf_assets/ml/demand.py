@@ -145,9 +145,9 @@ def served_forecasts(model: Any, rows: pl.DataFrame, typical: pl.DataFrame) -> p
 def planned_day_forecasts(forecasts: pl.DataFrame) -> pl.DataFrame:
     """The planned campaign days of `served_forecasts`, with the level: the rows
     `campaign_uplift` reads (through `blended_base`)."""
-    extra = [c for c in (PROMOTION_SEEN,) if c in forecasts.columns]
+    seen = [PROMOTION_SEEN] if PROMOTION_SEEN in forecasts.columns else []
     return forecasts.filter(pl.col("planned_campaign")).select(
-        "sku", "date", "planned_category", "units", "base_forecast", LEVEL, *extra
+        "sku", "date", "planned_category", "units", "base_forecast", LEVEL, *seen
     )
 
 
@@ -182,10 +182,7 @@ def blended_base(rows: pl.DataFrame, weight: float) -> pl.DataFrame:
     served forecast lifts, `weight * base_forecast + (1 - weight) * LEVEL` (null level: 0):
     the uplift is then actual over the no-campaign forecast as served, so campaign days
     are not pulled low by the part of the blend that is the level."""
-    return rows.with_columns(
-        base_forecast=weight * pl.col("base_forecast")
-        + (1.0 - weight) * pl.col(LEVEL).fill_null(0.0)
-    )
+    return rows.with_columns(base_forecast=blended(pl.col("base_forecast"), pl.lit(1.0), weight))
 
 
 def _shrunk_ratio(rows: pl.DataFrame, prior_rows: int, cap: float) -> float | None:
@@ -400,7 +397,8 @@ def train_demand(
     # validation windows and the holdout on which the campaign was seen to run, each
     # forecast by a model that had not seen it
     planned = planned_day_forecasts(pl.concat([*validated, held_out], how="vertical_relaxed"))
-    usual_share = usual_promotion_share(observed_rows(features))
+    observed = observed_rows(features)
+    usual_share = usual_promotion_share(observed)
     uplift = campaign_uplift(blended_base(ran_as_planned(planned, usual_share), weight))
     naive = holdout["seasonal_naive"].fill_null(0).to_numpy().astype(np.float64)
     metrics = regression_metrics(actual, forecast)
@@ -423,7 +421,6 @@ def train_demand(
             champion = fit_model(clone(champion), train)
         return regression_metrics(actual, predict_units(champion, holdout))
 
-    observed = observed_rows(features)
     predictions = holdout.select("sku", "date", "units").with_columns(
         forecast=pl.Series(forecast), seasonal_naive=pl.Series(naive)
     )
