@@ -252,6 +252,42 @@ def test_demand_rows_wape_bias_and_targets_by_hand() -> None:
     assert "target" not in rows["h1-7, other days"]
 
 
+def test_demand_rows_split_the_other_days_by_the_published_plan() -> None:
+    """A planned campaign that did not run (called off): the forecast lifted it; the rows
+    say what that costs, and 'all days but ...' leaves those days out of the headline."""
+    forecasts = pl.DataFrame(
+        {
+            "band": ["1-7"] * 5,
+            "campaign_day": [True, False, False, False, True],
+            "planned_campaign": [True, True, True, False, False],  # the last ran unannounced
+            "forecast_units": [10.0, 13.0, 13.0, 6.0, 5.0],
+            "moving_average_28": [5.0] * 5,
+            "expected_units": [10.0, 10.0, 10.0, 5.0, 10.0],
+            "actual_units": [10, 10, 10, 5, 10],
+        }
+    )
+    rows = {r["population"]: r for r in evaluate.demand_rows(forecasts, "n")}
+    not_run = rows["h1-7, planned days without a campaign"]
+    assert not_run["rows"] == 2
+    assert not_run["model"] == pytest.approx(6 / 20)
+    assert not_run["bias"] == pytest.approx(0.3)
+    unplanned = rows["h1-7, other days, not planned"]
+    assert unplanned["rows"] == 1
+    assert unplanned["model"] == pytest.approx(1 / 5)
+    rest = rows["h1-7, all days but planned days without a campaign"]
+    assert rest["rows"] == 3  # the campaign days (planned or not) and the unplanned day
+    assert rest["model"] == pytest.approx((0 + 1 + 5) / 25)
+    assert "target" not in rest  # the headline stays all days
+    assert rows["h1-7, all days"]["model"] == pytest.approx((0 + 3 + 3 + 1 + 5) / 45)
+    # without the plan's column the rows are the three kinds as before
+    plain = evaluate.demand_rows(forecasts.drop("planned_campaign"), "n")
+    assert [r["population"] for r in plain] == [
+        "h1-7, all days",
+        "h1-7, campaign days",
+        "h1-7, other days",
+    ]
+
+
 def test_campaign_dates_cover_every_campaign_day() -> None:
     promotions = pl.DataFrame(
         {

@@ -352,19 +352,35 @@ def campaign_dates(promotions: pl.DataFrame) -> pl.Series:
     )
 
 
+PLANNED_NOT_RUN = "planned days without a campaign"
+
+
 def demand_rows(forecasts: pl.DataFrame, note: str) -> list[dict[str, Any]]:
     """Rows per horizon band x day kind from forecasts joined to the truth.
 
     `forecasts`: band, campaign_day, forecast_units, moving_average_28,
-    expected_units, actual_units.
+    expected_units, actual_units, and optionally planned_campaign (the published plan
+    marked the day as a campaign day when the forecast was made). With it, the other days
+    are also split by the plan: days planned as campaign days on which no campaign ran
+    (called off or moved: the served forecast lifts them, nothing can tell it otherwise)
+    and days neither planned nor run, and one more row leaves the former out of all days,
+    so the table says how much of the error the plan's misses make.
     """
+    kinds = [
+        ("all days", pl.lit(True)),
+        ("campaign days", pl.col("campaign_day")),
+        ("other days", ~pl.col("campaign_day")),
+    ]
+    if "planned_campaign" in forecasts.columns:
+        missed_plan = pl.col("planned_campaign") & ~pl.col("campaign_day")
+        kinds += [
+            (PLANNED_NOT_RUN, missed_plan),
+            ("other days, not planned", ~pl.col("planned_campaign") & ~pl.col("campaign_day")),
+            (f"all days but {PLANNED_NOT_RUN}", ~missed_plan),
+        ]
     rows = []
     for band in forecasts["band"].unique(maintain_order=True).to_list():
-        for kind, member in (
-            ("all days", pl.lit(True)),
-            ("campaign days", pl.col("campaign_day")),
-            ("other days", ~pl.col("campaign_day")),
-        ):
+        for kind, member in kinds:
             part = forecasts.filter(pl.col("band") == band, member)
             actual = part["actual_units"].cast(pl.Float64).to_numpy()
             if actual.sum() == 0:
