@@ -20,6 +20,7 @@ from aiwf_assets.marts.assets import dbt_window_vars
 from aiwf_assets.marts.definitions import build_marts_definitions
 from aiwf_assets.marts.project import marts_project
 from aiwf_assets.marts.resources import WarehouseDbtCliResource, local_dbt_executable
+from aiwf_assets.ml.marts import last_mart_day
 from aiwf_assets.partitions import daily_partitions_def
 from aiwf_assets.resources import WarehouseResource
 from tests.conftest import POSTGRES_DSN, postgres_or_skip
@@ -54,7 +55,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         resource = WarehouseResource(kind="postgres", dsn=POSTGRES_DSN, schema_suffix=suffix)
         seed_cleaned(resource.get())
         defs = build_marts_definitions(
-            resource, target_path=target, sources=load_sources(),
+            resource,
+            target_path=target,
+            sources=load_sources(),
             partitions=daily_partitions_def("2026-01-01", None),
         )
         result = dg.materialize(
@@ -116,6 +119,11 @@ def test_postgres_and_duckdb_build_the_same_marts(built: Built, tmp_path: Path) 
     dbt.cli(["build"], target_path=tmp_path / "dbt").wait()
     for name in MART_KEYS:
         assert_frame_equal(read_mart(built.warehouse, name), read_mart(resource.get(), name))
+    newest = last_mart_day(built.warehouse, "fct_customer_daily_activity", "activity_date")
+    assert (
+        newest == read_mart(built.warehouse, "fct_customer_daily_activity")["activity_date"].max()
+    )
+    assert newest == last_mart_day(resource.get(), "fct_customer_daily_activity", "activity_date")
 
 
 def test_an_incremental_window_on_postgres(built: Built, tmp_path: Path) -> None:

@@ -487,6 +487,23 @@ def test_read_file_accounting_brings_the_quarantine_counts(tmp_path: Path) -> No
     assert features.unknown_sales_days(read, ["web_orders"]) == [date(2026, 1, 1)]
 
 
+def test_last_mart_day_is_the_newest_date_without_reading_the_rows(tmp_path: Path) -> None:
+    from aiwf_assets.io.warehouse import DuckDBWarehouse
+    from aiwf_assets.ml.marts import last_mart_day
+
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    with pytest.raises(LookupError, match="marts.fct_customer_daily_activity"):
+        last_mart_day(wh, "fct_customer_daily_activity", "activity_date")
+    days = [date(2026, 1, 3), date(2026, 2, 1), date(2026, 1, 20)]
+    wh.replace_table("marts.fct_customer_daily_activity", pl.DataFrame({"activity_date": days}))
+    assert last_mart_day(wh, "fct_customer_daily_activity", "activity_date") == date(2026, 2, 1)
+    wh.replace_table(
+        "marts.fct_customer_daily_activity",
+        pl.DataFrame({"activity_date": []}, {"activity_date": pl.Date}),
+    )
+    assert last_mart_day(wh, "fct_customer_daily_activity", "activity_date") is None
+
+
 def test_a_source_added_later_leaves_the_days_before_it_known() -> None:
     """A retailer that opens a new order channel partway through the history: the days
     before its first file are known (the channel did not exist, no sale was lost); from

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -64,6 +65,14 @@ def read_mart(
         raise LookupError(f"warehouse table {table} does not exist: build the dbt marts first")
     columns = ", ".join(mart_columns(name, channels))
     return warehouse.query(f"SELECT {columns} FROM {table}" + (f" WHERE {where}" if where else ""))
+
+
+def last_mart_day(warehouse: Warehouse, name: str, column: str) -> dt.date | None:
+    """The newest `column` date of one mart (None when it is empty), without reading its rows."""
+    table = f"marts.{name}"
+    if not warehouse.table_exists(table):
+        raise LookupError(f"warehouse table {table} does not exist: build the dbt marts first")
+    return warehouse.query(f"SELECT max({column}) AS last_day FROM {table}")["last_day"][0]
 
 
 PROMOTION_PLAN_TABLE = "cleaned.promotion_plan"

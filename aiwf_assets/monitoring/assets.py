@@ -27,7 +27,7 @@ from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import PARTITION_COLUMN, Warehouse
 from aiwf_assets.ml.common import frame_version, source_version
 from aiwf_assets.ml.features import feature_columns_of
-from aiwf_assets.ml.marts import purchase_days, read_mart
+from aiwf_assets.ml.marts import last_mart_day, purchase_days, read_mart
 from aiwf_assets.monitoring import drift, health, iforest, performance, stats
 from aiwf_assets.resources import (
     ALLOW_MISSING,
@@ -297,10 +297,11 @@ def model_performance(
     store, models, wh = storage.store(), model_store.store(), warehouse.get()
     archive(store, CHURN_HISTORY, churn_scores, "as_of_date")
     archive(store, DEMAND_HISTORY, demand_forecast, "date")
-    activity = read_mart(wh, "fct_customer_daily_activity")
     sales = read_mart(wh, "fct_product_daily_sales")
     churn_table = performance.churn_performance(
-        archived(store, CHURN_HISTORY), purchase_days(wh), _last_day(activity["activity_date"])
+        archived(store, CHURN_HISTORY),
+        purchase_days(wh),
+        last_mart_day(wh, "fct_customer_daily_activity", "activity_date"),
     )
     demand_table = performance.demand_performance(
         archived(store, DEMAND_HISTORY), sales, _last_day(sales["sales_date"])
