@@ -424,3 +424,16 @@ def test_the_full_build_records_each_day_as_the_demo_does(tmp_path) -> None:
     days = {r.partition_key for r in records}
     versions = {r.asset_materialization.tags.get("dagster/data_version") for r in records}
     assert len(records) == 3 and len(days) == 3 and len(versions) == 3
+
+
+def test_segmentation_ceiling_is_high_for_separable_segments_and_nil_for_random_ones() -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from benchmarks.segmentation_study import supervised_ari
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 100)
+    x = rng.normal(size=(300, 2)) + y[:, None] * 6.0
+    assert supervised_ari(x, y, LogisticRegression(), seed=0) > 0.95
+    assert abs(supervised_ari(x, rng.permutation(y), LogisticRegression(), seed=0)) < 0.1
