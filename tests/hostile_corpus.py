@@ -230,6 +230,7 @@ CASES: dict[str, tuple[Callable[[SourceSpec], bool], Callable[[LandingFile, int]
     "utf16": (_text, _whole(lambda f: f.render().decode().encode("utf-16"))),
     "latin1": (_text, _latin1),
     "crlf": (_text, _whole(lambda f: f.render().replace(b"\n", b"\r\n"))),
+    "cr_only": (_text, _whole(lambda f: f.render().replace(b"\n", b"\r"))),  # classic Mac
     "shuffled": (lambda _: True, _whole(lambda f: f.render(list(reversed(range(len(f))))))),
     "every_row_twice": (
         lambda _: True, _whole(lambda f: f.render([i for i in range(len(f)) for _ in (0, 1)]))

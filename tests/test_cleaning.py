@@ -349,6 +349,64 @@ def test_quarantine_names_the_column_and_problem(identity: pl.DataFrame) -> None
     assert validate_table("quarantine", result.quarantine) == []
 
 
+def test_null_written_as_text_is_no_identifier(identity: pl.DataFrame) -> None:
+    # exports write NULL, N/A, None... into empty cells: read as a loyalty card or an
+    # e-mail, every such sale became one made-up customer
+    result = orders_day(
+        identity,
+        pos_transactions=csv_bytes(
+            POS_HEADER,
+            [
+                "T7,s01,05/01/2026 10:00:00,NULL,SKU-00012,1,19.99,cash",
+                "T8,s01,05/01/2026 10:05:00,N/A,SKU-00012,1,19.99,cash",
+                "T9,s01,05/01/2026 10:10:00,#N/A,SKU-00013,1,5.00,cash",
+            ],
+        ),
+        app_orders=jsonl(app(loyaltyId="None")),
+    )
+    lines = result.tables["order_lines"].filter(
+        pl.col("order_id").is_in(["store:T7", "store:T8", "store:T9", "app:A1"])
+    )
+    assert lines.height == 4 and result.quarantine.height == 0
+    assert lines.get_column("customer_key").null_count() == 4
+    tickets = interactions_day(
+        identity,
+        crm_tickets=csv_bytes(
+            TICKETS_HEADER, ["K3,2026-01-05 09:00:00,NULL,null,delivery,phone,closed,4"]
+        ),
+    ).tables["interactions"]
+    assert tickets.filter(pl.col("interaction_id") == "ticket:K3")["customer_key"].to_list() == [
+        None
+    ]
+    # a required value written as NULL is missing, not the id "NULL"
+    missing = orders_day(
+        identity,
+        pos_transactions=csv_bytes(
+            POS_HEADER, ["NULL,s01,05/01/2026 10:00:00,,SKU-00012,1,1.00,cash"]
+        ),
+    )
+    assert reasons(missing, "pos_transactions") == ["order_id: missing"]
+
+
+def test_a_price_whose_amount_overflows_is_quarantined_not_published(
+    identity: pl.DataFrame,
+) -> None:
+    # 1e308 is a float; times 10 it is infinite: the row would pass and then fail the
+    # day's contract audit, holding back every source of the day for one row
+    result = orders_day(
+        identity,
+        pos_transactions=csv_bytes(
+            POS_HEADER, [*POS_ROWS, "T9,s01,05/01/2026 12:00:00,,SKU-00012,10,1e308,cash"]
+        ),
+    )
+    assert reasons(result, "pos_transactions") == [
+        "unit_price: times the quantity is not a finite amount (1e+308)"
+    ]
+    lines = result.tables["order_lines"]
+    assert lines.filter(pl.col("order_id") == "store:T9").is_empty()
+    assert lines.get_column("line_amount").is_finite().all()
+
+
 CLASH = "{}: 2 different records share this key (re-delivered with changes?); none is kept"
 
 
@@ -465,6 +523,23 @@ sources:
     assert lines.get_column("customer_key").unique().to_list() == [crm_key("C1")]
     assert reasons(result, "marketplace_orders") == [
         "unit_price: not a number with decimal comma ('19.99')"
+    ]
+    # 0.999 is a decimal point, not a thousands group after a 0: rejected, not read as 999
+    points = parse_landing(
+        b"Bestellnummer;Position;Rechnungsdatum;Kaeufer-Email;Artikelnummer;Menge;Einzelpreis;"
+        b"Waehrung;Versandkosten\n"
+        b"M-102;1;05.01.2026 15:00;;12;1;0.999;EUR;0\n"
+        b"M-102;2;05.01.2026 15:00;;12;1;0,999;EUR;0\n"
+        b"M-102;3;05.01.2026 15:00;;12;1;12.345,6;EUR;0\n",
+        marketplace["marketplace_orders"],
+        "marketplace/2026-01-05.csv",
+    )
+    typed = clean_orders_day(
+        {"marketplace_orders": points.frame}, identity, KEY, DAY, marketplace
+    )
+    assert typed.tables["order_lines"]["unit_price"].to_list() == pytest.approx([0.999, 12345.6])
+    assert reasons(typed, "marketplace_orders") == [
+        "unit_price: not a number with decimal comma ('0.999')"
     ]
     assert validate_table("order_lines", lines, channels=("marketplace",)) == []
     assert validate_table("orders", result.tables["orders"], channels=("marketplace",)) == []

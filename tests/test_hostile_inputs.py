@@ -41,7 +41,7 @@ from tests.landing_corpus import (
 )
 
 ALL = [(name, case) for name, spec in SOURCES.sources.items() for case in case_names(spec)]
-IDENTICAL = {"crlf", "shuffled", "extra_column"}
+IDENTICAL = {"crlf", "cr_only", "shuffled", "extra_column"}
 ONE_RECORD_QUARANTINED = {"truncated", "latin1", "huge_row", "stray_quote", "decimal_comma"}
 ALL_QUARANTINED = {"renamed_column", "missing_column", "semicolons", "nulls_everywhere"}
 

@@ -17,7 +17,7 @@ import pytest
 from aiwf_assets.cleaning import clean_interactions_day, clean_orders_day
 from aiwf_assets.cleaning.assets import accounting_result
 from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA, IDENTITY_SCHEMA
-from aiwf_assets.ingest.parse import parse_landing
+from aiwf_assets.ingest.parse import LandingFormatError, parse_landing
 from aiwf_assets.ingest.physical import ends_mid_line, physical_records
 from aiwf_assets.ingest.spec import load_sources
 
@@ -51,6 +51,9 @@ def clean_pos(data: bytes):
         (b'a,b\n"x\ny",2\n', "csv", 2),  # lines, not records: a quoted field spans two
         (b'{"a":1}\n\n{"a":2}\n{"a', "jsonl", 3),
         (b"\xff\xfe{\x00\n\x00", "jsonl", 2),  # UTF-16: still counted by line breaks
+        (b"a,b\r1,2\r\r3,4\r", "csv", 2),  # lines ending in CR alone (classic Mac)
+        (b'{"a":1}\r{"a":2}', "jsonl", 2),
+        (b'a,b\r\n"x\ry",2\r\n', "csv", 1),  # a lone CR in a CRLF file ends no line
     ],
 )
 def test_records_are_counted_from_the_bytes(data: bytes, fmt: str, records: int) -> None:
@@ -125,6 +128,22 @@ def test_a_file_cut_mid_record_is_flagged_in_raw(name: str, data: bytes, cut: bo
     raw = parse_landing(data, SOURCES[name], f"{name}/x").frame
     assert raw.get_column("_file_ends_mid_record").unique().to_list() == [cut]
     assert ends_mid_line(data) == (not data.endswith(b"\n"))
+
+
+def test_a_csv_whose_lines_end_in_cr_alone_reads_as_its_lf_twin() -> None:
+    raw, result, counts = clean_pos(POS.replace(b"\n", b"\r"))
+    twin, twin_result, twin_counts = clean_pos(POS)
+    assert raw.drop("_file_records").equals(twin.drop("_file_records"))
+    assert counts == twin_counts and counts["lines_in_file"] == counts["lines_parsed"] == 20
+    assert ends_mid_line(POS.replace(b"\n", b"\r")) is False
+    assert ends_mid_line(POS.rstrip(b"\n").replace(b"\n", b"\r")) is True
+
+
+def test_an_unreadable_csv_header_names_the_file() -> None:
+    # a lone CR inside the header of a file that has LF line ends: not a header at all
+    with pytest.raises(LandingFormatError, match="pos_transactions/x.csv: the CSV header"):
+        parse_landing(b"txn_id,\rstore_code\nT1,S01\n", SOURCES["pos_transactions"],
+                      "pos_transactions/x.csv")  # fmt: skip
 
 
 def test_rows_add_up_fails_when_lines_are_lost_or_not_counted() -> None:

@@ -25,7 +25,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aiwf_assets.ingest.physical import BLANK_BYTES, ends_mid_line, physical_records
+from aiwf_assets.ingest.physical import (
+    BLANK_BYTES,
+    ends_mid_line,
+    line_break,
+    physical_records,
+)
 from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec
 from aiwf_assets.io.scratch import scratch_connection
 
@@ -160,7 +165,7 @@ def _lines(data: bytes) -> pl.DataFrame:
         return _lines_per_line_decode(data)
     return (
         pl.DataFrame({"text": [text]})
-        .select(pl.col("text").str.split("\n"))
+        .select(pl.col("text").str.split(line_break(data).decode()))
         .explode("text")
         .select(
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("line"),
@@ -174,7 +179,7 @@ def _lines_per_line_decode(data: bytes) -> pl.DataFrame:
     # Only for files that are not valid UTF-8 as a whole: find which lines are not.
     texts: list[str] = []
     errors: list[str | None] = []
-    for raw in data.removeprefix(b"\xef\xbb\xbf").split(b"\n"):
+    for raw in data.removeprefix(b"\xef\xbb\xbf").split(line_break(data)):
         raw = raw.removesuffix(b"\r")
         try:
             texts.append(raw.decode("utf-8"))
@@ -488,7 +493,12 @@ def _header(text: str, delimiter: str, source_file: str) -> list[str]:
             f"{source_file}: the CSV header (line 1) holds control characters: "
             "not a text file in the declared format"
         )
-    names = [n.strip() for n in next(csv.reader([text], delimiter=delimiter))]
+    try:
+        names = [n.strip() for n in next(csv.reader([text], delimiter=delimiter))]
+    except csv.Error as exc:
+        raise LandingFormatError(
+            f"{source_file}: the CSV header (line 1) cannot be read: {exc}"
+        ) from exc
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup or "" in names:
         problem = f"duplicate column(s) {', '.join(dup)}" if dup else "an empty column name"

@@ -5,7 +5,8 @@ parsed record, and the cleaned layer's `rows_add_up` check reconciles the lines
 the parser covered against it, so a reader that swallows lines (an unclosed
 quote turning the rest of a CSV into one field) cannot go unnoticed.
 
-A line is the bytes between two `\\n`; it is blank when it holds nothing but ASCII
+A line is the bytes between two `\\n` (between two `\\r` in a file without any `\\n`:
+classic Mac line ends); it is blank when it holds nothing but ASCII
 white space (a leading UTF-8 byte-order mark is ignored, as the parser does). CSV
 records are the non-blank lines after the first one (the header), JSONL records
 the non-blank lines, Parquet records the row count in the file's footer.
@@ -26,10 +27,20 @@ class UnreadableFooterError(ValueError):
     """A Parquet file whose footer cannot be read: the parser refuses it too."""
 
 
+def line_break(data: bytes) -> bytes:
+    """The bytes that end a line: `\\n` (LF or CRLF), or `\\r` in a file whose lines end in
+    CR alone (classic Mac exports), which would otherwise be one line."""
+    return b"\r" if b"\n" not in data and b"\r" in data else b"\n"
+
+
+def _with_lf(data: bytes) -> bytes:
+    return data.replace(b"\r", b"\n") if line_break(data) == b"\r" else data
+
+
 def nonblank_lines(data: bytes) -> int:
     """How many physical lines hold anything but white space."""
     # deleting the white space (in C) leaves blank lines empty; no per-byte Python work
-    content = data.removeprefix(_BOM).translate(None, BLANK_BYTES)
+    content = _with_lf(data).removeprefix(_BOM).translate(None, BLANK_BYTES)
     return sum(map(bool, content.split(b"\n")))
 
 
@@ -50,5 +61,5 @@ def ends_mid_line(data: bytes) -> bool:
     """Whether the last line has content but no line break after it: where a file cut
     short ends. Writers that omit the final break look the same, so the raw layer
     only calls a file truncated when that last line is also unreadable."""
-    tail = data.rstrip(BLANK_BYTES)
+    tail = _with_lf(data).rstrip(BLANK_BYTES)
     return bool(tail.strip(b"\n")) and not tail.endswith(b"\n")
