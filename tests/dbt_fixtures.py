@@ -272,6 +272,40 @@ def redeliver_without(warehouse: Warehouse, day: date, *order_ids: str) -> None:
         warehouse.replace_partitions(f"cleaned.{name}", frame, [day])
 
 
+def redeliver_changed(warehouse: Warehouse) -> None:
+    """Re-deliveries on top of `seed_cleaned`: the 6th re-sends app:A1 with 2 units instead of
+    1 (its line and its order change), the 7th re-sends the cash sale store:T1 unchanged (a
+    null customer_key on both copies)."""
+    d5, d6, d7 = DELIVERY_DAYS
+    lines = order_lines_frame()
+    changed = (pl.col("partition_date") == d6) & (pl.col("order_id") == "app:A1")
+    lines = lines.with_columns(
+        pl.when(changed).then(pl.col(c) * 2).otherwise(pl.col(c)).alias(c)
+        for c in ("quantity", "line_amount", "line_amount_source")
+    )
+    again = lines.filter((pl.col("partition_date") == d5) & (pl.col("order_id") == "store:T1"))
+    lines = pl.concat(
+        [lines, again.with_columns(partition_date=d7, source_file=pl.lit(f"store/{d7}"))]
+    )
+    days = [d6, d7]
+    for name, frame in (("order_lines", lines), ("orders", orders_frame(lines))):
+        warehouse.replace_partitions(
+            f"cleaned.{name}", frame.filter(pl.col("partition_date").is_in(days)), days
+        )
+
+
+# What the redeliveries_unchanged test of stg_cleaned__order_lines returns after
+# `redeliver_changed`: the changed key only.
+CHANGED_LINE_REPORT = {
+    "order_id": "app:A1",
+    "line_number": 1,
+    "delivery_days": "2026-01-05, 2026-01-06",
+    "kept_delivery": date(2026, 1, 5),
+    "n_versions": 2,
+    "changed_columns": "quantity, line_amount, line_amount_source",
+}
+
+
 MART_KEYS = {
     "fct_order_lines": ["order_id", "line_number"],
     "fct_orders": ["order_id"],

@@ -43,11 +43,13 @@ from tests.dbt_fixtures import (
     ALICE,
     BOB,
     CAROL,
+    CHANGED_LINE_REPORT,
     DAILY_FACTS,
     DELIVERY_DAYS,
     STRANGER,
     daily_frames,
     read_mart,
+    redeliver_changed,
     redeliver_without,
     seed_cleaned,
 )
@@ -437,6 +439,64 @@ def test_redelivered_rows_keep_their_earliest_delivery(built: Built) -> None:
     assert (late["order_date"], late["partition_date"], late["store_code"]) == (D5, D6, "S002")
     lines = read_mart(built.warehouse, "fct_order_lines")
     assert lines.height == daily_frames()["order_lines"].height - 1
+
+
+# the earliest copy of a key is kept; a changed later copy warns (docs/MARTS.md, Re-deliveries)
+REDELIVERY_CHECKS = {
+    "stg_cleaned__order_lines": "stg_cleaned__order_lines_redeliveries_unchanged",
+    "stg_cleaned__orders": "stg_cleaned__orders_redeliveries_unchanged",
+    "stg_cleaned__interactions": "stg_cleaned__interactions_redeliveries_unchanged",
+}
+
+
+def test_identical_redeliveries_pass_the_redelivery_checks(built: Built) -> None:
+    """app:A1 (order and line) and ticket:K1 come again on the 6th, equal in every value but
+    their lineage, nulls included (original_order_id, the ticket's session columns)."""
+    evaluations = {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in built.result.get_asset_check_evaluations()
+    }
+    for model, check in REDELIVERY_CHECKS.items():
+        evaluation = evaluations[(model, check)]
+        assert evaluation.passed, check
+        assert evaluation.metadata["dagster_dbt/failed_row_count"].value == 0, check
+
+
+def test_a_changed_redelivery_warns_and_keeps_the_earliest_copy(
+    built: Built, tmp_path: Path
+) -> None:
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    warehouse = resource.get()
+    seed_cleaned(warehouse)
+    redeliver_changed(warehouse)  # app:A1 changed on the 6th, store:T1 unchanged on the 7th
+    defs = build_marts_definitions(resource, target_path=built.target, **DOMAIN)
+    daily = next(a for a in defs.assets if a.node_def.name == "dbt_daily_models")
+
+    result = _materialize(defs, [daily], tags=RANGE_TAGS)
+
+    assert result.success  # a warning blocks nothing
+    failed = sorted(
+        (e.asset_key.to_user_string(), e.check_name, e.severity)
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    )
+    warn = dg.AssetCheckSeverity.WARN
+    assert failed == [
+        ("stg_cleaned__order_lines", REDELIVERY_CHECKS["stg_cleaned__order_lines"], warn),
+        ("stg_cleaned__orders", REDELIVERY_CHECKS["stg_cleaned__orders"], warn),
+    ]
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == DAILY_MODELS
+    # the marts keep the copy of the earliest delivery
+    order = read_mart(warehouse, "fct_orders").filter(pl.col("order_id") == "app:A1")
+    assert order.select("partition_date", "n_units").rows() == [(D5, 1)]
+    line = read_mart(warehouse, "fct_order_lines").filter(pl.col("order_id") == "app:A1")
+    assert line.select("partition_date", "quantity").rows() == [(D5, 1)]
+    # what the test reports: the key, its delivery days, the day kept, what changed
+    (run_target,) = built.target.glob(f"dbt_daily_models-{result.run_id[:7]}-*")
+    compiled = run_target / "compiled" / "aiwf" / "models" / "staging"
+    sql = (compiled / "_stg_cleaned__models.yml" / f"{failed[0][1]}.sql").read_text()
+    assert warehouse.query(sql).rows(named=True) == [CHANGED_LINE_REPORT]
 
 
 def test_daily_aggregates(built: Built) -> None:

@@ -3,6 +3,7 @@ through Dagster; the same input gives the same marts as on DuckDB."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -13,6 +14,7 @@ import polars as pl
 import psycopg
 import pytest
 from polars.testing import assert_frame_equal
+from psycopg.rows import dict_row
 
 from aiwf_assets.ingest.spec import load_sources
 from aiwf_assets.io.postgres import PostgresWarehouse
@@ -25,10 +27,12 @@ from aiwf_assets.partitions import daily_partitions_def
 from aiwf_assets.resources import WarehouseResource
 from tests.conftest import POSTGRES_DSN, postgres_or_skip
 from tests.dbt_fixtures import (
+    CHANGED_LINE_REPORT,
     DELIVERY_DAYS,
     MART_KEYS,
     postgres_schema_suffix,
     read_mart,
+    redeliver_changed,
     redeliver_without,
     seed_cleaned,
 )
@@ -124,6 +128,37 @@ def test_postgres_and_duckdb_build_the_same_marts(built: Built, tmp_path: Path) 
         newest == read_mart(built.warehouse, "fct_customer_daily_activity")["activity_date"].max()
     )
     assert newest == last_mart_day(resource.get(), "fct_customer_daily_activity", "activity_date")
+
+
+def test_a_changed_redelivery_warns_as_on_duckdb(built: Built, tmp_path: Path) -> None:
+    """The redeliveries_unchanged tests report the same rows as on DuckDB
+    (tests/test_dbt_duckdb.py); the shared warehouse gets its deliveries back afterwards."""
+    redeliver_changed(built.warehouse)
+    try:
+        resource = WarehouseResource(
+            kind="postgres", dsn=POSTGRES_DSN, schema_suffix=built.warehouse.schema_suffix
+        )
+        dbt = WarehouseDbtCliResource(
+            project_dir=marts_project("postgres", built.target),
+            warehouse=resource,
+            dbt_executable=local_dbt_executable(),
+        )
+        args = ["test", "--select", "test_name:redeliveries_unchanged"]
+        dbt.cli(args, target_path=tmp_path).wait()
+        results = json.loads((tmp_path / "run_results.json").read_text())["results"]
+        outcome = {r["unique_id"].split(".")[2]: (r["status"], r["failures"]) for r in results}
+        assert outcome == {
+            "stg_cleaned__order_lines_redeliveries_unchanged": ("warn", 1),
+            "stg_cleaned__orders_redeliveries_unchanged": ("warn", 1),
+            "stg_cleaned__interactions_redeliveries_unchanged": ("pass", 0),
+        }
+        compiled = tmp_path / "compiled" / "aiwf" / "models" / "staging"
+        test_sql = "_stg_cleaned__models.yml/stg_cleaned__order_lines_redeliveries_unchanged.sql"
+        sql = (compiled / test_sql).read_text()
+        with psycopg.connect(POSTGRES_DSN, row_factory=dict_row) as conn:
+            assert conn.execute(sql).fetchall() == [CHANGED_LINE_REPORT]
+    finally:
+        seed_cleaned(built.warehouse, [D6, D7])
 
 
 def test_an_incremental_window_on_postgres(built: Built, tmp_path: Path) -> None:
