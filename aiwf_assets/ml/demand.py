@@ -484,11 +484,18 @@ def forecast(artifact: dict[str, Any], features: pl.DataFrame) -> pl.DataFrame:
     (`campaign_uplift`, 1 on other days; see `blended`). `planned`: a published plan
     covered the day; `planned_campaign`: it marks a campaign then."""
     future = features.filter(pl.col("is_future"))
+    import os
+    if os.environ.get("FRESH_LEVEL") and "level_at_cutoff" in future.columns:
+        multiplier = np.clip(artifact["model"].predict(_features(future)), 0.0, None)
+        future = future.with_columns(pl.coalesce("level_at_cutoff", LEVEL).alias(LEVEL))
+        model_units = multiplier * future[LEVEL].fill_null(0).to_numpy()
+    else:
+        model_units = predict_units(artifact["model"], future)
     factor = uplift_factor(future, artifact.get("campaign_uplift"))
     weight = float(artifact.get("blend_weight", 1.0))
     no_plan = pl.repeat(False, future.height, eager=True)
     served = future.select("sku", "date", LEVEL).with_columns(
-        model_units=pl.Series(predict_units(artifact["model"], future)),
+        model_units=pl.Series(model_units),
         campaign_uplift=factor,
         blend_weight=pl.lit(weight),
     )

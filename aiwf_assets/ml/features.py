@@ -457,12 +457,16 @@ def demand_features(
     def lagged(expr: pl.Expr, days: int) -> pl.Expr:
         return expr.shift(days).over("sku")
 
-    def regular_mean(window: int) -> pl.Expr:
-        """Mean units over the window's days without a campaign: the level that
-        campaign peaks (in any category: they lift store traffic) do not inflate."""
+    def regular_mean_now(window: int) -> pl.Expr:
+        """Mean units over the window's days without a campaign, up to and including the
+        row's day: the level that campaign peaks (in any category: they lift store traffic)
+        do not inflate."""
         regular_units = (units * regular).rolling_sum(window, min_samples=1)
         regular_known = (regular * units.is_not_null()).rolling_sum(window, min_samples=1)
-        return lagged(_ratio(regular_units, regular_known), h)
+        return _ratio(regular_units, regular_known)
+
+    def regular_mean(window: int) -> pl.Expr:
+        return lagged(regular_mean_now(window), h)
 
     regular_price = pl.when(regular > 0).then(pl.col("avg_unit_price"))
 
@@ -492,6 +496,7 @@ def demand_features(
         promo_share_7=lagged(pl.col("promo_share").rolling_mean(7, min_samples=1), h),
         promo_share_28=lagged(pl.col("promo_share").rolling_mean(28, min_samples=1), h),
         regular_mean_28=regular_mean(28),
+        _level_now=regular_mean_now(28).over("sku"),
         regular_mean_91=regular_mean(91),
         campaign_share_28=lagged(1 - regular.rolling_mean(28, min_samples=1), h),
         price_change_28=price_change(28),
@@ -503,6 +508,10 @@ def demand_features(
         trend_28_91=_ratio(pl.col("rolling_mean_28"), pl.col("rolling_mean_91")),
         price_ratio=pl.col("last_price") / pl.col("list_price"),
         horizon_days=pl.lit(h),
+        level_at_cutoff=pl.col("_level_now")
+        .filter(pl.col("date") == cutoff)
+        .first()
+        .over("sku"),
     )
     priced = _with_planned_prices(featured, cutoff)
     return (
@@ -514,6 +523,7 @@ def demand_features(
             "units",
             "horizon_days",
             *PLAN_COLUMNS,
+            "level_at_cutoff",
             *DEMAND_FEATURE_COLUMNS,
         )  # fmt: skip
         .sort("sku", "date")
