@@ -144,6 +144,9 @@ def test_a_contract_failure_leaves_the_published_day_and_names_file_row_and_colu
     assert f"- {day}: order_lines: str_matches" in text
     assert f"column sku in {lines_of_day.height} row(s)" in text
     assert f"file {first[0]}, row {first[1]}" in text and "more" in text
+    # no run tag publishes a failed contract: the message says so and offers none
+    assert "cannot be overridden: correct the landing file" in text
+    assert OVERRIDE_TAG not in text
     checks = {(c.asset_key.to_user_string(), c.check_name): c.passed
               for c in result.get_asset_check_evaluations()}
     assert checks[("order_lines", "pandera_contract")] is False
@@ -165,7 +168,7 @@ def test_a_truncated_file_is_held_back_by_the_volume_guard_until_overridden(
     assert_same(before, pipeline.snapshot(DAILY))
     text = failure_text(result)
     assert f"- {day}: pos_transactions: " in text and "trailing median" in text
-    assert OVERRIDE_TAG in text
+    assert f"{OVERRIDE_TAG}=pos_transactions" in text and "cannot be overridden" not in text
 
     accepted = pipeline.day(day, tags={OVERRIDE_TAG: "pos_transactions"})
     assert accepted.success

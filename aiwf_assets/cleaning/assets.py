@@ -375,7 +375,7 @@ def _clean_days(
     )
     published: dict[str, dict[str, tuple[str, int]]] = {}  # day -> table -> (version, rows)
     reasons: dict[str, dict] = {}  # day -> the day's quarantined rows by reason
-    held: dict[str, list[str]] = {}  # day -> blocking findings
+    held: dict[str, list[Finding]] = {}  # day -> blocking findings
     own_events = records_own_events(context)  # see day_versions.py
     days = [dt.date.fromisoformat(p) for p in context.partition_keys]
     # one day at a time, so a range run keeps a few days in memory, not the whole range: the
@@ -485,14 +485,36 @@ def _drop_staging(context: dg.AssetExecutionContext, wh: Warehouse, tables: list
         context.log.warning(f"staging tables {', '.join(tables)} not dropped: {exc}")
 
 
-def held_back_message(held: dict[str, list[str]]) -> str:
-    """The run's failure: which days were held back and why (the published days are kept)."""
+@dataclass(frozen=True)
+class Finding:
+    """Why a day is held back. `source`: the landing source whose drop a run tag may accept
+    (the volume guard, a file cut short); None for what no tag may publish (a failed
+    contract, counts that do not add up)."""
+
+    text: str
+    source: str | None = None
+
+
+def held_back_message(held: dict[str, list[Finding]]) -> str:
+    """The run's failure: which days were held back, why, and what a user can do (the
+    published days are kept)."""
+    found = [f for day in held.values() for f in day]
+    drops = sorted({f.source for f in found if f.source is not None})
+    remedies = []
+    if drops:
+        remedies.append(
+            f"a real drop is accepted with the run tag {OVERRIDE_TAG}={','.join(drops)}"
+        )
+    if any(f.source is None for f in found):
+        remedies.append(
+            "a failed contract or count cannot be overridden: correct the landing file"
+            " and re-materialise the day"
+        )
     lines = [
-        f"{len(held)} day(s) held back, their published data unchanged"
-        f" (override a real drop with the run tag {OVERRIDE_TAG}=<source,...>):"
+        f"{len(held)} day(s) held back, their published data unchanged ({'; '.join(remedies)}):"
     ]
     for day in sorted(held):
-        lines += [f"- {day}: {finding}" for finding in held[day]]
+        lines += [f"- {day}: {finding.text}" for finding in held[day]]
     return "\n".join(lines)
 
 
@@ -558,10 +580,10 @@ def _audit_day(
     wh: Warehouse, staging: dict[str, str], day: dt.date, accounting: pl.DataFrame,
     audit: _DailyAudit, thresholds: GuardThresholds, overrides: frozenset[str],
     products: pl.DataFrame, channels: Channels,
-) -> list[str]:
+) -> list[Finding]:
     """Every blocking check of one staged day; returns its blocking findings."""
     partition = day.isoformat()
-    findings: list[str] = []
+    findings: list[Finding] = []
     for table in DAILY_TABLES:
         staged = _read_staged(
             wh, f"SELECT * FROM {staging[table]} WHERE {PARTITION_COLUMN} = ?", [day]
@@ -572,7 +594,7 @@ def _audit_day(
         ]
         audit.contract[table] += [f"{partition}: {m}" for m in located]
         audit.rows_checked[table] += staged.height
-        findings += located
+        findings += [Finding(m) for m in located]
         if table == "order_lines":
             audit.prices += [
                 f"{partition}: {f}"
@@ -583,7 +605,8 @@ def _audit_day(
         table = channels.table_of(source["channel"])
         counts = accounting.filter(pl.col("channel") == source["channel"])
         audit.accounting[table].append(counts)
-        findings += accounting_findings(counts)  # a cleaning bug: never overridden
+        # a cleaning bug: never overridden
+        findings += [Finding(m) for m in accounting_findings(counts)]
         guarded = [
             volume_finding(
                 source["channel"], source["rows_in"], history.get(source["channel"], []),
@@ -599,7 +622,7 @@ def _audit_day(
                 audit.overridden[table].append(f"{partition}: {finding}")
             else:
                 audit.volume[table].append(f"{partition}: {finding}")
-                findings.append(finding)
+                findings.append(Finding(finding, source["channel"]))
     return findings
 
 
