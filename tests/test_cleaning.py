@@ -335,8 +335,8 @@ def test_quarantine_names_the_column_and_problem(identity: pl.DataFrame) -> None
     assert found[2].startswith("ordered_at: in the future for a 2026-01-05 delivery (2031-01-05")
     assert found[4] == "order_id: missing"
     assert found[6] == "currency: not one of EUR, GBP, USD (JPY)"
-    assert (
-        found[8] == "sku: no number to build 'SKU-%05d' ('mug'); unit_price: not a number ('1,5')"
+    assert found[8] == (
+        "sku: not one number to build 'SKU-%05d' ('mug'); unit_price: not a number ('1,5')"
     )
     assert found[9].startswith("record: malformed JSON at column")
     assert reasons(result, "pos_transactions") == [
@@ -386,6 +386,27 @@ def test_null_written_as_text_is_no_identifier(identity: pl.DataFrame) -> None:
         ),
     )
     assert reasons(missing, "pos_transactions") == ["order_id: missing"]
+
+
+def test_a_product_code_is_rebuilt_only_from_its_one_number(identity: pl.DataFrame) -> None:
+    # rebuilding from the first run of digits made SKU2-00012 product 2 and SKU-00012A
+    # (a variant) product 12, silently: only a prefix and the number are a code
+    codes = ["SKU-00012", "sku-12", "12", "Art. 12", "SKU-00012A", "12-B", "SKU2-00012",
+             "1.2E1", "SKU-00012.5"]  # fmt: skip
+    result = orders_day(
+        identity,
+        web_orders=jsonl(*[
+            web(f"W{i}", items=[{"sku": code, "qty": 1, "unit_price": 9.99}])
+            for i, code in enumerate(codes)
+        ]),  # fmt: skip
+    )
+    kept = result.tables["order_lines"].filter(pl.col("channel") == "web").sort("order_id")
+    assert kept.select("order_id", "sku").rows() == [
+        (f"web:W{i}", "SKU-00012") for i in range(4)
+    ]
+    assert reasons(result, "web_orders") == [
+        f"sku: not one number to build 'SKU-%05d' ('{code}')" for code in codes[4:]
+    ]
 
 
 def test_a_price_whose_amount_overflows_is_quarantined_not_published(

@@ -11,6 +11,7 @@ is only built for the rows that fail.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -193,11 +194,15 @@ def _cast_string(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> 
     if col.canonical is None:
         return _Cast(value, None)
     prefix, width, suffix = canonical_parts(col.canonical)
-    number = value.str.extract(r"(\d+)", 1).cast(pl.Int64, strict=False)
+    # The code's one number, after any prefix (`SKU-`, `sku-`, `Art. `) and before nothing
+    # but the pattern's own suffix: `SKU2-00012`, `12-B` or `1.2E1` name another product
+    # (or none) than the first run of their digits, so they are rejected, not rebuilt.
+    tail = f"(?i:{re.escape(suffix)})?" if suffix else ""
+    number = value.str.extract(rf"^\D*(\d+){tail}$", 1).cast(pl.Int64, strict=False)
     canonical = pl.lit(prefix) + number.cast(pl.String).str.zfill(width) + pl.lit(suffix)
     if exempt:  # declared codes that are not products (POST, BANK CHARGES) stay as written
         canonical = pl.when(value.is_in(list(exempt))).then(value).otherwise(canonical)
-    return _Cast(canonical, _failed_as(f"no number to build '{col.canonical}'"))
+    return _Cast(canonical, _failed_as(f"not one number to build '{col.canonical}'"))
 
 
 def _cast_float(col: ColumnSpec, text: pl.Expr) -> _Cast:
