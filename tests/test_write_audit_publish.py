@@ -179,6 +179,38 @@ def test_a_truncated_file_is_held_back_by_the_volume_guard_until_overridden(
     assert published["rows_in"].to_list() == [len(lines[: max(2, len(lines) // 20)]) - 1]
 
 
+def test_a_day_delivered_again_with_far_fewer_records_is_held_back_until_overridden(
+    pipeline: Pipeline, restore_landing: Path
+) -> None:
+    # 60 % of a published day's till lines, re-sent: above the volume guard's floor, but
+    # the rest would vanish from a day nobody looks at again
+    day = pipeline.days[1]
+    path = restore_landing / "pos_transactions" / f"{day}.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[: 1 + (len(lines) - 1) * 6 // 10]
+    path.write_text("".join(kept))
+    before = pipeline.snapshot(DAILY)
+    result = pipeline.day(day, "pos_transactions")
+    assert not result.success
+    assert_same(before, pipeline.snapshot(DAILY))
+    text = failure_text(result)
+    published = before["file_accounting"].filter(
+        (pl.col("channel") == "pos_transactions")
+        & (pl.col("partition_date").cast(pl.String) == day)
+    )["rows_in"].item()
+    assert f"- {day}: pos_transactions: delivered again with {len(kept) - 1} record(s)" in text
+    assert f"the {published} the day was published with" in text
+    assert "trailing median" not in text  # not the volume guard's floor
+    assert f"{OVERRIDE_TAG}=pos_transactions" in text
+
+    accepted = pipeline.day(day, tags={OVERRIDE_TAG: "pos_transactions"})
+    assert accepted.success
+    assert pipeline.wh.query(
+        "SELECT rows_in FROM cleaned.file_accounting"
+        " WHERE channel = 'pos_transactions' AND partition_date = ?", [day],
+    )["rows_in"].to_list() == [len(kept) - 1]
+
+
 def test_an_empty_file_on_the_first_day_is_held_back_without_history(
     pipeline: Pipeline, restore_landing: Path
 ) -> None:

@@ -37,6 +37,7 @@ from aiwf_assets.cleaning.audit import (
     is_overridden,
     overridden_sources,
     price_findings,
+    redelivery_finding,
     reference_finding,
     repeated_finding,
     volume_finding,
@@ -601,6 +602,7 @@ def _audit_day(
                 for f in price_findings(staged, products, PlausibilityThresholds())
             ]
     history = _volume_history(wh, day, thresholds.window_days)
+    published = _published_records(wh, day)
     for source in accounting.iter_rows(named=True):
         table = channels.table_of(source["channel"])
         counts = accounting.filter(pl.col("channel") == source["channel"])
@@ -616,6 +618,10 @@ def _audit_day(
                 f"{source['channel']}: the file ends mid-record (its last line is cut off"
                 " and unreadable): a truncated delivery?"
             ) if source["channel"] in audit.cut_short else None,
+            redelivery_finding(
+                source["channel"], source["rows_in"], published.get(source["channel"]),
+                thresholds,
+            ),
         ]
         for finding in filter(None, guarded):
             if is_overridden(source["channel"], overrides):
@@ -655,6 +661,17 @@ def _read_staged(wh: Warehouse, sql: str, params: list | None = None) -> pl.Data
         for c, dtype in frame.schema.items()
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
     )
+
+
+def _published_records(wh: Warehouse, day: dt.date) -> dict[str, int]:
+    """Records read per source from the delivery `day` is published from (none yet: {})."""
+    table = f"{SCHEMA}.{FILE_ACCOUNTING}"
+    if not wh.table_exists(table):
+        return {}
+    rows = wh.query(
+        f"SELECT channel, rows_in FROM {table} WHERE {PARTITION_COLUMN} = ?", [day]
+    )
+    return {channel: int(records) for channel, records in rows.iter_rows()}
 
 
 def _volume_history(wh: Warehouse, day: dt.date, window_days: int) -> dict[str, list[int]]:

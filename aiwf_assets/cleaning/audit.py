@@ -12,7 +12,10 @@ Guards (thresholds in `GuardThresholds`, documented in DATA_CONTRACTS.md):
   file is held back);
 - shape: a daily file that ends mid-record (cut off inside its last line);
 - reference shrink: a reference table that would lose more than `max_reference_shrink`
-  of its published rows, or become empty.
+  of its published rows, or become empty;
+- re-delivery shrink: a daily file delivered again for a day already published that reads
+  more than `max_reference_shrink` fewer records than the published delivery (rows would
+  vanish from a day nobody looks at again).
 A deliberate override for a real drop is the run tag `OVERRIDE_TAG` naming the sources
 (`web_orders,customers`) or `*`.
 """
@@ -149,6 +152,26 @@ def reference_finding(
         return (
             f"{table}: the new snapshot has {staged_rows} row(s), {shrink:.0%} fewer than the"
             f" published {published_rows} (more than {thresholds.max_reference_shrink:.0%})"
+        )
+    return None
+
+
+def redelivery_finding(
+    source: str, records: int, published: int | None, thresholds: GuardThresholds
+) -> str | None:
+    """Why a day's file, delivered again, may not replace the published day, or None.
+
+    `records`: records read from the new file; `published`: those of the delivery the day
+    was published from (None: the day was never published). An empty file is the volume
+    guard's business; this catches a partial re-delivery that would drop published rows."""
+    if not published or records == 0:
+        return None
+    shrink = 1 - records / published
+    if shrink > thresholds.max_reference_shrink:
+        return (
+            f"{source}: delivered again with {records} record(s), {shrink:.0%} fewer than the"
+            f" {published} the day was published with (more than"
+            f" {thresholds.max_reference_shrink:.0%}); a partial re-delivery?"
         )
     return None
 
