@@ -114,10 +114,15 @@ def test_files_outside_the_partition_window_are_reported(aiwf_home: Settings) ->
     landing = LandingResource(root=str(aiwf_home.landing_dir))
     partitions = partitions_for(aiwf_home)
     problems = files_outside_window(SOURCES.sources.values(), landing, partitions)
-    assert len(problems) == 1 and problems[0].startswith(
+    assert len(problems) == 2 and problems[0].startswith(
         "web_orders (web_orders/): day(s) 2025-12-31, 2999-01-01 outside the daily partition "
         "window (from AIWF_PARTITION_START=2026-01-01 to today, UTC)"
     )
+    assert problems[1].startswith(
+        "web_orders (web_orders/): 1 file(s) or folder(s) not named like YYYY-MM-DD.jsonl are"
+        " never read: 'notes.txt'"
+    )
+
     with pytest.raises(SettingsError, match="2025-12-31 outside .* set AIWF_PARTITION_START"):
         require_partitions(["2025-12-31", "2026-01-02"], partitions)
     assert require_partitions(["2026-01-02"], partitions) == ["2026-01-02"]
@@ -125,6 +130,31 @@ def test_files_outside_the_partition_window_are_reported(aiwf_home: Settings) ->
     narrow = partitions_for(replace(aiwf_home, partition_start="2026-01-03"))
     with pytest.raises(SettingsError, match="2026-01-02 outside .*START=2026-01-03"):
         require_partitions(["2026-01-02"], narrow)
+
+
+def test_files_named_unlike_the_template_are_reported_not_silently_skipped(
+    aiwf_home: Settings,
+) -> None:
+    # what real transfers leave: a second download, an upper-case extension, a date without
+    # dashes, a compressed copy, a split export's second part, a folder per day; an upload
+    # still in progress is not a delivery yet and is not reported
+    from aiwf_assets.ingest.landing import files_outside_window
+
+    folder = aiwf_home.landing_dir / "crm_tickets"
+    (folder / "2026-01-04").mkdir(parents=True)
+    names = ["2026-01-02.csv", "2026-01-02 (1).csv", "2026-01-02.CSV", "20260102.csv",
+             "2026-01-02.csv.gz", "2026-01-02_part2.csv", "2026-01-03.csv.tmp",
+             "2026-01-03.csv.partial", ".DS_Store"]  # fmt: skip
+    for name in names:
+        (folder / name).write_text("ticket_id\n")
+    landing = LandingResource(root=str(aiwf_home.landing_dir))
+    problems = files_outside_window(SOURCES.sources.values(), landing, partitions_for(aiwf_home))
+    assert problems == [
+        "crm_tickets (crm_tickets/): 6 file(s) or folder(s) not named like YYYY-MM-DD.csv are"
+        " never read: '2026-01-02 (1).csv', '2026-01-02.CSV', '2026-01-02.csv.gz',"
+        " '2026-01-02_part2.csv', '20260102.csv' and 1 more (a second part of a day's export,"
+        " a renamed or compressed file? rename it to the day's name, or merge the parts)"
+    ]
 
 
 def test_on_s3_unchanged_objects_are_listed_not_downloaded(

@@ -115,6 +115,16 @@ def list_folder(fs: pafs.FileSystem, folder: str) -> list[pafs.FileInfo]:
     ]
 
 
+def list_subfolders(fs: pafs.FileSystem, folder: str) -> list[str]:
+    """Names of the visible folders directly in `folder` (none when it does not exist)."""
+    selector = pafs.FileSelector(folder, allow_not_found=True)
+    return sorted(
+        info.base_name
+        for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.Directory and not info.base_name.startswith(".")
+    )
+
+
 def stat_file(fs: pafs.FileSystem, path: str) -> pafs.FileInfo | None:
     info = fs.get_file_info(path)
     return info if info.type == pafs.FileType.File else None
@@ -175,6 +185,27 @@ def days_outside_window(
     return sorted(d for d in days if _iso_day(d) and not partitions.has_partition_key(d))
 
 
+# What a transfer leaves while a file is still on its way (renamed when complete): not a
+# delivery yet, so not reported either.
+IN_PROGRESS_SUFFIXES = (".tmp", ".partial", ".part", ".crdownload", ".filepart", ".download")
+
+
+def unrecognised_names(spec: SourceSpec, names: list[str]) -> list[str]:
+    """Names in a source's folder that do not follow its landing template with a
+    YYYY-MM-DD day (`2026-01-05 (1).csv`, `2026-01-05.CSV`, `20260105.csv`, `x.csv.gz`,
+    a split export's `2026-01-05_part2.csv`): never read, so a user must hear of them.
+    Uploads in progress (IN_PROGRESS_SUFFIXES) are left out."""
+    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
+
+    def follows(name: str) -> bool:
+        day = name[len(prefix) : len(name) - len(suffix)]
+        return name.startswith(prefix) and name.endswith(suffix) and _iso_day(day)
+
+    return sorted(
+        n for n in names if not follows(n) and not n.lower().endswith(IN_PROGRESS_SUFFIXES)
+    )
+
+
 def _iso_day(text: str) -> bool:
     try:
         dt.date.fromisoformat(text)
@@ -187,18 +218,35 @@ def files_outside_window(
     sources: Iterable[SourceSpec], landing: LandingResource,
     partitions: dg.DailyPartitionsDefinition,
 ) -> list[str]:
-    """Landed daily files whose day has no partition, as `<source> (<folder>/): <why>`."""
+    """Landed daily files that are never observed, as `<source> (<folder>/): <why>`: days
+    without a partition, and names that do not follow the source's template."""
     fs, root = landing.fs_and_root()
+    daily = [spec for spec in sources if spec.contract.daily]
     out = []
-    for spec in sources:
-        if not spec.contract.daily:
-            continue
-        names = [i.base_name for i in list_folder(fs, f"{root}/{landing_folder(spec)}")]
+    for spec in daily:
+        folder = f"{root}/{landing_folder(spec)}"
+        names = [i.base_name for i in list_folder(fs, folder)]
         days = days_outside_window(spec, names, partitions)
         if days:
             out.append(
                 f"{spec.name} ({landing_folder(spec)}/): "
                 f"{outside_window_message(days, partitions)}"
+            )
+        # a folder two sources share: a name is foreign when it is neither's
+        sharing = [s for s in daily if landing_folder(s) == landing_folder(spec)]
+        if sharing[0] is not spec:
+            continue  # said once per folder
+        foreign = sorted(set.intersection(*(set(unrecognised_names(s, names)) for s in sharing)))
+        foreign += [f"{d}/" for d in list_subfolders(fs, folder)]
+        if foreign:
+            shown = ", ".join(repr(n) for n in foreign[:5])
+            more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            out.append(
+                f"{spec.name} ({landing_folder(spec)}/): {len(foreign)} file(s) or folder(s)"
+                " not named"
+                f" like {spec.landing.rsplit('/', 1)[-1].replace('{date}', 'YYYY-MM-DD')}"
+                f" are never read: {shown}{more} (a second part of a day's export, a"
+                " renamed or compressed file? rename it to the day's name, or merge the parts)"
             )
     return out
 
