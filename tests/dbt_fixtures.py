@@ -3,7 +3,8 @@
 The cleaned tables follow docs/DATA_CONTRACTS.md. Three deliveries (2026-01-05..07) hold
 web, app and store orders; the app order `app:A1` (with its line) and the ticket `ticket:K1`
 are re-delivered on 2026-01-06 (the earliest delivery must win), and the store order
-`store:T2` arrives late (delivered 2026-01-06 for 2026-01-05).
+`store:T2` arrives late (delivered 2026-01-06 for 2026-01-05). `late_line_frames` adds two
+orders whose last line arrives a day after the others (seed_cleaned(late_lines=True)).
 """
 
 from __future__ import annotations
@@ -241,30 +242,69 @@ def reference_frames() -> dict[str, pl.DataFrame]:
     }
 
 
-def daily_frames() -> dict[str, pl.DataFrame]:
+# Orders placed on the 6th whose last line comes in the file of the 7th (exports do this).
+# app:A3: lines 1-2 on the 6th, line 3 (on promotion) on the 7th, each day with its order row
+# of that day's lines, as cleaning makes them. web:W4: line 1 on the 6th, its postage line on
+# the 7th without an order row that day (an incremental run must still recompute the order).
+LATE_LINE_ORDERS = {
+    "app:A3": {"n_lines": 3, "n_units": 6, "order_total": 36.74, "has_promo": True},
+    "web:W4": {"n_lines": 2, "n_units": 2, "order_total": 103.95, "has_promo": False},
+}
+
+
+def late_line_frames() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The order lines and order rows of LATE_LINE_ORDERS, delivered on the 6th and 7th."""
+    _, d6, d7 = DELIVERY_DAYS
+    lines = pl.DataFrame(
+        [
+            _line(d6, "app:A3", 1, BOB, d6, "SKU-00001", 1, 18.99, source_row=11),
+            _line(d6, "app:A3", 2, BOB, d6, "SKU-00002", 2, 5.5, source_row=12),
+            _line(d7, "app:A3", 3, BOB, d6, "SKU-00003", 3, 2.25, is_promo=True, source_row=11),
+            _line(d6, "web:W4", 1, ALICE, d6, "SKU-00004", 1, 99.0, source_row=13),
+            _line(d7, "web:W4", 2, ALICE, d6, "POST", 1, 4.95, source_row=12, line_kind="postage"),
+        ],
+        schema=LINE_COLUMNS,
+    )
+    orders = orders_frame(lines).filter(
+        ~((pl.col("order_id") == "web:W4") & (pl.col("partition_date") == d7))
+    )
+    return lines, orders
+
+
+def daily_frames(late_lines: bool = False) -> dict[str, pl.DataFrame]:
     lines = order_lines_frame()
+    orders = orders_frame(lines)
+    if late_lines:
+        late, late_orders = late_line_frames()
+        lines, orders = pl.concat([lines, late]), pl.concat([orders, late_orders])
     return {
-        "orders": orders_frame(lines),
+        "orders": orders,
         "order_lines": lines,
         "interactions": interactions_frame(),
         "quarantine": quarantine_frame(),
     }
 
 
-def seed_cleaned(warehouse: Warehouse, days: list[date] | None = None) -> None:
-    """Write the cleaned tables through `warehouse`: reference tables, and the given deliveries."""
+def seed_cleaned(
+    warehouse: Warehouse, days: list[date] | None = None, late_lines: bool = False
+) -> None:
+    """Write the cleaned tables through `warehouse`: reference tables, and the given deliveries
+    (with LATE_LINE_ORDERS if `late_lines`)."""
     days = DELIVERY_DAYS if days is None else days
     for name, frame in reference_frames().items():
         warehouse.replace_table(f"cleaned.{name}", frame)
-    for name, frame in daily_frames().items():
+    for name, frame in daily_frames(late_lines).items():
         warehouse.replace_partitions(
             f"cleaned.{name}", frame.filter(pl.col("partition_date").is_in(days)), days
         )
 
 
-def redeliver_without(warehouse: Warehouse, day: date, *order_ids: str) -> None:
-    """A corrected re-delivery of `day`: the same files without these orders and their lines."""
-    frames = daily_frames()
+def redeliver_without(
+    warehouse: Warehouse, day: date, *order_ids: str, late_lines: bool = False
+) -> None:
+    """A corrected re-delivery of `day`: the same files without these orders and their lines
+    (of the deliveries seed_cleaned wrote with `late_lines`)."""
+    frames = daily_frames(late_lines)
     for name in ("orders", "order_lines"):
         frame = frames[name].filter(
             (pl.col("partition_date") == day) & ~pl.col("order_id").is_in(order_ids)

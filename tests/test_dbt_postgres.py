@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -29,6 +29,7 @@ from tests.conftest import POSTGRES_DSN, postgres_or_skip
 from tests.dbt_fixtures import (
     CHANGED_LINE_REPORT,
     DELIVERY_DAYS,
+    LATE_LINE_ORDERS,
     MART_KEYS,
     postgres_schema_suffix,
     read_mart,
@@ -162,7 +163,7 @@ def test_a_changed_redelivery_warns_as_on_duckdb(built: Built, tmp_path: Path) -
 
 
 def test_an_incremental_window_on_postgres(built: Built, tmp_path: Path) -> None:
-    """Runs last in this module: it changes the shared warehouse."""
+    """Runs late in this module: it changes the shared warehouse."""
     redeliver_without(built.warehouse, D5, "app:A1", "store:T1")
     resource = WarehouseResource(
         kind="postgres", dsn=POSTGRES_DSN, schema_suffix=built.warehouse.schema_suffix
@@ -179,3 +180,29 @@ def test_an_incremental_window_on_postgres(built: Built, tmp_path: Path) -> None
     assert "store:T1" not in orders["order_id"].to_list()
     sales = read_mart(built.warehouse, "fct_product_daily_sales")
     assert sales.filter(pl.col("sku") == "SKU-00003")["sales_date"].to_list() == [date(2026, 1, 6)]
+
+
+def test_a_late_line_counts_in_its_order_on_postgres(built: Built, tmp_path: Path) -> None:
+    """As on DuckDB (test_an_order_whose_last_line_arrives_a_day_later): the orders whose last
+    line is delivered a day later count it after the incremental run of that day, and the
+    blocking fct_orders_match_their_order_lines passes. Runs last: it changes the warehouse."""
+    resource = WarehouseResource(
+        kind="postgres", dsn=POSTGRES_DSN, schema_suffix=built.warehouse.schema_suffix
+    )
+    dbt = WarehouseDbtCliResource(
+        project_dir=marts_project("postgres", built.target),
+        warehouse=resource,
+        dbt_executable=local_dbt_executable(),
+    )
+    for day in (D6, D7):
+        seed_cleaned(built.warehouse, [day], late_lines=True)
+        window = dbt_window_vars(day, day + timedelta(days=1))
+        dbt.cli(["build", "--select", "tag:daily", "--vars", window], target_path=tmp_path).wait()
+    orders = read_mart(built.warehouse, "fct_orders")
+    lines = read_mart(built.warehouse, "fct_order_lines")
+    for order_id, expected in LATE_LINE_ORDERS.items():
+        row = orders.filter(pl.col("order_id") == order_id).row(0, named=True)
+        assert {k: row[k] for k in expected} == pytest.approx(expected), order_id
+        assert row["partition_date"] == D6, order_id
+        own = lines.filter(pl.col("order_id") == order_id)
+        assert own["line_amount"].sum() == pytest.approx(row["order_total"]), order_id

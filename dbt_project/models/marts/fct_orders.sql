@@ -11,8 +11,10 @@
 
 {#-
   An incremental run recomputes every order the delivery window touches: orders delivered in
-  the window, orders with a line delivered in the window (their units may change), and orders
-  this table holds from the window.
+  the window, orders with a line delivered in the window (a late line changes the order's line
+  count, units and amounts), orders this table holds from the window, and orders whose
+  line-derived columns no longer match their lines (a corrected re-delivery dropped or moved a
+  line delivered later than the order: nothing of the order is in the window any more).
 -#}
 with orders as (
     select * from {{ ref('int_orders__cross_channel') }}
@@ -31,6 +33,18 @@ with orders as (
     select order_id
     from {{ this }}
     where {{ in_delivery_window('partition_date') }}
+    union
+    select kept.order_id
+    from {{ this }} as kept
+    inner join orders
+        on orders.order_id = kept.order_id
+    where kept.n_lines <> orders.n_lines
+       or kept.n_units <> orders.n_units
+       or kept.is_return <> orders.is_return
+       or kept.gross_amount <> cast(orders.gross_amount as double precision)
+       or kept.returns_amount <> cast(orders.returns_amount as double precision)
+       or kept.order_total <> cast(orders.order_total as double precision)
+       or kept.has_promo <> orders.has_promo
 )
 {% endif %}
 
