@@ -42,7 +42,7 @@ from aiwf_assets.automation.jobs import (
     refresh_keys,
 )
 from aiwf_assets.day_versions import DEFER_ASSET_EVENTS_TAG, RECORDS_DAY_VERSIONS
-from aiwf_assets.ingest.spec import declared_sources
+from aiwf_assets.ingest.spec import SourcesConfig, declared_sources
 from aiwf_assets.partitions import partitions_for, require_partitions
 from aiwf_assets.progress import terminal_progress
 from aiwf_assets.settings import (
@@ -95,29 +95,31 @@ def plan_runs(defs: dg.Definitions) -> RunPlan:
     return RunPlan(reference_keys(graph), daily_keys(graph), refresh_keys(graph))
 
 
-def landed_days(landing_dir: Path) -> list[str]:
+def landed_days(landing_dir: Path, sources: SourcesConfig | None = None) -> list[str]:
     """Every day that has at least one landed daily file."""
     return days_of_landed_files(
-        p.relative_to(landing_dir).as_posix() for p in landing_dir.glob("*/*") if p.is_file()
+        (p.relative_to(landing_dir).as_posix() for p in landing_dir.rglob("*") if p.is_file()),
+        sources,
     )
 
 
-def days_of_landed_files(paths: Iterable[str]) -> list[str]:
-    """Every day named by a daily file among `<channel>/<file>` paths (reference/ has none)."""
-    days = {
-        path.split("/")[1].split(".", 1)[0]
-        for path in paths
-        if path.count("/") == 1 and not path.startswith("reference/")
-    }
-    return sorted(d for d in days if _is_iso_day(d))
+def days_of_landed_files(paths: Iterable[str], sources: SourcesConfig | None = None) -> list[str]:
+    """Every day named by a daily file among `<folder>/<file>` paths: a name that follows a
+    daily source's landing template with a YYYY-MM-DD day, as the landing sensor reads them
+    (`2026-01-05.csv.partial`, `2026-01-05.CSV` or `20260105.csv` name no day). `sources`:
+    the declared sources (None: the settings')."""
+    from aiwf_assets.ingest.landing import day_of_file, landing_folder
 
-
-def _is_iso_day(text: str) -> bool:
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
+    if sources is None:
+        sources = declared_sources(get_settings().sources_path)
+    daily = [spec for spec in sources.sources.values() if spec.contract.daily]
+    days = set()
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        for spec in daily:
+            if landing_folder(spec) == folder and (day := day_of_file(spec, name)):
+                days.add(day)
+    return sorted(days)
 
 
 class Launcher(Protocol):
@@ -365,7 +367,7 @@ def run_demo(
             drift_from=drift_from,
         )
         print(summary.to_text())
-    days_landed = landed_days(settings.landing_dir)
+    days_landed = landed_days(settings.landing_dir, declared_sources(settings.sources_path))
     if days_landed:
         settings = fit_partitions_to(settings.home, days_landed)
 

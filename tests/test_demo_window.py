@@ -91,3 +91,19 @@ def test_progress_milestones_and_lines() -> None:
     )
     assert progress_line(None, "orders", "Writing ...") is None
     assert progress_line("STEP_START", "orders", "") is None
+
+
+def test_the_demo_reads_days_from_file_names_as_the_landing_sensor_does() -> None:
+    # before, whatever came before the first dot was a day: an upload in progress moved the
+    # window to its day, and '20260106' (an ISO basic date) became AIWF_PARTITION_END
+    from aiwf_assets.demo import days_of_landed_files
+    from aiwf_assets.ingest.spec import declared_sources
+
+    paths = [
+        "web_orders/2026-01-05.jsonl", "crm_tickets/2026-01-06.csv", "reference/customers.csv",
+        "crm_tickets/2026-01-07.csv.partial", "crm_tickets/2026-01-08.CSV",
+        "crm_tickets/20260109.csv", "crm_tickets/2026-01-10 (1).csv",
+        "pos_transactions/2019-06-01.csv.gz", "pos_transactions/2026-01-11/2026-01-11.csv",
+        "web_orders/2026-01-12.csv",  # not this source's extension
+    ]  # fmt: skip
+    assert days_of_landed_files(paths, declared_sources(None)) == ["2026-01-05", "2026-01-06"]
