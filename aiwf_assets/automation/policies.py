@@ -59,6 +59,10 @@ class Parents:
     same: tuple[dg.AssetKey, ...] = ()
     reference: tuple[dg.AssetKey, ...] = ()
     wide: tuple[dg.AssetKey, ...] = ()
+    # parents of the assets this one runs with in one step (a multi-asset that cannot
+    # subset), not its own, with its partitioning: requesting it runs the whole step, which
+    # reads them (orders and the day's ticket file)
+    step: tuple[dg.AssetKey, ...] = ()
 
     @classmethod
     def of(cls, key: dg.AssetKey, graph: dg.AssetGraph) -> Parents:
@@ -70,7 +74,19 @@ class Parents:
                 groups["same"].append(parent)
             else:
                 groups["reference" if partitioned else "wide"].append(parent)
-        return cls(*(tuple(groups[g]) for g in ("same", "reference", "wide")))
+        together = {
+            k for k in graph.get_execution_set_asset_and_check_keys(key)
+            if isinstance(k, dg.AssetKey)
+        }
+        step = {
+            p for k in together for p in graph.get(k).parent_keys
+            if p not in together and p not in graph.get(key).parent_keys
+            and (graph.get(p).partitions_def is not None) == partitioned
+        }
+        return cls(
+            *(tuple(groups[g]) for g in ("same", "reference", "wide")),
+            step=tuple(sorted(step, key=lambda k: k.to_user_string())),
+        )
 
 
 def upstream_changed(
@@ -108,6 +124,10 @@ def ready(parents: Parents) -> dg.AutomationCondition:
         ).with_label("reference parents exist and are settled") & AC.all_deps_match(
             AC.all_checks_match(AC.check_passed(), blocking_only=True)
         ).allow(reference).with_label("reference parents' blocking checks passed")
+    for mate in parents.step:
+        condition = condition & AC.asset_matches(
+            mate, ~AC.missing() | AC.will_be_requested()
+        ).with_label(f"{mate.to_user_string()} (read by the same step) exists or runs first")
     if parents.wide:
         wide = dg.AssetSelection.assets(*parents.wide)
         condition = condition & (
