@@ -113,6 +113,17 @@ def test_tables_report_row_counts(built: Built) -> None:
     assert counts["fct_orders"] == 8 and counts["dim_customers"] == 4
 
 
+def postgres_dbt(built: Built) -> WarehouseDbtCliResource:
+    """dbt on the module's Postgres warehouse (its schema suffix), with the built project."""
+    return WarehouseDbtCliResource(
+        project_dir=marts_project("postgres", built.target),
+        warehouse=WarehouseResource(
+            kind="postgres", dsn=POSTGRES_DSN, schema_suffix=built.warehouse.schema_suffix
+        ),
+        dbt_executable=local_dbt_executable(),
+    )
+
+
 def test_postgres_and_duckdb_build_the_same_marts(built: Built, tmp_path: Path) -> None:
     resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
     seed_cleaned(resource.get())
@@ -136,14 +147,7 @@ def test_a_changed_redelivery_warns_as_on_duckdb(built: Built, tmp_path: Path) -
     (tests/test_dbt_duckdb.py); the shared warehouse gets its deliveries back afterwards."""
     redeliver_changed(built.warehouse)
     try:
-        resource = WarehouseResource(
-            kind="postgres", dsn=POSTGRES_DSN, schema_suffix=built.warehouse.schema_suffix
-        )
-        dbt = WarehouseDbtCliResource(
-            project_dir=marts_project("postgres", built.target),
-            warehouse=resource,
-            dbt_executable=local_dbt_executable(),
-        )
+        dbt = postgres_dbt(built)
         args = ["test", "--select", "test_name:redeliveries_unchanged"]
         dbt.cli(args, target_path=tmp_path).wait()
         results = json.loads((tmp_path / "run_results.json").read_text())["results"]
@@ -165,14 +169,7 @@ def test_a_changed_redelivery_warns_as_on_duckdb(built: Built, tmp_path: Path) -
 def test_an_incremental_window_on_postgres(built: Built, tmp_path: Path) -> None:
     """Runs late in this module: it changes the shared warehouse."""
     redeliver_without(built.warehouse, D5, "app:A1", "store:T1")
-    resource = WarehouseResource(
-        kind="postgres", dsn=POSTGRES_DSN, schema_suffix=built.warehouse.schema_suffix
-    )
-    dbt = WarehouseDbtCliResource(
-        project_dir=marts_project("postgres", built.target),
-        warehouse=resource,
-        dbt_executable=local_dbt_executable(),
-    )
+    dbt = postgres_dbt(built)
     window = dbt_window_vars(D5, D6)
     dbt.cli(["build", "--select", "tag:daily", "--vars", window], target_path=tmp_path).wait()
     orders = read_mart(built.warehouse, "fct_orders")
@@ -186,14 +183,7 @@ def test_a_late_line_counts_in_its_order_on_postgres(built: Built, tmp_path: Pat
     """As on DuckDB (test_an_order_whose_last_line_arrives_a_day_later): the orders whose last
     line is delivered a day later count it after the incremental run of that day, and the
     blocking fct_orders_match_their_order_lines passes. Runs last: it changes the warehouse."""
-    resource = WarehouseResource(
-        kind="postgres", dsn=POSTGRES_DSN, schema_suffix=built.warehouse.schema_suffix
-    )
-    dbt = WarehouseDbtCliResource(
-        project_dir=marts_project("postgres", built.target),
-        warehouse=resource,
-        dbt_executable=local_dbt_executable(),
-    )
+    dbt = postgres_dbt(built)
     for day in (D6, D7):
         seed_cleaned(built.warehouse, [day], late_lines=True)
         window = dbt_window_vars(day, day + timedelta(days=1))
