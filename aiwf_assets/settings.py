@@ -60,6 +60,10 @@ class Settings:
     sources_path: Path | None = None
     # automation and monitoring (docs/AUTOMATION.md); crons are UTC
     observe_interval_s: int = 60
+    # a landed file is observed only once it has not been written for this long (0: at
+    # once); for landing folders written in place (SFTP, NFS), where a file grows while
+    # it uploads. S3 objects appear whole.
+    landing_settle_s: int = 0
     automation_interval_s: int = 30
     debounce_cron: str = "*/15 * * * *"
     scoring_cron: str = "0 6 * * *"
@@ -197,6 +201,7 @@ def _read_env(environ: dict[str, str]) -> Settings:
             else None
         ),
         observe_interval_s=int(_number(environ, "AIWF_OBSERVE_INTERVAL_S", 60)),
+        landing_settle_s=int(_number(environ, "AIWF_LANDING_SETTLE_S", 0)),
         automation_interval_s=int(_number(environ, "AIWF_AUTOMATION_INTERVAL_S", 30)),
         debounce_cron=environ.get("AIWF_DEBOUNCE_CRON", "*/15 * * * *"),
         scoring_cron=environ.get("AIWF_SCORING_CRON", "0 6 * * *"),

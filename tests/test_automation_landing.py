@@ -196,6 +196,31 @@ def test_recording_the_landing_state_leaves_the_sensor_nothing_to_do(
             assert sensor(context).asset_events == []
 
 
+def test_with_a_settle_time_a_file_still_being_written_waits(aiwf_home: Settings) -> None:
+    # an SFTP upload grows in place: cut at a line end it parses, and would publish part of
+    # the day; AIWF_LANDING_SETTLE_S observes a file only once it has not changed for that long
+    folder = aiwf_home.landing_dir / "crm_tickets"
+    folder.mkdir(parents=True)
+    path = folder / f"{DAYS[0]}.csv"
+    path.write_text(f"ticket_id,opened_at\nT-1,{DAYS[0]} 10:00:00\n")  # still uploading
+    landing = LandingResource(root=str(aiwf_home.landing_dir))
+    partitions = partitions_for(aiwf_home)
+    settling = replace(aiwf_home, landing_settle_s=60)
+    sensor = landing_observation_sensor(settling, SOURCES, partitions)
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as context:
+            assert sensor(context).asset_events == []
+        written = dt.datetime.now(dt.UTC).timestamp() - 120  # the upload ended 2 minutes ago
+        os.utime(path, (written, written))
+        with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as context:
+            events = sensor(context).asset_events
+        assert [(e.asset_key.to_user_string(), e.partition) for e in events] == [
+            ("landing_crm_tickets", DAYS[0])
+        ]
+    # without a settle time (the default) the file counts at once
+    assert landing_versions(SOURCES["crm_tickets"], landing, partitions).keys() == {DAYS[0]}
+
+
 # the daemon, played by the test -------------------------------------------------------------
 class Daemon:
     def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:

@@ -13,6 +13,7 @@ sees exactly those partitions. The observable source assets still exist
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping
@@ -74,17 +75,19 @@ def observe_landing(
     digests: Mapping[str, str],
     sources: SourcesConfig,
     partitions: dg.DailyPartitionsDefinition,
+    settled_before: dt.datetime | None = None,
 ) -> tuple[list[dg.AssetObservation], dict[str, str]]:
     """Observations for what changed in the landing zone, and the new per-source digests.
 
     `digests` (source -> digest of its listing) is the previous pass; a source whose
     digest is unchanged costs one listing. For the others, the versions are compared
-    with what the instance last recorded, partition by partition.
+    with what the instance last recorded, partition by partition. `settled_before`: files
+    written later are left for a later pass (None: every file counts).
     """
     events: list[dg.AssetObservation] = []
     current: dict[str, str] = {}
     for spec in sources.sources.values():
-        versions = landing_versions(spec, landing, partitions)
+        versions = landing_versions(spec, landing, partitions, settled_before)
         current[spec.name] = versions_digest(versions)
         if digests.get(spec.name) != current[spec.name]:
             key = dg.AssetKey(f"landing_{spec.name}")
@@ -128,7 +131,13 @@ def landing_observation_sensor(
     )
     def _sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
         previous = json.loads(context.cursor) if context.cursor else {}
-        events, digests = observe_landing(context.instance, landing, previous, sources, partitions)
+        settle = settings.landing_settle_s
+        settled_before = (
+            dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settle) if settle > 0 else None
+        )
+        events, digests = observe_landing(
+            context.instance, landing, previous, sources, partitions, settled_before
+        )
         for problem in files_outside_window(sources.sources.values(), landing, partitions):
             context.log.warning(f"landed files not observed: {problem}")
         return dg.SensorResult(asset_events=events, cursor=json.dumps(digests, sort_keys=True))

@@ -262,8 +262,18 @@ def files_outside_window(
     return out
 
 
+def settled(info: pafs.FileInfo, settled_before: dt.datetime | None) -> bool:
+    """Whether a file was last written before `settled_before` (None: every file is): a
+    file still being written in place (an SFTP upload) changes its mtime as it grows."""
+    if settled_before is None or info.mtime is None:
+        return True
+    mtime = info.mtime if info.mtime.tzinfo else info.mtime.replace(tzinfo=dt.UTC)
+    return mtime <= settled_before
+
+
 def landing_versions(
-    spec: SourceSpec, landing: LandingResource, partitions: dg.DailyPartitionsDefinition
+    spec: SourceSpec, landing: LandingResource, partitions: dg.DailyPartitionsDefinition,
+    settled_before: dt.datetime | None = None,
 ) -> dict[str | None, str]:
     """sha256 of every landed file of a source, by partition (None for a reference file).
 
@@ -276,12 +286,15 @@ def landing_versions(
     cache_file = landing.cache_file(spec.name)
     if not spec.contract.daily:
         info = stat_file(fs, f"{root}/{landing_path(spec, None)}")
+        if info is not None and not settled(info, settled_before):
+            info = None
         digests = content_fingerprints(fs, [info] if info else [], cache_file)
         return {None: digests[info.path]} if info else {}
     by_day = {
         day: info
         for info in list_folder(fs, f"{root}/{landing_folder(spec)}")
         if (day := partition_of_file(spec, info.base_name, partitions))
+        and settled(info, settled_before)
     }
     digests = content_fingerprints(fs, by_day.values(), cache_file)
     return {day: digests[info.path] for day, info in by_day.items()}
