@@ -601,8 +601,7 @@ def _audit_day(
                 f"{partition}: {f}"
                 for f in price_findings(staged, products, PlausibilityThresholds())
             ]
-    history = _volume_history(wh, day, thresholds.window_days)
-    published = _published_records(wh, day)
+    history, published = _published_counts(wh, day, thresholds.window_days)
     for source in accounting.iter_rows(named=True):
         table = channels.table_of(source["channel"])
         counts = accounting.filter(pl.col("channel") == source["channel"])
@@ -663,31 +662,28 @@ def _read_staged(wh: Warehouse, sql: str, params: list | None = None) -> pl.Data
     )
 
 
-def _published_records(wh: Warehouse, day: dt.date) -> dict[str, int]:
-    """Records read per source from the delivery `day` is published from (none yet: {})."""
+def _published_counts(
+    wh: Warehouse, day: dt.date, window_days: int
+) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """Records read per source, from one read of the file accounting: on its published days
+    in the window before `day` (the volume guard's history), and on `day` itself if it was
+    published already (the delivery a re-delivery replaces; none yet: absent)."""
     table = f"{SCHEMA}.{FILE_ACCOUNTING}"
     if not wh.table_exists(table):
-        return {}
+        return {}, {}
     rows = wh.query(
-        f"SELECT channel, rows_in FROM {table} WHERE {PARTITION_COLUMN} = ?", [day]
-    )
-    return {channel: int(records) for channel, records in rows.iter_rows()}
-
-
-def _volume_history(wh: Warehouse, day: dt.date, window_days: int) -> dict[str, list[int]]:
-    """Records read per source on its published days in the window before `day`."""
-    table = f"{SCHEMA}.{FILE_ACCOUNTING}"
-    if not wh.table_exists(table):
-        return {}
-    rows = wh.query(
-        f"SELECT channel, rows_in FROM {table}"
-        f" WHERE {PARTITION_COLUMN} < ? AND {PARTITION_COLUMN} >= ?",
+        f"SELECT {PARTITION_COLUMN}, channel, rows_in FROM {table}"
+        f" WHERE {PARTITION_COLUMN} <= ? AND {PARTITION_COLUMN} >= ?",
         [day, day - dt.timedelta(days=window_days)],
     )
     history: dict[str, list[int]] = {}
-    for channel, cleaned in rows.iter_rows():
-        history.setdefault(channel, []).append(int(cleaned))
-    return history
+    published: dict[str, int] = {}
+    for delivered, channel, records in rows.iter_rows():
+        if delivered == day:
+            published[channel] = int(records)
+        else:
+            history.setdefault(channel, []).append(int(records))
+    return history, published
 
 
 def _daily_check_results(audit: _DailyAudit) -> Iterator[dg.AssetCheckResult]:

@@ -175,11 +175,8 @@ def partition_of_file(
     """The partition a landed file name belongs to (`2026-01-05.jsonl` -> `2026-01-05`),
     or None when the name does not follow the source's landing template or the day is
     not a partition (yet)."""
-    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
-    if not (file_name.startswith(prefix) and file_name.endswith(suffix)):
-        return None
-    day = file_name[len(prefix) : len(file_name) - len(suffix)]
-    return day if partitions.has_partition_key(day) else None
+    day = day_of_file(spec, file_name)
+    return day if day is not None and partitions.has_partition_key(day) else None
 
 
 def days_outside_window(
@@ -187,13 +184,8 @@ def days_outside_window(
 ) -> list[str]:
     """Days of landed files that follow the source's template but have no partition
     (before AIWF_PARTITION_START, or after today): they are never observed."""
-    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
-    days = [
-        name[len(prefix) : len(name) - len(suffix)]
-        for name in file_names
-        if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix + suffix)
-    ]
-    return sorted(d for d in days if _iso_day(d) and not partitions.has_partition_key(d))
+    days = [day for name in file_names if (day := day_of_file(spec, name))]
+    return sorted(d for d in days if not partitions.has_partition_key(d))
 
 
 # What a transfer leaves while a file is still on its way (renamed when complete): not a
@@ -206,14 +198,9 @@ def unrecognised_names(spec: SourceSpec, names: list[str]) -> list[str]:
     YYYY-MM-DD day (`2026-01-05 (1).csv`, `2026-01-05.CSV`, `20260105.csv`, `x.csv.gz`,
     a split export's `2026-01-05_part2.csv`): never read, so a user must hear of them.
     Uploads in progress (IN_PROGRESS_SUFFIXES) are left out."""
-    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
-
-    def follows(name: str) -> bool:
-        day = name[len(prefix) : len(name) - len(suffix)]
-        return name.startswith(prefix) and name.endswith(suffix) and _iso_day(day)
-
     return sorted(
-        n for n in names if not follows(n) and not n.lower().endswith(IN_PROGRESS_SUFFIXES)
+        n for n in names
+        if day_of_file(spec, n) is None and not n.lower().endswith(IN_PROGRESS_SUFFIXES)
     )
 
 
