@@ -233,6 +233,75 @@ def test_customers_are_pseudonymised_and_deduplicated(customers: CleanResult) ->
     assert set(identity.get_column("identifier_kind")) == {"email", "phone", "loyalty"}
 
 
+def test_a_customer_listed_with_two_emails_is_one_customer() -> None:
+    # A CRM export lists Jane twice (a second e-mail, then a new mobile with no loyalty
+    # id), Max twice with two birth years (two records: which one is right is unknown)
+    listed_twice = CUSTOMERS_CSV + (
+        "C1,Jane,Doe,jane@work.example.com,+49 170 1234567,L0012345,2024-01-01,DE,1980\n"
+        "C1,Jane,Doe,,0160 5556667,,2024-01-01,DE,1980\n"
+        "C5,Max,Muster,max2@example.com,,,2024-03-01,DE,1990\n"
+        "C5,Max,Muster,max2@example.com,,,2024-03-01,DE,1991\n"
+    )
+    result = clean_reference_customers(raw("customers", listed_twice.encode()), KEY)
+    jane = crm_key("C1")
+    table = result.tables["customers"]
+    assert sorted(table.get_column("customer_key")) == sorted([jane, crm_key("C2")])
+    assert table.filter(pl.col("customer_key") == jane).height == 1
+    identity = result.tables["customer_identity"]
+    janes = identity.filter(pl.col("customer_key") == jane)
+    assert sorted(janes.get_column("identifier_hash")) == sorted(
+        [
+            hmac_hex(KEY, "email:jane.doe@example.com"),
+            hmac_hex(KEY, "email:jane@work.example.com"),
+            hmac_hex(KEY, "phone:491701234567"),
+            hmac_hex(KEY, "phone:491605556667"),
+            hmac_hex(KEY, "loyalty:L0012345"),
+        ]
+    )
+    # customers shows one identifier of each kind, decided by the data, not the row order
+    row = table.filter(pl.col("customer_key") == jane).row(0, named=True)
+    assert row["email_hash"] == min(
+        hmac_hex(KEY, "email:jane.doe@example.com"), hmac_hex(KEY, "email:jane@work.example.com")
+    )
+    reordered = "\n".join(
+        [listed_twice.splitlines()[0], *reversed(listed_twice.splitlines()[1:])]
+    )
+    again = clean_reference_customers(raw("customers", reordered.encode()), KEY)
+    assert again.tables["customers"].equals(table)
+    assert again.tables["customer_identity"].equals(identity)
+    # counts add up against the file: 8 rows = 4 cleaned (Jane x3, John) + 3 quarantined
+    # (Max's bad date, C5 twice) + 1 exact duplicate
+    assert accounting(result, "customers") | {"partition_date": None} == {
+        "channel": "customers",
+        "partition_date": None,
+        "rows_in": 8,
+        "rows_cleaned": 4,
+        "rows_quarantined": 3,
+        "duplicates_removed": 1,
+        "lines_in_file": 8,
+        "lines_parsed": 8,
+    }
+    assert reasons(result, "customers") == [
+        "signup_date: not a date in format '%Y-%m-%d' ('2024-02-30')",
+        *[CLASH.format("crm_id")] * 2,
+    ]
+    # an order under either e-mail or the new phone is Jane's
+    lines = orders_day(
+        identity,
+        web_orders=jsonl(web("W1"), web("W2", email="JANE@work.example.com")),
+    ).tables["order_lines"]
+    keys = dict(lines.select("order_id", "customer_key").unique().iter_rows())
+    assert keys["web:W1"] == keys["web:W2"] == jane
+    tickets = interactions_day(
+        identity,
+        crm_tickets=csv_bytes(
+            TICKETS_HEADER, [TICKET_ROWS[0].replace("0170 1234567", "0160 5556667")]
+        ),
+    ).tables["interactions"]
+    by_id = dict(tickets.select("interaction_id", "customer_key").iter_rows())
+    assert by_id["ticket:K1"] == jane
+
+
 def test_products_and_stores() -> None:
     products = clean_reference_products(
         raw(

@@ -132,12 +132,13 @@ def clean_source(
     valid = valid.unique(subset=list(spec.raw_columns), keep="first", maintain_order=True)
     duplicates = before - valid.height
     # Different records under one business key: which is right cannot be told (and
-    # keeping the first would depend on the file's order), so none is kept.
+    # keeping the first would depend on the file's order), so none is kept. Rows that
+    # differ only in multi-valued columns (a customer's second e-mail) are one record:
+    # all of them stay, and the caller folds them into one.
     key_columns = list(spec.contract.key)
-    clashing = valid.select(pl.len().over(key_columns) > 1).to_series()
-    clashes = valid.filter(clashing).select(
-        _ROW_ID, pl.len().over(key_columns).alias("versions")
-    )
+    versions = record_versions(valid, spec).over(key_columns).alias("versions")
+    clashing = valid.select(versions > 1).to_series()
+    clashes = valid.filter(clashing).select(_ROW_ID, versions)
     valid = valid.filter(~clashing).drop(_ROW_ID)
     clash_reason = pl.format(
         f"{', '.join(key_columns)}: {{}} different records share this key "
@@ -170,6 +171,17 @@ def clean_source(
         schema=ACCOUNTING_SCHEMA,
     )
     return SourceOutcome(valid, quarantine, accounting)
+
+
+def record_versions(valid: pl.DataFrame, spec: SourceSpec) -> pl.Expr:
+    """How many different records a group of rows holds (use with `.over(key)`), after
+    exact duplicates are gone: every row, unless the contract has multi-valued columns,
+    which do not make a row another record."""
+    several = set(spec.contract.multi_valued)
+    if not several & set(valid.columns):
+        return pl.len()
+    rest = [c for c in spec.raw_columns if c not in several and c in valid.columns]
+    return pl.struct(rest).n_unique()
 
 
 def physical_lines(raw: pl.DataFrame) -> dict[str, int | None]:

@@ -49,6 +49,9 @@ class Contract:
     # Columns describing the whole group a `sequence` numbers (the order), not one line:
     # a line's identity within its order is its other columns (see ingest.parse._number_sequences).
     shared: tuple[str, ...] = ()
+    # Columns one record may hold several values of (a CRM customer with two e-mails, listed
+    # on two rows): rows under one key that differ only here are one record, not a key clash.
+    multi_valued: tuple[str, ...] = ()
 
 
 CONTRACTS: dict[str, Contract] = {
@@ -145,6 +148,7 @@ CONTRACTS: dict[str, Contract] = {
             },
             mandatory=("crm_id",),
             key=("crm_id",),
+            multi_valued=("email", "phone", "loyalty_id"),
             pii={
                 "first_name": "name",
                 "last_name": "name",
