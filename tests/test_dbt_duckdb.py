@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -500,6 +500,15 @@ def test_a_changed_redelivery_warns_and_keeps_the_earliest_copy(
     compiled = run_target / "compiled" / "aiwf" / "models" / "staging"
     sql = (compiled / "_stg_cleaned__models.yml" / f"{failed[0][1]}.sql").read_text()
     assert warehouse.query(sql).rows(named=True) == [CHANGED_LINE_REPORT]
+    # an incremental run warns when its window holds a copy of the key, not in every later run
+    dbt, target = _dbt(built, resource), tmp_path / "dbt"
+    for start, warns in ((D6, True), (D7, False), (date(2026, 1, 8), False), (D5, True)):
+        _build_daily(dbt, target, start, start + timedelta(days=1))
+        outcomes = _test_outcomes(target)
+        assert [outcomes[REDELIVERY_CHECKS[m]] for m in REDELIVERY_CHECKS] == [
+            ("warn", 1) if warns and m != "stg_cleaned__interactions" else ("pass", 0)
+            for m in REDELIVERY_CHECKS
+        ], start
 
 
 def test_daily_aggregates(built: Built) -> None:
