@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import re
+import unicodedata
 
 import polars as pl
 import pyarrow as pa
@@ -300,6 +301,29 @@ def test_a_customer_listed_with_two_emails_is_one_customer() -> None:
     ).tables["interactions"]
     by_id = dict(tickets.select("interaction_id", "customer_key").iter_rows())
     assert by_id["ticket:K1"] == jane
+
+
+def test_an_identifier_written_another_way_is_the_same_customer() -> None:
+    # The CRM has Zoë's address composed (NFC); a web export writes it decomposed (NFD, as
+    # macOS does), tills print her card with a space or dashes (found by the 2026-12-07 probe:
+    # each became an unknown customer of its own)
+    crm = CUSTOMERS_CSV + "C9,Zoë,Müller,zoë.müller@example.com,,L0055555,2024-03-01,DE,1985\n"
+    identity = clean_reference_customers(raw("customers", crm.encode()), KEY).tables[
+        "customer_identity"
+    ]
+    decomposed = unicodedata.normalize("NFD", "Zoë.Müller@example.com")
+    assert decomposed != unicodedata.normalize("NFC", decomposed)
+    tills = [
+        "T7,s01,05/01/2026 10:00:00,L005 5555,SKU-00012,1,19.99,card",
+        "T8,s01,05/01/2026 10:05:00,l-0055-555,SKU-00012,1,19.99,card",
+    ]
+    lines = orders_day(
+        identity,
+        web_orders=jsonl(web("W7", email=decomposed)),
+        pos_transactions=csv_bytes(POS_HEADER, [*POS_ROWS, *tills]),
+    ).tables["order_lines"]
+    keys = dict(lines.select("order_id", "customer_key").unique().iter_rows())
+    assert keys["web:W7"] == keys["store:T7"] == keys["store:T8"] == crm_key("C9")
 
 
 def test_products_and_stores() -> None:

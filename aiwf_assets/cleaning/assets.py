@@ -64,10 +64,10 @@ from aiwf_assets.resources import (
 from aiwf_assets.settings import Settings
 
 OWNER = "team:data-platform"
-CLEAN_CODE_VERSION = "clean-2"  # clean-2: key clashes quarantined
-# clean-3: a customer listed on rows that differ only in e-mail, phone or loyalty id is one
-# customer (was: a key clash). Only the CRM tables: the daily tables' cleaning is unchanged.
-CUSTOMERS_CODE_VERSION = "clean-3"
+# clean-2: key clashes quarantined; clean-3: a CRM customer on rows that differ only in
+# e-mail, phone or loyalty id is one customer, e-mails compared in Unicode NFC, loyalty ids
+# without spaces and dashes, lines of one order id that disagree on the order quarantined
+CLEAN_CODE_VERSION = "clean-3"
 SCHEMA = "cleaned"
 
 # business key per table: content versions sort by it; lineage columns never count
@@ -132,7 +132,7 @@ class Channels:
         return ["customer_identity"] + (["exchange_rates"] if self.rates is not None else [])
 
 
-def _spec(name: str, deps: list[str], code_version: str = CLEAN_CODE_VERSION) -> dg.AssetSpec:
+def _spec(name: str, deps: list[str]) -> dg.AssetSpec:
     return dg.AssetSpec(
         name,
         group_name="cleaned",
@@ -140,7 +140,7 @@ def _spec(name: str, deps: list[str], code_version: str = CLEAN_CODE_VERSION) ->
         deps=deps,
         owners=[OWNER],
         kinds={"polars", "duckdb"},
-        code_version=code_version,
+        code_version=CLEAN_CODE_VERSION,
         metadata={
             "dagster/table_name": f"{SCHEMA}.{name}",
             "dagster/column_schema": table_schema(name),
@@ -899,8 +899,8 @@ def build_clean_customers(
 ) -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=[
-            _spec("customers", _raw_dep("customers", sources), CUSTOMERS_CODE_VERSION),
-            _spec("customer_identity", _raw_dep("customers", sources), CUSTOMERS_CODE_VERSION),
+            _spec("customers", _raw_dep("customers", sources)),
+            _spec("customer_identity", _raw_dep("customers", sources)),
         ],
         check_specs=[
             _contract_check("customers"),
