@@ -556,6 +556,40 @@ def test_exact_duplicates_are_removed_and_key_clashes_quarantined(
     ]
 
 
+def test_lines_of_one_id_that_disagree_on_the_order_are_quarantined(
+    identity: pl.DataFrame,
+) -> None:
+    # Tills that number receipts per store: R1 at s01 (Jane's card, 10:00) and R1 at s02
+    # (cash, 11:30) are two sales under one id; the 2026-12-07 probe saw them merged into one
+    # order of Jane's at s01, every check green. R2's lines carry their own scan times a few
+    # minutes apart and the card on the first line only (as some exports write the order's
+    # fields once): one order.
+    rows = [
+        "R1,s01,05/01/2026 10:00:00,L0012345,SKU-00012,1,19.99,card",
+        "R1,s02,05/01/2026 11:30:00,,SKU-00013,2,5.00,cash",
+        "R2,s01,05/01/2026 12:00:10,L0012345,SKU-00012,1,19.99,card",
+        "R2,s01,05/01/2026 12:03:40,,SKU-00013,1,5.00,card",
+        "R2,s01,05/01/2026 12:04:05,l001 2345,SKU-00014,1,7.50,card",
+    ]
+    result = orders_day(identity, pos_transactions=csv_bytes(POS_HEADER, rows))
+    assert reasons(result, "pos_transactions") == [
+        "order_id: its lines disagree on store_code, ordered_at (two orders under one id?); "
+        "none is kept"
+    ] * 2
+    counts = accounting(result, "pos_transactions")
+    assert (counts["rows_in"], counts["rows_cleaned"], counts["rows_quarantined"]) == (5, 3, 2)
+    orders = result.tables["orders"].filter(pl.col("channel") == "store")
+    assert orders.select("order_id", "customer_key", "n_lines").rows() == [
+        ("store:R2", crm_key("C1"), 3)
+    ]
+    # app lines under one order reference with two customers: quarantined the same way
+    app_result = orders_day(identity, app_orders=jsonl(app(1), app(2, loyaltyId="L0099999")))
+    assert reasons(app_result, "app_orders") == [
+        "order_id: its lines disagree on loyalty_id (two orders under one id?); none is kept"
+    ] * 2
+    assert app_result.tables["orders"].filter(pl.col("channel") == "app").is_empty()
+
+
 def test_equal_lines_of_one_transaction_are_two_lines(identity: pl.DataFrame) -> None:
     # a till that scans an item twice writes two identical rows: both are sales
     rows = [POS_ROWS[0], POS_ROWS[1], POS_ROWS[0], POS_ROWS[2]]
