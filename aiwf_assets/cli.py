@@ -172,7 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     model = sub.add_parser("model", help="model store operations")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     rollback = model_sub.add_parser("rollback", help="restore the previous champion")
-    rollback.add_argument("family", help="churn, segmentation, demand or recommender")
+    rollback.add_argument(
+        "family", choices=("churn", "segmentation", "demand", "recommender"),
+        help="churn, segmentation, demand or recommender",
+    )
     rollback.set_defaults(func=cmd_model_rollback)
     return parser
 

@@ -334,6 +334,25 @@ def redeliver_changed(warehouse: Warehouse) -> None:
         )
 
 
+def deliver_excess_returns(warehouse: Warehouse) -> None:
+    """The 7th's delivery of `seed_cleaned` with two more returns: web:R2 sends 2 more jackets
+    of web:W2 back (it sold 1, and web:R1 returned it already), web:R3 names an order never
+    seen (web:W9). The test returns_within_their_sale reports both pairs."""
+    d7 = DELIVERY_DAYS[2]
+    extra = pl.DataFrame(
+        [
+            _line(d7, "web:R2", 1, ALICE, d7, "SKU-00004", -2, 99.0, source_row=8,
+                  original_order_id="web:W2"),
+            _line(d7, "web:R3", 1, ALICE, d7, "SKU-00001", -1, 19.99, source_row=9,
+                  original_order_id="web:W9"),
+        ],
+        schema=LINE_COLUMNS,
+    )
+    lines = pl.concat([order_lines_frame(), extra]).filter(pl.col("partition_date") == d7)
+    warehouse.replace_partitions("cleaned.order_lines", lines, [d7])
+    warehouse.replace_partitions("cleaned.orders", orders_frame(lines), [d7])
+
+
 # What the redeliveries_unchanged test of stg_cleaned__order_lines returns after
 # `redeliver_changed`: the changed key only.
 CHANGED_LINE_REPORT = {

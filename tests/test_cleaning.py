@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import re
+import unicodedata
 
 import polars as pl
 import pyarrow as pa
@@ -231,6 +232,98 @@ def test_customers_are_pseudonymised_and_deduplicated(customers: CleanResult) ->
     identity = customers.tables["customer_identity"]
     assert identity.filter(pl.col("customer_key") == crm_key("C1")).height == 3
     assert set(identity.get_column("identifier_kind")) == {"email", "phone", "loyalty"}
+
+
+def test_a_customer_listed_with_two_emails_is_one_customer() -> None:
+    # A CRM export lists Jane twice (a second e-mail, then a new mobile with no loyalty
+    # id), Max twice with two birth years (two records: which one is right is unknown)
+    listed_twice = CUSTOMERS_CSV + (
+        "C1,Jane,Doe,jane@work.example.com,+49 170 1234567,L0012345,2024-01-01,DE,1980\n"
+        "C1,Jane,Doe,,0160 5556667,,2024-01-01,DE,1980\n"
+        "C5,Max,Muster,max2@example.com,,,2024-03-01,DE,1990\n"
+        "C5,Max,Muster,max2@example.com,,,2024-03-01,DE,1991\n"
+    )
+    result = clean_reference_customers(raw("customers", listed_twice.encode()), KEY)
+    jane = crm_key("C1")
+    table = result.tables["customers"]
+    assert sorted(table.get_column("customer_key")) == sorted([jane, crm_key("C2")])
+    assert table.filter(pl.col("customer_key") == jane).height == 1
+    identity = result.tables["customer_identity"]
+    janes = identity.filter(pl.col("customer_key") == jane)
+    assert sorted(janes.get_column("identifier_hash")) == sorted(
+        [
+            hmac_hex(KEY, "email:jane.doe@example.com"),
+            hmac_hex(KEY, "email:jane@work.example.com"),
+            hmac_hex(KEY, "phone:491701234567"),
+            hmac_hex(KEY, "phone:491605556667"),
+            hmac_hex(KEY, "loyalty:L0012345"),
+        ]
+    )
+    # customers shows one identifier of each kind, decided by the data, not the row order
+    row = table.filter(pl.col("customer_key") == jane).row(0, named=True)
+    assert row["email_hash"] == min(
+        hmac_hex(KEY, "email:jane.doe@example.com"), hmac_hex(KEY, "email:jane@work.example.com")
+    )
+    reordered = "\n".join(
+        [listed_twice.splitlines()[0], *reversed(listed_twice.splitlines()[1:])]
+    )
+    again = clean_reference_customers(raw("customers", reordered.encode()), KEY)
+    assert again.tables["customers"].equals(table)
+    assert again.tables["customer_identity"].equals(identity)
+    # counts add up against the file: 8 rows = 4 cleaned (Jane x3, John) + 3 quarantined
+    # (Max's bad date, C5 twice) + 1 exact duplicate
+    assert accounting(result, "customers") | {"partition_date": None} == {
+        "channel": "customers",
+        "partition_date": None,
+        "rows_in": 8,
+        "rows_cleaned": 4,
+        "rows_quarantined": 3,
+        "duplicates_removed": 1,
+        "lines_in_file": 8,
+        "lines_parsed": 8,
+    }
+    assert reasons(result, "customers") == [
+        "signup_date: not a date in format '%Y-%m-%d' ('2024-02-30')",
+        *[CLASH.format("crm_id")] * 2,
+    ]
+    # an order under either e-mail or the new phone is Jane's
+    lines = orders_day(
+        identity,
+        web_orders=jsonl(web("W1"), web("W2", email="JANE@work.example.com")),
+    ).tables["order_lines"]
+    keys = dict(lines.select("order_id", "customer_key").unique().iter_rows())
+    assert keys["web:W1"] == keys["web:W2"] == jane
+    tickets = interactions_day(
+        identity,
+        crm_tickets=csv_bytes(
+            TICKETS_HEADER, [TICKET_ROWS[0].replace("0170 1234567", "0160 5556667")]
+        ),
+    ).tables["interactions"]
+    by_id = dict(tickets.select("interaction_id", "customer_key").iter_rows())
+    assert by_id["ticket:K1"] == jane
+
+
+def test_an_identifier_written_another_way_is_the_same_customer() -> None:
+    # The CRM has Zoë's address composed (NFC); a web export writes it decomposed (NFD, as
+    # macOS does), tills print her card with a space or dashes (found by the 2026-12-07 probe:
+    # each became an unknown customer of its own)
+    crm = CUSTOMERS_CSV + "C9,Zoë,Müller,zoë.müller@example.com,,L0055555,2024-03-01,DE,1985\n"
+    identity = clean_reference_customers(raw("customers", crm.encode()), KEY).tables[
+        "customer_identity"
+    ]
+    decomposed = unicodedata.normalize("NFD", "Zoë.Müller@example.com")
+    assert decomposed != unicodedata.normalize("NFC", decomposed)
+    tills = [
+        "T7,s01,05/01/2026 10:00:00,L005 5555,SKU-00012,1,19.99,card",
+        "T8,s01,05/01/2026 10:05:00,l-0055-555,SKU-00012,1,19.99,card",
+    ]
+    lines = orders_day(
+        identity,
+        web_orders=jsonl(web("W7", email=decomposed)),
+        pos_transactions=csv_bytes(POS_HEADER, [*POS_ROWS, *tills]),
+    ).tables["order_lines"]
+    keys = dict(lines.select("order_id", "customer_key").unique().iter_rows())
+    assert keys["web:W7"] == keys["store:T7"] == keys["store:T8"] == crm_key("C9")
 
 
 def test_products_and_stores() -> None:
@@ -461,6 +554,40 @@ def test_exact_duplicates_are_removed_and_key_clashes_quarantined(
         1,
         2,
     ]
+
+
+def test_lines_of_one_id_that_disagree_on_the_order_are_quarantined(
+    identity: pl.DataFrame,
+) -> None:
+    # Tills that number receipts per store: R1 at s01 (Jane's card, 10:00) and R1 at s02
+    # (cash, 11:30) are two sales under one id; the 2026-12-07 probe saw them merged into one
+    # order of Jane's at s01, every check green. R2's lines carry their own scan times a few
+    # minutes apart and the card on the first line only (as some exports write the order's
+    # fields once): one order.
+    rows = [
+        "R1,s01,05/01/2026 10:00:00,L0012345,SKU-00012,1,19.99,card",
+        "R1,s02,05/01/2026 11:30:00,,SKU-00013,2,5.00,cash",
+        "R2,s01,05/01/2026 12:00:10,L0012345,SKU-00012,1,19.99,card",
+        "R2,s01,05/01/2026 12:03:40,,SKU-00013,1,5.00,card",
+        "R2,s01,05/01/2026 12:04:05,l001 2345,SKU-00014,1,7.50,card",
+    ]
+    result = orders_day(identity, pos_transactions=csv_bytes(POS_HEADER, rows))
+    assert reasons(result, "pos_transactions") == [
+        "order_id: its lines disagree on store_code, ordered_at (two orders under one id?); "
+        "none is kept"
+    ] * 2
+    counts = accounting(result, "pos_transactions")
+    assert (counts["rows_in"], counts["rows_cleaned"], counts["rows_quarantined"]) == (5, 3, 2)
+    orders = result.tables["orders"].filter(pl.col("channel") == "store")
+    assert orders.select("order_id", "customer_key", "n_lines").rows() == [
+        ("store:R2", crm_key("C1"), 3)
+    ]
+    # app lines under one order reference with two customers: quarantined the same way
+    app_result = orders_day(identity, app_orders=jsonl(app(1), app(2, loyaltyId="L0099999")))
+    assert reasons(app_result, "app_orders") == [
+        "order_id: its lines disagree on loyalty_id (two orders under one id?); none is kept"
+    ] * 2
+    assert app_result.tables["orders"].filter(pl.col("channel") == "app").is_empty()
 
 
 def test_equal_lines_of_one_transaction_are_two_lines(identity: pl.DataFrame) -> None:

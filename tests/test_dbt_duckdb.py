@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -49,6 +49,7 @@ from tests.dbt_fixtures import (
     LATE_LINE_ORDERS,
     STRANGER,
     daily_frames,
+    deliver_excess_returns,
     read_mart,
     redeliver_changed,
     redeliver_without,
@@ -499,6 +500,15 @@ def test_a_changed_redelivery_warns_and_keeps_the_earliest_copy(
     compiled = run_target / "compiled" / "aiwf" / "models" / "staging"
     sql = (compiled / "_stg_cleaned__models.yml" / f"{failed[0][1]}.sql").read_text()
     assert warehouse.query(sql).rows(named=True) == [CHANGED_LINE_REPORT]
+    # an incremental run warns when its window holds a copy of the key, not in every later run
+    dbt, target = _dbt(built, resource), tmp_path / "dbt"
+    for start, warns in ((D6, True), (D7, False), (date(2026, 1, 8), False), (D5, True)):
+        _build_daily(dbt, target, start, start + timedelta(days=1))
+        outcomes = _test_outcomes(target)
+        assert [outcomes[REDELIVERY_CHECKS[m]] for m in REDELIVERY_CHECKS] == [
+            ("warn", 1) if warns and m != "stg_cleaned__interactions" else ("pass", 0)
+            for m in REDELIVERY_CHECKS
+        ], start
 
 
 def test_daily_aggregates(built: Built) -> None:
@@ -701,6 +711,45 @@ def test_a_sold_product_missing_from_the_catalogue_warns(built: Built, tmp_path:
     assert outcome.pop("dim_products_has_every_sold_product") == ("warn", 1)
     assert {status for status, _ in outcome.values()} == {"success", "pass"}  # nothing else
     assert "SKU-00002" in read_mart(warehouse, "fct_product_daily_sales")["sku"].to_list()
+
+
+def _test_outcomes(target: Path) -> dict[str, tuple[str, int]]:
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    return {
+        r["unique_id"].split(".")[2]: (r["status"], r["failures"])
+        for r in results
+        if r["unique_id"].startswith("test.")
+    }
+
+
+def test_returns_beyond_their_sale_warn_in_the_run_that_delivers_them(
+    built: Built, tmp_path: Path
+) -> None:
+    """web:W2 sold one jacket; the 7th brings it back (web:R1, fine), two more (web:R2) and a
+    return of an order never seen (web:R3). The warn test reports the two pairs in the 7th's
+    run and in a full build, not in the runs of the 5th and 6th (no return delivered) nor in
+    a later day's run (reported once); nothing blocking fails and the returns stay in the
+    facts (net units of the 7th's jackets: 2 sold - 3 returned)."""
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    warehouse = resource.get()
+    dbt = _dbt(built, resource)
+    seed_cleaned(warehouse)
+    deliver_excess_returns(warehouse)
+    test = "fct_order_lines_returns_within_their_sale"
+    target = tmp_path / "dbt"
+    _build_daily(dbt, target, D5, D7)
+    assert _test_outcomes(target)[test] == ("pass", 0)
+    _build_daily(dbt, target, D7, date(2026, 1, 8))
+    outcomes = _test_outcomes(target)
+    assert outcomes.pop(test) == ("warn", 2)
+    assert {status for status, _ in outcomes.values()} == {"pass"}
+    _build_daily(dbt, target, date(2026, 1, 8), date(2026, 1, 9))
+    assert _test_outcomes(target)[test] == ("pass", 0)
+    _build_daily(dbt, target)
+    assert _test_outcomes(target)[test] == ("warn", 2)
+    sales = read_mart(warehouse, "fct_product_daily_sales")
+    jackets = sales.filter((pl.col("sku") == "SKU-00004") & (pl.col("sales_date") == D7))
+    assert jackets.select("units", "units_returned").row(0) == (-1, 3)
 
 
 def test_a_daily_run_with_another_window_does_not_parse_the_project_again(

@@ -31,6 +31,7 @@ from tests.dbt_fixtures import (
     DELIVERY_DAYS,
     LATE_LINE_ORDERS,
     MART_KEYS,
+    deliver_excess_returns,
     postgres_schema_suffix,
     read_mart,
     redeliver_changed,
@@ -164,6 +165,37 @@ def test_a_changed_redelivery_warns_as_on_duckdb(built: Built, tmp_path: Path) -
             assert conn.execute(sql).fetchall() == [CHANGED_LINE_REPORT]
     finally:
         seed_cleaned(built.warehouse, [D6, D7])
+
+
+def test_returns_beyond_their_sale_warn_as_on_duckdb(built: Built, tmp_path: Path) -> None:
+    """returns_within_their_sale reports the same pairs as on DuckDB, in the 7th's run and not in
+    the 6th's; the shared warehouse gets its 7th delivery and fct_order_lines back afterwards."""
+    dbt = postgres_dbt(built)
+    test = "fct_order_lines_returns_within_their_sale"
+    deliver_excess_returns(built.warehouse)
+    try:
+        outcomes = {}
+        for day in (D6, D7):
+            window = dbt_window_vars(day, day + timedelta(days=1))
+            args = ["build", "--select", "+fct_order_lines", "--vars", window]
+            dbt.cli(args, target_path=tmp_path).wait()
+            results = json.loads((tmp_path / "run_results.json").read_text())["results"]
+            by_name = {r["unique_id"].split(".")[2]: r for r in results}
+            outcomes[day] = (by_name[test]["status"], by_name[test]["failures"])
+        assert outcomes == {D6: ("pass", 0), D7: ("warn", 2)}
+        compiled = tmp_path / "compiled" / "aiwf" / "models" / "marts"
+        sql = (compiled / "_marts__models.yml" / f"{test}.sql").read_text()
+        with psycopg.connect(POSTGRES_DSN, row_factory=dict_row) as conn:
+            rows = conn.execute(sql).fetchall()
+        assert sorted(rows, key=lambda r: r["original_order_id"]) == [
+            {"original_order_id": "web:W2", "sku": "SKU-00004", "units_returned": 3,
+             "units_sold": 1, "first_return": "web:R1", "first_delivered": D7},
+            {"original_order_id": "web:W9", "sku": "SKU-00001", "units_returned": 1,
+             "units_sold": 0, "first_return": "web:R3", "first_delivered": D7},
+        ]
+    finally:
+        seed_cleaned(built.warehouse, [D7])
+        dbt.cli(["build", "--select", "+fct_order_lines"], target_path=tmp_path).wait()
 
 
 def test_an_incremental_window_on_postgres(built: Built, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ WARNING = re.compile(r"\bWARNING\b|\w+Warning:")
 TESTED_COMMANDS = (
     "aiwf demo", "aiwf ui", "dg check defs", "dg dev", "dg launch", "dagster job backfill",
     "dagster asset materialize", "python3 -m venv .venv", "aiwf bench --quick",
+    "dagster job execute",
 )
 DOCUMENTED_IN = ("README.md", "docs/AUTOMATION.md")
 
@@ -101,6 +102,11 @@ def test_a_usage_error_is_one_line(tmp_path: Path) -> None:
 def test_rollback_without_an_earlier_champion(tmp_path: Path) -> None:
     done = run("aiwf", "model", "rollback", "churn", home=tmp_path / "h")
     assert_clean_failure(done, 1, "aiwf model rollback:", "no earlier champion")
+
+
+def test_rollback_of_an_unknown_family_names_the_families(tmp_path: Path) -> None:
+    done = run("aiwf", "model", "rollback", "recommendations", home=tmp_path / "h")
+    assert_clean_failure(done, 2, "invalid choice: 'recommendations'", "recommender")
 
 
 def test_rollback_restores_the_earlier_champion(tmp_path: Path) -> None:
@@ -314,6 +320,27 @@ def test_the_documented_backfills_and_launch(small_demo_home: Path, tmp_path: Pa
     )
     queued = run("python", "-c", code, home=home)
     assert queued.stdout.split() == ["1", "14"], queued.describe()  # the daemon launches them
+
+    # the held-back day (its POS file emptied) is published only with the documented override
+    argv = documented("dagster job execute")
+    tags = json.loads(argv[argv.index("--tags") + 1])
+    day = tags["dagster/partition"]
+    held = run(*argv[: argv.index("--tags")], "--tags", json.dumps({"dagster/partition": day}),
+               home=home)
+    assert held.returncode != 0 and "aiwf/accept_drop=pos_transactions" in held.output, (
+        held.describe()
+    )
+    accepted = run(*argv, home=home)
+    assert accepted.returncode == 0, accepted.describe()
+    assert "RUN_SUCCESS" in accepted.output
+    code = (
+        "import duckdb, os\n"
+        "db = duckdb.connect(os.environ['AIWF_HOME'] + '/warehouse.duckdb', read_only=True)\n"
+        "print(db.sql(\"select rows_in from cleaned.file_accounting where channel = "
+        f"'pos_transactions' and partition_date = '{day}'\").fetchall())\n"
+    )
+    published = run("python", "-c", code, home=home)
+    assert published.stdout.strip() == "[(0,)]", published.describe()
 
 
 @pytest.mark.parametrize(

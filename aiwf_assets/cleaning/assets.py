@@ -64,7 +64,10 @@ from aiwf_assets.resources import (
 from aiwf_assets.settings import Settings
 
 OWNER = "team:data-platform"
-CLEAN_CODE_VERSION = "clean-2"  # clean-2: key clashes quarantined
+# clean-2: key clashes quarantined; clean-3: a CRM customer on rows that differ only in
+# e-mail, phone or loyalty id is one customer, e-mails compared in Unicode NFC, loyalty ids
+# without spaces and dashes, lines of one order id that disagree on the order quarantined
+CLEAN_CODE_VERSION = "clean-3"
 SCHEMA = "cleaned"
 
 # business key per table: content versions sort by it; lineage columns never count

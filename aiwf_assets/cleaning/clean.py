@@ -421,6 +421,9 @@ def clean_reference_customers(
     customer_identity maps each identifier hash to one customer_key; when two
     CRM customers share an identifier, the one who signed up first keeps it (then the
     smaller crm_id): decided by the data, so the export's row order does not matter.
+    A customer listed on several rows that differ only in e-mail, phone or loyalty id
+    is one customer with all of those identifiers (`customers` shows the smallest hash
+    of each kind); rows that differ in anything else are a key clash (quarantined).
     """
     spec = spec or load_sources()["customers"]
     outcome = clean_source(raw, spec, key, partition_date=None)
@@ -431,7 +434,7 @@ def clean_reference_customers(
         valid, {"email": "email", "phone": "phone", "loyalty_id": "loyalty"}, key
     )
     null = pl.Series([None] * valid.height, dtype=pl.String)
-    customers = valid.select(
+    listed = valid.select(
         key_of(pl.lit(crm_hash)).alias("customer_key"),
         pl.lit(crm_hash).alias("crm_id_hash"),
         pl.lit(ids.get("email", null)).alias("email_hash"),
@@ -442,9 +445,13 @@ def clean_reference_customers(
             for c in ("signup_date", "country", "birth_year")
         ),
     )
+    customers = listed.group_by("customer_key", "crm_id_hash", maintain_order=True).agg(
+        pl.col("email_hash", "phone_hash", "loyalty_hash").min(),
+        pl.col("signup_date", "country", "birth_year").first(),
+    )
     identity = pl.concat(
         [
-            customers.select(
+            listed.select(
                 pl.col(column).alias("identifier_hash"),
                 pl.lit(kind).alias("identifier_kind"),
                 pl.col("customer_key"),

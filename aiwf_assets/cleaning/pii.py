@@ -40,7 +40,8 @@ def _blank_to_null(expr: pl.Expr) -> pl.Expr:
 
 
 def normalise_email(expr: pl.Expr) -> pl.Expr:
-    return _blank_to_null(expr.str.strip_chars().str.to_lowercase())
+    """Stripped, Unicode NFC (`zoë` composed and decomposed are one address), lower case."""
+    return _blank_to_null(expr.str.strip_chars().str.normalize("NFC").str.to_lowercase())
 
 
 def normalise_phone(expr: pl.Expr, region: str | None = None) -> pl.Expr:
@@ -76,7 +77,11 @@ def international_phone(text: str, region: str | None) -> str | None:
 
 
 def normalise_loyalty(expr: pl.Expr) -> pl.Expr:
-    return _blank_to_null(expr.str.strip_chars().str.to_uppercase())
+    """Upper case without spaces or dashes: a card printed `L005 5555` or `L-0055-555` is
+    `L0055555`."""
+    return _blank_to_null(
+        expr.str.strip_chars().str.to_uppercase().str.replace_all(r"[\s\-]", "")
+    )
 
 
 def normalise_name(expr: pl.Expr) -> pl.Expr:

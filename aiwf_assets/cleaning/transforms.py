@@ -132,18 +132,29 @@ def clean_source(
     valid = valid.unique(subset=list(spec.raw_columns), keep="first", maintain_order=True)
     duplicates = before - valid.height
     # Different records under one business key: which is right cannot be told (and
-    # keeping the first would depend on the file's order), so none is kept.
+    # keeping the first would depend on the file's order), so none is kept. Rows that
+    # differ only in multi-valued columns (a customer's second e-mail) are one record:
+    # all of them stay, and the caller folds them into one.
     key_columns = list(spec.contract.key)
-    clashing = valid.select(pl.len().over(key_columns) > 1).to_series()
-    clashes = valid.filter(clashing).select(
-        _ROW_ID, pl.len().over(key_columns).alias("versions")
-    )
-    valid = valid.filter(~clashing).drop(_ROW_ID)
+    versions = record_versions(valid, spec).over(key_columns).alias("versions")
+    clashing = valid.select(versions > 1).to_series()
+    clashes = valid.filter(clashing).select(_ROW_ID, versions)
+    valid = valid.filter(~clashing)
     clash_reason = pl.format(
         f"{', '.join(key_columns)}: {{}} different records share this key "
         "(re-delivered with changes?); none is kept",
         pl.col("versions"),
     )
+    # Lines of one order that disagree on the order (store, customer, currency, time): two
+    # orders under one id (tills numbering receipts per store, ids a spreadsheet rounded to
+    # 1.23457E+11). Which line is whose cannot be told, so none of the order's lines is kept.
+    split = split_orders(valid, spec)
+    split = (
+        valid.join(split, on=spec.contract.order_key).select(_ROW_ID, REASONS)
+        if split.height
+        else pl.DataFrame(schema={_ROW_ID: valid.schema[_ROW_ID], REASONS: pl.String})
+    )
+    valid = valid.join(split, on=_ROW_ID, how="anti").drop(_ROW_ID)
 
     rejected = pl.concat(
         [
@@ -152,6 +163,7 @@ def clean_source(
             readable.join(clashes, on=_ROW_ID)
             .with_columns(clash_reason.alias(REASONS))
             .drop(_ROW_ID, "versions"),
+            readable.join(split, on=_ROW_ID).drop(_ROW_ID),
         ]
     ).sort("_source_row", maintain_order=True)
     quarantine = quarantine_rows(rejected, spec, key, partition_date)
@@ -170,6 +182,51 @@ def clean_source(
         schema=ACCOUNTING_SCHEMA,
     )
     return SourceOutcome(valid, quarantine, accounting)
+
+
+# Lines of one order further apart in time than this are not one order (a receipt's lines
+# may carry their own scan times, seconds or minutes apart).
+ORDER_TIME_SPAN = dt.timedelta(hours=1)
+
+
+def split_orders(valid: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
+    """(order key, reason) of each order whose lines disagree on an order-level column
+    (`Contract.order_level`): more than one value besides empty ones (an export may fill
+    them on the first line only), or, for timestamps, lines more than ORDER_TIME_SPAN
+    apart."""
+    order_key = spec.contract.order_key
+    columns = [c for c in spec.contract.order_level if c in valid.columns]
+    if order_key is None or order_key not in valid.columns or not columns or valid.is_empty():
+        return pl.DataFrame(schema={order_key or "order_id": pl.String, REASONS: pl.String})
+
+    def disagrees(column: str) -> pl.Expr:
+        values = pl.col(column)
+        if valid.schema[column].is_temporal():
+            return (values.max() - values.min()) > ORDER_TIME_SPAN
+        return values.drop_nulls().n_unique() > 1
+
+    per_order = valid.group_by(order_key).agg(disagrees(c).alias(c) for c in columns)
+    named = pl.concat_str(
+        [pl.when(pl.col(c)).then(pl.lit(c)) for c in columns], separator=", ", ignore_nulls=True
+    )
+    return per_order.filter(pl.any_horizontal(columns)).select(
+        order_key,
+        pl.format(
+            f"{order_key}: its lines disagree on {{}} (two orders under one id?); none is kept",
+            named,
+        ).alias(REASONS),
+    )
+
+
+def record_versions(valid: pl.DataFrame, spec: SourceSpec) -> pl.Expr:
+    """How many different records a group of rows holds (use with `.over(key)`), after
+    exact duplicates are gone: every row, unless the contract has multi-valued columns,
+    which do not make a row another record."""
+    several = set(spec.contract.multi_valued)
+    if not several & set(valid.columns):
+        return pl.len()
+    rest = [c for c in spec.raw_columns if c not in several and c in valid.columns]
+    return pl.struct(rest).n_unique()
 
 
 def physical_lines(raw: pl.DataFrame) -> dict[str, int | None]:

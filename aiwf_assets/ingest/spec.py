@@ -49,6 +49,13 @@ class Contract:
     # Columns describing the whole group a `sequence` numbers (the order), not one line:
     # a line's identity within its order is its other columns (see ingest.parse._number_sequences).
     shared: tuple[str, ...] = ()
+    # Columns one record may hold several values of (a CRM customer with two e-mails, listed
+    # on two rows): rows under one key that differ only here are one record, not a key clash.
+    multi_valued: tuple[str, ...] = ()
+    # The column that groups lines into an order, and the order-level columns its lines must
+    # agree on (cleaning.transforms.split_orders quarantines an order whose lines do not).
+    order_key: str | None = None
+    order_level: tuple[str, ...] = ()
 
 
 CONTRACTS: dict[str, Contract] = {
@@ -96,6 +103,13 @@ CONTRACTS: dict[str, Contract] = {
                 "payment",
                 "promo_code",
                 "original_order_id",
+            ),
+            # not payment (split tender), promo_code (per-line discounts), original_order_id
+            # (one return receipt may return items of several orders), currency (a
+            # marketplace order's lines may be priced in their sellers' currencies)
+            order_key="order_id",
+            order_level=(
+                "store_code", "customer_email", "customer_phone", "loyalty_id", "ordered_at"
             ),
         ),
         Contract(
@@ -145,6 +159,7 @@ CONTRACTS: dict[str, Contract] = {
             },
             mandatory=("crm_id",),
             key=("crm_id",),
+            multi_valued=("email", "phone", "loyalty_id"),
             pii={
                 "first_name": "name",
                 "last_name": "name",
