@@ -46,7 +46,7 @@ def documented_commands() -> list[str]:
                     continue
                 words = [w for w in shlex.split(line) if not re.match(r"^[A-Z_]+=", w)]
                 if words and words[0] != "export":
-                    command = " ".join(w.removeprefix(".venv/bin/") for w in words)
+                    command = shlex.join(w.removeprefix(".venv/bin/") for w in words)
                     if re.search(r"\b(aiwf|dg|dagster)\b", command):
                         commands.append(command)
     return list(dict.fromkeys(commands))  # README and docs repeat some
