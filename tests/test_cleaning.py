@@ -6,6 +6,7 @@ parse_landing (the generator is not involved).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -588,6 +589,31 @@ def test_lines_of_one_id_that_disagree_on_the_order_are_quarantined(
         "order_id: its lines disagree on loyalty_id (two orders under one id?); none is kept"
     ] * 2
     assert app_result.tables["orders"].filter(pl.col("channel") == "app").is_empty()
+
+
+def test_receipt_numbers_per_store_are_read_within_their_store(identity: pl.DataFrame) -> None:
+    # the same till export as above, declared with `within: [store_code]`: two orders
+    per_store = SOURCES.sources["pos_transactions"]
+    order_id = dataclasses.replace(per_store.column("order_id"), within=("store_code",))
+    spec = dataclasses.replace(
+        per_store,
+        columns=tuple(order_id if c.name == "order_id" else c for c in per_store.columns),
+    )
+    sources = dataclasses.replace(SOURCES, sources={**SOURCES.sources, spec.name: spec})
+    rows = [
+        "R1,s01,05/01/2026 10:00:00,L0012345,SKU-00012,1,19.99,card",
+        "R1,s01,05/01/2026 10:00:00,L0012345,SKU-00013,2,5.00,card",
+        "R1,s02,05/01/2026 11:30:00,,SKU-00013,2,5.00,cash",
+    ]
+    frame = parse_landing(csv_bytes(POS_HEADER, rows), spec, f"pos_transactions/{DAY}.csv").frame
+    assert frame.get_column("order_id").to_list() == ["s01/R1", "s01/R1", "s02/R1"]
+    result = clean_orders_day({"pos_transactions": frame}, identity, KEY, DAY, sources)
+    assert reasons(result, "pos_transactions") == []
+    orders = result.tables["orders"].sort("order_id")
+    assert orders.select("order_id", "store_code", "customer_key", "n_lines").rows() == [
+        ("store:S01/R1", "S01", crm_key("C1"), 2),
+        ("store:S02/R1", "S02", None, 1),
+    ]
 
 
 def test_equal_lines_of_one_transaction_are_two_lines(identity: pl.DataFrame) -> None:

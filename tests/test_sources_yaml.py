@@ -199,6 +199,18 @@ def test_minimal_yaml_is_valid() -> None:
             ("    format: csv", "    format: csv\n    phone_region: uk"),
             "sources.shop.phone_region: a two-letter region code",
         ),
+        (
+            ("{from: id, type: string}", "{from: id, type: string, within: [store_code]}"),
+            "sources.shop.columns.order_id.within: 'store_code' is not a declared column",
+        ),
+        (
+            ("{from: pos, type: int}", "{from: pos, type: int, within: [sku]}"),
+            "sources.shop.columns.line_number.within: only for string columns read with from",
+        ),
+        (
+            ("{from: id, type: string}", "{from: id, type: string, within: [order_id]}"),
+            "sources.shop.columns.order_id.within: order_id cannot be within itself",
+        ),
     ],
 )
 def test_errors_name_the_entry_and_key(change: tuple[str, str], message: str) -> None:

@@ -138,7 +138,7 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
         pl.lit(physical_records(data, spec.format), pl.Int64).alias("_file_records"),
         pl.lit(truncated, pl.Boolean).alias("_file_ends_mid_record"),
     ).select(list(raw_schema(spec)))
-    return ParseResult(_number_sequences(frame, spec), *drift)
+    return ParseResult(_number_sequences(_made_unique(frame, spec), spec), *drift)
 
 
 def _with_spans(frame: pl.DataFrame) -> pl.DataFrame:
@@ -786,6 +786,24 @@ def _text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         wrapped = pl.struct(expr.alias("v")).struct.json_encode()
         return wrapped.str.strip_prefix('{"v":').str.strip_suffix("}")
     return expr.cast(pl.String)
+
+
+def _made_unique(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
+    """Columns declared `within` others become `<others>/<value>` (`S01/R0001`), from the
+    text as written; a row missing one of the others keeps its value as written."""
+    composed = []
+    for col in spec.columns:
+        if not col.within:
+            continue
+        parts = [pl.col(c).str.strip_chars() for c in (*col.within, col.name)]
+        present = pl.all_horizontal(p.is_not_null() & (p != "") for p in parts)
+        composed.append(
+            pl.when(present)
+            .then(pl.concat_str(parts, separator="/"))
+            .otherwise(pl.col(col.name))
+            .alias(col.name)
+        )
+    return frame.with_columns(composed) if composed else frame
 
 
 def _number_sequences(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:

@@ -239,6 +239,9 @@ class ColumnSpec:
     constant: str | None = None
     # line number within the rows sharing this column, derived from their content
     sequence: str | None = None
+    # the value made unique within these other columns' values: `S01/R0001` for a receipt
+    # number a till repeats in every store (`within: [store_code]`)
+    within: tuple[str, ...] = ()
     explode_index: bool = False  # position of the item in the exploded list
     # cleaning time
     required: bool = False
@@ -695,6 +698,15 @@ def _check_coverage(spec: SourceSpec, where: str) -> None:
             raise SourceSpecError(
                 f"{where}.columns.{col.name}.sequence: {col.sequence!r} is not a declared column"
             )
+    for col in spec.columns:
+        for other in col.within:
+            if other not in names or spec.column(other).sequence is not None or spec.column(
+                other
+            ).within:
+                raise SourceSpecError(
+                    f"{where}.columns.{col.name}.within: {other!r} is not a declared column "
+                    "read with from or constant"
+                )
     # A field read both as a value and as an object holding mapped fields cannot be read.
     paths = [p for c in spec.columns for p in c.source]
     if spec.explode is not None:
@@ -715,6 +727,7 @@ def _check_paths(paths: list[str], where: str) -> None:
 
 _COLUMN_KEYS = {
     "from",
+    "within",
     "aliases",
     "constant",
     "sequence",
@@ -776,6 +789,12 @@ def _column(
     sequence = body.get("sequence")
     if "sequence" in body and (ctype != "int" or not isinstance(sequence, str)):
         raise SourceSpecError(f"{where}.sequence: the column to number within (int columns only)")
+
+    within = tuple(_str_list(body.get("within", []), f"{where}.within"))
+    if within and ("from" not in body or ctype != "string"):
+        raise SourceSpecError(f"{where}.within: only for string columns read with from")
+    if name in within:
+        raise SourceSpecError(f"{where}.within: {name} cannot be within itself")
 
     required = body.get("required", name in contract.mandatory)
     if not isinstance(required, bool):
@@ -854,6 +873,7 @@ def _column(
         source=source,
         constant=None if constant is None else _scalar_text(constant),
         sequence=sequence,
+        within=within,
         required=required,
         timestamp_format=ts_format,
         timezone=None if timezone is None else str(timezone),
