@@ -145,15 +145,10 @@ def clean_source(
         "(re-delivered with changes?); none is kept",
         pl.col("versions"),
     )
-    # Lines of one order that disagree on the order (store, customer, currency, time): two
-    # orders under one id (tills numbering receipts per store, ids a spreadsheet rounded to
+    # Lines of one order that disagree on the order (store, customer, time): two orders
+    # under one id (tills numbering receipts per store, ids a spreadsheet rounded to
     # 1.23457E+11). Which line is whose cannot be told, so none of the order's lines is kept.
     split = split_orders(valid, spec)
-    split = (
-        valid.join(split, on=spec.contract.order_key).select(_ROW_ID, REASONS)
-        if split.height
-        else pl.DataFrame(schema={_ROW_ID: valid.schema[_ROW_ID], REASONS: pl.String})
-    )
     valid = valid.join(split, on=_ROW_ID, how="anti").drop(_ROW_ID)
 
     rejected = pl.concat(
@@ -190,14 +185,14 @@ ORDER_TIME_SPAN = dt.timedelta(hours=1)
 
 
 def split_orders(valid: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
-    """(order key, reason) of each order whose lines disagree on an order-level column
-    (`Contract.order_level`): more than one value besides empty ones (an export may fill
-    them on the first line only), or, for timestamps, lines more than ORDER_TIME_SPAN
+    """(row id, reason) of every line of each order whose lines disagree on an order-level
+    column (`Contract.order_level`): more than one value besides empty ones (an export may
+    fill them on the first line only), or, for timestamps, lines more than ORDER_TIME_SPAN
     apart."""
     order_key = spec.contract.order_key
     columns = [c for c in spec.contract.order_level if c in valid.columns]
     if order_key is None or order_key not in valid.columns or not columns or valid.is_empty():
-        return pl.DataFrame(schema={order_key or "order_id": pl.String, REASONS: pl.String})
+        return pl.DataFrame(schema={_ROW_ID: valid.schema[_ROW_ID], REASONS: pl.String})
 
     def disagrees(column: str) -> pl.Expr:
         values = pl.col(column)
@@ -209,13 +204,14 @@ def split_orders(valid: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     named = pl.concat_str(
         [pl.when(pl.col(c)).then(pl.lit(c)) for c in columns], separator=", ", ignore_nulls=True
     )
-    return per_order.filter(pl.any_horizontal(columns)).select(
+    split = per_order.filter(pl.any_horizontal(columns)).select(
         order_key,
         pl.format(
             f"{order_key}: its lines disagree on {{}} (two orders under one id?); none is kept",
             named,
         ).alias(REASONS),
     )
+    return valid.join(split, on=order_key).select(_ROW_ID, REASONS)
 
 
 def record_versions(valid: pl.DataFrame, spec: SourceSpec) -> pl.Expr:
