@@ -16,11 +16,12 @@ re-hash of each file.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -149,9 +150,40 @@ def landing_path(spec: SourceSpec, partition: str | None) -> str:
 
 
 def spec_fingerprint(spec: SourceSpec) -> str:
-    """Hash of the declaration (frozen dataclasses have a stable repr): a mapping change is
-    a code change for this asset."""
-    return hashlib.sha256(repr(spec).encode()).hexdigest()
+    """Hash of the declaration: a mapping change is a code change for this asset.
+
+    Only what is declared counts: a field left at its default is left out, so a release
+    that adds an option (at a default that keeps today's reading) does not re-version
+    every raw day; changing any value, or setting an option, does."""
+    text = json.dumps(declared(spec), separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def declared(value: object) -> object:
+    """A dataclass tree as plain JSON values, without the fields left at their defaults.
+    A dataclass's fields are sorted by name (their order in the code means nothing); a
+    mapping keeps its order (a contract's columns are in the order they are written)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: declared(getattr(value, f.name))
+            for f in sorted(dataclasses.fields(value), key=lambda f: f.name)
+            if not _at_default(f, getattr(value, f.name))
+        }
+    if isinstance(value, Mapping):
+        return {str(k): declared(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [declared(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"cannot fingerprint a {type(value).__name__} in a source declaration")
+
+
+def _at_default(f: dataclasses.Field, value: object) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return bool(value == f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return bool(value == f.default_factory())
+    return False
 
 
 def landing_folder(spec: SourceSpec) -> str:
@@ -199,7 +231,8 @@ def unrecognised_names(spec: SourceSpec, names: list[str]) -> list[str]:
     a split export's `2026-01-05_part2.csv`): never read, so a user must hear of them.
     Uploads in progress (IN_PROGRESS_SUFFIXES) are left out."""
     return sorted(
-        n for n in names
+        n
+        for n in names
         if day_of_file(spec, n) is None and not n.lower().endswith(IN_PROGRESS_SUFFIXES)
     )
 
@@ -213,7 +246,8 @@ def _iso_day(text: str) -> bool:
 
 
 def files_outside_window(
-    sources: Iterable[SourceSpec], landing: LandingResource,
+    sources: Iterable[SourceSpec],
+    landing: LandingResource,
     partitions: dg.DailyPartitionsDefinition,
 ) -> list[str]:
     """Landed daily files that are never observed, as `<source> (<folder>/): <why>`: days
@@ -227,8 +261,7 @@ def files_outside_window(
         days = days_outside_window(spec, names, partitions)
         if days:
             out.append(
-                f"{spec.name} ({landing_folder(spec)}/): "
-                f"{outside_window_message(days, partitions)}"
+                f"{spec.name} ({landing_folder(spec)}/): {outside_window_message(days, partitions)}"
             )
         # a folder two sources share: a name is foreign when it is neither's
         sharing = [s for s in daily if landing_folder(s) == landing_folder(spec)]
@@ -259,7 +292,9 @@ def settled(info: pafs.FileInfo, settled_before: dt.datetime | None) -> bool:
 
 
 def landing_versions(
-    spec: SourceSpec, landing: LandingResource, partitions: dg.DailyPartitionsDefinition,
+    spec: SourceSpec,
+    landing: LandingResource,
+    partitions: dg.DailyPartitionsDefinition,
     settled_before: dt.datetime | None = None,
 ) -> dict[str | None, str]:
     """sha256 of every landed file of a source, by partition (None for a reference file).

@@ -1,0 +1,89 @@
+"""A source's declaration is part of its raw data version: what changes it, and what must not.
+
+Every raw day of a source re-runs (and everything downstream) when its fingerprint
+changes, so an upgrade that only adds an option must leave it alone."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from aiwf_assets.ingest.landing import declared, raw_data_version, spec_fingerprint
+from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec, load_sources
+
+# The packaged sources' fingerprints. If this fails, upgrading re-versions every raw day of
+# the sources named (a full re-run downstream): if that is meant, say so in docs/DEPLOY.md
+# ("Upgrading") and update the pins; if not, the change added a declared value by accident.
+PINNED = {
+    "web_orders": "89058bfb3d22",
+    "app_orders": "dc808848fafb",
+    "pos_transactions": "3094839b2e05",
+    "crm_tickets": "c730e2ba9348",
+    "web_sessions": "855bdd783d71",
+    "customers": "015ea711a943",
+    "products": "d66dd0de3e0c",
+    "stores": "e707c6b20c1c",
+    "promotion_plan": "e4368b844a7e",
+}
+
+
+def _pos() -> SourceSpec:
+    return load_sources().sources["pos_transactions"]
+
+
+def _with_new_option(spec: SourceSpec, value: bool) -> SourceSpec:
+    """`spec` as a later release would declare it: ColumnSpec has grown an option."""
+    grown = dataclasses.make_dataclass(
+        "ColumnSpec",
+        [(f.name, f.type, f) for f in dataclasses.fields(ColumnSpec)]
+        + [("trim_zeros", bool, dataclasses.field(default=False))],
+        frozen=True,
+    )
+    columns = tuple(
+        grown(**{f.name: getattr(c, f.name) for f in dataclasses.fields(c)}, trim_zeros=value)
+        for c in spec.columns
+    )
+    return dataclasses.replace(spec, columns=columns)
+
+
+def test_the_packaged_sources_keep_their_fingerprints() -> None:
+    found = {name: spec_fingerprint(s)[:12] for name, s in load_sources().sources.items()}
+    assert found == PINNED
+
+
+def test_a_new_option_left_at_its_default_keeps_the_fingerprint() -> None:
+    pos = _pos()
+    assert spec_fingerprint(_with_new_option(pos, False)) == spec_fingerprint(pos)
+    # the repr the fingerprint used to hash does see it
+    assert repr(_with_new_option(pos, False)) != repr(pos)
+    # setting the option is a change of how the source is read
+    assert spec_fingerprint(_with_new_option(pos, True)) != spec_fingerprint(pos)
+
+
+def test_every_declared_value_changes_the_fingerprint() -> None:
+    pos = _pos()
+    column = pos.columns[0]
+    changed = [
+        dataclasses.replace(pos, delimiter=";"),
+        dataclasses.replace(pos, ignore=(*pos.ignore, "till_operator")),
+        dataclasses.replace(pos, phone_region="DE"),
+        dataclasses.replace(
+            pos, columns=(dataclasses.replace(column, timezone="UTC"),) + pos.columns[1:]
+        ),
+        dataclasses.replace(pos, columns=pos.columns[::-1]),
+    ]
+    prints = {spec_fingerprint(s) for s in changed} | {spec_fingerprint(pos)}
+    assert len(prints) == len(changed) + 1
+    # and so the raw data version of the same bytes
+    assert raw_data_version("abc", changed[0]) != raw_data_version("abc", pos)
+
+
+def test_a_declaration_the_fingerprint_cannot_read_is_an_error() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Odd:
+        pattern: object
+
+    assert declared(Odd(pattern=("a", {"b": 1}))) == {"pattern": ["a", {"b": 1}]}
+    with pytest.raises(TypeError, match="cannot fingerprint a set"):
+        declared(Odd(pattern={"a"}))
