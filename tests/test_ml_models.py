@@ -14,6 +14,7 @@ import pytest
 import skops.io as sio
 from polars.testing import assert_frame_equal
 from scipy import sparse
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from aiwf_assets.io.model_store import TRUSTED_TYPES, ModelCard, skops_bytes
 from aiwf_assets.ml import churn, common, demand, features, recommend, segmentation
@@ -171,6 +172,47 @@ def test_served_churn_risk_adds_the_quiet_probability_only_for_models_trained_wi
         churn.churn_risk(artifact, current.drop("order_days"))
 
 
+def test_delong_auc_matches_roc_auc_and_the_bootstrap_spread() -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.random(1500) < 0.3
+    signal = labels + rng.normal(0, 1.2, 1500)
+    model = signal + rng.normal(0, 0.3, 1500)
+    baseline = np.round(signal + rng.normal(0, 0.6, 1500))  # ties, as recency in days has
+    aucs, cov = common.delong_auc(labels, model, baseline)
+    assert aucs == pytest.approx([roc_auc_score(labels, model), roc_auc_score(labels, baseline)])
+    boot = []
+    for _ in range(400):
+        rows = rng.integers(0, 1500, 1500)
+        boot.append(
+            [roc_auc_score(labels[rows], model[rows]), roc_auc_score(labels[rows], baseline[rows])]
+        )
+    boot_cov = np.cov(np.array(boot).T)
+    assert np.sqrt(np.diag(cov)) == pytest.approx(np.sqrt(np.diag(boot_cov)), rel=0.15)
+    # the paired difference: much less noisy than either AUC, as the bootstrap says
+    diff_se = np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    boot_diff_se = np.std(np.array(boot)[:, 0] - np.array(boot)[:, 1], ddof=1)
+    assert diff_se == pytest.approx(boot_diff_se, rel=0.15)
+    assert diff_se < np.sqrt(cov[0, 0])
+    with pytest.raises(ValueError, match="both outcomes"):
+        common.delong_auc(np.zeros(5, dtype=bool), model[:5])
+
+
+def test_gain_bound_is_positive_only_for_a_model_better_than_baseline_and_chance() -> None:
+    rng = np.random.default_rng(4)
+    labels = rng.random(1500) < 0.35
+    informative = labels + rng.normal(0, 1.0, 1500)
+    good = informative + rng.normal(0, 0.2, 1500)
+    weaker = informative + rng.normal(0, 1.5, 1500)
+    assert common.auc_gain_lower_bound(labels, good, weaker) > 0
+    assert common.auc_gain_lower_bound(labels, weaker, good) < 0
+    # noise against a baseline that is worse than chance (recency on guests): the gain
+    # over the baseline is not enough, the model must beat guessing too
+    noise = rng.normal(0, 1, 1500)
+    anti = -informative
+    assert roc_auc_score(labels, noise) > roc_auc_score(labels, anti) + 0.2
+    assert common.auc_gain_lower_bound(labels, noise, anti) < 0
+
+
 def test_churn_model_and_baseline_are_scored_on_the_same_holdout(
     marts: dict[str, pl.DataFrame],
 ) -> None:
@@ -188,12 +230,28 @@ def test_churn_model_and_baseline_are_scored_on_the_same_holdout(
     labels = holdout["churned"].cast(pl.Int8).to_numpy()
     overall = churn.classification_metrics(labels, holdout["churn_risk"].to_numpy())
     baseline = churn.classification_metrics(labels, holdout["baseline_risk"].to_numpy())
+    days = holdout["recency_days"].to_numpy()
+    recency = {
+        "roc_auc": roc_auc_score(labels, days),
+        "pr_auc": average_precision_score(labels, days),
+    }
     assert {k: outcome.metrics[k] for k in overall} == overall
-    assert {k: outcome.baseline_metrics[k] for k in baseline} == baseline
+    # the baseline ranks by recency itself (as `aiwf evaluate` does; the rule's deciles tie
+    # customers whom the days tell apart) and its probabilities are the recency rule's
+    assert {k: outcome.baseline_metrics[k] for k in ("roc_auc", "pr_auc")} == {
+        k: recency[k] for k in ("roc_auc", "pr_auc")
+    }
+    assert {k: outcome.baseline_metrics[k] for k in ("brier", "calibration_error")} == {
+        k: baseline[k] for k in ("brier", "calibration_error")
+    }
+    assert outcome.baseline_metrics["roc_auc[identified]"] == recency["roc_auc"]
     # per population: every customer of these marts is in the CRM, so no guest rows
     assert outcome.metrics["rows[identified]"] == holdout.height
     assert outcome.metrics["roc_auc[identified]"] == overall["roc_auc"]
     assert outcome.metrics["rows[guest]"] == 0 and "roc_auc[guest]" not in outcome.metrics
+    assert outcome.metrics["roc_auc_gain_low[identified]"] == pytest.approx(
+        common.auc_gain_lower_bound(labels, holdout["churn_risk"].to_numpy(), days)
+    )
     assert outcome.metrics["roc_auc"] > outcome.baseline_metrics["roc_auc"]
     assert outcome.plots["roc"].startswith("**ROC on the holdout**\n\n![")
 

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from aiwf_assets.ml import features, populations, recommend, serving
+from aiwf_assets.ml.churn import GAIN_BOUND
 from aiwf_assets.ml.populations import GUEST, IDENTIFIED, metric_name
 from tests.test_ml_marts_factory import START, make_marts
 
@@ -22,14 +23,42 @@ def _metrics(
     return out
 
 
-def test_gate_releases_only_a_population_where_the_model_beats_the_baseline() -> None:
-    metrics = _metrics("roc_auc", "rows", {IDENTIFIED: (0.88, 3000), GUEST: (0.515, 1500)})
-    baseline = {metric_name("roc_auc", IDENTIFIED): 0.84, metric_name("roc_auc", GUEST): 0.51}
+def test_gate_releases_only_a_population_where_the_model_measurably_beats_the_baseline() -> None:
+    metrics = _metrics("roc_auc", "rows", {IDENTIFIED: (0.967, 3547), GUEST: (0.494, 1440)})
+    # the cards' lower bounds of the gain over recency and chance (2026-12-07, 120-day demo)
+    metrics[metric_name(GAIN_BOUND, IDENTIFIED)] = 0.0057
+    metrics[metric_name(GAIN_BOUND, GUEST)] = -0.032
+    baseline = {metric_name("roc_auc", IDENTIFIED): 0.958, metric_name("roc_auc", GUEST): 0.481}
     gates = serving.action_gate(CHURN, metrics, baseline)
-    assert gates[IDENTIFIED].released
-    assert "beats the recency rule (0.840)" in gates[IDENTIFIED].reason
-    assert not gates[GUEST].released  # better by 0.005 only: within the margin
+    assert gates[IDENTIFIED].released and gates[IDENTIFIED].bound == 0.0057
+    assert "measurably beats recency (0.958) and chance" in gates[IDENTIFIED].reason
+    # guests: 0.013 above recency, more than the old fixed margin of 0.01, but recency is
+    # worse than chance there and the model no better than chance: held
+    assert not gates[GUEST].released
+    assert "does not measurably beat recency (0.481)" in gates[GUEST].reason
+    assert "-0.032" in gates[GUEST].reason
+
+
+def test_recommender_gate_keeps_its_fixed_margin() -> None:
+    metrics = _metrics(
+        "hit_rate_at_10", "evaluated_customers", {IDENTIFIED: (0.66, 1880), GUEST: (0.305, 427)}
+    )
+    baseline = {
+        metric_name("hit_rate_at_10", IDENTIFIED): 0.30,
+        metric_name("hit_rate_at_10", GUEST): 0.29,
+    }
+    gates = serving.action_gate(RECS, metrics, baseline)
+    assert gates[IDENTIFIED].released and "beats popularity (0.300)" in gates[IDENTIFIED].reason
+    assert not gates[GUEST].released  # better by 0.015 only: within the margin
     assert "does not beat" in gates[GUEST].reason
+
+
+def test_gate_holds_churn_for_a_champion_without_the_gain_bound() -> None:
+    metrics = _metrics("roc_auc", "rows", {IDENTIFIED: (0.969, 3551), GUEST: (0.483, 1446)})
+    baseline = {metric_name("roc_auc", IDENTIFIED): 0.954, metric_name("roc_auc", GUEST): 0.481}
+    gates = serving.action_gate(CHURN, metrics, baseline)
+    assert not any(g.released for g in gates.values())
+    assert "no lower bound" in gates[IDENTIFIED].reason and "retrain" in gates[IDENTIFIED].reason
 
 
 def test_gate_holds_a_population_too_small_or_with_one_outcome() -> None:

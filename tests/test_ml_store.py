@@ -202,6 +202,27 @@ def test_promotion_needs_the_margin_on_the_same_holdout(tmp_path: Path) -> None:
     assert actions == ["promote", "reject", "promote"]
 
 
+def test_a_champion_whose_card_predates_the_gate_metrics_gives_way(tmp_path: Path) -> None:
+    """After an upgrade the champion's card lacks what the action gate reads: a challenger
+    no worse by the margin replaces it, so the gate is not held until one wins outright."""
+    store = ModelStore.local(str(tmp_path), KEY)
+    _promote(store, _outcome("a", 0.80))
+    bound = "roc_auc_gain_low[identified]"
+
+    def newer(name: str, auc: float) -> TrainingOutcome:
+        outcome = _outcome(name, auc, champion_auc=0.80)
+        outcome.metrics = {**outcome.metrics, bound: 0.004}
+        return outcome
+
+    worse = _promote(store, newer("b", 0.785))  # worse by more than the margin: stays
+    assert not worse.decision.promote and store.champion("churn").model_name == "a"
+    level = _promote(store, newer("c", 0.795))
+    assert level.decision.promote and store.champion("churn").model_name == "c"
+    assert "champion's card lacks roc_auc_gain_low[identified]" in level.decision.reason
+    # the new champion's card has it: the next challenger needs the margin again
+    assert not _promote(store, newer("d", 0.80)).decision.promote
+
+
 def test_an_insane_challenger_is_rejected_whatever_its_score(tmp_path: Path) -> None:
     store = ModelStore.local(str(tmp_path), KEY)
     _promote(store, _outcome("a", 0.8))
@@ -222,6 +243,25 @@ def test_rollback_restores_the_previous_champion(tmp_path: Path) -> None:
     assert store.registry("churn").history[-1]["action"] == "rollback"
     with pytest.raises(NoChampionError, match="no earlier champion"):
         store.rollback("churn")
+
+
+def test_the_same_bytes_trained_again_keep_their_card_unless_evaluated_differently(
+    tmp_path: Path,
+) -> None:
+    store = ModelStore.local(str(tmp_path), KEY)
+    first = store.save({"weights": [1]}, **CARD)
+    assert store.save({"weights": [1]}, **CARD) == first  # same evaluation: card kept
+    # an upgrade re-runs training on unchanged data: the same bytes, newer code measuring
+    # more (the action gate's lower bound); the card is the latest evaluation of the bytes
+    upgraded = {
+        **CARD,
+        "metrics": {"roc_auc": 0.8, "roc_auc_gain_low[identified]": 0.006},
+        "code_version": "c2",
+    }
+    second = store.save({"weights": [1]}, **upgraded)
+    assert second.version == first.version and second.code_version == "c2"
+    assert store.card("churn", first.version) == second  # signed: it verifies
+    assert store.card("churn", first.version).metrics["roc_auc_gain_low[identified]"] == 0.006
 
 
 def test_an_identical_challenger_keeps_the_champion() -> None:

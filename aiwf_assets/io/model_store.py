@@ -182,7 +182,12 @@ class ModelStore:
 
     # artifacts and cards ---------------------------------------------------
     def save(self, artifact: object, **card_fields: Any) -> ModelCard:
-        """Store `artifact` in skops format under its sha256 and write its signed card."""
+        """Store `artifact` in skops format under its sha256 and write its signed card.
+
+        The same bytes trained again (an upgrade re-running training on unchanged data) keep
+        their stored card unless this training evaluated them differently (newer code that
+        measures more, e.g. the action gate's lower bound, or another holdout): then the
+        card is rewritten, so it always holds the latest evaluation of those bytes."""
         data = skops_bytes(artifact)
         untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
         if untrusted:
@@ -199,7 +204,12 @@ class ModelStore:
             self._write(f"artifacts/{family}/{version}{ARTIFACT_SUFFIX}", data)
             self._write(f"cards/{family}/{version}.json", card.to_json(self._sign(card)).encode())
             return card
-        return self.card(family, version)
+        stored = self.card(family, version)
+        evaluation = ("metrics", "baseline_metrics", "code_version", "trained_through")
+        if all(getattr(stored, f) == getattr(card, f) for f in evaluation):
+            return stored
+        self._write(f"cards/{family}/{version}.json", card.to_json(self._sign(card)).encode())
+        return card
 
     def card(self, family: str, version: str) -> ModelCard:
         """The card of a version, refused unless it carries this store's signature."""

@@ -33,12 +33,15 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from aiwf_assets.io.model_store import ModelCard
 from aiwf_assets.ml import plots
-from aiwf_assets.ml.common import RANDOM_STATE, parallel_map, same_recipe
+from aiwf_assets.ml.common import RANDOM_STATE, auc_gain_lower_bound, parallel_map, same_recipe
 from aiwf_assets.ml.features import ORDER_RATE_COLUMNS, feature_columns_of
 from aiwf_assets.ml.populations import GUEST, IDENTIFIED, POPULATIONS, metric_name
 from aiwf_assets.ml.promotion import PromotionPolicy, TrainingOutcome
 
 PRIMARY_METRIC = "roc_auc"
+# per population on the card: the one-sided 95 % lower bound of the ROC AUC gain over the
+# better of recency and chance; the CRM export releases churn actions only where it is > 0
+GAIN_BOUND = "roc_auc_gain_low"
 RISK_BANDS = ((0.5, "high"), (0.2, "medium"), (0.0, "low"))
 # The gamma prior of a customer's daily order rate in `quiet_probability`: as if every
 # customer had QUIET_PRIOR_ORDER_DAYS days with an order in QUIET_PRIOR_DAYS more days.
@@ -219,10 +222,26 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     }
 
 
+def baseline_metrics(
+    labels: np.ndarray, recency: np.ndarray, probabilities: np.ndarray
+) -> dict[str, float]:
+    """The recency baseline's metrics: its ranking (ROC and PR AUC) is recency itself, as
+    `aiwf evaluate` scores it (the rule's deciles tie customers whom the days tell apart),
+    so the card, the action gate and the evaluation compare the model with one baseline;
+    its probabilities (Brier, calibration) are the rule's."""
+    return {
+        **classification_metrics(labels, probabilities),
+        "roc_auc": float(roc_auc_score(labels, recency)),
+        "pr_auc": float(average_precision_score(labels, recency)),
+    }
+
+
 def population_metrics(
     holdout: pl.DataFrame, labels: np.ndarray, scores: np.ndarray, baseline_scores: np.ndarray
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """(model, baseline) ROC AUC and row count per population on the holdout.
+    """(model, baseline) ROC AUC and row count per population on the holdout
+    (`baseline_scores`: a ranking, e.g. recency in days), and the lower bound of the
+    model's gain over the baseline and chance (`GAIN_BOUND`, `common.auc_gain_lower_bound`).
 
     The CRM export releases churn-driven actions only for a population where the
     model beats the baseline here (`serving.action_gate`). A population with one
@@ -240,12 +259,16 @@ def population_metrics(
             auc = metric_name(PRIMARY_METRIC, population)
             model[auc] = float(roc_auc_score(labels[member], scores[member]))
             baseline[auc] = float(roc_auc_score(labels[member], baseline_scores[member]))
+            model[metric_name(GAIN_BOUND, population)] = auc_gain_lower_bound(
+                labels[member], scores[member], baseline_scores[member]
+            )
     return model, baseline
 
 
 @dataclass(frozen=True)
 class RecencyRule:
-    """Baseline: the training churn rate of customers in the same recency decile."""
+    """The baseline's probabilities: the training churn rate of customers in the same recency
+    decile (its ranking is recency itself: `baseline_metrics`)."""
 
     edges: np.ndarray
     rates: np.ndarray
@@ -398,14 +421,15 @@ def train_churn(
         holdout,
     )
     rule = RecencyRule.fit(train["recency_days"].to_numpy(), y_train)
-    baseline_scores = rule.predict(holdout["recency_days"].to_numpy())
+    recency = holdout["recency_days"].to_numpy().astype(np.float64)
+    baseline_scores = rule.predict(recency)
 
     problems = []
     if np.isnan(scores).any():
         problems.append("NaN churn scores on the holdout")
     metrics = classification_metrics(y_hold, np.nan_to_num(scores))
     per_population, baseline_per_population = population_metrics(
-        holdout, y_hold, np.nan_to_num(scores), baseline_scores
+        holdout, y_hold, np.nan_to_num(scores), recency
     )
     if metrics["calibration_error"] > max_calibration_error:
         problems.append(
@@ -450,7 +474,7 @@ def train_churn(
         artifact=artifact,
         metrics={**metrics, **per_population},
         baseline_metrics={
-            **classification_metrics(y_hold, baseline_scores),
+            **baseline_metrics(y_hold, recency, baseline_scores),
             **baseline_per_population,
         },
         selection=selection,
@@ -464,11 +488,11 @@ def train_churn(
         holdout_start=holdout_date,
         evaluate_champion=evaluate_champion,
         sanity_problems=problems,
-        holdout_predictions=holdout.select("customer_key", "as_of_date", "churned").with_columns(
-            churn_risk=pl.Series(scores), baseline_risk=pl.Series(baseline_scores)
-        ),
+        holdout_predictions=holdout.select(
+            "customer_key", "as_of_date", "churned", "recency_days"
+        ).with_columns(churn_risk=pl.Series(scores), baseline_risk=pl.Series(baseline_scores)),
         plots={
-            "roc": plots.roc_plot(y_hold, {name: scores, "recency rule": baseline_scores}),
+            "roc": plots.roc_plot(y_hold, {name: scores, "recency": recency}),
             "calibration": plots.calibration_plot(y_hold, scores),
             "importance": plots.importance_plot(
                 columns, importance, "Permutation importance (holdout ROC AUC)"

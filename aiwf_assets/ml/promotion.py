@@ -54,8 +54,13 @@ def decide_promotion(
     champion: dict[str, float] | None,
     sanity_problems: list[str],
     identical_to_champion: bool = False,
+    missing_from_champion_card: tuple[str, ...] = (),
 ) -> Decision:
-    """Promote only a sane challenger that beats the champion on the same holdout by the margin."""
+    """Promote only a sane challenger that beats the champion on the same holdout by the margin.
+
+    `missing_from_champion_card`: metrics the challenger's card has and the champion's does
+    not (a card written by older code: the CRM export's action gate cannot read it). Such
+    a champion gives way to a challenger that is no worse than it by the margin."""
     if sanity_problems:
         return Decision(
             False, False, "challenger fails sanity checks: " + "; ".join(sanity_problems)
@@ -82,6 +87,16 @@ def decide_promotion(
     )
     if gain >= policy.margin:
         return Decision(True, True, f"promoted: {verdict}")
+    if missing_from_champion_card and gain > -policy.margin:
+        shown = ", ".join(missing_from_champion_card[:3])
+        more = len(missing_from_champion_card) - 3
+        shown += f" and {more} more" if more > 0 else ""
+        return Decision(
+            True,
+            True,
+            f"promoted: the champion's card lacks {shown} (written by older code), and the "
+            f"challenger is no worse by the margin: {verdict}",
+        )
     return Decision(False, True, f"champion stays: {verdict}")
 
 
@@ -129,8 +144,11 @@ def promote_challenger(
         except ModelIntegrityError as exc:
             champion_metrics, note = {}, f" ({exc})"
     identical = champion is not None and champion.version == challenger.version
+    missing = (
+        () if champion is None else tuple(sorted(set(challenger.metrics) - set(champion.metrics)))
+    )
     decision = decide_promotion(
-        policy, outcome.metrics, champion_metrics, outcome.sanity_problems, identical
+        policy, outcome.metrics, champion_metrics, outcome.sanity_problems, identical, missing
     )
     decision = Decision(decision.promote, decision.passed, decision.reason + note)
     action = "promote" if decision.promote else ("keep" if identical else "reject")

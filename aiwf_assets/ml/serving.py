@@ -2,8 +2,9 @@
 
 No actions on guesswork: a churn-driven action (call, voucher, e-mail) is only
 released for a population (identified CRM customers, guests) where the churn
-champion beat its recency baseline on its own holdout by a margin, and a
-cross-sell only where the recommender beat popularity (`action_gate`, from the
+champion measurably beat recency and chance on its own holdout (a one-sided 95 %
+lower bound of the gain above 0), and a cross-sell only where the recommender
+beat popularity by a margin (`action_gate`, from the
 champions' model cards: computed by the pipeline, never from the truth). Every
 row says why it got, or did not get, an action (`action_reason`).
 """
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
+from aiwf_assets.ml.churn import GAIN_BOUND
 from aiwf_assets.ml.populations import POPULATIONS, metric_name
 
 EXPORT_COLUMNS = [
@@ -36,21 +38,25 @@ UNKNOWN_POPULATION = "unknown"
 
 @dataclass(frozen=True)
 class GateRule:
-    """What a family's champion must show on its holdout, per population."""
+    """What a family's champion must show on its holdout, per population: a gain over its
+    baseline on the same rows, either a lower bound the card carries (`bound`, released
+    when above 0) or a fixed `margin`."""
 
     metric: str  # higher is better
     baseline: str  # the baseline's name, for the reason
-    margin: float  # absolute gain over the baseline on the same holdout rows
     count_metric: str  # how many holdout rows/customers the population had
     min_count: int
+    margin: float = 0.0  # absolute gain over the baseline on the same holdout rows
+    bound: str | None = None  # card metric: the gain's lower bound (release when > 0)
 
 
-# Margins about twice the noise of the metric's difference on a holdout of the minimum
-# size: a ROC AUC difference between two scores of the same ~2-4k customers moves by
-# ~0.005 from sample to sample, a hit rate over ~100-400 customers by ~0.01-0.02.
+# Churn: the one-sided 95 % lower bound of the ROC AUC gain over the better of recency and
+# chance (DeLong, paired: `common.auc_gain_lower_bound`), so the bar follows the holdout's
+# size and how closely the two rankings agree. Recommender: a fixed margin of about twice
+# the noise of a hit rate over ~100-400 customers (~0.01-0.02).
 GATE_RULES = {
-    "churn": GateRule("roc_auc", "the recency rule", 0.01, "rows", 200),
-    "recommender": GateRule("hit_rate_at_10", "popularity", 0.02, "evaluated_customers", 100),
+    "churn": GateRule("roc_auc", "recency", "rows", 200, bound=GAIN_BOUND),
+    "recommender": GateRule("hit_rate_at_10", "popularity", "evaluated_customers", 100, 0.02),
 }
 
 
@@ -61,6 +67,7 @@ class Gate:
     model: float | None = None
     baseline: float | None = None
     count: int | None = None
+    bound: float | None = None  # the gain's lower bound, for a rule with one
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -70,31 +77,36 @@ def action_gate(
     rule: GateRule, metrics: Mapping[str, float], baseline_metrics: Mapping[str, float]
 ) -> dict[str, Gate]:
     """Per population: is the champion measurably better than its baseline on its holdout?"""
-    gates = {}
-    for population in POPULATIONS:
-        count_key = metric_name(rule.count_metric, population)
-        key = metric_name(rule.metric, population)
-        if count_key not in metrics:
-            gates[population] = Gate(
-                False,
-                "the champion's card has no per-population holdout evaluation: retrain it",
-            )
-            continue
-        count = int(metrics[count_key])
-        model, baseline = metrics.get(key), baseline_metrics.get(key)
-        if count < rule.min_count or model is None or baseline is None:
-            gates[population] = Gate(
-                False,
-                f"{count} {population} holdout rows (at least {rule.min_count} with both "
-                f"outcomes needed): the model cannot be told from {rule.baseline}",
-                model,
-                baseline,
-                count,
-            )
-            continue
+    return {p: _population_gate(rule, p, metrics, baseline_metrics) for p in POPULATIONS}
+
+
+def _population_gate(
+    rule: GateRule,
+    population: str,
+    metrics: Mapping[str, float],
+    baseline_metrics: Mapping[str, float],
+) -> Gate:
+    count_key = metric_name(rule.count_metric, population)
+    if count_key not in metrics:
+        return Gate(
+            False, "the champion's card has no per-population holdout evaluation: retrain it"
+        )
+    count = int(metrics[count_key])
+    key = metric_name(rule.metric, population)
+    model, baseline = metrics.get(key), baseline_metrics.get(key)
+    if count < rule.min_count or model is None or baseline is None:
+        return Gate(
+            False,
+            f"{count} {population} holdout rows (at least {rule.min_count} with both "
+            f"outcomes needed): the model cannot be told from {rule.baseline}",
+            model,
+            baseline,
+            count,
+        )
+    if rule.bound is None:
         released = model >= baseline + rule.margin
         verdict = "beats" if released else "does not beat"
-        gates[population] = Gate(
+        return Gate(
             released,
             f"{rule.metric} {model:.3f} {verdict} {rule.baseline} ({baseline:.3f}) by the "
             f"required {rule.margin} on {count} {population} holdout rows",
@@ -102,7 +114,26 @@ def action_gate(
             baseline,
             count,
         )
-    return gates
+    bound = metrics.get(metric_name(rule.bound, population))
+    if bound is None:
+        return Gate(
+            False,
+            f"the champion's card has no lower bound of its gain over {rule.baseline}: retrain it",
+            model,
+            baseline,
+            count,
+        )
+    released = bound > 0
+    verdict = "measurably beats" if released else "does not measurably beat"
+    return Gate(
+        released,
+        f"{rule.metric} {model:.3f} {verdict} {rule.baseline} ({baseline:.3f}) and chance "
+        f"on {count} {population} holdout rows (gain at least {bound:+.3f}, one-sided 95 %)",
+        model,
+        baseline,
+        count,
+        bound,
+    )
 
 
 def _gate_columns(family: str, gates: Mapping[str, Gate]) -> list[pl.Expr]:

@@ -323,7 +323,7 @@ MODELS = [
         history=HistoryNeed(churn_history_days),
         description=(
             "Churn challenger (logistic regression vs gradient boosting, time-aware CV), "
-            "evaluated against a recency rule and the champion on the holdout snapshot "
+            "evaluated against recency and the champion on the holdout snapshot "
             "cutoff - N."
         ),
     ),

@@ -165,7 +165,8 @@ SCORERS = [
         "Per customer: customer_key, churn risk and band, segment, top-5 recommendations and "
         "the next best action with its reason; written to serving.crm_export and the exports "
         "directory. Actions are released per population (identified, guest) only where the "
-        "champion beat its baseline on its holdout (metadata `action_gate`). Pseudonymous keys "
+        "champion measurably beat its baseline on its holdout (metadata `action_gate`). "
+        "Pseudonymous keys "
         "only: no clear PII."
     ),
 )
