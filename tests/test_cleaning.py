@@ -1124,3 +1124,51 @@ def test_returns_non_merchandise_and_source_product_codes(identity: pl.DataFrame
     assert lines.get_column("line_amount_source").to_list() == [2.95, 15.3, 18.0, 15.0, -5.1]
     assert validate_table("order_lines", lines, sources=uk) == []
     assert validate_table("orders", result.tables["orders"], sources=uk) == []
+
+
+def test_a_loyalty_card_that_lost_its_leading_zeros_is_the_same_customer(
+    identity: pl.DataFrame,
+) -> None:
+    """A till that prints card numbers without their letter, opened in a spreadsheet that
+    read them as numbers: `canonical` declares the width and prefix, and every spelling
+    is Jane's card L0012345; a number that cannot be one card is quarantined, not guessed."""
+    tills = parse_sources("""
+version: 1
+currency_rates_to_eur: {EUR: 1.0}
+sources:
+  tills:
+    contract: order_lines
+    channel: store
+    online: false
+    format: csv
+    landing: tills/{date}.csv
+    columns:
+      order_id:    {from: txn_id, type: string}
+      store_code:  {from: store_code, type: string, required: true}
+      ordered_at:  {from: local_time, type: timestamp, timestamp_format: "%d/%m/%Y %H:%M:%S",
+                    timezone: Europe/Berlin}
+      loyalty_id:  {from: card, type: string, normalise: [integer], canonical: "L%07d"}
+      sku:         {from: sku, type: string, canonical: "SKU-%05d"}
+      quantity:    {from: qty, type: int}
+      unit_price:  {from: unit_price, type: float}
+      line_number: {sequence: order_id, type: int}
+      currency:    {constant: EUR, type: string}
+""")
+    export = (
+        b"txn_id,store_code,local_time,card,sku,qty,unit_price\n"
+        b"T1,s01,05/01/2026 10:00:00,12345,SKU-00012,1,19.99\n"
+        b"T2,s01,05/01/2026 10:05:00,0012345,SKU-00012,1,19.99\n"
+        b"T3,s01,05/01/2026 10:10:00,12345.0,SKU-00012,1,19.99\n"
+        b"T4,s01,05/01/2026 10:15:00,L0012345,SKU-00012,1,19.99\n"
+        b"T5,s01,05/01/2026 10:20:00,12345-7,SKU-00012,1,19.99\n"
+        b"T6,s01,05/01/2026 10:25:00,,SKU-00012,1,19.99\n"
+    )
+    raw = parse_landing(export, tills["tills"], "tills/2026-01-05.csv").frame
+    result = clean_orders_day({"tills": raw}, identity, KEY, DAY, tills)
+    keys = dict(result.tables["orders"].select("order_id", "customer_key").iter_rows())
+    jane = crm_key("C1")
+    assert [keys[f"store:T{i}"] for i in (1, 2, 3, 4)] == [jane] * 4
+    assert keys["store:T6"] is None  # no card: a guest sale, kept
+    # a PII column's reason does not repeat the value
+    assert reasons(result, "tills") == ["loyalty_id: not one number to build 'L%07d'"]
+    assert accounting(result, "tills")["rows_quarantined"] == 1
