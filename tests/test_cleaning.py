@@ -31,8 +31,8 @@ from aiwf_assets.cleaning import (
 from aiwf_assets.cleaning.contracts import validate_table
 from aiwf_assets.cleaning.pii import hmac_hex, hmac_series
 from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA, QUARANTINE_SCHEMA
-from aiwf_assets.ingest.parse import parse_landing
-from aiwf_assets.ingest.spec import SourcesConfig, load_sources, parse_sources
+from aiwf_assets.ingest.parse import LandingFormatError, parse_landing
+from aiwf_assets.ingest.spec import SourcesConfig, SourceSpec, load_sources, parse_sources
 
 KEY = b"test-pii-key"
 DAY = dt.date(2026, 1, 5)
@@ -614,6 +614,52 @@ def test_receipt_numbers_per_store_are_read_within_their_store(identity: pl.Data
         ("store:S01/R1", "S01", crm_key("C1"), 2),
         ("store:S02/R1", "S02", None, 1),
     ]
+
+
+def test_receipt_numbers_that_restart_every_day_are_read_within_their_day(
+    identity: pl.DataFrame,
+) -> None:
+    """A till that numbers receipts per store and per day: R1 at s01 on the 5th and on the
+    6th are two sales. Without the day in the id both days' orders are store:S01/R1, and
+    the marts keep the first delivery of a key (the 6th's sale would read as a changed
+    re-delivery of the 5th's and be dropped with a warning); `file_day` keeps both."""
+    pos = SOURCES.sources["pos_transactions"]
+
+    def declared(*within: str) -> tuple[SourcesConfig, SourceSpec]:
+        order_id = dataclasses.replace(pos.column("order_id"), within=within)
+        spec = dataclasses.replace(
+            pos, columns=tuple(order_id if c.name == "order_id" else c for c in pos.columns)
+        )
+        return dataclasses.replace(SOURCES, sources={**SOURCES.sources, spec.name: spec}), spec
+
+    days = {
+        DAY: ["R1,s01,05/01/2026 10:00:00,L0012345,SKU-00012,1,19.99,card"],
+        DAY + dt.timedelta(days=1): ["R1,s01,06/01/2026 09:30:00,,SKU-00013,2,5.00,cash"],
+    }
+
+    def order_ids(*within: str) -> list[str]:
+        sources, spec = declared(*within)
+        ids = []
+        for day, rows in days.items():
+            frame = parse_landing(
+                csv_bytes(POS_HEADER, rows), spec, f"pos_transactions/{day}.csv"
+            ).frame
+            result = clean_orders_day({"pos_transactions": frame}, identity, KEY, day, sources)
+            assert reasons(result, "pos_transactions") == []
+            ids += result.tables["orders"]["order_id"].to_list()
+        return ids
+
+    assert order_ids("store_code") == ["store:S01/R1", "store:S01/R1"]  # one key, two sales
+    assert order_ids("store_code", "file_day") == [
+        "store:S01/2026-01-05/R1",
+        "store:S01/2026-01-06/R1",
+    ]
+    # the day comes from the file's name: a file named otherwise cannot be read that way
+    _, spec = declared("store_code", "file_day")
+    with pytest.raises(LandingFormatError, match="pos_transactions/copy of 2026-01-05.csv: the"):
+        parse_landing(
+            csv_bytes(POS_HEADER, days[DAY]), spec, "pos_transactions/copy of 2026-01-05.csv"
+        )
 
 
 def test_equal_lines_of_one_transaction_are_two_lines(identity: pl.DataFrame) -> None:

@@ -211,6 +211,10 @@ def test_minimal_yaml_is_valid() -> None:
             ("{from: id, type: string}", "{from: id, type: string, within: [order_id]}"),
             "sources.shop.columns.order_id.within: order_id cannot be within itself",
         ),
+        (
+            ("{from: id, type: string}", "{from: id, type: string, within: [day]}"),
+            "within: 'day' is not a declared column read with from or constant, nor 'file_day'",
+        ),
     ],
 )
 def test_errors_name_the_entry_and_key(change: tuple[str, str], message: str) -> None:
@@ -484,3 +488,26 @@ def test_online_channels_are_declared_and_reach_the_marts_vars() -> None:
                 """
             )
         )
+
+
+def test_file_day_is_only_for_daily_sources() -> None:
+    daily = parse_sources(
+        MINIMAL.replace("{from: id, type: string}", "{from: id, type: string, within: [file_day]}")
+    )
+    assert daily["shop"].column("order_id").within == ("file_day",)
+    assert daily["shop"].day_of("2026-01-05.csv") == "2026-01-05"
+    assert daily["shop"].day_of("2026-01-05.csv.partial") is None
+    snapshot = """
+version: 1
+currency_rates_to_eur: {EUR: 1}
+sources:
+  crm:
+    contract: customers
+    format: csv
+    landing: crm/customers.csv
+    columns:
+      crm_id:      {from: id, type: string, within: [file_day]}
+      signup_date: {from: since, type: date, timestamp_format: "%Y-%m-%d"}
+"""
+    with pytest.raises(SourceSpecError, match="'file_day' .* needs a daily landing path"):
+        parse_sources(snapshot)

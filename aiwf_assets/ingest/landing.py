@@ -192,13 +192,8 @@ def landing_folder(spec: SourceSpec) -> str:
 
 def day_of_file(spec: SourceSpec, file_name: str) -> str | None:
     """The YYYY-MM-DD day a file name follows the source's landing template with, or None
-    (`2026-01-05.csv` -> `2026-01-05`; `2026-01-05.csv.partial`, `20260105.csv`, `2026-01-05
-    (1).csv` -> None)."""
-    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
-    if not (file_name.startswith(prefix) and file_name.endswith(suffix)):
-        return None
-    day = file_name[len(prefix) : len(file_name) - len(suffix)]
-    return day if _iso_day(day) else None
+    (`SourceSpec.day_of`)."""
+    return spec.day_of(file_name)
 
 
 def partition_of_file(

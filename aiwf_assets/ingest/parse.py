@@ -31,7 +31,7 @@ from aiwf_assets.ingest.physical import (
     line_break,
     physical_records,
 )
-from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec
+from aiwf_assets.ingest.spec import FILE_DAY, ColumnSpec, SourceSpec
 from aiwf_assets.io.scratch import scratch_connection
 
 LINEAGE_SCHEMA: dict[str, pl.DataType] = {
@@ -138,7 +138,7 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
         pl.lit(physical_records(data, spec.format), pl.Int64).alias("_file_records"),
         pl.lit(truncated, pl.Boolean).alias("_file_ends_mid_record"),
     ).select(list(raw_schema(spec)))
-    return ParseResult(_number_sequences(_made_unique(frame, spec), spec), *drift)
+    return ParseResult(_number_sequences(_made_unique(frame, spec, source_file), spec), *drift)
 
 
 def _with_spans(frame: pl.DataFrame) -> pl.DataFrame:
@@ -788,14 +788,19 @@ def _text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return expr.cast(pl.String)
 
 
-def _made_unique(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
+def _made_unique(frame: pl.DataFrame, spec: SourceSpec, source_file: str) -> pl.DataFrame:
     """Columns declared `within` others become `<others>/<value>` (`S01/R0001`), from the
-    text as written; a row missing one of the others keeps its value as written."""
+    text as written; a row missing one of the others keeps its value as written.
+    `file_day` in `within` is the day the file's name gives (`S01/2026-01-05/R0001`)."""
     composed = []
     for col in spec.columns:
         if not col.within:
             continue
-        parts = [pl.col(c).str.strip_chars() for c in (*col.within, col.name)]
+        parts = [
+            _file_day(spec, source_file) if c == FILE_DAY and spec.column(c) is None
+            else pl.col(c).str.strip_chars()
+            for c in (*col.within, col.name)
+        ]  # fmt: skip
         present = pl.all_horizontal(p.is_not_null() & (p != "") for p in parts)
         composed.append(
             pl.when(present)
@@ -804,6 +809,16 @@ def _made_unique(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
             .alias(col.name)
         )
     return frame.with_columns(composed) if composed else frame
+
+
+def _file_day(spec: SourceSpec, source_file: str) -> pl.Expr:
+    day = spec.day_of(source_file.rsplit("/", 1)[-1])
+    if day is None:
+        raise LandingFormatError(
+            f"{source_file}: the ids are declared unique within {FILE_DAY!r}, but the file's "
+            f"name does not follow the landing template {spec.landing!r}, so its day is unknown"
+        )
+    return pl.lit(day, pl.String)
 
 
 def _number_sequences(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -228,6 +229,11 @@ CONTRACTS: dict[str, Contract] = {
 }
 
 
+# In `within`: the day of the file the row was read from (its name, by the landing
+# template), for ids a till restarts every day.
+FILE_DAY = "file_day"
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """How one contract column is obtained (parse time) and read (cleaning time)."""
@@ -240,7 +246,8 @@ class ColumnSpec:
     # line number within the rows sharing this column, derived from their content
     sequence: str | None = None
     # the value made unique within these other columns' values: `S01/R0001` for a receipt
-    # number a till repeats in every store (`within: [store_code]`)
+    # number a till repeats in every store (`within: [store_code]`); FILE_DAY stands for
+    # the file's day (`within: [store_code, file_day]`: `S01/2026-01-05/R0001`)
     within: tuple[str, ...] = ()
     explode_index: bool = False  # position of the item in the exploded list
     # cleaning time
@@ -312,6 +319,22 @@ class SourceSpec:
             prefix, width, suffix = canonical_parts(col.canonical)
             return f"{re.escape(prefix)}[0-9]{{{width},}}{re.escape(suffix)}"
         return None
+
+    def day_of(self, file_name: str) -> str | None:
+        """The YYYY-MM-DD day a file name follows the landing template with, or None
+        (`2026-01-05.csv` -> `2026-01-05`; `2026-01-05.csv.partial`, `20260105.csv`,
+        `2026-01-05 (1).csv` -> None)."""
+        prefix, _, suffix = self.landing.rsplit("/", 1)[-1].partition("{date}")
+        if "{date}" not in self.landing or not (
+            file_name.startswith(prefix) and file_name.endswith(suffix)
+        ):
+            return None
+        day = file_name[len(prefix) : len(file_name) - len(suffix)]
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            return None
+        return day if len(day) == 10 else None
 
     def landing_path(self, partition: str | None = None) -> str:
         """Landing path relative to the landing dir (`partition` as YYYY-MM-DD)."""
@@ -700,12 +723,19 @@ def _check_coverage(spec: SourceSpec, where: str) -> None:
             )
     for col in spec.columns:
         for other in col.within:
+            if other == FILE_DAY and FILE_DAY not in names:
+                if "{date}" not in spec.landing:
+                    raise SourceSpecError(
+                        f"{where}.columns.{col.name}.within: {FILE_DAY!r} (the day of the "
+                        "file) needs a daily landing path with {date}"
+                    )
+                continue
             if other not in names or spec.column(other).sequence is not None or spec.column(
                 other
             ).within:
                 raise SourceSpecError(
                     f"{where}.columns.{col.name}.within: {other!r} is not a declared column "
-                    "read with from or constant"
+                    f"read with from or constant, nor {FILE_DAY!r} (the day of the file)"
                 )
     # A field read both as a value and as an object holding mapped fields cannot be read.
     paths = [p for c in spec.columns for p in c.source]
