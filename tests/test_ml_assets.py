@@ -25,13 +25,25 @@ from tests.test_ml_marts_factory import make_marts
 MODEL_ASSETS = ["churn_model", "segmentation_model", "demand_model", "recommender"]
 
 KEY = b"test-key"  # the secret the resources below sign model cards with
+# dim_customers also holds CRM customers who have not bought yet (an export row each, no
+# score) and a guest without a purchase (known from interactions only: no score, no row)
+NEVER_BOUGHT_CRM = ["n00001", "n00002"]
+SESSIONS_ONLY_GUEST = "g00001"
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
     root = tmp_path_factory.mktemp("ml")
     warehouse = DuckDBWarehouse(root / "warehouse.duckdb")
-    for name, frame in make_marts().items():
+    marts = make_marts()
+    not_buying = pl.DataFrame(
+        {
+            "customer_key": [*NEVER_BOUGHT_CRM, SESSIONS_ONLY_GUEST],
+            "is_known_to_crm": [True, True, False],
+        }
+    )
+    marts["dim_customers"] = pl.concat([marts["dim_customers"], not_buying], how="diagonal_relaxed")
+    for name, frame in marts.items():
         warehouse.replace_table(f"marts.{name}", frame)
     resources = {
         "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
@@ -72,6 +84,8 @@ def test_specs_groups_and_blocking_promotion_checks(
         dg.AssetKey("fct_orders"),
         dg.AssetKey("dim_customers"),
     }
+    # the export reads dim_customers for the CRM customers who have no score
+    assert dg.AssetKey("dim_customers") in graph.get(dg.AssetKey("crm_export")).parent_keys
 
 
 def test_pipeline_materialises_and_exports_to_the_crm(
@@ -111,14 +125,30 @@ def test_pipeline_materialises_and_exports_to_the_crm(
         root / "models" / "artifacts" / "churn" / f"{champion.version}.skops"
     )
 
-    export = DuckDBWarehouse(root / "warehouse.duckdb").query("SELECT * FROM serving.crm_export")
+    warehouse = DuckDBWarehouse(root / "warehouse.duckdb")
+    export = warehouse.query("SELECT * FROM serving.crm_export")
     assert export.columns == EXPORT_COLUMNS
     assert export["customer_key"].is_unique().all()
-    assert export["risk_band"].is_in(["low", "medium", "high"]).all()
+    # one row per scored customer, and one per CRM customer who has not bought yet
+    scored = export.join(scores, on="customer_key", how="semi")
+    assert scored.height == scores.height
+    assert scored["risk_band"].is_in(["low", "medium", "high"]).all()
+    never_bought = warehouse.query(
+        "SELECT customer_key FROM marts.dim_customers "
+        "WHERE is_known_to_crm AND first_order_date IS NULL ORDER BY customer_key"
+    )["customer_key"].to_list()
+    assert set(NEVER_BOUGHT_CRM) < set(never_bought)  # the synthetic marts have some too
+    not_scored = export.join(scores, on="customer_key", how="anti").sort("customer_key")
+    assert not_scored["customer_key"].to_list() == never_bought
+    assert not_scored["risk_band"].null_count() == len(never_bought)
+    assert (not_scored["next_best_action"] == "no action").all()
+    assert not_scored["action_reason"].str.starts_with("no purchase yet").all()
+    export_meta = result.asset_materializations_for_node("crm_export")[0].metadata
+    assert export_meta["not_scored_no_purchase_yet"].value == len(never_bought)
     assert pl.read_csv(root / "exports" / "crm_export.csv").height == export.height
-    # every customer of the synthetic marts is a CRM customer: guests have no holdout rows,
+    # every buyer of the synthetic marts is a CRM customer: guests have no holdout rows,
     # so nothing is released for them, and every row says why it got its action
-    gate = result.asset_materializations_for_node("crm_export")[0].metadata["action_gate"].value
+    gate = export_meta["action_gate"].value
     assert not gate["churn"]["guest"]["released"]
     assert gate["churn"]["identified"]["count"] > 0
     assert set(export["population"].unique()) == {"identified"}

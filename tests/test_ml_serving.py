@@ -88,7 +88,9 @@ def _gates(churn_guest: bool, recs_identified: bool) -> dict[str, dict[str, serv
     }
 
 
-def _export(gates: dict[str, dict[str, serving.Gate]]) -> pl.DataFrame:
+def _export(
+    gates: dict[str, dict[str, serving.Gate]], crm_customer_keys: tuple[str, ...] = ()
+) -> pl.DataFrame:
     keys = ["i-high", "i-medium", "i-low", "g-high", "g-low", "x-high"]
     scores = pl.DataFrame(
         {
@@ -100,12 +102,15 @@ def _export(gates: dict[str, dict[str, serving.Gate]]) -> pl.DataFrame:
         }
     )
     segments = pl.DataFrame({"customer_key": keys, "segment": "active"})
+    # a CRM customer who has not bought yet can still have recommendations
+    recommended = [*keys, "n-recs"]
     recs = pl.DataFrame(
-        {"customer_key": keys, "rank": 1, "sku": "SKU-1"},
+        {"customer_key": recommended, "rank": 1, "sku": "SKU-1"},
         schema_overrides={"rank": pl.Int32},
     )
     versions = {"churn": "c", "segmentation": "s", "recommender": "r"}
-    return serving.crm_export(scores, segments, recs, versions, gates)
+    crm_keys = pl.Series("customer_key", crm_customer_keys, dtype=pl.String)
+    return serving.crm_export(scores, segments, recs, versions, gates, crm_keys)
 
 
 def test_export_acts_only_where_released_and_says_why() -> None:
@@ -131,6 +136,56 @@ def test_export_releases_churn_actions_for_guests_once_earned() -> None:
     action = dict(export.select("customer_key", "next_best_action").iter_rows())
     assert action["g-high"] == "win-back voucher"
     assert action["i-medium"] == "re-engagement email with recommendations"
+
+
+# CRM keys: three scored (one listed twice) and two who have not bought yet
+CRM_KEYS = ("i-high", "i-medium", "i-low", "i-low", "n-none", "n-recs")
+CHURN_ACTIONS = {
+    "personal retention call",
+    "win-back voucher",
+    "re-engagement email",
+    "re-engagement email with recommendations",
+}
+
+
+def _not_scored(export: pl.DataFrame) -> dict[str, tuple[str, str]]:
+    rows = export.filter(pl.col("risk_band").is_null())
+    assert not CHURN_ACTIONS & set(rows["next_best_action"])  # no score, no churn action
+    columns = rows.select("customer_key", "next_best_action", "action_reason")
+    return {key: (action, reason) for key, action, reason in columns.iter_rows()}
+
+
+def test_every_crm_customer_gets_one_row_and_no_action_without_a_score() -> None:
+    # churn actions are released for identified customers: still none without a score
+    export = _export(_gates(churn_guest=True, recs_identified=False), CRM_KEYS)
+    assert export.height == 6 + 2  # scored customers + CRM customers without a score
+    assert export["customer_key"].is_unique().all()
+    not_scored = export.filter(pl.col("customer_key").is_in(["n-none", "n-recs"]))
+    assert not_scored["population"].to_list() == [IDENTIFIED, IDENTIFIED]
+    assert not_scored["churn_risk"].null_count() == 2
+    assert not_scored["segment"].to_list() == ["unsegmented", "unsegmented"]
+    assert not_scored["as_of_date"].to_list() == [date(2026, 4, 1)] * 2
+    assert not_scored["top_5_recommendations"].to_list() == ["", "SKU-1"]
+    assert _not_scored(export) == {
+        "n-none": ("no action", "no purchase yet: no churn score; no recommendations"),
+        "n-recs": (
+            "no action",
+            "no purchase yet: no churn score; recommendations held for identified: "
+            "recs identified: no better",
+        ),
+    }
+
+
+def test_a_crm_customer_without_a_score_gets_a_released_cross_sell() -> None:
+    export = _export(_gates(churn_guest=True, recs_identified=True), CRM_KEYS)
+    assert export.height == 6 + 2
+    assert _not_scored(export) == {
+        "n-none": ("no action", "no purchase yet: no churn score; no recommendations"),
+        "n-recs": (
+            "cross-sell recommendations",
+            "no purchase yet: no churn score; recommendations released for identified",
+        ),
+    }
 
 
 def test_recommender_holdout_metrics_per_population_by_hand() -> None:

@@ -33,6 +33,7 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 from psycopg.conninfo import make_conninfo
 
 from aiwf_assets.cli import main
+from aiwf_assets.io.model_store import ARTIFACT_SUFFIX
 from aiwf_assets.io.postgres import PostgresWarehouse
 from aiwf_assets.marts.definitions import build_marts_definitions
 from aiwf_assets.partitions import partitions_for
@@ -531,12 +532,15 @@ def test_the_whole_pipeline_trains_and_exports_to_s3(
         for family in ("churn", "segmentation", "demand", "recommender"):
             registry = json.loads(demo.get("models", "registry", f"{family}.json"))
             champion = registry["champions"][-1]
-            assert f"artifacts/{family}/{champion}.pkl" in models, family
+            assert f"artifacts/{family}/{champion}{ARTIFACT_SUFFIX}" in models, family
             assert f"cards/{family}/{champion}.json" in models, family
             assert f"{family:<13} no champion" not in demo.output
         export = pl.read_parquet(io.BytesIO(demo.get("exports", "crm_export.parquet")))
         assert export.height == demo.count("serving.crm_export") > 0
         assert pl.read_csv(demo.get("exports", "crm_export.csv")).height == export.height
+        # a row for every CRM customer, those who have not bought yet too (no score)
+        identified = export.filter(pl.col("population") == "identified")
+        assert identified.height == demo.count("marts.dim_customers", "WHERE is_known_to_crm")
         with dg.DagsterInstance.from_config(str(demo.instance_home)) as instance:
             for asset in ("churn_model", "crm_export", "fct_orders", "order_lines"):
                 assert instance.get_latest_materialization_event(dg.AssetKey(asset)), asset

@@ -1,5 +1,9 @@
 """The CRM export: one row per customer with risk, segment, recommendations, next action.
 
+Its rows are every scored customer (a purchase in the history: CRM customers and
+guests) and every CRM customer without a score (no purchase yet), so the CRM
+gets a row for each customer it knows.
+
 No actions on guesswork: a churn-driven action (call, voucher, e-mail) is only
 released for a population (identified CRM customers, guests) where the churn
 champion measurably beat recency and chance on its own holdout (a one-sided 95 %
@@ -17,7 +21,7 @@ from dataclasses import asdict, dataclass
 import polars as pl
 
 from aiwf_assets.ml.churn import GAIN_BOUND
-from aiwf_assets.ml.populations import POPULATIONS, metric_name
+from aiwf_assets.ml.populations import IDENTIFIED, POPULATIONS, metric_name
 
 EXPORT_COLUMNS = [
     "customer_key",
@@ -34,6 +38,7 @@ EXPORT_COLUMNS = [
     "recommender_version",
 ]
 UNKNOWN_POPULATION = "unknown"
+NOT_SCORED = "no purchase yet: no churn score"  # why a CRM customer's row has no risk
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,8 @@ def next_best_action(
     recommender_released: pl.Expr,
 ) -> pl.Expr:
     """A plain rule the CRM team can read: protect value at risk first, then cross-sell;
-    each only where its model has earned it for the customer's population."""
+    each only where its model has earned it for the customer's population. A null band
+    (no score) matches no churn rule: a comparison with null is never true."""
     high_value = segment.str.contains("high value")
     cross_sell = has_recommendations & recommender_released
     return (
@@ -177,11 +183,14 @@ def next_best_action(
 
 
 def action_reason(risk_band: pl.Expr, has_recommendations: pl.Expr, population: pl.Expr) -> pl.Expr:
-    """Why the row got its action: its churn band and whether churn actions are released
-    for its population, then whether recommendations are (with the gate's reason if not)."""
+    """Why the row got its action: its churn band (or no score) and whether churn actions
+    are released for its population, then whether recommendations are (with the gate's
+    reason if not)."""
     released = pl.lit(" churn risk; churn actions released for ")
     churn_part = (
-        pl.when(pl.col("churn_released"))
+        pl.when(risk_band.is_null())
+        .then(pl.lit(NOT_SCORED))
+        .when(pl.col("churn_released"))
         .then(pl.concat_str(risk_band, released, population))
         .when(risk_band == "low")
         .then(pl.lit("low churn risk"))
@@ -216,11 +225,28 @@ def crm_export(
     recommendations: pl.DataFrame,
     model_versions: dict[str, str],
     gates: Mapping[str, Mapping[str, Gate]],
+    crm_customer_keys: pl.Series,
 ) -> pl.DataFrame:
     """Join the serving outputs on customer_key (pseudonymous: no clear PII leaves).
 
     `gates`: family ("churn", "recommender") -> population -> Gate (`action_gate`).
+    `crm_customer_keys` (`populations.identified_keys`): a CRM customer without a churn
+    score (no purchase yet) gets a row too, identified, as of the scores' date, with no
+    risk and no churn action.
     """
+    scores = churn_scores.select(
+        "customer_key", "as_of_date", "population", "churn_risk", "risk_band"
+    )
+    not_scored = (
+        crm_customer_keys.unique()
+        .to_frame("customer_key")
+        .join(scores, on="customer_key", how="anti")
+        .select(
+            "customer_key",
+            as_of_date=pl.lit(scores["as_of_date"].max()),
+            population=pl.lit(IDENTIFIED),
+        )
+    )
     top_5 = (
         recommendations.filter(pl.col("rank") <= 5)
         .sort("customer_key", "rank")
@@ -229,7 +255,7 @@ def crm_export(
     )
     has_recommendations = pl.col("top_5_recommendations") != ""
     return (
-        churn_scores.select("customer_key", "as_of_date", "population", "churn_risk", "risk_band")
+        pl.concat([scores, not_scored], how="diagonal_relaxed")
         .join(segments.select("customer_key", "segment"), on="customer_key", how="left")
         .join(top_5, on="customer_key", how="left")
         .with_columns(

@@ -18,6 +18,8 @@ from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.ml import churn, demand, features, recommend, segmentation, serving
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, frame_result
 from aiwf_assets.ml.common import source_version
+from aiwf_assets.ml.marts import read_mart
+from aiwf_assets.ml.populations import identified_keys
 from aiwf_assets.resources import (
     Champion,
     ExportsResource,
@@ -158,11 +160,13 @@ SCORERS = [
 
 @dg.asset(
     group_name="serving",
+    deps=["dim_customers"],
     owners=OWNERS,
     kinds={"python", "duckdb", "csv"},
     code_version=source_version(serving),
     description=(
-        "Per customer: customer_key, churn risk and band, segment, top-5 recommendations and "
+        "Per scored customer and per CRM customer who has not bought yet (no score, no churn "
+        "action): customer_key, churn risk and band, segment, top-5 recommendations and "
         "the next best action with its reason; written to serving.crm_export and the exports "
         "directory. Actions are released per population (identified, guest) only where the "
         "champion measurably beat its baseline on its holdout (metadata `action_gate`). "
@@ -190,8 +194,11 @@ def crm_export(
         family: serving.action_gate(rule, cards[family].metrics, cards[family].baseline_metrics)
         for family, rule in serving.GATE_RULES.items()
     }
-    frame = serving.crm_export(churn_scores, customer_segments, recommendations, versions, gates)
     wh: Warehouse = warehouse.get()
+    crm_customers = identified_keys(read_mart(wh, "dim_customers"))
+    frame = serving.crm_export(
+        churn_scores, customer_segments, recommendations, versions, gates, crm_customers
+    )
     wh.replace_table(CRM_EXPORT_TABLE, frame)
     files = exports.write("crm_export", frame)
     actions = dict(frame.group_by("next_best_action").len().iter_rows())
@@ -211,6 +218,7 @@ def crm_export(
             "populations": dg.MetadataValue.json(
                 dict(frame.group_by("population").len().sort("population").iter_rows())
             ),
+            "not_scored_no_purchase_yet": frame["churn_risk"].null_count(),
         },
     )
 
