@@ -353,6 +353,20 @@ def deliver_excess_returns(warehouse: Warehouse) -> None:
     warehouse.replace_partitions("cleaned.orders", orders_frame(lines), [d7])
 
 
+def deliver_reused_receipt(warehouse: Warehouse) -> None:
+    """The 7th's delivery of `seed_cleaned` with another sale under store:T1, the id of the
+    5th's cash sale (a till that restarts its receipt numbers every day): Bob buys a jacket
+    on the 7th. The test ids_not_reused fails on store:T1."""
+    d5, _, d7 = DELIVERY_DAYS
+    again = pl.DataFrame(
+        [_line(d7, "store:T1", 1, BOB, d7, "SKU-00004", 1, 99.0, source_row=8)],
+        schema=LINE_COLUMNS,
+    )
+    lines = pl.concat([order_lines_frame(), again]).filter(pl.col("partition_date") == d7)
+    warehouse.replace_partitions("cleaned.order_lines", lines, [d7])
+    warehouse.replace_partitions("cleaned.orders", orders_frame(lines), [d7])
+
+
 # What the redeliveries_unchanged test of stg_cleaned__order_lines returns after
 # `redeliver_changed`: the changed key only.
 CHANGED_LINE_REPORT = {

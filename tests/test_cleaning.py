@@ -621,8 +621,8 @@ def test_receipt_numbers_that_restart_every_day_are_read_within_their_day(
 ) -> None:
     """A till that numbers receipts per store and per day: R1 at s01 on the 5th and on the
     6th are two sales. Without the day in the id both days' orders are store:S01/R1, and
-    the marts keep the first delivery of a key (the 6th's sale would read as a changed
-    re-delivery of the 5th's and be dropped with a warning); `file_day` keeps both."""
+    the marts keep the first delivery of a key (their ids_not_reused tests hold the facts
+    back, test_dbt_duckdb); `file_day` keeps both."""
     pos = SOURCES.sources["pos_transactions"]
 
     def declared(*within: str) -> tuple[SourcesConfig, SourceSpec]:

@@ -50,6 +50,7 @@ from tests.dbt_fixtures import (
     STRANGER,
     daily_frames,
     deliver_excess_returns,
+    deliver_reused_receipt,
     read_mart,
     redeliver_changed,
     redeliver_without,
@@ -750,6 +751,44 @@ def test_returns_beyond_their_sale_warn_in_the_run_that_delivers_them(
     sales = read_mart(warehouse, "fct_product_daily_sales")
     jackets = sales.filter((pl.col("sku") == "SKU-00004") & (pl.col("sales_date") == D7))
     assert jackets.select("units", "units_returned").row(0) == (-1, 3)
+
+
+def test_an_order_id_used_again_days_later_holds_the_marts_back(
+    built: Built, tmp_path: Path
+) -> None:
+    """store:T1 is the 5th's cash sale; the 7th delivers Bob's jacket under the same id (a
+    till restarting its numbers). The marts would keep the 5th's copy and leave the jacket
+    out: ids_not_reused fails in the 7th's run and in a full build, every daily fact built
+    after it is skipped (the published marts keep the 6th's state); the runs of the 5th and 6th,
+    before the 7th is delivered, pass."""
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    warehouse = resource.get()
+    dbt = _dbt(built, resource)
+    seed_cleaned(warehouse, [D5, D6])
+    test, lines_test = (f"stg_cleaned__{t}_ids_not_reused" for t in ("orders", "order_lines"))
+    target = tmp_path / "dbt"
+    _build_daily(dbt, target, D5, D7)
+    assert _test_outcomes(target)[test] == ("pass", 0)
+    before = {name: read_mart(warehouse, name) for name in DAILY_FACTS}
+    seed_cleaned(warehouse, [D7])
+    deliver_reused_receipt(warehouse)
+
+    def build(*window: date) -> None:
+        extra = ["--vars", dbt_window_vars(*window)] if window else []
+        dbt.cli(
+            ["build", "--select", "tag:daily", *extra], target_path=target, raise_on_error=False
+        ).wait()
+
+    build(D7, date(2026, 1, 8))
+    assert _test_outcomes(target)[test] == ("fail", 1)
+    assert _test_outcomes(target)[lines_test] == ("fail", 1)
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    skipped = {r["unique_id"].split(".")[2] for r in results if r["status"] == "skipped"}
+    assert set(DAILY_FACTS) <= skipped
+    for name, frame in before.items():
+        assert_frame_equal(read_mart(warehouse, name), frame)
+    build()
+    assert _test_outcomes(target)[test] == ("fail", 1)
 
 
 def test_a_daily_run_with_another_window_does_not_parse_the_project_again(

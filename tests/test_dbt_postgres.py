@@ -32,6 +32,7 @@ from tests.dbt_fixtures import (
     LATE_LINE_ORDERS,
     MART_KEYS,
     deliver_excess_returns,
+    deliver_reused_receipt,
     postgres_schema_suffix,
     read_mart,
     redeliver_changed,
@@ -228,3 +229,32 @@ def test_a_late_line_counts_in_its_order_on_postgres(built: Built, tmp_path: Pat
         assert row["partition_date"] == D6, order_id
         own = lines.filter(pl.col("order_id") == order_id)
         assert own["line_amount"].sum() == pytest.approx(row["order_total"]), order_id
+
+
+def test_an_order_id_used_again_days_later_fails_as_on_duckdb(built: Built, tmp_path: Path) -> None:
+    """ids_not_reused fails on store:T1 in the 7th's run (the 5th's cash sale, the 7th's
+    jacket), passes in the 6th's; the row names both delivery days and both times. The
+    shared warehouse gets its 7th delivery back afterwards."""
+    dbt = postgres_dbt(built)
+    test = "stg_cleaned__orders_ids_not_reused"
+    deliver_reused_receipt(built.warehouse)
+    try:
+        outcomes = {}
+        for day in (D6, D7):
+            window = dbt_window_vars(day, day + timedelta(days=1))
+            args = ["test", "--select", test, "--vars", window]
+            dbt.cli(args, target_path=tmp_path, raise_on_error=False).wait()
+            results = json.loads((tmp_path / "run_results.json").read_text())["results"]
+            by_name = {r["unique_id"].split(".")[2]: r for r in results}
+            outcomes[day] = (by_name[test]["status"], by_name[test]["failures"])
+        assert outcomes == {D6: ("pass", 0), D7: ("fail", 1)}
+        compiled = tmp_path / "compiled" / "aiwf" / "models" / "staging"
+        sql = (compiled / "_stg_cleaned__models.yml" / f"{test}.sql").read_text()
+        with psycopg.connect(POSTGRES_DSN, row_factory=dict_row) as conn:
+            rows = conn.execute(sql).fetchall()
+        assert [(r["order_id"], r["delivery_days"]) for r in rows] == [
+            ("store:T1", "2026-01-05, 2026-01-07")
+        ]
+        assert (rows[0]["last_time"] - rows[0]["first_time"]).days == 2
+    finally:
+        seed_cleaned(built.warehouse, [D7])
