@@ -9,7 +9,9 @@
   its delivery days and the first and last time.
 
   An incremental run (a delivery window) reports only keys with a copy delivered in its
-  window; a full build reports every key.
+  window; a full build reports every key. A `where` config narrows the copies compared (the
+  order tests compare sales only: a return filed under its sale's id, with the return's
+  time, is not another sale).
 #}
 {% test ids_not_reused(model, key_columns, time_column, max_hours=24) %}
     {%- set keys = key_columns | join(', ') -%}
