@@ -168,6 +168,27 @@ def test_a_changed_redelivery_warns_as_on_duckdb(built: Built, tmp_path: Path) -
         seed_cleaned(built.warehouse, [D6, D7])
 
 
+def _daily_outcomes(
+    dbt: WarehouseDbtCliResource, target: Path, test: str, args: list[str]
+) -> dict[date, tuple[str, int]]:
+    """`test`'s (status, failures) in the daily runs of the 6th and the 7th."""
+    outcomes = {}
+    for day in (D6, D7):
+        window = dbt_window_vars(day, day + timedelta(days=1))
+        dbt.cli([*args, "--vars", window], target_path=target, raise_on_error=False).wait()
+        results = json.loads((target / "run_results.json").read_text())["results"]
+        by_name = {r["unique_id"].split(".")[2]: r for r in results}
+        outcomes[day] = (by_name[test]["status"], by_name[test]["failures"])
+    return outcomes
+
+
+def _failing_rows(target: Path, models_yml: str, test: str) -> list[dict]:
+    """The rows `test`'s compiled SQL (of the last run) returns on the Postgres warehouse."""
+    sql = (target / "compiled" / "aiwf" / "models" / models_yml / f"{test}.sql").read_text()
+    with psycopg.connect(POSTGRES_DSN, row_factory=dict_row) as conn:
+        return conn.execute(sql).fetchall()
+
+
 def test_returns_beyond_their_sale_warn_as_on_duckdb(built: Built, tmp_path: Path) -> None:
     """returns_within_their_sale reports the same pairs as on DuckDB, in the 7th's run and not in
     the 6th's; the shared warehouse gets its 7th delivery and fct_order_lines back afterwards."""
@@ -175,19 +196,9 @@ def test_returns_beyond_their_sale_warn_as_on_duckdb(built: Built, tmp_path: Pat
     test = "fct_order_lines_returns_within_their_sale"
     deliver_excess_returns(built.warehouse)
     try:
-        outcomes = {}
-        for day in (D6, D7):
-            window = dbt_window_vars(day, day + timedelta(days=1))
-            args = ["build", "--select", "+fct_order_lines", "--vars", window]
-            dbt.cli(args, target_path=tmp_path).wait()
-            results = json.loads((tmp_path / "run_results.json").read_text())["results"]
-            by_name = {r["unique_id"].split(".")[2]: r for r in results}
-            outcomes[day] = (by_name[test]["status"], by_name[test]["failures"])
+        outcomes = _daily_outcomes(dbt, tmp_path, test, ["build", "--select", "+fct_order_lines"])
         assert outcomes == {D6: ("pass", 0), D7: ("warn", 2)}
-        compiled = tmp_path / "compiled" / "aiwf" / "models" / "marts"
-        sql = (compiled / "_marts__models.yml" / f"{test}.sql").read_text()
-        with psycopg.connect(POSTGRES_DSN, row_factory=dict_row) as conn:
-            rows = conn.execute(sql).fetchall()
+        rows = _failing_rows(tmp_path, "marts/_marts__models.yml", test)
         assert sorted(rows, key=lambda r: r["original_order_id"]) == [
             {"original_order_id": "web:W2", "sku": "SKU-00004", "units_returned": 3,
              "units_sold": 1, "first_return": "web:R1", "first_delivered": D7},
@@ -239,19 +250,9 @@ def test_an_order_id_used_again_days_later_fails_as_on_duckdb(built: Built, tmp_
     test = "stg_cleaned__orders_ids_not_reused"
     deliver_reused_receipt(built.warehouse)
     try:
-        outcomes = {}
-        for day in (D6, D7):
-            window = dbt_window_vars(day, day + timedelta(days=1))
-            args = ["test", "--select", test, "--vars", window]
-            dbt.cli(args, target_path=tmp_path, raise_on_error=False).wait()
-            results = json.loads((tmp_path / "run_results.json").read_text())["results"]
-            by_name = {r["unique_id"].split(".")[2]: r for r in results}
-            outcomes[day] = (by_name[test]["status"], by_name[test]["failures"])
+        outcomes = _daily_outcomes(dbt, tmp_path, test, ["test", "--select", test])
         assert outcomes == {D6: ("pass", 0), D7: ("fail", 1)}
-        compiled = tmp_path / "compiled" / "aiwf" / "models" / "staging"
-        sql = (compiled / "_stg_cleaned__models.yml" / f"{test}.sql").read_text()
-        with psycopg.connect(POSTGRES_DSN, row_factory=dict_row) as conn:
-            rows = conn.execute(sql).fetchall()
+        rows = _failing_rows(tmp_path, "staging/_stg_cleaned__models.yml", test)
         assert [(r["order_id"], r["delivery_days"]) for r in rows] == [
             ("store:T1", "2026-01-05, 2026-01-07")
         ]
