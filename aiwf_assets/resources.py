@@ -373,6 +373,10 @@ class GuardsResource(dg.ConfigurableResource):
     max_reference_shrink: float = Field(
         default=0.2, description="a reference snapshot with this share fewer rows is held back"
     )
+    early_end_hours: float = Field(
+        default=2.0, description="a sales file whose last order is this many hours earlier "
+        "than on the same weekday's recent days is held back (unless chance explains it)",
+    )
 
 
 def guards_resource(settings: Settings) -> GuardsResource:
@@ -380,6 +384,7 @@ def guards_resource(settings: Settings) -> GuardsResource:
         min_volume_ratio=settings.guard_min_volume_ratio,
         window_days=settings.guard_window_days,
         max_reference_shrink=settings.guard_max_reference_shrink,
+        early_end_hours=settings.guard_early_end_hours,
     )
 
 

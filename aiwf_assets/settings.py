@@ -79,6 +79,7 @@ class Settings:
     guard_min_volume_ratio: float = 0.2
     guard_window_days: int = 28
     guard_max_reference_shrink: float = 0.2
+    guard_early_end_hours: float = 2.0
 
     # local layout -------------------------------------------------------
     @property
@@ -217,6 +218,7 @@ def _read_env(environ: dict[str, str]) -> Settings:
         guard_min_volume_ratio=_number(environ, "AIWF_GUARD_MIN_VOLUME_RATIO", 0.2),
         guard_window_days=int(_number(environ, "AIWF_GUARD_WINDOW_DAYS", 28)),
         guard_max_reference_shrink=_number(environ, "AIWF_GUARD_MAX_REFERENCE_SHRINK", 0.2),
+        guard_early_end_hours=_number(environ, "AIWF_GUARD_EARLY_END_HOURS", 2.0),
     )
 
 

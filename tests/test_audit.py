@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import polars as pl
 import pytest
 
@@ -9,7 +11,10 @@ from aiwf_assets.cleaning.audit import (
     GuardThresholds,
     PlausibilityThresholds,
     contract_finding,
+    early_end_finding,
+    early_end_inputs,
     is_overridden,
+    order_hours,
     overridden_sources,
     price_findings,
     reference_finding,
@@ -45,6 +50,69 @@ def test_volume_guard_names_the_median_and_the_history() -> None:
     finding = volume_finding("web_orders", 80, [1650, 1700, 1580], T)
     assert finding is not None
     assert "80 record(s)" in finding and "median of 1650 over 3 published day(s)" in finding
+
+
+@pytest.mark.parametrize(
+    ("last", "weeks", "held"),
+    [
+        (23.9, [(23.8, 0), (23.7, 0), (23.9, 0)], False),  # a normal day
+        (14.0, [(23.8, 40), (23.7, 38), (23.9, 45)], True),  # stopped at 14:00
+        (14.0, [(23.8, 40), (23.7, 38)], False),  # two weeks of history: too little
+        (22.5, [(23.8, 9), (23.7, 8), (23.9, 10)], False),  # 1.2 h early: a quiet evening
+        (18.0, [(23.8, 3), (23.7, 2), (23.9, 4)], False),  # few orders later: chance
+        (18.0, [(19.0, 60), (19.0, 70), (18.9, 65)], False),  # stores closed at 19:00-20:00
+        (15.5, [(18.0, 60), (19.0, 70), (18.9, 65)], True),
+        (None, [(23.8, 40), (23.7, 38), (23.9, 45)], False),  # no orders: the volume guard's
+    ],
+)
+def test_early_end_guard(last: float | None, weeks: list[tuple[float, int]], held: bool) -> None:
+    finding = early_end_finding("web_orders", last, weeks, T)
+    assert (finding is not None) is held
+    if finding:
+        assert finding.startswith("web_orders: the file's last order is at ")
+
+
+def test_early_end_guard_names_the_times_and_the_orders_missing() -> None:
+    finding = early_end_finding("web_orders", 14.0, [(23.8, 40), (23.7, 38), (24.25, 45)], T)
+    assert finding is not None
+    assert "at 14:00 UTC, 9.7 h before the earliest last order of the same weekday" in finding
+    assert "over 3 published week(s) (23:42)" in finding
+    assert "a median of 40 order(s) came later" in finding
+    assert "an export run before the day ended?" in finding
+
+
+def test_early_end_inputs_count_orders_after_the_days_last_one() -> None:
+    from datetime import date, datetime, timedelta
+
+    utc = UTC
+
+    def lines(day: date, rows: list[tuple[str, str, float]]) -> pl.DataFrame:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=utc)
+        return pl.DataFrame(
+            {
+                "channel": [c for c, _, _ in rows],
+                "partition_date": [day] * len(rows),
+                "order_id": [o for _, o, _ in rows],
+                "ordered_at": [midnight + timedelta(hours=h) for _, _, h in rows],
+            },
+            schema_overrides={"ordered_at": pl.Datetime("us", "UTC")},
+        )
+
+    today = order_hours(lines(date(2026, 1, 22), [("web", "W9", 13.5), ("store", "T9", 9.0)]))
+    week = order_hours(
+        lines(
+            date(2026, 1, 15),
+            [
+                ("web", "W1", 10.0),
+                ("web", "W2", 15.0),  # two lines of one order after 13:30: one order
+                ("web", "W2", 15.0),
+                ("web", "W3", 24.5),  # after midnight, still the 15th's delivery
+                ("store", "T1", 18.0),
+            ],
+        )
+    )
+    assert early_end_inputs(today, week, "web") == (13.5, [(24.5, 2)])
+    assert early_end_inputs(today, week, "app") == (None, [])
 
 
 @pytest.mark.parametrize(

@@ -172,7 +172,9 @@ def test_guard_thresholds_are_a_resource_the_launchpad_shows() -> None:
     from aiwf_assets.resources import GuardsResource
 
     fields = GuardsResource.model_fields
-    assert set(fields) == {"min_volume_ratio", "window_days", "max_reference_shrink"}
+    assert set(fields) == {
+        "min_volume_ratio", "window_days", "max_reference_shrink", "early_end_hours"
+    }
     assert all(f.description for f in fields.values())
     for name in ("clean_daily", "clean_customers", "clean_products", "clean_stores"):
         assets_def = next(a for a in defs.assets if getattr(a, "node_def", None)

@@ -33,8 +33,11 @@ from aiwf_assets.cleaning.audit import (
     GuardThresholds,
     PlausibilityThresholds,
     contract_finding,
+    early_end_finding,
+    early_end_inputs,
     ends_mid_record,
     is_overridden,
+    order_hours,
     overridden_sources,
     price_findings,
     redelivery_finding,
@@ -252,7 +255,10 @@ def _volume_guard(table: str, guards: GuardThresholds) -> dg.AssetCheckSpec:
             "Per source and day: records not far below the trailing median of the published"
             f" days (< {guards.min_volume_ratio:g} x by default, the `guards` resource's"
             " min_volume_ratio, and not Poisson noise), not"
-            " empty or header-only, and the file does not end mid-record. Override"
+            " empty or header-only, the file does not end mid-record, and a sales file's last"
+            " order is not hours earlier than on the same weekday's published days"
+            f" (> {guards.early_end_hours:g} h, early_end_hours, with orders missing beyond"
+            " chance: an export run before the day ended). Override"
             f" deliberately with the run tag {OVERRIDE_TAG}=<source,...>."
         ),
     )
@@ -600,11 +606,13 @@ def _audit_day(
         audit.rows_checked[table] += staged.height
         findings += [Finding(m) for m in located]
         if table == "order_lines":
+            today_hours = order_hours(staged)
             audit.prices += [
                 f"{partition}: {f}"
                 for f in price_findings(staged, products, PlausibilityThresholds())
             ]
     history, published = _published_counts(wh, day, thresholds.window_days)
+    weekday_hours = _same_weekday_order_hours(wh, day, thresholds.window_days)
     for source in accounting.iter_rows(named=True):
         table = channels.table_of(source["channel"])
         counts = accounting.filter(pl.col("channel") == source["channel"])
@@ -624,6 +632,13 @@ def _audit_day(
                 source["channel"], source["rows_in"], published.get(source["channel"]),
                 thresholds,
             ),
+            early_end_finding(
+                source["channel"],
+                *early_end_inputs(
+                    today_hours, weekday_hours, channels.sources[source["channel"]].channel
+                ),
+                thresholds,
+            ) if source["channel"] in channels.orders else None,
         ]
         for finding in filter(None, guarded):
             if is_overridden(source["channel"], overrides):
@@ -689,6 +704,31 @@ def _published_counts(
     return history, published
 
 
+_ORDER_TIMES = {
+    "channel": pl.String,
+    PARTITION_COLUMN: pl.Date,
+    "order_id": pl.String,
+    "ordered_at": pl.Datetime("us", "UTC"),
+}
+
+
+def _same_weekday_order_hours(wh: Warehouse, day: dt.date, window_days: int) -> pl.DataFrame:
+    """`audit.order_hours` of the published order lines delivered on the same weekday as
+    `day` in the window before it (the early-end guard's history)."""
+    table = f"{SCHEMA}.order_lines"
+    days = [day - dt.timedelta(days=7 * k) for k in range(1, window_days // 7 + 1)]
+    if not days or not wh.table_exists(table):
+        return order_hours(pl.DataFrame(schema=_ORDER_TIMES))
+    marks = ", ".join("?" for _ in days)
+    lines = _read_staged(
+        wh,
+        f"SELECT channel, {PARTITION_COLUMN}, order_id, ordered_at FROM {table}"
+        f" WHERE {PARTITION_COLUMN} IN ({marks})",
+        days,
+    )
+    return order_hours(lines)
+
+
 def _daily_check_results(audit: _DailyAudit) -> Iterator[dg.AssetCheckResult]:
     for table in DAILY_TABLES:
         yield contract_result(table, audit.contract[table], audit.rows_checked[table])
@@ -729,6 +769,7 @@ def thresholds_of(guards: GuardsResource) -> GuardThresholds:
         min_volume_ratio=guards.min_volume_ratio,
         window_days=guards.window_days,
         max_reference_shrink=guards.max_reference_shrink,
+        early_end_hours=guards.early_end_hours,
     )
 
 

@@ -11,6 +11,10 @@ Guards (thresholds in `GuardThresholds`, documented in DATA_CONTRACTS.md):
   yet, a sales source needs at least one record (an empty, header-only or missing
   file is held back);
 - shape: a daily file that ends mid-record (cut off inside its last line);
+- early end: a sales file whose last order is more than `early_end_hours` earlier than on
+  any of the same weekday's published days in the window (at least 3), when those days
+  had so many orders after that time that none by chance has a chance under `max_chance`
+  (an export run before the day ended: complete records, just too few);
 - reference shrink: a reference table that would lose more than `max_reference_shrink`
   of its published rows, or become empty;
 - re-delivery shrink: a daily file delivered again for a day already published that reads
@@ -41,6 +45,10 @@ class GuardThresholds:
     max_chance: float = 0.001
     window_days: int = 28
     max_reference_shrink: float = 0.2
+    # a sales file whose last record is this much earlier than the same weekday's usually
+    # are (and whose volume is not explained by noise) reads as an export run too early;
+    # above the hour a daylight-saving change moves every UTC time
+    early_end_hours: float = 2.0
 
 
 def overridden_sources(tags: Mapping[str, str]) -> frozenset[str]:
@@ -128,6 +136,79 @@ def volume_finding(
         f" {median:g} over {len(history)} published day(s) (chance {chance:.1g} by noise);"
         " a truncated or partial delivery?"
     )
+
+
+def early_end_finding(
+    source: str,
+    last_hours: float | None,
+    same_weekday: Sequence[tuple[float, int]],
+    thresholds: GuardThresholds,
+) -> str | None:
+    """Why a sales file reads as cut short in time, or None.
+
+    `last_hours`: the day's latest order time, in hours from the delivery day's midnight
+    (UTC; over 24 for orders after midnight), None without orders (the volume guard's
+    case). `same_weekday`: for each published day of the same weekday in the window, its
+    latest order in the same hours and how many orders it had after `last_hours`.
+    """
+    if last_hours is None or len(same_weekday) < 3:
+        return None
+    earliest = min(last for last, _ in same_weekday)
+    if last_hours >= earliest - thresholds.early_end_hours:
+        return None
+    later = statistics.median(after for _, after in same_weekday)
+    chance = float(poisson.pmf(0, later))
+    if chance >= thresholds.max_chance:
+        return None
+    return (
+        f"{source}: the file's last order is at {_clock(last_hours)} UTC, "
+        f"{earliest - last_hours:.1f} h before the earliest last order of the same weekday "
+        f"over {len(same_weekday)} published week(s) ({_clock(earliest)}), when a median "
+        f"of {later:g} order(s) came later (chance {chance:.1g} that none would); an export "
+        "run before the day ended?"
+    )
+
+
+def order_hours(lines: pl.DataFrame) -> pl.DataFrame:
+    """channel, partition_date, order_id and each line's order time in hours from its
+    delivery day's midnight (UTC): the early-end guard's unit."""
+    midnight = pl.col("partition_date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return lines.select(
+        "channel",
+        "partition_date",
+        "order_id",
+        hours=(pl.col("ordered_at").dt.convert_time_zone("UTC") - midnight).dt.total_seconds()
+        / 3600.0,
+    )
+
+
+def early_end_inputs(
+    today: pl.DataFrame, same_weekday: pl.DataFrame, channel: str
+) -> tuple[float | None, list[tuple[float, int]]]:
+    """`early_end_finding`'s inputs for one sales channel from `order_hours` frames: the
+    day's latest order, and per published day of the same weekday its latest order and
+    how many orders (not lines: a basket's lines come together) came after the day's latest."""
+    mine = today.filter(pl.col("channel") == channel)["hours"]
+    if mine.is_empty():
+        return None, []
+    last = float(mine.max())  # type: ignore[arg-type]
+    history = (
+        same_weekday.filter(pl.col("channel") == channel)
+        .group_by("partition_date")
+        .agg(
+            last=pl.col("hours").max(),
+            after=pl.col("order_id").filter(pl.col("hours") > last).n_unique(),
+        )
+        .sort("partition_date")
+    )
+    return last, [(float(r), int(a)) for r, a in history.select("last", "after").iter_rows()]
+
+
+def _clock(hours: float) -> str:
+    minutes = round(hours * 60)
+    day, minute = divmod(minutes, 24 * 60)
+    clock = f"{minute // 60:02d}:{minute % 60:02d}"
+    return clock if day == 0 else f"{clock} (+{day} day)"
 
 
 def ends_mid_record(raw: pl.DataFrame) -> bool:
