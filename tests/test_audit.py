@@ -79,6 +79,9 @@ def test_early_end_guard_names_the_times_and_the_orders_missing() -> None:
     assert "over 3 published week(s) (23:42)" in finding
     assert "a median of 40 order(s) came later" in finding
     assert "an export run before the day ended?" in finding
+    # a file of orders from the evening before only
+    before = early_end_finding("web_orders", -0.5, [(23.8, 40), (23.7, 38), (24.25, 45)], T)
+    assert before is not None and "at 23:30 (the day before) UTC" in before
 
 
 def test_early_end_inputs_count_orders_after_the_days_last_one() -> None:

@@ -208,7 +208,9 @@ def _clock(hours: float) -> str:
     minutes = round(hours * 60)
     day, minute = divmod(minutes, 24 * 60)
     clock = f"{minute // 60:02d}:{minute % 60:02d}"
-    return clock if day == 0 else f"{clock} (+{day} day)"
+    if day == 0:
+        return clock
+    return f"{clock} (the day before)" if day < 0 else f"{clock} (+{day} day)"
 
 
 def ends_mid_record(raw: pl.DataFrame) -> bool:
