@@ -356,17 +356,23 @@ def deliver_excess_returns(warehouse: Warehouse) -> None:
 def deliver_reused_receipt(warehouse: Warehouse) -> None:
     """The 7th's delivery of `seed_cleaned` with another sale under store:T1, the id of the
     5th's cash sale (a till that restarts its receipt numbers every day): Bob buys a jacket
-    on the 7th. It also brings a return filed under its sale's id with the return's time
-    (web:W1's socks, sold on the 5th), which is no reused id. The test ids_not_reused fails
-    on store:T1 only."""
+    on the 7th. web:W3 (the 6th, 10:00) comes back at 09:00 on the 7th for someone else:
+    23 hours apart, also another order. It also brings a return filed under its sale's id
+    with the return's time (web:W1's socks, sold on the 5th), which is no reused id. The
+    test ids_not_reused fails on store:T1 and web:W3."""
     d5, _, d7 = DELIVERY_DAYS
     again = pl.DataFrame(
         [
             _line(d7, "store:T1", 1, BOB, d7, "SKU-00004", 1, 99.0, source_row=8),
             _line(d7, "web:W1", 3, ALICE, d7, "SKU-00002", -1, 5.5, source_row=9,
                   original_order_id="web:W1"),
+            _line(d7, "web:W3", 1, BOB, d7, "SKU-00001", 1, 19.99, source_row=10),
         ],
         schema=LINE_COLUMNS,
+    ).with_columns(
+        ordered_at=pl.when(pl.col("order_id") == "web:W3")
+        .then(pl.lit(_at(d7, 9)))
+        .otherwise(pl.col("ordered_at"))
     )
     lines = pl.concat([order_lines_frame(), again]).filter(pl.col("partition_date") == d7)
     warehouse.replace_partitions("cleaned.order_lines", lines, [d7])

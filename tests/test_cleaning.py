@@ -31,7 +31,7 @@ from aiwf_assets.cleaning import (
 from aiwf_assets.cleaning.contracts import validate_table
 from aiwf_assets.cleaning.pii import hmac_hex, hmac_series
 from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA, QUARANTINE_SCHEMA
-from aiwf_assets.ingest.parse import LandingFormatError, parse_landing
+from aiwf_assets.ingest.parse import parse_landing
 from aiwf_assets.ingest.spec import SourcesConfig, SourceSpec, load_sources, parse_sources
 
 KEY = b"test-pii-key"
@@ -622,7 +622,9 @@ def test_receipt_numbers_that_restart_every_day_are_read_within_their_day(
     """A till that numbers receipts per store and per day: R1 at s01 on the 5th and on the
     6th are two sales. Without the day in the id both days' orders are store:S01/R1, and
     the marts keep the first delivery of a key (their ids_not_reused tests hold the facts
-    back, test_dbt_duckdb); `file_day` keeps both."""
+    back, test_dbt_duckdb); `order_day` keeps both, in a file per day or in one file that
+    spans both days (a backfill dump), and a receipt rung up at 00:20 local time (23:20
+    UTC the day before) belongs to the local day it was written on."""
     pos = SOURCES.sources["pos_transactions"]
 
     def declared(*within: str) -> tuple[SourcesConfig, SourceSpec]:
@@ -650,16 +652,28 @@ def test_receipt_numbers_that_restart_every_day_are_read_within_their_day(
         return ids
 
     assert order_ids("store_code") == ["store:S01/R1", "store:S01/R1"]  # one key, two sales
-    assert order_ids("store_code", "file_day") == [
+    assert order_ids("store_code", "order_day") == [
         "store:S01/2026-01-05/R1",
         "store:S01/2026-01-06/R1",
     ]
-    # the day comes from the file's name: a file named otherwise cannot be read that way
-    _, spec = declared("store_code", "file_day")
-    with pytest.raises(LandingFormatError, match="pos_transactions/copy of 2026-01-05.csv: the"):
-        parse_landing(
-            csv_bytes(POS_HEADER, days[DAY]), spec, "pos_transactions/copy of 2026-01-05.csv"
-        )
+    # one file holding both days (named by its last), and a receipt just after local midnight
+    sources, spec = declared("store_code", "order_day")
+    last = DAY + dt.timedelta(days=1)
+    rows = [*days[DAY], *days[last], "R2,s01,06/01/2026 00:20:00,,SKU-00014,1,7.50,cash"]
+    frame = parse_landing(csv_bytes(POS_HEADER, rows), spec, f"pos_transactions/{last}.csv").frame
+    result = clean_orders_day({"pos_transactions": frame}, identity, KEY, last, sources)
+    assert reasons(result, "pos_transactions") == []  # no two orders under one id
+    assert sorted(result.tables["orders"]["order_id"].to_list()) == [
+        "store:S01/2026-01-05/R1",
+        "store:S01/2026-01-06/R1",
+        "store:S01/2026-01-06/R2",
+    ]
+    # a time that cannot be read keeps the id as written; cleaning names the time
+    bad = parse_landing(
+        csv_bytes(POS_HEADER, ["R3,s01,31/02/2026 10:00:00,,SKU-00012,1,19.99,card"]),
+        spec, f"pos_transactions/{DAY}.csv",
+    ).frame  # fmt: skip
+    assert bad["order_id"].to_list() == ["R3"]
 
 
 def test_equal_lines_of_one_transaction_are_two_lines(identity: pl.DataFrame) -> None:

@@ -243,19 +243,24 @@ def test_a_late_line_counts_in_its_order_on_postgres(built: Built, tmp_path: Pat
 
 
 def test_an_order_id_used_again_days_later_fails_as_on_duckdb(built: Built, tmp_path: Path) -> None:
-    """ids_not_reused fails on store:T1 in the 7th's run (the 5th's cash sale, the 7th's
-    jacket), passes in the 6th's; the row names both delivery days and both times. The
+    """ids_not_reused fails on store:T1 (the 5th's cash sale, the 7th's jacket) and web:W3
+    (23 hours apart) in the 7th's run, on web:W3 in the 6th's (the days the reuse touches);
+    the rows name the delivery days and the times. The
     shared warehouse gets its 7th delivery back afterwards."""
     dbt = postgres_dbt(built)
     test = "stg_cleaned__orders_ids_not_reused"
     deliver_reused_receipt(built.warehouse)
     try:
         outcomes = _daily_outcomes(dbt, tmp_path, test, ["test", "--select", test])
-        assert outcomes == {D6: ("pass", 0), D7: ("fail", 1)}
+        # the 6th's run reports web:W3, which it delivered a copy of
+        assert outcomes == {D6: ("fail", 1), D7: ("fail", 2)}
         rows = _failing_rows(tmp_path, "staging/_stg_cleaned__models.yml", test)
+        rows.sort(key=lambda r: r["order_id"])
         assert [(r["order_id"], r["delivery_days"]) for r in rows] == [
-            ("store:T1", "2026-01-05, 2026-01-07")
+            ("store:T1", "2026-01-05, 2026-01-07"),
+            ("web:W3", "2026-01-06, 2026-01-07"),
         ]
-        assert (rows[0]["last_time"] - rows[0]["first_time"]).days == 2
+        gaps = [str(r["last_time"] - r["first_time"]) for r in rows]
+        assert gaps == ["2 days, 0:00:00", "23:00:00"]
     finally:
         seed_cleaned(built.warehouse, [D7])

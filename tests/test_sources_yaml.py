@@ -213,7 +213,8 @@ def test_minimal_yaml_is_valid() -> None:
         ),
         (
             ("{from: id, type: string}", "{from: id, type: string, within: [day]}"),
-            "within: 'day' is not a declared column read with from or constant, nor 'file_day'",
+            "within: 'day' is not a declared column read with from or constant (and not itself "
+            "made unique), nor 'order_day'",
         ),
     ],
 )
@@ -490,14 +491,12 @@ def test_online_channels_are_declared_and_reach_the_marts_vars() -> None:
         )
 
 
-def test_file_day_is_only_for_daily_sources() -> None:
-    daily = parse_sources(
-        MINIMAL.replace("{from: id, type: string}", "{from: id, type: string, within: [file_day]}")
+def test_order_day_needs_an_order_time() -> None:
+    sales = parse_sources(
+        MINIMAL.replace("{from: id, type: string}", "{from: id, type: string, within: [order_day]}")
     )
-    assert daily["shop"].column("order_id").within == ("file_day",)
-    assert daily["shop"].day_of("2026-01-05.csv") == "2026-01-05"
-    assert daily["shop"].day_of("2026-01-05.csv.partial") is None
-    snapshot = """
+    assert sales["shop"].column("order_id").within == ("order_day",)
+    crm = """
 version: 1
 currency_rates_to_eur: {EUR: 1}
 sources:
@@ -506,8 +505,8 @@ sources:
     format: csv
     landing: crm/customers.csv
     columns:
-      crm_id:      {from: id, type: string, within: [file_day]}
+      crm_id:      {from: id, type: string, within: [order_day]}
       signup_date: {from: since, type: date, timestamp_format: "%Y-%m-%d"}
 """
-    with pytest.raises(SourceSpecError, match="'file_day' .* needs a daily landing path"):
-        parse_sources(snapshot)
+    with pytest.raises(SourceSpecError, match="'order_day' .* needs an ordered_at column"):
+        parse_sources(crm)

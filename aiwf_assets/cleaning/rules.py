@@ -260,6 +260,13 @@ def _cast_timestamp(col: ColumnSpec, text: pl.Expr) -> _Cast:
     return _Cast(value, problem)
 
 
+def local_day(col: ColumnSpec, text: pl.Expr) -> pl.Expr:
+    """The day (YYYY-MM-DD) a timestamp column's text falls on where it was written: read as
+    cleaning reads it, in the column's `timezone` (UTC without one); null when unreadable."""
+    value = _cast_timestamp(col, text.str.strip_chars()).value
+    return value.dt.convert_time_zone(col.timezone or "UTC").dt.date().cast(pl.String)
+
+
 # --------------------------------------------------------------------------- rules
 
 

@@ -31,7 +31,7 @@ from aiwf_assets.ingest.physical import (
     line_break,
     physical_records,
 )
-from aiwf_assets.ingest.spec import FILE_DAY, ColumnSpec, SourceSpec
+from aiwf_assets.ingest.spec import ORDER_DAY, ColumnSpec, SourceSpec
 from aiwf_assets.io.scratch import scratch_connection
 
 LINEAGE_SCHEMA: dict[str, pl.DataType] = {
@@ -138,7 +138,7 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
         pl.lit(physical_records(data, spec.format), pl.Int64).alias("_file_records"),
         pl.lit(truncated, pl.Boolean).alias("_file_ends_mid_record"),
     ).select(list(raw_schema(spec)))
-    return ParseResult(_number_sequences(_made_unique(frame, spec, source_file), spec), *drift)
+    return ParseResult(_number_sequences(_made_unique(frame, spec), spec), *drift)
 
 
 def _with_spans(frame: pl.DataFrame) -> pl.DataFrame:
@@ -788,16 +788,17 @@ def _text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return expr.cast(pl.String)
 
 
-def _made_unique(frame: pl.DataFrame, spec: SourceSpec, source_file: str) -> pl.DataFrame:
+def _made_unique(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     """Columns declared `within` others become `<others>/<value>` (`S01/R0001`), from the
     text as written; a row missing one of the others keeps its value as written.
-    `file_day` in `within` is the day the file's name gives (`S01/2026-01-05/R0001`)."""
+    `order_day` in `within` is the day of the row's order time where it was written
+    (`S01/2026-01-05/R0001`); a row whose time cannot be read keeps its value too."""
     composed = []
     for col in spec.columns:
         if not col.within:
             continue
         parts = [
-            _file_day(spec, source_file) if c == FILE_DAY and spec.column(c) is None
+            _order_day(spec) if c == ORDER_DAY and spec.column(c) is None
             else pl.col(c).str.strip_chars()
             for c in (*col.within, col.name)
         ]  # fmt: skip
@@ -811,14 +812,13 @@ def _made_unique(frame: pl.DataFrame, spec: SourceSpec, source_file: str) -> pl.
     return frame.with_columns(composed) if composed else frame
 
 
-def _file_day(spec: SourceSpec, source_file: str) -> pl.Expr:
-    day = spec.day_of(source_file.rsplit("/", 1)[-1])
-    if day is None:
-        raise LandingFormatError(
-            f"{source_file}: the ids are declared unique within {FILE_DAY!r}, but the file's "
-            f"name does not follow the landing template {spec.landing!r}, so its day is unknown"
-        )
-    return pl.lit(day, pl.String)
+def _order_day(spec: SourceSpec) -> pl.Expr:
+    # read as cleaning will read the column (cleaning imports this module: import here)
+    from aiwf_assets.cleaning.rules import local_day
+
+    ordered_at = spec.column("ordered_at")
+    assert ordered_at is not None  # the declaration is checked when it is loaded
+    return local_day(ordered_at, pl.col("ordered_at"))
 
 
 def _number_sequences(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:

@@ -229,9 +229,9 @@ CONTRACTS: dict[str, Contract] = {
 }
 
 
-# In `within`: the day of the file the row was read from (its name, by the landing
-# template), for ids a till restarts every day.
-FILE_DAY = "file_day"
+# In `within`: the day of the row's own order time (`ordered_at`, read as cleaning reads it,
+# in its timezone), for ids a till restarts every day.
+ORDER_DAY = "order_day"
 
 
 @dataclass(frozen=True)
@@ -246,8 +246,8 @@ class ColumnSpec:
     # line number within the rows sharing this column, derived from their content
     sequence: str | None = None
     # the value made unique within these other columns' values: `S01/R0001` for a receipt
-    # number a till repeats in every store (`within: [store_code]`); FILE_DAY stands for
-    # the file's day (`within: [store_code, file_day]`: `S01/2026-01-05/R0001`)
+    # number a till repeats in every store (`within: [store_code]`); ORDER_DAY stands for
+    # the day of the row's order time (`within: [store_code, order_day]`: `S01/2026-01-05/R0001`)
     within: tuple[str, ...] = ()
     explode_index: bool = False  # position of the item in the exploded list
     # cleaning time
@@ -723,19 +723,19 @@ def _check_coverage(spec: SourceSpec, where: str) -> None:
             )
     for col in spec.columns:
         for other in col.within:
-            if other == FILE_DAY and FILE_DAY not in names:
-                if "{date}" not in spec.landing:
+            if other == ORDER_DAY and ORDER_DAY not in names:
+                if "ordered_at" not in names:
                     raise SourceSpecError(
-                        f"{where}.columns.{col.name}.within: {FILE_DAY!r} (the day of the "
-                        "file) needs a daily landing path with {date}"
+                        f"{where}.columns.{col.name}.within: {ORDER_DAY!r} (the day of the "
+                        "order time) needs an ordered_at column"
                     )
                 continue
-            if other not in names or spec.column(other).sequence is not None or spec.column(
-                other
-            ).within:
+            other_col = spec.column(other)
+            if other_col is None or other_col.sequence is not None or other_col.within:
                 raise SourceSpecError(
                     f"{where}.columns.{col.name}.within: {other!r} is not a declared column "
-                    f"read with from or constant, nor {FILE_DAY!r} (the day of the file)"
+                    f"read with from or constant (and not itself made unique), nor "
+                    f"{ORDER_DAY!r} (the day of the order time)"
                 )
     # A field read both as a value and as an object holding mapped fields cannot be read.
     paths = [p for c in spec.columns for p in c.source]
