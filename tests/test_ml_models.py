@@ -213,6 +213,20 @@ def test_gain_bound_is_positive_only_for_a_model_better_than_baseline_and_chance
     assert common.auc_gain_lower_bound(labels, noise, anti) < 0
 
 
+def test_population_metrics_bound_only_with_enough_of_each_outcome() -> None:
+    rng = np.random.default_rng(5)
+    identified = np.r_[np.ones(300, bool), np.zeros(300, bool)]
+    labels = np.r_[rng.random(300) < 0.3, np.zeros(300, bool)]
+    labels[300:305] = True  # five guests churned: too few to measure a gain on
+    holdout = pl.DataFrame({"identified": identified})
+    scores, recency = labels + rng.normal(0, 1, 600), rng.normal(0, 1, 600)
+    model, baseline = churn.population_metrics(holdout, labels.astype(int), scores, recency)
+    assert model["churned[guest]"] == 5 and "roc_auc[guest]" in model
+    assert "roc_auc_gain_low[guest]" not in model
+    assert model["churned[identified]"] == labels[:300].sum()
+    assert "roc_auc_gain_low[identified]" in model
+
+
 def test_churn_model_and_baseline_are_scored_on_the_same_holdout(
     marts: dict[str, pl.DataFrame],
 ) -> None:

@@ -61,6 +61,32 @@ def test_gate_holds_churn_for_a_champion_without_the_gain_bound() -> None:
     assert "no lower bound" in gates[IDENTIFIED].reason and "retrain" in gates[IDENTIFIED].reason
 
 
+def test_gate_reasons_on_small_populations_say_what_is_missing() -> None:
+    """A tiny home (2026-12-07 probe): 99 guest rows with a bound of +0.107, 250 identified
+    rows of which none churned, 40 guests evaluated by the recommender."""
+    churn = _metrics("roc_auc", "rows", {IDENTIFIED: (0.9, 250), GUEST: (0.71, 99)})
+    churn |= {
+        metric_name(GAIN_BOUND, GUEST): 0.107,
+        metric_name("churned", GUEST): 30.0,
+        metric_name("churned", IDENTIFIED): 0.0,
+    }
+    baseline = {metric_name("roc_auc", GUEST): 0.55}
+    gates = serving.action_gate(CHURN, churn, baseline)
+    assert not gates[GUEST].released and gates[GUEST].bound == 0.107
+    assert gates[GUEST].reason == (
+        "99 guest holdout rows, fewer than the 200 the gate needs: the model is not judged "
+        "against recency on so few (its gain bound +0.107 is not trusted on so few)"
+    )
+    assert not gates[IDENTIFIED].released
+    assert gates[IDENTIFIED].reason.startswith("250 identified holdout rows, of which 0 churned")
+    recs = _metrics(
+        "hit_rate_at_10", "evaluated_customers", {IDENTIFIED: (0.6, 400), GUEST: (0.5, 40)}
+    )
+    guests = serving.action_gate(RECS, recs, {})[GUEST]
+    assert guests.reason.startswith("40 guest evaluated customers, fewer than the 100")
+    assert "outcomes" not in guests.reason
+
+
 def test_gate_holds_a_population_too_small_or_with_one_outcome() -> None:
     metrics = _metrics("roc_auc", "rows", {IDENTIFIED: (0.95, 50)})
     metrics[metric_name("rows", GUEST)] = 900.0  # rows, but one class: no AUC

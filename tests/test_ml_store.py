@@ -20,7 +20,12 @@ from aiwf_assets.io.model_store import (
     runtime_environment,
 )
 from aiwf_assets.ml import churn, segmentation
-from aiwf_assets.ml.promotion import TrainingOutcome, decide_promotion, promote_challenger
+from aiwf_assets.ml.promotion import (
+    TrainingOutcome,
+    decide_promotion,
+    missing_metrics,
+    promote_challenger,
+)
 from tests.test_ml_models import separated_groups
 
 MARGIN = 0.01
@@ -218,9 +223,15 @@ def test_a_champion_whose_card_predates_the_gate_metrics_gives_way(tmp_path: Pat
     assert not worse.decision.promote and store.champion("churn").model_name == "a"
     level = _promote(store, newer("c", 0.795))
     assert level.decision.promote and store.champion("churn").model_name == "c"
-    assert "champion's card lacks roc_auc_gain_low[identified]" in level.decision.reason
+    assert "champion's card lacks roc_auc_gain_low (written by older code)" in level.decision.reason
     # the new champion's card has it: the next challenger needs the margin again
     assert not _promote(store, newer("d", 0.80)).decision.promote
+    # a population measured in one holdout and not the other is no older card
+    assert missing_metrics(
+        {"roc_auc": 0.7, "roc_auc[guest]": 0.6, "roc_auc_gain_low[guest]": 0.01,
+         "roc_auc_gain_low[identified]": 0.02},
+        {"roc_auc": 0.7, "roc_auc_gain_low[identified]": 0.03},
+    ) == ()  # fmt: skip
 
 
 def test_an_insane_challenger_is_rejected_whatever_its_score(tmp_path: Path) -> None:

@@ -42,6 +42,10 @@ PRIMARY_METRIC = "roc_auc"
 # per population on the card: the one-sided 95 % lower bound of the ROC AUC gain over the
 # better of recency and chance; the CRM export releases churn actions only where it is > 0
 GAIN_BOUND = "roc_auc_gain_low"
+# per population on the card: the holdout rows that churned; the bound needs at least
+# MIN_OUTCOME_ROWS churners and as many who did not (DeLong's variance is noise below that)
+CHURNED = "churned"
+MIN_OUTCOME_ROWS = 10
 RISK_BANDS = ((0.5, "high"), (0.2, "medium"), (0.0, "low"))
 # The gamma prior of a customer's daily order rate in `quiet_probability`: as if every
 # customer had QUIET_PRIOR_ORDER_DAYS days with an order in QUIET_PRIOR_DAYS more days.
@@ -255,10 +259,13 @@ def population_metrics(
     for population in POPULATIONS:
         member = identified if population == IDENTIFIED else ~identified
         model[metric_name("rows", population)] = float(member.sum())
+        churned = int(labels[member].sum())
+        model[metric_name(CHURNED, population)] = float(churned)
         if len(np.unique(labels[member])) == 2:
             auc = metric_name(PRIMARY_METRIC, population)
             model[auc] = float(roc_auc_score(labels[member], scores[member]))
             baseline[auc] = float(roc_auc_score(labels[member], baseline_scores[member]))
+        if min(churned, int(member.sum()) - churned) >= MIN_OUTCOME_ROWS:
             model[metric_name(GAIN_BOUND, population)] = auc_gain_lower_bound(
                 labels[member], scores[member], baseline_scores[member]
             )

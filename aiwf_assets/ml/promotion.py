@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -100,6 +100,19 @@ def decide_promotion(
     return Decision(False, True, f"champion stays: {verdict}")
 
 
+def missing_metrics(
+    challenger: Mapping[str, float], champion: Mapping[str, float]
+) -> tuple[str, ...]:
+    """Metrics the challenger's card has and the champion's has under no population: a card
+    written by older code. A per-population metric missing for one population only (a
+    population with one outcome in that holdout) does not count."""
+
+    def names(metrics: Mapping[str, float]) -> set[str]:
+        return {key.split("[", 1)[0] for key in metrics}
+
+    return tuple(sorted(names(challenger) - names(champion)))
+
+
 @dataclass(frozen=True)
 class PromotionResult:
     challenger: ModelCard
@@ -144,9 +157,7 @@ def promote_challenger(
         except ModelIntegrityError as exc:
             champion_metrics, note = {}, f" ({exc})"
     identical = champion is not None and champion.version == challenger.version
-    missing = (
-        () if champion is None else tuple(sorted(set(challenger.metrics) - set(champion.metrics)))
-    )
+    missing = () if champion is None else missing_metrics(challenger.metrics, champion.metrics)
     decision = decide_promotion(
         policy, outcome.metrics, champion_metrics, outcome.sanity_problems, identical, missing
     )

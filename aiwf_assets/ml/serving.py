@@ -15,12 +15,13 @@ row says why it got, or did not get, an action (`action_reason`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import polars as pl
 
-from aiwf_assets.ml.churn import GAIN_BOUND
+from aiwf_assets.ml.churn import CHURNED, GAIN_BOUND, MIN_OUTCOME_ROWS
 from aiwf_assets.ml.populations import IDENTIFIED, POPULATIONS, metric_name
 
 EXPORT_COLUMNS = [
@@ -50,9 +51,11 @@ class GateRule:
     metric: str  # higher is better
     baseline: str  # the baseline's name, for the reason
     count_metric: str  # how many holdout rows/customers the population had
+    count_label: str  # what they are, for the reason
     min_count: int
     margin: float = 0.0  # absolute gain over the baseline on the same holdout rows
     bound: str | None = None  # card metric: the gain's lower bound (release when > 0)
+    outcomes: str | None = None  # card metric: the rows with the positive outcome
 
 
 # Churn: the one-sided 95 % lower bound of the ROC AUC gain over the better of recency and
@@ -60,8 +63,12 @@ class GateRule:
 # size and how closely the two rankings agree. Recommender: a fixed margin of about twice
 # the noise of a hit rate over ~100-400 customers (~0.01-0.02).
 GATE_RULES = {
-    "churn": GateRule("roc_auc", "recency", "rows", 200, bound=GAIN_BOUND),
-    "recommender": GateRule("hit_rate_at_10", "popularity", "evaluated_customers", 100, 0.02),
+    "churn": GateRule(
+        "roc_auc", "recency", "rows", "holdout rows", 200, bound=GAIN_BOUND, outcomes=CHURNED
+    ),
+    "recommender": GateRule(
+        "hit_rate_at_10", "popularity", "evaluated_customers", "evaluated customers", 100, 0.02
+    ),
 }
 
 
@@ -97,13 +104,36 @@ def _population_gate(
             False, "the champion's card has no per-population holdout evaluation: retrain it"
         )
     count = int(metrics[count_key])
+    rows = f"{count} {population} {rule.count_label}"
     key = metric_name(rule.metric, population)
     model, baseline = metrics.get(key), baseline_metrics.get(key)
-    if count < rule.min_count or model is None or baseline is None:
+    bound = metrics.get(metric_name(rule.bound, population)) if rule.bound else None
+    if count < rule.min_count:
+        trust = "" if bound is None else f" (its gain bound {bound:+.3f} is not trusted on so few)"
         return Gate(
             False,
-            f"{count} {population} holdout rows (at least {rule.min_count} with both "
-            f"outcomes needed): the model cannot be told from {rule.baseline}",
+            f"{rows}, fewer than the {rule.min_count} the gate needs: the model is not judged "
+            f"against {rule.baseline} on so few{trust}",
+            model,
+            baseline,
+            count,
+            bound,
+        )
+    outcomes = metrics.get(metric_name(rule.outcomes, population)) if rule.outcomes else None
+    if outcomes is not None and min(outcomes, count - outcomes) < MIN_OUTCOME_ROWS:
+        return Gate(
+            False,
+            f"{rows}, of which {int(outcomes)} churned: at least {MIN_OUTCOME_ROWS} churners and "
+            f"{MIN_OUTCOME_ROWS} who did not are needed to measure the model against "
+            f"{rule.baseline}",
+            model,
+            baseline,
+            count,
+        )
+    if model is None or baseline is None:
+        return Gate(
+            False,
+            f"{rows}, but the card has no {rule.metric} for them: the model cannot be judged",
             model,
             baseline,
             count,
@@ -114,13 +144,12 @@ def _population_gate(
         return Gate(
             released,
             f"{rule.metric} {model:.3f} {verdict} {rule.baseline} ({baseline:.3f}) by the "
-            f"required {rule.margin} on {count} {population} holdout rows",
+            f"required {rule.margin} on {rows}",
             model,
             baseline,
             count,
         )
-    bound = metrics.get(metric_name(rule.bound, population))
-    if bound is None:
+    if bound is None or not math.isfinite(bound):
         return Gate(
             False,
             f"the champion's card has no lower bound of its gain over {rule.baseline}: retrain it",
@@ -133,7 +162,7 @@ def _population_gate(
     return Gate(
         released,
         f"{rule.metric} {model:.3f} {verdict} {rule.baseline} ({baseline:.3f}) and chance "
-        f"on {count} {population} holdout rows (gain at least {bound:+.3f}, one-sided 95 %)",
+        f"on {rows} (gain at least {bound:+.3f}, one-sided 95 %)",
         model,
         baseline,
         count,
