@@ -788,6 +788,12 @@ def test_an_order_id_used_again_days_later_holds_the_marts_back(
     assert set(DAILY_FACTS) <= skipped
     for name, frame in before.items():
         assert_frame_equal(read_mart(warehouse, name), frame)
+    # the failing ids are kept where the check's description says
+    stored = warehouse.query(f"SELECT order_id, delivery_days FROM dbt_test__audit.{test}")
+    assert sorted(stored.rows()) == [
+        ("store:T1", "2026-01-05, 2026-01-07"),
+        ("web:W3", "2026-01-06, 2026-01-07"),
+    ]
     build()
     assert _test_outcomes(target)[test] == ("fail", 2)
 
