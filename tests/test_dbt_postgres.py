@@ -102,7 +102,8 @@ def test_every_schema_carries_the_run_suffix(built: Built) -> None:
             [len(suffix), suffix],
         ).fetchall()
     schemas = {schema.removesuffix(suffix) for schema, _ in tables}
-    assert schemas == {"cleaned", "staging", "intermediate", "marts"}
+    # dbt_test__audit: the failing rows of the tests that store them (ids_not_reused)
+    assert schemas == {"cleaned", "staging", "intermediate", "marts", "dbt_test__audit"}
     assert ("marts" + suffix, "customer_rfm") in tables
 
 
@@ -210,6 +211,31 @@ def test_returns_beyond_their_sale_warn_as_on_duckdb(built: Built, tmp_path: Pat
         dbt.cli(["build", "--select", "+fct_order_lines"], target_path=tmp_path).wait()
 
 
+def test_an_order_id_used_again_days_later_fails_as_on_duckdb(built: Built, tmp_path: Path) -> None:
+    """ids_not_reused fails on store:T1 (the 5th's cash sale, the 7th's jacket) and web:W3
+    (23 hours apart) in the 7th's run, on web:W3 in the 6th's (the days the reuse touches);
+    the rows name the delivery days and the times. The
+    shared warehouse gets its 7th delivery back afterwards."""
+    dbt = postgres_dbt(built)
+    test = "stg_cleaned__orders_ids_not_reused"
+    seed_cleaned(built.warehouse, [D5, D6, D7])
+    deliver_reused_receipt(built.warehouse)
+    try:
+        outcomes = _daily_outcomes(dbt, tmp_path, test, ["test", "--select", test])
+        # the 6th's run reports web:W3, which it delivered a copy of
+        assert outcomes == {D6: ("fail", 1), D7: ("fail", 2)}
+        rows = _failing_rows(tmp_path, "staging/_stg_cleaned__models.yml", test)
+        rows.sort(key=lambda r: r["order_id"])
+        assert [(r["order_id"], r["delivery_days"]) for r in rows] == [
+            ("store:T1", "2026-01-05, 2026-01-07"),
+            ("web:W3", "2026-01-06, 2026-01-07"),
+        ]
+        gaps = [str(r["last_time"] - r["first_time"]) for r in rows]
+        assert gaps == ["2 days, 0:00:00", "23:00:00"]
+    finally:
+        seed_cleaned(built.warehouse, [D7])
+
+
 def test_an_incremental_window_on_postgres(built: Built, tmp_path: Path) -> None:
     """Runs late in this module: it changes the shared warehouse."""
     redeliver_without(built.warehouse, D5, "app:A1", "store:T1")
@@ -240,27 +266,3 @@ def test_a_late_line_counts_in_its_order_on_postgres(built: Built, tmp_path: Pat
         assert row["partition_date"] == D6, order_id
         own = lines.filter(pl.col("order_id") == order_id)
         assert own["line_amount"].sum() == pytest.approx(row["order_total"]), order_id
-
-
-def test_an_order_id_used_again_days_later_fails_as_on_duckdb(built: Built, tmp_path: Path) -> None:
-    """ids_not_reused fails on store:T1 (the 5th's cash sale, the 7th's jacket) and web:W3
-    (23 hours apart) in the 7th's run, on web:W3 in the 6th's (the days the reuse touches);
-    the rows name the delivery days and the times. The
-    shared warehouse gets its 7th delivery back afterwards."""
-    dbt = postgres_dbt(built)
-    test = "stg_cleaned__orders_ids_not_reused"
-    deliver_reused_receipt(built.warehouse)
-    try:
-        outcomes = _daily_outcomes(dbt, tmp_path, test, ["test", "--select", test])
-        # the 6th's run reports web:W3, which it delivered a copy of
-        assert outcomes == {D6: ("fail", 1), D7: ("fail", 2)}
-        rows = _failing_rows(tmp_path, "staging/_stg_cleaned__models.yml", test)
-        rows.sort(key=lambda r: r["order_id"])
-        assert [(r["order_id"], r["delivery_days"]) for r in rows] == [
-            ("store:T1", "2026-01-05, 2026-01-07"),
-            ("web:W3", "2026-01-06, 2026-01-07"),
-        ]
-        gaps = [str(r["last_time"] - r["first_time"]) for r in rows]
-        assert gaps == ["2 days, 0:00:00", "23:00:00"]
-    finally:
-        seed_cleaned(built.warehouse, [D7])
