@@ -10,47 +10,23 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from aiwf_assets.cleaning.audit import OVERRIDE_TAG
-from aiwf_assets.demo import PARTITION_RANGE_END, PARTITION_RANGE_START
-from aiwf_assets.generator import generate
-from tests.test_write_audit_publish import DAILY, Pipeline, assert_same, failure_text
+from tests.test_write_audit_publish import (
+    DAILY,
+    Pipeline,
+    assert_same,
+    failure_text,
+    generated_pipeline,
+)
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("early_end")
-    mp.setenv("AIWF_ENV", "local")
-    mp.setenv("AIWF_HOME", str(root / "home"))
-    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-    (root / "dagster_home").mkdir()
-    from aiwf_assets.settings import get_settings, reset_settings_cache
-
-    reset_settings_cache()
-    settings = get_settings()
-    generate(settings.home, seed=11, days=22, scale=0.1, faults=())
-    p = Pipeline(settings)
-    assert p.reference().success
-    products = [dg.AssetKey("raw_products"), dg.AssetKey("products")]
-    assert p.job.execute_in_process(instance=p.instance, asset_selection=products).success
-    assert _deliver(p, p.days[0], p.days[-2]).success  # 21 generated days: none ends early
-    yield p
-    p.instance.dispose()
-    reset_settings_cache()
-    mp.undo()
-
-
-def _deliver(
-    p: Pipeline, first: str, last: str, tags: dict[str, str] | None = None
-) -> dg.ExecuteInProcessResult:
-    """The daily assets (raw and cleaned) of the days first..last, in one run."""
-    return p.job.execute_in_process(
-        instance=p.instance, asset_selection=p.plan.daily, raise_on_error=False,
-        tags={PARTITION_RANGE_START: first, PARTITION_RANGE_END: last, **(tags or {})},
-    )  # fmt: skip
+    with generated_pipeline(tmp_path_factory.mktemp("early_end"), 11, 22, 0.1) as p:
+        assert p.deliver(p.days[0], p.days[-2]).success  # 21 generated days: none ends early
+        yield p
 
 
 def test_a_web_export_taken_at_two_pm_is_held_back_until_overridden(
@@ -63,7 +39,7 @@ def test_a_web_export_taken_at_two_pm_is_held_back_until_overridden(
     assert len(records) * 0.2 < len(early) < len(records)  # above the volume guard's floor
     path.write_text("".join(early))
     before = pipeline.snapshot(DAILY)
-    result = _deliver(pipeline, day, day)
+    result = pipeline.deliver(day, day)
     assert not result.success
     assert_same(before, pipeline.snapshot(DAILY))  # nothing of the day is published
     text = failure_text(result)
@@ -73,7 +49,7 @@ def test_a_web_export_taken_at_two_pm_is_held_back_until_overridden(
     assert "trailing median" not in text and "delivered again" not in text  # no other guard
     assert f"{OVERRIDE_TAG}=web_orders" in text
 
-    accepted = _deliver(pipeline, day, day, tags={OVERRIDE_TAG: "web_orders"})
+    accepted = pipeline.deliver(day, day, tags={OVERRIDE_TAG: "web_orders"})
     assert accepted.success
     published = pipeline.wh.query(
         "SELECT rows_in FROM cleaned.file_accounting"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -59,6 +60,15 @@ class Pipeline:
             tags=tags or {}, raise_on_error=False,
         )
 
+    def deliver(
+        self, first: str, last: str, tags: dict[str, str] | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """The daily assets (raw and cleaned) of the days first..last, in one run."""
+        return self.job.execute_in_process(
+            instance=self.instance, asset_selection=self.plan.daily, raise_on_error=False,
+            tags={PARTITION_RANGE_START: first, PARTITION_RANGE_END: last, **(tags or {})},
+        )  # fmt: skip
+
     def snapshot(self, tables: list[str]) -> dict[str, pl.DataFrame]:
         return {t: self.wh.query(f"SELECT * FROM cleaned.{t}") for t in tables}
 
@@ -77,11 +87,11 @@ def assert_same(before: dict[str, pl.DataFrame], after: dict[str, pl.DataFrame])
         ), table
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """Four clean days and the reference data, published once for the module."""
+@contextmanager
+def generated_pipeline(root: Path, seed: int, days: int, scale: float) -> Iterator[Pipeline]:
+    """A local home under `root` with `days` generated clean days, its reference data (and
+    products, which the price check reads) published; the daily days are the caller's."""
     mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("wap")
     mp.setenv("AIWF_ENV", "local")
     mp.setenv("AIWF_HOME", str(root / "home"))
     mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
@@ -90,21 +100,25 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 
     reset_settings_cache()
     settings = get_settings()
-    generate(settings.home, seed=5, days=4, scale=0.05, faults=())
+    generate(settings.home, seed=seed, days=days, scale=scale, faults=())
     p = Pipeline(settings)
     assert p.reference().success
-    # the price plausibility check reads the published products (not a dependency)
     products = [dg.AssetKey("raw_products"), dg.AssetKey("products")]
     assert p.job.execute_in_process(instance=p.instance, asset_selection=products).success
-    result = p.job.execute_in_process(
-        instance=p.instance, asset_selection=p.plan.daily,
-        tags={PARTITION_RANGE_START: p.days[0], PARTITION_RANGE_END: p.days[-1]},
-    )
-    assert result.success
-    yield p
-    p.instance.dispose()
-    reset_settings_cache()
-    mp.undo()
+    try:
+        yield p
+    finally:
+        p.instance.dispose()
+        reset_settings_cache()
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """Four clean days and the reference data, published once for the module."""
+    with generated_pipeline(tmp_path_factory.mktemp("wap"), 5, 4, 0.05) as p:
+        assert p.deliver(p.days[0], p.days[-1]).success
+        yield p
 
 
 @pytest.fixture
