@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from aiwf_assets.cleaning.pii import hmac_series, key_of
-from aiwf_assets.cleaning.rules import UTC_DTYPE, return_mark
+from aiwf_assets.cleaning.rules import return_mark
 from aiwf_assets.cleaning.transforms import (
     ACCOUNTING_SCHEMA,
     IDENTITY_SCHEMA,
@@ -25,6 +25,7 @@ from aiwf_assets.cleaning.transforms import (
     resolve_customer_keys,
 )
 from aiwf_assets.ingest.spec import PiiKind, SourcesConfig, SourceSpec, load_sources
+from aiwf_assets.ingest.timestamps import UTC_DTYPE
 
 ORDER_LINES_SCHEMA = pl.Schema(
     {

@@ -20,8 +20,8 @@ import polars.selectors as cs
 
 from aiwf_assets.cleaning.pii import redact_text
 from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec, canonical_parts
+from aiwf_assets.ingest.timestamps import read_timestamp
 
-UTC_DTYPE = pl.Datetime("us", "UTC")
 REASONS = "_reasons"
 _TEXT = "__text_"  # prefix of the stripped source text kept beside each typed value
 _FAILED = "__failed"
@@ -220,51 +220,22 @@ def _cast_float(col: ColumnSpec, text: pl.Expr) -> _Cast:
 
 
 def _cast_timestamp(col: ColumnSpec, text: pl.Expr) -> _Cast:
-    fmt = col.timestamp_format or "iso8601"
+    reading = read_timestamp(col, text)
+    if (col.timestamp_format or "iso8601") == "epoch_s":
+        return _Cast(reading.value, _failed_as("not epoch seconds"))
     zone = col.timezone or "UTC"
-    if fmt == "epoch_s":
-        seconds = text.cast(pl.Int64, strict=False)
-        seconds = pl.when(seconds.abs() < 10**11).then(seconds)  # beyond year 5000: garbage
-        value = pl.from_epoch(seconds, "s").dt.cast_time_unit("us").dt.replace_time_zone("UTC")
-        return _Cast(value, _failed_as("not epoch seconds"))
-    if fmt == "iso8601":
-        iso = text.str.replace(" ", "T", literal=True)
-        aware = iso.str.to_datetime(
-            "%Y-%m-%dT%H:%M:%S%.f%#z", time_zone="UTC", time_unit="us", strict=False
-        )
-        naive = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="us", strict=False)
-        expected = "ISO 8601"
-    elif any(z in fmt for z in ("%z", "%#z", "%:z")):
-        aware = text.str.to_datetime(fmt, time_zone="UTC", time_unit="us", strict=False)
-        naive = pl.lit(None, pl.Datetime("us"))
-        expected = f"format '{fmt}'"
-    else:
-        aware = pl.lit(None, UTC_DTYPE)
-        naive = text.str.to_datetime(fmt, time_unit="us", strict=False)
-        expected = f"format '{fmt}'"
-    # local wall-clock times: the hour skipped by a DST change does not exist (-> null);
-    # the repeated hour is read as its first occurrence
-    local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
-    value = pl.coalesce(aware, local.dt.convert_time_zone("UTC"))
-    not_parsed = f"not a timestamp in {expected}"
+    not_parsed = f"not a timestamp in {reading.expected}"
     if zone == "UTC":
-        return _Cast(value, _failed_as(not_parsed))
+        return _Cast(reading.value, _failed_as(not_parsed))
 
     def problem(text: pl.Expr) -> pl.Expr:
         return (
-            pl.when(naive.is_not_null())
+            pl.when(reading.naive.is_not_null())
             .then(pl.lit(f"does not exist in {zone}, skipped by the clock change"))
             .otherwise(pl.lit(not_parsed))
         )
 
-    return _Cast(value, problem)
-
-
-def local_day(col: ColumnSpec, text: pl.Expr) -> pl.Expr:
-    """The day (YYYY-MM-DD) a timestamp column's text falls on where it was written: read as
-    cleaning reads it, in the column's `timezone` (UTC without one); null when unreadable."""
-    value = _cast_timestamp(col, text.str.strip_chars()).value
-    return value.dt.convert_time_zone(col.timezone or "UTC").dt.date().cast(pl.String)
+    return _Cast(reading.value, problem)
 
 
 # --------------------------------------------------------------------------- rules

@@ -32,6 +32,7 @@ from aiwf_assets.ingest.physical import (
     physical_records,
 )
 from aiwf_assets.ingest.spec import ORDER_DAY, ColumnSpec, SourceSpec
+from aiwf_assets.ingest.timestamps import local_day
 from aiwf_assets.io.scratch import scratch_connection
 
 LINEAGE_SCHEMA: dict[str, pl.DataType] = {
@@ -813,9 +814,6 @@ def _made_unique(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
 
 
 def _order_day(spec: SourceSpec) -> pl.Expr:
-    # read as cleaning will read the column (cleaning imports this module: import here)
-    from aiwf_assets.cleaning.rules import local_day
-
     ordered_at = spec.column("ordered_at")
     assert ordered_at is not None  # the declaration is checked when it is loaded
     return local_day(ordered_at, pl.col("ordered_at"))
