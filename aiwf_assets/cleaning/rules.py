@@ -221,18 +221,16 @@ def _cast_float(col: ColumnSpec, text: pl.Expr) -> _Cast:
 
 def _cast_timestamp(col: ColumnSpec, text: pl.Expr) -> _Cast:
     reading = read_timestamp(col, text)
-    if (col.timestamp_format or "iso8601") == "epoch_s":
-        return _Cast(reading.value, _failed_as("not epoch seconds"))
     zone = col.timezone or "UTC"
-    not_parsed = f"not a timestamp in {reading.expected}"
     if zone == "UTC":
-        return _Cast(reading.value, _failed_as(not_parsed))
+        return _Cast(reading.value, _failed_as(reading.unreadable))
 
     def problem(text: pl.Expr) -> pl.Expr:
+        # a wall-clock time that reads but falls in the hour a clock change skips
         return (
             pl.when(reading.naive.is_not_null())
             .then(pl.lit(f"does not exist in {zone}, skipped by the clock change"))
-            .otherwise(pl.lit(not_parsed))
+            .otherwise(pl.lit(reading.unreadable))
         )
 
     return _Cast(reading.value, problem)

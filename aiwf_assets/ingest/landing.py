@@ -192,8 +192,13 @@ def landing_folder(spec: SourceSpec) -> str:
 
 def day_of_file(spec: SourceSpec, file_name: str) -> str | None:
     """The YYYY-MM-DD day a file name follows the source's landing template with, or None
-    (`SourceSpec.day_of`)."""
-    return spec.day_of(file_name)
+    (`2026-01-05.csv` -> `2026-01-05`; `2026-01-05.csv.partial`, `20260105.csv`, `2026-01-05
+    (1).csv` -> None)."""
+    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
+    if not (file_name.startswith(prefix) and file_name.endswith(suffix)):
+        return None
+    day = file_name[len(prefix) : len(file_name) - len(suffix)]
+    return day if _iso_day(day) else None
 
 
 def partition_of_file(
@@ -226,8 +231,7 @@ def unrecognised_names(spec: SourceSpec, names: list[str]) -> list[str]:
     a split export's `2026-01-05_part2.csv`): never read, so a user must hear of them.
     Uploads in progress (IN_PROGRESS_SUFFIXES) are left out."""
     return sorted(
-        n
-        for n in names
+        n for n in names
         if day_of_file(spec, n) is None and not n.lower().endswith(IN_PROGRESS_SUFFIXES)
     )
 
@@ -241,8 +245,7 @@ def _iso_day(text: str) -> bool:
 
 
 def files_outside_window(
-    sources: Iterable[SourceSpec],
-    landing: LandingResource,
+    sources: Iterable[SourceSpec], landing: LandingResource,
     partitions: dg.DailyPartitionsDefinition,
 ) -> list[str]:
     """Landed daily files that are never observed, as `<source> (<folder>/): <why>`: days
@@ -256,7 +259,8 @@ def files_outside_window(
         days = days_outside_window(spec, names, partitions)
         if days:
             out.append(
-                f"{spec.name} ({landing_folder(spec)}/): {outside_window_message(days, partitions)}"
+                f"{spec.name} ({landing_folder(spec)}/): "
+                f"{outside_window_message(days, partitions)}"
             )
         # a folder two sources share: a name is foreign when it is neither's
         sharing = [s for s in daily if landing_folder(s) == landing_folder(spec)]
@@ -287,9 +291,7 @@ def settled(info: pafs.FileInfo, settled_before: dt.datetime | None) -> bool:
 
 
 def landing_versions(
-    spec: SourceSpec,
-    landing: LandingResource,
-    partitions: dg.DailyPartitionsDefinition,
+    spec: SourceSpec, landing: LandingResource, partitions: dg.DailyPartitionsDefinition,
     settled_before: dt.datetime | None = None,
 ) -> dict[str | None, str]:
     """sha256 of every landed file of a source, by partition (None for a reference file).

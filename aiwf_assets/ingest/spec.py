@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -319,22 +318,6 @@ class SourceSpec:
             prefix, width, suffix = canonical_parts(col.canonical)
             return f"{re.escape(prefix)}[0-9]{{{width},}}{re.escape(suffix)}"
         return None
-
-    def day_of(self, file_name: str) -> str | None:
-        """The YYYY-MM-DD day a file name follows the landing template with, or None
-        (`2026-01-05.csv` -> `2026-01-05`; `2026-01-05.csv.partial`, `20260105.csv`,
-        `2026-01-05 (1).csv` -> None)."""
-        prefix, _, suffix = self.landing.rsplit("/", 1)[-1].partition("{date}")
-        if "{date}" not in self.landing or not (
-            file_name.startswith(prefix) and file_name.endswith(suffix)
-        ):
-            return None
-        day = file_name[len(prefix) : len(file_name) - len(suffix)]
-        try:
-            date.fromisoformat(day)
-        except ValueError:
-            return None
-        return day if len(day) == 10 else None
 
     def landing_path(self, partition: str | None = None) -> str:
         """Landing path relative to the landing dir (`partition` as YYYY-MM-DD)."""

@@ -19,7 +19,7 @@ UTC_DTYPE = pl.Datetime("us", "UTC")
 class TimestampReading:
     value: pl.Expr  # the instant in UTC; null where the text does not parse
     naive: pl.Expr  # the wall-clock reading before its zone is applied (null if aware)
-    expected: str  # what the text should look like, for reasons
+    unreadable: str  # the reason a text that does not parse gets
 
 
 def read_timestamp(col: ColumnSpec, text: pl.Expr) -> TimestampReading:
@@ -30,7 +30,7 @@ def read_timestamp(col: ColumnSpec, text: pl.Expr) -> TimestampReading:
         seconds = text.cast(pl.Int64, strict=False)
         seconds = pl.when(seconds.abs() < 10**11).then(seconds)  # beyond year 5000: garbage
         value = pl.from_epoch(seconds, "s").dt.cast_time_unit("us").dt.replace_time_zone("UTC")
-        return TimestampReading(value, pl.lit(None, pl.Datetime("us")), "epoch seconds")
+        return TimestampReading(value, pl.lit(None, pl.Datetime("us")), "not epoch seconds")
     if fmt == "iso8601":
         iso = text.str.replace(" ", "T", literal=True)
         aware = iso.str.to_datetime(
@@ -49,7 +49,8 @@ def read_timestamp(col: ColumnSpec, text: pl.Expr) -> TimestampReading:
     # local wall-clock times: the hour skipped by a DST change does not exist (-> null);
     # the repeated hour is read as its first occurrence
     local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
-    return TimestampReading(pl.coalesce(aware, local.dt.convert_time_zone("UTC")), naive, expected)
+    value = pl.coalesce(aware, local.dt.convert_time_zone("UTC"))
+    return TimestampReading(value, naive, f"not a timestamp in {expected}")
 
 
 def local_day(col: ColumnSpec, text: pl.Expr) -> pl.Expr:
