@@ -200,14 +200,13 @@ class ModelStore:
         card = ModelCard(
             version=version, created_at=_now(), environment=runtime_environment(), **card_fields
         )
-        if not self._exists(f"artifacts/{family}/{version}{ARTIFACT_SUFFIX}"):
+        if self._exists(f"artifacts/{family}/{version}{ARTIFACT_SUFFIX}"):
+            stored = self.card(family, version)
+            evaluation = ("metrics", "baseline_metrics", "code_version", "trained_through")
+            if all(getattr(stored, f) == getattr(card, f) for f in evaluation):
+                return stored
+        else:
             self._write(f"artifacts/{family}/{version}{ARTIFACT_SUFFIX}", data)
-            self._write(f"cards/{family}/{version}.json", card.to_json(self._sign(card)).encode())
-            return card
-        stored = self.card(family, version)
-        evaluation = ("metrics", "baseline_metrics", "code_version", "trained_through")
-        if all(getattr(stored, f) == getattr(card, f) for f in evaluation):
-            return stored
         self._write(f"cards/{family}/{version}.json", card.to_json(self._sign(card)).encode())
         return card
 

@@ -240,6 +240,11 @@ def baseline_metrics(
     }
 
 
+def gain_measurable(churned: float, rows: float) -> bool:
+    """Whether a population's holdout has enough of each outcome for `GAIN_BOUND`."""
+    return min(churned, rows - churned) >= MIN_OUTCOME_ROWS
+
+
 def population_metrics(
     holdout: pl.DataFrame, labels: np.ndarray, scores: np.ndarray, baseline_scores: np.ndarray
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -265,7 +270,7 @@ def population_metrics(
             auc = metric_name(PRIMARY_METRIC, population)
             model[auc] = float(roc_auc_score(labels[member], scores[member]))
             baseline[auc] = float(roc_auc_score(labels[member], baseline_scores[member]))
-        if min(churned, int(member.sum()) - churned) >= MIN_OUTCOME_ROWS:
+        if gain_measurable(churned, member.sum()):
             model[metric_name(GAIN_BOUND, population)] = auc_gain_lower_bound(
                 labels[member], scores[member], baseline_scores[member]
             )

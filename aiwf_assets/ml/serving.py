@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
-from aiwf_assets.ml.churn import CHURNED, GAIN_BOUND, MIN_OUTCOME_ROWS
+from aiwf_assets.ml.churn import CHURNED, GAIN_BOUND, MIN_OUTCOME_ROWS, gain_measurable
 from aiwf_assets.ml.populations import IDENTIFIED, POPULATIONS, metric_name
 
 EXPORT_COLUMNS = [
@@ -120,7 +120,7 @@ def _population_gate(
             bound,
         )
     outcomes = metrics.get(metric_name(rule.outcomes, population)) if rule.outcomes else None
-    if outcomes is not None and min(outcomes, count - outcomes) < MIN_OUTCOME_ROWS:
+    if outcomes is not None and not gain_measurable(outcomes, count):
         return Gate(
             False,
             f"{rows}, of which {int(outcomes)} churned: at least {MIN_OUTCOME_ROWS} churners and "
