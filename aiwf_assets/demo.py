@@ -104,7 +104,7 @@ def landed_days(landing_dir: Path, sources: SourcesConfig | None = None) -> list
 
 
 def days_of_landed_files(paths: Iterable[str], sources: SourcesConfig | None = None) -> list[str]:
-    """Every day named by a daily file among `<folder>/<file>` paths: a name that follows a
+    """Every day named by a daily file among paths from the landing dir: a path that follows a
     daily source's landing template with a YYYY-MM-DD day, as the landing sensor reads them
     (`2026-01-05.csv.partial`, `2026-01-05.CSV` or `20260105.csv` name no day). `sources`:
     the declared sources (None: the settings')."""
@@ -112,12 +112,12 @@ def days_of_landed_files(paths: Iterable[str], sources: SourcesConfig | None = N
 
     if sources is None:
         sources = declared_sources(get_settings().sources_path)
-    daily = [spec for spec in sources.sources.values() if spec.contract.daily]
+    daily = [(s, landing_folder(s)) for s in sources.sources.values() if s.contract.daily]
     days = set()
     for path in paths:
-        folder, _, name = path.rpartition("/")
-        for spec in daily:
-            if landing_folder(spec) == folder and (day := day_of_file(spec, name)):
+        for spec, folder in daily:
+            start = f"{folder}/" if folder else ""
+            if path.startswith(start) and (day := day_of_file(spec, path[len(start) :])):
                 days.add(day)
     return sorted(days)
 

@@ -152,9 +152,101 @@ def test_files_named_unlike_the_template_are_reported_not_silently_skipped(
     assert problems == [
         "crm_tickets (crm_tickets/): 6 file(s) or folder(s) not named like YYYY-MM-DD.csv are"
         " never read: '2026-01-02 (1).csv', '2026-01-02.CSV', '2026-01-02.csv.gz',"
-        " '2026-01-02_part2.csv', '20260102.csv' and 1 more (a second part of a day's export,"
+        " '2026-01-02_part2.csv', '2026-01-04/' and 1 more (a second part of a day's export,"
         " a renamed or compressed file? rename it to the day's name, or merge the parts)"
     ]
+
+
+# a folder per day, as many exports land (`dt=2026-01-02/export.csv`, `2026-01-02/pos.csv`)
+POS_IN_DAY_FOLDERS = replace(SOURCES["pos_transactions"], landing="pos/dt={date}/export.csv")
+TICKETS_IN_DAY_FOLDERS = replace(SOURCES["crm_tickets"], landing="{date}/tickets.csv")
+
+
+def test_a_day_may_be_a_folder_and_its_file_is_found_there(aiwf_home: Settings) -> None:
+    root = aiwf_home.landing_dir
+    for path in ("pos/dt=2026-01-02/export.csv", "pos/dt=2026-01-03/export.csv",
+                 "2026-01-02/tickets.csv", "2026-01-03/tickets.csv.partial"):  # fmt: skip
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(f"{path}\n")
+    landing = LandingResource(root=str(root))
+    partitions = partitions_for(aiwf_home)
+
+    def sha(path: str) -> str:
+        return hashlib.sha256(f"{path}\n".encode()).hexdigest()
+
+    assert landing_versions(POS_IN_DAY_FOLDERS, landing, partitions) == {
+        "2026-01-02": sha("pos/dt=2026-01-02/export.csv"),
+        "2026-01-03": sha("pos/dt=2026-01-03/export.csv"),
+    }
+    assert landing_versions(TICKETS_IN_DAY_FOLDERS, landing, partitions) == {
+        "2026-01-02": sha("2026-01-02/tickets.csv")
+    }
+    assert POS_IN_DAY_FOLDERS.landing_path("2026-01-02") == "pos/dt=2026-01-02/export.csv"
+    from aiwf_assets.demo import days_of_landed_files
+
+    sources = replace(SOURCES, sources={**SOURCES.sources, "pos_transactions": POS_IN_DAY_FOLDERS})
+    assert days_of_landed_files(
+        ["pos/dt=2026-01-02/export.csv", "pos/dt=2026-01-04/other.csv", "pos/2026-01-05.csv"],
+        sources,
+    ) == ["2026-01-02"]
+
+
+def test_what_a_folder_per_day_layout_leaves_unread_is_reported(aiwf_home: Settings) -> None:
+    from aiwf_assets.ingest.landing import files_outside_window
+
+    root = aiwf_home.landing_dir
+    for path in (
+        "pos/dt=2026-01-02/export.csv",
+        "pos/dt=2026-01-02/export_part2.csv",  # a second part: never read
+        "pos/dt=2026-01-02/export.csv.tmp",  # still uploading: not reported
+        "pos/dt=2025-12-31/export.csv",  # before the window
+        "pos/dt=20260103/export.csv",  # a day without dashes: its folder is never listed
+        "pos/export.csv",  # not in a day's folder
+        "2026-01-02/tickets.csv",
+        "2026-01-02/tickets (1).csv",
+        "notes.txt",  # in the landing dir itself, where the tickets' day folders are
+        "web_orders/2026-01-02.jsonl",  # other sources' folders are theirs
+        "reference/customers.csv",
+    ):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text("x\n")
+    declared = [POS_IN_DAY_FOLDERS, TICKETS_IN_DAY_FOLDERS] + [
+        s for s in SOURCES.sources.values() if s.name not in ("pos_transactions", "crm_tickets")
+    ]
+    landing = LandingResource(root=str(root))
+    problems = files_outside_window(declared, landing, partitions_for(aiwf_home))
+    assert problems[0].startswith(
+        "pos_transactions (pos/): day(s) 2025-12-31 outside the daily partition window"
+    )
+    assert problems[1:] == [
+        "pos_transactions (pos/): 3 file(s) or folder(s) not named like"
+        " dt=YYYY-MM-DD/export.csv are never read: 'dt=2026-01-02/export_part2.csv',"
+        " 'dt=20260103/', 'export.csv' (a second part of a day's export,"
+        " a renamed or compressed file? rename it to the day's name, or merge the parts)",
+        "crm_tickets (the landing dir): 2 file(s) or folder(s) not named like"
+        " YYYY-MM-DD/tickets.csv are never read: '2026-01-02/tickets (1).csv', 'notes.txt'"
+        " (a second part of a day's export, a renamed or compressed file? rename it to the"
+        " day's name, or merge the parts)",
+    ]
+
+
+def test_on_s3_a_folder_per_day_is_listed_too(
+    aiwf_home: Settings, s3_endpoint: "S3Endpoint"
+) -> None:
+    body = b"order_id\n"
+    for key in ("pos/dt=2026-01-02/export.csv", "pos/dt=2026-01-02/extra.csv"):
+        s3_endpoint.client().put_object(
+            Bucket=s3_endpoint.bucket, Key=f"aiwf/landing/{key}", Body=body
+        )
+    landing = LandingResource(root=s3_endpoint.uri("aiwf/landing"), s3=s3_endpoint.resource())
+    from aiwf_assets.ingest.landing import files_outside_window
+
+    partitions = partitions_for(aiwf_home)
+    assert landing_versions(POS_IN_DAY_FOLDERS, landing, partitions) == {
+        "2026-01-02": hashlib.sha256(body).hexdigest()
+    }
+    [problem] = files_outside_window([POS_IN_DAY_FOLDERS], landing, partitions)
+    assert "never read: 'dt=2026-01-02/extra.csv'" in problem
 
 
 def test_on_s3_unchanged_objects_are_listed_not_downloaded(

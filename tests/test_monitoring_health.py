@@ -24,10 +24,11 @@ RANGE_TAGS = {
     "dagster/asset_partition_range_end": LAST.isoformat(),
 }
 
-pipeline_health = build_pipeline_health(load_sources(), daily_partitions_def("2026-01-01", None))
+SOURCES = load_sources()
+pipeline_health = build_pipeline_health(SOURCES, daily_partitions_def("2026-01-01", None))
 
 
-def order_lines(day: dt.date, folder: str, channel: str, n: int, rng) -> pl.DataFrame:
+def order_lines(day: dt.date, source: str, channel: str, n: int, rng) -> pl.DataFrame:
     start = dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
     minutes = np.sort(rng.integers(0, 17 * 60, n))
     return pl.DataFrame(
@@ -36,17 +37,17 @@ def order_lines(day: dt.date, folder: str, channel: str, n: int, rng) -> pl.Data
             "channel": [channel] * n,
             "customer_key": [None if i % 10 == 0 else f"c{i}" for i in range(n)],
             "ordered_at": [start + dt.timedelta(minutes=int(m)) for m in minutes],
-            "source_file": [f"{folder}/{day.isoformat()}.csv"] * n,
+            "source_file": [SOURCES[source].landing_path(day.isoformat())] * n,
         }
     )
 
 
-def quarantine(day: dt.date, folder: str, n: int) -> pl.DataFrame:
+def quarantine(day: dt.date, source: str, n: int) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "partition_date": [day] * n,
-            "channel": [folder] * n,
-            "source_file": [f"{folder}/{day.isoformat()}.jsonl"] * n,
+            "channel": [source] * n,
+            "source_file": [SOURCES[source].landing_path(day.isoformat())] * n,
             "source_row": list(range(1, n + 1)),
             "reasons": ["quantity: not a number"] * n,
         },
@@ -328,3 +329,48 @@ def test_a_range_run_again_keeps_every_verdict_until_a_day_changes(tmp_path: Pat
     new, old = (run_["stored"].filter(is_changed).row(0, named=True) for run_ in (third, first))
     assert new["fingerprint"] != old["fingerprint"] and new["score"] != old["score"]
     assert third["stored"].filter(~is_changed).equals(first["stored"].filter(~is_changed))
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_rows_count_for_the_source_whose_whole_landing_template_their_file_follows(
+    engine: str, tmp_path: Path
+) -> None:
+    # two sources in one folder, a folder per day, a folder name with LIKE's wildcards in
+    # it: the first folder of the path (what health used to go by) names none of them right
+    templates = {
+        "pos": "exports/{date}_pos.csv",
+        "web": "exports/{date}_web.jsonl",
+        "app": "{date}/app_orders.jsonl",
+        "tickets": "crm_%/dt={date}/export.csv",
+    }
+    files = {
+        "exports/2026-02-01_pos.csv": 3,
+        "exports/2026-02-01_web.jsonl": 2,
+        "2026-02-01/app_orders.jsonl": 4,
+        "crm_%/dt=2026-02-01/export.csv": 5,
+        "crm_x/dt=2026-02-01/export.csv": 6,  # `_` and `%` are not wildcards here
+        "2026-02-01/appXorders.jsonl": 7,
+        "web_orders/2026-02-01.jsonl": 8,  # no declared source's file
+    }
+    frame = pl.DataFrame(
+        {
+            "partition_date": [FIRST] * sum(files.values()),
+            "source_file": [f for f, n in files.items() for _ in range(n)],
+        }
+    )
+    if engine == "postgres":
+        from aiwf_assets.io.postgres import PostgresWarehouse
+        from tests.conftest import POSTGRES_DSN, postgres_or_skip
+        from tests.dbt_fixtures import postgres_schema_suffix
+
+        postgres_or_skip()
+        with postgres_schema_suffix() as suffix:
+            wh = PostgresWarehouse(POSTGRES_DSN, schema_suffix=suffix)
+            wh.replace_partitions(health.QUARANTINE_TABLE, frame, [FIRST])
+            counted = wh.query(health.quarantine_sql([FIRST], templates))
+    else:
+        wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+        wh.replace_partitions(health.QUARANTINE_TABLE, frame, [FIRST])
+        counted = wh.query(health.quarantine_sql([FIRST], templates))
+    by_source = dict(zip(counted["source"], counted["rows_quarantined"], strict=True))
+    assert by_source == {"pos": 3, "web": 2, "app": 4, "tickets": 5, None: 6 + 7 + 8}

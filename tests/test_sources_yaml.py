@@ -161,6 +161,14 @@ def test_minimal_yaml_is_valid() -> None:
             "sources.shop.landing: contract order_lines must contain '{date}'",
         ),
         (
+            ("    landing: shop/{date}.csv", "    landing: shop/{date}/{date}.csv"),
+            "sources.shop.landing: '{date}' once, in a file or a folder name",
+        ),
+        (
+            ("    landing: shop/{date}.csv", "    landing: shop//{date}.csv"),
+            "sources.shop.landing: '{date}' once, in a file or a folder name, and no empty",
+        ),
+        (
             (
                 "      currency:    {constant: EUR, type: string}",
                 "      currency:    {constant: EUR, from: cur, type: string}",

@@ -187,53 +187,38 @@ def _at_default(f: dataclasses.Field, value: object) -> bool:
 
 
 def landing_folder(spec: SourceSpec) -> str:
-    return spec.landing.rsplit("/", 1)[0]
+    """The folder a source's files are listed from, relative to the landing dir: for a daily
+    source the folders before the one part of its template that holds `{date}` (`pos` for
+    `pos/{date}.csv` and for `pos/dt={date}/export.csv`; '' for `{date}/pos.csv`), for a
+    reference file its folder."""
+    segments = spec.landing.split("/")
+    dated = next((i for i, s in enumerate(segments) if "{date}" in s), len(segments) - 1)
+    return "/".join(segments[:dated])
 
 
-def day_of_file(spec: SourceSpec, file_name: str) -> str | None:
-    """The YYYY-MM-DD day a file name follows the source's landing template with, or None
-    (`2026-01-05.csv` -> `2026-01-05`; `2026-01-05.csv.partial`, `20260105.csv`, `2026-01-05
-    (1).csv` -> None)."""
-    prefix, _, suffix = spec.landing.rsplit("/", 1)[-1].partition("{date}")
-    if not (file_name.startswith(prefix) and file_name.endswith(suffix)):
+def dated_template(spec: SourceSpec) -> str:
+    """The landing template below `landing_folder` (`{date}.csv`, `dt={date}/export.csv`)."""
+    folder = landing_folder(spec)
+    return spec.landing[len(folder) + 1 :] if folder else spec.landing
+
+
+def day_of_file(spec: SourceSpec, relative: str) -> str | None:
+    """The YYYY-MM-DD day a path below the source's landing folder follows its landing
+    template with, or None (`2026-01-05.csv` -> `2026-01-05`; `2026-01-05.csv.partial`,
+    `20260105.csv`, `2026-01-05 (1).csv` -> None; with `dt={date}/export.csv`,
+    `dt=2026-01-05/export.csv` -> `2026-01-05`)."""
+    return _day_in(dated_template(spec), relative)
+
+
+def _day_in(pattern: str, text: str) -> str | None:
+    """The YYYY-MM-DD day `text` has where `pattern` has `{date}`, or None."""
+    prefix, _, suffix = pattern.partition("{date}")
+    if len(text) < len(prefix) + len(suffix) or not (
+        text.startswith(prefix) and text.endswith(suffix)
+    ):
         return None
-    day = file_name[len(prefix) : len(file_name) - len(suffix)]
+    day = text[len(prefix) : len(text) - len(suffix)]
     return day if _iso_day(day) else None
-
-
-def partition_of_file(
-    spec: SourceSpec, file_name: str, partitions: dg.DailyPartitionsDefinition
-) -> str | None:
-    """The partition a landed file name belongs to (`2026-01-05.jsonl` -> `2026-01-05`),
-    or None when the name does not follow the source's landing template or the day is
-    not a partition (yet)."""
-    day = day_of_file(spec, file_name)
-    return day if day is not None and partitions.has_partition_key(day) else None
-
-
-def days_outside_window(
-    spec: SourceSpec, file_names: list[str], partitions: dg.DailyPartitionsDefinition
-) -> list[str]:
-    """Days of landed files that follow the source's template but have no partition
-    (before AIWF_PARTITION_START, or after today): they are never observed."""
-    days = [day for name in file_names if (day := day_of_file(spec, name))]
-    return sorted(d for d in days if not partitions.has_partition_key(d))
-
-
-# What a transfer leaves while a file is still on its way (renamed when complete): not a
-# delivery yet, so not reported either.
-IN_PROGRESS_SUFFIXES = (".tmp", ".partial", ".part", ".crdownload", ".filepart", ".download")
-
-
-def unrecognised_names(spec: SourceSpec, names: list[str]) -> list[str]:
-    """Names in a source's folder that do not follow its landing template with a
-    YYYY-MM-DD day (`2026-01-05 (1).csv`, `2026-01-05.CSV`, `20260105.csv`, `x.csv.gz`,
-    a split export's `2026-01-05_part2.csv`): never read, so a user must hear of them.
-    Uploads in progress (IN_PROGRESS_SUFFIXES) are left out."""
-    return sorted(
-        n for n in names
-        if day_of_file(spec, n) is None and not n.lower().endswith(IN_PROGRESS_SUFFIXES)
-    )
 
 
 def _iso_day(text: str) -> bool:
@@ -244,6 +229,109 @@ def _iso_day(text: str) -> bool:
     return len(text) == 10
 
 
+def segment_matches(pattern: str, name: str) -> bool:
+    """Whether one folder or file name matches one part of a landing template (`{date}`
+    stands for a YYYY-MM-DD day)."""
+    return _day_in(pattern, name) is not None if "{date}" in pattern else name == pattern
+
+
+def _under(root: str, relative: str) -> str:
+    return f"{root}/{relative}" if relative else root
+
+
+def landed_files(
+    fs: pafs.FileSystem, folder: str, template: str
+) -> list[tuple[str, pafs.FileInfo]]:
+    """(path below `folder`, info) of the visible files where `template` puts files: in
+    `folder` itself for `{date}.csv`, in its subfolders that match `dt={date}` for
+    `dt={date}/export.csv` (only matching folders are listed)."""
+    level = [("", folder)]
+    for pattern in template.split("/")[:-1]:
+        level = [
+            (_join(rel, name), f"{path}/{name}")
+            for rel, path in level
+            for name in list_subfolders(fs, path)
+            if segment_matches(pattern, name)
+        ]
+    return [
+        (_join(rel, info.base_name), info) for rel, path in level for info in list_folder(fs, path)
+    ]
+
+
+def partition_of_file(
+    spec: SourceSpec, relative: str, partitions: dg.DailyPartitionsDefinition
+) -> str | None:
+    """The partition a landed file belongs to (`2026-01-05.jsonl` -> `2026-01-05`), from
+    its path below the source's landing folder, or None when the path does not follow the
+    source's landing template or the day is not a partition (yet)."""
+    day = day_of_file(spec, relative)
+    return day if day is not None and partitions.has_partition_key(day) else None
+
+
+def days_outside_window(
+    spec: SourceSpec, relatives: list[str], partitions: dg.DailyPartitionsDefinition
+) -> list[str]:
+    """Days of landed files that follow the source's template but have no partition
+    (before AIWF_PARTITION_START, or after today): they are never observed."""
+    days = [day for rel in relatives if (day := day_of_file(spec, rel))]
+    return sorted(d for d in days if not partitions.has_partition_key(d))
+
+
+# What a transfer leaves while a file is still on its way (renamed when complete): not a
+# delivery yet, so not reported either.
+IN_PROGRESS_SUFFIXES = (".tmp", ".partial", ".part", ".crdownload", ".filepart", ".download")
+
+
+def unread_entries(
+    fs: pafs.FileSystem,
+    path: str,
+    templates: list[list[str]],
+    relative: str = "",
+    claimed: frozenset[str] = frozenset(),
+) -> list[str]:
+    """What in a landing folder no template of the sources listed from it reads, as paths
+    below it (folders end in `/`): `2026-01-05 (1).csv`, `2026-01-05.CSV`, `20260105.csv`,
+    `x.csv.gz`, a split export's `2026-01-05_part2.csv`, a folder per day when the template
+    has none, `dt=2026-01-05/part-0002.csv` next to the `export.csv` the template names.
+    `templates`: the sources' templates below `path`, split at `/`. Uploads in progress
+    (IN_PROGRESS_SUFFIXES) are left out, and so are the `claimed` names directly in `path`
+    (another source's folders and files)."""
+    out: list[str] = []
+    names = [t[0] for t in templates if len(t) == 1]
+    for info in list_folder(fs, path):
+        name = info.base_name
+        if not (
+            any(segment_matches(p, name) for p in names)
+            or name.lower().endswith(IN_PROGRESS_SUFFIXES)
+            or name in claimed
+        ):
+            out.append(_join(relative, name))
+    for name in list_subfolders(fs, path):
+        deeper = [t[1:] for t in templates if len(t) > 1 and segment_matches(t[0], name)]
+        if deeper:
+            out += unread_entries(fs, f"{path}/{name}", deeper, _join(relative, name))
+        elif name not in claimed:
+            out.append(_join(relative, name) + "/")
+    return out
+
+
+def _join(relative: str, name: str) -> str:
+    return f"{relative}/{name}" if relative else name
+
+
+def _claimed_names(folder: str, others: Iterable[SourceSpec]) -> frozenset[str]:
+    """Names directly in `folder` (from the landing dir) that other sources' landing paths
+    go through: theirs, not files left unread here (`web_orders` and `reference` when a
+    source's files are `{date}/pos.csv`)."""
+    start = f"{folder}/" if folder else ""
+    return frozenset(
+        first
+        for spec in others
+        if spec.landing.startswith(start)
+        and "{date}" not in (first := spec.landing[len(start) :].split("/", 1)[0])
+    )
+
+
 def files_outside_window(
     sources: Iterable[SourceSpec], landing: LandingResource,
     partitions: dg.DailyPartitionsDefinition,
@@ -251,32 +339,31 @@ def files_outside_window(
     """Landed daily files that are never observed, as `<source> (<folder>/): <why>`: days
     without a partition, and names that do not follow the source's template."""
     fs, root = landing.fs_and_root()
+    sources = list(sources)
     daily = [spec for spec in sources if spec.contract.daily]
     out = []
     for spec in daily:
-        folder = f"{root}/{landing_folder(spec)}"
-        names = [i.base_name for i in list_folder(fs, folder)]
-        days = days_outside_window(spec, names, partitions)
+        folder = landing_folder(spec)
+        shown_folder = f"{folder}/" if folder else "the landing dir"
+        found = [rel for rel, _ in landed_files(fs, _under(root, folder), dated_template(spec))]
+        days = days_outside_window(spec, found, partitions)
         if days:
-            out.append(
-                f"{spec.name} ({landing_folder(spec)}/): "
-                f"{outside_window_message(days, partitions)}"
-            )
-        # a folder two sources share: a name is foreign when it is neither's
-        sharing = [s for s in daily if landing_folder(s) == landing_folder(spec)]
+            out.append(f"{spec.name} ({shown_folder}): {outside_window_message(days, partitions)}")
+        # a folder several sources are listed from: an entry is unread when it is no one's
+        sharing = [s for s in daily if landing_folder(s) == folder]
         if sharing[0] is not spec:
             continue  # said once per folder
-        foreign = sorted(set.intersection(*(set(unrecognised_names(s, names)) for s in sharing)))
-        foreign += [f"{d}/" for d in list_subfolders(fs, folder)]
+        claimed = _claimed_names(folder, (s for s in sources if s not in sharing))
+        templates = [dated_template(s).split("/") for s in sharing]
+        foreign = sorted(unread_entries(fs, _under(root, folder), templates, claimed=claimed))
         if foreign:
             shown = ", ".join(repr(n) for n in foreign[:5])
             more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            like = " or ".join(dated_template(s).replace("{date}", "YYYY-MM-DD") for s in sharing)
             out.append(
-                f"{spec.name} ({landing_folder(spec)}/): {len(foreign)} file(s) or folder(s)"
-                " not named"
-                f" like {spec.landing.rsplit('/', 1)[-1].replace('{date}', 'YYYY-MM-DD')}"
-                f" are never read: {shown}{more} (a second part of a day's export, a"
-                " renamed or compressed file? rename it to the day's name, or merge the parts)"
+                f"{spec.name} ({shown_folder}): {len(foreign)} file(s) or folder(s) not named"
+                f" like {like} are never read: {shown}{more} (a second part of a day's export,"
+                " a renamed or compressed file? rename it to the day's name, or merge the parts)"
             )
     return out
 
@@ -311,9 +398,8 @@ def landing_versions(
         return {None: digests[info.path]} if info else {}
     by_day = {
         day: info
-        for info in list_folder(fs, f"{root}/{landing_folder(spec)}")
-        if (day := partition_of_file(spec, info.base_name, partitions))
-        and settled(info, settled_before)
+        for rel, info in landed_files(fs, _under(root, landing_folder(spec)), dated_template(spec))
+        if (day := partition_of_file(spec, rel, partitions)) and settled(info, settled_before)
     }
     digests = content_fingerprints(fs, by_day.values(), cache_file)
     return {day: digests[info.path] for day, info in by_day.items()}

@@ -280,7 +280,7 @@ class SourceSpec:
     name: str
     contract: Contract
     format: Format
-    landing: str  # path under the landing dir; `{date}` is the partition date
+    landing: str  # path under the landing dir; `{date}` (in a file or folder name) is the day
     columns: tuple[ColumnSpec, ...]  # record-level columns
     explode: ExplodeSpec | None = None
     channel: str | None = None  # order channels: the cleaned `channel` value
@@ -566,6 +566,11 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         need = "must contain" if contract.daily else "must not contain"
         raise SourceSpecError(
             f"{where}.landing: contract {contract.name} {need} '{{date}}' (got {landing!r})"
+        )
+    if landing.count("{date}") > 1 or "" in landing.split("/"):
+        raise SourceSpecError(
+            f"{where}.landing: '{{date}}' once, in a file or a folder name, and no empty folder"
+            f" name (got {landing!r}; e.g. pos/{{date}}.csv or pos/dt={{date}}/export.csv)"
         )
     channel = entry.get("channel")
     if contract.name == "order_lines":

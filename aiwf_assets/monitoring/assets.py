@@ -353,12 +353,9 @@ FOREST_CHECK = "isolation_forest_in_expected_range"
 
 
 def daily_sources(sources: SourcesConfig) -> dict[str, str]:
-    """Landing folder -> source name of the daily sources (health rows name the source)."""
-    return {
-        spec.landing.split("/", 1)[0]: spec.name
-        for spec in sources.sources.values()
-        if spec.contract.daily
-    }
+    """Source name -> landing template of the daily sources (health rows name the source
+    whose template a row's file follows)."""
+    return {spec.name: spec.landing for spec in sources.sources.values() if spec.contract.daily}
 
 
 def _health_check_specs() -> list[dg.AssetCheckSpec]:
@@ -392,13 +389,13 @@ EVENT_SCHEMA = {
 QUARANTINE_SCHEMA = {"partition_date": pl.Date, "source": pl.String, "rows_quarantined": pl.Int64}
 
 
-def measure(wh: Warehouse, days: list[dt.date], folders: dict[str, str]) -> pl.DataFrame:
+def measure(wh: Warehouse, days: list[dt.date], templates: dict[str, str]) -> pl.DataFrame:
     """Health rows for every source and day in `days` (three queries, whatever the range)."""
     events = pl.concat(
         [
             pl.DataFrame(schema=EVENT_SCHEMA),
             *(
-                wh.query(health.events_sql(t, days)).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+                wh.query(health.events_sql(t, days, templates)).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
                 for t in health.EVENT_TABLES
                 if wh.table_exists(t.table)
             ),
@@ -408,7 +405,7 @@ def measure(wh: Warehouse, days: list[dt.date], folders: dict[str, str]) -> pl.D
         [
             pl.DataFrame(schema=QUARANTINE_SCHEMA),
             *(
-                [wh.query(health.quarantine_sql(days)).cast(QUARANTINE_SCHEMA)]  # type: ignore[arg-type]
+                [wh.query(health.quarantine_sql(days, templates)).cast(QUARANTINE_SCHEMA)]  # type: ignore[arg-type]
                 if wh.table_exists(health.QUARANTINE_TABLE)
                 else []
             ),
@@ -419,13 +416,13 @@ def measure(wh: Warehouse, days: list[dt.date], folders: dict[str, str]) -> pl.D
         [
             health.day_metrics(
                 day,
-                sorted(folders),
+                sorted(templates),
                 events.filter(of_day == day).drop("partition_date"),
                 quarantined.filter(of_day == day).drop("partition_date"),
             )
             for day in days
         ]
-    ).with_columns(pl.col("source").replace(folders))
+    )
 
 
 def read_history(wh: Warehouse, first: dt.date, before: dt.date) -> pl.DataFrame:
@@ -462,7 +459,7 @@ def build_pipeline_health(
     sources: SourcesConfig, partitions: dg.DailyPartitionsDefinition
 ) -> dg.AssetsDefinition:
     """Pipeline health of the declared daily sources, on `partitions`."""
-    folders = daily_sources(sources)
+    templates = daily_sources(sources)
 
     @dg.asset(
         group_name="monitoring",
@@ -486,7 +483,7 @@ def build_pipeline_health(
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         wh, z = warehouse.get(), thresholds.anomaly_z
         days = [dt.date.fromisoformat(k) for k in context.partition_keys]
-        measured = measure(wh, days, folders)
+        measured = measure(wh, days, templates)
         first = min(
             days[0] - dt.timedelta(days=health.HISTORY_DAYS), health.forest_window(days[0])[0]
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -59,9 +60,27 @@ EVENT_TABLES = (
 QUARANTINE_TABLE = "cleaned.quarantine"
 
 
-def source_of(column: str = "source_file") -> str:
-    """SQL: the landing folder (= source) of a lineage path like `web_orders/2026-01-05.jsonl`."""
-    return f"split_part({column}, '/', 1)"
+def source_of(templates: Mapping[str, str], column: str = "source_file") -> str:
+    """SQL: the daily source a lineage path like `web_orders/2026-01-05.jsonl` was landed by,
+    the first of `templates` (source -> landing template) it follows; NULL for none. By the
+    whole template, not the first folder: sources may share a folder (`exports/{date}_pos.csv`,
+    `exports/{date}_web.jsonl`) or have a folder per day (`{date}/pos.csv`)."""
+    whens = " ".join(
+        f"WHEN {column} LIKE '{like_pattern(template)}' ESCAPE '\\' THEN '{sql_text(name)}'"
+        for name, template in templates.items()
+    )
+    return f"CASE {whens} END" if whens else "CAST(NULL AS VARCHAR)"
+
+
+def like_pattern(template: str) -> str:
+    """A landing template as a SQL LIKE pattern (`{date}` -> `____-__-__`), for LIKE ... ESCAPE
+    '\\', quotes doubled."""
+    escaped = template.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sql_text(escaped.replace("{date}", "____-__-__"))
+
+
+def sql_text(text: str) -> str:
+    return text.replace("'", "''")
 
 
 def days_in(days: list[date]) -> str:
@@ -69,18 +88,18 @@ def days_in(days: list[date]) -> str:
     return "partition_date IN (" + ", ".join(f"DATE '{d.isoformat()}'" for d in days) + ")"
 
 
-def events_sql(table: EventTable, days: list[date]) -> str:
+def events_sql(table: EventTable, days: list[date], templates: Mapping[str, str]) -> str:
     return (
-        f"SELECT partition_date, {source_of()} AS source, COUNT(*) AS rows_cleaned, "
+        f"SELECT partition_date, {source_of(templates)} AS source, COUNT(*) AS rows_cleaned, "
         "SUM(CASE WHEN customer_key IS NULL THEN 1 ELSE 0 END) AS null_customer_rows, "
         f"CAST(MAX(EXTRACT(EPOCH FROM {table.event_column})) AS DOUBLE PRECISION) AS latest_epoch "
         f"FROM {table.table} WHERE {days_in(days)} GROUP BY 1, 2"
     )
 
 
-def quarantine_sql(days: list[date]) -> str:
+def quarantine_sql(days: list[date], templates: Mapping[str, str]) -> str:
     return (
-        f"SELECT partition_date, {source_of()} AS source, COUNT(*) AS rows_quarantined "
+        f"SELECT partition_date, {source_of(templates)} AS source, COUNT(*) AS rows_quarantined "
         f"FROM {QUARANTINE_TABLE} WHERE {days_in(days)} GROUP BY 1, 2"
     )
 
