@@ -779,6 +779,90 @@ sources:
     assert validate_table("orders", result.tables["orders"], channels=("marketplace",)) == []
 
 
+SHOP_DE_US = """
+version: 1
+currency_rates_to_eur: {EUR: 1.0, USD: 0.92}
+sources:
+  de_shop:
+    contract: order_lines
+    channel: de_shop
+    format: csv
+    delimiter: ";"
+    landing: de_shop/{date}.csv
+    returns: {status: [returned, cancelled]}
+    columns:
+      order_id:    {from: Beleg, type: string}
+      line_number: {sequence: order_id, type: int}
+      ordered_at:  {from: Datum, type: timestamp, timestamp_format: "%d.%m.%Y",
+                    timezone: Europe/Berlin}
+      sku:         {from: Artikel, type: string}
+      quantity:    {from: Menge, type: int<QUANTITY_DECIMAL>}
+      unit_price:  {from: Preis, type: float, decimal: ","}
+      currency:    {constant: EUR, type: string}
+      line_status: {from: Status, type: string}
+  us_shop:
+    contract: order_lines
+    channel: us_shop
+    format: csv
+    landing: us_shop/{date}.csv
+    columns:
+      order_id:    {from: id, type: string}
+      line_number: {sequence: order_id, type: int}
+      ordered_at:  {from: at, type: timestamp, timestamp_format: "%m/%d/%Y %H:%M",
+                    timezone: America/Los_Angeles}
+      sku:         {from: sku, type: string}
+      quantity:    {from: qty, type: int}
+      unit_price:  {from: price, type: float}
+      currency:    {constant: USD, type: string}
+"""
+DE_EXPORT = (
+    b"Beleg;Datum;Artikel;Menge;Preis;Status\n"
+    b"B1;05.01.2026;A;1.000;0,50;shipped\n"
+    b"B2;05.01.2026;B;2;10,00;Returned\n"
+    b"B3;05.01.2026;C;1;20,00; CANCELLED\n"
+)
+
+
+@pytest.mark.parametrize("quantity_decimal", ["", ', decimal: ","'])
+def test_a_german_export_keeps_its_thousands_its_days_and_its_returns(
+    identity: pl.DataFrame, quantity_decimal: str
+) -> None:
+    config = parse_sources(SHOP_DE_US.replace("<QUANTITY_DECIMAL>", quantity_decimal))
+    parsed = parse_landing(DE_EXPORT, config["de_shop"], "de_shop/2026-01-05.csv")
+    result = clean_orders_day({"de_shop": parsed.frame}, identity, KEY, DAY, config)
+    lines = result.tables["order_lines"].sort("order_id")
+    # a day without a time stays on its day: Berlin midnight was 23:00 UTC the day before
+    assert lines.get_column("order_date").unique().to_list() == [DAY]
+    # return marks are matched whatever their case and spaces (Returned was booked a sale)
+    assert lines.filter(pl.col("order_id") != "de_shop:B1").get_column("is_return").all()
+    if quantity_decimal:  # declared: 1.000 is a thousand (it was read as 1, silently)
+        assert lines.get_column("quantity").to_list() == [1000, -2, -1]
+        assert lines.get_column("line_amount").to_list() == [500.0, -20.0, -20.0]
+        assert reasons(result, "de_shop") == []
+    else:  # undeclared: refused as ambiguous, with what to declare
+        assert reasons(result, "de_shop") == [
+            "quantity: a thousands separator or three decimals? declare the column's decimal:"
+            " ',' (1.000 = 1000) or '.' (1.000 = 1) ('1.000')"
+        ]
+
+
+def test_a_west_coast_evening_is_not_in_the_future(identity: pl.DataFrame) -> None:
+    config = parse_sources(SHOP_DE_US.replace("<QUANTITY_DECIMAL>", ""))
+    export = (
+        b"id,at,sku,qty,price\n"
+        b"U1,01/05/2026 09:00,A,1,5.00\n"
+        b"U2,01/05/2026 21:30,A,1,5.00\n"  # 05:30 UTC on the 6th: still the 5th there
+        b"U3,01/06/2026 00:30,A,1,5.00\n"  # the 6th in Los Angeles too: in the future
+    )
+    parsed = parse_landing(export, config["us_shop"], "us_shop/2026-01-05.csv")
+    result = clean_orders_day({"us_shop": parsed.frame}, identity, KEY, DAY, config)
+    assert sorted(result.tables["order_lines"].get_column("order_id")) == [
+        "us_shop:U1", "us_shop:U2"
+    ]
+    [reason] = reasons(result, "us_shop")
+    assert reason.startswith("ordered_at: in the future for a 2026-01-05 delivery")
+
+
 # --------------------------------------------------------------------------- interactions
 
 

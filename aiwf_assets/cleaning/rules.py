@@ -14,6 +14,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import polars.selectors as cs
@@ -30,6 +31,13 @@ _FALSE = ("false", "0", "no", "n", "f")
 # 1.234,56 or 1234,56; a thousands group never follows a leading 0, so 0.999 is rejected
 # (a decimal point), not read as 999
 _FLOAT_COMMA_RE = r"^[+-]?([1-9]\d{0,2}(\.\d{3})+|\d+)(,\d+)?$"
+_INT_COMMA_RE = r"^[+-]?([1-9]\d{0,2}(\.\d{3})+|\d+)(,0*)?$"
+_GROUPED_RE = r"^[+-]?[1-9]\d{0,2}(\.\d{3})+$"  # 1.000, 12.500.000: thousands or decimals?
+_NOT_INT_COMMA = "not an integer with decimal comma"
+_AMBIGUOUS_INT = (
+    "a thousands separator or three decimals? declare the column's decimal: ',' (1.000 ="
+    " 1000) or '.' (1.000 = 1)"
+)
 _QUOTE_CHARS = 40
 
 # Domains of columns that reach cleaned tables (also enforced by the pandera contracts).
@@ -161,9 +169,7 @@ def _cast(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> _Cast:
     if col.type == "string":
         return _cast_string(col, text, exempt)
     if col.type == "int":
-        # 2 and 2.0 are the same integer; 2.5, 'two' and 1e3 are not integers
-        value = text.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
-        return _Cast(value, _failed_as("not an integer"))
+        return _cast_int(col, text)
     if col.type == "float":
         return _cast_float(col, text)
     if col.type == "bool":
@@ -203,6 +209,28 @@ def _cast_string(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> 
     if exempt:  # declared codes that are not products (POST, BANK CHARGES) stay as written
         canonical = pl.when(value.is_in(list(exempt))).then(value).otherwise(canonical)
     return _Cast(canonical, _failed_as(f"not one number to build '{col.canonical}'"))
+
+
+def _cast_int(col: ColumnSpec, text: pl.Expr) -> _Cast:
+    """2 and 2.0 are the same integer; 2.5, 'two' and 1e3 are not integers. With `decimal:
+    ","` a dot groups thousands (1.000 = 1000; 2,0 = 2). Undeclared, 1.000 and 2.500 are
+    refused as ambiguous: a thousand and two and a half thousand in a German export, 1 and
+    2.5 in one that writes three decimals; the column's `decimal` says which."""
+    if col.decimal == ",":
+        plain = pl.when(text.str.contains(_INT_COMMA_RE)).then(
+            text.str.replace_all(".", "", literal=True).str.replace(r",0*$", "")
+        )
+        return _Cast(plain.cast(pl.Int64, strict=False), _failed_as(_NOT_INT_COMMA))
+    value = text.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+    if col.decimal == ".":
+        return _Cast(value, _failed_as("not an integer"))
+    grouped = text.str.contains(_GROUPED_RE)
+    return _Cast(
+        pl.when(~grouped).then(value),
+        lambda t: pl.when(t.str.contains(_GROUPED_RE))
+        .then(pl.lit(_AMBIGUOUS_INT))
+        .otherwise(pl.lit("not an integer")),
+    )
 
 
 def _cast_float(col: ColumnSpec, text: pl.Expr) -> _Cast:
@@ -269,13 +297,24 @@ def one_of(column: str, values: Iterable[str]) -> Rule:
     return Rule(column, pl.col(column).is_in(allowed), f"not one of {', '.join(allowed)}")
 
 
-def event_time(column: str, partition_date: dt.date) -> list[Rule]:
-    """An event cannot be later than the end of the day its file was delivered."""
-    end = dt.datetime.combine(partition_date + dt.timedelta(days=1), dt.time(), dt.UTC)
+def event_time(column: str, partition_date: dt.date, zone: str | None = None) -> list[Rule]:
+    """An event cannot be later than the end of the day its file was delivered: midnight
+    UTC, or where the column's times are written (`zone`) if that is later: a Los Angeles
+    file of 1 March ends at 08:00 UTC on 2 March."""
+    end = day_end(partition_date, zone)
     return [
         Rule(column, pl.col(column) < end, f"in the future for a {partition_date} delivery"),
         Rule(column, pl.col(column) >= EARLIEST_EVENT, "before 2000-01-01"),
     ]
+
+
+def day_end(day: dt.date, zone: str | None = None) -> dt.datetime:
+    """The later of the day's end in UTC and in `zone`, in UTC."""
+    after = day + dt.timedelta(days=1)
+    utc = dt.datetime.combine(after, dt.time(), dt.UTC)
+    if zone is None:
+        return utc
+    return max(utc, dt.datetime.combine(after, dt.time(), ZoneInfo(zone)).astimezone(dt.UTC))
 
 
 def return_mark(spec: SourceSpec) -> pl.Expr:
@@ -288,7 +327,13 @@ def return_mark(spec: SourceSpec) -> pl.Expr:
         if returns.negative_quantity:
             marks.append(pl.col("quantity") < 0)
         if returns.status_values:
-            marks.append(pl.col("line_status").is_in(list(returns.status_values)))
+            # `Returned`, ` RETURNED` and `returned` are one mark
+            marks.append(
+                pl.col("line_status")
+                .str.strip_chars()
+                .str.to_lowercase()
+                .is_in([v.strip().lower() for v in returns.status_values])
+            )
     return pl.any_horizontal(marks).fill_null(False) if marks else pl.lit(False)
 
 
@@ -330,7 +375,7 @@ def contract_rules(
         if currency_rates is not None:
             rules.append(one_of("currency", currency_rates))  # codes with a declared rate
         if partition_date is not None:
-            rules += event_time("ordered_at", partition_date)
+            rules += event_time("ordered_at", partition_date, _zone(spec, "ordered_at"))
     elif contract == "tickets":
         rules += [
             one_of("category", TICKET_CATEGORIES),
@@ -338,14 +383,14 @@ def contract_rules(
             between("satisfaction", 1, 5),
         ]
         if partition_date is not None:
-            rules += event_time("opened_at", partition_date)
+            rules += event_time("opened_at", partition_date, _zone(spec, "opened_at"))
     elif contract == "sessions":
         rules += [one_of("device", DEVICES)]
         rules += [
             at_least(c, 0) for c in ("pages_viewed", "product_views", "added_to_cart", "duration_s")
         ]
         if partition_date is not None:
-            rules += event_time("started_at", partition_date)
+            rules += event_time("started_at", partition_date, _zone(spec, "started_at"))
     elif contract == "customers":
         born_ok = (pl.col("birth_year") >= 1900) & (
             pl.col("signup_date").is_null()
@@ -386,6 +431,11 @@ def contract_rules(
     ]
     declared = {c.name for c in spec.all_columns}
     return [r for r in rules if r.column in declared]
+
+
+def _zone(spec: SourceSpec, column: str) -> str | None:
+    col = spec.column(column)
+    return col.timezone if col is not None else None
 
 
 def rule_checks(typed: pl.DataFrame, rules: list[Rule]) -> list[Check]:

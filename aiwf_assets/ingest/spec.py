@@ -256,7 +256,8 @@ class ColumnSpec:
     normalise: tuple[str, ...] = ()
     canonical: str | None = None
     pattern: str | None = None  # string columns: the value (after normalisation) must match
-    decimal: str = "."
+    # "." or ",": the decimal mark (the other one groups thousands); None: not declared
+    decimal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -879,11 +880,11 @@ def _column(
         except re.error as e:
             raise SourceSpecError(f"{where}.pattern: not a regular expression ({e})") from None
 
-    decimal = body.get("decimal", ".")
-    if decimal not in (".", ","):
+    decimal = body.get("decimal")
+    if decimal not in (None, ".", ","):
         raise SourceSpecError(f"{where}.decimal: '.' or ','")
-    if "decimal" in body and ctype != "float":
-        raise SourceSpecError(f"{where}.decimal: only for float columns")
+    if decimal is not None and ctype not in ("float", "int"):
+        raise SourceSpecError(f"{where}.decimal: only for float and int columns")
 
     return ColumnSpec(
         name=name,

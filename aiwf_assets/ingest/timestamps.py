@@ -6,6 +6,7 @@ order's time with it (`within: [..., order_day]`), so both agree on which day a 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -43,14 +44,29 @@ def read_timestamp(col: ColumnSpec, text: pl.Expr) -> TimestampReading:
         naive = pl.lit(None, pl.Datetime("us"))
         expected = f"format '{fmt}'"
     else:
-        aware = pl.lit(None, UTC_DTYPE)
         naive = text.str.to_datetime(fmt, time_unit="us", strict=False)
         expected = f"format '{fmt}'"
+        if date_only(fmt):
+            # a day without a time is that day wherever it was written: read at noon UTC,
+            # so its UTC day (order_date) and its local day are the day written (a Berlin
+            # midnight would be 23:00 UTC the day before)
+            value = naive.dt.replace_time_zone("UTC") + pl.duration(hours=12)
+            return TimestampReading(value, naive, f"not a date in {expected}")
+        aware = pl.lit(None, UTC_DTYPE)
     # local wall-clock times: the hour skipped by a DST change does not exist (-> null);
     # the repeated hour is read as its first occurrence
     local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
     value = pl.coalesce(aware, local.dt.convert_time_zone("UTC"))
     return TimestampReading(value, naive, f"not a timestamp in {expected}")
+
+
+# strftime directives that read a time of day (or an instant): a format without any is a date
+_TIME_DIRECTIVE = re.compile(r"%[-#:]?[HIMSfpzZTRrcXsklP]")
+
+
+def date_only(fmt: str) -> bool:
+    """Whether a strftime format reads a day without a time (`%d.%m.%Y`, `%Y%m%d`)."""
+    return _TIME_DIRECTIVE.search(fmt.replace("%%", "")) is None
 
 
 def local_day(col: ColumnSpec, text: pl.Expr) -> pl.Expr:
