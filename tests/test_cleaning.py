@@ -407,6 +407,18 @@ def test_identity_links_email_loyalty_and_phone_to_one_customer(identity: pl.Dat
     assert by_id["ticket:K2"] == hmac_hex(KEY, "email:stranger@example.org")[:16]
 
 
+def test_an_email_written_with_a_name_or_mailto_is_the_same_customer(
+    identity: pl.DataFrame,
+) -> None:
+    written = ["Jane Doe <jane.doe@example.com>", "mailto:Jane.Doe@example.com",
+               "jane.doe@example.com.", '"Doe, Jane" < JANE.DOE@example.com >']  # fmt: skip
+    lines = orders_day(
+        identity, web_orders=jsonl(*(web(f"W{i}", email=e) for i, e in enumerate(written)))
+    ).tables["order_lines"].filter(pl.col("order_id").str.starts_with("web:"))
+    assert lines.height == 2 * len(written)  # every order kept
+    assert lines.get_column("customer_key").unique().to_list() == [crm_key("C1")]
+
+
 def test_quarantine_names_the_column_and_problem(identity: pl.DataFrame) -> None:
     result = orders_day(
         identity,

@@ -40,8 +40,14 @@ def _blank_to_null(expr: pl.Expr) -> pl.Expr:
 
 
 def normalise_email(expr: pl.Expr) -> pl.Expr:
-    """Stripped, Unicode NFC (`zoë` composed and decomposed are one address), lower case."""
-    return _blank_to_null(expr.str.strip_chars().str.normalize("NFC").str.to_lowercase())
+    """The address as written in any of the ways exports write it: `Jane Doe
+    <jane@example.com>`, `mailto:jane@example.com` and `jane@example.com.` are
+    `jane@example.com` (each was a customer of its own); stripped, Unicode NFC (`zoë`
+    composed and decomposed are one address), lower case."""
+    text = expr.str.strip_chars()
+    text = pl.coalesce(text.str.extract(r"<\s*([^<>\s]+@[^<>\s]+?)\s*>", 1), text)
+    text = text.str.replace(r"(?i)^mailto:", "").str.strip_chars().str.strip_chars_end(".;,")
+    return _blank_to_null(text.str.normalize("NFC").str.to_lowercase())
 
 
 def normalise_phone(expr: pl.Expr, region: str | None = None) -> pl.Expr:
