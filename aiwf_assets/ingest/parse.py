@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -480,7 +481,10 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
         ]
     )
     ok = ok.filter(pl.col("n_fields") == len(header))
-    frame = _read_csv_rows(ok.get_column("text"), header, delimiter)
+    try:
+        frame = _read_csv_rows(ok.get_column("text"), header, delimiter)
+    except pl.exceptions.PolarsError:  # a line the count took for whole but the reader not
+        return _read_csv_linewise(body, header, delimiter)
     if frame.height != ok.height:  # the quote-aware count and the reader disagree
         return _read_csv_linewise(body, header, delimiter)
     return _Records(
@@ -516,8 +520,12 @@ def _has_multiline_records(body: pl.DataFrame) -> bool:
 
 
 def _field_count(delimiter: str) -> pl.Expr:
-    # Quoted sections may contain the delimiter: drop them before counting.
-    unquoted = pl.col("text").str.replace_all(r'"(?:[^"]|"")*"', "")
+    # Quoted fields may contain the delimiter: drop them before counting. A quote opens a
+    # quoted field only at the start of a field, as the readers (Polars, csv) take it; one
+    # inside a field (`SET 12" PLATE, 6" BOWL`) is a character, and the delimiter after it
+    # separates fields.
+    sep = re.escape(delimiter)
+    unquoted = pl.col("text").str.replace_all(rf'(^|{sep})"(?:[^"]|"")*"', "${1}")
     return unquoted.str.count_matches(delimiter, literal=True) + 1
 
 
