@@ -54,6 +54,9 @@ def clean_pos(data: bytes):
         (b"a,b\r1,2\r\r3,4\r", "csv", 2),  # lines ending in CR alone (classic Mac)
         (b'{"a":1}\r{"a":2}', "jsonl", 2),
         (b'a,b\r\n"x\ry",2\r\n', "csv", 1),  # a lone CR in a CRLF file ends no line
+        (b"\xef\xbb\xbfsep=,\r\na,b\r\n1,2\r\n", "csv", 1),  # Excel's delimiter line
+        (b"\nsep=\t\na\tb\n1\t2\n3\t4", "csv", 2),
+        (b"sep=,\n", "csv", 0),
     ],
 )
 def test_records_are_counted_from_the_bytes(data: bytes, fmt: str, records: int) -> None:
@@ -193,6 +196,20 @@ def test_a_csv_whose_lines_end_in_cr_alone_reads_as_its_lf_twin() -> None:
     assert counts == twin_counts and counts["lines_in_file"] == counts["lines_parsed"] == 20
     assert ends_mid_line(POS.replace(b"\n", b"\r")) is False
     assert ends_mid_line(POS.rstrip(b"\n").replace(b"\n", b"\r")) is True
+
+
+def test_an_excel_sep_line_is_skipped_and_must_name_the_declared_delimiter() -> None:
+    # Excel writes `sep=,` above the header when asked to keep the delimiter with the file
+    raw, result, counts = clean_pos(b"sep=,\r\n" + POS.replace(b"\n", b"\r\n"))
+    plain, plain_result, plain_counts = clean_pos(POS)
+    assert raw.equals(plain)
+    assert counts == plain_counts and counts["rows_cleaned"] == 20
+    message = (
+        "pos_transactions/x.csv: line 1 is Excel's 'sep=;': the file is delimited by ';', "
+        "the source declares delimiter ','"
+    )
+    with pytest.raises(LandingFormatError, match=message):
+        clean_pos(b"sep=;\n" + POS.replace(b",", b";"))
 
 
 def test_an_unreadable_csv_header_names_the_file() -> None:

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from aiwf_assets.ingest.physical import (
     BLANK_BYTES,
     ends_mid_line,
+    excel_separator,
     line_break,
     physical_records,
 )
@@ -451,6 +452,16 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
     if filled.is_empty():
         return _Records(pl.DataFrame(), _no_errors(), None)
     first = filled.row(0, named=True)
+    named = excel_separator(first["text"].encode()) if first["utf8_error"] is None else None
+    if named is not None:  # Excel's `sep=;` line: the header follows it
+        if named != delimiter:
+            raise LandingFormatError(
+                f"{source_file}: line {first['line']} is Excel's 'sep={named}': the file is "
+                f"delimited by {named!r}, the source declares delimiter {delimiter!r}"
+            )
+        if filled.height == 1:
+            return _Records(pl.DataFrame(), _no_errors(), None)
+        first = filled.row(1, named=True)
     if first["utf8_error"] is not None:
         raise LandingFormatError(f"{source_file}: the CSV header (line 1) is not valid UTF-8")
     header = _header(first["text"], delimiter, source_file)
