@@ -603,6 +603,45 @@ def test_lines_of_one_id_that_disagree_on_the_order_are_quarantined(
     assert app_result.tables["orders"].filter(pl.col("channel") == "app").is_empty()
 
 
+def test_ids_a_spreadsheet_wrote_in_scientific_notation_are_quarantined(
+    identity: pl.DataFrame,
+) -> None:
+    # Excel shows 123456789012 as 1.23457E+11 and saves it so: 123456789012 and 123457000001
+    # become one id. The 2026-12-07 probe saw two orders merged into one, and a line of one
+    # removed as a duplicate of the other's (a sale gone), every check green.
+    rewritten = (
+        "looks like a number a spreadsheet rewrote in scientific notation (digits lost); "
+        "export the column as text"
+    )
+    rows = [
+        "1.23457E+11,s01,05/01/2026 10:00:00,,SKU-00012,1,19.99,card",
+        "1.23457E+11,s01,05/01/2026 10:00:00,,SKU-00013,2,5.00,card",
+        "1.23457E+11,s01,05/01/2026 10:00:00,,SKU-00012,1,19.99,card",
+        "T3,s01,05/01/2026 10:05:00,1.2E+06,SKU-00012,1,19.99,card",
+        "T4,s01,05/01/2026 10:06:00,L0012345,SKU-00012,1,19.99,card",
+    ]
+    result = orders_day(identity, pos_transactions=csv_bytes(POS_HEADER, rows))
+    found = reasons(result, "pos_transactions")
+    assert found[:3] == [f"order_id: {rewritten} ('1.23457E+11')"] * 3
+    assert f"loyalty_id: {rewritten}" in found[3] and "1.2E+06" not in found[3]  # PII
+    counts = accounting(result, "pos_transactions")
+    assert (counts["rows_in"], counts["rows_cleaned"], counts["rows_quarantined"]) == (5, 1, 4)
+    tickets = [TICKET_ROWS[0].replace("K1,", "1.23457e+11,"), TICKET_ROWS[1]]
+    sessions = [session("1E+12"), session("12e45"), session("4e1f0c2a")]  # hex ids are ids
+    day = interactions_day(
+        identity,
+        crm_tickets=csv_bytes(TICKETS_HEADER, tickets),
+        web_sessions=sessions_parquet(sessions),
+    )
+    assert reasons(day, "crm_tickets") == [f"ticket_id: {rewritten} ('1.23457e+11')"]
+    assert reasons(day, "web_sessions") == [f"session_id: {rewritten} ('1E+12')"]
+    assert accounting(day, "web_sessions")["rows_cleaned"] == 2
+    crm = clean_reference_customers(
+        raw("customers", CUSTOMERS_CSV.replace("C2,", "1.23457E+11,").encode()), KEY
+    )
+    assert f"crm_id: {rewritten} ('1.23457E+11')" in crm.quarantine.get_column("reasons")
+
+
 def test_receipt_numbers_per_store_are_read_within_their_store(identity: pl.DataFrame) -> None:
     # the same till export as above, declared with `within: [store_code]`: two orders
     per_store = SOURCES.sources["pos_transactions"]

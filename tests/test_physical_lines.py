@@ -19,7 +19,7 @@ from aiwf_assets.cleaning.assets import accounting_result
 from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA, IDENTITY_SCHEMA
 from aiwf_assets.ingest.parse import LandingFormatError, parse_landing
 from aiwf_assets.ingest.physical import ends_mid_line, physical_records
-from aiwf_assets.ingest.spec import load_sources
+from aiwf_assets.ingest.spec import load_sources, parse_sources
 
 SOURCES = load_sources()
 DAY = dt.date(2026, 1, 5)
@@ -54,6 +54,9 @@ def clean_pos(data: bytes):
         (b"a,b\r1,2\r\r3,4\r", "csv", 2),  # lines ending in CR alone (classic Mac)
         (b'{"a":1}\r{"a":2}', "jsonl", 2),
         (b'a,b\r\n"x\ry",2\r\n', "csv", 1),  # a lone CR in a CRLF file ends no line
+        (b"\xef\xbb\xbfsep=,\r\na,b\r\n1,2\r\n", "csv", 1),  # Excel's delimiter line
+        (b"\nsep=\t\na\tb\n1\t2\n3\t4", "csv", 2),
+        (b"sep=,\n", "csv", 0),
     ],
 )
 def test_records_are_counted_from_the_bytes(data: bytes, fmt: str, records: int) -> None:
@@ -90,6 +93,62 @@ def test_two_stray_quotes_that_pair_up_do_not_swallow_the_rows_between() -> None
     assert counts["lines_in_file"] == counts["lines_parsed"] == 20
     assert result.quarantine.get_column("source_row").to_list() == [3, 9]
     assert counts["rows_cleaned"] == 18
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        # quotes inside an unquoted field are characters; the comma between them splits it
+        ((b",card", b',card 12" PLATE, 6" BOWL'), "CSV row has 9 fields, header has 8"),
+        # a quoted field with text after its closing quote: neither reader takes it whole
+        ((b"T0007", b'"T0007"x'), "unreadable CSV"),
+    ],
+)
+def test_quotes_inside_a_field_cost_that_line_only(edit: tuple[bytes, bytes], reason: str) -> None:
+    lines = POS.splitlines(keepends=True)
+    lines[7] = lines[7].replace(*edit)  # data row 7
+    raw, result, counts = clean_pos(b"".join(lines))
+    assert counts["lines_in_file"] == counts["lines_parsed"] == 20
+    assert counts["rows_cleaned"] == 19 and counts["rows_quarantined"] == 1
+    quarantined = result.quarantine.row(0, named=True)
+    assert quarantined["source_row"] == 7
+    assert quarantined["reasons"].startswith(f"record: {reason}")
+
+
+def test_quotes_inside_a_semicolon_field_cost_that_line_only() -> None:
+    spec = parse_sources(
+        """
+version: 1
+currency_rates_to_eur: {EUR: 1.0}
+sources:
+  de:
+    contract: order_lines
+    channel: de
+    format: csv
+    delimiter: ";"
+    landing: de/{date}.csv
+    ignore: [Text]
+    columns:
+      order_id:    {from: Beleg, type: string}
+      line_number: {from: Pos, type: int}
+      ordered_at:  {from: Datum, type: timestamp, timestamp_format: "%d.%m.%Y %H:%M"}
+      sku:         {from: Artikel, type: string}
+      quantity:    {from: Menge, type: int}
+      unit_price:  {from: Preis, type: float, decimal: ","}
+      currency:    {constant: EUR, type: string}
+"""
+    )["de"]
+    data = (
+        b"Beleg;Pos;Datum;Artikel;Menge;Preis;Text\n"
+        b'A1;1;05.01.2026 10:00;X;1;1,50;Teller 12" rund; 6" tief\n'
+        b"A1;2;05.01.2026 10:00;Y;2;2,50;Schale\n"
+    )
+    raw = parse_landing(data, spec, "de/2026-01-05.csv").frame
+    assert raw.get_column("_source_row").to_list() == [1, 2]
+    assert raw.get_column("_parse_error").to_list() == [
+        "CSV row has 8 fields, header has 7",
+        None,
+    ]
 
 
 def test_a_quoted_field_over_two_lines_is_one_record_of_two_lines() -> None:
@@ -137,6 +196,20 @@ def test_a_csv_whose_lines_end_in_cr_alone_reads_as_its_lf_twin() -> None:
     assert counts == twin_counts and counts["lines_in_file"] == counts["lines_parsed"] == 20
     assert ends_mid_line(POS.replace(b"\n", b"\r")) is False
     assert ends_mid_line(POS.rstrip(b"\n").replace(b"\n", b"\r")) is True
+
+
+def test_an_excel_sep_line_is_skipped_and_must_name_the_declared_delimiter() -> None:
+    # Excel writes `sep=,` above the header when asked to keep the delimiter with the file
+    raw, result, counts = clean_pos(b"sep=,\r\n" + POS.replace(b"\n", b"\r\n"))
+    plain, plain_result, plain_counts = clean_pos(POS)
+    assert raw.equals(plain)
+    assert counts == plain_counts and counts["rows_cleaned"] == 20
+    message = (
+        "pos_transactions/x.csv: line 1 is Excel's 'sep=;': the file is delimited by ';', "
+        "the source declares delimiter ','"
+    )
+    with pytest.raises(LandingFormatError, match=message):
+        clean_pos(b"sep=;\n" + POS.replace(b",", b";"))
 
 
 def test_an_unreadable_csv_header_names_the_file() -> None:

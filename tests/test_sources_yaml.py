@@ -432,6 +432,44 @@ def test_switching_off_errors_name_the_file_and_key(overlay: str, message: str) 
     assert message in str(err.value)
 
 
+CRM_OVERLAY = """\
+version: 1
+sources:
+  crm:
+    contract: customers
+    format: csv
+    landing: reference/crm.csv
+    columns:
+      crm_id: {from: id, type: string}
+"""
+
+
+@pytest.mark.parametrize(
+    "overlay",
+    [
+        CRM_OVERLAY.replace("version: 1", "version: 1\nreplace_packaged: true"),  # the only CRM
+        CRM_OVERLAY,  # a second customers source beside the packaged one
+        CRM_OVERLAY.replace("customers", "stores").replace(
+            "crm_id: {from: id, type: string}",
+            "store_code: {from: id, type: string}\n      name: {from: n, type: string}",
+        ),
+    ],
+)
+def test_a_reference_source_must_be_named_as_its_contract(overlay: str) -> None:
+    # cleaning finds customers, products, stores and promotion_plan by source name: under
+    # another name the snapshot was parsed and never cleaned (cleaned.customers empty, green)
+    from aiwf_assets.ingest.spec import parse_documents
+
+    contract = overlay.split("contract: ")[1].split()[0]
+    with pytest.raises(SourceSpecError) as err:
+        parse_documents([_packaged(), ("crm.yaml", overlay)])
+    assert str(err.value).startswith(
+        f"crm.yaml: sources.crm.contract: a {contract} source must be named '{contract}'"
+    )
+    renamed = parse_documents([_packaged(), ("crm.yaml", overlay.replace("crm:", f"{contract}:"))])
+    assert renamed[contract].landing == "reference/crm.csv"
+
+
 RATES_OVERLAY = """\
 version: 1
 sources:

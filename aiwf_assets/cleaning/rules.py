@@ -150,7 +150,31 @@ def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, lis
                     f"{col.name}: " + problem(text) + shown_text,
                 )
             )
+        if col.name in IDENTIFIERS:
+            checks.append(_rewritten_as_number(col.name, text, col.name in spec.contract.pii))
     return typed, checks
+
+
+# Identifier columns: two ids that a spreadsheet wrote as one `1.23457E+11` would be read as
+# one order (or one customer), and a line of the other removed as its duplicate.
+IDENTIFIERS = (
+    "order_id", "original_order_id", "ticket_id", "session_id", "crm_id", "loyalty_id",
+)  # fmt: skip
+# Scientific notation as spreadsheets write it (1.23457E+11, 1E+12; pandas 1.23457e+11),
+# also as the last part of an id composed `within` other columns (s01/1.23457E+11). The
+# exponent's sign is required: hexadecimal ids (session tokens, 12e45) are not numbers.
+_SCIENTIFIC_RE = r"(?:^|/)[+-]?\d+(?:\.\d+)?[eE][+-]\d+$"
+
+
+def _rewritten_as_number(column: str, text: pl.Expr, pii: bool) -> Check:
+    message = pl.lit(
+        f"{column}: looks like a number a spreadsheet rewrote in scientific notation (digits "
+        "lost); export the column as text"
+    )
+    return Check(
+        text.str.contains(_SCIENTIFIC_RE),
+        message if pii else message + " " + shown(text, quote=True),
+    )
 
 
 def _missing(column: str, stripped: pl.DataFrame) -> str:

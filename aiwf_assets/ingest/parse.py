@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 from aiwf_assets.ingest.physical import (
     BLANK_BYTES,
     ends_mid_line,
+    excel_separator,
     line_break,
     physical_records,
 )
@@ -450,6 +452,16 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
     if filled.is_empty():
         return _Records(pl.DataFrame(), _no_errors(), None)
     first = filled.row(0, named=True)
+    named = excel_separator(first["text"].encode()) if first["utf8_error"] is None else None
+    if named is not None:  # Excel's `sep=;` line: the header follows it
+        if named != delimiter:
+            raise LandingFormatError(
+                f"{source_file}: line {first['line']} is Excel's 'sep={named}': the file is "
+                f"delimited by {named!r}, the source declares delimiter {delimiter!r}"
+            )
+        if filled.height == 1:
+            return _Records(pl.DataFrame(), _no_errors(), None)
+        first = filled.row(1, named=True)
     if first["utf8_error"] is not None:
         raise LandingFormatError(f"{source_file}: the CSV header (line 1) is not valid UTF-8")
     header = _header(first["text"], delimiter, source_file)
@@ -480,7 +492,10 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
         ]
     )
     ok = ok.filter(pl.col("n_fields") == len(header))
-    frame = _read_csv_rows(ok.get_column("text"), header, delimiter)
+    try:
+        frame = _read_csv_rows(ok.get_column("text"), header, delimiter)
+    except pl.exceptions.PolarsError:  # a line the count took for whole but the reader not
+        return _read_csv_linewise(body, header, delimiter)
     if frame.height != ok.height:  # the quote-aware count and the reader disagree
         return _read_csv_linewise(body, header, delimiter)
     return _Records(
@@ -516,8 +531,12 @@ def _has_multiline_records(body: pl.DataFrame) -> bool:
 
 
 def _field_count(delimiter: str) -> pl.Expr:
-    # Quoted sections may contain the delimiter: drop them before counting.
-    unquoted = pl.col("text").str.replace_all(r'"(?:[^"]|"")*"', "")
+    # Quoted fields may contain the delimiter: drop them before counting. A quote opens a
+    # quoted field only at the start of a field, as the readers (Polars, csv) take it; one
+    # inside a field (`SET 12" PLATE, 6" BOWL`) is a character, and the delimiter after it
+    # separates fields.
+    sep = re.escape(delimiter)
+    unquoted = pl.col("text").str.replace_all(rf'(^|{sep})"(?:[^"]|"")*"', "${1}")
     return unquoted.str.count_matches(delimiter, literal=True) + 1
 
 

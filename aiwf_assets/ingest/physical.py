@@ -8,11 +8,14 @@ quote turning the rest of a CSV into one field) cannot go unnoticed.
 A line is the bytes between two `\\n` (between two `\\r` in a file without any `\\n`:
 classic Mac line ends); it is blank when it holds nothing but ASCII
 white space (a leading UTF-8 byte-order mark is ignored, as the parser does). CSV
-records are the non-blank lines after the first one (the header), JSONL records
+records are the non-blank lines after the first one (the header; after the first two when
+the first is Excel's `sep=<c>` line), JSONL records
 the non-blank lines, Parquet records the row count in the file's footer.
 """
 
 from __future__ import annotations
+
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -54,7 +57,19 @@ def physical_records(data: bytes, fmt: Format) -> int:
         except (pa.ArrowException, OSError) as e:
             raise UnreadableFooterError(str(e)) from e
     lines = nonblank_lines(data)
-    return max(lines - 1, 0) if fmt == "csv" else lines
+    if fmt != "csv":
+        return lines
+    return max(lines - 1 - (excel_separator(data) is not None), 0)
+
+
+# Excel's first line `sep=;` names the file's delimiter; it is neither header nor record.
+_EXCEL_SEP = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n\x0b\x0c]*sep=([^\r\n])[ \t]*(?:\r|\n|$)")
+
+
+def excel_separator(data: bytes) -> str | None:
+    """The delimiter a CSV's leading `sep=<c>` line names (Excel writes one), or None."""
+    found = _EXCEL_SEP.match(data)
+    return found.group(1).decode("utf-8", "replace") if found else None
 
 
 def ends_mid_line(data: bytes) -> bool:

@@ -424,6 +424,10 @@ def parse_sources(text: str, origin: str = "sources.yaml") -> SourcesConfig:
     return parse_documents([(origin, text)])
 
 
+# Reference snapshots cleaning finds by source name, so at most one source of each.
+NAMED_REFERENCES = ("customers", "products", "stores", "promotion_plan")
+
+
 def parse_documents(documents: list[tuple[str, str]]) -> SourcesConfig:
     """Validate (origin, text) documents, later ones overlaying earlier ones: a source of
     the same name is replaced, rates of the same currency too; `enabled: false` on an entry
@@ -497,6 +501,15 @@ def parse_documents(documents: list[tuple[str, str]]) -> SourcesConfig:
                 f"channel of source {by_channel[spec.channel]!r}"
             )
         by_channel[spec.channel] = name
+    for name, spec in sources.items():
+        if spec.contract.name in NAMED_REFERENCES and name != spec.contract.name:
+            raise SourceSpecError(
+                f"{origins[name]}: sources.{name}.contract: a {spec.contract.name} source must "
+                f"be named {spec.contract.name!r} (cleaning reads the {spec.contract.name} "
+                f"snapshot from the source of that name; under another name it would publish "
+                f"cleaned.{spec.contract.name} empty): rename the entry to "
+                f"{spec.contract.name} (it then replaces the packaged one)"
+            )
     rate_files = [n for n, s in sources.items() if s.contract.name == "exchange_rates"]
     if len(rate_files) > 1:
         raise SourceSpecError(
