@@ -904,14 +904,18 @@ def test_a_west_coast_evening_is_not_in_the_future(identity: pl.DataFrame) -> No
         b"U1,01/05/2026 09:00,A,1,5.00\n"
         b"U2,01/05/2026 21:30,A,1,5.00\n"  # 05:30 UTC on the 6th: still the 5th there
         b"U3,01/06/2026 00:30,A,1,5.00\n"  # the 6th in Los Angeles too: in the future
+        b"U4,01/05/26 10:00,A,1,5.00\n"  # the year 26 by %Y
     )
     parsed = parse_landing(export, config["us_shop"], "us_shop/2026-01-05.csv")
     result = clean_orders_day({"us_shop": parsed.frame}, identity, KEY, DAY, config)
     assert sorted(result.tables["order_lines"].get_column("order_id")) == [
         "us_shop:U1", "us_shop:U2"
     ]
-    [reason] = reasons(result, "us_shop")
-    assert reason.startswith("ordered_at: in the future for a 2026-01-05 delivery")
+    future, year = reasons(result, "us_shop")
+    assert future.startswith("ordered_at: in the future for a 2026-01-05 delivery")
+    assert year.startswith(
+        "ordered_at: a year below 100: a two-digit year read by %Y? (the format needs %y)"
+    )
 
 
 # --------------------------------------------------------------------------- interactions

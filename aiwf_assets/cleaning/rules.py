@@ -328,8 +328,17 @@ def event_time(column: str, partition_date: dt.date, zone: str | None = None) ->
     end = day_end(partition_date, zone)
     return [
         Rule(column, pl.col(column) < end, f"in the future for a {partition_date} delivery"),
-        Rule(column, pl.col(column) >= EARLIEST_EVENT, "before 2000-01-01"),
+        # `05/01/26` read by a `%Y` format is the year 26: say so rather than "before 2000"
+        Rule(column, pl.col(column).dt.year() >= 100, _TWO_DIGIT_YEAR),
+        Rule(
+            column,
+            (pl.col(column) >= EARLIEST_EVENT) | (pl.col(column).dt.year() < 100),
+            "before 2000-01-01",
+        ),
     ]
+
+
+_TWO_DIGIT_YEAR = "a year below 100: a two-digit year read by %Y? (the format needs %y)"
 
 
 def day_end(day: dt.date, zone: str | None = None) -> dt.datetime:
