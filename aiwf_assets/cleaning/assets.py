@@ -69,8 +69,11 @@ from aiwf_assets.settings import Settings
 OWNER = "team:data-platform"
 # clean-2: key clashes quarantined; clean-3: a CRM customer on rows that differ only in
 # e-mail, phone or loyalty id is one customer, e-mails compared in Unicode NFC, loyalty ids
-# without spaces and dashes, lines of one order id that disagree on the order quarantined
-CLEAN_CODE_VERSION = "clean-3"
+# without spaces and dashes, lines of one order id that disagree on the order quarantined;
+# clean-4: ids in scientific notation and ambiguous ints (1.000) quarantined, e-mails
+# unwrapped (Name <addr>, mailto:), date-only times at noon UTC, the delivery day ending in
+# the source's zone, return status marks in any case
+CLEAN_CODE_VERSION = "clean-4"
 SCHEMA = "cleaned"
 
 # business key per table: content versions sort by it; lineage columns never count
