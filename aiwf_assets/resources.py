@@ -377,6 +377,10 @@ class GuardsResource(dg.ConfigurableResource):
         default=2.0, description="a sales file whose last order is this many hours earlier "
         "than on the same weekday's recent days is held back (unless chance explains it)",
     )
+    max_quarantine_share: float = Field(
+        default=0.5, description="a day quarantining more than this share of a source's rows "
+        "is held back (unless the source's usual share and chance explain it)",
+    )
 
 
 def guards_resource(settings: Settings) -> GuardsResource:
@@ -385,6 +389,7 @@ def guards_resource(settings: Settings) -> GuardsResource:
         window_days=settings.guard_window_days,
         max_reference_shrink=settings.guard_max_reference_shrink,
         early_end_hours=settings.guard_early_end_hours,
+        max_quarantine_share=settings.guard_max_quarantine_share,
     )
 
 

@@ -80,6 +80,7 @@ class Settings:
     guard_window_days: int = 28
     guard_max_reference_shrink: float = 0.2
     guard_early_end_hours: float = 2.0
+    guard_max_quarantine_share: float = 0.5
 
     # local layout -------------------------------------------------------
     @property
@@ -219,6 +220,7 @@ def _read_env(environ: dict[str, str]) -> Settings:
         guard_window_days=int(_number(environ, "AIWF_GUARD_WINDOW_DAYS", 28)),
         guard_max_reference_shrink=_number(environ, "AIWF_GUARD_MAX_REFERENCE_SHRINK", 0.2),
         guard_early_end_hours=_number(environ, "AIWF_GUARD_EARLY_END_HOURS", 2.0),
+        guard_max_quarantine_share=_number(environ, "AIWF_GUARD_MAX_QUARANTINE_SHARE", 0.5),
     )
 
 

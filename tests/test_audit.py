@@ -17,6 +17,7 @@ from aiwf_assets.cleaning.audit import (
     order_hours,
     overridden_sources,
     price_findings,
+    quarantine_finding,
     reference_finding,
     repeated_finding,
     volume_finding,
@@ -125,6 +126,51 @@ def test_early_end_inputs_count_orders_after_the_days_last_one() -> None:
 )
 def test_reference_guard(staged: int, published: int | None, held: bool) -> None:
     assert (reference_finding("customers", staged, published, T) is not None) is held
+
+
+TRAILING = "record: CSV row has 9 fields, header has 8"
+
+
+@pytest.mark.parametrize(
+    ("rows_in", "reasons", "history", "held"),
+    [
+        (4, [(TRAILING, 4)], (1, 4, 0), True),  # every row, one reason (the 2026-12-07 probe)
+        (4, [("record: not valid UTF-8", 3)], (1, 4, 0), True),  # 3 of 4, one reason
+        (4, [(TRAILING, 4)], (0, 0, 0), True),  # the first day is guarded too
+        (200, [(TRAILING, 101)], (20, 4000, 10), True),
+        (200, [(TRAILING, 100)], (20, 4000, 10), False),  # not more than half
+        (2, [("ticket_id: missing", 2)], (20, 150, 2), False),  # two bad tickets of two
+        (3, [("ticket_id: missing", 2)], (20, 150, 2), False),  # 2 of 3: chance explains it
+        # the generator's fault day of a four-ticket source: every row, four reasons
+        (4, [("a: x", 1), ("b: y", 1), ("c: z", 1), ("d: w", 1)], (20, 150, 3), False),
+        (50, [(TRAILING, 40)], (20, 1000, 700), False),  # a source that always quarantines
+        (0, [], (20, 1000, 0), False),  # an empty file: the volume guard's case
+    ],
+)
+def test_quarantine_guard(
+    rows_in: int, reasons: list[tuple[str, int]], history: tuple[int, int, int], held: bool
+) -> None:
+    quarantined = sum(n for _, n in reasons)
+    finding = quarantine_finding("pos", rows_in, quarantined, reasons, history, T)
+    assert (finding is not None) == held, finding
+
+
+def test_quarantine_guard_names_share_counts_reasons_and_override() -> None:
+    finding = quarantine_finding(
+        "uk_invoices", 300, 290,
+        [(TRAILING, 280), ("sku: missing", 6), ("quantity: not an integer", 3), ("x: y", 1)],
+        (12, 3600, 36), T,
+    )  # fmt: skip
+    assert finding == (
+        "uk_invoices: 290 of 300 row(s) quarantined, 280 (93%) for"
+        " 'record: CSV row has 9 fields, header has 8' (more than 50% of the rows for one"
+        " reason; usually 5.0% quarantined over 12 published day(s), chance 0);"
+        " other reasons: 'sku: missing' x 6; 'quantity: not an integer' x 3; and 1 more"
+        " kind(s); a changed export format (delimiter, encoding, columns)? To publish the day"
+        " with these rows in quarantine: run tag aiwf/accept_drop=uk_invoices"
+    )
+    strict = GuardThresholds(max_quarantine_share=0.95)
+    assert quarantine_finding("uk_invoices", 300, 290, [(TRAILING, 280)], (0, 0, 0), strict) is None
 
 
 def test_overrides_are_a_deliberate_list_of_sources() -> None:

@@ -40,6 +40,7 @@ from aiwf_assets.cleaning.audit import (
     order_hours,
     overridden_sources,
     price_findings,
+    quarantine_finding,
     redelivery_finding,
     reference_finding,
     repeated_finding,
@@ -261,7 +262,10 @@ def _volume_guard(table: str, guards: GuardThresholds) -> dg.AssetCheckSpec:
             " empty or header-only, the file does not end mid-record, and a sales file's last"
             " order is not hours earlier than on the same weekday's published days"
             f" (> {guards.early_end_hours:g} h, early_end_hours, with orders missing beyond"
-            " chance: an export run before the day ended). Override"
+            " chance: an export run before the day ended), and the day does not quarantine"
+            f" more than {guards.max_quarantine_share:.0%} of a source's rows for one reason"
+            " (max_quarantine_share, beyond the source's usual share and chance: a changed"
+            " export format). Override"
             f" deliberately with the run tag {OVERRIDE_TAG}=<source,...>."
         ),
     )
@@ -608,13 +612,15 @@ def _audit_day(
         audit.contract[table] += [f"{partition}: {m}" for m in located]
         audit.rows_checked[table] += staged.height
         findings += [Finding(m) for m in located]
+        if table == "quarantine":
+            today_reasons = quarantine_by_reason(staged)
         if table == "order_lines":
             today_hours = order_hours(staged)
             audit.prices += [
                 f"{partition}: {f}"
                 for f in price_findings(staged, products, PlausibilityThresholds())
             ]
-    history, published = _published_counts(wh, day, thresholds.window_days)
+    history, published, quarantined = _published_counts(wh, day, thresholds.window_days)
     weekday_hours = _same_weekday_order_hours(wh, day, thresholds.window_days)
     for source in accounting.iter_rows(named=True):
         table = channels.table_of(source["channel"])
@@ -642,6 +648,12 @@ def _audit_day(
                 ),
                 thresholds,
             ) if source["channel"] in channels.orders else None,
+            quarantine_finding(
+                source["channel"], source["rows_in"], source["rows_quarantined"],
+                today_reasons.filter(pl.col("channel") == source["channel"])
+                .select("reason", "rows").rows(),
+                quarantined.get(source["channel"], (0, 0, 0)), thresholds,
+            ),
         ]
         for finding in filter(None, guarded):
             if is_overridden(source["channel"], overrides):
@@ -685,26 +697,33 @@ def _read_staged(wh: Warehouse, sql: str, params: list | None = None) -> pl.Data
 
 def _published_counts(
     wh: Warehouse, day: dt.date, window_days: int
-) -> tuple[dict[str, list[int]], dict[str, int]]:
+) -> tuple[dict[str, list[int]], dict[str, int], dict[str, tuple[int, int, int]]]:
     """Records read per source, from one read of the file accounting: on its published days
     in the window before `day` (the volume guard's history), and on `day` itself if it was
-    published already (the delivery a re-delivery replaces; none yet: absent)."""
+    published already (the delivery a re-delivery replaces; none yet: absent); and per
+    source its published days, rows in and rows quarantined in the window before `day`
+    (the quarantine guard's history)."""
     table = f"{SCHEMA}.{FILE_ACCOUNTING}"
     if not wh.table_exists(table):
-        return {}, {}
+        return {}, {}, {}
     rows = wh.query(
-        f"SELECT {PARTITION_COLUMN}, channel, rows_in FROM {table}"
+        f"SELECT {PARTITION_COLUMN}, channel, rows_in, rows_quarantined FROM {table}"
         f" WHERE {PARTITION_COLUMN} <= ? AND {PARTITION_COLUMN} >= ?",
         [day, day - dt.timedelta(days=window_days)],
     )
     history: dict[str, list[int]] = {}
     published: dict[str, int] = {}
-    for delivered, channel, records in rows.iter_rows():
+    quarantined: dict[str, tuple[int, int, int]] = {}
+    for delivered, channel, records, rejected in rows.iter_rows():
         if delivered == day:
             published[channel] = int(records)
         else:
             history.setdefault(channel, []).append(int(records))
-    return history, published
+            days, rows_in, rows_quarantined = quarantined.get(channel, (0, 0, 0))
+            quarantined[channel] = (
+                days + 1, rows_in + int(records), rows_quarantined + int(rejected)
+            )
+    return history, published, quarantined
 
 
 _ORDER_TIMES = {
@@ -773,6 +792,7 @@ def thresholds_of(guards: GuardsResource) -> GuardThresholds:
         window_days=guards.window_days,
         max_reference_shrink=guards.max_reference_shrink,
         early_end_hours=guards.early_end_hours,
+        max_quarantine_share=guards.max_quarantine_share,
     )
 
 

@@ -17,6 +17,11 @@ Guards (thresholds in `GuardThresholds`, documented in DATA_CONTRACTS.md):
   (an export run before the day ended: complete records, just too few);
 - reference shrink: a reference table that would lose more than `max_reference_shrink`
   of its published rows, or become empty;
+- quarantine share: a daily source whose day quarantines more than `max_quarantine_share`
+  of its rows for one kind of reason, where the source's usual share (its published days
+  in the window, at least `USUAL_QUARANTINE_FLOOR`) explains that many with a chance under
+  `max_chance` (a changed export: a trailing delimiter, another encoding, a renamed
+  column, a title line);
 - re-delivery shrink: a daily file delivered again for a day already published that reads
   more than `max_reference_shrink` fewer records than the published delivery (rows would
   vanish from a day nobody looks at again).
@@ -31,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
-from scipy.stats import poisson
+from scipy.stats import binom, poisson
 
 from aiwf_assets.cleaning.contracts import CheckFailure
 
@@ -49,6 +54,9 @@ class GuardThresholds:
     # are (and whose volume is not explained by noise) reads as an export run too early;
     # above the hour a daylight-saving change moves every UTC time
     early_end_hours: float = 2.0
+    # a day whose file quarantines more than this share of its rows (beyond chance) reads
+    # as an export whose format changed; the generator's days with faults stay far below
+    max_quarantine_share: float = 0.5
 
 
 def overridden_sources(tags: Mapping[str, str]) -> frozenset[str]:
@@ -166,6 +174,57 @@ def early_end_finding(
         f"over {len(same_weekday)} published week(s) ({_clock(earliest)}), when a median "
         f"of {later:g} order(s) came later (chance {chance:.1g} that none would); an export "
         "run before the day ended?"
+    )
+
+
+# A source's usual quarantine share is taken as at least this: a history without a single
+# bad row must not make two bad rows of a three-row day a broken file.
+USUAL_QUARANTINE_FLOOR = 0.05
+
+
+def quarantine_finding(
+    source: str,
+    rows_in: int,
+    quarantined: int,
+    reasons: Sequence[tuple[str, int]],
+    history: tuple[int, int, int],
+    thresholds: GuardThresholds,
+) -> str | None:
+    """Why a daily source's day quarantines too many of its rows to be published, or None.
+
+    `reasons`: (kind of reason, rows) of the day's quarantined rows, most frequent first
+    (`quarantine.by_reason`); `history`: (published days, rows in, rows quarantined) of the
+    source in the window. The share that counts is of the rows quarantined for the most
+    frequent kind of reason: a changed export (a trailing delimiter, another encoding, a
+    renamed column, a title line, decimal commas) gives every row the same reason, while
+    a few broken records of a tiny day each have their own (the generator's fault days
+    quarantine every row of a four-ticket day, for four reasons). Held back when that
+    share is above `max_quarantine_share` *and* a binomial count at the source's usual
+    share (its history's, at least USUAL_QUARANTINE_FLOOR) reaches it with a chance under
+    `max_chance`: a tiny day with a bad row or two passes, and so does a source that
+    always quarantines this much.
+    """
+    if rows_in == 0 or not reasons:
+        return None
+    reason, alike = reasons[0]
+    share = alike / rows_in
+    if share <= thresholds.max_quarantine_share:
+        return None
+    days, past_in, past_quarantined = history
+    usual = max(past_quarantined / past_in if past_in else 0.0, USUAL_QUARANTINE_FLOOR)
+    chance = float(binom.sf(alike - 1, rows_in, usual))
+    if chance >= thresholds.max_chance:
+        return None
+    others = "; ".join(f"{r!r} x {n}" for r, n in reasons[1:_SHOWN])
+    more = f"; and {len(reasons) - _SHOWN} more kind(s)" if len(reasons) > _SHOWN else ""
+    other_reasons = f"; other reasons: {others}{more}" if others else ""
+    return (
+        f"{source}: {quarantined} of {rows_in} row(s) quarantined, {alike} ({share:.0%}) for"
+        f" {reason!r} (more than {thresholds.max_quarantine_share:.0%} of the rows for one"
+        f" reason; usually {usual:.1%} quarantined over {days} published day(s), chance"
+        f" {chance:.1g}){other_reasons}; a changed export format (delimiter, encoding,"
+        f" columns)? To publish the day with these rows in quarantine: run tag"
+        f" {OVERRIDE_TAG}={source}"
     )
 
 

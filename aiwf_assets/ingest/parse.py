@@ -100,6 +100,8 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
     file's record count taken from its bytes (`physical.physical_records`): the lines
     its records span add up to it, which cleaning checks.
     """
+    if spec.encoding != "utf-8" and spec.format != "parquet":
+        data = _as_utf8(data, spec.encoding)
     if not data.strip():
         return ParseResult(raw_schema(spec).to_frame())
     if spec.format == "parquet":
@@ -142,6 +144,14 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
         pl.lit(truncated, pl.Boolean).alias("_file_ends_mid_record"),
     ).select(list(raw_schema(spec)))
     return ParseResult(_number_sequences(_made_unique(frame, spec), spec), *drift)
+
+
+def _as_utf8(data: bytes, encoding: str) -> bytes:
+    """A text file's bytes in `encoding` as UTF-8, before any line is read: line breaks stay
+    where they are (so do line numbers and the counts from the bytes). A byte the codec
+    does not define (0x81 in cp1252) is kept as it was, so its line is quarantined as not
+    valid UTF-8, like any other unreadable line, and the rest is read."""
+    return data.decode(encoding, "surrogateescape").encode("utf-8", "surrogateescape")
 
 
 def _with_spans(frame: pl.DataFrame) -> pl.DataFrame:

@@ -9,6 +9,7 @@ of a known kind needs only a YAML entry. See docs/SOURCES.md.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -286,6 +287,8 @@ class SourceSpec:
     explode: ExplodeSpec | None = None
     channel: str | None = None  # order channels: the cleaned `channel` value
     delimiter: str = ","
+    # csv/jsonl: the codec of the bytes (Python's name, e.g. cp1252); parsed as UTF-8 after
+    encoding: str = "utf-8"
     ignore: tuple[str, ...] = ()  # source fields deliberately unmapped (not drift)
     # order sources: product codes that are not merchandise (postage, fees, ...) -> their kind
     non_merchandise: Mapping[str, str] = field(default_factory=dict)
@@ -546,6 +549,7 @@ _SOURCE_KEYS = {
     "format",
     "landing",
     "delimiter",
+    "encoding",
     "ignore",
     "columns",
     "explode",
@@ -604,6 +608,7 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         raise SourceSpecError(f"{where}.delimiter: only csv sources have a delimiter")
     if not (isinstance(delimiter, str) and len(delimiter) == 1 and delimiter not in '"\r\n'):
         raise SourceSpecError(f"{where}.delimiter: one character, got {delimiter!r}")
+    encoding = _encoding(entry, fmt, where)
     ignore = _str_list(entry.get("ignore", []), f"{where}.ignore")
 
     columns = _columns(entry.get("columns"), contract, f"{where}.columns", allow_sequence=True)
@@ -634,6 +639,7 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         explode=explode,
         channel=channel,
         delimiter=delimiter,
+        encoding=encoding,
         ignore=ignore,
         non_merchandise=non_merchandise,
         returns=returns,
@@ -644,6 +650,27 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
     if returns is not None and returns.status_values and spec.column("line_status") is None:
         raise SourceSpecError(f"{where}.returns.status: map the line_status column first")
     return spec
+
+
+def _encoding(entry: Mapping[str, Any], fmt: str, where: str) -> str:
+    """The declared codec under Python's own name (`latin-1` -> `iso8859-1`, `UTF8` ->
+    `utf-8`), so writing the default out changes nothing."""
+    if "encoding" not in entry:
+        return "utf-8"
+    name = entry["encoding"]
+    if fmt == "parquet":
+        raise SourceSpecError(f"{where}.encoding: only csv and jsonl sources have an encoding")
+    try:
+        info = codecs.lookup(name) if isinstance(name, str) else None
+    except LookupError:
+        info = None
+    if info is None or not info._is_text_encoding:
+        raise SourceSpecError(
+            f"{where}.encoding: {name!r} is not a text encoding Python knows (e.g. utf-8,"
+            " cp1252, latin-1, utf-16; https://docs.python.org/3/library/codecs.html"
+            "#standard-encodings)"
+        )
+    return info.name
 
 
 def _non_merchandise(value: Any, where: str) -> dict[str, str]:
