@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import polars as pl
 
+from aiwf_assets.checks import in_step_check
 from aiwf_assets.cleaning import CleanResult, content_version
 from aiwf_assets.cleaning import clean_interactions_day as clean_interactions
 from aiwf_assets.cleaning import clean_orders_day as clean_orders
@@ -156,14 +157,14 @@ def _spec(name: str, deps: list[str]) -> dg.AssetSpec:
 
 
 def _contract_check(table: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
+    return in_step_check(
         "pandera_contract", asset=table, blocking=True,
         description=f"The pandera contract for cleaned.{table} holds on every written row.",
     )
 
 
 def _accounting_check(table: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
+    return in_step_check(
         "rows_add_up", asset=table, blocking=True,
         description=(
             "Per channel and day: rows in = cleaned + quarantined + duplicates removed, and "
@@ -253,7 +254,7 @@ FILE_ACCOUNTING = "file_accounting"
 
 
 def _volume_guard(table: str, guards: GuardThresholds) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
+    return in_step_check(
         "volume_guard", asset=table, blocking=True,
         description=(
             "Per source and day: records not far below the trailing median of the published"
@@ -272,7 +273,7 @@ def _volume_guard(table: str, guards: GuardThresholds) -> dg.AssetCheckSpec:
 
 
 def _plausibility_check(table: str, name: str, description: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=table, blocking=False, description=description)
+    return in_step_check(name, asset=table, blocking=False, description=description)
 
 
 def build_clean_daily(
@@ -843,7 +844,7 @@ def _reason_counts(quarantine: pl.DataFrame) -> dg.MetadataValue:
 
 
 def _reference_guard(table: str, guards: GuardThresholds) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
+    return in_step_check(
         "reference_guard", asset=table, blocking=True,
         description=(
             "The new snapshot is not empty and has at most"

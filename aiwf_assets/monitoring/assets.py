@@ -21,6 +21,7 @@ import dagster as dg
 import polars as pl
 
 from aiwf_assets.automation.policies import RETRAIN_METADATA_KEY
+from aiwf_assets.checks import in_step_check
 from aiwf_assets.ingest.spec import SourcesConfig
 from aiwf_assets.io.model_store import ModelStore
 from aiwf_assets.io.parquet_store import ParquetStore
@@ -106,12 +107,12 @@ FEATURE_DRIFT_CHECKS = [
     kinds={"python", "polars"},
     code_version=CODE_VERSION,
     check_specs=[
-        dg.AssetCheckSpec(
+        in_step_check(
             "drift_below_warning",
             asset="feature_drift",
             description="No feature's PSI or KS reaches the warning threshold (WARN).",
         ),
-        dg.AssetCheckSpec(
+        in_step_check(
             "drift_below_retrain_threshold",
             asset="feature_drift",
             description="No feature's PSI or KS reaches the retrain threshold; when it "
@@ -179,7 +180,7 @@ def drift_thresholds(thresholds: MonitoringThresholds) -> drift.DriftThresholds:
     kinds={"python", "polars"},
     code_version=CODE_VERSION,
     check_specs=[
-        dg.AssetCheckSpec(
+        in_step_check(
             "prediction_drift_below_warning",
             asset="prediction_drift",
             description="The churn risk distribution's PSI/KS against the champion's first "
@@ -265,14 +266,14 @@ def _performance_check(
     kinds={"python", "scikit-learn"},
     code_version=CODE_VERSION,
     check_specs=[
-        dg.AssetCheckSpec(
+        in_step_check(
             "churn_performance",
             asset="model_performance",
             description="Live ROC AUC of the newest matured churn snapshot is within the "
             "tolerance of the champion's holdout AUC; a failure retrains churn_model.",
             metadata={RETRAIN_METADATA_KEY: "churn_model"},
         ),
-        dg.AssetCheckSpec(
+        in_step_check(
             "demand_performance",
             asset="model_performance",
             description="Live WAPE of the newest fully observed forecast is within the "
@@ -360,7 +361,7 @@ def daily_sources(sources: SourcesConfig) -> dict[str, str]:
 
 def _health_check_specs() -> list[dg.AssetCheckSpec]:
     specs = [
-        dg.AssetCheckSpec(
+        in_step_check(
             name,
             asset="pipeline_health",
             description=f"Per source and day, {metric} is within the range expected from the "
@@ -369,7 +370,7 @@ def _health_check_specs() -> list[dg.AssetCheckSpec]:
         for metric, name in METRIC_CHECKS.items()
     ]
     specs.append(
-        dg.AssetCheckSpec(
+        in_step_check(
             FOREST_CHECK,
             asset="pipeline_health",
             description="With at least 30 previous days, no source-day is more isolated (all "

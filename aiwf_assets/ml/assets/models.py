@@ -16,6 +16,7 @@ import polars as pl
 from pydantic import Field
 
 from aiwf_assets.automation.policies import MIN_HISTORY_METADATA_KEY
+from aiwf_assets.checks import in_step_check
 from aiwf_assets.io.warehouse import Warehouse
 from aiwf_assets.k8s import HEAVY_TRAINING_TAGS
 from aiwf_assets.ml import churn, demand, recommend, segmentation
@@ -214,8 +215,8 @@ def model_result(
 
 
 def promotion_check(asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        name="promotion",
+    return in_step_check(
+        "promotion",
         asset=asset,
         blocking=True,
         description=(
