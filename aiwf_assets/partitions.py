@@ -50,19 +50,34 @@ def outside_window_message(
     window up to AIWF_PARTITION_END that is not over yet (UTC) is said apart: Dagster makes a daily
     partition only once its day has ended, even when AIWF_PARTITION_END is later, so no
     setting brings it in before then (data dated ahead of the clock: a sender's wrong
-    clock, or generated data)."""
+    clock, or generated data). A day after AIWF_PARTITION_END that is over already waits
+    for nothing: the message says to raise the end (which `aiwf demo` pins)."""
     first, last = window(partitions)
     today_key = (today or dt.datetime.now(dt.UTC).date()).isoformat()
     not_over = sorted(d for d in days if last and today_key <= d <= last and d >= first)
     outside = sorted(d for d in days if d not in not_over)
     end = f"AIWF_PARTITION_END={last}" if last else "today"
+    # past the end and over already: no waiting brings them in, only a later end
+    past_end = [d for d in outside if last and last < d < today_key]
+    remedies = []
+    if any(d < first for d in outside):
+        remedies.append("set AIWF_PARTITION_START to an earlier day to take earlier files")
+    if past_end:
+        remedies.append(
+            f"day(s) after the end are over already: set AIWF_PARTITION_END to {past_end[-1]}"
+            " or later to take them (in the environment, or in aiwf.env in AIWF_HOME, where"
+            " `aiwf demo` pins the window to the days it generated)"
+        )
+    if any(d >= first and d not in past_end for d in outside):
+        remedies.append(
+            "later files wait for their day (or a later AIWF_PARTITION_END)"
+            if last else "later files wait for their day"
+        )
     parts = []
     if outside:
         parts.append(
             f"day(s) {', '.join(outside)} outside the daily partition window (from "
-            f"AIWF_PARTITION_START={first} to {end}, UTC): set "
-            "AIWF_PARTITION_START to an earlier day to take earlier files; later files wait "
-            "for their day (or a later AIWF_PARTITION_END)"
+            f"AIWF_PARTITION_START={first} to {end}, UTC): {', and '.join(remedies)}"
         )
     if not_over:
         parts.append(

@@ -381,6 +381,10 @@ class GuardsResource(dg.ConfigurableResource):
         default=0.5, description="a day quarantining more than this share of a source's rows "
         "is held back (unless the source's usual share and chance explain it)",
     )
+    max_cross_day_share: float = Field(
+        default=0.5, description="a day whose order, ticket or session ids were mostly "
+        "delivered on other days already (another day's file under its name) is held back",
+    )
 
 
 def guards_resource(settings: Settings) -> GuardsResource:
@@ -390,6 +394,7 @@ def guards_resource(settings: Settings) -> GuardsResource:
         max_reference_shrink=settings.guard_max_reference_shrink,
         early_end_hours=settings.guard_early_end_hours,
         max_quarantine_share=settings.guard_max_quarantine_share,
+        max_cross_day_share=settings.guard_max_cross_day_share,
     )
 
 

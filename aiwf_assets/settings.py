@@ -81,6 +81,7 @@ class Settings:
     guard_max_reference_shrink: float = 0.2
     guard_early_end_hours: float = 2.0
     guard_max_quarantine_share: float = 0.5
+    guard_max_cross_day_share: float = 0.5
 
     # local layout -------------------------------------------------------
     @property
@@ -221,6 +222,7 @@ def _read_env(environ: dict[str, str]) -> Settings:
         guard_max_reference_shrink=_number(environ, "AIWF_GUARD_MAX_REFERENCE_SHRINK", 0.2),
         guard_early_end_hours=_number(environ, "AIWF_GUARD_EARLY_END_HOURS", 2.0),
         guard_max_quarantine_share=_number(environ, "AIWF_GUARD_MAX_QUARANTINE_SHARE", 0.5),
+        guard_max_cross_day_share=_number(environ, "AIWF_GUARD_MAX_CROSS_DAY_SHARE", 0.5),
     )
 
 

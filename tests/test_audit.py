@@ -11,6 +11,7 @@ from aiwf_assets.cleaning.audit import (
     GuardThresholds,
     PlausibilityThresholds,
     contract_finding,
+    cross_day_finding,
     early_end_finding,
     early_end_inputs,
     is_overridden,
@@ -233,3 +234,33 @@ def test_a_file_with_every_record_twice_is_unusual_but_a_till_scanning_twice_is_
 def test_without_history_only_sales_sources_need_a_record() -> None:
     assert volume_finding("crm_tickets", 0, [], T, floor=0) is None
     assert volume_finding("web_orders", 0, [], T, floor=1) is not None
+
+
+@pytest.mark.parametrize(
+    ("keys", "first_delivered", "held"),
+    [
+        (178, [("2026-01-10", 178)], True),  # yesterday's file under today's name
+        (178, [("2026-01-10", 89)], False),  # half: not most
+        (178, [("2026-01-10", 60), ("2026-01-09", 40)], True),  # most, over two days
+        (300, [("2026-01-10", 6)], False),  # a few late re-sent orders
+        (4, [("2026-01-10", 4)], False),  # a quiet desk's day: too few to tell
+        (0, [], False),
+    ],
+)
+def test_cross_day_guard(keys: int, first_delivered: list[tuple[str, int]], held: bool) -> None:
+    assert (cross_day_finding("web_orders", "order", keys, first_delivered, T) is not None) is held
+
+
+def test_cross_day_guard_names_the_share_the_days_and_the_override() -> None:
+    one = cross_day_finding("web_orders", "order", 178, [("2026-01-10", 178)], T)
+    assert one is not None and one.startswith(
+        "web_orders: 178 of 178 order(s) were already delivered on 2026-01-10: the same file"
+        " under another day's name?"
+    )
+    assert one.endswith("run tag aiwf/accept_drop=web_orders")
+    days = [("2026-01-08", 10), ("2026-01-09", 50), ("2026-01-10", 30), ("2026-01-07", 5)]
+    many = cross_day_finding("crm_tickets", "ticket", 100, days, T)
+    assert many is not None and many.startswith(
+        "crm_tickets: 95 of 100 ticket(s) were already delivered on 2026-01-09 (50),"
+        " 2026-01-10 (30), 2026-01-08 (10) and 1 more day(s):"
+    )

@@ -356,3 +356,53 @@ def test_warnings_of_a_backfill_are_one_alert_per_check(
     assert hook["title"] == (
         "check daily_sales:rows_within_range failed (WARN) for 2026-01-04 and 2 more"
     )
+
+
+def test_a_warn_check_without_a_description_alerts_with_its_metadata(
+    no_channels: Settings, monkeypatch: pytest.MonkeyPatch, server: str
+) -> None:
+    """Found by the 2026-12-07 probe: the pipeline's WARN checks (health anomalies,
+    plausibility, drift) say what they found in metadata, and the alert's message was
+    empty. It carries the metadata now; a check with neither says its own description."""
+    settings = enable_channels(monkeypatch, server)
+    channels = alert_channels(settings)
+    anomalies = (
+        "| day | source | metric | value | expected |\n| --- | --- | --- | --- | --- |\n"
+        "| 2026-01-04 | web_sessions | records | 0 | 158.0 |\n"
+        "| 2026-01-04 | crm_tickets | records | 0 | 8.0 |"
+    )
+
+    @dg.asset(
+        name="pipeline_health",
+        check_specs=[
+            dg.AssetCheckSpec("volume_anomalies", asset="pipeline_health"),
+            dg.AssetCheckSpec(
+                "staleness", asset="pipeline_health",
+                description="every source delivered within a day",
+            ),
+        ],
+        partitions_def=daily_partitions,
+    )
+    def health(context: dg.AssetExecutionContext):
+        yield dg.Output(None)
+        yield dg.AssetCheckResult(
+            check_name="volume_anomalies", passed=False, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"anomalies": dg.MetadataValue.md(anomalies), "values_judged": 42},
+        )
+        yield dg.AssetCheckResult(
+            check_name="staleness", passed=False, severity=dg.AssetCheckSeverity.WARN
+        )
+
+    with dg.instance_for_test() as instance:
+        cursor = tick(instance, channels, None, (health,))
+        dg.materialize([health], partition_key="2026-01-04", instance=instance)
+        tick(instance, channels, cursor, (health,))
+    messages = {h["subject"]: h["message"] for h in (r.body for r in by_path("/hook"))}
+    assert messages == {
+        "pipeline_health:volume_anomalies": (
+            "anomalies: day=2026-01-04, source=web_sessions, metric=records, value=0,"
+            " expected=158.0 | day=2026-01-04, source=crm_tickets, metric=records, value=0,"
+            " expected=8.0; values_judged: 42"
+        ),
+        "pipeline_health:staleness": "every source delivered within a day",
+    }

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+from unittest import mock
 
 import dagster as dg
 import pyarrow.fs as pafs
@@ -331,6 +332,7 @@ class Daemon:
         self.landing = resources["landing"]
         self.instance = instance
         self.sensor_cursor: str | None = None
+        self.warnings: list[str] = []  # the last sensor tick's
         self.automation_cursor = None
         self.now = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
 
@@ -338,8 +340,9 @@ class Daemon:
         """One sensor tick; its observations are recorded as the daemon does."""
         with dg.build_sensor_context(
             instance=self.instance, cursor=self.sensor_cursor, resources={"landing": self.landing}
-        ) as context:
+        ) as context, mock.patch.object(context.log, "warning") as warning:
             result = self.sensor(context)
+        self.warnings = [call.args[0] for call in warning.call_args_list]
         for event in result.asset_events:
             self.instance.report_runless_asset_event(event)
         self.sensor_cursor = result.cursor
@@ -462,4 +465,30 @@ def test_reordered_rows_rerun_raw_and_cleaned_then_stop(daemon: Daemon, home: Se
 def test_the_sensor_cursor_can_be_lost_without_re_running_anything(daemon: Daemon) -> None:
     daemon.sensor_cursor = None
     assert daemon.observe() == []  # versions compared with what the instance recorded
+    assert daemon.settle() == []
+
+
+def test_a_deleted_published_file_is_warned_about_on_every_tick_and_retracts_nothing(
+    daemon: Daemon, home: Settings
+) -> None:
+    path = home.landing_dir / "web_orders" / f"{DAYS[1]}.jsonl"
+    kept = path.read_bytes()
+    path.unlink()
+    gone = [w for w in daemon.warnings if "gone" in w]
+    assert gone == []
+    for _ in range(2):  # the listing changed, then it did not: warned on both ticks
+        assert daemon.observe() == []
+        assert [w for w in daemon.warnings if "gone" in w] == [
+            f"landed files gone: web_orders: the landing file(s) of {DAYS[1]} were observed"
+            " before and are gone now; the published data of those days stays as it was (a"
+            " deleted file retracts nothing). Put the file back if it was removed by mistake;"
+            " to retract a day, see docs/AUTOMATION.md (Retracting a day)"
+        ]
+        assert daemon.settle() == []  # nothing runs, nothing is deleted
+    daemon.sensor_cursor = None  # a lost cursor finds it again
+    daemon.observe()
+    assert any(f"web_orders: the landing file(s) of {DAYS[1]}" in w for w in daemon.warnings)
+    path.write_bytes(kept)
+    assert daemon.observe() == []  # back as it was: nothing to observe, nothing to say
+    assert not [w for w in daemon.warnings if "gone" in w]
     assert daemon.settle() == []

@@ -174,7 +174,7 @@ def test_guard_thresholds_are_a_resource_the_launchpad_shows() -> None:
     fields = GuardsResource.model_fields
     assert set(fields) == {
         "min_volume_ratio", "window_days", "max_reference_shrink", "early_end_hours",
-        "max_quarantine_share",
+        "max_quarantine_share", "max_cross_day_share",
     }
     assert all(f.description for f in fields.values())
     for name in ("clean_daily", "clean_customers", "clean_products", "clean_stores"):

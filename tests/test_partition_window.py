@@ -57,3 +57,25 @@ def test_dagster_has_no_partition_for_a_day_that_is_not_over() -> None:
     assert partitions.has_partition_key((today - dt.timedelta(days=1)).isoformat())
     assert not partitions.has_partition_key(today.isoformat())
     assert not partitions.has_partition_key((today + dt.timedelta(days=1)).isoformat())
+
+
+def test_a_day_past_the_end_that_is_over_says_to_raise_the_end_not_to_wait() -> None:
+    """`aiwf demo` pins AIWF_PARTITION_END to its last generated day in aiwf.env: a file of
+    a later day that is long over waits for nothing (found by the 2026-12-07 probe)."""
+    partitions = daily_partitions_def("2026-01-01", "2026-03-01")
+    message = outside_window_message(["2026-03-03", "2026-03-02"], partitions, today=TODAY)
+    assert message == (
+        "day(s) 2026-03-02, 2026-03-03 outside the daily partition window (from"
+        " AIWF_PARTITION_START=2026-01-01 to AIWF_PARTITION_END=2026-03-01, UTC): day(s) after"
+        " the end are over already: set AIWF_PARTITION_END to 2026-03-03 or later to take them"
+        " (in the environment, or in aiwf.env in AIWF_HOME, where `aiwf demo` pins the window"
+        " to the days it generated)"
+    )
+    assert "wait" not in message
+    # a day past the end that is not over yet does wait for its day
+    later = outside_window_message(["2026-12-20"], partitions, today=TODAY)
+    assert later.endswith(": later files wait for their day (or a later AIWF_PARTITION_END)")
+    open_ended = daily_partitions_def("2026-01-01", None)
+    assert outside_window_message([TODAY.isoformat()], open_ended, today=TODAY).endswith(
+        ": later files wait for their day"
+    )

@@ -158,6 +158,43 @@ class CheckFailure:
     description: str | None
     partition: str | None
     run_id: str | None
+    # the evaluation's metadata as text (`metadata_summary`): most checks say what they
+    # found there, not in a description
+    details: str = ""
+
+
+MAX_DETAILS_CHARS = 600
+_ROWS_SHOWN = 3
+
+
+def metadata_summary(metadata: Mapping[str, Any], limit: int = MAX_DETAILS_CHARS) -> str:
+    """A check evaluation's metadata as one line: `key: value` per entry; a markdown table
+    (the anomaly checks') as its first rows, `column=value` each; bullets joined."""
+    parts = []
+    for key, value in metadata.items():
+        text = _metadata_text(getattr(value, "value", value))
+        if text:
+            parts.append(f"{key}: {text}")
+    line = "; ".join(parts)
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _metadata_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if not isinstance(value, str):
+        return "" if value is None else str(value)
+    lines = [line.strip() for line in value.strip().splitlines() if line.strip()]
+    if len(lines) > 2 and lines[0].startswith("|"):  # header, rule, rows
+        header = [c.strip() for c in lines[0].strip("|").split("|")]
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+        shown = [
+            ", ".join(f"{h}={c}" for h, c in zip(header, row, strict=False))
+            for row in rows[:_ROWS_SHOWN]
+        ]
+        more = f" (and {len(rows) - _ROWS_SHOWN} more)" if len(rows) > _ROWS_SHOWN else ""
+        return " | ".join(shown) + more
+    return " / ".join(line.removeprefix("- ") for line in lines)
 
 
 def is_freshness_check(check_name: str) -> bool:
@@ -165,8 +202,13 @@ def is_freshness_check(check_name: str) -> bool:
     return "freshness" in check_name
 
 
-def check_alerts(failures: Iterable[CheckFailure], webserver_url: str) -> list[Alert]:
+def check_alerts(
+    failures: Iterable[CheckFailure], webserver_url: str,
+    descriptions: Mapping[dg.AssetCheckKey, str | None] | None = None,
+) -> list[Alert]:
     """One alert per failed WARN or freshness check (its partitions together), in order.
+    The message: the latest evaluation's description and metadata (`details`), else the
+    check's own description from `descriptions`.
 
     ERROR checks are left out: a blocking one fails its run (a run-failure alert), and
     the data behind a failed non-blocking one is held back by the publishing guards.
@@ -192,7 +234,9 @@ def check_alerts(failures: Iterable[CheckFailure], webserver_url: str) -> list[A
                 kind=kind,
                 subject=subject,
                 title=title,
-                message=group[-1].description or "",
+                message=_check_message(group[-1], (descriptions or {}).get(
+                    dg.AssetCheckKey(key, check_name)
+                )),
                 # the run that evaluated it (the latest one), else the asset's checks
                 url=run_url(webserver_url, runs[-1]) if runs
                 else asset_url(webserver_url, key, view="checks"),
@@ -203,6 +247,11 @@ def check_alerts(failures: Iterable[CheckFailure], webserver_url: str) -> list[A
             )
         )
     return alerts
+
+
+def _check_message(failure: CheckFailure, spec_description: str | None) -> str:
+    said = [text for text in (failure.description, failure.details) if text]
+    return "; ".join(said) if said else (spec_description or "")
 
 
 # channels -----------------------------------------------------------------------------
@@ -457,6 +506,7 @@ def failed_check_executions(
                 partition=evaluation.partition or record.partition
                 or checked_partition(instance, evaluation),
                 run_id=record.run_id or None,
+                details=metadata_summary(evaluation.metadata or {}),
             )
             found.append((record.id, record.event.timestamp, failure))
     return sorted(found, key=lambda f: (f[1], f[0]))
@@ -530,7 +580,8 @@ def asset_alerts_tick(
         f for f in failed_check_executions(instance, graph.asset_check_keys, since)
         if f[0] not in seen
     ]
-    alerts += check_alerts([f for _, _, f in failed], webserver_url)
+    descriptions = {k: graph.get_check_spec(k).description for k in graph.asset_check_keys}
+    alerts += check_alerts([f for _, _, f in failed], webserver_url, descriptions)
     done = [(i, at) for i, at, _ in failed] + list(cursor.alerted)
     keep = tuple(sorted((i, at) for i, at in done if at > clock - EVALUATION_MARGIN_S))
     return alerts, AlertCursor(checks_after=clock, alerted=keep, freshness=states)

@@ -17,11 +17,12 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import dagster as dg
 
-from aiwf_assets.ingest.landing import files_outside_window, landing_versions
-from aiwf_assets.ingest.spec import SourcesConfig
+from aiwf_assets.ingest.landing import days_with_files, files_outside_window, landing_versions
+from aiwf_assets.ingest.spec import SourcesConfig, SourceSpec
 from aiwf_assets.resources import LandingResource
 from aiwf_assets.settings import Settings
 
@@ -69,30 +70,86 @@ def changed_observations(
     ]
 
 
+def vanished_days(
+    instance: dg.DagsterInstance,
+    spec: SourceSpec,
+    landing: LandingResource,
+    partitions: dg.DailyPartitionsDefinition,
+) -> list[str]:
+    """Days of a daily source whose file was observed once and is gone from the landing
+    zone now (a file still being written counts as there). One query for all of them."""
+    listed = days_with_files(spec, landing, partitions)
+    missing = [day for day in partitions.get_partition_keys() if day not in listed]
+    if not missing:
+        return []
+    key = dg.AssetKey(f"landing_{spec.name}")
+    # every partition among `missing` with a data version recorded since the first event
+    observed = instance.event_log_storage.get_updated_data_version_partitions(key, missing, 0)
+    return sorted(observed)
+
+
+def vanished_message(source: str, days: list[str]) -> str:
+    """The landing sensor's warning for a source's vanished files."""
+    shown = ", ".join(days[:10]) + (f" and {len(days) - 10} more" if len(days) > 10 else "")
+    return (
+        f"{source}: the landing file(s) of {shown} were observed before and are gone now;"
+        " the published data of those days stays as it was (a deleted file retracts"
+        " nothing). Put the file back if it was removed by mistake; to retract a day, see"
+        " docs/AUTOMATION.md (Retracting a day)"
+    )
+
+
+@dataclass
+class LandingCursor:
+    """What the landing sensor keeps between ticks: per source the digest of its listing,
+    and the days whose observed file is gone (warned about on every tick until the file
+    is back; found again only when the source's listing changes)."""
+
+    digests: dict[str, str] = field(default_factory=dict)
+    vanished: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None) -> LandingCursor:
+        data = json.loads(text) if text else {}
+        if "digests" not in data:  # none yet, or the digests alone: every source afresh
+            return cls()
+        return cls(data["digests"], data["vanished"])
+
+    def to_json(self) -> str:
+        return json.dumps({"digests": self.digests, "vanished": self.vanished}, sort_keys=True)
+
+
 def observe_landing(
     instance: dg.DagsterInstance,
     landing: LandingResource,
-    digests: Mapping[str, str],
+    previous: LandingCursor,
     sources: SourcesConfig,
     partitions: dg.DailyPartitionsDefinition,
     settled_before: dt.datetime | None = None,
-) -> tuple[list[dg.AssetObservation], dict[str, str]]:
-    """Observations for what changed in the landing zone, and the new per-source digests.
+) -> tuple[list[dg.AssetObservation], LandingCursor]:
+    """Observations for what changed in the landing zone, and the new cursor.
 
-    `digests` (source -> digest of its listing) is the previous pass; a source whose
-    digest is unchanged costs one listing. For the others, the versions are compared
-    with what the instance last recorded, partition by partition. `settled_before`: files
-    written later are left for a later pass (None: every file counts).
+    `previous.digests` (source -> digest of its listing) is the previous pass; a source
+    whose digest is unchanged costs one listing. For the others, the versions are compared
+    with what the instance last recorded, partition by partition, and a daily source's
+    days with an observation but no file any more are looked up (`vanished_days`).
+    `settled_before`: files written later are left for a later pass (None: every file
+    counts).
     """
     events: list[dg.AssetObservation] = []
-    current: dict[str, str] = {}
+    current = LandingCursor()
     for spec in sources.sources.values():
         versions = landing_versions(spec, landing, partitions, settled_before)
-        current[spec.name] = versions_digest(versions)
-        if digests.get(spec.name) != current[spec.name]:
+        current.digests[spec.name] = versions_digest(versions)
+        if previous.digests.get(spec.name) != current.digests[spec.name]:
             key = dg.AssetKey(f"landing_{spec.name}")
             known = last_observed(instance, key, list(versions))
             events += changed_observations(key, versions, known)
+            gone = vanished_days(instance, spec, landing, partitions) if spec.contract.daily else []
+        else:
+            gone = previous.vanished.get(spec.name, [])
+        if gone:
+            current.vanished[spec.name] = gone
     return events, current
 
 
@@ -105,7 +162,7 @@ def record_landing_observations(
     """Record the landing zone's current versions now (e.g. after `aiwf demo` materialised
     raw directly): the sensor then finds nothing new and nothing re-runs. Returns how
     many observations were recorded."""
-    events, _ = observe_landing(instance, landing, {}, sources, partitions)
+    events, _ = observe_landing(instance, landing, LandingCursor(), sources, partitions)
     for event in events:
         instance.report_runless_asset_event(event)
     return len(events)
@@ -126,21 +183,25 @@ def landing_observation_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Lists every landing folder, hashes new or touched files (sha256, cached by size "
-            "and mtime) and records an observation for each partition whose content changed."
+            "and mtime) and records an observation for each partition whose content changed;"
+            " warns about files outside the partition window and observed files now gone."
         ),
     )
     def _sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
-        previous = json.loads(context.cursor) if context.cursor else {}
+        previous = LandingCursor.parse(context.cursor)
         settle = settings.landing_settle_s
         settled_before = (
             dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settle) if settle > 0 else None
         )
-        events, digests = observe_landing(
+        events, cursor = observe_landing(
             context.instance, landing, previous, sources, partitions, settled_before
         )
         for problem in files_outside_window(sources.sources.values(), landing, partitions):
             context.log.warning(f"landed files not observed: {problem}")
-        return dg.SensorResult(asset_events=events, cursor=json.dumps(digests, sort_keys=True))
+        # a vanished file is more often a cleanup than a retraction: said, never acted on
+        for source, days in sorted(cursor.vanished.items()):
+            context.log.warning(f"landed files gone: {vanished_message(source, days)}")
+        return dg.SensorResult(asset_events=events, cursor=cursor.to_json())
 
     return _sensor
 

@@ -34,6 +34,7 @@ from aiwf_assets.cleaning.audit import (
     GuardThresholds,
     PlausibilityThresholds,
     contract_finding,
+    cross_day_finding,
     early_end_finding,
     early_end_inputs,
     ends_mid_record,
@@ -47,7 +48,7 @@ from aiwf_assets.cleaning.audit import (
     repeated_finding,
     volume_finding,
 )
-from aiwf_assets.cleaning.clean import no_reference
+from aiwf_assets.cleaning.clean import interaction_kind, no_reference
 from aiwf_assets.cleaning.contracts import table_schema, validate_table
 from aiwf_assets.cleaning.quarantine import by_day as quarantine_by_day
 from aiwf_assets.cleaning.quarantine import by_reason as quarantine_by_reason
@@ -128,6 +129,15 @@ class Channels:
 
     def table_of(self, channel: str) -> str:
         return "order_lines" if channel in self.orders else "interactions"
+
+    def key_group(self, channel: str) -> tuple[str, str]:
+        """Which business keys a source's records have, as `delivered_keys` groups them
+        (the orders' channel or the interactions' kind), and what one is called."""
+        spec = self.sources[channel]
+        if channel in self.orders:
+            return spec.channel, "order"
+        kind = interaction_kind(spec.contract.name)
+        return kind, kind
 
     @property
     def rates(self) -> SourceSpec | None:
@@ -266,7 +276,10 @@ def _volume_guard(table: str, guards: GuardThresholds) -> dg.AssetCheckSpec:
             " chance: an export run before the day ended), and the day does not quarantine"
             f" more than {guards.max_quarantine_share:.0%} of a source's rows for one reason"
             " (max_quarantine_share, beyond the source's usual share and chance: a changed"
-            " export format). Override"
+            " export format), and not more than"
+            f" {guards.max_cross_day_share:.0%} of a source's order, ticket or session ids"
+            " were delivered on other days already (max_cross_day_share: another day's file"
+            " under this day's name). Override"
             f" deliberately with the run tag {OVERRIDE_TAG}=<source,...>."
         ),
     )
@@ -356,6 +369,9 @@ class _DailyAudit:
     cut_short: set[str] = field(default_factory=set)
     # lines converted at the constant rate although a dated rate file is declared
     rate_fallbacks: list[pl.DataFrame] = field(default_factory=list)
+    # the business keys of the run's days audited so far (`delivered_keys`, with their
+    # day): a range run's held days are not published, yet their files were delivered
+    delivered: list[pl.DataFrame] = field(default_factory=list)
 
 
 def run_token(run_id: str) -> str:
@@ -602,6 +618,7 @@ def _audit_day(
     """Every blocking check of one staged day; returns its blocking findings."""
     partition = day.isoformat()
     findings: list[Finding] = []
+    today_keys: list[pl.DataFrame] = []
     for table in DAILY_TABLES:
         staged = _read_staged(
             wh, f"SELECT * FROM {staging[table]} WHERE {PARTITION_COLUMN} = ?", [day]
@@ -615,6 +632,8 @@ def _audit_day(
         findings += [Finding(m) for m in located]
         if table == "quarantine":
             today_reasons = quarantine_by_reason(staged)
+        if table in ("orders", "interactions"):
+            today_keys.append(delivered_keys(table, staged))
         if table == "order_lines":
             today_hours = order_hours(staged)
             audit.prices += [
@@ -623,13 +642,27 @@ def _audit_day(
             ]
     history, published, quarantined = _published_counts(wh, day, thresholds.window_days)
     weekday_hours = _same_weekday_order_hours(wh, day, thresholds.window_days)
+    keys = pl.concat(today_keys).unique()
+    elsewhere = first_deliveries(
+        keys, pl.concat([_published_keys(wh, staging, day), *audit.delivered])
+    )
+    audit.delivered.append(keys.with_columns(pl.lit(day).alias(PARTITION_COLUMN)))
     for source in accounting.iter_rows(named=True):
         table = channels.table_of(source["channel"])
         counts = accounting.filter(pl.col("channel") == source["channel"])
         audit.accounting[table].append(counts)
         # a cleaning bug: never overridden
         findings += [Finding(m) for m in accounting_findings(counts)]
+        group, noun = channels.key_group(source["channel"])
+        cross_day = cross_day_finding(
+            source["channel"], noun, keys.filter(pl.col("group") == group).height,
+            elsewhere.filter(pl.col("group") == group).select("first", "keys").rows(),
+            thresholds,
+        )
         guarded = [
+            # first: another day's file under this name also reads as a re-delivery that
+            # shrank or an export taken early, whose findings would mislead
+            cross_day,
             volume_finding(
                 source["channel"], source["rows_in"], history.get(source["channel"], []),
                 thresholds, floor=1 if source["channel"] in channels.orders else 0,
@@ -638,7 +671,7 @@ def _audit_day(
                 f"{source['channel']}: the file ends mid-record (its last line is cut off"
                 " and unreadable): a truncated delivery?"
             ) if source["channel"] in audit.cut_short else None,
-            redelivery_finding(
+            None if cross_day else redelivery_finding(
                 source["channel"], source["rows_in"], published.get(source["channel"]),
                 thresholds,
             ),
@@ -648,7 +681,7 @@ def _audit_day(
                     today_hours, weekday_hours, channels.sources[source["channel"]].channel
                 ),
                 thresholds,
-            ) if source["channel"] in channels.orders else None,
+            ) if source["channel"] in channels.orders and not cross_day else None,
             quarantine_finding(
                 source["channel"], source["rows_in"], source["rows_quarantined"],
                 today_reasons.filter(pl.col("channel") == source["channel"])
@@ -727,6 +760,53 @@ def _published_counts(
     return history, published, quarantined
 
 
+_KEY_COLUMNS = {"orders": ("channel", "order_id"), "interactions": ("kind", "interaction_id")}
+_KEYS = pl.Schema({"group": pl.String(), "key": pl.String(), PARTITION_COLUMN: pl.Date()})
+
+
+def delivered_keys(table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """The business keys of a day's cleaned `orders` or `interactions` rows, by group (the
+    orders' channel, the interactions' kind): what the cross-day guard compares."""
+    group, key = _KEY_COLUMNS[table]
+    return frame.select(
+        pl.col(group).cast(pl.String).alias("group"), pl.col(key).cast(pl.String).alias("key")
+    )
+
+
+def first_deliveries(keys: pl.DataFrame, delivered: pl.DataFrame) -> pl.DataFrame:
+    """Per group and day, how many of `keys` (group, key) were first delivered on that day
+    among `delivered` (group, key, partition_date: other days' keys), as ISO days."""
+    return (
+        keys.join(delivered, on=["group", "key"], how="inner")
+        .group_by("group", "key")
+        .agg(first=pl.col(PARTITION_COLUMN).min())
+        .group_by("group", "first")
+        .agg(keys=pl.len())
+        .with_columns(pl.col("first").dt.to_string())
+        .sort("group", "first")
+    )
+
+
+def _published_keys(wh: Warehouse, staging: dict[str, str], day: dt.date) -> pl.DataFrame:
+    """The published keys of other days that the staged `day` delivers again (group, key,
+    partition_date), found in the warehouse: the history is never read whole."""
+    frames = [pl.DataFrame(schema=_KEYS)]
+    for table in ("orders", "interactions"):
+        group, key = _KEY_COLUMNS[table]
+        relation = f"{SCHEMA}.{table}"
+        if not wh.table_exists(relation):
+            continue
+        found = wh.query(
+            f"SELECT p.{group} AS \"group\", p.{key} AS key, p.{PARTITION_COLUMN}"
+            f" FROM {relation} p JOIN {staging[table]} s"
+            f" ON p.{key} = s.{key} AND p.{group} = s.{group}"
+            f" WHERE s.{PARTITION_COLUMN} = ? AND p.{PARTITION_COLUMN} <> ?",
+            [day, day],
+        )
+        frames.append(found.select(pl.col(c).cast(t) for c, t in _KEYS.items()))
+    return pl.concat(frames)
+
+
 _ORDER_TIMES = {
     "channel": pl.String,
     PARTITION_COLUMN: pl.Date,
@@ -794,6 +874,7 @@ def thresholds_of(guards: GuardsResource) -> GuardThresholds:
         max_reference_shrink=guards.max_reference_shrink,
         early_end_hours=guards.early_end_hours,
         max_quarantine_share=guards.max_quarantine_share,
+        max_cross_day_share=guards.max_cross_day_share,
     )
 
 

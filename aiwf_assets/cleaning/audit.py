@@ -24,7 +24,11 @@ Guards (thresholds in `GuardThresholds`, documented in DATA_CONTRACTS.md):
   column, a title line);
 - re-delivery shrink: a daily file delivered again for a day already published that reads
   more than `max_reference_shrink` fewer records than the published delivery (rows would
-  vanish from a day nobody looks at again).
+  vanish from a day nobody looks at again);
+- cross-day: a daily source whose day consists mostly (more than `max_cross_day_share`, and
+  at least `MIN_CROSS_DAY_KEYS`) of business keys (order ids, ticket or session ids)
+  already delivered on other days (another day's file delivered under this day's name:
+  the marts keep the first delivery of a key, so the day would publish nothing new).
 A deliberate override for a real drop is the run tag `OVERRIDE_TAG` naming the sources
 (`web_orders,customers`) or `*`.
 """
@@ -57,6 +61,9 @@ class GuardThresholds:
     # a day whose file quarantines more than this share of its rows (beyond chance) reads
     # as an export whose format changed; the generator's days with faults stay far below
     max_quarantine_share: float = 0.5
+    # a day whose records were mostly delivered on other days already reads as another
+    # day's file under this day's name; the generator's re-sent orders stay far below
+    max_cross_day_share: float = 0.5
 
 
 def overridden_sources(tags: Mapping[str, str]) -> frozenset[str]:
@@ -316,6 +323,51 @@ def redelivery_finding(
             f" {thresholds.max_reference_shrink:.0%}); a partial re-delivery?"
         )
     return None
+
+
+# A day with fewer keys already delivered elsewhere is not held whatever its share: a quiet
+# service desk's day of two tickets, one of them re-sent, is not another day's file.
+MIN_CROSS_DAY_KEYS = 5
+
+
+def cross_day_finding(
+    source: str,
+    noun: str,
+    keys: int,
+    first_delivered: Sequence[tuple[str, int]],
+    thresholds: GuardThresholds,
+) -> str | None:
+    """Why a daily source's day reads as another day's file delivered under its name, or None.
+
+    `keys`: distinct business keys (order, ticket or session ids) of the day's file; `noun`:
+    what one is (`order`); `first_delivered`: (day, keys) for the day's keys already
+    delivered on other days (published, or delivered on another day of the same run), each
+    key counted on the first of those days. Held back when more than `max_cross_day_share`
+    of the keys, and at least MIN_CROSS_DAY_KEYS, were delivered before: the marts keep the
+    first delivery of a key, so such a day publishes copies in place of its own records. A
+    few re-sent orders and a file covering several days delivered once stay below; a day
+    delivered again under its own name is not another day.
+    """
+    repeated = sum(n for _, n in first_delivered)
+    if keys == 0 or repeated < MIN_CROSS_DAY_KEYS:
+        return None
+    share = repeated / keys
+    if share <= thresholds.max_cross_day_share:
+        return None
+    ranked = sorted(first_delivered, key=lambda d: (-d[1], d[0]))
+    if len(ranked) == 1:
+        days = ranked[0][0]
+    else:
+        shown = ", ".join(f"{day} ({n})" for day, n in ranked[:_SHOWN])
+        more = f" and {len(ranked) - _SHOWN} more day(s)" if len(ranked) > _SHOWN else ""
+        days = f"{shown}{more}"
+    return (
+        f"{source}: {repeated} of {keys} {noun}(s) were already delivered on {days}: the"
+        f" same file under another day's name? (more than {thresholds.max_cross_day_share:.0%}"
+        " of the day's records; the marts keep the first delivery of each, so the day would"
+        " publish none of its own). Deliver the day's own file and re-materialise the day;"
+        f" to publish this file anyway: run tag {OVERRIDE_TAG}={source}"
+    )
 
 
 # --------------------------------------------------------------------------- plausibility

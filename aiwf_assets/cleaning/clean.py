@@ -573,3 +573,8 @@ def _declared(spec: SourceSpec, identifiers: Mapping[str, PiiKind]) -> dict[str,
 def _concat(frames: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
     conformed = [f.select(list(schema)).cast(dict(schema)) for f in frames]
     return pl.concat([schema.to_frame(), *conformed])
+
+
+def interaction_kind(contract: str) -> str:
+    """The `kind` of interactions a tickets or sessions source's rows become."""
+    return _INTERACTION_KINDS[contract][0]

@@ -377,6 +377,16 @@ def settled(info: pafs.FileInfo, settled_before: dt.datetime | None) -> bool:
     return mtime <= settled_before
 
 
+def days_with_files(
+    spec: SourceSpec, landing: LandingResource, partitions: dg.DailyPartitionsDefinition
+) -> set[str]:
+    """The partitions a daily source has a landed file for, settled or still being written
+    (a listing: no file is read)."""
+    fs, root = landing.fs_and_root()
+    files = landed_files(fs, _under(root, landing_folder(spec)), dated_template(spec))
+    return {day for rel, _ in files if (day := partition_of_file(spec, rel, partitions))}
+
+
 def landing_versions(
     spec: SourceSpec, landing: LandingResource, partitions: dg.DailyPartitionsDefinition,
     settled_before: dt.datetime | None = None,
