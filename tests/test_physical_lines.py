@@ -212,6 +212,23 @@ def test_an_excel_sep_line_is_skipped_and_must_name_the_declared_delimiter() -> 
         clean_pos(b"sep=;\n" + POS.replace(b",", b";"))
 
 
+def test_a_delimiter_ending_every_line_is_no_column() -> None:
+    # SAP and spreadsheet exports end every line with the delimiter, the header too: the
+    # file was refused as 'CSV header has an empty column name'
+    trailing = b"".join(line + b"," + b"\n" for line in POS.splitlines())
+    raw, result, counts = clean_pos(trailing)
+    plain, _, plain_counts = clean_pos(POS)
+    assert raw.equals(plain) and counts == plain_counts and counts["rows_cleaned"] == 20
+    # a line without it is the same row; a value after the last column is one field too many
+    lines = trailing.splitlines()
+    mixed = b"\n".join([*lines[:3], lines[3].rstrip(b","), lines[4] + b"extra", *lines[5:]])
+    raw, result, counts = clean_pos(mixed + b"\n")
+    assert counts["rows_cleaned"] == 19 and counts["rows_quarantined"] == 1
+    assert result.quarantine.get_column("reasons").to_list() == [
+        "record: CSV row has 9 fields, header has 8"
+    ]
+
+
 def test_an_unreadable_csv_header_names_the_file() -> None:
     # a lone CR inside the header of a file that has LF line ends: not a header at all
     with pytest.raises(LandingFormatError, match="pos_transactions/x.csv: the CSV header"):

@@ -477,6 +477,12 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
     header = _header(first["text"], delimiter, source_file)
     header_line: int = first["line"]
     body = lines.filter(pl.col("line") > header_line)
+    if _ends_with_delimiter(first["text"], delimiter):
+        # the export ends every line with a delimiter (`a;b;c;`): the empty field after it is
+        # no column; a row with a value there still has one field too many
+        body = body.with_columns(
+            pl.col("text").str.replace(f"{re.escape(delimiter)}[ \t]*\r?$", "")
+        )
     # _source_row is the data row: the line number counted from the header
     row = pl.col("line") - header_line
     if _has_multiline_records(body):
@@ -525,11 +531,18 @@ def _header(text: str, delimiter: str, source_file: str) -> list[str]:
         raise LandingFormatError(
             f"{source_file}: the CSV header (line 1) cannot be read: {exc}"
         ) from exc
+    if len(names) > 1 and names[-1] == "":
+        # a delimiter after the last name, as many exports end every line: no column
+        names = names[:-1]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup or "" in names:
         problem = f"duplicate column(s) {', '.join(dup)}" if dup else "an empty column name"
         raise LandingFormatError(f"{source_file}: CSV header has {problem}")
     return names
+
+
+def _ends_with_delimiter(header: str, delimiter: str) -> bool:
+    return header.rstrip(" \t\r").endswith(delimiter) and len(header.rstrip(" \t\r")) > 1
 
 
 def _has_multiline_records(body: pl.DataFrame) -> bool:
