@@ -419,6 +419,26 @@ def test_an_email_written_with_a_name_or_mailto_is_the_same_customer(
     assert lines.get_column("customer_key").unique().to_list() == [crm_key("C1")]
 
 
+def test_a_list_or_object_where_one_value_belongs_is_quarantined(
+    identity: pl.DataFrame,
+) -> None:
+    # before, ["A", "B"] became a product and {"code": ...} an order with a promotion
+    result = orders_day(
+        identity,
+        web_orders=jsonl(
+            web("W1", items=[{"sku": ["SKU-00012", "SKU-00013"], "qty": 1, "unit_price": 5}]),
+            web("W2", promo_code={"code": "SPRING"}),
+            web("W3", promo_code="[SPRING] 10%"),  # a value that only starts with a bracket
+        ),
+    )
+    sku, promo, promo_again = reasons(result, "web_orders")  # W2: one row per item
+    assert "sku: a list or object where one value is expected ('[\"SKU-00012\", " in sku
+    assert promo == promo_again
+    assert promo.startswith("promo_code: a list or object where one value is expected ('{")
+    kept = result.tables["order_lines"].filter(pl.col("order_id").str.starts_with("web:"))
+    assert sorted(set(kept.get_column("order_id"))) == ["web:W3"]
+
+
 def test_quarantine_names_the_column_and_problem(identity: pl.DataFrame) -> None:
     result = orders_day(
         identity,

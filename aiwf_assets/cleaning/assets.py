@@ -75,7 +75,7 @@ OWNER = "team:data-platform"
 # without spaces and dashes, lines of one order id that disagree on the order quarantined;
 # clean-4: ids in scientific notation and ambiguous ints (1.000) quarantined, e-mails
 # unwrapped (Name <addr>, mailto:), date-only times at noon UTC, the delivery day ending in
-# the source's zone, return status marks in any case
+# the source's zone, return status marks in any case, JSON lists/objects as values refused
 CLEAN_CODE_VERSION = "clean-4"
 SCHEMA = "cleaned"
 

@@ -152,7 +152,23 @@ def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, lis
             )
         if col.name in IDENTIFIERS:
             checks.append(_rewritten_as_number(col.name, text, col.name in spec.contract.pii))
+        if spec.format != "csv" and col.type == "string" and col.source:
+            # a JSON/Parquet list or object where one value belongs (`"sku": ["A", "B"]`,
+            # `"promo": {"code": "SPRING"}`) reaches raw as its JSON text: not a value
+            shown_nested = (
+                pl.lit("") if col.name in spec.contract.pii else " " + shown(text, quote=True)
+            )
+            checks.append(
+                Check(
+                    text.str.contains(_NESTED_RE),
+                    pl.lit(f"{col.name}: a list or object where one value is expected")
+                    + shown_nested,
+                )
+            )
     return typed, checks
+
+
+_NESTED_RE = r"(?s)^(\[.*\]|\{.*\})$"
 
 
 # Identifier columns: two ids that a spreadsheet wrote as one `1.23457E+11` would be read as
