@@ -369,9 +369,6 @@ class _DailyAudit:
     cut_short: set[str] = field(default_factory=set)
     # lines converted at the constant rate although a dated rate file is declared
     rate_fallbacks: list[pl.DataFrame] = field(default_factory=list)
-    # the business keys of the run's days audited so far (`delivered_keys`, with their
-    # day): a range run's held days are not published, yet their files were delivered
-    delivered: list[pl.DataFrame] = field(default_factory=list)
 
 
 def run_token(run_id: str) -> str:
@@ -643,10 +640,7 @@ def _audit_day(
     history, published, quarantined = _published_counts(wh, day, thresholds.window_days)
     weekday_hours = _same_weekday_order_hours(wh, day, thresholds.window_days)
     keys = pl.concat(today_keys).unique()
-    elsewhere = first_deliveries(
-        keys, pl.concat([_published_keys(wh, staging, day), *audit.delivered])
-    )
-    audit.delivered.append(keys.with_columns(pl.lit(day).alias(PARTITION_COLUMN)))
+    elsewhere = first_deliveries(keys, _published_keys(wh, staging, day))
     for source in accounting.iter_rows(named=True):
         table = channels.table_of(source["channel"])
         counts = accounting.filter(pl.col("channel") == source["channel"])
@@ -788,20 +782,26 @@ def first_deliveries(keys: pl.DataFrame, delivered: pl.DataFrame) -> pl.DataFram
 
 
 def _published_keys(wh: Warehouse, staging: dict[str, str], day: dt.date) -> pl.DataFrame:
-    """The published keys of other days that the staged `day` delivers again (group, key,
-    partition_date), found in the warehouse: the history is never read whole."""
+    """The keys of other days that the staged `day` delivers again (group, key,
+    partition_date): published on another day, or staged on an earlier day of this run (a
+    range run's held days are not published, yet their files were delivered). Found in the
+    warehouse, day by day: neither the history nor the run's days are held in memory."""
     frames = [pl.DataFrame(schema=_KEYS)]
     for table in ("orders", "interactions"):
         group, key = _KEY_COLUMNS[table]
         relation = f"{SCHEMA}.{table}"
-        if not wh.table_exists(relation):
-            continue
+        columns = f"{group}, {key}, {PARTITION_COLUMN}"
+        others = f"SELECT {columns} FROM {staging[table]} WHERE {PARTITION_COLUMN} < ?"
+        params: list[object] = [day]
+        if wh.table_exists(relation):
+            others += f" UNION ALL SELECT {columns} FROM {relation} WHERE {PARTITION_COLUMN} <> ?"
+            params.append(day)
         found = wh.query(
             f"SELECT p.{group} AS \"group\", p.{key} AS key, p.{PARTITION_COLUMN}"
-            f" FROM {relation} p JOIN {staging[table]} s"
+            f" FROM ({others}) p JOIN {staging[table]} s"
             f" ON p.{key} = s.{key} AND p.{group} = s.{group}"
-            f" WHERE s.{PARTITION_COLUMN} = ? AND p.{PARTITION_COLUMN} <> ?",
-            [day, day],
+            f" WHERE s.{PARTITION_COLUMN} = ?",
+            [*params, day],
         )
         frames.append(found.select(pl.col(c).cast(t) for c, t in _KEYS.items()))
     return pl.concat(frames)
