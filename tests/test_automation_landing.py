@@ -200,6 +200,7 @@ def test_what_a_folder_per_day_layout_leaves_unread_is_reported(aiwf_home: Setti
         "pos/dt=2026-01-02/export.csv",
         "pos/dt=2026-01-02/export_part2.csv",  # a second part: never read
         "pos/dt=2026-01-02/export.csv.tmp",  # still uploading: not reported
+        "pos/dt=2026-01-02/_SUCCESS",  # Spark's marker of a complete folder: not reported
         "pos/dt=2025-12-31/export.csv",  # before the window
         "pos/dt=20260103/export.csv",  # a day without dashes: its folder is never listed
         "pos/export.csv",  # not in a day's folder

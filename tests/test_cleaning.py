@@ -410,7 +410,7 @@ def test_identity_links_email_loyalty_and_phone_to_one_customer(identity: pl.Dat
 def test_an_email_written_with_a_name_or_mailto_is_the_same_customer(
     identity: pl.DataFrame,
 ) -> None:
-    written = ["Jane Doe <jane.doe@example.com>", "mailto:Jane.Doe@example.com",
+    written = ["Jane Doe <jane.doe@example.com>", "mailto:Jane.Doe@example.com?subject=Hi",
                "jane.doe@example.com.", '"Doe, Jane" < JANE.DOE@example.com >']  # fmt: skip
     lines = orders_day(
         identity, web_orders=jsonl(*(web(f"W{i}", email=e) for i, e in enumerate(written)))
@@ -429,6 +429,7 @@ def test_a_list_or_object_where_one_value_belongs_is_quarantined(
             web("W1", items=[{"sku": ["SKU-00012", "SKU-00013"], "qty": 1, "unit_price": 5}]),
             web("W2", promo_code={"code": "SPRING"}),
             web("W3", promo_code="[SPRING] 10%"),  # a value that only starts with a bracket
+            web("W4", promo_code=[]),  # how some shops write "none": no value
         ),
     )
     sku, promo, promo_again = reasons(result, "web_orders")  # W2: one row per item
@@ -436,7 +437,9 @@ def test_a_list_or_object_where_one_value_belongs_is_quarantined(
     assert promo == promo_again
     assert promo.startswith("promo_code: a list or object where one value is expected ('{")
     kept = result.tables["order_lines"].filter(pl.col("order_id").str.starts_with("web:"))
-    assert sorted(set(kept.get_column("order_id"))) == ["web:W3"]
+    assert sorted(set(kept.get_column("order_id"))) == ["web:W3", "web:W4"]
+    orders = result.tables["orders"].filter(pl.col("order_id") == "web:W4")
+    assert orders.get_column("has_promo").to_list() == [False]
 
 
 def test_quarantine_names_the_column_and_problem(identity: pl.DataFrame) -> None:
@@ -646,6 +649,12 @@ def test_ids_a_spreadsheet_wrote_in_scientific_notation_are_quarantined(
     assert f"loyalty_id: {rewritten}" in found[3] and "1.2E+06" not in found[3]  # PII
     counts = accounting(result, "pos_transactions")
     assert (counts["rows_in"], counts["rows_cleaned"], counts["rows_quarantined"]) == (5, 1, 4)
+    # a European Excel writes the mantissa with a decimal comma (found by the 2026-12-07 probe)
+    comma = rows[0].replace("1.23457E+11", '"1,23457E+11"')
+    european = orders_day(identity, pos_transactions=csv_bytes(POS_HEADER, [comma]))
+    assert reasons(european, "pos_transactions") == [
+        f"order_id: {rewritten} ('1,23457E+11')"
+    ]
     tickets = [TICKET_ROWS[0].replace("K1,", "1.23457e+11,"), TICKET_ROWS[1]]
     sessions = [session("1E+12"), session("12e45"), session("4e1f0c2a")]  # hex ids are ids
     day = interactions_day(
@@ -915,6 +924,18 @@ def test_a_german_export_keeps_its_thousands_its_days_and_its_returns(
             "quantity: a thousands separator or three decimals? declare the column's decimal:"
             " ',' (1.000 = 1000) or '.' (1.000 = 1) ('1.000')"
         ]
+
+
+def test_a_parquet_decimal_integer_is_not_ambiguous() -> None:
+    # Parquet writes a decimal(10,3) count as 12.000: never a thousands separator
+    from aiwf_assets.cleaning.rules import cast_columns
+
+    spec = SOURCES["web_sessions"]
+    raw_frame = pl.DataFrame({c.name: [None] for c in spec.all_columns}, schema={
+        c.name: pl.String for c in spec.all_columns
+    }).with_columns(pl.lit("12.000").alias("pages_viewed"))
+    typed, _ = cast_columns(raw_frame, spec)
+    assert typed.get_column("pages_viewed").to_list() == [12]
 
 
 def test_a_west_coast_evening_is_not_in_the_future(identity: pl.DataFrame) -> None:

@@ -169,6 +169,10 @@ def test_minimal_yaml_is_valid() -> None:
             "sources.shop.landing: '{date}' once, in a file or a folder name, and no empty",
         ),
         (
+            ("    landing: shop/{date}.csv", "    landing: shop/./{date}.csv"),
+            "sources.shop.landing: '{date}' once, in a file or a folder name, and no empty or '.'",
+        ),
+        (
             (
                 "      currency:    {constant: EUR, type: string}",
                 "      currency:    {constant: EUR, from: cur, type: string}",

@@ -782,8 +782,8 @@ def first_deliveries(keys: pl.DataFrame, delivered: pl.DataFrame) -> pl.DataFram
 
 
 def _published_keys(wh: Warehouse, staging: dict[str, str], day: dt.date) -> pl.DataFrame:
-    """The keys of other days that the staged `day` delivers again (group, key,
-    partition_date): published on another day, or staged on an earlier day of this run (a
+    """The keys of earlier days that the staged `day` delivers again (group, key,
+    partition_date): published on an earlier day, or staged on an earlier day of this run (a
     range run's held days are not published, yet their files were delivered). Found in the
     warehouse, day by day: neither the history nor the run's days are held in memory."""
     frames = [pl.DataFrame(schema=_KEYS)]
@@ -794,7 +794,9 @@ def _published_keys(wh: Warehouse, staging: dict[str, str], day: dt.date) -> pl.
         others = f"SELECT {columns} FROM {staging[table]} WHERE {PARTITION_COLUMN} < ?"
         params: list[object] = [day]
         if wh.table_exists(relation):
-            others += f" UNION ALL SELECT {columns} FROM {relation} WHERE {PARTITION_COLUMN} <> ?"
+            # earlier days only: the marts keep a key's earliest delivery, so a day whose keys
+            # a later day holds (a catch-up dump, a copy published by override) is the original
+            others += f" UNION ALL SELECT {columns} FROM {relation} WHERE {PARTITION_COLUMN} < ?"
             params.append(day)
         found = wh.query(
             f"SELECT p.{group} AS \"group\", p.{key} AS key, p.{PARTITION_COLUMN}"

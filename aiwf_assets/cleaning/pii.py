@@ -46,7 +46,8 @@ def normalise_email(expr: pl.Expr) -> pl.Expr:
     composed and decomposed are one address), lower case."""
     text = expr.str.strip_chars()
     text = pl.coalesce(text.str.extract(r"<\s*([^<>\s]+@[^<>\s]+?)\s*>", 1), text)
-    text = text.str.replace(r"(?i)^mailto:", "").str.strip_chars().str.strip_chars_end(".;,")
+    text = text.str.replace(r"(?i)^mailto:([^?]*)(\?.*)?$", "${1}")  # mailto:a@b?subject=x
+    text = text.str.strip_chars().str.strip_chars_end(".;,")
     return _blank_to_null(text.str.normalize("NFC").str.to_lowercase())
 
 

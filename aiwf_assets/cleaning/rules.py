@@ -10,6 +10,7 @@ is only built for the rows that fail.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -125,11 +126,16 @@ def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, lis
     """
     columns = spec.all_columns
     stripped = raw.with_columns(
-        _blank_to_null(pl.col(c.name).str.strip_chars()).alias(_TEXT + c.name) for c in columns
+        _blank_to_null(_empty_nested_to_blank(spec, pl.col(c.name).str.strip_chars())).alias(
+            _TEXT + c.name
+        )
+        for c in columns
     )
     non_product = tuple(spec.non_merchandise)
     casts = {
-        c.name: _cast(c, pl.col(_TEXT + c.name), non_product if c.name == "sku" else ())
+        c.name: _cast(
+            _typed_source(spec, c), pl.col(_TEXT + c.name), non_product if c.name == "sku" else ()
+        )
         for c in columns
     }
     typed = stripped.with_columns(cast.value.alias(name) for name, cast in casts.items())
@@ -171,6 +177,14 @@ def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, lis
 _NESTED_RE = r"(?s)^(\[.*\]|\{.*\})$"
 
 
+def _empty_nested_to_blank(spec: SourceSpec, text: pl.Expr) -> pl.Expr:
+    """An empty JSON list or object (`"promo_code": []`, as some shops write "none") is no
+    value, in JSON Lines and Parquet sources."""
+    if spec.format == "csv":
+        return text
+    return pl.when(text.str.contains(r"^(\[\s*\]|\{\s*\})$")).then(pl.lit("")).otherwise(text)
+
+
 # Identifier columns: two ids that a spreadsheet wrote as one `1.23457E+11` would be read as
 # one order (or one customer), and a line of the other removed as its duplicate.
 IDENTIFIERS = (
@@ -179,7 +193,7 @@ IDENTIFIERS = (
 # Scientific notation as spreadsheets write it (1.23457E+11, 1E+12; pandas 1.23457e+11),
 # also as the last part of an id composed `within` other columns (s01/1.23457E+11). The
 # exponent's sign is required: hexadecimal ids (session tokens, 12e45) are not numbers.
-_SCIENTIFIC_RE = r"(?:^|/)[+-]?\d+(?:\.\d+)?[eE][+-]\d+$"
+_SCIENTIFIC_RE = r"(?:^|/)[+-]?\d+(?:[.,]\d+)?[eE][+-]\d+$"  # 1,23457E+11: European Excel
 
 
 def _rewritten_as_number(column: str, text: pl.Expr, pii: bool) -> Check:
@@ -203,6 +217,14 @@ def _missing(column: str, stripped: pl.DataFrame) -> str:
 
 def _failed_as(message: str) -> Callable[[pl.Expr], pl.Expr]:
     return lambda _text: pl.lit(message)
+
+
+def _typed_source(spec: SourceSpec, col: ColumnSpec) -> ColumnSpec:
+    """A Parquet number is written with a decimal point and no thousands separator (a
+    decimal(10,3) quantity reads `1.000`): not ambiguous, so read with `.`."""
+    if spec.format == "parquet" and col.type == "int" and col.decimal is None:
+        return dataclasses.replace(col, decimal=".")
+    return col
 
 
 def _cast(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> _Cast:

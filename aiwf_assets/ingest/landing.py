@@ -303,6 +303,7 @@ def unread_entries(
         if not (
             any(segment_matches(p, name) for p in names)
             or name.lower().endswith(IN_PROGRESS_SUFFIXES)
+            or name.startswith("_")  # Spark/Hadoop markers: _SUCCESS, _committed_...
             or name in claimed
         ):
             out.append(_join(relative, name))

@@ -585,10 +585,10 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         raise SourceSpecError(
             f"{where}.landing: contract {contract.name} {need} '{{date}}' (got {landing!r})"
         )
-    if landing.count("{date}") > 1 or "" in landing.split("/"):
+    if landing.count("{date}") > 1 or {"", "."} & set(landing.split("/")):
         raise SourceSpecError(
-            f"{where}.landing: '{{date}}' once, in a file or a folder name, and no empty folder"
-            f" name (got {landing!r}; e.g. pos/{{date}}.csv or pos/dt={{date}}/export.csv)"
+            f"{where}.landing: '{{date}}' once, in a file or a folder name, and no empty or '.'"
+            f" folder name (got {landing!r}; e.g. pos/{{date}}.csv or pos/dt={{date}}/export.csv)"
         )
     channel = entry.get("channel")
     if contract.name == "order_lines":
