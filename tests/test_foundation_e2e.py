@@ -97,7 +97,10 @@ def test_the_guard_holds_back_the_day_with_empty_files_until_overridden(built) -
     message = next(e for e in daily.all_events if e.is_step_failure).step_failure_data
     text = message.user_failure_data.description
     for day in held:
-        assert f"- {day}: web_orders: no record (an empty, header-only or missing file)" in text
+        assert (
+            f"- {day}: web_orders: no record (an empty, header-only or missing file) at"
+            f" landing/web_orders/{day}.jsonl"
+        ) in text
         assert f"- {day}: pos_transactions: no record" in text
     guard = next(
         c for c in overridden.get_asset_check_evaluations()

@@ -660,6 +660,7 @@ def _audit_day(
             volume_finding(
                 source["channel"], source["rows_in"], history.get(source["channel"], []),
                 thresholds, floor=1 if source["channel"] in channels.orders else 0,
+                file=channels.sources[source["channel"]].landing_path(partition),
             ),
             (
                 f"{source['channel']}: the file ends mid-record (its last line is cut off"

@@ -117,7 +117,7 @@ def contract_finding(table: str, frame: pl.DataFrame, failure: CheckFailure) -> 
 
 def volume_finding(
     source: str, records: int, history: Sequence[int], thresholds: GuardThresholds,
-    floor: int = 1,
+    floor: int = 1, file: str | None = None,
 ) -> str | None:
     """Why a daily source's volume holds the day back, or None when it may be published.
 
@@ -128,13 +128,15 @@ def volume_finding(
     ones see weekly swings far larger than Poisson noise, which the ratio allows for).
     Without history the `floor` holds: one record for a sales channel (a day without a
     single sale is a broken delivery), none for a service desk or web sessions (a small
-    shop has quiet days; their guard starts with the history).
+    shop has quiet days; their guard starts with the history). `file`: where the day's file
+    was looked for (landing path), named when it had no record.
     """
+    where = f" at landing/{file}" if file else ""
     if not history:
         if records < floor:
             return (
                 f"{source}: no record for the day (an empty, header-only or missing file)"
-                " and no published history to compare with"
+                f"{where} and no published history to compare with"
             )
         return None
     median = statistics.median(history)
@@ -143,7 +145,7 @@ def volume_finding(
     chance = float(poisson.cdf(records, median))
     if chance >= thresholds.max_chance:
         return None
-    what = "no record (an empty, header-only or missing file)" if records == 0 else (
+    what = f"no record (an empty, header-only or missing file){where}" if records == 0 else (
         f"{records} record(s)"
     )
     return (
