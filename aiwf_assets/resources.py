@@ -383,7 +383,7 @@ class GuardsResource(dg.ConfigurableResource):
     )
     max_cross_day_share: float = Field(
         default=0.5, description="a day whose order, ticket or session ids were mostly "
-        "delivered on other days already (another day's file under its name) is held back",
+        "delivered on earlier days already (another day's file under its name) is held back",
     )
 
 

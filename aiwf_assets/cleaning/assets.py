@@ -278,7 +278,7 @@ def _volume_guard(table: str, guards: GuardThresholds) -> dg.AssetCheckSpec:
             " (max_quarantine_share, beyond the source's usual share and chance: a changed"
             " export format), and not more than"
             f" {guards.max_cross_day_share:.0%} of a source's order, ticket or session ids"
-            " were delivered on other days already (max_cross_day_share: another day's file"
+            " were delivered on earlier days already (max_cross_day_share: another day's file"
             " under this day's name). Override"
             f" deliberately with the run tag {OVERRIDE_TAG}=<source,...>."
         ),
@@ -640,7 +640,7 @@ def _audit_day(
     history, published, quarantined = _published_counts(wh, day, thresholds.window_days)
     weekday_hours = _same_weekday_order_hours(wh, day, thresholds.window_days)
     keys = pl.concat(today_keys).unique()
-    elsewhere = first_deliveries(keys, _published_keys(wh, staging, day))
+    elsewhere = first_deliveries(keys, _earlier_keys(wh, staging, day))
     for source in accounting.iter_rows(named=True):
         table = channels.table_of(source["channel"])
         counts = accounting.filter(pl.col("channel") == source["channel"])
@@ -770,7 +770,7 @@ def delivered_keys(table: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 def first_deliveries(keys: pl.DataFrame, delivered: pl.DataFrame) -> pl.DataFrame:
     """Per group and day, how many of `keys` (group, key) were first delivered on that day
-    among `delivered` (group, key, partition_date: other days' keys), as ISO days."""
+    among `delivered` (group, key, partition_date: earlier days' keys), as ISO days."""
     return (
         keys.join(delivered, on=["group", "key"], how="inner")
         .group_by("group", "key")
@@ -782,7 +782,7 @@ def first_deliveries(keys: pl.DataFrame, delivered: pl.DataFrame) -> pl.DataFram
     )
 
 
-def _published_keys(wh: Warehouse, staging: dict[str, str], day: dt.date) -> pl.DataFrame:
+def _earlier_keys(wh: Warehouse, staging: dict[str, str], day: dt.date) -> pl.DataFrame:
     """The keys of earlier days that the staged `day` delivers again (group, key,
     partition_date): published on an earlier day, or staged on an earlier day of this run (a
     range run's held days are not published, yet their files were delivered). Found in the

@@ -27,7 +27,7 @@ Guards (thresholds in `GuardThresholds`, documented in DATA_CONTRACTS.md):
   vanish from a day nobody looks at again);
 - cross-day: a daily source whose day consists mostly (more than `max_cross_day_share`, and
   at least `MIN_CROSS_DAY_KEYS`) of business keys (order ids, ticket or session ids)
-  already delivered on other days (another day's file delivered under this day's name:
+  already delivered on earlier days (another day's file delivered under this day's name:
   the marts keep the first delivery of a key, so the day would publish nothing new).
 A deliberate override for a real drop is the run tag `OVERRIDE_TAG` naming the sources
 (`web_orders,customers`) or `*`.
@@ -61,7 +61,7 @@ class GuardThresholds:
     # a day whose file quarantines more than this share of its rows (beyond chance) reads
     # as an export whose format changed; the generator's days with faults stay far below
     max_quarantine_share: float = 0.5
-    # a day whose records were mostly delivered on other days already reads as another
+    # a day whose records were mostly delivered on earlier days already reads as another
     # day's file under this day's name; the generator's re-sent orders stay far below
     max_cross_day_share: float = 0.5
 
@@ -343,8 +343,8 @@ def cross_day_finding(
 
     `keys`: distinct business keys (order, ticket or session ids) of the day's file; `noun`:
     what one is (`order`); `first_delivered`: (day, keys) for the day's keys already
-    delivered on other days (published, or delivered on another day of the same run), each
-    key counted on the first of those days. Held back when more than `max_cross_day_share`
+    delivered on earlier days (published, or delivered on an earlier day of the same run),
+    each key counted on the first of those days. Held back when more than `max_cross_day_share`
     of the keys, and at least MIN_CROSS_DAY_KEYS, were delivered before: the marts keep the
     first delivery of a key, so such a day publishes copies in place of its own records. A
     few re-sent orders and a file covering several days delivered once stay below; a day

@@ -142,33 +142,28 @@ def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, lis
     checks: list[Check] = []
     for col in columns:
         text = pl.col(_TEXT + col.name)
+        # the value after a reason, `('two')`; a PII column's is never shown
+        value = pl.lit("") if col.name in spec.contract.pii else " " + shown(text, quote=True)
         # a sequence number is missing exactly when the value it numbers is: said once there
         if col.required and col.sequence is None:
             checks.append(Check(text.is_null(), pl.lit(_missing(col.name, stripped))))
         problem = casts[col.name].problem
         if problem is not None:
-            shown_text = (
-                pl.lit("") if col.name in spec.contract.pii else " " + shown(text, quote=True)
-            )
             checks.append(
                 Check(
                     text.is_not_null() & pl.col(col.name).is_null(),
-                    f"{col.name}: " + problem(text) + shown_text,
+                    f"{col.name}: " + problem(text) + value,
                 )
             )
         if col.name in IDENTIFIERS:
-            checks.append(_rewritten_as_number(col.name, text, col.name in spec.contract.pii))
+            checks.append(_rewritten_as_number(col.name, text, value))
         if spec.format != "csv" and col.type == "string" and col.source:
             # a JSON/Parquet list or object where one value belongs (`"sku": ["A", "B"]`,
             # `"promo": {"code": "SPRING"}`) reaches raw as its JSON text: not a value
-            shown_nested = (
-                pl.lit("") if col.name in spec.contract.pii else " " + shown(text, quote=True)
-            )
             checks.append(
                 Check(
                     text.str.contains(_NESTED_RE),
-                    pl.lit(f"{col.name}: a list or object where one value is expected")
-                    + shown_nested,
+                    pl.lit(f"{col.name}: a list or object where one value is expected") + value,
                 )
             )
     return typed, checks
@@ -196,15 +191,12 @@ IDENTIFIERS = (
 _SCIENTIFIC_RE = r"(?:^|/)[+-]?\d+(?:[.,]\d+)?[eE][+-]\d+$"  # 1,23457E+11: European Excel
 
 
-def _rewritten_as_number(column: str, text: pl.Expr, pii: bool) -> Check:
+def _rewritten_as_number(column: str, text: pl.Expr, value: pl.Expr) -> Check:
     message = pl.lit(
         f"{column}: looks like a number a spreadsheet rewrote in scientific notation (digits "
         "lost); export the column as text"
     )
-    return Check(
-        text.str.contains(_SCIENTIFIC_RE),
-        message if pii else message + " " + shown(text, quote=True),
-    )
+    return Check(text.str.contains(_SCIENTIFIC_RE), message + value)
 
 
 def _missing(column: str, stripped: pl.DataFrame) -> str:

@@ -474,10 +474,10 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
         first = filled.row(1, named=True)
     if first["utf8_error"] is not None:
         raise LandingFormatError(f"{source_file}: the CSV header (line 1) is not valid UTF-8")
-    header = _header(first["text"], delimiter, source_file)
+    header, trailing = _header(first["text"], delimiter, source_file)
     header_line: int = first["line"]
     body = lines.filter(pl.col("line") > header_line)
-    if _ends_with_delimiter(first["text"], delimiter):
+    if trailing:
         # the export ends every line with a delimiter (`a;b;c;`): the empty field after it is
         # no column; a row with a value there still has one field too many
         body = body.with_columns(
@@ -519,7 +519,9 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
     )
 
 
-def _header(text: str, delimiter: str, source_file: str) -> list[str]:
+def _header(text: str, delimiter: str, source_file: str) -> tuple[list[str], bool]:
+    """The header's column names, and whether it ends with a delimiter (an empty last name:
+    no column, and the data lines end with one too)."""
     if any(ord(c) < 32 and c not in "\t\r" for c in text):
         raise LandingFormatError(
             f"{source_file}: the CSV header (line 1) holds control characters: "
@@ -531,18 +533,14 @@ def _header(text: str, delimiter: str, source_file: str) -> list[str]:
         raise LandingFormatError(
             f"{source_file}: the CSV header (line 1) cannot be read: {exc}"
         ) from exc
-    if len(names) > 1 and names[-1] == "":
-        # a delimiter after the last name, as many exports end every line: no column
+    trailing = len(names) > 1 and names[-1] == ""
+    if trailing:  # a delimiter after the last name, as many exports end every line
         names = names[:-1]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup or "" in names:
         problem = f"duplicate column(s) {', '.join(dup)}" if dup else "an empty column name"
         raise LandingFormatError(f"{source_file}: CSV header has {problem}")
-    return names
-
-
-def _ends_with_delimiter(header: str, delimiter: str) -> bool:
-    return header.rstrip(" \t\r").endswith(delimiter) and len(header.rstrip(" \t\r")) > 1
+    return names, trailing
 
 
 def _has_multiline_records(body: pl.DataFrame) -> bool:
