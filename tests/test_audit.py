@@ -120,6 +120,36 @@ def test_early_end_inputs_count_orders_after_the_days_last_one() -> None:
     assert early_end_inputs(today, week, "app") == (None, [])
 
 
+def test_the_same_weekday_history_read_per_order_gives_the_lines_answer(tmp_path) -> None:
+    """The early-end guard's history is read one row per order (its latest line) from the
+    published order lines: the same inputs as from every line, also when an order's lines
+    carry different times (one before, one after the day's last order)."""
+    from datetime import date, datetime, timedelta
+
+    from aiwf_assets.cleaning.assets import _same_weekday_order_hours
+    from aiwf_assets.io.warehouse import DuckDBWarehouse
+
+    rows = []
+    for week in (1, 2, 3):
+        day = date(2026, 1, 22) - timedelta(days=7 * week)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        for order, hours in [("A", [9.0, 9.0]), ("B", [12.0, 15.5]), ("C", [23.0 + week / 10])]:
+            for h in hours:
+                rows.append(("web", day, f"{order}{week}", midnight + timedelta(hours=h)))
+    lines = pl.DataFrame(
+        rows, schema=["channel", "partition_date", "order_id", "ordered_at"], orient="row"
+    ).with_columns(pl.col("ordered_at").cast(pl.Datetime("us", "UTC")))
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    wh.replace_partitions("cleaned.order_lines", lines, lines["partition_date"].unique().to_list())
+    history = _same_weekday_order_hours(wh, date(2026, 1, 22), 28)
+    assert history.height == 9  # orders, not lines
+    for last in (10.0, 13.0, 16.0):
+        today = pl.DataFrame({"channel": ["web"], "hours": [last]})
+        assert early_end_inputs(today, history, "web") == early_end_inputs(
+            today, order_hours(lines), "web"
+        )
+
+
 @pytest.mark.parametrize(
     ("staged", "published", "held"),
     [(0, None, True), (0, 800, True), (5, None, False), (799, 800, False), (600, 800, True),

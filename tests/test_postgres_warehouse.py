@@ -24,7 +24,7 @@ from aiwf_assets.io.postgres import (
     postgres_type,
     validate_schema_suffix,
 )
-from aiwf_assets.io.warehouse import DuckDBWarehouse
+from aiwf_assets.io.warehouse import DuckDBWarehouse, StagedWrite
 from tests.conftest import POSTGRES_DSN, postgres_or_skip
 from tests.dbt_fixtures import postgres_schema_suffix
 
@@ -263,3 +263,50 @@ def test_postgres_and_duckdb_answer_alike(warehouse: PostgresWarehouse, tmp_path
         engine.replace_partitions("cleaned.sample", frame, [date(2026, 1, 5), date(2026, 1, 6)])
         results.append(engine.query(query, [2]).with_columns(pl.col("total").cast(pl.Int64)))
     assert_frame_equal(*results)
+
+
+@pytest.mark.postgres
+def test_a_session_reads_and_writes_as_the_warehouse_does(warehouse: PostgresWarehouse) -> None:
+    """The cleaning step's session (one connection, queries read as Arrow through ADBC)
+    answers every query exactly as calls outside a session do: types, empty results,
+    parameters (a date, a quote, a percent sign), numeric columns (read by psycopg)."""
+    frame = sample_frame()
+    warehouse.replace_table("cleaned.sample", frame)
+    queries = [
+        ("SELECT * FROM cleaned.sample ORDER BY small", []),
+        ("SELECT * FROM cleaned.sample WHERE small > ?", [100]),
+        (
+            "SELECT partition_date, text, count FROM cleaned.sample"
+            " WHERE partition_date = ? OR text = ? OR text LIKE '%quote%' ORDER BY small",
+            [date(2026, 1, 5), "it's 100%"],
+        ),
+        ("SELECT sum(small) AS total, avg(amount) AS mean FROM cleaned.sample", []),
+    ]
+    outside = [warehouse.query(sql, params) for sql, params in queries]
+    with warehouse.session() as session:
+        inside = [session.query(sql, params) for sql, params in queries]
+        session.stage("cleaned_staging.sample__s", frame.filter(pl.col("small") == 3))
+        staged = StagedWrite("cleaned.sample", "cleaned_staging.sample__s", (date(2026, 1, 6),))
+        session.publish([staged])
+        assert session.table_exists("cleaned.sample")
+    for a, b in zip(outside, inside, strict=True):
+        assert_frame_equal(a, b)
+    assert inside[1].height == 0 and inside[1].schema == outside[0].schema
+    assert warehouse.query("SELECT count(*) AS n FROM cleaned.sample")["n"].item() == 3
+
+
+@pytest.mark.postgres
+def test_tables_with_a_partition_column_are_indexed_on_it(warehouse: PostgresWarehouse) -> None:
+    """A day's delete, read-back and publish use the index, not a scan of every day."""
+    frame = sample_frame()
+    warehouse.replace_partitions("cleaned.sample", frame, [date(2026, 1, 5)])
+    warehouse.stage("cleaned_staging.sample__run", frame)
+    warehouse.replace_table("cleaned.plain", pl.DataFrame({"a": [1]}))
+    with psycopg.connect(POSTGRES_DSN) as conn:
+        indexed = conn.execute(
+            "SELECT schemaname, tablename, indexdef FROM pg_indexes WHERE schemaname IN (%s, %s)",
+            [f"cleaned{warehouse.schema_suffix}", f"cleaned_staging{warehouse.schema_suffix}"],
+        ).fetchall()
+    by_table = {table: definition for _, table, definition in indexed}
+    assert set(by_table) == {"sample", "sample__run"}  # not `plain`: no partition column
+    assert all("(partition_date)" in d for d in by_table.values())

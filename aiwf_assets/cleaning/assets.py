@@ -45,6 +45,7 @@ from aiwf_assets.cleaning.audit import (
     quarantine_finding,
     redelivery_finding,
     reference_finding,
+    relinked_finding,
     repeated_finding,
     volume_finding,
 )
@@ -826,13 +827,17 @@ def _same_weekday_order_hours(wh: Warehouse, day: dt.date, window_days: int) -> 
     if not days or not wh.table_exists(table):
         return order_hours(pl.DataFrame(schema=_ORDER_TIMES))
     marks = ", ".join("?" for _ in days)
-    lines = _read_staged(
+    # one row per order, its latest line: the guard takes each day's latest order and counts
+    # orders after a time (an order counts if any of its lines does), so this is exact and
+    # reads a fraction of the lines
+    orders = _read_staged(
         wh,
-        f"SELECT channel, {PARTITION_COLUMN}, order_id, ordered_at FROM {table}"
-        f" WHERE {PARTITION_COLUMN} IN ({marks})",
+        f"SELECT channel, {PARTITION_COLUMN}, order_id, max(ordered_at) AS ordered_at"
+        f" FROM {table} WHERE {PARTITION_COLUMN} IN ({marks})"
+        f" GROUP BY channel, {PARTITION_COLUMN}, order_id",
         days,
     )
-    return order_hours(lines)
+    return order_hours(orders)
 
 
 def _daily_check_results(audit: _DailyAudit) -> Iterator[dg.AssetCheckResult]:
@@ -1056,6 +1061,15 @@ def build_clean_customers(
             _contract_check("customer_identity"),
             _reference_guard("customers", guards),
             _reference_guard("customer_identity", guards),
+            in_step_check(
+                HISTORY_LINKED, asset="customer_identity", blocking=False,
+                description=(
+                    "Warns when published orders or interactions carry the key of an"
+                    " identifier (a guest's e-mail, an unknown card) that this CRM snapshot"
+                    " links to a customer: her history stays split between two keys until"
+                    " those days are cleaned again (the finding names the backfill)."
+                ),
+            ),
         ],
         name="clean_customers",
     )
@@ -1073,12 +1087,47 @@ def build_clean_customers(
             result = clean_customers(
                 storage.store().read("raw_customers"), pii.key(), sources["customers"]
             )
+        wh = warehouse.get()
         yield from _publish_reference(
-            context, warehouse.get(), "customers", result, thresholds_of(guards), sources,
+            context, wh, "customers", result, thresholds_of(guards), sources,
             switched_off="customers" not in sources.sources,
+        )
+        days = _relinked_days(wh)  # after publishing: the snapshot now in force
+        finding = relinked_finding(days)
+        yield dg.AssetCheckResult(
+            asset_key="customer_identity", check_name=HISTORY_LINKED, passed=finding is None,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "finding": finding or "none",
+                "records": sum(n for _, n in days),
+                "days": len(days),
+            },
         )
 
     return clean_customers_asset
+
+
+HISTORY_LINKED = "history_linked"
+
+
+def _relinked_days(wh: Warehouse) -> list[tuple[str, int]]:
+    """(delivery day, records) of published orders and interactions keyed by an identifier's
+    own key (its hash's first 16 characters) that `customer_identity` now links to a CRM
+    customer: see `audit.relinked_finding`."""
+    identity = f"{SCHEMA}.customer_identity"
+    tables = [t for t in ("orders", "interactions") if wh.table_exists(f"{SCHEMA}.{t}")]
+    if not tables or not wh.table_exists(identity):
+        return []
+    keyed = " UNION ALL ".join(
+        f"SELECT {PARTITION_COLUMN}, customer_key FROM {SCHEMA}.{t}" for t in tables
+    )
+    found = wh.query(
+        f"SELECT r.{PARTITION_COLUMN} AS day, count(*) AS n FROM ({keyed}) r"
+        f" JOIN (SELECT DISTINCT substr(identifier_hash, 1, 16) AS own_key FROM {identity}"
+        "  WHERE customer_key <> substr(identifier_hash, 1, 16)) i"
+        f" ON r.customer_key = i.own_key GROUP BY r.{PARTITION_COLUMN} ORDER BY 1"
+    )
+    return [(day.isoformat(), int(n)) for day, n in found.iter_rows()]
 
 
 def build_single_reference(

@@ -289,6 +289,28 @@ def ends_mid_record(raw: pl.DataFrame) -> bool:
     )
 
 
+def relinked_finding(days: Sequence[tuple[str, int]]) -> str | None:
+    """Why published history is split between two keys of one customer, or None.
+
+    `days`: (delivery day, records) of published orders and interactions whose customer key
+    is an identifier's own (a guest's e-mail, an unknown loyalty card) that the CRM now
+    links to a customer: a guest who signed up, a card registered later. Cleaning keyed
+    them when they were published; the customer's later records get the CRM key, so her
+    history, RFM and scores stay split until those days are cleaned again."""
+    if not days:
+        return None
+    records = sum(n for _, n in days)
+    first, last = days[0][0], days[-1][0]
+    span = first if first == last else f"{first} .. {last}"
+    return (
+        f"{records} published order(s)/interaction(s) on {len(days)} day(s) ({span}) carry the"
+        " key of an identifier the CRM now links to a customer (a guest who signed up, a card"
+        " registered later): her history, RFM and scores stay split between two keys until"
+        " those days are cleaned again: dagster job backfill -w workspace.yaml -j"
+        f" daily_ingest_job --from {first} --to {last} --noprompt (README, Backfills from the CLI)"
+    )
+
+
 def reference_finding(
     table: str, staged_rows: int, published_rows: int | None, thresholds: GuardThresholds
 ) -> str | None:
