@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the results.json beside --out; the report lists the amendment and its commit",
     )
     parser.add_argument(
+        "--redo-prod", default="",
+        help="measure only the production path again at these scales (e.g. 1,10; --repeat "
+        "times), each repetition a local and a prod full build side by side, and replace the "
+        "prod rows in the results.json beside --out; the report lists the amendment",
+    )
+    parser.add_argument(
         "--quick", action="store_true",
         help="smoke run: scale 1, 5 days, 1 repetition, and `aiwf demo --days 60 --scale 0.2` "
         "(a few minutes)",
@@ -127,9 +133,10 @@ class Bench:
         self.records: list[dict] = []
 
     def measure(self, case: str, kwargs: dict, *, scale: float, days: int, rep: int,
-                home: Path | None = None, prod: dict[str, str] | None = None) -> Measurement:
+                home: Path | None = None, prod: dict[str, str] | None = None,
+                label: str | None = None) -> Measurement:
         """Run `case`; with `prod` (its environment) on the production path, recorded as
-        `prod_<case>`."""
+        `prod_<case>`; `label`: recorded under that case name instead."""
         env = dict(prod or {})
         if home is not None:
             env |= {"AIWF_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
@@ -143,6 +150,8 @@ class Bench:
         record = {"scale": scale, "days": days, "rep": rep, **asdict(result)}
         if prod:
             record["case"] = f"prod_{case}"
+        if label:
+            record["case"] = label
         self.records.append(record)
         (self.work / "records.json").write_text(json.dumps(self.records, default=str))
         return result
@@ -337,6 +346,48 @@ def redo_long(args: argparse.Namespace, results: dict) -> dict:
     })
 
 
+def redo_prod(args: argparse.Namespace, results: dict) -> dict:
+    """The production path measured again at --redo-prod's scales (the days of the run being
+    amended), with a local full build and incremental update beside it in the same run: the
+    prod rows' ratios then compare builds of one session (the recipe rows keep the run's own
+    local builds)."""
+    planned = {p["scale"]: p["days"] for p in results["plan"]}
+    scales = parse_prod(args.redo_prod, list(planned))
+    started = time.time()
+    bench = Bench(Path(args.work))
+    with prod_services(bench.work, args.prod_dsn) as services:
+        for scale in scales:
+            landing = bench.data(scale, planned[scale])
+            run_prod(bench, services, landing, scale, planned[scale], args.repeat,
+                     local_beside=True)
+    return amend_prod(results, scales, bench.records, {
+        "what": "production path (scales " + ", ".join(scale_label(s) for s in scales)
+        + ", each beside a local build of the same session)",
+        "command": f"python -m benchmarks --redo-prod {args.redo_prod} --repeat {args.repeat}",
+        "commit": git_commit(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
+        "elapsed_s": time.time() - started,
+        "load_avg": os.getloadavg(),
+    })
+
+
+def amend_prod(
+    results: dict, scales: list[float], records: list[dict], amendment: dict
+) -> dict:
+    """`results` with the prod records (and local builds measured beside them) at `scales`
+    replaced by `records`' (a generate record is kept: the data is the run's), the
+    amendment listed."""
+    def replaced(r: dict) -> bool:
+        return r["scale"] in scales and r["case"].startswith("prod_")
+
+    kept = [r for r in results["records"] if not replaced(r)]
+    new = [r for r in records if replaced(r)]
+    prod = results.get("prod") or {"scales": [], "table": PROD_TABLE}
+    prod = {**prod, "scales": sorted({*prod["scales"], *scales})}
+    return {**results, "records": kept + new, "prod": prod,
+            "amendments": [*results.get("amendments", []), amendment]}
+
+
 def amend_long(results: dict, plan: dict, records: list[dict], amendment: dict) -> dict:
     """`results` with the long history's records replaced by `records` (a generate record
     is kept when the data was reused), the plan updated and the amendment listed."""
@@ -460,13 +511,25 @@ def prod_services(work: Path, dsn: str) -> Iterator[ProdServices]:
 
 
 def run_prod(bench: Bench, services: ProdServices, landing: Path, scale: float, days: int,
-             reps: int) -> None:
+             reps: int, local_beside: bool = False) -> None:
     """The production path at one scale: per repetition a fresh home, bucket and warehouse
     schema, the landing files uploaded (timed apart), the full build; then incremental and
-    no-op updates and the loader comparison on the last repetition's build."""
+    no-op updates and the loader comparison on the last repetition's build. `local_beside`:
+    each repetition first builds the same data locally (recorded as `prod_local_*`, what
+    the prod rows are compared with)."""
     names = [f"s{scale_label(scale).replace('.', 'p')}-{rep}" for rep in range(reps)]
     try:
         for rep, name in enumerate(names):
+            if local_beside:
+                local = bench.fresh_home(landing, f"prod-local-{name}")
+                bench.measure("full_build", {}, scale=scale, days=days, rep=rep, home=local,
+                              label="prod_local_full_build")
+                if rep == reps - 1:
+                    bench.measure("after_build", {"change_days": change_days(landing, reps),
+                                                  "repeat": reps},
+                                  scale=scale, days=days, rep=0, home=local,
+                                  label="prod_local_after_build")
+                shutil.rmtree(local)
             env = services.env(name)
             create_bucket(services, env["AIWF_S3_BUCKET"])
             home = bench.fresh_home(landing, f"prod-{name}")
@@ -538,6 +601,8 @@ def execute(args: argparse.Namespace) -> int:
                             else HERE / "RESULTS.md"))
     if args.redo_long:
         results = redo_long(args, json.loads(out.with_name("results.json").read_text()))
+    elif args.redo_prod:
+        results = redo_prod(args, json.loads(out.with_name("results.json").read_text()))
     else:
         results = run(args)
     out.with_name("results.json").write_text(json.dumps(results, indent=1, default=str))

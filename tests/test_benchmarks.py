@@ -266,16 +266,20 @@ def test_prod_option_names_the_scales_and_reproduces() -> None:
     assert env["AIWF_S3_BUCKET"] == "aiwf-bench-s0p2-0"
 
 
-def test_report_puts_the_prod_path_beside_the_local_one() -> None:
-    build = {"data_s": 6.0, "step_s": {"raw": 2.0, "cleaned": 3.0},
-             "rows": {"raw": 1000, "cleaned": 900}}
+_PROD_BUILD = {"data_s": 6.0, "step_s": {"raw": 2.0, "cleaned": 3.0},
+               "rows": {"raw": 1000, "cleaned": 900}}
 
-    def after(incremental_s: float) -> dict:
-        return {"prime": _settle(1, [], 0),
-                "incremental": [_settle(incremental_s, ["orders[2026-01-02]"], 1)],
-                "noop": [_settle(0.3, [], 0)], "untouched": [_settle(0.1, [], 0)]}
 
-    results = {
+def _after(incremental_s: float) -> dict:
+    return {"prime": _settle(1, [], 0),
+            "incremental": [_settle(incremental_s, ["orders[2026-01-02]"], 1)],
+            "noop": [_settle(0.3, [], 0)], "untouched": [_settle(0.1, [], 0)]}
+
+
+def _prod_results() -> dict:
+    """A run at scale 10 with the prod path: local full build 6 s, prod 15 s."""
+    build, after = _PROD_BUILD, _after
+    return {
         "command": "python -m benchmarks --prod", "started": "2026-01-01 00:00:00 UTC",
         "elapsed_s": 60, "machine": {"nproc": 2, "cpu_model": "cpu", "memory_bytes": 2**33},
         "versions": {"python": "3.11"}, "plan": [{"scale": 10.0, "days": 3, "repeat": 1}],
@@ -296,6 +300,10 @@ def test_report_puts_the_prod_path_beside_the_local_one() -> None:
                 "day_rows": 400, "day_seconds": {"adbc": [0.4], "copy": [0.1]}}),
         ],
     }
+
+
+def test_report_puts_the_prod_path_beside_the_local_one() -> None:
+    results = _prod_results()
     text = report.render(results)
     prod = text.split("## 8.")[1]
     # full 15 s vs 6 s locally: 2.5x; incremental 0.75 s vs 0.5 s: 1.5x
@@ -317,6 +325,37 @@ def test_report_puts_the_prod_path_beside_the_local_one() -> None:
     assert "CPU ≥ 150 % of wall (full data build) | scale 10, 3 days | 80 % | missed" in targets
     assert "| layers after cleaned ≤ 350 s | the long history (did not run) | n/a | " \
         "not measured |" in targets
+
+
+def test_redoing_the_prod_path_compares_it_with_local_builds_of_the_same_session() -> None:
+    """--redo-prod replaces only the prod rows, and its local builds measured beside them
+    are what the prod rows are compared with; the recipe rows keep the run's local build."""
+    from benchmarks.runner import amend_prod
+
+    results = _prod_results()
+    new = [
+        _record("prod_local_full_build", 10.0, 3, {**_PROD_BUILD, "data_s": 8.0}),
+        _record("prod_local_after_build", 10.0, 3, _after(0.4)),
+        _record("prod_upload_landing", 10.0, 3, {"seconds": 2.5, "files": 40}),
+        _record("prod_full_build", 10.0, 3, {**_PROD_BUILD, "data_s": 12.0}),
+        _record("prod_after_build", 10.0, 3, _after(0.6)),
+        _record("full_build", 10.0, 3, {**_PROD_BUILD, "data_s": 99.0}),  # not a prod row
+    ]
+    amendment = {"what": "production path (scales 10, ...)", "command": "cmd",
+                 "commit": "abc1234", "started": "2026-01-02 00:00:00 UTC",
+                 "elapsed_s": 300.0, "load_avg": [0.5, 0, 0]}
+    amended = amend_prod(results, [10.0], new, amendment)
+    cases = sorted(r["case"] for r in amended["records"])
+    assert cases.count("prod_full_build") == 1 and cases.count("full_build") == 2
+    assert "prod_warehouse_load" not in cases  # replaced by the redo's (none in this one)
+    text = report.render(amended)
+    prod = text.split("## 8.")[1]
+    # 12 s against the 8 s built beside it: 1.5x (not against the run's 6 s); 0.6 vs 0.4 s
+    assert "| 10 | 3 | 8.00 s | 12.00 s | 1.50× |" in prod
+    assert "| 0.40 s | 0.60 s | 1.50× |" in prod
+    targets = text.split("## Targets")[1].split("## 1.")[0]
+    assert "| ≥ 3× the common recipe's speed | scale 10, 3 days | 2.00× " in targets
+    assert "**Amended**: the production path (scales 10, ...) was measured again" in text
 
 
 def test_report_without_the_prod_path_says_so() -> None:
