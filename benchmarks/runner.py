@@ -134,9 +134,9 @@ class Bench:
 
     def measure(self, case: str, kwargs: dict, *, scale: float, days: int, rep: int,
                 home: Path | None = None, prod: dict[str, str] | None = None,
-                label: str | None = None) -> Measurement:
+                record_as: str | None = None) -> Measurement:
         """Run `case`; with `prod` (its environment) on the production path, recorded as
-        `prod_<case>`; `label`: recorded under that case name instead."""
+        `prod_<case>`; `record_as`: recorded under that case name instead."""
         env = dict(prod or {})
         if home is not None:
             env |= {"AIWF_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
@@ -150,8 +150,8 @@ class Bench:
         record = {"scale": scale, "days": days, "rep": rep, **asdict(result)}
         if prod:
             record["case"] = f"prod_{case}"
-        if label:
-            record["case"] = label
+        if record_as:
+            record["case"] = record_as
         self.records.append(record)
         (self.work / "records.json").write_text(json.dumps(self.records, default=str))
         return result
@@ -523,12 +523,12 @@ def run_prod(bench: Bench, services: ProdServices, landing: Path, scale: float, 
             if local_beside:
                 local = bench.fresh_home(landing, f"prod-local-{name}")
                 bench.measure("full_build", {}, scale=scale, days=days, rep=rep, home=local,
-                              label="prod_local_full_build")
+                              record_as="prod_local_full_build")
                 if rep == reps - 1:
                     bench.measure("after_build", {"change_days": change_days(landing, reps),
                                                   "repeat": reps},
                                   scale=scale, days=days, rep=0, home=local,
-                                  label="prod_local_after_build")
+                                  record_as="prod_local_after_build")
                 shutil.rmtree(local)
             env = services.env(name)
             create_bucket(services, env["AIWF_S3_BUCKET"])

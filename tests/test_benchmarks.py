@@ -442,6 +442,21 @@ def test_the_demo_is_measured_with_enough_history_for_its_models() -> None:
     assert demo_argv(0.5, 3)[1:] == ["demo", "--days", "3", "--scale", "0.5"]
 
 
+def test_measurements_are_recorded_under_their_case_names(tmp_path) -> None:
+    """What the report looks records up by: the case, `prod_<case>` on the production path,
+    or the name given (a local build beside a prod one)."""
+    from benchmarks.runner import Bench
+
+    bench = Bench(tmp_path)
+    args = {"home": str(tmp_path / "g"), "scale": 0.05, "days": 1, "seed": 7}
+    bench.measure("generate", args, scale=0.05, days=1, rep=0)
+    bench.measure("generate", args, scale=0.05, days=1, rep=0, prod={"AIWF_ENV": "local"})
+    bench.measure("generate", args, scale=0.05, days=1, rep=0, record_as="prod_local_generate")
+    assert [r["case"] for r in bench.records] == [
+        "generate", "prod_generate", "prod_local_generate"
+    ]
+
+
 def test_the_full_build_records_each_day_as_the_demo_does(tmp_path) -> None:
     """The benchmark's data build takes the demo's event path: raw and cleaned record one
     materialisation per landed day, each with that day's own data version (not one
