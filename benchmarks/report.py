@@ -532,8 +532,7 @@ def prod_rows(results: dict, rows: list[dict]) -> list[dict]:
         local_after = records(results, "prod_local_after_build", scale, days)
         local_inc = _incremental_seconds(local_after[0] if local_after else row["after"])
         out.append({
-            "scale": scale, "days": days, "local": row, "local_build": local_build,
-            "build": build,
+            "scale": scale, "days": days, "local_build": local_build, "build": build,
             "build_cpu": spread(full, lambda r: r["cpu_s"]),
             "build_rss": spread(full, lambda r: r["peak_rss"]),
             "incremental": inc, "local_incremental": local_inc,

@@ -336,14 +336,20 @@ def redo_long(args: argparse.Namespace, results: dict) -> dict:
     bench = Bench(Path(args.work))
     plan = {**long_case, "repeat": args.repeat}
     run_long(bench, **plan)
-    return amend_long(results, plan, bench.records, {
-        "what": f"long history (scale {scale_label(plan['scale'])} × {plan['days']} days)",
-        "command": f"python -m benchmarks --redo-long --long {args.long} --repeat {args.repeat}",
-        "commit": git_commit(),
+    return amend_long(results, plan, bench.records, amendment(
+        f"long history (scale {scale_label(plan['scale'])} × {plan['days']} days)",
+        f"python -m benchmarks --redo-long --long {args.long} --repeat {args.repeat}", started,
+    ))
+
+
+def amendment(what: str, command: str, started: float) -> dict:
+    """What a --redo-* run measured again, by which command, at which commit, when, how long
+    and under what load (the report's amendment note)."""
+    return {
+        "what": what, "command": command, "commit": git_commit(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
-        "elapsed_s": time.time() - started,
-        "load_avg": os.getloadavg(),
-    })
+        "elapsed_s": time.time() - started, "load_avg": os.getloadavg(),
+    }
 
 
 def redo_prod(args: argparse.Namespace, results: dict) -> dict:
@@ -360,15 +366,11 @@ def redo_prod(args: argparse.Namespace, results: dict) -> dict:
             landing = bench.data(scale, planned[scale])
             run_prod(bench, services, landing, scale, planned[scale], args.repeat,
                      local_beside=True)
-    return amend_prod(results, scales, bench.records, {
-        "what": "production path (scales " + ", ".join(scale_label(s) for s in scales)
+    return amend_prod(results, scales, bench.records, amendment(
+        "production path (scales " + ", ".join(scale_label(s) for s in scales)
         + ", each beside a local build of the same session)",
-        "command": f"python -m benchmarks --redo-prod {args.redo_prod} --repeat {args.repeat}",
-        "commit": git_commit(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
-        "elapsed_s": time.time() - started,
-        "load_avg": os.getloadavg(),
-    })
+        f"python -m benchmarks --redo-prod {args.redo_prod} --repeat {args.repeat}", started,
+    ))
 
 
 def amend_prod(
