@@ -1278,6 +1278,83 @@ sources:
     assert key == hmac_hex(KEY, "phone:442079460958")[:16]
 
 
+ISO_TICKETS = """
+version: 1
+currency_rates_to_eur: {EUR: 1}
+sources:
+  iso_tickets:
+    contract: tickets
+    format: csv
+    landing: iso_tickets/{date}.csv
+    columns:
+      ticket_id: {from: id, type: string}
+      opened_at: {from: at, type: timestamp, timestamp_format: iso8601,
+                  timezone: Europe/Berlin}
+      category:  {from: category, type: string}
+"""
+
+
+def test_iso_8601_as_exports_write_it_is_read_not_quarantined(identity: pl.DataFrame) -> None:
+    """ISO 8601 without seconds, in the basic format, and with a space before the offset
+    (how ERP, till and spreadsheet exports write it) are times, not `not a timestamp`; a
+    time without an offset is Berlin's wall clock (the declared zone)."""
+    sources = parse_sources(ISO_TICKETS)
+    written = {
+        "T1": "2026-01-05T10:30:00+01:00",  # the reading every release had
+        "T2": "2026-01-05T10:30+01:00",  # no seconds
+        "T3": "2026-01-05 10:30",  # no seconds, no offset: Berlin time
+        "T4": "2026-01-05T10:30:00 +01:00",  # a space before the offset
+        "T5": "2026-01-05 10:30:00 +0100",
+        "T6": "20260105T103000+0100",  # basic format
+        "T7": "20260105T093000Z",
+        "T8": "20260105T1030",  # basic, no seconds, Berlin time
+        "T9": "2026-01-05T10:30Z ",  # a trailing blank is stripped
+    }
+    garbage = {"G1": "2026-01-05T10:30 later", "G2": "05.01.2026 10:30", "G3": "2026-01-05T25:30"}
+    csv_text = "id,at,category\n" + "".join(
+        f"{k},{v},billing\n" for k, v in {**written, **garbage}.items()
+    )
+    raw = parse_landing(
+        csv_text.encode(), sources["iso_tickets"], "iso_tickets/2026-01-05.csv"
+    ).frame
+    result = clean_interactions_day({"iso_tickets": raw}, identity, KEY, DAY, sources)
+    published = dict(
+        result.tables["interactions"].select("interaction_id", "occurred_at").iter_rows()
+    )
+    instant = dt.datetime(2026, 1, 5, 9, 30, tzinfo=dt.UTC)
+    assert len(published) == len(written)
+    expected = {k: instant for k in written} | {"T9": instant + dt.timedelta(hours=1)}
+    assert {k.rsplit(":", 1)[-1]: v for k, v in published.items()} == expected
+    reasons = result.quarantine.get_column("reasons").to_list()
+    assert len(reasons) == len(garbage)
+    assert all("opened_at: not a timestamp in ISO 8601" in r for r in reasons), reasons
+
+
+def test_iso_8601_readings_of_earlier_releases_are_unchanged() -> None:
+    """The forms read before keep their reading exactly (the new forms are tried after)."""
+    from aiwf_assets.ingest.spec import ColumnSpec
+    from aiwf_assets.ingest.timestamps import read_timestamp
+
+    col = ColumnSpec("ordered_at", "timestamp", timestamp_format="iso8601", timezone="UTC")
+    texts = [
+        "2026-01-05T10:30:00Z", "2026-01-05T10:30:00.123456+01:00", "2026-01-05 10:30:00",
+        "2026-01-05T10:30:00+01", "2026-01-05T23:59:59.5-08:00", "2026-01-05T10:30:00",
+    ]
+    old_format = pl.col("t").str.replace(" ", "T", literal=True)
+    old = pl.coalesce(
+        old_format.str.to_datetime(
+            "%Y-%m-%dT%H:%M:%S%.f%#z", time_zone="UTC", time_unit="us", strict=False
+        ),
+        old_format.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="us", strict=False)
+        .dt.replace_time_zone("UTC"),
+    )
+    frame = pl.DataFrame({"t": texts}).select(
+        new=read_timestamp(col, pl.col("t")).value, old=old
+    )
+    assert frame.null_count().sum_horizontal().item() == 0
+    assert frame["new"].to_list() == frame["old"].to_list()
+
+
 def test_cleaning_without_reference_tables_says_what_to_materialise(tmp_path) -> None:
     import dagster as dg
 

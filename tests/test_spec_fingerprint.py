@@ -87,3 +87,20 @@ def test_a_declaration_the_fingerprint_cannot_read_is_an_error() -> None:
     assert declared(Odd(pattern=("a", {"b": 1}))) == {"pattern": ["a", {"b": 1}]}
     with pytest.raises(TypeError, match="cannot fingerprint a set"):
         declared(Odd(pattern={"a"}))
+
+
+def test_a_release_that_reads_more_timestamps_re_parses_only_sources_that_read_times() -> None:
+    """Parsing reads order times only for `within: [..., order_day]` (the day goes into the
+    id): those sources' raw versions carry the timestamp reading's version, so a release
+    that reads more ISO 8601 forms re-parses their days; every other source keeps its raw
+    versions (and the packaged ones their pins)."""
+    from aiwf_assets.ingest.landing import RAW_CODE_VERSION, raw_code_version
+    from aiwf_assets.ingest.timestamps import TIMESTAMP_READING
+
+    pos = _pos()
+    order_id = dataclasses.replace(pos.column("order_id"), within=("store_code", "order_day"))
+    per_day = dataclasses.replace(
+        pos, columns=tuple(order_id if c.name == "order_id" else c for c in pos.columns)
+    )
+    assert {raw_code_version(s) for s in load_sources().sources.values()} == {RAW_CODE_VERSION}
+    assert raw_code_version(per_day) == f"{RAW_CODE_VERSION}+{TIMESTAMP_READING}"

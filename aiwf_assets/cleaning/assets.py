@@ -76,8 +76,10 @@ OWNER = "team:data-platform"
 # without spaces and dashes, lines of one order id that disagree on the order quarantined;
 # clean-4: ids in scientific notation and ambiguous ints (1.000) quarantined, e-mails
 # unwrapped (Name <addr>, mailto:), date-only times at noon UTC, the delivery day ending in
-# the source's zone, return status marks in any case, JSON lists/objects as values refused
-CLEAN_CODE_VERSION = "clean-4"
+# the source's zone, return status marks in any case, JSON lists/objects as values refused;
+# clean-5: ISO 8601 times without seconds, in the basic format or with a space before the
+# offset read (they were quarantined as not a timestamp)
+CLEAN_CODE_VERSION = "clean-5"
 SCHEMA = "cleaned"
 
 # business key per table: content versions sort by it; lineage columns never count

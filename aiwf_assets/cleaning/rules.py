@@ -138,7 +138,13 @@ def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, lis
         )
         for c in columns
     }
-    typed = stripped.with_columns(cast.value.alias(name) for name, cast in casts.items())
+    # lazily, so an expression shared by several casts (a timestamp's first reading, which
+    # decides whether the other ISO forms are tried) is computed once
+    typed = (
+        stripped.lazy()
+        .with_columns(cast.value.alias(name) for name, cast in casts.items())
+        .collect()
+    )
     checks: list[Check] = []
     for col in columns:
         text = pl.col(_TEXT + col.name)

@@ -15,10 +15,10 @@ from dagster._core.definitions.external_asset import create_external_asset_from_
 
 from aiwf_assets.day_versions import RECORDS_DAY_VERSIONS, day_materialization, records_own_events
 from aiwf_assets.ingest.landing import (
-    RAW_CODE_VERSION,
     combine_versions,
     landing_path,
     landing_versions,
+    raw_code_version,
     raw_data_version,
     read_landed,
     spec_fingerprint,
@@ -86,7 +86,7 @@ def build_raw_asset(
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         owners=[OWNER],
         kinds={"polars", "parquet"},
-        code_version=f"{RAW_CODE_VERSION}-{spec_fingerprint(spec)[:12]}",
+        code_version=f"{raw_code_version(spec)}-{spec_fingerprint(spec)[:12]}",
         metadata={
             "dagster/column_schema": _raw_table_schema(spec), "format": spec.format,
             **({RECORDS_DAY_VERSIONS: True} if partitioned else {}),

@@ -27,7 +27,8 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.fs as pafs
 
-from aiwf_assets.ingest.spec import SourceSpec
+from aiwf_assets.ingest.spec import ORDER_DAY, SourceSpec
+from aiwf_assets.ingest.timestamps import TIMESTAMP_READING
 from aiwf_assets.partitions import outside_window_message
 from aiwf_assets.resources import LandingResource
 
@@ -141,8 +142,18 @@ def combine_versions(versions: list[str]) -> str:
 
 def raw_data_version(content_sha256: str | None, spec: SourceSpec) -> str:
     """Version of a raw partition: what landed + how it is mapped + parser code, not when."""
-    basis = f"{content_sha256 or 'absent'}|{spec_fingerprint(spec)}|{RAW_CODE_VERSION}"
+    basis = f"{content_sha256 or 'absent'}|{spec_fingerprint(spec)}|{raw_code_version(spec)}"
     return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def raw_code_version(spec: SourceSpec) -> str:
+    """RAW_CODE_VERSION, and for a source whose parsing reads its order times (`order_day`
+    in a `within`) the version of that reading too: a release that reads more timestamps
+    re-parses those sources' days, and only those."""
+    reads_times = spec.column(ORDER_DAY) is None and any(
+        ORDER_DAY in col.within for col in spec.columns
+    )
+    return f"{RAW_CODE_VERSION}+{TIMESTAMP_READING}" if reads_times else RAW_CODE_VERSION
 
 
 def landing_path(spec: SourceSpec, partition: str | None) -> str:

@@ -14,6 +14,10 @@ import polars as pl
 from aiwf_assets.ingest.spec import ColumnSpec
 
 UTC_DTYPE = pl.Datetime("us", "UTC")
+# the version of this reading, for the raw versions of sources whose parsing reads times
+# (ingest/landing.py `raw_code_version`); ts-2: ISO 8601 without seconds, in the basic format
+# and with a space before the offset
+TIMESTAMP_READING = "ts-2"
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,7 @@ def read_timestamp(col: ColumnSpec, text: pl.Expr) -> TimestampReading:
         value = pl.from_epoch(seconds, "s").dt.cast_time_unit("us").dt.replace_time_zone("UTC")
         return TimestampReading(value, pl.lit(None, pl.Datetime("us")), "not epoch seconds")
     if fmt == "iso8601":
-        iso = text.str.replace(" ", "T", literal=True)
-        aware = iso.str.to_datetime(
-            "%Y-%m-%dT%H:%M:%S%.f%#z", time_zone="UTC", time_unit="us", strict=False
-        )
-        naive = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="us", strict=False)
+        aware, naive = _iso8601(text)
         expected = "ISO 8601"
     elif any(z in fmt for z in ("%z", "%#z", "%:z")):
         aware = text.str.to_datetime(fmt, time_zone="UTC", time_unit="us", strict=False)
@@ -58,6 +58,43 @@ def read_timestamp(col: ColumnSpec, text: pl.Expr) -> TimestampReading:
     local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
     value = pl.coalesce(aware, local.dt.convert_time_zone("UTC"))
     return TimestampReading(value, naive, f"not a timestamp in {expected}")
+
+
+# ISO 8601 as exports write it, tried in this order (the first reading that parses wins, so
+# a text one of the earlier forms reads keeps that reading): extended with seconds (and
+# fraction), extended without seconds (`2026-01-05T10:30+01:00`), basic
+# (`20260105T103000+0100`), basic without seconds. `%#z` reads `Z`, `+01`, `+0100` and
+# `+01:00`; an offset may follow a space. The separator between date and time is `T` or a space.
+_ISO_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y%m%dT%H%M%S%.f", "%Y%m%dT%H%M",
+)
+
+
+def _iso8601(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(aware, naive) readings of ISO 8601 text: the instant of a text with an offset, the
+    wall-clock time of one without (null where the text is not that kind)."""
+    iso = text.str.replace(" ", "T", literal=True)  # `2026-01-05 10:30:00` (a space for T)
+    first, *rest = _ISO_FORMATS
+    aware = iso.str.to_datetime(f"{first}%#z", time_zone="UTC", time_unit="us", strict=False)
+    naive = iso.str.to_datetime(first, time_unit="us", strict=False)
+    # the other forms only for the texts the first did not read (null elsewhere): evaluated
+    # lazily, as cleaning casts, the common case costs a pass over nulls per form, not a parse
+    left = aware.is_null() & naive.is_null()
+    iso_left, text_left = pl.when(left).then(iso), pl.when(left).then(text)
+    # extended forms as written too: `2026-01-05T10:30:00 +01:00` (its space is not the T's)
+    tries = [(text_left, first), *((t, fmt) for fmt in rest for t in (iso_left, text_left))]
+    aware = pl.coalesce(
+        aware,
+        *(
+            t.str.to_datetime(f"{fmt}%#z", time_zone="UTC", time_unit="us", strict=False)
+            for t, fmt in tries
+            if t is iso_left or "-" in fmt
+        ),
+    )
+    naive = pl.coalesce(
+        naive, *(iso_left.str.to_datetime(fmt, time_unit="us", strict=False) for fmt in rest)
+    )
+    return aware, naive
 
 
 # strftime directives that read a time of day (or an instant): a format without any is a date
