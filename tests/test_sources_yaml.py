@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import textwrap
 
 import pytest
@@ -227,6 +228,24 @@ def test_minimal_yaml_is_valid() -> None:
             ("{from: id, type: string}", "{from: id, type: string, within: [day]}"),
             "within: 'day' is not a declared column read with from or constant (and not itself "
             "made unique), nor 'order_day'",
+        ),
+        (
+            ("    format: csv", '    format: csv\n    day_ends_at: "13:00"'),
+            'sources.shop.day_ends_at: the local time the business day ends, "HH:MM" from '
+            '"00:00" to "12:00" (e.g. "04:00": a sale at 01:45 belongs to the day before), '
+            "got '13:00'",
+        ),
+        (
+            ("    format: csv", '    format: csv\n    day_ends_at: "4 am"'),
+            "sources.shop.day_ends_at: the local time the business day ends",
+        ),
+        (
+            ("    format: csv", '    format: csv\n    day_ends_at: "04:60"'),
+            "sources.shop.day_ends_at: the local time the business day ends",
+        ),
+        (
+            ("    format: csv", "    format: csv\n    day_ends_at: 4:30"),
+            "got 270 (YAML reads an unquoted 4:30 as the number 270: write the time in quotes)",
         ),
     ],
 )
@@ -560,3 +579,35 @@ sources:
 """
     with pytest.raises(SourceSpecError, match="'order_day' .* needs an ordered_at column"):
         parse_sources(crm)
+
+
+def test_a_business_day_end_is_declared_on_a_daily_source() -> None:
+    """`day_ends_at`: "HH:MM", 00:00 to 12:00, written with or without the leading zero
+    (docs/SOURCES.md, Business days that run past midnight)."""
+    shop = parse_sources(MINIMAL)["shop"]
+    assert (shop.day_ends_at, shop.business_day_end) == (None, None)
+    # YAML reads an unquoted 04:00 as text (a leading zero is no base-60 number), 4:00 not
+    for written, read in (('"4:30"', "04:30"), ('"04:00"', "04:00"), ("04:00", "04:00"),
+                          ('"12:00"', "12:00"), ('"00:00"', "00:00")):
+        declared = f"    format: csv\n    day_ends_at: {written}"
+        late = parse_sources(MINIMAL.replace("    format: csv", declared))
+        assert late["shop"].day_ends_at == read
+    assert late["shop"].business_day_end == dt.time(0)
+    with pytest.raises(SourceSpecError, match=r"sources\.stores\.day_ends_at: only daily sources"):
+        parse_sources(
+            textwrap.dedent(
+                """
+                version: 1
+                currency_rates_to_eur: {EUR: 1}
+                sources:
+                  stores:
+                    contract: stores
+                    format: csv
+                    landing: reference/stores.csv
+                    day_ends_at: "04:00"
+                    columns:
+                      store_code: {from: code, type: string}
+                      name:       {from: name, type: string}
+                """
+            )
+        )

@@ -39,6 +39,7 @@ GBP_TO_EUR = Decimal("1.17")  # the packaged sources.yaml rate: the fallback
 NON_MERCHANDISE = {"POST", "DOT", "C2", "BANK CHARGES", "M", "D"}
 
 # Runs in a fresh interpreter so the sources (and so the asset graph) come from AIWF_SOURCES.
+# Fails on a failed step or a failed check that is not a warning; prints what it built.
 RUN = textwrap.dedent(
     """
     import json
@@ -55,13 +56,14 @@ RUN = textwrap.dedent(
     wanted |= {a for k in set(wanted) for a in graph.get_ancestor_asset_keys(k)}
     after = [k for k in plan.after if k in wanted]
     job = defs.resolve_implicit_global_asset_job_def()
-    report, warned = {"assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys())}, []
+    report = {"assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys())}
+    warned, checked = [], []
     with dg.DagsterInstance.get() as instance:
         # the packaged sources are switched off: no guard override (aiwf/accept_drop) needed
         for keys, tags in (
             (plan.before, {}),
-            (daily, {"dagster/asset_partition_range_start": "%(day)s",
-                     "dagster/asset_partition_range_end": "%(day)s"}),
+            (daily, {"dagster/asset_partition_range_start": "%(first)s",
+                     "dagster/asset_partition_range_end": "%(last)s"}),
             (after, {}),
         ):
             result = job.execute_in_process(
@@ -75,17 +77,44 @@ RUN = textwrap.dedent(
                 assert check.passed or check.severity == dg.AssetCheckSeverity.WARN, (
                     check.asset_key, check.check_name, check.metadata,
                 )
+                checked.append([check.check_name, check.passed])
                 warned.extend(
                     [check.asset_key.to_user_string(), check.check_name]
                     for _ in [1] if not check.passed
                 )
         record = instance.get_latest_materialization_event(dg.AssetKey("order_lines"))
         meta = record.asset_materialization.metadata
-        report["rate_fallbacks"] = meta["rate_fallbacks"].value
-    report["warned"] = warned
+        if "rate_fallbacks" in meta:
+            report["rate_fallbacks"] = meta["rate_fallbacks"].value
+    report["warned"], report["checked"] = warned, checked
     print("REPORT" + json.dumps(report))
     """
-) % {"day": FILE_DAY}
+)
+
+
+def run_to_marts(home: Path, sources: Path, first: str, last: str) -> dict:
+    """Build raw -> cleaned -> marts for the days `first`..`last` landed under `home`, with
+    the sources of the AIWF_SOURCES file `sources`, in a fresh process; what RUN printed:
+    asset keys, checks run (name, passed), failed WARN checks, rate fallbacks if any."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "AIWF_ENV": "local",
+        "AIWF_HOME": str(home),
+        "AIWF_SOURCES": str(sources),
+        "AIWF_PII_KEY": "third-party-test-key",
+        "DAGSTER_HOME": str(home / "dagster_home"),
+        # parse the dbt project on load, as `dagster dev` does: a manifest left in the
+        # checkout by an older version of the models must not be used
+        "DAGSTER_IS_DEV_CLI": "1",
+    }
+    (home / "dagster_home").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", RUN % {"first": first, "last": last}], env=env, cwd=REPO,
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    return json.loads(done.stdout.split("REPORT", 1)[1])
 
 
 @dataclass(frozen=True)
@@ -109,27 +138,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     (home / "landing" / "reference" / "exchange_rates.csv").write_bytes(
         (FIXTURE / "exchange_rates.csv").read_bytes()
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "AIWF_ENV": "local",
-        "AIWF_HOME": str(home),
-        "AIWF_SOURCES": str(FIXTURE / "sources.yaml"),
-        "AIWF_PII_KEY": "uk-test-key",
-        "DAGSTER_HOME": str(home / "dagster_home"),
-        # parse the dbt project on load, as `dagster dev` does: a manifest left in the
-        # checkout by an older version of the models must not be used
-        "DAGSTER_IS_DEV_CLI": "1",
-    }
-    (home / "dagster_home").mkdir()
-    done = subprocess.run(
-        [sys.executable, "-c", RUN], env=env, cwd=REPO, capture_output=True, text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-5000:]
+    report = run_to_marts(home, FIXTURE / "sources.yaml", FILE_DAY, FILE_DAY)
     with (FIXTURE / "invoices.csv").open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if None not in r]  # the unquoted-comma row aside
-    report = json.loads(done.stdout.split("REPORT", 1)[1])
     return Run(home, rows, report)
 
 

@@ -357,13 +357,22 @@ def one_of(column: str, values: Iterable[str]) -> Rule:
     return Rule(column, pl.col(column).is_in(allowed), f"not one of {', '.join(allowed)}")
 
 
-def event_time(column: str, partition_date: dt.date, zone: str | None = None) -> list[Rule]:
+def event_time(
+    column: str, partition_date: dt.date, zone: str | None = None,
+    business_day_end: dt.time | None = None,
+) -> list[Rule]:
     """An event cannot be later than the end of the day its file was delivered: midnight
     UTC, or where the column's times are written (`zone`) if that is later: a Los Angeles
-    file of 1 March ends at 08:00 UTC on 2 March."""
-    end = day_end(partition_date, zone)
+    file of 1 March ends at 08:00 UTC on 2 March. A source whose business day runs past
+    midnight (`business_day_end`, local) delivers until then: a Berlin bar's file of
+    5 January until 04:00 on the 6th."""
+    end = day_end(partition_date, zone, business_day_end)
+    future = f"in the future for a {partition_date} delivery"
+    if end > day_end(partition_date, zone):
+        local = end.astimezone(ZoneInfo(zone or "UTC"))
+        future += f" (its business day ends {local:%Y-%m-%d %H:%M} {zone or 'UTC'})"
     return [
-        Rule(column, pl.col(column) < end, f"in the future for a {partition_date} delivery"),
+        Rule(column, pl.col(column) < end, future),
         # `05/01/26` read by a `%Y` format is the year 26: say so rather than "before 2000"
         Rule(column, pl.col(column).dt.year() >= 100, _TWO_DIGIT_YEAR),
         Rule(
@@ -377,13 +386,20 @@ def event_time(column: str, partition_date: dt.date, zone: str | None = None) ->
 _TWO_DIGIT_YEAR = "a year below 100: a two-digit year read by %Y? (the format needs %y)"
 
 
-def day_end(day: dt.date, zone: str | None = None) -> dt.datetime:
-    """The later of the day's end in UTC and in `zone`, in UTC."""
+def day_end(
+    day: dt.date, zone: str | None = None, business_day_end: dt.time | None = None
+) -> dt.datetime:
+    """The latest of the day's end in UTC, in `zone`, and (for a business day that runs past
+    midnight) `business_day_end` on the next day in `zone` (UTC without one), in UTC."""
     after = day + dt.timedelta(days=1)
     utc = dt.datetime.combine(after, dt.time(), dt.UTC)
-    if zone is None:
-        return utc
-    return max(utc, dt.datetime.combine(after, dt.time(), ZoneInfo(zone)).astimezone(dt.UTC))
+    ends = [utc]
+    if zone is not None:
+        ends.append(dt.datetime.combine(after, dt.time(), ZoneInfo(zone)).astimezone(dt.UTC))
+    if business_day_end is not None:
+        local = ZoneInfo(zone or "UTC")
+        ends.append(dt.datetime.combine(after, business_day_end, local).astimezone(dt.UTC))
+    return max(ends)
 
 
 def return_mark(spec: SourceSpec) -> pl.Expr:
@@ -444,7 +460,9 @@ def contract_rules(
         if currency_rates is not None:
             rules.append(one_of("currency", currency_rates))  # codes with a declared rate
         if partition_date is not None:
-            rules += event_time("ordered_at", partition_date, _zone(spec, "ordered_at"))
+            rules += event_time(
+                "ordered_at", partition_date, _zone(spec, "ordered_at"), spec.business_day_end
+            )
     elif contract == "tickets":
         rules += [
             one_of("category", TICKET_CATEGORIES),
@@ -452,14 +470,18 @@ def contract_rules(
             between("satisfaction", 1, 5),
         ]
         if partition_date is not None:
-            rules += event_time("opened_at", partition_date, _zone(spec, "opened_at"))
+            rules += event_time(
+                "opened_at", partition_date, _zone(spec, "opened_at"), spec.business_day_end
+            )
     elif contract == "sessions":
         rules += [one_of("device", DEVICES)]
         rules += [
             at_least(c, 0) for c in ("pages_viewed", "product_views", "added_to_cart", "duration_s")
         ]
         if partition_date is not None:
-            rules += event_time("started_at", partition_date, _zone(spec, "started_at"))
+            rules += event_time(
+                "started_at", partition_date, _zone(spec, "started_at"), spec.business_day_end
+            )
     elif contract == "customers":
         born_ok = (pl.col("birth_year") >= 1900) & (
             pl.col("signup_date").is_null()

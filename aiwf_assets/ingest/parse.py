@@ -833,7 +833,8 @@ def _made_unique(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     """Columns declared `within` others become `<others>/<value>` (`S01/R0001`), from the
     text as written; a row missing one of the others keeps its value as written.
     `order_day` in `within` is the day of the row's order time where it was written
-    (`S01/2026-01-05/R0001`); a row whose time cannot be read keeps its value too."""
+    (`S01/2026-01-05/R0001`), its business day when the source declares `day_ends_at`; a
+    row whose time cannot be read keeps its value too."""
     composed = []
     for col in spec.columns:
         if not col.within:
@@ -856,7 +857,7 @@ def _made_unique(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
 def _order_day(spec: SourceSpec) -> pl.Expr:
     ordered_at = spec.column("ordered_at")
     assert ordered_at is not None  # the declaration is checked when it is loaded
-    return local_day(ordered_at, pl.col("ordered_at"))
+    return local_day(ordered_at, pl.col("ordered_at"), spec.business_day_end)
 
 
 def _number_sequences(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:

@@ -10,6 +10,7 @@ of a known kind needs only a YAML entry. See docs/SOURCES.md.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -296,6 +297,9 @@ class SourceSpec:
     phone_region: str | None = None  # region of phone numbers written without a country code
     # order sources: orders placed online (a web session can convert into one); tills: false
     online: bool = True
+    # daily sources: when the business day a file is named by ends, "HH:MM" local time in
+    # the event time's zone (a bar's "04:00": a sale at 01:45 on the 6th is the 5th's)
+    day_ends_at: str | None = None
 
     @property
     def all_columns(self) -> tuple[ColumnSpec, ...]:
@@ -305,6 +309,11 @@ class SourceSpec:
     @property
     def raw_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.all_columns)
+
+    @property
+    def business_day_end(self) -> dt.time | None:
+        """`day_ends_at` as a time of day; None: the file's day is the calendar day."""
+        return None if self.day_ends_at is None else dt.time.fromisoformat(self.day_ends_at)
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.all_columns if c.name == name), None)
@@ -557,6 +566,7 @@ _SOURCE_KEYS = {
     "returns",
     "phone_region",
     "online",
+    "day_ends_at",
 }
 _RETURNS_KEYS = {"order_prefix", "negative_quantity", "status"}
 # channel names whose per-channel columns would clash with a fixed column
@@ -621,6 +631,14 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
     online = entry.get("online", True)
     if not isinstance(online, bool):
         raise SourceSpecError(f"{where}.online: true or false, got {online!r}")
+    day_ends_at = None
+    if "day_ends_at" in entry:
+        if not contract.daily:
+            raise SourceSpecError(
+                f"{where}.day_ends_at: only daily sources (order_lines, tickets, sessions) have "
+                "a business day"
+            )
+        day_ends_at = _day_ends_at(entry["day_ends_at"], f"{where}.day_ends_at")
     phone_region = entry.get("phone_region")
     if phone_region is not None:
         if not (isinstance(phone_region, str) and re.fullmatch(r"[A-Z]{2}", phone_region)):
@@ -645,6 +663,7 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         returns=returns,
         phone_region=phone_region,
         online=online,
+        day_ends_at=day_ends_at,
     )
     _check_coverage(spec, where)
     if returns is not None and returns.status_values and spec.column("line_status") is None:
@@ -671,6 +690,27 @@ def _encoding(entry: Mapping[str, Any], fmt: str, where: str) -> str:
             "#standard-encodings)"
         )
     return info.name
+
+
+# A business day ends by noon of the next calendar day: one running longer is mostly that day.
+LATEST_DAY_END = dt.time(12, 0)
+
+
+def _day_ends_at(value: Any, where: str) -> str:
+    """The business day's end as "HH:MM" (`4:30` and `04:30` alike), 00:00 to 12:00."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value) if isinstance(value, str) else None
+    ends = dt.time(int(match[1]), int(match[2])) if match else None
+    if ends is None or ends > LATEST_DAY_END:
+        unquoted = (
+            " (YAML reads an unquoted 4:30 as the number 270: write the time in quotes)"
+            if isinstance(value, int) and not isinstance(value, bool) else ""
+        )
+        raise SourceSpecError(
+            f'{where}: the local time the business day ends, "HH:MM" from "00:00" to '
+            f'"{LATEST_DAY_END:%H:%M}" (e.g. "04:00": a sale at 01:45 belongs to the day '
+            f"before), got {value!r}{unquoted}"
+        )
+    return f"{ends:%H:%M}"
 
 
 def _non_merchandise(value: Any, where: str) -> dict[str, str]:

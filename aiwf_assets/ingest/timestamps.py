@@ -1,17 +1,19 @@
 """How a declared timestamp column's text is read: one reading for parsing and cleaning.
 
 Cleaning casts `ordered_at` (and the other timestamps) with it; parsing reads the day of an
-order's time with it (`within: [..., order_day]`), so both agree on which day a row is.
+order's time with it (`within: [..., order_day]`, the business day when the source declares
+`day_ends_at`), so both agree on which day a row is.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
 import polars as pl
 
-from aiwf_assets.ingest.spec import ColumnSpec
+from aiwf_assets.ingest.spec import TIMESTAMP_KEYWORDS, ColumnSpec
 
 UTC_DTYPE = pl.Datetime("us", "UTC")
 # the version of this reading, for the raw versions of sources whose parsing reads times
@@ -106,8 +108,17 @@ def date_only(fmt: str) -> bool:
     return _TIME_DIRECTIVE.search(fmt.replace("%%", "")) is None
 
 
-def local_day(col: ColumnSpec, text: pl.Expr) -> pl.Expr:
+def local_day(col: ColumnSpec, text: pl.Expr, day_ends: dt.time | None = None) -> pl.Expr:
     """The day (YYYY-MM-DD) a timestamp column's text falls on where it was written: read as
-    cleaning reads it, in the column's `timezone` (UTC without one); null when unreadable."""
+    cleaning reads it, in the column's `timezone` (UTC without one); null when unreadable.
+
+    `day_ends`: the local time a business day that runs past midnight ends (04:00: a sale at
+    01:45 on the 6th is the 5th's, one at 04:00 the 6th's), counted on the wall clock, so a
+    clock change that night moves nothing; a date without a time is the day written."""
     value = read_timestamp(col, text.str.strip_chars()).value
-    return value.dt.convert_time_zone(col.timezone or "UTC").dt.date().cast(pl.String)
+    wall_clock = value.dt.convert_time_zone(col.timezone or "UTC")
+    fmt = col.timestamp_format or "iso8601"
+    if day_ends is not None and (fmt in TIMESTAMP_KEYWORDS or not date_only(fmt)):
+        past_midnight = pl.duration(hours=day_ends.hour, minutes=day_ends.minute)
+        wall_clock = wall_clock.dt.replace_time_zone(None) - past_midnight
+    return wall_clock.dt.date().cast(pl.String)
