@@ -491,3 +491,25 @@ def test_segmentation_ceiling_is_high_for_separable_segments_and_nil_for_random_
     x = rng.normal(size=(300, 2)) + y[:, None] * 6.0
     assert supervised_ari(x, y, LogisticRegression(), seed=0) > 0.95
     assert abs(supervised_ari(x, rng.permutation(y), LogisticRegression(), seed=0)) < 0.1
+
+
+@pytest.mark.postgres
+def test_the_guard_lookup_benchmark_runs_both_engines_and_cleans_up(capsys) -> None:
+    """`python -m benchmarks.guard_lookup` on a small history: both engines find the same
+    keys as the join (it raises otherwise) and its scratch schemas are dropped."""
+    import psycopg
+
+    from benchmarks.guard_lookup import main
+    from tests.conftest import POSTGRES_DSN, postgres_or_skip
+
+    postgres_or_skip()
+    assert main(["--days", "10", "--keys", "400", "--repeat", "1", "--dsn", POSTGRES_DSN]) == 0
+    out = capsys.readouterr().out
+    assert "| DuckDB |" in out and "| Postgres |" in out
+    assert out.count("| 20 |") == 2  # every 20th of the staged day's 400 ids
+    with psycopg.connect(POSTGRES_DSN) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE %s",
+            ["%\\_bench\\_%"],
+        ).fetchone()[0]
+    assert left == 0

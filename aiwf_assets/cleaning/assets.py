@@ -799,9 +799,16 @@ def _earlier_keys(wh: Warehouse, staging: dict[str, str], day: dt.date) -> pl.Da
         params: list[object] = [day]
         if wh.table_exists(relation):
             # earlier days only: the marts keep a key's earliest delivery, so a day whose keys
-            # a later day holds (a catch-up dump, a copy published by override) is the original
-            others += f" UNION ALL SELECT {columns} FROM {relation} WHERE {PARTITION_COLUMN} < ?"
-            params.append(day)
+            # a later day holds (a catch-up dump, a copy published by override) is the original.
+            # The day's keys as an array: Postgres then looks them up in the key index instead
+            # of hashing every earlier day's rows (a join plans that scan at any history size)
+            wh.ensure_index(relation, (key, group))
+            others += (
+                f" UNION ALL SELECT {columns} FROM {relation} WHERE {key} = ANY(ARRAY("
+                f"SELECT {key} FROM {staging[table]} WHERE {PARTITION_COLUMN} = ?))"
+                f" AND {PARTITION_COLUMN} < ?"
+            )
+            params += [day, day]
         found = wh.query(
             f"SELECT p.{group} AS \"group\", p.{key} AS key, p.{PARTITION_COLUMN}"
             f" FROM ({others}) p JOIN {staging[table]} s"

@@ -77,6 +77,11 @@ class Warehouse(Protocol):
         """Drop tables if they exist (staging tables after publishing or failing)."""
         ...
 
+    def ensure_index(self, table: str, columns: Sequence[str]) -> None:
+        """An index on `columns` of `table` where the engine needs one to look keys up in a
+        history that grows every day (nothing when the table does not exist)."""
+        ...
+
     def session(self) -> AbstractContextManager[Warehouse]:
         """The warehouse for a batch of calls (e.g. a run's daily writes); may hold one
         connection across them. Each write is still its own transaction."""
@@ -198,6 +203,10 @@ class DuckDBWarehouse:
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         with self._connection(read_only=True) as con:
             return con.sql(sql, params=list(params or [])).pl()
+
+    def ensure_index(self, table: str, columns: Sequence[str]) -> None:
+        """Nothing: DuckDB scans a column of millions of keys in a hash join faster than an
+        index would pay for itself, and an (ART) index would slow every publish."""
 
     def table_exists(self, table: str) -> bool:
         schema, name = split_table_name(table)
