@@ -56,6 +56,7 @@ from aiwf_assets.cleaning.quarantine import by_reason as quarantine_by_reason
 from aiwf_assets.cleaning.transforms import ACCOUNTING_SCHEMA
 from aiwf_assets.day_versions import RECORDS_DAY_VERSIONS, day_materialization, records_own_events
 from aiwf_assets.ingest.landing import combine_versions
+from aiwf_assets.ingest.parse import refusal
 from aiwf_assets.ingest.spec import SourcesConfig, SourceSpec
 from aiwf_assets.io.parquet_store import ParquetStore
 from aiwf_assets.io.warehouse import PARTITION_COLUMN, StagedWrite, Warehouse, staging_table
@@ -370,6 +371,8 @@ class _DailyAudit:
     rows_checked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DAILY_TABLES, 0))
     # sources of the current day whose file ends mid-record
     cut_short: set[str] = field(default_factory=set)
+    # sources of the current day whose file was refused -> why (ingest.parse.refused_frame)
+    refused: dict[str, str] = field(default_factory=dict)
     # lines converted at the constant rate although a dated rate file is declared
     rate_fallbacks: list[pl.DataFrame] = field(default_factory=list)
 
@@ -425,6 +428,7 @@ def _clean_days(
             zip(context.partition_keys, days, cleaned, strict=True), 1
         ):
             audit.cut_short = findings.cut_short
+            audit.refused = findings.refused
             if findings.rate_fallbacks is not None:
                 audit.rate_fallbacks.append(findings.rate_fallbacks)
             for table, finding in findings.repeated:
@@ -573,6 +577,7 @@ class _RawFindings:
     cut_short: set[str]
     repeated: list[tuple[str, str]]
     rate_fallbacks: pl.DataFrame | None = None
+    refused: dict[str, str] = field(default_factory=dict)  # source -> why its file was
 
 
 def _clean_one_day(
@@ -585,7 +590,10 @@ def _clean_one_day(
     raw = {
         c: store.read(f"raw_{c}", partition) for c in channels.orders + channels.interactions
     }
-    findings = _RawFindings({c for c, frame in raw.items() if ends_mid_record(frame)}, [])
+    findings = _RawFindings(
+        {c for c, frame in raw.items() if ends_mid_record(frame)}, [],
+        refused={c: why for c, frame in raw.items() if (why := refusal(frame))},
+    )
     for channel, frame in raw.items():
         repeated = repeated_finding(
             channel, frame, sources[channel].raw_columns, PlausibilityThresholds()
@@ -656,7 +664,12 @@ def _audit_day(
             elsewhere.filter(pl.col("group") == group).select("first", "keys").rows(),
             thresholds,
         )
+        refused = audit.refused.get(source["channel"])
         guarded = [
+            # a file that could not be read at all: the day waits for a corrected file; the
+            # other guards would only describe its one quarantined row
+            f"{source['channel']}: {refused}",
+        ] if refused else [
             # first: another day's file under this name also reads as a re-delivery that
             # shrank or an export taken early, whose findings would mislead
             cross_day,

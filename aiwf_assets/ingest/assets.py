@@ -23,7 +23,12 @@ from aiwf_assets.ingest.landing import (
     read_landed,
     spec_fingerprint,
 )
-from aiwf_assets.ingest.parse import parse_landing, raw_schema
+from aiwf_assets.ingest.parse import (
+    LandingFormatError,
+    parse_landing,
+    raw_schema,
+    refused_frame,
+)
 from aiwf_assets.ingest.spec import SourcesConfig, SourceSpec
 from aiwf_assets.parallel import prefetched
 from aiwf_assets.progress import log_progress
@@ -112,6 +117,11 @@ def build_raw_asset(
                 versions.append(version)
                 total_rows += frame.height
                 log_progress(context, asset_name, done, len(keys), total_rows)
+                if "refused" in meta:
+                    context.log.error(
+                        f"{key}: {meta['refused']}; cleaning holds the day back until the"
+                        " file is corrected (the other days go on)"
+                    )
                 meta |= {"path": dg.MetadataValue.path(uri), "content_version": version}
                 if own_events:
                     context.log_event(
@@ -141,7 +151,17 @@ def _ingest_one(
         empty = pl.DataFrame(schema=raw_schema(spec))
         return empty, {"dagster/row_count": 0, "file_present": False, "source_file": relative}, None
     data, content_sha = landed
-    result = parse_landing(data, spec, relative)
+    try:
+        result = parse_landing(data, spec, relative)
+    except LandingFormatError as error:
+        if partition is None:
+            raise  # a reference file has no day to hold back: its run fails, naming it
+        # a daily file: the day is held back by cleaning, the other days of a range go on
+        frame = refused_frame(spec, relative, error)
+        return frame, {
+            "dagster/row_count": frame.height, "file_present": True, "source_file": relative,
+            "content_sha256": content_sha, "refused": str(error),
+        }, content_sha
     frame = result.frame
     parse_errors = frame.filter(pl.col("_parse_error").is_not_null()).height
     meta = {

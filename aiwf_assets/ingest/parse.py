@@ -146,6 +146,39 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
     return ParseResult(_number_sequences(_made_unique(frame, spec), spec), *drift)
 
 
+# the `_parse_error` of the one raw row that stands for a daily file that was refused
+REFUSED = "the file was refused: "
+
+
+def refused_frame(spec: SourceSpec, source_file: str, error: LandingFormatError) -> pl.DataFrame:
+    """The raw partition of a daily file that cannot be read as its format at all: one row
+    for the whole file, its `_parse_error` the refusal (`REFUSED` + the error, which names
+    the file and the line). Cleaning quarantines it and holds the day back, so the other
+    days of a range run are published and this one waits for a corrected file (or a run
+    tag that publishes the day without it). Its counts are the file's, as one record."""
+    return pl.DataFrame(
+        {
+            **{c: [None] for c in spec.raw_columns},
+            "_source_file": [source_file],
+            "_source_row": [1],
+            "_source_lines": [1],
+            "_parse_error": [f"{REFUSED}{error}"],
+            "_raw_record": [None],
+            "_file_records": [1],
+            "_file_ends_mid_record": [False],
+        },
+        schema=raw_schema(spec),
+    )
+
+
+def refusal(raw: pl.DataFrame) -> str | None:
+    """Why the daily file behind a raw partition was refused (see `refused_frame`), or None."""
+    if raw.height != 1 or "_parse_error" not in raw.columns:
+        return None
+    error = raw.get_column("_parse_error")[0]
+    return error.removeprefix(REFUSED) if error and error.startswith(REFUSED) else None
+
+
 def _as_utf8(data: bytes, encoding: str) -> bytes:
     """A text file's bytes in `encoding` as UTF-8, before any line is read: line breaks stay
     where they are (so do line numbers and the counts from the bytes). A byte the codec
