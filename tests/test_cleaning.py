@@ -926,6 +926,52 @@ def test_a_german_export_keeps_its_thousands_its_days_and_its_returns(
         ]
 
 
+US_EXPORT = (  # a web shop's export with thousands separators (found by the Shopify probe)
+    b"id,at,sku,qty,price\n"
+    b'U1,01/05/2026 10:00,TV,1,"1,299.00"\n'
+    b'U2,01/05/2026 11:00,CABLE,"1,000",0.50\n'
+    b'U3,01/05/2026 12:00,CABLE,1,"1,5"\n'
+)
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_thousands_separators_are_read_where_the_decimal_point_is_declared(
+    identity: pl.DataFrame, declared: bool
+) -> None:
+    """`1,299.00` under `decimal: "."`: a comma there only groups thousands. Undeclared the
+    value is refused naming what to declare (in a German export `1,299` is 1.299); a comma
+    that cannot be a thousands separator (`1,5`) is refused either way, never read as 15."""
+    yaml = SHOP_DE_US.replace("<QUANTITY_DECIMAL>", "")
+    if declared:
+        yaml = yaml.replace(
+            "quantity:    {from: qty, type: int}",
+            'quantity:    {from: qty, type: int, decimal: "."}',
+        ).replace(
+            "unit_price:  {from: price, type: float}",
+            'unit_price:  {from: price, type: float, decimal: "."}',
+        )
+    config = parse_sources(yaml)
+    parsed = parse_landing(US_EXPORT, config["us_shop"], "us_shop/2026-01-05.csv")
+    result = clean_orders_day({"us_shop": parsed.frame}, identity, KEY, DAY, config)
+    lines = result.tables["order_lines"].sort("order_id")
+    hint = (
+        "a thousands separator? declare the column's decimal: '.' (1,299.00 = 1299) or ','"
+        " (1.299,00 = 1299)"
+    )
+    if declared:
+        assert lines.select("order_id", "quantity", "line_amount_source").rows() == [
+            ("us_shop:U1", 1, 1299.0), ("us_shop:U2", 1000, 500.0),
+        ]
+        assert reasons(result, "us_shop") == ["unit_price: not a number ('1,5')"]
+    else:
+        assert lines.is_empty()
+        assert sorted(reasons(result, "us_shop")) == sorted([
+            f"unit_price: {hint} ('1,299.00')",
+            "quantity: not an integer ('1,000')",
+            "unit_price: not a number ('1,5')",
+        ])
+
+
 def test_a_parquet_decimal_integer_is_not_ambiguous() -> None:
     # Parquet writes a decimal(10,3) count as 12.000: never a thousands separator
     from aiwf_assets.cleaning.rules import cast_columns
@@ -1414,6 +1460,7 @@ def test_returns_non_merchandise_and_source_product_codes(identity: pl.DataFrame
         b"536368,22086,-10,05/01/2026 10:00,2.55,13047.0\n"
         b"536369,SKU12,1,05/01/2026 10:00,2.55,13047.0\n"
         b"C536370,22086,0,05/01/2026 10:00,2.55,13047.0\n"
+        b"536371,22086,0,05/01/2026 10:30,2.55,13047.0\n"  # a sale of 0: said once
     )
     raw = parse_landing(export, uk["uk_invoices"], "uk_invoices/2026-01-05.csv").frame
     result = clean_orders_day({"uk_invoices": raw}, identity, KEY, DAY, uk)
@@ -1429,6 +1476,7 @@ def test_returns_non_merchandise_and_source_product_codes(identity: pl.DataFrame
         "quantity: must be > 0 (-10)",
         "sku: does not match the declared pattern '[0-9]{5}[A-Z]*' (SKU12)",
         "quantity: must not be 0 (0)",
+        "quantity: must be > 0 (0)",
     ]
     # 17850.0 and 17850 are one customer
     jane = lines.filter(pl.col("order_id").str.contains("53636[56]"))

@@ -381,6 +381,42 @@ sources:
     assert result.aliased_columns == (("opened_at", "created"),)
 
 
+def test_an_empty_field_under_one_name_falls_back_to_its_alias() -> None:
+    """A dump holding both `Customer Email` and the older `Email` column, each row filling
+    one of them (found by the 2026-12-07 Shopify probe: the rows that filled only `Email`
+    lost their customer, every check green). Per row the first name with a value wins;
+    blank and `NULL` are no value; with none valued the first is kept as written."""
+    from aiwf_assets.ingest.spec import parse_sources
+
+    config = parse_sources(
+        """
+version: 1
+currency_rates_to_eur: {EUR: 1}
+sources:
+  desk:
+    contract: tickets
+    format: csv
+    landing: desk/{date}.csv
+    columns:
+      ticket_id:      {from: id, type: string}
+      opened_at:      {from: at, type: timestamp, timestamp_format: iso8601}
+      customer_email: {from: Customer Email, aliases: [Email], type: string}
+      category:       {from: category, type: string}
+"""
+    )
+    data = (
+        b"id,at,Customer Email,Email,category\n"
+        b"K1,2026-01-05T09:00:00Z,new@x.example,old@x.example,billing\n"
+        b"K2,2026-01-05T09:00:00Z,,old@x.example,billing\n"
+        b"K3,2026-01-05T09:00:00Z, NULL ,old@x.example,billing\n"
+        b"K4,2026-01-05T09:00:00Z,,,billing\n"
+    )
+    result = parse_landing(data, config["desk"], "desk/2026-01-05.csv")
+    assert result.frame.get_column("customer_email").to_list() == [
+        "new@x.example", "old@x.example", "old@x.example", "",
+    ]
+
+
 def test_missing_column_is_reported_not_raised(sources: SourcesConfig) -> None:
     record = {k: v for k, v in APP_LINE.items() if k != "orderRef"} | {"orderReference": "A1"}
     result = parse_landing(jsonl(record), sources["app_orders"], "a.jsonl")

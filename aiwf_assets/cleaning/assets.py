@@ -79,7 +79,8 @@ OWNER = "team:data-platform"
 # unwrapped (Name <addr>, mailto:), date-only times at noon UTC, the delivery day ending in
 # the source's zone, return status marks in any case, JSON lists/objects as values refused;
 # clean-5: ISO 8601 times without seconds, in the basic format or with a space before the
-# offset read (they were quarantined as not a timestamp)
+# offset read (they were quarantined as not a timestamp); with decimal "." a comma groups
+# thousands (1,299.00), undeclared such values are refused naming what to declare
 CLEAN_CODE_VERSION = "clean-5"
 SCHEMA = "cleaned"
 

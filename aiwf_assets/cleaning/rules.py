@@ -21,6 +21,7 @@ import polars as pl
 import polars.selectors as cs
 
 from aiwf_assets.cleaning.pii import redact_text
+from aiwf_assets.ingest.parse import NULL_TOKENS
 from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec, canonical_parts
 from aiwf_assets.ingest.timestamps import read_timestamp
 
@@ -34,6 +35,14 @@ _FALSE = ("false", "0", "no", "n", "f")
 _FLOAT_COMMA_RE = r"^[+-]?([1-9]\d{0,2}(\.\d{3})+|\d+)(,\d+)?$"
 _INT_COMMA_RE = r"^[+-]?([1-9]\d{0,2}(\.\d{3})+|\d+)(,0*)?$"
 _GROUPED_RE = r"^[+-]?[1-9]\d{0,2}(\.\d{3})+$"  # 1.000, 12.500.000: thousands or decimals?
+# with `decimal: "."` a comma groups thousands: 1,299.00 or 1,299; 0,999 and 1,5 are refused
+_FLOAT_DOT_RE = r"^[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$"
+_INT_DOT_RE = r"^[+-]?[1-9]\d{0,2}(,\d{3})+(\.0*)?$"
+_COMMA_GROUPED_RE = r"^[+-]?[1-9]\d{0,2}(\.\d{3})+,\d+$"  # 1.299,00 (undeclared: refused)
+_THOUSANDS = (
+    "a thousands separator? declare the column's decimal: '.' (1,299.00 = 1299) or ','"
+    " (1.299,00 = 1299)"
+)
 _NOT_INT_COMMA = "not an integer with decimal comma"
 _AMBIGUOUS_INT = (
     "a thousands separator or three decimals? declare the column's decimal: ',' (1.000 ="
@@ -58,16 +67,6 @@ def shown(text: pl.Expr, *, quote: bool) -> pl.Expr:
     )
     mark = "'" if quote else ""
     return pl.lit(f"({mark}") + redact_text(short) + pl.lit(f"{mark})")
-
-
-# What exports write into a cell that holds nothing: a SQL dump's NULL, a spreadsheet's N/A
-# or #N/A, pandas' NaN and <NA>, Python's None. Read as text they would be values: `NULL`
-# as a loyalty card made every anonymous till receipt one customer. "NA" is not here: it is
-# also Namibia's country code.
-NULL_TOKENS = (
-    "NULL", "null", "Null", "N/A", "n/a", "N/a", "#N/A", "<NA>",
-    "None", "none", "NaN", "nan", "nil",
-)  # fmt: skip
 
 
 def _blank_to_null(expr: pl.Expr) -> pl.Expr:
@@ -283,7 +282,13 @@ def _cast_int(col: ColumnSpec, text: pl.Expr) -> _Cast:
         return _Cast(plain.cast(pl.Int64, strict=False), _failed_as(_NOT_INT_COMMA))
     value = text.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
     if col.decimal == ".":
-        return _Cast(value, _failed_as("not an integer"))
+        grouped = pl.when(text.str.contains(_INT_DOT_RE)).then(
+            text.str.replace_all(",", "", literal=True).str.replace(r"\.0*$", "")
+        )
+        return _Cast(
+            pl.coalesce(value, grouped.cast(pl.Int64, strict=False)),
+            _failed_as("not an integer"),
+        )
     grouped = text.str.contains(_GROUPED_RE)
     return _Cast(
         pl.when(~grouped).then(value),
@@ -300,9 +305,21 @@ def _cast_float(col: ColumnSpec, text: pl.Expr) -> _Cast:
             text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
         )
         message = "not a number with decimal comma"
+    elif col.decimal == ".":
+        # declared: a comma can only group thousands (1,299.00); 1,5 stays refused
+        plain = pl.when(text.str.contains(_FLOAT_DOT_RE)).then(
+            text.str.replace_all(",", "", literal=True)
+        ).otherwise(text)
+        message = "not a number"
     else:
         plain = text
-        message = "not a number"
+        number = plain.cast(pl.Float64, strict=False)
+        return _Cast(
+            pl.when(number.is_finite()).then(number),
+            lambda t: pl.when(t.str.contains(_FLOAT_DOT_RE) | t.str.contains(_COMMA_GROUPED_RE))
+            .then(pl.lit(_THOUSANDS))
+            .otherwise(pl.lit("not a number")),
+        )
     number = plain.cast(pl.Float64, strict=False)
     return _Cast(pl.when(number.is_finite()).then(number), _failed_as(message))
 
@@ -456,7 +473,8 @@ def contract_rules(
                 Rule("unit_price", amount.is_finite(), "times the quantity is not a finite amount")
             )
         if spec.returns is not None:
-            rules.append(Rule("quantity", pl.col("quantity") != 0, "must not be 0"))
+            # a return of 0 units; a sale of 0 is already `must be > 0` (said once)
+            rules.append(Rule("quantity", ~is_return | (pl.col("quantity") != 0), "must not be 0"))
         if currency_rates is not None:
             rules.append(one_of("currency", currency_rates))  # codes with a declared rate
         if partition_date is not None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.fs as pafs
 
+from aiwf_assets.ingest.parse import ALIAS_READING
 from aiwf_assets.ingest.spec import ORDER_DAY, SourceSpec
 from aiwf_assets.ingest.timestamps import TIMESTAMP_READING
 from aiwf_assets.partitions import outside_window_message
@@ -147,13 +148,16 @@ def raw_data_version(content_sha256: str | None, spec: SourceSpec) -> str:
 
 
 def raw_code_version(spec: SourceSpec) -> str:
-    """RAW_CODE_VERSION, and for a source whose parsing reads its order times (`order_day`
-    in a `within`) the version of that reading too: a release that reads more timestamps
-    re-parses those sources' days, and only those."""
-    reads_times = spec.column(ORDER_DAY) is None and any(
-        ORDER_DAY in col.within for col in spec.columns
-    )
-    return f"{RAW_CODE_VERSION}+{TIMESTAMP_READING}" if reads_times else RAW_CODE_VERSION
+    """RAW_CODE_VERSION, plus the version of each reading only some sources use: of order
+    times for a source whose parsing reads them (`order_day` in a `within`), of `aliases`
+    for one that declares them. A release that changes such a reading re-parses those
+    sources' days, and only those."""
+    parts = [RAW_CODE_VERSION]
+    if spec.column(ORDER_DAY) is None and any(ORDER_DAY in c.within for c in spec.columns):
+        parts.append(TIMESTAMP_READING)
+    if any(len(col.source) > 1 for col in spec.columns):
+        parts.append(ALIAS_READING)
+    return "+".join(parts)
 
 
 def landing_path(spec: SourceSpec, partition: str | None) -> str:

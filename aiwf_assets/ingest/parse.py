@@ -820,7 +820,31 @@ def _column_expr(
         return pl.lit(col.constant, pl.String).alias(col.name)
     found = [p for p in col.source if _is_present(f"{prefix}.{p}" if prefix else p, present)]
     exprs = [_text(*_resolve(p, fields, base)) for p in found]
+    if len(exprs) > 1:
+        # the first name with a value wins: a CSV field left empty (or `NULL`) under one name
+        # falls back to the next; with none valued, the first as written
+        exprs = [*(_valued(e) for e in exprs), exprs[0]]
     return (pl.coalesce(exprs) if exprs else pl.lit(None, pl.String)).alias(col.name)
+
+
+# the version of how `aliases` are read, for the raw versions of sources that declare them
+# (ingest/landing.py `raw_code_version`); aliases-2: a name present but empty falls back
+ALIAS_READING = "aliases-2"
+
+# What exports write into a cell that holds nothing: a SQL dump's NULL, a spreadsheet's N/A
+# or #N/A, pandas' NaN and <NA>, Python's None. Read as text they would be values: `NULL`
+# as a loyalty card made every anonymous till receipt one customer. "NA" is not here: it is
+# also Namibia's country code. Cleaning reads them as missing; parsing skips them to an alias.
+NULL_TOKENS = (
+    "NULL", "null", "Null", "N/A", "n/a", "N/a", "#N/A", "<NA>",
+    "None", "none", "NaN", "nan", "nil",
+)  # fmt: skip
+
+
+def _valued(text: pl.Expr) -> pl.Expr:
+    """`text` where it holds a value, null where it is blank or a NULL token."""
+    stripped = text.str.strip_chars()
+    return pl.when((stripped == "") | stripped.is_in(NULL_TOKENS)).then(None).otherwise(text)
 
 
 def _is_present(path: str, present: frozenset[str]) -> bool:
