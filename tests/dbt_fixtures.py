@@ -5,6 +5,8 @@ web, app and store orders; the app order `app:A1` (with its line) and the ticket
 are re-delivered on 2026-01-06 (the earliest delivery must win), and the store order
 `store:T2` arrives late (delivered 2026-01-06 for 2026-01-05). `late_line_frames` adds two
 orders whose last line arrives a day after the others (seed_cleaned(late_lines=True)).
+`seed_store_returns` writes another retailer instead: a store's till export whose return
+receipts name the receipt they return, some without the customer's card (STORE_DAYS).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import psycopg
@@ -377,6 +379,86 @@ def deliver_reused_receipt(warehouse: Warehouse) -> None:
     lines = pl.concat([order_lines_frame(), again]).filter(pl.col("partition_date") == d7)
     warehouse.replace_partitions("cleaned.order_lines", lines, [d7])
     warehouse.replace_partitions("cleaned.orders", orders_frame(lines), [d7])
+
+
+# A store's till export with returns, deliveries 2026-01-05..09 (day 1..5), for
+# seed_store_returns. A return is a receipt of its own with negative lines naming the receipt
+# it returns (`original_order_id`); the till knows the customer only when the card is shown.
+STORE_DAYS = [date(2026, 1, 5) + timedelta(days=n) for n in range(5)]
+DORA = "d02a000000000d0a"  # buys 3 items by card on day 1, returns one on day 4 without it
+ERIN = "e21e000000000e1e"  # returns a gift from Dora's receipt with her own card
+FRANK = "f2a0000000000f2a"  # buys on day 1 too
+GINA = "61aa0000000006aa"  # buys on day 2; that day's file comes on day 5, after her return
+
+
+def store_return_lines() -> pl.DataFrame:
+    """The till's receipts as cleaned lines: store:T10 (Dora, 3 items) and store:T11 (Frank)
+    on day 1; store:T20 (Gina) rung up on day 2 and delivered on day 5; day 3 brings T30,
+    Gina's return without a card (before her receipt arrives); day 4 brings T40 (Dora's jacket
+    back, no card), T41 (no card, a receipt never seen: store:T99), T42 (Erin's card, socks
+    from Dora's receipt) and T43 (no card, soap from Dora's and from Frank's receipts)."""
+    d1, d2, d3, d4, d5 = STORE_DAYS
+    rows = [
+        _line(d1, "store:T10", 1, DORA, d1, "SKU-00001", 1, 19.99),
+        _line(d1, "store:T10", 2, DORA, d1, "SKU-00002", 1, 5.5, source_row=2),
+        _line(d1, "store:T10", 3, DORA, d1, "SKU-00003", 1, 2.25, source_row=3),
+        _line(d1, "store:T11", 1, FRANK, d1, "SKU-00003", 1, 2.25, source_row=4),
+        _line(d3, "store:T30", 1, None, d3, "SKU-00004", -1, 99.0,
+              original_order_id="store:T20"),
+        _line(d4, "store:T40", 1, None, d4, "SKU-00001", -1, 19.99,
+              original_order_id="store:T10"),
+        _line(d4, "store:T41", 1, None, d4, "SKU-00002", -1, 5.5, source_row=2,
+              original_order_id="store:T99"),
+        _line(d4, "store:T42", 1, ERIN, d4, "SKU-00002", -1, 5.5, source_row=3,
+              original_order_id="store:T10"),
+        _line(d4, "store:T43", 1, None, d4, "SKU-00003", -1, 2.25, source_row=4,
+              original_order_id="store:T10"),
+        _line(d4, "store:T43", 2, None, d4, "SKU-00003", -1, 2.25, source_row=5,
+              original_order_id="store:T11"),
+        _line(d5, "store:T20", 1, GINA, d2, "SKU-00004", 2, 99.0),
+    ]
+    return pl.DataFrame(rows, schema=LINE_COLUMNS)
+
+
+def seed_store_returns(warehouse: Warehouse, days: list[date] | None = None) -> None:
+    """Write the reference tables and the given deliveries of the store's till export (no
+    interactions, nothing quarantined)."""
+    days = STORE_DAYS if days is None else days
+    for name, frame in reference_frames().items():
+        warehouse.replace_table(f"cleaned.{name}", frame)
+    lines = store_return_lines()
+    frames = {
+        "order_lines": lines,
+        "orders": orders_frame(lines).with_columns(store_code=pl.lit("S001")),
+        "interactions": pl.DataFrame(schema=INTERACTION_COLUMNS),
+        "quarantine": quarantine_frame().clear(),
+    }
+    for name, frame in frames.items():
+        warehouse.replace_partitions(
+            f"cleaned.{name}", frame.filter(pl.col("partition_date").is_in(days)), days
+        )
+
+
+# fct_orders' (customer_key, customer_key_source) of the till's receipts once every day is in.
+STORE_RETURN_CUSTOMERS = {
+    "store:T10": (DORA, "own"),
+    "store:T11": (FRANK, "own"),
+    "store:T20": (GINA, "own"),
+    "store:T30": (GINA, "original_order"),  # attributed when Gina's receipt arrives (day 5)
+    "store:T40": (DORA, "original_order"),
+    "store:T41": (None, None),  # names a receipt never seen
+    "store:T42": (ERIN, "own"),  # her card, though the receipt is Dora's
+    "store:T43": (None, None),  # names Dora's and Frank's receipts
+}
+
+
+def order_customers(warehouse: Warehouse) -> dict[str, tuple[str | None, str | None]]:
+    """fct_orders' customer_key and customer_key_source of every order."""
+    orders = read_mart(warehouse, "fct_orders")
+    return {
+        row["order_id"]: (row["customer_key"], row["customer_key_source"])
+        for row in orders.iter_rows(named=True)
+    }
 
 
 # What the redeliveries_unchanged test of stg_cleaned__order_lines returns after

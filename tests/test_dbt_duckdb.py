@@ -46,16 +46,24 @@ from tests.dbt_fixtures import (
     CHANGED_LINE_REPORT,
     DAILY_FACTS,
     DELIVERY_DAYS,
+    DORA,
+    ERIN,
+    GINA,
     LATE_LINE_ORDERS,
+    MART_KEYS,
+    STORE_DAYS,
+    STORE_RETURN_CUSTOMERS,
     STRANGER,
     daily_frames,
     deliver_excess_returns,
     deliver_reused_receipt,
+    order_customers,
     read_mart,
     redeliver_changed,
     redeliver_without,
     reference_frames,
     seed_cleaned,
+    seed_store_returns,
 )
 
 D5, D6, D7 = DELIVERY_DAYS
@@ -117,6 +125,7 @@ CONTRACT_COLUMNS = {
         "order_id",
         "channel",
         "customer_key",
+        "customer_key_source",
         "ordered_at",
         "order_date",
         "store_code",
@@ -751,6 +760,73 @@ def test_returns_beyond_their_sale_warn_in_the_run_that_delivers_them(
     sales = read_mart(warehouse, "fct_product_daily_sales")
     jackets = sales.filter((pl.col("sku") == "SKU-00004") & (pl.col("sales_date") == D7))
     assert jackets.select("units", "units_returned").row(0) == (-1, 3)
+
+
+def _build_customers(dbt: WarehouseDbtCliResource, target: Path) -> None:
+    """`dbt build` of the models that are not daily (dimensions, customer_rfm)."""
+    dbt.cli(["build", "--exclude", "tag:daily"], target_path=target).wait()
+
+
+def test_a_store_return_without_the_card_counts_for_the_buyer(
+    built: Built, tmp_path: Path
+) -> None:
+    """Dora buys 3 items by card on day 1 (store:T10) and brings one back on day 4 without the
+    card, on a return receipt naming T10 (store:T40): day 1 is built first, day 4 in a run of
+    its own. T40 takes Dora's customer (customer_key_source original_order), so her RFM is
+    net of it, frequency 1, and her day-4 activity has the return; its lines stay as
+    delivered (no customer). A return naming a receipt never seen (T41) stays unattributed
+    and the warn test reports it; a return with a card (T42, Erin, a gift on Dora's receipt)
+    keeps it; one naming Dora's and Frank's receipts (T43) has no customer. Gina's return
+    (T30, day 3) is delivered before her receipt (rung up on day 2, delivered on day 5): the
+    5th's run attributes it and recomputes its day. Every mart then equals a full build's."""
+    d1, _, d3, d4, d5 = STORE_DAYS
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    warehouse = resource.get()
+    dbt = _dbt(built, resource)
+    target = tmp_path / "dbt"
+    for day in (d1, d4):
+        seed_store_returns(warehouse, [day])
+        _build_daily(dbt, target, day, day + timedelta(days=1))
+    assert _test_outcomes(target)["fct_order_lines_returns_within_their_sale"] == ("warn", 1)
+    _build_customers(dbt, target)
+
+    rfm = read_mart(warehouse, "customer_rfm")
+    dora = rfm.filter(pl.col("customer_key") == DORA).row(0, named=True)
+    # 19.99 + 5.50 + 2.25 bought, 19.99 back (T42 is Erin's, T43 nobody's)
+    assert (dora["frequency"], dora["monetary"], dora["store_share"]) == (1, 7.75, 1.0)
+    assert ERIN not in rfm["customer_key"].to_list()  # a return is no purchase
+    customers = order_customers(warehouse)
+    for order_id in ("store:T10", "store:T40", "store:T41", "store:T42", "store:T43"):
+        assert customers[order_id] == STORE_RETURN_CUSTOMERS[order_id], order_id
+    activity = read_mart(warehouse, "fct_customer_daily_activity")
+    on_day_4 = activity.filter(pl.col("customer_key") == DORA, pl.col("activity_date") == d4)
+    assert on_day_4.select("n_orders", "store_orders", "n_units", "revenue").rows() == [
+        (0, 0, -1, -19.99)
+    ]
+    lines = read_mart(warehouse, "fct_order_lines").filter(pl.col("order_id") == "store:T40")
+    assert lines["customer_key"].to_list() == [None]
+
+    for day in (d3, d5):
+        seed_store_returns(warehouse, [day])
+        _build_daily(dbt, target, day, day + timedelta(days=1))
+        gina = order_customers(warehouse)["store:T30"]
+        assert gina == ((None, None) if day == d3 else (GINA, "original_order")), day
+    _build_customers(dbt, target)
+    assert order_customers(warehouse) == STORE_RETURN_CUSTOMERS
+    activity = read_mart(warehouse, "fct_customer_daily_activity")
+    returned = activity.filter(pl.col("customer_key") == GINA, pl.col("activity_date") == d3)
+    assert returned.select("n_orders", "revenue").rows() == [(0, -99.0)]
+    gina = read_mart(warehouse, "customer_rfm").filter(pl.col("customer_key") == GINA)
+    assert gina.select("frequency", "monetary").rows() == [(1, 99.0)]
+
+    full = WarehouseResource(kind="duckdb", path=str(tmp_path / "full.duckdb"))
+    seed_store_returns(full.get())
+    _dbt(built, full).cli(["build"], target_path=tmp_path / "dbt_full").wait()
+    assert _test_outcomes(tmp_path / "dbt_full")[
+        "fct_order_lines_returns_within_their_sale"
+    ] == ("warn", 1)
+    for name in MART_KEYS:
+        assert_frame_equal(read_mart(warehouse, name), read_mart(full.get(), name))
 
 
 def test_an_order_id_used_again_days_later_holds_the_marts_back(

@@ -29,15 +29,20 @@ from tests.conftest import POSTGRES_DSN, postgres_or_skip
 from tests.dbt_fixtures import (
     CHANGED_LINE_REPORT,
     DELIVERY_DAYS,
+    DORA,
     LATE_LINE_ORDERS,
     MART_KEYS,
+    STORE_DAYS,
+    STORE_RETURN_CUSTOMERS,
     deliver_excess_returns,
     deliver_reused_receipt,
+    order_customers,
     postgres_schema_suffix,
     read_mart,
     redeliver_changed,
     redeliver_without,
     seed_cleaned,
+    seed_store_returns,
 )
 
 pytestmark = pytest.mark.postgres
@@ -234,6 +239,44 @@ def test_an_order_id_used_again_days_later_fails_as_on_duckdb(built: Built, tmp_
         assert gaps == ["2 days, 0:00:00", "23:00:00"]
     finally:
         seed_cleaned(built.warehouse, [D7])
+
+
+def test_a_store_return_without_the_card_counts_for_the_buyer_on_postgres(
+    built: Built, tmp_path: Path
+) -> None:
+    """As on DuckDB (test_a_store_return_without_the_card_counts_for_the_buyer), in schemas
+    of its own: after day 1's and then day 4's incremental run, Dora's RFM is net of the
+    return she made without her card; after days 3 and 5 (Gina's return before her receipt)
+    every return has the customer it has on DuckDB, and every mart equals a DuckDB full build."""
+    d1, _, d3, d4, d5 = STORE_DAYS
+    duckdb = WarehouseResource(kind="duckdb", path=str(tmp_path / "full.duckdb"))
+    seed_store_returns(duckdb.get())
+    WarehouseDbtCliResource(
+        project_dir=marts_project("duckdb", built.target),
+        warehouse=duckdb,
+        dbt_executable=local_dbt_executable(),
+    ).cli(["build"], target_path=tmp_path / "dbt_duckdb").wait()
+    with postgres_schema_suffix() as suffix:
+        resource = WarehouseResource(kind="postgres", dsn=POSTGRES_DSN, schema_suffix=suffix)
+        warehouse = resource.get()
+        dbt = WarehouseDbtCliResource(
+            project_dir=marts_project("postgres", built.target),
+            warehouse=resource,
+            dbt_executable=local_dbt_executable(),
+        )
+        target = tmp_path / "dbt"
+        for day in (d1, d4, d3, d5):
+            seed_store_returns(warehouse, [day])
+            window = dbt_window_vars(day, day + timedelta(days=1))
+            dbt.cli(["build", "--select", "tag:daily", "--vars", window], target_path=target).wait()
+            if day == d4:
+                dbt.cli(["build", "--exclude", "tag:daily"], target_path=target).wait()
+                rfm = read_mart(warehouse, "customer_rfm").filter(pl.col("customer_key") == DORA)
+                assert rfm.select("frequency", "monetary").rows() == [(1, 7.75)]
+        dbt.cli(["build", "--exclude", "tag:daily"], target_path=target).wait()
+        assert order_customers(warehouse) == STORE_RETURN_CUSTOMERS
+        for name in MART_KEYS:
+            assert_frame_equal(read_mart(warehouse, name), read_mart(duckdb.get(), name))
 
 
 def test_an_incremental_window_on_postgres(built: Built, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 -- depends_on: {{ ref('stg_cleaned__orders') }}
 -- depends_on: {{ ref('stg_cleaned__order_lines') }}
 -- depends_on: {{ ref('stg_cleaned__interactions') }}
+-- depends_on: {{ ref('int_order_lines__first_delivery') }}
 {{
     config(
         materialized='incremental',
@@ -12,7 +13,9 @@
 
 {#-
   An incremental run recomputes every day the delivery window has orders, order lines (they
-  change an order's units) or interactions for (late rows carry earlier days), from all
+  change an order's units) or interactions for (late rows carry earlier days), and the days of
+  the returns naming an order the window delivers (a return without a customer of its own is
+  attributed to its original order's customer, which may arrive after the return), from all
   deliveries, and replaces those days.
 -#}
 with activity as (
@@ -32,6 +35,16 @@ with activity as (
     select interaction_date as activity_date
     from {{ ref('stg_cleaned__interactions') }}
     where {{ in_delivery_window('partition_date') }}
+    union
+    select returned.order_date as activity_date
+    from {{ ref('int_order_lines__first_delivery') }} as returned
+    where returned.is_return
+      and exists (
+          select 1
+          from {{ ref('stg_cleaned__orders') }} as originals
+          where originals.order_id = returned.original_order_id
+            and {{ in_delivery_window('originals.partition_date') }}
+      )
 )
 {% endif %}
 

@@ -14,7 +14,9 @@
   the window, orders with a line delivered in the window (a late line changes the order's line
   count, units and amounts), orders this table holds from the window, and orders whose
   line-derived columns no longer match their lines (a corrected re-delivery dropped or moved a
-  line delivered later than the order: nothing of the order is in the window any more).
+  line delivered later than the order: nothing of the order is in the window any more) or
+  whose customer changed (a return attributed to the customer of its original order, which
+  the window delivered after the return).
 -#}
 with orders as (
     select * from {{ ref('int_orders__cross_channel') }}
@@ -45,6 +47,7 @@ with orders as (
        or kept.returns_amount <> cast(orders.returns_amount as double precision)
        or kept.order_total <> cast(orders.order_total as double precision)
        or kept.has_promo <> orders.has_promo
+       or kept.customer_key is distinct from orders.customer_key
 )
 {% endif %}
 
@@ -52,6 +55,7 @@ select
     orders.order_id,
     orders.channel,
     orders.customer_key,
+    orders.customer_key_source,
     orders.ordered_at,
     orders.order_date,
     orders.store_code,
