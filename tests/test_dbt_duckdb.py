@@ -767,6 +767,33 @@ def _build_customers(dbt: WarehouseDbtCliResource, target: Path) -> None:
     dbt.cli(["build", "--exclude", "tag:daily"], target_path=target).wait()
 
 
+def test_a_web_return_is_no_session_conversion(built: Built, tmp_path: Path) -> None:
+    """Alice browses on the 7th and sends the jacket of W2 back online (web:R1) but buys
+    nothing: her session did not convert. Bob's session that day did (app:A2)."""
+    from tests.dbt_fixtures import INTERACTION_COLUMNS, _interaction
+
+    d7 = DELIVERY_DAYS[2]
+    resource = WarehouseResource(kind="duckdb", path=str(tmp_path / "warehouse.duckdb"))
+    warehouse = resource.get()
+    seed_cleaned(warehouse)
+    browsing = pl.DataFrame(
+        [_interaction(d7, "session:S9", ALICE, d7, "desktop", row=9, pages_viewed=4,
+                      product_views=2, added_to_cart=0, duration_s=120)],
+        schema=INTERACTION_COLUMNS,
+    )
+    day7 = warehouse.query(
+        "SELECT * FROM cleaned.interactions WHERE partition_date = ?", [d7]
+    ).cast(INTERACTION_COLUMNS)
+    warehouse.replace_partitions("cleaned.interactions", pl.concat([day7, browsing]), [d7])
+    _build_daily(_dbt(built, resource), tmp_path / "dbt")
+    sessions = warehouse.query(
+        "SELECT customer_key, same_day_online_orders, converted"
+        " FROM intermediate.int_sessions__to_orders WHERE session_date = ? ORDER BY session_id",
+        [d7],
+    )
+    assert sessions.rows() == [(BOB, 1, True), (ALICE, 0, False)]
+
+
 def test_a_store_return_without_the_card_counts_for_the_buyer(
     built: Built, tmp_path: Path
 ) -> None:

@@ -85,7 +85,10 @@ def test_order_rate_columns_count_only_order_days_up_to_the_as_of_date() -> None
         + [activity_row(20, 1), activity_row(25, 3)]  # after the as-of date
     )
     orders = pl.DataFrame(
-        {"customer_key": ["c1"], "order_date": [day + timedelta(days=2)], "has_promo": [False]}
+        {
+            "customer_key": ["c1"], "order_date": [day + timedelta(days=2)],
+            "has_promo": [False], "is_return": [False],
+        }
     )
     customers = pl.DataFrame(
         {
@@ -103,6 +106,47 @@ def test_order_rate_columns_count_only_order_days_up_to_the_as_of_date() -> None
             features.customer_features_as_of(activity, orders, customers, as_of)
         )
     )
+
+
+def test_a_return_on_a_day_without_a_purchase_nets_the_customers_money() -> None:
+    """A store return booked days after the sale, with no purchase that day (its activity row:
+    n_orders 0, negative revenue and units), lowers monetary, the revenue windows and units,
+    and is neither a purchase day nor a purchase in the promotion share (found when returns
+    without a card were attributed to their buyer: the features skipped such days)."""
+    day = date(2026, 1, 1)
+
+    def activity_row(offset: int, orders: int, units: int, revenue: float) -> dict[str, object]:
+        return {
+            "customer_key": "c1", "activity_date": day + timedelta(days=offset),
+            "n_orders": orders, "n_units": units, "revenue": revenue,
+            "web_orders": 0, "app_orders": 0, "store_orders": orders,
+            "n_tickets": 0, "n_sessions": 0, "pages_viewed": 0, "product_views": 0,
+        }
+
+    activity = pl.DataFrame(
+        [activity_row(2, 1, 3, 60.0), activity_row(6, 0, -1, -20.0)]  # the return: day 6
+        + [activity_row(1, 0, -1, -5.0) | {"customer_key": "only_returns"}]
+    )
+    orders = pl.DataFrame(
+        {
+            "customer_key": ["c1", "c1"],
+            "order_date": [day + timedelta(days=2), day + timedelta(days=6)],
+            "has_promo": [False, True],  # the return line was on promotion
+            "is_return": [False, True],
+        }
+    )
+    customers = pl.DataFrame(
+        {
+            "customer_key": ["c1", "only_returns"], "signup_date": [day, day],
+            "birth_year": [1990, 1990], "is_known_to_crm": [True, True],
+        }
+    )
+    rows = features.customer_features_as_of(activity, orders, customers, day + timedelta(days=9))
+    assert rows["customer_key"].to_list() == ["c1"]  # a customer with purchases only
+    row = rows.row(0, named=True)
+    assert (row["monetary"], row["revenue_30d"], row["avg_basket"]) == (40.0, 40.0, 40.0)
+    assert (row["frequency"], row["units_per_order"], row["recency_days"]) == (1.0, 2.0, 7.0)
+    assert (row["order_days"], row["promo_share"]) == (1.0, 0.0)
 
 
 def test_snapshots_hold_the_cutoff_and_dated_training_points() -> None:

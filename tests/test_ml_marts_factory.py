@@ -83,6 +83,7 @@ def make_marts(
         n_units=pl.col("quantity").sum(),
         order_total=pl.col("line_amount").sum(),
         has_promo=pl.col("is_promo").any(),
+        is_return=pl.col("is_return").all(),
     )
     purchases = (
         orders.group_by("customer_key", "order_date")

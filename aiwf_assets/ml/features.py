@@ -198,13 +198,16 @@ def customer_features_as_of(
     ).with_columns(days_ago=(pl.lit(as_of) - pl.col("activity_date")).dt.total_days())
     recent = pl.col("days_ago")
     channels = activity_channels(activity)
+    # purchase dates and counts from the days with a purchase; units and money from every
+    # day, so a return booked on a day without a purchase (a store return days later)
+    # lowers the customer's net figures too
+    purchased = pl.col("n_orders") > 0
     buying = (
-        past.filter(pl.col("n_orders") > 0)
-        .group_by("customer_key")
+        past.group_by("customer_key")
         .agg(
-            first_order_date=pl.col("activity_date").min(),
-            last_order_date=pl.col("activity_date").max(),
-            active_days=pl.len(),
+            first_order_date=pl.col("activity_date").filter(purchased).min(),
+            last_order_date=pl.col("activity_date").filter(purchased).max(),
+            active_days=purchased.sum(),
             frequency=pl.col("n_orders").sum(),
             units=pl.col("n_units").sum(),
             monetary=exact_sum(pl.col("revenue")),
@@ -215,6 +218,7 @@ def customer_features_as_of(
             revenue_prev_30d=exact_sum(pl.col("revenue").filter((recent >= 30) & (recent < 60))),
             revenue_90d=exact_sum(pl.col("revenue").filter(recent < 90)),
         )
+        .filter(pl.col("frequency") > 0)  # a customer with a purchase (not only returns)
     )
     engagement = past.group_by("customer_key").agg(
         tickets_total=pl.col("n_tickets").sum(),
@@ -226,8 +230,11 @@ def customer_features_as_of(
         product_views_30d=pl.col("product_views").filter(recent < 30).sum(),
         last_session_date=pl.col("activity_date").filter(pl.col("n_sessions") > 0).max(),
     )
-    promo = (
-        orders.filter(pl.col("order_date") <= as_of, pl.col("customer_key").is_not_null())
+    promo = (  # the share of purchases with a promotion: returns are not purchases
+        orders.filter(
+            pl.col("order_date") <= as_of, pl.col("customer_key").is_not_null(),
+            ~pl.col("is_return"),
+        )
         .group_by("customer_key")
         .agg(promo_share=pl.col("has_promo").cast(pl.Float64).mean())
     )

@@ -26,7 +26,7 @@ MART_COLUMNS: dict[str, list[str]] = {
         "pages_viewed",
         "product_views",
     ],
-    "fct_orders": ["customer_key", "order_date", "has_promo"],
+    "fct_orders": ["customer_key", "order_date", "has_promo", "is_return"],
     "dim_customers": ["customer_key", "signup_date", "birth_year", "is_known_to_crm"],
     "fct_product_daily_sales": ["sku", "sales_date", "units", "avg_unit_price", "promo_share"],
     "dim_products": ["sku", "category", "list_price"],

@@ -23,6 +23,7 @@ online_orders as (
         1 = 0
     {%- endif %}
       and customer_key is not null
+      and not is_return  -- a return is no conversion
     group by customer_key, order_date
 )
 
