@@ -247,6 +247,36 @@ def test_minimal_yaml_is_valid() -> None:
             ("    format: csv", "    format: csv\n    day_ends_at: 4:30"),
             "got 270 (YAML reads an unquoted 4:30 as the number 270: write the time in quotes)",
         ),
+        (
+            ("    format: csv", "    format: csv\n    once_per_ordr: [currency]"),
+            "sources.shop: unknown entry key(s) once_per_ordr; allowed: ",
+        ),
+        (
+            ("    format: csv", "    format: csv\n    once_per_order: currency"),
+            "sources.shop.once_per_order: a list of names, got 'currency'",
+        ),
+        (
+            ("    format: csv", "    format: csv\n    once_per_order: [ordered_at, email]"),
+            "sources.shop.once_per_order: 'email' is not a column of this source read with from"
+            " (declared: order_id, line_number, ordered_at, sku, quantity, unit_price)",
+        ),
+        (
+            ("    format: csv", "    format: csv\n    once_per_order: [currency]"),
+            "sources.shop.once_per_order: 'currency' is not a column of this source read with from",
+        ),
+        (
+            ("    format: csv", "    format: csv\n    once_per_order: [ordered_at, unit_price]"),
+            "sources.shop.once_per_order: unit_price is a line's own value, not the order's",
+        ),
+        (
+            (
+                "    columns:\n      order_id:    {from: id, type: string}",
+                "    once_per_order: [ordered_at]\n"
+                "    columns:\n      order_id:    {constant: O1, type: string}",
+            ),
+            "sources.shop.once_per_order: the rows of an order are found by their order_id, "
+            "which must be read from the file",
+        ),
     ],
 )
 def test_errors_name_the_entry_and_key(change: tuple[str, str], message: str) -> None:
@@ -579,6 +609,35 @@ sources:
 """
     with pytest.raises(SourceSpecError, match="'order_day' .* needs an ordered_at column"):
         parse_sources(crm)
+
+
+def test_once_per_order_is_declared_with_contract_columns() -> None:
+    """`once_per_order` names contract columns, the order id first whether listed or not
+    (it is how an order's rows are found); only order sources have it."""
+    declared = "    format: csv\n    once_per_order: [ordered_at, order_id, ordered_at]"
+    shop = parse_sources(MINIMAL.replace("    format: csv", declared))["shop"]
+    assert shop.once_per_order == ("order_id", "ordered_at")
+    assert parse_sources(MINIMAL)["shop"].once_per_order == ()
+    tickets = textwrap.dedent(
+        """
+        version: 1
+        currency_rates_to_eur: {EUR: 1}
+        sources:
+          desk:
+            contract: tickets
+            format: csv
+            landing: desk/{date}.csv
+            once_per_order: [opened_at]
+            columns:
+              ticket_id: {from: id, type: string}
+              opened_at: {from: at, type: timestamp, timestamp_format: iso8601}
+              category:  {from: type, type: string}
+        """
+    )
+    with pytest.raises(
+        SourceSpecError, match=r"sources\.desk\.once_per_order: only order_lines sources have it"
+    ):
+        parse_sources(tickets)
 
 
 def test_a_business_day_end_is_declared_on_a_daily_source() -> None:

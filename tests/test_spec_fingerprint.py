@@ -69,6 +69,7 @@ def test_every_declared_value_changes_the_fingerprint() -> None:
         dataclasses.replace(pos, ignore=(*pos.ignore, "till_operator")),
         dataclasses.replace(pos, phone_region="DE"),
         dataclasses.replace(pos, day_ends_at="04:00"),
+        dataclasses.replace(pos, once_per_order=("order_id", "ordered_at")),
         dataclasses.replace(
             pos, columns=(dataclasses.replace(column, timezone="UTC"),) + pos.columns[1:]
         ),

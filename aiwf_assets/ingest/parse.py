@@ -143,7 +143,8 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
         pl.lit(physical_records(data, spec.format), pl.Int64).alias("_file_records"),
         pl.lit(truncated, pl.Boolean).alias("_file_ends_mid_record"),
     ).select(list(raw_schema(spec)))
-    return ParseResult(_number_sequences(_made_unique(frame, spec), spec), *drift)
+    frame = _made_unique(_filled_per_order(frame, spec), spec)
+    return ParseResult(_number_sequences(frame, spec), *drift)
 
 
 # the `_parse_error` of the one raw row that stands for a daily file that was refused
@@ -884,6 +885,45 @@ def _text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         wrapped = pl.struct(expr.alias("v")).struct.json_encode()
         return wrapped.str.strip_prefix('{"v":').str.strip_suffix("}")
     return expr.cast(pl.String)
+
+
+def _filled_per_order(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
+    """The source's `once_per_order` columns, written on an order's first row only, given
+    to the order's other rows (`frame` in file order).
+
+    The rows of an order are found by their place in the file: a row whose order id is
+    blank continues the order of the row above it, and consecutive rows with the same id
+    are one order. A blank value takes the first value the order's rows have, as written;
+    a column blank on all of an order's rows stays blank (a guest order without e-mail),
+    never taking the order above's. An unreadable row ends the order: the blank-id rows
+    after it (until the next id) cannot be told apart from the lines of an order whose
+    first row was lost, so they keep their blanks, as does a blank-id row at the top of
+    the file (cleaning quarantines them: `order_id: missing`)."""
+    if not spec.once_per_order:
+        return frame
+
+    def value(c: str) -> pl.Expr:  # None where blank
+        return pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c))
+
+    unreadable = pl.col("_parse_error").is_not_null()
+    order_id = pl.when(~unreadable).then(value("order_id").str.strip_chars())
+    # the order a row belongs to: the last id above it, not above an unreadable row
+    current = order_id.forward_fill().over(unreadable.cum_sum())
+    starts = current.is_not_null() & (
+        unreadable.shift(1, fill_value=True) | current.ne_missing(current.shift(1))
+    )
+    order = "__order"
+    framed = frame.with_columns(
+        pl.when(current.is_not_null() & ~unreadable).then(starts.cum_sum()).alias(order)
+    )
+    filled = [
+        pl.when(pl.col(order).is_not_null())
+        .then(pl.coalesce(value(c), value(c).drop_nulls().first().over(order), pl.col(c)))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in spec.once_per_order
+    ]
+    return framed.with_columns(filled).drop(order)
 
 
 def _made_unique(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:

@@ -300,6 +300,11 @@ class SourceSpec:
     # daily sources: when the business day a file is named by ends, "HH:MM" local time in
     # the event time's zone (a bar's "04:00": a sale at 01:45 on the 6th is the 5th's)
     day_ends_at: str | None = None
+    # order sources: columns an export writes on an order's first row only (Shopify: one row
+    # per line item, Currency and Total on the first). Parsing gives the order's other rows
+    # the value, the rows of an order found by their place in the file; order_id comes
+    # first (ingest.parse._filled_per_order). Empty: every row stands on its own.
+    once_per_order: tuple[str, ...] = ()
 
     @property
     def all_columns(self) -> tuple[ColumnSpec, ...]:
@@ -567,6 +572,7 @@ _SOURCE_KEYS = {
     "phone_region",
     "online",
     "day_ends_at",
+    "once_per_order",
 }
 _RETURNS_KEYS = {"order_prefix", "negative_quantity", "status"}
 # channel names whose per-channel columns would clash with a fixed column
@@ -623,7 +629,9 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
 
     columns = _columns(entry.get("columns"), contract, f"{where}.columns", allow_sequence=True)
     explode = _explode(entry.get("explode"), contract, fmt, f"{where}.explode")
-    orders_only = [k for k in ("non_merchandise", "returns", "online") if k in entry]
+    orders_only = [
+        k for k in ("non_merchandise", "returns", "online", "once_per_order") if k in entry
+    ]
     if orders_only and contract.name != "order_lines":
         raise SourceSpecError(f"{where}.{orders_only[0]}: only order_lines sources have it")
     non_merchandise = _non_merchandise(entry.get("non_merchandise", {}), f"{where}.non_merchandise")
@@ -664,11 +672,45 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         phone_region=phone_region,
         online=online,
         day_ends_at=day_ends_at,
+        once_per_order=_once_per_order(entry.get("once_per_order", []), columns, where),
     )
     _check_coverage(spec, where)
     if returns is not None and returns.status_values and spec.column("line_status") is None:
         raise SourceSpecError(f"{where}.returns.status: map the line_status column first")
     return spec
+
+
+def _once_per_order(value: Any, columns: tuple[ColumnSpec, ...], where: str) -> tuple[str, ...]:
+    """The columns written on an order's first row only, order_id first: the rows of an
+    order are found by it, so it must be read from the file; a line's own columns (sku,
+    quantity, unit_price, line_number) cannot be copied onto the order's other lines."""
+    where = f"{where}.once_per_order"
+    names = _str_list(value, where)
+    if not names:
+        return ()
+    declared = {c.name: c for c in columns}
+    order_id = declared.get("order_id")
+    if order_id is None or not order_id.source:
+        raise SourceSpecError(
+            f"{where}: the rows of an order are found by their order_id, which must be read "
+            "from the file (columns.order_id: {from: <the order number field>, ...})"
+        )
+    contract = CONTRACTS["order_lines"]
+    line_level = [c for c in contract.mandatory if c not in contract.shared]
+    for name in names:
+        col = declared.get(name)
+        if name in line_level:
+            raise SourceSpecError(
+                f"{where}: {name} is a line's own value, not the order's: it is not copied "
+                f"onto the order's other rows (order-level columns: "
+                f"{', '.join(c for c in contract.columns if c not in line_level)})"
+            )
+        if col is None or not col.source:
+            raise SourceSpecError(
+                f"{where}: {name!r} is not a column of this source read with from "
+                f"(declared: {', '.join(c.name for c in columns if c.source)})"
+            )
+    return tuple(dict.fromkeys(("order_id", *names)))
 
 
 def _encoding(entry: Mapping[str, Any], fmt: str, where: str) -> str:
