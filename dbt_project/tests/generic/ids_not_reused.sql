@@ -5,7 +5,8 @@
   its receipt numbers every day does. The marts keep the earliest delivery of a key
   (macros/first_delivery.sql), so the later record would be left out; failing holds the
   marts back instead, until the source declares its ids unique within the order's day
-  (`within: [..., order_day]`, docs/SOURCES.md) or the ids are corrected. One row per key:
+  (`within: [..., order_day]`, with `day_ends_at` when its business day runs past
+  midnight; docs/SOURCES.md) or the ids are corrected. One row per key:
   its delivery days and the first and last time.
 
   An incremental run (a delivery window) reports only keys with a copy delivered in its
