@@ -74,6 +74,13 @@ def test_every_declared_value_changes_the_fingerprint() -> None:
             pos, columns=(dataclasses.replace(column, timezone="UTC"),) + pos.columns[1:]
         ),
         dataclasses.replace(pos, columns=pos.columns[::-1]),
+        dataclasses.replace(
+            pos,
+            columns=tuple(
+                dataclasses.replace(c, recode=(("karte", "card"),)) if c.name == "payment" else c
+                for c in pos.columns
+            ),
+        ),
     ]
     prints = {spec_fingerprint(s) for s in changed} | {spec_fingerprint(pos)}
     assert len(prints) == len(changed) + 1

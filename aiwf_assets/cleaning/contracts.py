@@ -15,8 +15,13 @@ import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
-from aiwf_assets.cleaning.rules import CONTACT_CHANNELS, DEVICES, TICKET_CATEGORIES
-from aiwf_assets.ingest.spec import SourcesConfig, load_sources
+from aiwf_assets.ingest.spec import (
+    CONTACT_CHANNELS,
+    DEVICES,
+    TICKET_CATEGORIES,
+    SourcesConfig,
+    load_sources,
+)
 
 HEX16 = r"^[0-9a-f]{16}$"
 HEX64 = r"^[0-9a-f]{64}$"

@@ -34,6 +34,17 @@ _CANONICAL_RE = re.compile(r"^(?P<prefix>[^%]*)%0(?P<width>[1-9]\d?)d(?P<suffix>
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+# Fixed vocabularies of contract columns (also enforced by the cleaning rules and the
+# pandera contracts): what a source's own words are recoded onto (`recode`).
+TICKET_CATEGORIES = ("delivery", "return", "product", "billing", "account")
+CONTACT_CHANNELS = ("phone", "email", "chat")
+DEVICES = ("desktop", "mobile", "tablet")
+VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
+    "tickets": {"category": TICKET_CATEGORIES, "contact_channel": CONTACT_CHANNELS},
+    "sessions": {"device": DEVICES},
+}
+
+
 class SourceSpecError(ValueError):
     """sources.yaml is wrong; the message names the file, the entry and the key."""
 
@@ -58,6 +69,12 @@ class Contract:
     # agree on (cleaning.transforms.split_orders quarantines an order whose lines do not).
     order_key: str | None = None
     order_level: tuple[str, ...] = ()
+
+    @property
+    def vocabularies(self) -> dict[str, tuple[str, ...]]:
+        """The values each column with a fixed vocabulary accepts (the contract's code, not
+        a declaration: kept out of the dataclass, so out of every source's fingerprint)."""
+        return VOCABULARIES.get(self.name, {})
 
 
 CONTRACTS: dict[str, Contract] = {
@@ -260,6 +277,9 @@ class ColumnSpec:
     pattern: str | None = None  # string columns: the value (after normalisation) must match
     # "." or ",": the decimal mark (the other one groups thousands); None: not declared
     decimal: str | None = None
+    # string columns: (source word, contract value) pairs, applied after `normalise`
+    # (`(("web", "email"), ("mail", "email"))`); a word not listed is kept as it is
+    recode: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -880,6 +900,7 @@ _COLUMN_KEYS = {
     "canonical",
     "pattern",
     "decimal",
+    "recode",
 }
 
 
@@ -1008,6 +1029,12 @@ def _column(
     if decimal is not None and ctype not in ("float", "int"):
         raise SourceSpecError(f"{where}.decimal: only for float and int columns")
 
+    recode = (
+        _recode(body["recode"], name, body, contract, normalise, pattern, f"{where}.recode")
+        if "recode" in body
+        else ()
+    )
+
     return ColumnSpec(
         name=name,
         type=cast(ColumnType, ctype),
@@ -1022,7 +1049,83 @@ def _column(
         canonical=canonical,
         pattern=pattern,
         decimal=decimal,
+        recode=recode,
     )
+
+
+# Columns a record or product is identified by, besides each contract's key: recoding
+# them could make two ids one (a receipt's lines merged, two products counted as one).
+_IDENTITY_COLUMNS = ("original_order_id", "sku")
+
+
+def _recode(
+    value: Any,
+    name: str,
+    body: dict[str, Any],
+    contract: Contract,
+    normalise: tuple[str, ...],
+    pattern: str | None,
+    where: str,
+) -> tuple[tuple[str, str], ...]:
+    """{source word: contract value}, e.g. {web: email, mail: email}: words a source
+    writes for the contract's values. Refused where a map could merge identities or would
+    write personal data into the sources file, and where a word or value can never apply."""
+    if contract.columns[name] != "string" or "from" not in body:
+        raise SourceSpecError(f"{where}: only for string columns read with from")
+    if name in contract.pii:
+        raise SourceSpecError(
+            f"{where}: not for {name}: personal data (a map would write customers' "
+            f"identifiers into the sources file); normalise reads it"
+        )
+    if name in contract.key or name in _IDENTITY_COLUMNS:
+        raise SourceSpecError(
+            f"{where}: not for {name}: it identifies a record, and a map could make two "
+            f"different ones one; write one id one way with normalise, canonical or within"
+        )
+    words = _mapping(value, where, "recode")
+    if not words:
+        raise SourceSpecError(f"{where}: name at least one source word and its value")
+    accepted = contract.vocabularies.get(name)
+    out: list[tuple[str, str]] = []
+    for word, target in words.items():
+        for text, what in ((word, "source word"), (target, "value")):
+            if not (isinstance(text, str) and text.strip() == text != ""):
+                raise SourceSpecError(
+                    f"{where}: a {what} is text without surrounding blanks, got {text!r}"
+                    " (quote numbers and yes/no/on/off, which YAML reads otherwise)"
+                )
+        normalised = _normalised(word, normalise)
+        if normalised != word:
+            raise SourceSpecError(
+                f"{where}.{word}: never matches: values are compared after normalise "
+                f"[{', '.join(normalise)}], which makes it {normalised!r}"
+            )
+        if accepted is not None and target not in accepted:
+            raise SourceSpecError(
+                f"{where}.{word}: {target!r} is not a value contract {contract.name} accepts "
+                f"for {name} ({', '.join(accepted)})"
+            )
+        if pattern is not None and not re.fullmatch(pattern, target):
+            raise SourceSpecError(
+                f"{where}.{word}: {target!r} does not match the column's pattern {pattern!r}"
+            )
+        out.append((word, target))
+    return tuple(out)
+
+
+def _normalised(text: str, normalise: tuple[str, ...]) -> str:
+    """`text` as cleaning normalises a value (rules._cast_string, in Python)."""
+    text = text.strip()
+    for step in normalise:
+        if step == "lower":
+            text = text.lower()
+        elif step == "upper":
+            text = text.upper()
+        elif step == "digits":
+            text = re.sub(r"\D", "", text)
+        elif step == "integer":
+            text = re.sub(r"^([+-]?\d+)\.0*$", r"\1", text)
+    return text
 
 
 def canonical_parts(pattern: str) -> tuple[str, int, str]:
