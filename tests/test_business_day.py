@@ -244,3 +244,35 @@ def test_both_business_days_reach_the_marts_with_ids_not_reused_passing(
         total = Decimal(str(round(mine["order_total"].sum(), 2)))
         assert total == _euros(rows[day])
 
+
+
+def test_a_till_without_loyalty_cards_reaches_the_marts_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """The same bar without its stamp cards and without a customer file: every sale is
+    anonymous, so there is no customer at all. The marts are published (the sales, the
+    products' daily sales); `dim_customers`' row count warns instead of failing the run
+    (it blocked the marts before), and the blocking key tests pass."""
+    sources = tmp_path / "sources.yaml"
+    declared = (FIXTURE / "sources.yaml").read_text()
+    card = "      loyalty_id:  {from: Kundenkarte, type: string}"
+    assert card in declared
+    sources.write_text(
+        declared.replace(card, "").replace("ignore: [Kasse, Bezeichnung]",
+                                           "ignore: [Kasse, Bezeichnung, Kundenkarte]")
+    )
+    home = tmp_path / "home"
+    landing = home / "landing" / "bar_till"
+    landing.mkdir(parents=True)
+    for day in DAYS:
+        (landing / f"{day}.csv").write_bytes((FIXTURE / "bar_till" / f"{day}.csv").read_bytes())
+    report = run_to_marts(home, sources, str(DAYS[0]), str(DAYS[1]))
+    checks = dict(map(tuple, report["checked"]))
+    assert checks["dim_customers_has_every_crm_customer"] is True
+    assert any(
+        key == "dim_customers" and "min_row_count" in check for key, check in report["warned"]
+    ), report["warned"]
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        assert con.sql("select count(*) from marts.dim_customers").fetchall() == [(0,)]
+        orders = con.sql("select count(*), count(customer_key) from marts.fct_orders").fetchall()
+    assert orders == [(15, 0)]
