@@ -21,8 +21,8 @@ import polars as pl
 import polars.selectors as cs
 
 from aiwf_assets.cleaning.pii import redact_text
-from aiwf_assets.ingest.parse import NULL_TOKENS
-from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec, canonical_parts
+from aiwf_assets.ingest.parse import holds_nothing
+from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec, canonical_parts, normalised
 from aiwf_assets.ingest.timestamps import read_timestamp
 
 REASONS = "_reasons"
@@ -66,7 +66,7 @@ def shown(text: pl.Expr, *, quote: bool) -> pl.Expr:
 
 
 def _blank_to_null(expr: pl.Expr) -> pl.Expr:
-    return pl.when((expr == "") | expr.is_in(NULL_TOKENS)).then(None).otherwise(expr)
+    return pl.when(holds_nothing(expr)).then(None).otherwise(expr)
 
 
 # --------------------------------------------------------------------------- checks
@@ -240,18 +240,7 @@ def _cast(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> _Cast:
 
 
 def _cast_string(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> _Cast:
-    value = text
-    for step in col.normalise:
-        if step == "lower":
-            value = value.str.to_lowercase()
-        elif step == "upper":
-            value = value.str.to_uppercase()
-        elif step == "digits":
-            value = _blank_to_null(value.str.replace_all(r"\D", ""))
-        elif step == "integer":
-            # exports through a float column write ids as 17850.0: the same id as 17850
-            value = value.str.replace(r"^([+-]?\d+)\.0*$", "${1}")
-        # "strip" is implicit: every value is stripped before casting
+    value = normalised(text, col.normalise)
     if col.recode:
         # the source's words for the contract's values, compared after normalisation; a
         # word not listed stays as it is (a contract value passes, anything else fails
@@ -305,24 +294,22 @@ def _cast_float(col: ColumnSpec, text: pl.Expr) -> _Cast:
         plain = pl.when(text.str.contains(_FLOAT_COMMA_RE)).then(
             text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
         )
-        message = "not a number with decimal comma"
+        problem = _failed_as("not a number with decimal comma")
     elif col.decimal == ".":
         # declared: a comma can only group thousands (1,299.00); 1,5 stays refused
         plain = pl.when(text.str.contains(_FLOAT_DOT_RE)).then(
             text.str.replace_all(",", "", literal=True)
         ).otherwise(text)
-        message = "not a number"
+        problem = _failed_as("not a number")
     else:
         plain = text
-        number = plain.cast(pl.Float64, strict=False)
-        return _Cast(
-            pl.when(number.is_finite()).then(number),
-            lambda t: pl.when(t.str.contains(_FLOAT_DOT_RE) | t.str.contains(_COMMA_GROUPED_RE))
-            .then(pl.lit(_THOUSANDS))
-            .otherwise(pl.lit("not a number")),
-        )
+
+        def problem(t: pl.Expr) -> pl.Expr:
+            grouped = t.str.contains(_FLOAT_DOT_RE) | t.str.contains(_COMMA_GROUPED_RE)
+            return pl.when(grouped).then(pl.lit(_THOUSANDS)).otherwise(pl.lit("not a number"))
+
     number = plain.cast(pl.Float64, strict=False)
-    return _Cast(pl.when(number.is_finite()).then(number), _failed_as(message))
+    return _Cast(pl.when(number.is_finite()).then(number), problem)
 
 
 def _cast_timestamp(col: ColumnSpec, text: pl.Expr) -> _Cast:

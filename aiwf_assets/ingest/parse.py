@@ -842,10 +842,14 @@ NULL_TOKENS = (
 )  # fmt: skip
 
 
+def holds_nothing(stripped: pl.Expr) -> pl.Expr:
+    """Whether stripped text is no value: empty, or a NULL token."""
+    return (stripped == "") | stripped.is_in(NULL_TOKENS)
+
+
 def _valued(text: pl.Expr) -> pl.Expr:
     """`text` where it holds a value, null where it is blank or a NULL token."""
-    stripped = text.str.strip_chars()
-    return pl.when((stripped == "") | stripped.is_in(NULL_TOKENS)).then(None).otherwise(text)
+    return pl.when(holds_nothing(text.str.strip_chars())).then(None).otherwise(text)
 
 
 def _is_present(path: str, present: frozenset[str]) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import polars as pl
 import yaml
 
 ColumnType = Literal["string", "int", "float", "bool", "timestamp", "date"]
@@ -1113,19 +1114,27 @@ def _recode(
     return tuple(out)
 
 
-def _normalised(text: str, normalise: tuple[str, ...]) -> str:
-    """`text` as cleaning normalises a value (rules._cast_string, in Python)."""
-    text = text.strip()
-    for step in normalise:
+def normalised(value: pl.Expr, steps: tuple[str, ...]) -> pl.Expr:
+    """Stripped text after a column's `normalise` steps, in order: how cleaning reads a
+    string value (rules._cast_string) and what `recode` words are checked against."""
+    for step in steps:
         if step == "lower":
-            text = text.lower()
+            value = value.str.to_lowercase()
         elif step == "upper":
-            text = text.upper()
+            value = value.str.to_uppercase()
         elif step == "digits":
-            text = re.sub(r"\D", "", text)
+            digits = value.str.replace_all(r"\D", "")
+            value = pl.when(digits != "").then(digits)
         elif step == "integer":
-            text = re.sub(r"^([+-]?\d+)\.0*$", r"\1", text)
-    return text
+            # exports through a float column write ids as 17850.0: the same id as 17850
+            value = value.str.replace(r"^([+-]?\d+)\.0*$", "${1}")
+        # "strip" is implicit: every value is stripped before casting
+    return value
+
+
+def _normalised(text: str, normalise: tuple[str, ...]) -> str:
+    """`text` as cleaning normalises a value ('' where nothing is left)."""
+    return pl.select(normalised(pl.lit(text.strip()), normalise)).item() or ""
 
 
 def canonical_parts(pattern: str) -> tuple[str, int, str]:

@@ -452,8 +452,8 @@ class PostgresWarehouse:
         _, name = split_table_name(table)
         index = quote_identifier(f"{name}__{'_'.join(columns)}"[:63])
         column_list = ", ".join(quote_identifier(c) for c in columns)
-        with self.connect() as conn:
-            if conn.execute("SELECT to_regclass(%s) IS NOT NULL", [target]).fetchone()[0]:
+        if self.table_exists(table):
+            with self.connect() as conn:
                 conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {target} ({column_list})")
 
     # internals ----------------------------------------------------------
