@@ -374,3 +374,93 @@ def test_rows_count_for_the_source_whose_whole_landing_template_their_file_follo
         counted = wh.query(health.quarantine_sql([FIRST], templates))
     by_source = dict(zip(counted["source"], counted["rows_quarantined"], strict=True))
     assert by_source == {"pos": 3, "web": 2, "app": 4, "tickets": 5, None: 6 + 7 + 8}
+
+
+LATE_SOURCES = """
+version: 1
+sources:
+  la_till:
+    contract: order_lines
+    channel: la
+    online: false
+    format: csv
+    landing: la/{date}.csv
+    columns:
+      order_id:   {from: txn, type: string}
+      store_code: {from: store, type: string}
+      ordered_at: {from: at, type: timestamp, timestamp_format: iso8601,
+                   timezone: America/Los_Angeles}
+      sku:        {from: sku, type: string}
+      quantity:   {from: qty, type: int}
+      unit_price: {from: price, type: float}
+      line_number: {sequence: order_id, type: int}
+      currency:   {constant: EUR, type: string}
+  berlin_bar:
+    contract: order_lines
+    channel: bar
+    online: false
+    format: csv
+    landing: bar/{date}.csv
+    day_ends_at: "04:00"
+    columns:
+      order_id:   {from: txn, type: string}
+      store_code: {from: store, type: string}
+      ordered_at: {from: at, type: timestamp, timestamp_format: iso8601, timezone: Europe/Berlin}
+      sku:        {from: sku, type: string}
+      quantity:   {from: qty, type: int}
+      unit_price: {from: price, type: float}
+      line_number: {sequence: order_id, type: int}
+      currency:   {constant: EUR, type: string}
+  utc_web:
+    contract: order_lines
+    channel: shop
+    format: csv
+    landing: web/{date}.csv
+    columns:
+      order_id:   {from: id, type: string}
+      ordered_at: {from: at, type: timestamp, timestamp_format: iso8601}
+      sku:        {from: sku, type: string}
+      quantity:   {from: qty, type: int}
+      unit_price: {from: price, type: float}
+      line_number: {sequence: order_id, type: int}
+      currency:   {constant: EUR, type: string}
+"""
+
+
+def test_staleness_counts_to_the_end_of_the_day_where_the_source_keeps_its_days() -> None:
+    # The newest sale of 2026-02-01 in Los Angeles at 18:00 local is 02:00 UTC on the 2nd:
+    # measured to UTC midnight it was -2 hours. A bar whose business day ends at 04:00
+    # Berlin time sold last at 01:30 on the 2nd: 2.5 hours before its day ended (it was
+    # -0.5 to UTC midnight). A UTC source stays as it was.
+    from aiwf_assets.ingest.spec import DEFAULT_SOURCES_PATH, parse_documents
+    from aiwf_assets.monitoring.assets import day_ends
+
+    ends = day_ends(
+        parse_documents(
+            [(str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text()), ("late", LATE_SOURCES)]
+        )
+    )
+    assert ends["pos_transactions"] == health.DayEnd("Europe/Berlin")  # packaged tills
+    assert ends["la_till"] == health.DayEnd("America/Los_Angeles")
+    assert ends["berlin_bar"] == health.DayEnd("Europe/Berlin", dt.time(4))
+    newest = {
+        "la_till": dt.datetime(2026, 2, 2, 2, 0, tzinfo=dt.UTC),  # 18:00 PST on the 1st
+        "berlin_bar": dt.datetime(2026, 2, 2, 0, 30, tzinfo=dt.UTC),  # 01:30 CET on the 2nd
+        "utc_web": dt.datetime(2026, 2, 1, 21, 0, tzinfo=dt.UTC),
+    }
+    events = pl.DataFrame(
+        {
+            "source": list(newest),
+            "rows_cleaned": [10, 10, 10],
+            "null_customer_rows": [0, 0, 0],
+            "latest_epoch": [t.timestamp() for t in newest.values()],
+        }
+    )
+    quarantined = pl.DataFrame(schema={"source": pl.String, "rows_quarantined": pl.Int64})
+    metrics = health.day_metrics(FIRST, ends, events, quarantined)
+    staleness = dict(zip(metrics["source"], metrics["staleness_hours"], strict=True))
+    measured = {s: h for s, h in staleness.items() if h is not None}
+    assert measured == {"la_till": 6.0, "berlin_bar": 2.5, "utc_web": 3.0}
+    # summer time moves the day's end with the wall clock
+    summer = health.DayEnd("Europe/Berlin", dt.time(4)).epoch(dt.date(2026, 7, 1))
+    assert summer == dt.datetime(2026, 7, 2, 2, 0, tzinfo=dt.UTC).timestamp()

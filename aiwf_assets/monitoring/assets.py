@@ -359,6 +359,24 @@ def daily_sources(sources: SourcesConfig) -> dict[str, str]:
     return {spec.name: spec.landing for spec in sources.sources.values() if spec.contract.daily}
 
 
+def day_ends(sources: SourcesConfig) -> dict[str, health.DayEnd]:
+    """Source name -> where its delivery day ends, for staleness: in the zone its event times
+    are read in (UTC without one) and at its `day_ends_at` (midnight without one)."""
+    ends = {}
+    for spec in sources.sources.values():
+        if not spec.contract.daily:
+            continue
+        event = next(
+            (c for t in health.EVENT_TABLES if (c := spec.column(t.event_column)) is not None),
+            None,
+        )
+        ends[spec.name] = health.DayEnd(
+            zone=(event.timezone if event is not None else None) or "UTC",
+            at=spec.business_day_end or dt.time(),
+        )
+    return ends
+
+
 def _health_check_specs() -> list[dg.AssetCheckSpec]:
     specs = [
         in_step_check(
@@ -390,7 +408,12 @@ EVENT_SCHEMA = {
 QUARANTINE_SCHEMA = {"partition_date": pl.Date, "source": pl.String, "rows_quarantined": pl.Int64}
 
 
-def measure(wh: Warehouse, days: list[dt.date], templates: dict[str, str]) -> pl.DataFrame:
+def measure(
+    wh: Warehouse,
+    days: list[dt.date],
+    templates: dict[str, str],
+    ends: dict[str, health.DayEnd],
+) -> pl.DataFrame:
     """Health rows for every source and day in `days` (three queries, whatever the range)."""
     events = pl.concat(
         [
@@ -417,7 +440,7 @@ def measure(wh: Warehouse, days: list[dt.date], templates: dict[str, str]) -> pl
         [
             health.day_metrics(
                 day,
-                sorted(templates),
+                ends,
                 events.filter(of_day == day).drop("partition_date"),
                 quarantined.filter(of_day == day).drop("partition_date"),
             )
@@ -460,7 +483,7 @@ def build_pipeline_health(
     sources: SourcesConfig, partitions: dg.DailyPartitionsDefinition
 ) -> dg.AssetsDefinition:
     """Pipeline health of the declared daily sources, on `partitions`."""
-    templates = daily_sources(sources)
+    templates, ends = daily_sources(sources), day_ends(sources)
 
     @dg.asset(
         group_name="monitoring",
@@ -484,7 +507,7 @@ def build_pipeline_health(
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         wh, z = warehouse.get(), thresholds.anomaly_z
         days = [dt.date.fromisoformat(k) for k in context.partition_keys]
-        measured = measure(wh, days, templates)
+        measured = measure(wh, days, templates, ends)
         first = min(
             days[0] - dt.timedelta(days=health.HISTORY_DAYS), health.forest_window(days[0])[0]
         )

@@ -3,8 +3,9 @@
 Metrics (one row per source and delivery day, from the cleaned tables):
 rows (cleaned + quarantined), quarantine_rate, null_customer_rate (share of
 cleaned rows without a customer_key) and staleness_hours (from the newest
-event in the day's data to the end of the delivery day: a feed that stopped
-early is stale). A source with no delivery that day has rows = 0.
+event in the day's data to the end of the delivery day where the source keeps
+its days: in its event column's `timezone` and up to its `day_ends_at`; a feed
+that stopped early is stale). A source with no delivery that day has rows = 0.
 
 Each metric of a day is judged against the same source's previous days:
 robust z-score AND IQR fences (`stats.judge`); with enough history an
@@ -21,7 +22,8 @@ import hashlib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -58,6 +60,19 @@ EVENT_TABLES = (
     EventTable("cleaned.interactions", "occurred_at"),
 )
 QUARANTINE_TABLE = "cleaned.quarantine"
+
+
+@dataclass(frozen=True)
+class DayEnd:
+    """Where a source's delivery day ends: its zone's wall clock at `at` on the next day
+    (midnight, or the business day's end a till declares with `day_ends_at`)."""
+
+    zone: str = "UTC"
+    at: time = time()
+
+    def epoch(self, day: date) -> float:
+        """Seconds since the epoch at which `day` ends."""
+        return datetime.combine(day + timedelta(days=1), self.at, ZoneInfo(self.zone)).timestamp()
 
 
 def source_of(templates: Mapping[str, str], column: str = "source_file") -> str:
@@ -105,22 +120,29 @@ def quarantine_sql(days: list[date], templates: Mapping[str, str]) -> str:
 
 
 def day_metrics(
-    day: date, sources: list[str], events: pl.DataFrame, quarantined: pl.DataFrame
+    day: date,
+    day_ends: Mapping[str, DayEnd],
+    events: pl.DataFrame,
+    quarantined: pl.DataFrame,
 ) -> pl.DataFrame:
-    """One row per source for `day` (sources without data get rows = 0).
+    """One row per source of `day_ends` for `day` (sources without data get rows = 0).
 
     events: source, rows_cleaned, null_customer_rows, latest_epoch of that day (several
     rows per source are summed: a source feeds one table, but nothing here assumes it).
     quarantined: source, rows_quarantined of that day.
     """
-    end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC).timestamp()
+    sources = sorted(day_ends)
+    end_of_day = pl.Series("end_of_day", [day_ends[s].epoch(day) for s in sources])
     per_source = events.group_by("source").agg(
         pl.col("rows_cleaned").sum().cast(pl.Int64),
         pl.col("null_customer_rows").sum().cast(pl.Int64),
         pl.col("latest_epoch").max().cast(pl.Float64),
     )
     frame = (
-        pl.DataFrame({"source": sources}, schema={"source": pl.String})
+        pl.DataFrame(
+            {"source": sources, "end_of_day": end_of_day},
+            schema={"source": pl.String, "end_of_day": pl.Float64},
+        )
         .join(per_source, on="source", how="left")
         .join(
             quarantined.select("source", pl.col("rows_quarantined").cast(pl.Int64)),
@@ -133,7 +155,7 @@ def day_metrics(
             partition_date=pl.lit(day),
             quarantine_rate=_ratio(pl.col("rows_quarantined"), pl.col("rows")),
             null_customer_rate=_ratio(pl.col("null_customer_rows"), pl.col("rows_cleaned")),
-            staleness_hours=(pl.lit(end_of_day) - pl.col("latest_epoch")) / 3600.0,
+            staleness_hours=(pl.col("end_of_day") - pl.col("latest_epoch")) / 3600.0,
         )
     )
     return frame.select(list(HEALTH_SCHEMA)).cast(HEALTH_SCHEMA)  # type: ignore[arg-type]
