@@ -165,3 +165,56 @@ def test_pipeline_materialises_and_exports_to_the_crm(
     assert store.champion("churn") == champion
     (evaluation,) = again.get_asset_check_evaluations()
     assert not evaluation.metadata["decision"].value.startswith("promoted")
+
+
+def test_a_retailer_whose_sources_identify_nobody_gets_its_forecasts_and_no_customer_models(
+    tmp_path: Path,
+) -> None:
+    # A till without loyalty cards and no customer file: the marts hold orders, none with a
+    # customer. The customer models used to fail every run ("the marts hold no activity
+    # yet", and the recommender on an empty matrix); now the customer chain is skipped with
+    # the reason and the demand chain is served.
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    for name, frame in make_marts().items():
+        if name in ("dim_customers", "fct_customer_daily_activity"):
+            frame = frame.clear()
+        elif "customer_key" in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.String).alias("customer_key"))
+        warehouse.replace_table(f"marts.{name}", frame)
+    resources = {
+        "warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path)),
+        **storage_resources(StorageResource(root=str(tmp_path / "storage"))),
+        **model_resources(ModelStoreResource(root=str(tmp_path / "models"), secret="test-key")),
+        "exports": ExportsResource(root=str(tmp_path / "exports")),
+    }
+    result = dg.materialize(ASSETS, resources=resources)
+    assert result.success
+    done = {e.step_key for e in result.get_step_success_events()}
+    skipped = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
+    assert {"demand_model", "demand_forecast"} <= done
+    assert skipped == {
+        "churn_model", "segmentation_model", "recommender",
+        "churn_scores", "customer_segments", "recommendations", "crm_export",
+    }  # fmt: skip
+    assert not result.asset_materializations_for_node("customer_features")
+    observed = {
+        e.asset_key.path[-1]: e.asset_observation_data.asset_observation.metadata["skipped"].value
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    }
+    assert set(observed) == {"customer_features", "interaction_matrix"}
+    assert all(w.startswith("no customer population: the marts hold") for w in observed.values())
+    assert not warehouse.table_exists("serving.crm_export")
+
+
+def test_marts_not_built_yet_are_still_an_error_and_not_an_empty_population(
+    tmp_path: Path,
+) -> None:
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    for name, frame in make_marts().items():
+        warehouse.replace_table(f"marts.{name}", frame.clear())
+    resources = {"warehouse": WarehouseResource(kind="duckdb", path=str(warehouse.path))}
+    from aiwf_assets.ml.assets.features import customer_features
+
+    with pytest.raises(ValueError, match="the marts hold no activity yet"):
+        dg.materialize([customer_features], resources=resources)

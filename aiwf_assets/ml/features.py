@@ -157,6 +157,24 @@ def last_complete_day(activity_dates: pl.Series) -> date:
     return activity_dates.max()  # type: ignore[return-value]
 
 
+def no_customer_population(orders: int, customer_rows: int) -> str | None:
+    """Why there is nobody to build customer features for, or None when there is.
+
+    The marts hold `orders` orders and `customer_rows` rows with a customer (activity or
+    purchases). Orders without a single customer are a retailer whose sources identify
+    nobody (a till without loyalty cards and no customer file): not an error, and not
+    a reason to train on nothing. No orders at all: the marts are not built yet (None:
+    the caller's own error says so)."""
+    if customer_rows > 0 or orders == 0:
+        return None
+    return (
+        f"no customer population: the marts hold {orders} orders and none names a customer "
+        "(no source maps a loyalty id, e-mail or customer id for them, and no customer file "
+        "is delivered); the customer models (churn, segments, recommendations) and the CRM "
+        "export are skipped until a source identifies customers (docs/ML.md)"
+    )
+
+
 MIN_SNAPSHOT_HISTORY_DAYS = 14  # a training snapshot needs this much data before it
 
 

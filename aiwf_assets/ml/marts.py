@@ -67,6 +67,14 @@ def read_mart(
     return warehouse.query(f"SELECT {columns} FROM {table}" + (f" WHERE {where}" if where else ""))
 
 
+def mart_rows(warehouse: Warehouse, name: str) -> int:
+    """How many rows one mart holds (0 when it is not built)."""
+    table = f"marts.{name}"
+    if not warehouse.table_exists(table):
+        return 0
+    return int(warehouse.query(f"SELECT COUNT(*) AS n FROM {table}")["n"][0])
+
+
 def last_mart_day(warehouse: Warehouse, name: str, column: str) -> dt.date | None:
     """The newest `column` date of one mart (None when it is empty), without reading its rows."""
     table = f"marts.{name}"

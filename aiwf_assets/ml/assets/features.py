@@ -1,5 +1,6 @@
 """Feature assets: point-in-time frames built from the dbt marts."""
 
+from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
@@ -9,7 +10,12 @@ from pydantic import Field
 from aiwf_assets.ml import features
 from aiwf_assets.ml.assets.metadata import OWNERS, frame_output, upstream_data_versions
 from aiwf_assets.ml.common import source_version
-from aiwf_assets.ml.marts import read_file_accounting, read_mart, read_promotion_plan
+from aiwf_assets.ml.marts import (
+    mart_rows,
+    read_file_accounting,
+    read_mart,
+    read_promotion_plan,
+)
 from aiwf_assets.resources import WarehouseResource
 
 
@@ -32,6 +38,7 @@ CUSTOMER_FEATURE_DEPS = ["fct_customer_daily_activity", "fct_orders", "dim_custo
 @dg.asset(
     group_name="features",
     deps=CUSTOMER_FEATURE_DEPS,
+    output_required=False,  # nobody to build them for: skipped (features.no_customer_population)
     owners=OWNERS,
     kinds={"python", "polars", "parquet"},
     code_version=source_version(features),
@@ -45,9 +52,14 @@ def customer_features(
     context: dg.AssetExecutionContext,
     config: CustomerFeaturesConfig,
     warehouse: WarehouseResource,
-) -> dg.Output[pl.DataFrame]:
+) -> Iterator[dg.Output[pl.DataFrame]]:
     wh = warehouse.get()
     activity = read_mart(wh, "fct_customer_daily_activity")
+    if activity.is_empty() and (
+        why := features.no_customer_population(mart_rows(wh, "fct_orders"), activity.height)
+    ):
+        skip(context, why)
+        return
     cutoff = resolve_cutoff(config.cutoff_date, activity["activity_date"])
     dates = features.snapshot_dates(
         cutoff,
@@ -59,7 +71,7 @@ def customer_features(
     frame = features.customer_feature_snapshots(
         activity, read_mart(wh, "fct_orders"), read_mart(wh, "dim_customers"), dates
     )
-    return frame_output(
+    yield frame_output(
         frame,
         {
             "cutoff_date": cutoff.isoformat(),
@@ -70,6 +82,13 @@ def customer_features(
             ),
         },
     )
+
+
+def skip(context: dg.AssetExecutionContext, why: str) -> None:
+    """Produce no output (its downstream steps are skipped, the run stays green) and say why:
+    in the run's log and as an observation on the asset's page."""
+    context.log.warning(why)
+    context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata={"skipped": why}))
 
 
 class DemandFeaturesConfig(dg.Config):
@@ -136,6 +155,7 @@ class InteractionMatrixConfig(dg.Config):
 @dg.asset(
     group_name="features",
     deps=["fct_order_lines", "dim_customers"],
+    output_required=False,  # nobody to build them for: skipped (features.no_customer_population)
     owners=OWNERS,
     kinds={"python", "scipy", "parquet"},
     code_version=source_version(features),
@@ -148,7 +168,7 @@ def interaction_matrix(
     context: dg.AssetExecutionContext,
     config: InteractionMatrixConfig,
     warehouse: WarehouseResource,
-) -> dg.Output[pl.DataFrame]:
+) -> Iterator[dg.Output[pl.DataFrame]]:
     wh = warehouse.get()
     # purchases of products: postage, fees and returns are no preference for an item
     lines = read_mart(wh, "fct_order_lines", "line_kind = 'product' and not is_return")
@@ -156,8 +176,13 @@ def interaction_matrix(
     pairs = features.interaction_pairs(lines, cutoff, read_mart(wh, "dim_customers")).with_columns(
         as_of_date=pl.lit(cutoff)
     )
+    if why := features.no_customer_population(
+        lines["order_id"].n_unique(), lines["customer_key"].count()
+    ):
+        skip(context, why)
+        return
     customers, items = pairs["customer_key"].n_unique(), pairs["sku"].n_unique()
-    return frame_output(
+    yield frame_output(
         pairs,
         {
             "cutoff_date": cutoff.isoformat(),
