@@ -84,7 +84,40 @@ def test_unchanged_files_are_not_reread_and_a_touch_keeps_the_version(tmp_path: 
     (folder / "b.csv").unlink()
     changed = fingerprint(folder, cache, hasher)
     assert list(changed) == ["a.csv"] and changed["a.csv"] != first["a.csv"]
-    assert len(cache.read_text().split("|")) == 3  # one entry left: the cache forgets b.csv
+    assert len(json.loads(cache.read_text())) == 1  # one entry left: the cache forgets b.csv
+
+
+def test_a_same_size_replacement_that_keeps_the_mtime_is_read_again(tmp_path: Path) -> None:
+    # a corrected file of the same size copied over the first with its mtime kept
+    # (`cp -p`, `rsync -t`, SFTP `put -p`): (path, size, mtime) alone are unchanged
+    folder, cache = tmp_path / "landing", tmp_path / "cache.json"
+    folder.mkdir()
+    landed = folder / "2026-01-05.csv"
+    landed.write_text("id,qty\n1,5\n")
+    hasher = CountingHasher()
+    first = fingerprint(folder, cache, hasher)
+    stat = landed.stat()
+
+    corrected = tmp_path / "corrected.csv"
+    corrected.write_text("id,qty\n1,6\n")
+    os.utime(corrected, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    shutil.copy2(corrected, landed)  # in place: same inode, same size, same mtime
+    assert (landed.stat().st_size, landed.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    hasher.paths.clear()
+    in_place = fingerprint(folder, cache, hasher)
+    assert [Path(p).name for p in hasher.paths] == ["2026-01-05.csv"]
+    assert in_place["2026-01-05.csv"] != first["2026-01-05.csv"]
+
+    again = tmp_path / "again.csv"
+    again.write_text("id,qty\n1,7\n")
+    os.utime(again, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again.replace(landed)  # moved into place: another inode, same size and mtime
+    hasher.paths.clear()
+    moved = fingerprint(folder, cache, hasher)
+    assert [Path(p).name for p in hasher.paths] == ["2026-01-05.csv"]
+    assert moved["2026-01-05.csv"] not in (first["2026-01-05.csv"], in_place["2026-01-05.csv"])
+    hasher.paths.clear()
+    assert fingerprint(folder, cache, hasher) == moved and hasher.paths == []  # still cached
 
 
 def test_landing_versions_follow_the_landing_template(aiwf_home: Settings) -> None:

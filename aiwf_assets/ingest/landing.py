@@ -7,7 +7,8 @@ Fingerprints are re-hashed only when a file's stat changes.
 
 A landing partition's data version is the sha256 of its bytes, never its
 modification time. Hashing every file on every observation would read the
-whole landing zone each tick, so hashes are cached by (path, size, mtime_ns):
+whole landing zone each tick, so hashes are cached by (path, size, mtime_ns, and on
+a local disk the inode and ctime, which no copy can set):
 an untouched file costs one directory listing entry, a touched file is
 re-hashed (and yields the same version when its bytes are the same). The
 cache is a small JSON file per landing folder; deleting it only costs one
@@ -20,6 +21,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -62,8 +64,20 @@ def read_landed(landing: LandingResource, relative: str) -> tuple[bytes, str] | 
     return data, sha256_bytes(data)
 
 
-def stat_key(info: pafs.FileInfo) -> str:
-    return f"{info.path}|{info.size}|{info.mtime_ns}"
+def stat_key(fs: pafs.FileSystem, info: pafs.FileInfo) -> str:
+    """What tells a file's versions apart without reading it: path, size and mtime, and on a
+    local disk the inode and the status-change time too. A copy that keeps the mtime
+    (`cp -p`, `rsync -t`, SFTP `put -p`) of a corrected file of the same size was not
+    re-read: its correction was never observed. No copy can set the ctime, and a file moved
+    into place has another inode. (S3 objects get a new LastModified on every upload.)"""
+    key = f"{info.path}|{info.size}|{info.mtime_ns}"
+    if not isinstance(fs, pafs.LocalFileSystem):
+        return key
+    try:
+        stat = os.stat(info.path)
+    except FileNotFoundError:
+        return key  # gone since the listing: reading it will say so
+    return f"{key}|{stat.st_ino}|{stat.st_ctime_ns}"
 
 
 def load_cache(cache_file: Path | None) -> dict[str, str]:
@@ -90,7 +104,7 @@ def content_fingerprints(
     cache_file: Path | None,
     hasher: Hasher = sha256_file,
 ) -> dict[str, str]:
-    """path -> sha256 for `files`; only files whose (path, size, mtime_ns) is new are read.
+    """path -> sha256 for `files`; only files whose `stat_key` is new are read.
 
     The cache keeps exactly the entries of this listing, so it stays as small
     as the folder and forgets replaced versions of a file.
@@ -99,7 +113,7 @@ def content_fingerprints(
     entries: dict[str, str] = {}
     result: dict[str, str] = {}
     for info in files:
-        key = stat_key(info)
+        key = stat_key(fs, info)
         digest = cached.get(key) or hasher(fs, info.path)
         entries[key] = digest
         result[info.path] = digest
@@ -410,7 +424,8 @@ def landing_versions(
     """sha256 of every landed file of a source, by partition (None for a reference file).
 
     Content, not modification time: a touched but identical file keeps its version.
-    Hashes are cached by (path, size, mtime_ns) in the landing resource's `cache_dir`
+    Hashes are cached by `stat_key` (path, size, mtime_ns; inode, ctime locally) in the
+    landing resource's `cache_dir`
     (AIWF_HOME/cache/landing; none: no cache), so observing
     an unchanged landing zone lists folders and reads no file.
     """
