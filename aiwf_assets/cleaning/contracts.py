@@ -86,7 +86,11 @@ class OrderLines(_Pseudonymised):
         description="the order a return refers to, where the source says",
     )
     quantity: int = pa.Field(ne=0, description="units ordered; negative for returns")
-    unit_price: float = pa.Field(gt=0, description="price per unit in EUR (not rounded)")
+    unit_price: float = pa.Field(
+        ne=0,
+        description="price per unit in EUR (not rounded); > 0 on product lines, < 0 on a "
+        "non-merchandise line taking money off (an order-level discount)",
+    )
     line_amount: float = pa.Field(
         description="quantity × unit price in EUR, converted once, not rounded per line"
     )
@@ -108,6 +112,11 @@ class OrderLines(_Pseudonymised):
         # amounts are not rounded per line: they agree to far below a cent
         expected = pl.col("quantity") * pl.col("unit_price")
         return data.lazyframe.select((pl.col("line_amount") - expected).abs() < 1e-6)
+
+    @pa.dataframe_check(name="product_prices_are_positive")
+    def product_prices(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        product = pl.col("line_kind") == "product"
+        return data.lazyframe.select(~product | (pl.col("unit_price") > 0))
 
     @pa.dataframe_check(name="returns_are_negative_lines")
     def returns_signed(cls, data: pa.PolarsData) -> pl.LazyFrame:

@@ -407,6 +407,25 @@ def day_end(
     return max(ends)
 
 
+def unit_price_rules(spec: SourceSpec) -> list[Rule]:
+    """A price is > 0, but on the lines of an order amount read with `negate` (an order-level
+    discount written as a positive amount), where it is < 0: one written negative already
+    would add to the order's money (then drop `negate`)."""
+    taken_off = [a.code for a in spec.order_amounts if a.negate]
+    if not taken_off:
+        return [greater_than("unit_price", 0)]
+    discount = pl.col("sku").is_in(taken_off)
+    return [
+        Rule("unit_price", discount | (pl.col("unit_price") > 0), "must be > 0"),
+        Rule(
+            "unit_price",
+            ~discount | (pl.col("unit_price") < 0),
+            "must be < 0 once negated (an order amount taken off the order, written below 0: "
+            "drop its negate?)",
+        ),
+    ]
+
+
 def return_mark(spec: SourceSpec) -> pl.Expr:
     """True for the typed rows `spec` declares as returns or cancellations."""
     marks: list[pl.Expr] = []
@@ -451,7 +470,7 @@ def contract_rules(
         is_return = return_mark(spec)
         rules += [
             Rule("quantity", (pl.col("quantity") > 0) | is_return, "must be > 0"),
-            greater_than("unit_price", 0),
+            *unit_price_rules(spec),
         ]
         if "quantity" in {c.name for c in spec.all_columns}:
             # 1e308 is a float, but not once multiplied: an infinite line amount would fail

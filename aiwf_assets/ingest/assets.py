@@ -176,6 +176,8 @@ def _ingest_one(
         "extra_columns": ", ".join(result.extra_columns) or "none",
         "missing_columns": ", ".join(result.missing_columns) or "none",
     }
+    if spec.order_amounts:  # rows beyond the file's records: its orders' shipping, discounts
+        meta["order_amount_lines"] = result.order_amount_lines
     return frame, meta, content_sha
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.fs as pafs
 
-from aiwf_assets.ingest.parse import ALIAS_READING
+from aiwf_assets.ingest.parse import ALIAS_READING, ORDER_AMOUNT_READING
 from aiwf_assets.ingest.spec import ORDER_DAY, SourceSpec
 from aiwf_assets.ingest.timestamps import TIMESTAMP_READING
 from aiwf_assets.partitions import outside_window_message
@@ -171,6 +171,8 @@ def raw_code_version(spec: SourceSpec) -> str:
         parts.append(TIMESTAMP_READING)
     if any(len(col.source) > 1 for col in spec.columns):
         parts.append(ALIAS_READING)
+    if spec.order_amounts:
+        parts.append(ORDER_AMOUNT_READING)
     return "+".join(parts)
 
 

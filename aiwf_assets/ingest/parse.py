@@ -77,6 +77,7 @@ class ParseResult:
     extra_columns: tuple[str, ...] = ()
     missing_columns: tuple[str, ...] = ()
     aliased_columns: tuple[tuple[str, str], ...] = ()
+    order_amount_lines: int = 0  # rows added for `order_amounts` (on top of the records)
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,13 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
         pl.lit(truncated, pl.Boolean).alias("_file_ends_mid_record"),
     ).select(list(raw_schema(spec)))
     frame = _made_unique(_filled_per_order(frame, spec), spec)
-    return ParseResult(_number_sequences(frame, spec), *drift)
+    records_read = frame.height
+    frame = _with_order_amount_lines(frame, _order_amount_texts(records, spec), spec)
+    return ParseResult(
+        _number_sequences(frame, spec).drop(_ORDER_AMOUNT, strict=False),
+        *drift,
+        order_amount_lines=frame.height - records_read,
+    )
 
 
 # the `_parse_error` of the one raw row that stands for a daily file that was refused
@@ -930,6 +937,110 @@ def _filled_per_order(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     return framed.with_columns(filled).drop(order)
 
 
+# the version of how `order_amounts` become lines, for the raw versions of sources that
+# declare them (ingest/landing.py `raw_code_version`)
+ORDER_AMOUNT_READING = "order-amounts-1"
+_AMOUNT = "__amount"
+_ORDER_AMOUNT = "__order_amount"  # marks the lines made from order amounts, until numbered
+# a written zero (0, 0.00, -0,00): an order without that amount, no line
+_ZERO = r"^[+-]?0*(?:[.,]0*)?$"
+
+
+def _order_amount_texts(records: _Records, spec: SourceSpec) -> pl.DataFrame | None:
+    """Per readable record, the text of each `order_amounts` field (`__amount<i>`, null when
+    the field is absent, blank or a NULL token); None when the source declares none."""
+    if not spec.order_amounts:
+        return None
+    fields, present = dict(records.frame.schema), records.paths or frozenset()
+    return records.frame.select(
+        pl.col(_ROW).cast(pl.Int64),
+        *(
+            _valued(
+                _column_expr(
+                    ColumnSpec(f"{_AMOUNT}{i}", "string", source=(a.field,)), fields, None,
+                    present, "",
+                )
+            )
+            .str.strip_chars()
+            .alias(f"{_AMOUNT}{i}")
+            for i, a in enumerate(spec.order_amounts)
+        ),
+    )
+
+
+def _with_order_amount_lines(
+    frame: pl.DataFrame, texts: pl.DataFrame | None, spec: SourceSpec
+) -> pl.DataFrame:
+    """`frame` plus one line per order and declared order amount (shipping, an order-level
+    discount) the order's rows give a non-zero value for: product code and quantity 1, the
+    value as unit price (its sign turned with `negate`), the order-level columns of the row
+    the value is first written on, its lineage (so a file's lines still add up: the line
+    spans the lines of that row, like the items of one exploded record). Line-level columns
+    stay empty; `line_number` is numbered with the order's lines by content afterwards.
+
+    An order whose rows give two different values for one amount gets the line with the
+    first value and a parse error naming both (cleaning quarantines it: the order's money
+    is in doubt). Rows are grouped by their order id after `once_per_order` filling and
+    `within` composing; unreadable rows and rows without an order id give no line."""
+    if texts is None:
+        return frame
+    frame = frame.with_columns(pl.lit(False).alias(_ORDER_AMOUNT))
+    order_level = set(spec.contract.shared) - {"line_number"}
+    rows = frame.filter(
+        pl.col("_parse_error").is_null() & pl.col("order_id").str.strip_chars().ne("")
+    ).join(texts, on=_ROW, how="inner")
+    lines = []
+    for i, amount in enumerate(spec.order_amounts):
+        value = pl.col(f"{_AMOUNT}{i}")
+        valued = rows.filter(value.is_not_null() & ~value.str.contains(_ZERO))
+        if valued.is_empty():
+            continue
+        per_order = (
+            valued.sort(_ROW)
+            .group_by("order_id", maintain_order=True)
+            .agg(
+                pl.all().exclude(f"{_AMOUNT}{i}").first(),
+                value.first().alias("__value"),
+                value.unique(maintain_order=True).alias("__values"),
+                pl.col(_ROW).alias("__rows"),
+            )
+        )
+        signed = pl.col("__value")
+        if amount.negate:
+            signed = (
+                pl.when(signed.str.starts_with("-"))
+                .then(signed.str.strip_prefix("-"))
+                .otherwise(pl.concat_str(pl.lit("-"), signed.str.strip_prefix("+")))
+            )
+        conflict = pl.col("__values").list.len() > 1
+        lines.append(
+            per_order.with_columns(
+                *(
+                    pl.lit(None, pl.String).alias(c)
+                    for c in spec.raw_columns
+                    if c not in order_level and c not in ("sku", "quantity", "unit_price")
+                ),
+                pl.lit(amount.code, pl.String).alias("sku"),
+                pl.lit("1", pl.String).alias("quantity"),
+                signed.alias("unit_price"),
+                pl.when(conflict)
+                .then(
+                    pl.format(
+                        "{}: the order's rows give different values ({}) on rows {}",
+                        pl.lit(amount.field),
+                        pl.col("__values").list.join(", "),
+                        pl.col("__rows").cast(pl.List(pl.String)).list.join(", "),
+                    )
+                )
+                .alias("_parse_error"),
+                pl.lit(True).alias(_ORDER_AMOUNT),
+            ).select(frame.columns)
+        )
+    if not lines:
+        return frame
+    return pl.concat([frame, *lines]).sort(_ROW, maintain_order=True)
+
+
 def _made_unique(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     """Columns declared `within` others become `<others>/<value>` (`S01/R0001`), from the
     text as written; a row missing one of the others keeps its value as written.
@@ -987,7 +1098,9 @@ def _content_line_numbers(frame: pl.DataFrame, col: ColumnSpec, spec: SourceSpec
     sequenced = {c.name for c in spec.columns if c.sequence is not None}
     shared = set(spec.contract.shared) | {col.sequence}
     text = [c for c in spec.raw_columns if c not in sequenced]
-    line = [c for c in text if c not in shared]
+    # a line made from an order amount is never the same line as one the file wrote
+    made = [_ORDER_AMOUNT] if _ORDER_AMOUNT in frame.columns else []
+    line = [c for c in text if c not in shared] + made
     rest = [c for c in text if c in shared]
     group, index = "__group", "__index"
     rows = (
@@ -996,6 +1109,7 @@ def _content_line_numbers(frame: pl.DataFrame, col: ColumnSpec, spec: SourceSpec
             index,
             pl.col(col.sequence).str.strip_chars().alias(group),
             *(pl.col(c).str.strip_chars() for c in text),
+            *made,
         )
         .filter(pl.col(group).is_not_null() & (pl.col(group) != ""))
         # a total order on content: equal lines sit together, ties by their shared columns
@@ -1012,11 +1126,16 @@ def _content_line_numbers(frame: pl.DataFrame, col: ColumnSpec, spec: SourceSpec
     counts = distinct.get_column("__count").to_numpy()
     groups = distinct.get_column(group)
     starts = np.flatnonzero(np.r_[True, (groups[1:] != groups[:-1]).to_numpy()])
+    # an order amount's line is made once per order: it does not say how often the
+    # order was delivered (gcd(n, 0) = n), and it is one line however often that was
+    made_once = distinct.get_column(_ORDER_AMOUNT).to_numpy() if made else np.zeros(0, bool)
+    own = np.where(made_once, 0, counts) if made else counts
     deliveries = np.repeat(
-        np.gcd.reduceat(counts, starts), np.diff(np.r_[starts, len(counts)])
+        np.maximum(np.gcd.reduceat(own, starts), 1), np.diff(np.r_[starts, len(counts)])
     )
+    once = np.where(made_once, 1, counts // deliveries) if made else counts // deliveries
     numbers = distinct.select(same_line).with_columns(
-        pl.Series("__once", counts // deliveries, dtype=pl.Int64)
+        pl.Series("__once", once, dtype=pl.Int64)
     ).with_columns(
         (pl.col("__once").cum_sum().over(group) - pl.col("__once")).alias("__first")
     )
@@ -1045,6 +1164,7 @@ def _found_names(present: frozenset[str], spec: SourceSpec) -> list[tuple[Column
 
 def _mapped_paths(spec: SourceSpec) -> list[str]:
     paths = [p for c in spec.columns for p in c.source] + list(spec.ignore)
+    paths += [a.field for a in spec.order_amounts]
     if spec.explode is not None:
         paths += [f"{spec.explode.field}.{p}" for c in spec.explode.columns for p in c.source]
     return paths
@@ -1063,7 +1183,13 @@ def _extra_paths(present: frozenset[str], spec: SourceSpec) -> tuple[str, ...]:
 
 
 def _missing_columns(present: frozenset[str], spec: SourceSpec) -> tuple[str, ...]:
-    return tuple(col.name for col, found in _found_names(present, spec) if not found)
+    """Contract columns none of whose source names the file has, then the `order_amounts`
+    fields it lacks (`order_amounts.Shipping`: its orders get no such line)."""
+    columns = tuple(col.name for col, found in _found_names(present, spec) if not found)
+    amounts = tuple(
+        f"order_amounts.{a.field}" for a in spec.order_amounts if not _is_present(a.field, present)
+    )
+    return columns + amounts
 
 
 def _aliased_columns(present: frozenset[str], spec: SourceSpec) -> tuple[tuple[str, str], ...]:

@@ -300,6 +300,18 @@ class ReturnsSpec:
 
 
 @dataclass(frozen=True)
+class OrderAmount:
+    """Money an export writes once per order (shipping, an order-level discount), read as a
+    line of the order: product code `code` of kind `kind`, quantity 1, unit price the
+    field's value, negated with `negate` (a discount written as a positive amount)."""
+
+    field: str
+    code: str
+    kind: str
+    negate: bool = False
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     name: str
     contract: Contract
@@ -326,6 +338,9 @@ class SourceSpec:
     # the value, the rows of an order found by their place in the file; order_id comes
     # first (ingest.parse._filled_per_order). Empty: every row stands on its own.
     once_per_order: tuple[str, ...] = ()
+    # order sources: order-level money fields read as lines of their own (their codes are
+    # in non_merchandise); parsing adds them (ingest.parse._order_amount_lines)
+    order_amounts: tuple[OrderAmount, ...] = ()
 
     @property
     def all_columns(self) -> tuple[ColumnSpec, ...]:
@@ -594,7 +609,9 @@ _SOURCE_KEYS = {
     "online",
     "day_ends_at",
     "once_per_order",
+    "order_amounts",
 }
+_ORDER_AMOUNT_KEYS = {"code", "kind", "negate"}
 _RETURNS_KEYS = {"order_prefix", "negative_quantity", "status"}
 # channel names whose per-channel columns would clash with a fixed column
 _RESERVED_CHANNELS = {"n": "n_orders", "promo": "promo_share"}
@@ -651,11 +668,21 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
     columns = _columns(entry.get("columns"), contract, f"{where}.columns", allow_sequence=True)
     explode = _explode(entry.get("explode"), contract, fmt, f"{where}.explode")
     orders_only = [
-        k for k in ("non_merchandise", "returns", "online", "once_per_order") if k in entry
+        k
+        for k in ("non_merchandise", "returns", "online", "once_per_order", "order_amounts")
+        if k in entry
     ]
     if orders_only and contract.name != "order_lines":
         raise SourceSpecError(f"{where}.{orders_only[0]}: only order_lines sources have it")
     non_merchandise = _non_merchandise(entry.get("non_merchandise", {}), f"{where}.non_merchandise")
+    order_amounts = _order_amounts(entry.get("order_amounts"), columns, explode, where)
+    for amount in order_amounts:
+        kind = non_merchandise.setdefault(amount.code, amount.kind)
+        if kind != amount.kind:
+            raise SourceSpecError(
+                f"{where}.order_amounts.{amount.field}.code: {amount.code!r} is non_merchandise "
+                f"of kind {kind!r}, not {amount.kind!r}"
+            )
     returns = _returns(entry.get("returns"), f"{where}.returns")
     online = entry.get("online", True)
     if not isinstance(online, bool):
@@ -694,6 +721,7 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         online=online,
         day_ends_at=day_ends_at,
         once_per_order=_once_per_order(entry.get("once_per_order", []), columns, where),
+        order_amounts=order_amounts,
     )
     _check_coverage(spec, where)
     if returns is not None and returns.status_values and spec.column("line_status") is None:
@@ -732,6 +760,62 @@ def _once_per_order(value: Any, columns: tuple[ColumnSpec, ...], where: str) -> 
                 f"(declared: {', '.join(c.name for c in columns if c.source)})"
             )
     return tuple(dict.fromkeys(("order_id", *names)))
+
+
+def _order_amounts(
+    value: Any, columns: tuple[ColumnSpec, ...], explode: ExplodeSpec | None, where: str
+) -> tuple[OrderAmount, ...]:
+    """{source field: {code, kind, negate}}: order-level money read as lines of the order.
+
+    The lines are numbered by content with the order's others, so line_number must be a
+    `sequence` of order_id; their code must read as itself after the sku column's
+    `normalise` (cleaning looks non-merchandise codes up after normalising)."""
+    where = f"{where}.order_amounts"
+    if value is None:
+        return ()
+    body = _mapping(value, where, "order_amounts")
+    declared = {c.name: c for c in columns}
+    line_number, sku = declared.get("line_number"), declared.get("sku")
+    if explode is not None:
+        raise SourceSpecError(
+            f"{where}: not for sources that explode a list of items (a record's order-level "
+            "fields are its own; map item-level amounts instead)"
+        )
+    if line_number is None or line_number.sequence != "order_id":
+        raise SourceSpecError(
+            f"{where}: the amounts become lines numbered with the order's other lines by "
+            "content: declare columns.line_number: {sequence: order_id, type: int}"
+        )
+    out: list[OrderAmount] = []
+    for field_name, entry in body.items():
+        at = f"{where}.{field_name}"
+        if not (isinstance(field_name, str) and field_name.strip()):
+            raise SourceSpecError(f"{where}: keys are the export's field names, got {field_name!r}")
+        item = _mapping(entry, at, "an order amount")
+        _known_keys(item, _ORDER_AMOUNT_KEYS, at, "order amount")
+        code, kind = _required(item, "code", at), _required(item, "kind", at)
+        if not (isinstance(code, str | int) and str(code).strip() == str(code) != ""):
+            raise SourceSpecError(f"{at}.code: the product code the line gets, e.g. SHIPPING")
+        code = str(code)
+        steps = sku.normalise if sku is not None else ()
+        if _normalised(code, steps) != code:
+            raise SourceSpecError(
+                f"{at}.code: {code!r} reads as {_normalised(code, steps)!r} after the sku "
+                f"column's normalise {list(steps)}: write it that way"
+            )
+        if not (isinstance(kind, str) and _NAME_RE.match(kind)) or kind == "product":
+            raise SourceSpecError(
+                f"{at}.kind: a lower_snake_case kind other than 'product' (postage, discount, "
+                f"fee, tax, ...), got {kind!r}"
+            )
+        negate = item.get("negate", False)
+        if not isinstance(negate, bool):
+            raise SourceSpecError(f"{at}.negate: true or false, got {negate!r}")
+        out.append(OrderAmount(field_name, code, kind, negate))
+    codes = [a.code for a in out]
+    if len(set(codes)) != len(codes):
+        raise SourceSpecError(f"{where}: each amount needs a code of its own, got {codes}")
+    return tuple(out)
 
 
 def _encoding(entry: Mapping[str, Any], fmt: str, where: str) -> str:
