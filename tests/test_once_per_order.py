@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import random
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import pytest
 
 from aiwf_assets.cleaning import CleanResult, clean_orders_day
 from aiwf_assets.cleaning.transforms import IDENTITY_SCHEMA
-from aiwf_assets.ingest.parse import parse_landing
+from aiwf_assets.ingest.parse import parse_landing, raw_schema
 from aiwf_assets.ingest.spec import SourcesConfig, SourceSpec, declared_sources
 from tests.test_third_party_export import run_to_marts
 
@@ -99,7 +100,9 @@ def test_every_line_reaches_its_order(shop: str) -> None:
     )
 
     expected = _shop_orders(data)
-    assert len(expected) == 4  # two orders of several lines, a single line, a guest's
+    # two orders of several lines, a single line, a guest's, and #1005: two engraved mugs of
+    # one SKU and price, told apart by their (unmapped) `Lineitem name` only
+    assert len(expected) == 5
     rates = sources.currency_rates_to_eur
     lines = result.tables["order_lines"]
     orders = result.tables["orders"]
@@ -153,7 +156,7 @@ def test_the_raw_rows_differ_only_in_the_declared_columns() -> None:
     assert filled.select(same).equals(plain.select(same), null_equal=True)
     assert filled.filter(pl.col("order_id") == "#1003")["customer_email"].to_list() == ["", ""]
     assert filled["order_id"].to_list() == [
-        "#1001", "#1001", "#1001", "#1002", "#1003", "#1003", "#1004", "#1004",
+        "#1001", "#1001", "#1001", "#1002", "#1003", "#1003", "#1004", "#1004", "#1005", "#1005",
     ]  # fmt: skip
 
 
@@ -175,9 +178,12 @@ def test_a_row_with_no_order_above_it_is_quarantined() -> None:
         missing,
     ]
     counts = _accounting(result)
-    assert (counts["rows_in"], counts["rows_cleaned"], counts["rows_quarantined"]) == (11, 8, 3)
+    assert (counts["rows_in"], counts["rows_cleaned"], counts["rows_quarantined"]) == (13, 10, 3)
     n_lines = dict(result.tables["orders"].select("order_id", "n_lines").iter_rows())
-    assert n_lines == {"shop_a:#1001": 3, "shop_a:#1002": 1, "shop_a:#1003": 2, "shop_a:#1004": 2}
+    assert n_lines == {
+        "shop_a:#1001": 3, "shop_a:#1002": 1, "shop_a:#1003": 2, "shop_a:#1004": 2,
+        "shop_a:#1005": 2,
+    }  # fmt: skip
 
 
 def test_rows_belong_to_the_order_above_them_in_the_file() -> None:
@@ -212,7 +218,124 @@ def test_json_lines_are_filled_the_same_way() -> None:
         records.append(json.dumps(record))
     result = _clean(sources, "shop_a", ("\n".join(records) + "\n").encode())
     assert _reasons(result) == []
-    assert result.tables["orders"].sort("order_id")["n_lines"].to_list() == [3, 1, 2, 2]
+    # #1005's engraved mugs differ only in the unmapped `Lineitem name`: two lines in JSON too
+    assert result.tables["orders"].sort("order_id")["n_lines"].to_list() == [3, 1, 2, 2, 2]
+
+
+# --------------------------------------------------------------------------- line identity
+# `line_number: {sequence: order_id}` numbers an order's lines by their content. A line is
+# all of its own fields, those the source does not map (`Lineitem name`) too: two engraved
+# mugs of one SKU, quantity and price read as one line delivered twice when only the
+# mapped columns counted, and one was lost with every check green.
+
+HEADER = _export("shop_b").decode().splitlines()[0]
+# an export writing the order's fields on every row (no once_per_order): the mugs of
+# #2001 differ in their name only
+EVERY_ROW = "#{n},erin@example.com,paid,EUR,2026-03-04 11:00:00 +0100,30.00,,0.00,5.00,"
+ANNA = "1,Mug - Engraved: Anna,12.50,MUG-01"
+BEN = "1,Mug - Engraved: Ben,12.50,MUG-01"
+PLATE = "1,Dinner Plate,20.00,PLT-02"
+
+
+def _plain() -> SourceSpec:
+    return dataclasses.replace(_sources()["shop_b"], once_per_order=())
+
+
+def _numbers(spec: SourceSpec, rows: list[str]) -> dict[str, list[str]]:
+    """Per row text, the line numbers its rows got (sorted)."""
+    frame = _parse(spec, "\n".join([HEADER, *rows]).encode())
+    assert frame.schema == raw_schema(spec)  # the unmapped fields are not written to raw
+    found: dict[str, list[str]] = {}
+    for row, number in frame.select("_source_row", "line_number").rows():
+        found.setdefault(rows[row - 1], []).append(number)
+    return {text: sorted(numbers) for text, numbers in found.items()}
+
+
+def test_lines_alike_but_for_an_unmapped_field_are_two_lines() -> None:
+    spec = _plain()
+    anna, ben = EVERY_ROW.format(n=2001) + ANNA, EVERY_ROW.format(n=2001) + BEN
+    assert _numbers(spec, [anna, ben]) == {anna: ["1"], ben: ["2"]}
+    sources = dataclasses.replace(_sources(), sources={**_sources().sources, "shop_b": spec})
+    result = _clean(sources, "shop_b", "\n".join([HEADER, anna, ben]).encode())
+    assert _reasons(result) == []
+    assert sorted(result.tables["order_lines"]["line_number"]) == [1, 2]
+    assert result.tables["orders"]["n_lines"].to_list() == [2]
+    # what still cannot be told apart: rows alike in every field are one line sent twice
+    assert _numbers(spec, [anna, anna]) == {anna: ["1", "1"]}
+
+
+@pytest.mark.parametrize("shop", SHOPS)
+def test_an_order_delivered_twice_in_one_file_is_kept_once(shop: str) -> None:
+    """The copies of a whole order are alike in every field, the order-level fields Shopify
+    writes on its first row only (Total, Shipping) included: the copy repeats the
+    numbers and cleaning removes it. #1005's engraved mugs stay two lines."""
+    sources = _sources()
+    data = _export(shop)
+    header, *rows = data.decode().splitlines()
+    again = [*rows, *rows[:3], *rows[-2:]]  # #1001 and #1005 once more, at the end
+    twice = _clean(sources, shop, "\n".join([header, *again]).encode())
+    once = _clean(sources, shop, data)
+    assert _reasons(twice) == []
+    assert _accounting(twice)["duplicates_removed"] == 5
+    for table in ("order_lines", "orders"):
+        assert twice.tables[table].equals(once.tables[table], null_equal=True), table
+    mugs = twice.tables["order_lines"].filter(pl.col("order_id") == f"{shop}:#1005")
+    assert sorted(mugs["line_number"]) == [1, 2]
+
+
+def test_any_order_of_the_rows_numbers_alike() -> None:
+    spec = _plain()
+    rows = [
+        EVERY_ROW.format(n=2001) + BEN,
+        EVERY_ROW.format(n=2002) + PLATE,
+        EVERY_ROW.format(n=2001) + PLATE,
+        EVERY_ROW.format(n=2001) + ANNA,
+        EVERY_ROW.format(n=2002) + ANNA,
+        EVERY_ROW.format(n=2002) + ANNA,  # scanned twice, the plate once: two mugs
+    ]
+    expected = {
+        rows[3]: ["1"], rows[0]: ["2"], rows[2]: ["3"],  # Anna, Ben, then the plate
+        rows[4]: ["1", "2"], rows[1]: ["3"],
+    }  # fmt: skip
+    assert _numbers(spec, rows) == expected
+    for seed in range(8):
+        shuffled = random.Random(seed).sample(rows, len(rows))
+        assert _numbers(spec, shuffled) == expected, seed
+
+
+def test_a_json_export_tells_lines_apart_by_its_unmapped_fields() -> None:
+    """In JSON Lines an unmapped field is any key no column maps, read as its text (an
+    object as its JSON); inside an object the source maps part of, its other keys."""
+    spec = dataclasses.replace(
+        _plain(),
+        format="jsonl",
+        columns=tuple(
+            dataclasses.replace(c, source=("item.sku",)) if c.name == "sku" else c
+            for c in _plain().columns
+        ),
+    )
+    header = HEADER.split(",")
+
+    def record(row: str, **item: object) -> str:
+        fields = dict(zip(header, next(csv.reader([row])), strict=True))
+        return json.dumps({**fields, "item": {"sku": fields.pop("Lineitem sku"), **item}})
+
+    anna, ben = EVERY_ROW.format(n=2001) + ANNA, EVERY_ROW.format(n=2001) + BEN
+    lines = [
+        record(anna),
+        record(ben),
+        record(EVERY_ROW.format(n=2002) + PLATE, engraving={"text": "Ben"}),
+        record(EVERY_ROW.format(n=2002) + PLATE, engraving={"text": "Anna"}),
+        record(EVERY_ROW.format(n=2003) + PLATE, engraving=" Anna "),
+        record(EVERY_ROW.format(n=2003) + PLATE, engraving="Anna"),
+    ]
+    frame = _parse(spec, ("\n".join(lines) + "\n").encode())
+    assert frame.schema == raw_schema(spec)
+    assert frame.select("order_id", "line_number").rows() == [
+        ("#2001", "1"), ("#2001", "2"),
+        ("#2002", "2"), ("#2002", "1"),  # the engravings' JSON: "Anna" before "Ben"
+        ("#2003", "1"), ("#2003", "1"),  # alike but for white space: one line sent twice
+    ]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- end to end

@@ -103,7 +103,8 @@ def test_every_order_adds_up_to_the_total_the_export_states(shop: str) -> None:
     # each amount is one line of its order; written zeros (0.00) give none
     lines = result.tables["order_lines"]
     made = lines.filter(pl.col("line_kind") != "product")
-    assert made.height == sum(o["amounts"] for o in stated.values()) == 3
+    amounts = sum(o["amounts"] for o in stated.values())
+    assert made.height == amounts >= 3
     first = made.filter(pl.col("order_id") == f"{shop}:#1001").sort("sku")
     assert first.select("sku", "line_kind", "quantity", "unit_price").rows() == [
         ("DISCOUNT", "discount", 1, -6.0),
@@ -117,7 +118,7 @@ def test_every_order_adds_up_to_the_total_the_export_states(shop: str) -> None:
     counts = result.accounting.row(0, named=True)
     records = sum(o["rows"] for o in stated.values())
     assert counts["lines_in_file"] == counts["lines_parsed"] == records
-    assert counts["rows_in"] == counts["rows_cleaned"] == records + 3
+    assert counts["rows_in"] == counts["rows_cleaned"] == records + amounts
 
 
 def test_without_the_key_the_orders_lacked_their_shipping_and_discount() -> None:
@@ -132,14 +133,17 @@ def test_without_the_key_the_orders_lacked_their_shipping_and_discount() -> None
 def test_the_amount_line_stands_on_the_row_it_was_written_on() -> None:
     parsed = _parse(_sources()["shop_b"], _export("shop_b"))
     assert parsed.missing_columns == () and parsed.extra_columns == ()
-    assert parsed.order_amount_lines == 3
-    made = parsed.frame.filter(pl.col("sku").is_in(["SHIPPING", "DISCOUNT"])).sort("sku")
-    assert made.select("order_id", "quantity", "unit_price", "_source_row").rows() == [
+    stated = _stated(_export("shop_b"))
+    assert parsed.order_amount_lines == sum(o["amounts"] for o in stated.values())
+    made = parsed.frame.filter(pl.col("sku").is_in(["SHIPPING", "DISCOUNT"]))
+    made = made.sort("sku", "order_id")
+    first_two = made.filter(pl.col("order_id").is_in(["#1001", "#1002"]))
+    assert first_two.select("order_id", "quantity", "unit_price", "_source_row").rows() == [
         ("#1001", "1", "-6.00", 1),
         ("#1001", "1", "4.90", 1),
         ("#1002", "1", "4.90", 4),
     ]
-    assert made["currency"].to_list() == ["EUR", "EUR", "EUR"]
+    assert set(made["currency"]) == {"EUR"}
 
 
 def test_an_order_sent_twice_in_one_file_keeps_one_of_each_amount() -> None:
@@ -309,4 +313,9 @@ def test_the_marts_hold_what_the_shop_charged(built: Path) -> None:
     assert {o: round(t, 2) for o, t in served.items()} == expected
     # demand and recommendations see goods only
     assert not {sku for (sku,) in sold} & {"SHIPPING", "DISCOUNT"}
-    assert kinds == {"postage": 2 * 4.9 * 2, "discount": -12.0}
+    shipped = sum(
+        Decimal(row["Shipping"] or 0)
+        for shop in SHOPS
+        for row in csv.DictReader(io.StringIO(_export(shop).decode()))
+    )
+    assert kinds == {"postage": float(shipped), "discount": -12.0}

@@ -98,13 +98,14 @@ def test_a_declaration_the_fingerprint_cannot_read_is_an_error() -> None:
         declared(Odd(pattern={"a"}))
 
 
-def test_a_release_that_reads_more_timestamps_re_parses_only_sources_that_read_times() -> None:
+def test_a_release_that_changes_a_reading_re_parses_only_sources_that_use_it() -> None:
     """Parsing reads order times only for `within: [..., order_day]` (the day goes into the
     id): those sources' raw versions carry the timestamp reading's version, so a release
     that reads more ISO 8601 forms re-parses their days; every other source keeps its raw
-    versions (and the packaged ones their pins)."""
+    versions (and the packaged ones their pins). So with what a line is (`LINE_IDENTITY`):
+    only sources numbering lines by content (`sequence`) re-parse."""
     from aiwf_assets.ingest.landing import RAW_CODE_VERSION, raw_code_version
-    from aiwf_assets.ingest.parse import ALIAS_READING
+    from aiwf_assets.ingest.parse import ALIAS_READING, LINE_IDENTITY
     from aiwf_assets.ingest.timestamps import TIMESTAMP_READING
 
     pos = _pos()
@@ -113,8 +114,12 @@ def test_a_release_that_reads_more_timestamps_re_parses_only_sources_that_read_t
         pos, columns=tuple(order_id if c.name == "order_id" else c for c in pos.columns)
     )
     packaged = load_sources().sources
-    plain = {name: spec for name, spec in packaged.items() if name != "app_orders"}
+    plain = {n: spec for n, spec in packaged.items() if n not in ("app_orders", "pos_transactions")}
     assert {raw_code_version(spec) for spec in plain.values()} == {RAW_CODE_VERSION}
-    assert raw_code_version(per_day) == f"{RAW_CODE_VERSION}+{TIMESTAMP_READING}"
+    assert raw_code_version(per_day) == f"{RAW_CODE_VERSION}+{TIMESTAMP_READING}+{LINE_IDENTITY}"
     # app_orders reads `quantity` or its older name `qty`: the aliases' reading counts there
     assert raw_code_version(packaged["app_orders"]) == f"{RAW_CODE_VERSION}+{ALIAS_READING}"
+    # the tills number their lines by content (`sequence`): what a line is counts there
+    assert raw_code_version(pos) == f"{RAW_CODE_VERSION}+{LINE_IDENTITY}"
+    # web_orders' line numbers are its items' places in the list: it reads no more fields
+    assert not any(c.sequence for c in packaged["web_orders"].all_columns)

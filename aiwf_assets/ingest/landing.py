@@ -29,7 +29,12 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.fs as pafs
 
-from aiwf_assets.ingest.parse import ALIAS_READING, ORDER_AMOUNT_READING
+from aiwf_assets.ingest.parse import (
+    ALIAS_READING,
+    LINE_IDENTITY,
+    ORDER_AMOUNT_READING,
+    reads_line_fields,
+)
 from aiwf_assets.ingest.spec import ORDER_DAY, SourceSpec
 from aiwf_assets.ingest.timestamps import TIMESTAMP_READING
 from aiwf_assets.partitions import outside_window_message
@@ -164,13 +169,16 @@ def raw_data_version(content_sha256: str | None, spec: SourceSpec) -> str:
 def raw_code_version(spec: SourceSpec) -> str:
     """RAW_CODE_VERSION, plus the version of each reading only some sources use: of order
     times for a source whose parsing reads them (`order_day` in a `within`), of `aliases`
-    for one that declares them. A release that changes such a reading re-parses those
-    sources' days, and only those."""
+    for one that declares them, of what a line is for one that numbers its lines by
+    content (`sequence`). A release that changes such a reading re-parses those sources'
+    days, and only those."""
     parts = [RAW_CODE_VERSION]
     if spec.column(ORDER_DAY) is None and any(ORDER_DAY in c.within for c in spec.columns):
         parts.append(TIMESTAMP_READING)
     if any(len(col.source) > 1 for col in spec.columns):
         parts.append(ALIAS_READING)
+    if reads_line_fields(spec):
+        parts.append(LINE_IDENTITY)
     if spec.order_amounts:
         parts.append(ORDER_AMOUNT_READING)
     return "+".join(parts)

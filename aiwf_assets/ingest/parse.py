@@ -111,6 +111,10 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
         records = _read_csv(data, spec.delimiter, source_file)
     else:
         records = _read_jsonl(data, spec, source_file)
+    if reads_line_fields(spec) and spec.format != "jsonl" and records.paths is not None:
+        frame = records.frame  # every field of the file (JSON: _read_jsonl reads them)
+        line_fields = _line_fields(frame.drop(_ROW, _LINES, strict=False).schema, spec)
+        records = _Records(frame.with_columns(line_fields), records.errors, records.paths)
     # drift is only known when something could be read (a header, a record)
     drift = (
         (
@@ -124,6 +128,7 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
     if records.frame.height == 0 and records.errors.height == 0:
         return ParseResult(raw_schema(spec).to_frame(), *drift)
     records = _Records(_with_spans(records.frame), _with_spans(records.errors), records.paths)
+    carried = [_LINE_FIELDS] if _carries_line_fields(records.frame, spec) else []
     errors = records.errors.select(
         *(pl.lit(None, pl.String).alias(c) for c in spec.raw_columns),
         pl.lit(source_file).alias("_source_file"),
@@ -131,6 +136,7 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
         pl.col(_LINES).cast(pl.Int64),
         pl.col("_parse_error"),
         pl.col("_raw_record"),
+        *(pl.lit(None, pl.String).alias(c) for c in carried),
     )
     mapped = _map_records(records, spec, source_file)
     frame = pl.concat([mapped, errors], how="vertical").sort(_ROW, maintain_order=True)
@@ -143,12 +149,13 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
     frame = frame.with_columns(
         pl.lit(physical_records(data, spec.format), pl.Int64).alias("_file_records"),
         pl.lit(truncated, pl.Boolean).alias("_file_ends_mid_record"),
-    ).select(list(raw_schema(spec)))
+    ).select(*raw_schema(spec), *carried)
     frame = _made_unique(_filled_per_order(frame, spec), spec)
     records_read = frame.height
     frame = _with_order_amount_lines(frame, _order_amount_texts(records, spec), spec)
+    # the fields the source does not map serve the line numbers only: raw keeps its schema
     return ParseResult(
-        _number_sequences(frame, spec).drop(_ORDER_AMOUNT, strict=False),
+        _number_sequences(frame, spec).drop(*carried, _ORDER_AMOUNT, strict=False),
         *drift,
         order_amount_lines=frame.height - records_read,
     )
@@ -293,6 +300,15 @@ def _read_jsonl(data: bytes, spec: SourceSpec, source_file: str) -> _Records:
             ) from e
     frame = frame.with_columns(ok.get_column("line").alias(_ROW))
     paths = _json_paths(ok.get_column("text")) if ok.height else None
+    if paths is not None and reads_line_fields(spec):
+        # the fields the source does not map, read again as text (objects as their JSON)
+        schema = _unmapped_schema(paths, spec)
+        unmapped = _read_ndjson(ok.get_column("text"), schema) if schema else pl.DataFrame()
+        frame = frame.with_columns(
+            unmapped.select(_line_fields(schema, spec)).to_series()
+            if schema
+            else pl.lit(None, pl.String).alias(_LINE_FIELDS)
+        )
     return _Records(frame, errors, paths)
 
 
@@ -771,9 +787,10 @@ def _map_records(records: _Records, spec: SourceSpec, source_file: str) -> pl.Da
     ]
     order = [c for c in raw_schema(spec) if not c.startswith("_file_")]
     if spec.explode is None:
-        return frame.select(*top, *lineage, pl.lit(None, pl.String).alias("_parse_error")).select(
-            order
-        )
+        carried = [_LINE_FIELDS] if _carries_line_fields(frame, spec) else []
+        return frame.select(
+            *top, *lineage, pl.lit(None, pl.String).alias("_parse_error"), *carried
+        ).select(*order, *carried)
 
     ex = spec.explode
     dtype = fields.get(ex.field, pl.Null())
@@ -1076,8 +1093,10 @@ def _number_sequences(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     """Fill `sequence` columns (e.g. the line numbers of a till transaction) from the
     content of the rows sharing the named column, never from their order in the file.
 
-    Within one group (say transaction T1) a line is what its own columns say (sku,
-    quantity, price: everything but the contract's `shared` order-level columns). The
+    Within one group (say transaction T1) a line is what its own fields say: its mapped
+    columns but the contract's `shared` order-level ones (sku, quantity, price), then
+    the fields of the file the source does not map (`_line_fields`: a line item's name,
+    and also an order-level field an export writes on an order's first row only). The
     distinct lines are numbered in the sort order of their text, and a line occurring
     several times gets one number per occurrence (a till may scan an item twice).
     When every distinct line of a group occurs a multiple of the same k > 1 times,
@@ -1098,10 +1117,12 @@ def _content_line_numbers(frame: pl.DataFrame, col: ColumnSpec, spec: SourceSpec
     sequenced = {c.name for c in spec.columns if c.sequence is not None}
     shared = set(spec.contract.shared) | {col.sequence}
     text = [c for c in spec.raw_columns if c not in sequenced]
+    rest = [c for c in text if c in shared]
+    # the unmapped fields come after the mapped ones: they only order lines alike in those
+    unmapped = [_LINE_FIELDS] if _carries_line_fields(frame, spec) else []
     # a line made from an order amount is never the same line as one the file wrote
     made = [_ORDER_AMOUNT] if _ORDER_AMOUNT in frame.columns else []
-    line = [c for c in text if c not in shared] + made
-    rest = [c for c in text if c in shared]
+    line = [c for c in text if c not in shared] + unmapped + made
     group, index = "__group", "__index"
     rows = (
         frame.with_row_index(index)
@@ -1109,6 +1130,7 @@ def _content_line_numbers(frame: pl.DataFrame, col: ColumnSpec, spec: SourceSpec
             index,
             pl.col(col.sequence).str.strip_chars().alias(group),
             *(pl.col(c).str.strip_chars() for c in text),
+            *unmapped,
             *made,
         )
         .filter(pl.col(group).is_not_null() & (pl.col(group) != ""))
@@ -1145,6 +1167,86 @@ def _content_line_numbers(frame: pl.DataFrame, col: ColumnSpec, spec: SourceSpec
     )
     out = pl.Series(col.name, [None] * frame.height, dtype=pl.String)
     return out.scatter(positions.get_column(index), positions.to_series(1))
+
+
+# the version of what a line is to `sequence` numbering, for the raw versions of sources
+# that number lines by content (ingest/landing.py `raw_code_version`); lines-2: a line is
+# all of its own fields, mapped or not (lines-1 read its mapped columns only)
+LINE_IDENTITY = "lines-2"
+# the text of a row's unmapped fields, carried to the numbering only (never written to raw)
+_LINE_FIELDS = "__aiwf_line_fields"
+
+
+def reads_line_fields(spec: SourceSpec) -> bool:
+    """Whether parsing reads the file's unmapped fields for `spec`: only to number lines by
+    content (`sequence`), and not for exploded sources, whose lines are the list's items
+    and whose sequence numbers read the mapped columns only."""
+    return spec.explode is None and any(c.sequence is not None for c in spec.columns)
+
+
+def _carries_line_fields(frame: pl.DataFrame, spec: SourceSpec) -> bool:
+    return reads_line_fields(spec) and _LINE_FIELDS in frame.columns
+
+
+def _line_paths(spec: SourceSpec) -> set[str]:
+    return {p for c in spec.columns for p in c.source}
+
+
+def _unmapped_fields(
+    fields: dict[str, pl.DataType], base: pl.Expr | None, prefix: str, mapped: set[str]
+) -> list[tuple[str, pl.Expr, pl.DataType]]:
+    """(path, expression, dtype) of each field no column maps: an object part of which is
+    mapped gives its other fields, one that nothing maps is one field (its JSON text)."""
+    out = []
+    for name, dtype in fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        expr = pl.col(name) if base is None else base.struct.field(name)
+        if path in mapped:
+            continue
+        if isinstance(dtype, pl.Struct) and any(m.startswith(path + ".") for m in mapped):
+            inner = {f.name: f.dtype for f in dtype.fields}
+            out += _unmapped_fields(inner, expr, path, mapped)
+        else:
+            out.append((path, expr, dtype))
+    return out
+
+
+def _line_fields(schema: pl.Schema, spec: SourceSpec) -> pl.Expr:
+    """One text per row of the fields the source does not map (`ignore`d ones too), each
+    as written without surrounding white space, in the order of their names: what tells
+    apart two lines of an order whose mapped columns are alike (two engraved mugs of one
+    SKU and price, the names unmapped). Null when the file has no such field."""
+    fields = sorted(_unmapped_fields(dict(schema), None, "", _line_paths(spec)), key=_path)
+    if not fields:
+        return pl.lit(None, pl.String).alias(_LINE_FIELDS)
+    texts = [
+        (expr.bin.encode("hex") if isinstance(dtype, pl.Binary) else _text(expr, dtype))
+        .str.strip_chars()
+        .alias(str(i))
+        for i, (_, expr, dtype) in enumerate(fields)
+    ]
+    return pl.struct(texts).struct.json_encode().alias(_LINE_FIELDS)
+
+
+def _path(field: tuple[str, pl.Expr, pl.DataType]) -> str:
+    return field[0]
+
+
+def _unmapped_schema(paths: frozenset[str], spec: SourceSpec) -> pl.Schema:
+    """What to read of a JSON file to get its unmapped fields: each as text, inside the
+    objects the source maps part of."""
+    mapped = _line_paths(spec)
+    tree: dict[str, Any] = {}
+    for path in paths:
+        parts = path.split(".")
+        for depth in range(1, len(parts) + 1):
+            head = ".".join(parts[:depth])
+            if head in mapped:
+                break
+            if not any(m.startswith(head + ".") for m in mapped):
+                _insert_path(tree, parts[:depth])
+                break
+    return pl.Schema({name: _tree_dtype(node) for name, node in tree.items()})
 
 
 # --------------------------------------------------------------------------- drift
