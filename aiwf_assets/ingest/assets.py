@@ -178,6 +178,9 @@ def _ingest_one(
     }
     if spec.order_amounts:  # rows beyond the file's records: its orders' shipping, discounts
         meta["order_amount_lines"] = result.order_amount_lines
+    if spec.footer is not None:
+        # the summary lines ending the file: records + header + these are its lines
+        meta["footer_lines"] = result.footer_lines
     return frame, meta, content_sha
 
 

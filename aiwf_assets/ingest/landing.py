@@ -31,6 +31,7 @@ import pyarrow.fs as pafs
 
 from aiwf_assets.ingest.parse import (
     ALIAS_READING,
+    FOOTER_READING,
     LINE_IDENTITY,
     ORDER_AMOUNT_READING,
     reads_line_fields,
@@ -170,8 +171,9 @@ def raw_code_version(spec: SourceSpec) -> str:
     """RAW_CODE_VERSION, plus the version of each reading only some sources use: of order
     times for a source whose parsing reads them (`order_day` in a `within`), of `aliases`
     for one that declares them, of what a line is for one that numbers its lines by
-    content (`sequence`). A release that changes such a reading re-parses those sources'
-    days, and only those."""
+    content (`sequence`), of the `footer` and of `order_amounts` for one that declares
+    them. A release that changes such a reading re-parses those sources' days, and only
+    those."""
     parts = [RAW_CODE_VERSION]
     if spec.column(ORDER_DAY) is None and any(ORDER_DAY in c.within for c in spec.columns):
         parts.append(TIMESTAMP_READING)
@@ -181,6 +183,8 @@ def raw_code_version(spec: SourceSpec) -> str:
         parts.append(LINE_IDENTITY)
     if spec.order_amounts:
         parts.append(ORDER_AMOUNT_READING)
+    if spec.footer is not None:
+        parts.append(FOOTER_READING)
     return "+".join(parts)
 
 

@@ -18,7 +18,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,8 @@ class ParseResult:
     of whose source names (`from`, `aliases`) occur in the file; their raw
     values are null and cleaning reports them row by row. aliased_columns:
     (contract column, alias) where the file uses an alias instead of `from`.
+    footer_lines: the trailing summary lines a source's `footer` matched (not data, not
+    among the file's records: records + header + footer lines are the file's lines).
     """
 
     frame: pl.DataFrame
@@ -78,6 +80,7 @@ class ParseResult:
     missing_columns: tuple[str, ...] = ()
     aliased_columns: tuple[tuple[str, str], ...] = ()
     order_amount_lines: int = 0  # rows added for `order_amounts` (on top of the records)
+    footer_lines: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class _Records:
     frame: pl.DataFrame  # readable records: source fields + _source_row (+ _source_lines)
     errors: pl.DataFrame  # _source_row, _parse_error, _raw_record (+ _source_lines)
     paths: frozenset[str] | None  # source fields seen (dotted); None when the file is empty
+    footer_lines: int = 0  # trailing summary lines matching the source's `footer`
 
 
 def raw_schema(spec: SourceSpec) -> pl.Schema:
@@ -99,7 +103,8 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
     landing dir) and named in errors. A zero-byte (or blank) file is an empty
     delivery and gives an empty frame with `raw_schema(spec)`. Every row carries the
     file's record count taken from its bytes (`physical.physical_records`): the lines
-    its records span add up to it, which cleaning checks.
+    its records span add up to it, which cleaning checks. The trailing summary lines a
+    source's `footer` matches are not records (nor counted among them): `footer_lines`.
     """
     if spec.encoding != "utf-8" and spec.format != "parquet":
         data = _as_utf8(data, spec.encoding)
@@ -108,13 +113,13 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
     if spec.format == "parquet":
         records = _read_parquet(data, source_file)
     elif spec.format == "csv":
-        records = _read_csv(data, spec.delimiter, source_file)
+        records = _read_csv(data, spec.delimiter, source_file, spec.footer)
     else:
         records = _read_jsonl(data, spec, source_file)
     if reads_line_fields(spec) and spec.format != "jsonl" and records.paths is not None:
         frame = records.frame  # every field of the file (JSON: _read_jsonl reads them)
         line_fields = _line_fields(frame.drop(_ROW, _LINES, strict=False).schema, spec)
-        records = _Records(frame.with_columns(line_fields), records.errors, records.paths)
+        records = replace(records, frame=frame.with_columns(line_fields))
     # drift is only known when something could be read (a header, a record)
     drift = (
         (
@@ -125,8 +130,9 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
         if records.paths is not None
         else ((), (), ())
     )
+    footer_lines = records.footer_lines
     if records.frame.height == 0 and records.errors.height == 0:
-        return ParseResult(raw_schema(spec).to_frame(), *drift)
+        return ParseResult(raw_schema(spec).to_frame(), *drift, footer_lines=footer_lines)
     records = _Records(_with_spans(records.frame), _with_spans(records.errors), records.paths)
     carried = [_LINE_FIELDS] if _carries_line_fields(records.frame, spec) else []
     errors = records.errors.select(
@@ -143,11 +149,12 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
     last = frame.filter(pl.col(_ROW) == pl.col(_ROW).max())
     truncated = (
         spec.format != "parquet"
+        and not footer_lines  # it ends with its footer: not cut short
         and ends_mid_line(data)
         and last.get_column("_parse_error").is_not_null().any()
     )
     frame = frame.with_columns(
-        pl.lit(physical_records(data, spec.format), pl.Int64).alias("_file_records"),
+        pl.lit(physical_records(data, spec.format) - footer_lines, pl.Int64).alias("_file_records"),
         pl.lit(truncated, pl.Boolean).alias("_file_ends_mid_record"),
     ).select(*raw_schema(spec), *carried)
     frame = _made_unique(_filled_per_order(frame, spec), spec)
@@ -158,6 +165,7 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
         _number_sequences(frame, spec).drop(*carried, _ORDER_AMOUNT, strict=False),
         *drift,
         order_amount_lines=frame.height - records_read,
+        footer_lines=footer_lines,
     )
 
 
@@ -511,7 +519,12 @@ def _dtype_paths(name: str, dtype: pl.DataType) -> Iterator[str]:
 # --------------------------------------------------------------------------- CSV
 
 
-def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
+# the version of how a `footer` is found, for the raw versions of sources that declare one
+# (ingest/landing.py `raw_code_version`)
+FOOTER_READING = "footer-1"
+
+
+def _read_csv(data: bytes, delimiter: str, source_file: str, footer: str | None = None) -> _Records:
     lines = _lines(data)
     filled = lines.filter(
         (pl.col("text").str.strip_chars(_BLANK) != "") | pl.col("utf8_error").is_not_null()
@@ -540,6 +553,19 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
         body = body.with_columns(
             pl.col("text").str.replace(f"{re.escape(delimiter)}[ \t]*\r?$", "")
         )
+    records = _read_csv_body(body, header, delimiter, header_line)
+    if footer is None:
+        return records
+    # the footer is matched against the lines as written (with a trailing delimiter)
+    candidates = _footer_candidates(lines.filter(pl.col("line") > header_line), footer)
+    last_line: int = filled.item(-1, "line")
+    return _without_footer(records, candidates, header_line, last_line, footer, source_file)
+
+
+def _read_csv_body(
+    body: pl.DataFrame, header: list[str], delimiter: str, header_line: int
+) -> _Records:
+    """The records of the lines after the header (`body`)."""
     # _source_row is the data row: the line number counted from the header
     row = pl.col("line") - header_line
     if _has_multiline_records(body):
@@ -573,6 +599,63 @@ def _read_csv(data: bytes, delimiter: str, source_file: str) -> _Records:
         return _read_csv_linewise(body, header, delimiter)
     return _Records(
         frame.with_columns(ok.select(row).to_series().alias(_ROW)), errors, frozenset(header)
+    )
+
+
+def _footer_candidates(body: pl.DataFrame, footer: str) -> list[int]:
+    """Line numbers of the non-blank lines ending the file that all match `footer` (the
+    physical lines as written; blank lines are skipped), in file order."""
+    pattern = re.compile(footer)
+    filled = body.filter(
+        (pl.col("text").str.strip_chars(_BLANK) != "") | pl.col("utf8_error").is_not_null()
+    )
+    found: list[int] = []
+    for number, text in zip(
+        reversed(filled.get_column("line").to_list()),
+        reversed(filled.get_column("text").to_list()),
+        strict=True,
+    ):
+        if pattern.search(text) is None:
+            break
+        found.append(number)
+    return found[::-1]
+
+
+def _without_footer(
+    records: _Records,
+    candidates: list[int],
+    header_line: int,
+    last_line: int,
+    footer: str,
+    source_file: str,
+) -> _Records:
+    """`records` without the footer: the trailing lines matching `footer` from the first
+    one that starts a record of its own (a line inside a quoted field read across lines is
+    its record's, not a footer). A file without one is refused: it may be cut short."""
+    rows = pl.concat([records.frame.get_column(_ROW), records.errors.get_column(_ROW)])
+    starts = set(rows.filter(rows.is_in([n - header_line for n in candidates])).to_list())
+    first = next((n for n in candidates if n - header_line in starts), None)
+    if first is None:
+        where = (
+            f"is inside the quoted record that starts on line {rows.max() + header_line}, "
+            f"not the declared footer {footer!r}"
+            if candidates
+            else f"does not match the declared footer {footer!r}"
+        )
+        raise LandingFormatError(
+            f"{source_file}: line {last_line} (the last) {where}: the footer is missing, the "
+            "file may be cut short or still being uploaded"
+        )
+    cut = first - header_line
+
+    def kept(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.filter(pl.col(_ROW) < cut)
+
+    return _Records(
+        kept(records.frame),
+        kept(records.errors),
+        records.paths,
+        footer_lines=sum(n >= first for n in candidates),
     )
 
 

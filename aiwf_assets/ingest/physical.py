@@ -10,7 +10,9 @@ classic Mac line ends); it is blank when it holds nothing but ASCII
 white space (a leading UTF-8 byte-order mark is ignored, as the parser does). CSV
 records are the non-blank lines after the first one (the header; after the first two when
 the first is Excel's `sep=<c>` line), JSONL records
-the non-blank lines, Parquet records the row count in the file's footer.
+the non-blank lines, Parquet records the row count in the file's footer. A CSV source's
+declared `footer` (summary lines ending the file) is among these lines: the parser finds
+and subtracts it (`ParseResult.footer_lines`).
 """
 
 from __future__ import annotations

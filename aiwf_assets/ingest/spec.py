@@ -341,6 +341,10 @@ class SourceSpec:
     # order sources: order-level money fields read as lines of their own (their codes are
     # in non_merchandise); parsing adds them (ingest.parse._order_amount_lines)
     order_amounts: tuple[OrderAmount, ...] = ()
+    # csv: a regular expression (Python's `re.search`) the export's trailing summary line(s)
+    # match (`^Total,`): not data; a file whose last line does not match is refused
+    # (ingest.parse._without_footer). None: every line after the header is data.
+    footer: str | None = None
 
     @property
     def all_columns(self) -> tuple[ColumnSpec, ...]:
@@ -610,6 +614,7 @@ _SOURCE_KEYS = {
     "day_ends_at",
     "once_per_order",
     "order_amounts",
+    "footer",
 }
 _ORDER_AMOUNT_KEYS = {"code", "kind", "negate"}
 _RETURNS_KEYS = {"order_prefix", "negative_quantity", "status"}
@@ -722,6 +727,7 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         day_ends_at=day_ends_at,
         once_per_order=_once_per_order(entry.get("once_per_order", []), columns, where),
         order_amounts=order_amounts,
+        footer=_footer(entry["footer"], fmt, f"{where}.footer") if "footer" in entry else None,
     )
     _check_coverage(spec, where)
     if returns is not None and returns.status_values and spec.column("line_status") is None:
@@ -816,6 +822,28 @@ def _order_amounts(
     if len(set(codes)) != len(codes):
         raise SourceSpecError(f"{where}: each amount needs a code of its own, got {codes}")
     return tuple(out)
+
+
+def _footer(value: Any, fmt: str, where: str) -> str:
+    """The regular expression a csv export's trailing summary lines match (`^Total,`)."""
+    if fmt != "csv":
+        raise SourceSpecError(f"{where}: only csv sources have a footer")
+    if not (isinstance(value, str) and value):
+        raise SourceSpecError(
+            f"{where}: a regular expression the summary line(s) ending the file match (e.g. "
+            f"'^Total,'), got {value!r}"
+        )
+    try:
+        compiled = re.compile(value)
+    except re.error as e:
+        raise SourceSpecError(f"{where}: not a regular expression ({e}): {value!r}") from None
+    if compiled.search("") is not None:
+        raise SourceSpecError(
+            f"{where}: {value!r} matches an empty line, so any line: the rows at the end of "
+            "every file would be taken for the footer; match the footer's own text (e.g. "
+            "'^Total,')"
+        )
+    return value
 
 
 def _encoding(entry: Mapping[str, Any], fmt: str, where: str) -> str:
