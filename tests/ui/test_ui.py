@@ -47,7 +47,7 @@ def test_a_cleaned_asset_shows_its_contract_as_column_schema(
     page.goto("/assets/order_lines")
     expect(page.get_by_text("Columns", exact=True)).to_be_visible()
     expect(page.get_by_text("channel-prefixed order id", exact=False)).to_be_visible()
-    expect(page.get_by_text("greater_than(0)").first).to_be_visible()
+    expect(page.get_by_text("not_equal_to(0)").first).to_be_visible()  # quantity, unit_price
     page.screenshot(path=screenshots / "cleaned_columns.png")
 
 
