@@ -424,6 +424,15 @@ sources:
       unit_price: {from: price, type: float}
       line_number: {sequence: order_id, type: int}
       currency:   {constant: EUR, type: string}
+  la_desk:
+    contract: tickets
+    format: csv
+    landing: desk/{date}.csv
+    columns:
+      ticket_id: {from: id, type: string}
+      opened_at: {from: at, type: timestamp, timestamp_format: iso8601,
+                  timezone: America/Los_Angeles}
+      category:  {from: cat, type: string}
 """
 
 
@@ -443,6 +452,7 @@ def test_staleness_counts_to_the_end_of_the_day_where_the_source_keeps_its_days(
     assert ends["pos_transactions"] == health.DayEnd("Europe/Berlin")  # packaged tills
     assert ends["la_till"] == health.DayEnd("America/Los_Angeles")
     assert ends["berlin_bar"] == health.DayEnd("Europe/Berlin", dt.time(4))
+    assert ends["la_desk"] == health.DayEnd("America/Los_Angeles")  # a ticket's opened_at
     newest = {
         "la_till": dt.datetime(2026, 2, 2, 2, 0, tzinfo=dt.UTC),  # 18:00 PST on the 1st
         "berlin_bar": dt.datetime(2026, 2, 2, 0, 30, tzinfo=dt.UTC),  # 01:30 CET on the 2nd

@@ -44,6 +44,12 @@ VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
     "tickets": {"category": TICKET_CATEGORIES, "contact_channel": CONTACT_CHANNELS},
     "sessions": {"device": DEVICES},
 }
+# per daily contract, the column that times a record (its delivery day's events)
+EVENT_TIMES: dict[str, str] = {
+    "order_lines": "ordered_at",
+    "tickets": "opened_at",
+    "sessions": "started_at",
+}
 
 
 class SourceSpecError(ValueError):
@@ -76,6 +82,12 @@ class Contract:
         """The values each column with a fixed vocabulary accepts (the contract's code, not
         a declaration: kept out of the dataclass, so out of every source's fingerprint)."""
         return VOCABULARIES.get(self.name, {})
+
+    @property
+    def event_time(self) -> str | None:
+        """The column that times a record (`ordered_at`, `opened_at`, `started_at`); None for
+        reference contracts. Contract code, not a declaration: out of the fingerprint."""
+        return EVENT_TIMES.get(self.name)
 
 
 CONTRACTS: dict[str, Contract] = {

@@ -366,10 +366,7 @@ def day_ends(sources: SourcesConfig) -> dict[str, health.DayEnd]:
     for spec in sources.sources.values():
         if not spec.contract.daily:
             continue
-        event = next(
-            (c for t in health.EVENT_TABLES if (c := spec.column(t.event_column)) is not None),
-            None,
-        )
+        event = spec.column(spec.contract.event_time or "")
         ends[spec.name] = health.DayEnd(
             zone=(event.timezone if event is not None else None) or "UTC",
             at=spec.business_day_end or dt.time(),
