@@ -485,24 +485,12 @@ def contract_rules(
             rules.append(Rule("quantity", ~is_return | (pl.col("quantity") != 0), "must not be 0"))
         if currency_rates is not None:
             rules.append(one_of("currency", currency_rates))  # codes with a declared rate
-        if partition_date is not None:
-            rules += event_time(
-                "ordered_at", partition_date, _zone(spec, "ordered_at"), spec.business_day_end
-            )
     elif contract == "tickets":
         rules.append(between("satisfaction", 1, 5))
-        if partition_date is not None:
-            rules += event_time(
-                "opened_at", partition_date, _zone(spec, "opened_at"), spec.business_day_end
-            )
     elif contract == "sessions":
         rules += [
             at_least(c, 0) for c in ("pages_viewed", "product_views", "added_to_cart", "duration_s")
         ]
-        if partition_date is not None:
-            rules += event_time(
-                "started_at", partition_date, _zone(spec, "started_at"), spec.business_day_end
-            )
     elif contract == "customers":
         born_ok = (pl.col("birth_year") >= 1900) & (
             pl.col("signup_date").is_null()
@@ -536,6 +524,9 @@ def contract_rules(
                 "must be 1 for EUR",
             ),
         ]
+    timed = spec.contract.event_time  # a daily contract's record time: not in the future
+    if timed is not None and partition_date is not None:
+        rules += event_time(timed, partition_date, _zone(spec, timed), spec.business_day_end)
     rules += [
         matches(c.name, c.pattern, spec.non_merchandise if c.name == "sku" else ())
         for c in spec.all_columns

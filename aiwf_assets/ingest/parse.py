@@ -557,7 +557,7 @@ def _read_csv(data: bytes, delimiter: str, source_file: str, footer: str | None 
     if footer is None:
         return records
     # the footer is matched against the lines as written (with a trailing delimiter)
-    candidates = _footer_candidates(lines.filter(pl.col("line") > header_line), footer)
+    candidates = _footer_candidates(filled.filter(pl.col("line") > header_line), footer)
     last_line: int = filled.item(-1, "line")
     return _without_footer(records, candidates, header_line, last_line, footer, source_file)
 
@@ -602,13 +602,10 @@ def _read_csv_body(
     )
 
 
-def _footer_candidates(body: pl.DataFrame, footer: str) -> list[int]:
-    """Line numbers of the non-blank lines ending the file that all match `footer` (the
-    physical lines as written; blank lines are skipped), in file order."""
+def _footer_candidates(filled: pl.DataFrame, footer: str) -> list[int]:
+    """Line numbers of the lines ending the file that all match `footer` (`filled`: the
+    non-blank physical lines as written after the header), in file order."""
     pattern = re.compile(footer)
-    filled = body.filter(
-        (pl.col("text").str.strip_chars(_BLANK) != "") | pl.col("utf8_error").is_not_null()
-    )
     found: list[int] = []
     for number, text in zip(
         reversed(filled.get_column("line").to_list()),
@@ -1100,12 +1097,11 @@ def _with_order_amount_lines(
             .group_by("order_id", maintain_order=True)
             .agg(
                 pl.all().exclude(f"{_AMOUNT}{i}").first(),
-                value.first().alias("__value"),
                 value.unique(maintain_order=True).alias("__values"),
                 pl.col(_ROW).alias("__rows"),
             )
         )
-        signed = pl.col("__value")
+        signed = pl.col("__values").list.first()  # the first value written
         if amount.negate:
             signed = (
                 pl.when(signed.str.starts_with("-"))
@@ -1233,12 +1229,14 @@ def _content_line_numbers(frame: pl.DataFrame, col: ColumnSpec, spec: SourceSpec
     starts = np.flatnonzero(np.r_[True, (groups[1:] != groups[:-1]).to_numpy()])
     # an order amount's line is made once per order: it does not say how often the
     # order was delivered (gcd(n, 0) = n), and it is one line however often that was
-    made_once = distinct.get_column(_ORDER_AMOUNT).to_numpy() if made else np.zeros(0, bool)
-    own = np.where(made_once, 0, counts) if made else counts
-    deliveries = np.repeat(
-        np.maximum(np.gcd.reduceat(own, starts), 1), np.diff(np.r_[starts, len(counts)])
+    made_once = (
+        distinct.get_column(_ORDER_AMOUNT).to_numpy() if made else np.zeros(len(counts), bool)
     )
-    once = np.where(made_once, 1, counts // deliveries) if made else counts // deliveries
+    deliveries = np.repeat(
+        np.maximum(np.gcd.reduceat(np.where(made_once, 0, counts), starts), 1),
+        np.diff(np.r_[starts, len(counts)]),
+    )
+    once = np.where(made_once, 1, counts // deliveries)
     numbers = distinct.select(same_line).with_columns(
         pl.Series("__once", once, dtype=pl.Int64)
     ).with_columns(

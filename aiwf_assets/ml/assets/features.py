@@ -172,15 +172,15 @@ def interaction_matrix(
     wh = warehouse.get()
     # purchases of products: postage, fees and returns are no preference for an item
     lines = read_mart(wh, "fct_order_lines", "line_kind = 'product' and not is_return")
-    cutoff = resolve_cutoff(config.cutoff_date, lines["order_date"])
-    pairs = features.interaction_pairs(lines, cutoff, read_mart(wh, "dim_customers")).with_columns(
-        as_of_date=pl.lit(cutoff)
-    )
     if why := features.no_customer_population(
         lines["order_id"].n_unique(), lines["customer_key"].count()
     ):
         skip(context, why)
         return
+    cutoff = resolve_cutoff(config.cutoff_date, lines["order_date"])
+    pairs = features.interaction_pairs(lines, cutoff, read_mart(wh, "dim_customers")).with_columns(
+        as_of_date=pl.lit(cutoff)
+    )
     customers, items = pairs["customer_key"].n_unique(), pairs["sku"].n_unique()
     yield frame_output(
         pairs,
