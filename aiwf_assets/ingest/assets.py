@@ -24,6 +24,7 @@ from aiwf_assets.ingest.landing import (
     spec_fingerprint,
 )
 from aiwf_assets.ingest.parse import (
+    TOTAL_DOUBT,
     LandingFormatError,
     parse_landing,
     raw_schema,
@@ -163,7 +164,10 @@ def _ingest_one(
             "content_sha256": content_sha, "refused": str(error),
         }, content_sha
     frame = result.frame
-    parse_errors = frame.filter(pl.col("_parse_error").is_not_null()).height
+    # the rows of orders held back by their total (`order_total`) are read, not unreadable
+    parse_errors = frame.filter(
+        pl.col("_parse_error").is_not_null() & ~pl.col("_parse_error").str.starts_with(TOTAL_DOUBT)
+    ).height
     meta = {
         "dagster/row_count": frame.height,
         "file_present": True,
@@ -181,6 +185,9 @@ def _ingest_one(
     if spec.footer is not None:
         # the summary lines ending the file: records + header + these are its lines
         meta["footer_lines"] = result.footer_lines
+    if spec.order_total is not None:
+        # orders held back whole: their lines do not add up to the Total the file states
+        meta["orders_not_adding_up"] = result.orders_not_adding_up
     return frame, meta, content_sha
 
 

@@ -34,6 +34,7 @@ from aiwf_assets.ingest.parse import (
     FOOTER_READING,
     LINE_IDENTITY,
     ORDER_AMOUNT_READING,
+    ORDER_TOTAL_READING,
     reads_line_fields,
 )
 from aiwf_assets.ingest.spec import ORDER_DAY, SourceSpec
@@ -171,9 +172,9 @@ def raw_code_version(spec: SourceSpec) -> str:
     """RAW_CODE_VERSION, plus the version of each reading only some sources use: of order
     times for a source whose parsing reads them (`order_day` in a `within`), of `aliases`
     for one that declares them, of what a line is for one that numbers its lines by
-    content (`sequence`), of the `footer` and of `order_amounts` for one that declares
-    them. A release that changes such a reading re-parses those sources' days, and only
-    those."""
+    content (`sequence`), of the `footer`, of `order_amounts` and of the `order_total`
+    check for one that declares them. A release that changes such a reading re-parses
+    those sources' days, and only those."""
     parts = [RAW_CODE_VERSION]
     if spec.column(ORDER_DAY) is None and any(ORDER_DAY in c.within for c in spec.columns):
         parts.append(TIMESTAMP_READING)
@@ -185,6 +186,8 @@ def raw_code_version(spec: SourceSpec) -> str:
         parts.append(ORDER_AMOUNT_READING)
     if spec.footer is not None:
         parts.append(FOOTER_READING)
+    if spec.order_total is not None:
+        parts.append(ORDER_TOTAL_READING)
     return "+".join(parts)
 
 

@@ -81,6 +81,9 @@ class ParseResult:
     aliased_columns: tuple[tuple[str, str], ...] = ()
     order_amount_lines: int = 0  # rows added for `order_amounts` (on top of the records)
     footer_lines: int = 0
+    # orders whose lines do not add up to the `order_total` the export states (or cannot be
+    # checked against it): every row of each is a parse error, so cleaning quarantines it
+    orders_not_adding_up: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,13 +162,17 @@ def parse_landing(data: bytes, spec: SourceSpec, source_file: str) -> ParseResul
     ).select(*raw_schema(spec), *carried)
     frame = _made_unique(_filled_per_order(frame, spec), spec)
     records_read = frame.height
-    frame = _with_order_amount_lines(frame, _order_amount_texts(records, spec), spec)
+    texts = _order_texts(records, spec)
+    frame = _with_order_amount_lines(frame, texts, spec)
+    frame = _number_sequences(frame, spec)
+    frame, not_adding_up = _with_checked_totals(frame, texts, spec, records.paths)
     # the fields the source does not map serve the line numbers only: raw keeps its schema
     return ParseResult(
-        _number_sequences(frame, spec).drop(*carried, _ORDER_AMOUNT, strict=False),
+        frame.drop(*carried, _ORDER_AMOUNT, strict=False),
         *drift,
         order_amount_lines=frame.height - records_read,
         footer_lines=footer_lines,
+        orders_not_adding_up=not_adding_up,
     )
 
 
@@ -1043,24 +1050,25 @@ _ORDER_AMOUNT = "__order_amount"  # marks the lines made from order amounts, unt
 _ZERO = r"^[+-]?0*(?:[.,]0*)?$"
 
 
-def _order_amount_texts(records: _Records, spec: SourceSpec) -> pl.DataFrame | None:
-    """Per readable record, the text of each `order_amounts` field (`__amount<i>`, null when
-    the field is absent, blank or a NULL token); None when the source declares none."""
-    if not spec.order_amounts:
+def _order_texts(records: _Records, spec: SourceSpec) -> pl.DataFrame | None:
+    """Per readable record, the text of each `order_amounts` field (`__amount<i>`) and of the
+    `order_total` field (`__total`), null when the field is absent, blank or a NULL token;
+    None when the source declares neither."""
+    fields = [(f"{_AMOUNT}{i}", a.field) for i, a in enumerate(spec.order_amounts)]
+    if spec.order_total is not None:
+        fields.append((_TOTAL, spec.order_total))
+    if not fields:
         return None
-    fields, present = dict(records.frame.schema), records.paths or frozenset()
+    schema, present = dict(records.frame.schema), records.paths or frozenset()
     return records.frame.select(
         pl.col(_ROW).cast(pl.Int64),
         *(
             _valued(
-                _column_expr(
-                    ColumnSpec(f"{_AMOUNT}{i}", "string", source=(a.field,)), fields, None,
-                    present, "",
-                )
+                _column_expr(ColumnSpec(name, "string", source=(field,)), schema, None, present, "")
             )
             .str.strip_chars()
-            .alias(f"{_AMOUNT}{i}")
-            for i, a in enumerate(spec.order_amounts)
+            .alias(name)
+            for name, field in fields
         ),
     )
 
@@ -1079,7 +1087,7 @@ def _with_order_amount_lines(
     first value and a parse error naming both (cleaning quarantines it: the order's money
     is in doubt). Rows are grouped by their order id after `once_per_order` filling and
     `within` composing; unreadable rows and rows without an order id give no line."""
-    if texts is None:
+    if not spec.order_amounts or texts is None:
         return frame
     frame = frame.with_columns(pl.lit(False).alias(_ORDER_AMOUNT))
     order_level = set(spec.contract.shared) - {"line_number"}
@@ -1135,6 +1143,137 @@ def _with_order_amount_lines(
     if not lines:
         return frame
     return pl.concat([frame, *lines]).sort(_ROW, maintain_order=True)
+
+
+# the version of the `order_total` check, for the raw versions of sources that declare it
+ORDER_TOTAL_READING = "order-total-1"
+_TOTAL = "__total"
+TOTAL_DOUBT = "order_total: "  # begins the parse error of each row of an order held back
+
+
+def _with_checked_totals(
+    frame: pl.DataFrame, texts: pl.DataFrame | None, spec: SourceSpec,
+    present: frozenset[str] | None,
+) -> tuple[pl.DataFrame, int]:
+    """`frame` with every row of each order that does not add up to the total the export
+    states for it (`order_total`) marked as a parse error naming both sums, and the number
+    of such orders. An order is its rows with one order id (after `once_per_order` filling
+    and `within` composing), its made `order_amounts` lines included; its sum is quantity x
+    unit price as written over its distinct lines (an order sent twice in one file is one
+    order), compared with the stated total to half a unit of the total's last written digit.
+
+    An order is held back too when its total cannot be told (none written, two different
+    ones, not a number, the field absent from the file) or its lines cannot all be read (a
+    row of it unreadable or its quantity or price not a number): what would be published
+    could not be checked. A row that already has a parse error keeps it."""
+    if spec.order_total is None or texts is None or frame.is_empty():
+        return frame, 0
+    # cleaning reads raw frames with this module, so its casting is imported when used
+    from aiwf_assets.cleaning.rules import cast_columns, find_failures
+
+    quantity, price = spec.column("quantity"), spec.column("unit_price")
+    assert quantity is not None and price is not None  # mandatory columns
+    total_col = ColumnSpec(_TOTAL, "float", decimal=price.decimal)
+    reading = replace(spec, columns=(quantity, price, total_col), explode=None)
+    made = [_ORDER_AMOUNT] if _ORDER_AMOUNT in frame.columns else []
+    order = pl.col("order_id").str.strip_chars()
+    rows = (
+        frame.with_row_index("__i")
+        .filter(order.is_not_null() & (order != ""))
+        .select("__i", order.alias("__order"), _ROW, "_parse_error", "line_number", "sku",
+                "quantity", "unit_price", *made)  # fmt: skip
+        .join(texts.select(_ROW, _TOTAL), on=_ROW, how="left")
+    )
+    typed, checks = cast_columns(rows, replace(reading, columns=(quantity, price)))
+    unreadable, reasons = find_failures(typed, checks)
+    total_typed, _ = cast_columns(rows.select(_TOTAL), replace(reading, columns=(total_col,)))
+    rows = rows.with_columns(
+        unreadable.alias("__unreadable"),
+        total_typed.get_column(_TOTAL).alias("__total_value"),
+        pl.Series("__reason", [None] * rows.height, pl.String).scatter(
+            unreadable.arg_true(), reasons
+        ),
+    )
+    good = pl.col("_parse_error").is_null() & ~pl.col("__unreadable")
+    summed = (
+        typed.with_columns(__order=rows["__order"], __good=rows.select(good).to_series())
+        .filter("__good")
+        .unique(subset=["__order", "line_number", "sku", "quantity", "unit_price", *made])
+        .group_by("__order")
+        .agg((pl.col("quantity") * pl.col("unit_price")).sum().round(6).alias("__sum"))
+    )
+    per_order = (
+        rows.sort(_ROW)
+        .group_by("__order", maintain_order=True)
+        .agg(
+            pl.col(_TOTAL).drop_nulls().unique(maintain_order=True).alias("__totals"),
+            pl.col("__total_value").drop_nulls().first().alias("__total_value"),
+            pl.col(_ROW).unique(maintain_order=True).alias("__rows"),
+            pl.when(~good)
+            .then(
+                pl.format("row {}{}", pl.col(_ROW),
+                          pl.when(pl.col("__reason").is_not_null())
+                          .then(pl.lit(": ") + pl.col("__reason")).otherwise(pl.lit("")))
+            )
+            .drop_nulls()
+            .unique(maintain_order=True)
+            .alias("__bad"),
+        )  # fmt: skip
+        .join(summed, on="__order", how="left")
+    )
+    absent = present is not None and not _is_present(spec.order_total, present)
+    mark = price.decimal or "."
+    doubts = {
+        o: why
+        for o, *values in per_order.iter_rows()
+        if (why := _total_doubt(spec.order_total, mark, absent, *values)) is not None
+    }
+    if not doubts:
+        return frame, 0
+    marked = rows.select(
+        "__i", pl.col("__order").replace_strict(doubts, default=None).alias("__doubt")
+    ).filter(pl.col("__doubt").is_not_null())
+    error = pl.Series("_parse_error", [None] * frame.height, pl.String).scatter(
+        marked["__i"], marked["__doubt"]
+    )
+    return frame.with_columns(pl.coalesce(pl.col("_parse_error"), error)), len(doubts)
+
+
+def _total_doubt(
+    field: str, mark: str, absent: bool, totals: list[str], total: float | None, rows: list[int],
+    bad: list[str], summed: float | None,
+) -> str | None:
+    """Why an order's lines cannot be published against the total its export states, or
+    None when they add up to it. Written `order_total: <problem> (<values>)` without `;`, so
+    the quarantine's kind of reason is the problem, whatever the order's values."""
+    where = f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows))}"
+    kept = "so none of its lines is kept"
+    if absent:
+        why = f"the file has no field {field!r} to check the order against, {kept} (renamed?"
+        why += f" {where})"
+    elif not totals:
+        why = f"no {field} is written for the order, {kept} ({where})"
+    elif len(totals) > 1:
+        why = f"the order's rows give different {field}s, {kept} ({', '.join(totals)} on {where})"
+    elif total is None:
+        why = f"the order's {field} is not a number, {kept} ({totals[0]!r}, {where})"
+    elif bad:
+        why = (
+            f"the order's lines cannot all be read to check them against its {field}, {kept} "
+            f"({', '.join(b.replace('; ', ', ') for b in bad)}, {field} {totals[0]})"
+        )
+    else:
+        # compared to half a unit of the total's last written digit (the decimal `mark`'s)
+        digits = re.search(rf"{re.escape(mark)}(\d+)$", totals[0])
+        decimals = len(digits.group(1)) if digits else 0
+        if summed is not None and abs(summed - total) <= 0.5 * 10**-decimals + 1e-9:
+            return None
+        why = (
+            f"the order's lines do not add up to its {field}, {kept}: a line or an order "
+            f"amount is not read (a tax, shipping, a tip? see order_amounts) ({field} "
+            f"{totals[0]}, lines {summed or 0:.{decimals}f}, {where})"
+        )
+    return f"{TOTAL_DOUBT}{why}"
 
 
 def _made_unique(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
@@ -1348,6 +1487,7 @@ def _found_names(present: frozenset[str], spec: SourceSpec) -> list[tuple[Column
 def _mapped_paths(spec: SourceSpec) -> list[str]:
     paths = [p for c in spec.columns for p in c.source] + list(spec.ignore)
     paths += [a.field for a in spec.order_amounts]
+    paths += [spec.order_total] if spec.order_total is not None else []
     if spec.explode is not None:
         paths += [f"{spec.explode.field}.{p}" for c in spec.explode.columns for p in c.source]
     return paths
@@ -1372,7 +1512,10 @@ def _missing_columns(present: frozenset[str], spec: SourceSpec) -> tuple[str, ..
     amounts = tuple(
         f"order_amounts.{a.field}" for a in spec.order_amounts if not _is_present(a.field, present)
     )
-    return columns + amounts
+    total = spec.order_total
+    return columns + amounts + (
+        (f"order_total.{total}",) if total is not None and not _is_present(total, present) else ()
+    )
 
 
 def _aliased_columns(present: frozenset[str], spec: SourceSpec) -> tuple[tuple[str, str], ...]:

@@ -357,6 +357,10 @@ class SourceSpec:
     # match (`^Total,`): not data; a file whose last line does not match is refused
     # (ingest.parse._without_footer). None: every line after the header is data.
     footer: str | None = None
+    # order sources: the export's field stating each order's total (Shopify's `Total`): an
+    # order whose lines (with its `order_amounts`) do not add up to it is quarantined as a
+    # whole (ingest.parse._with_checked_totals). None: no total is checked.
+    order_total: str | None = None
 
     @property
     def all_columns(self) -> tuple[ColumnSpec, ...]:
@@ -627,6 +631,7 @@ _SOURCE_KEYS = {
     "once_per_order",
     "order_amounts",
     "footer",
+    "order_total",
 }
 _ORDER_AMOUNT_KEYS = {"code", "kind", "negate"}
 _RETURNS_KEYS = {"order_prefix", "negative_quantity", "status"}
@@ -686,7 +691,10 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
     explode = _explode(entry.get("explode"), contract, fmt, f"{where}.explode")
     orders_only = [
         k
-        for k in ("non_merchandise", "returns", "online", "once_per_order", "order_amounts")
+        for k in (
+            "non_merchandise", "returns", "online", "once_per_order", "order_amounts",
+            "order_total",
+        )
         if k in entry
     ]
     if orders_only and contract.name != "order_lines":
@@ -740,6 +748,11 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         once_per_order=_once_per_order(entry.get("once_per_order", []), columns, where),
         order_amounts=order_amounts,
         footer=_footer(entry["footer"], fmt, f"{where}.footer") if "footer" in entry else None,
+        order_total=(
+            _order_total(entry["order_total"], columns, explode, f"{where}.order_total")
+            if "order_total" in entry
+            else None
+        ),
     )
     _check_coverage(spec, where)
     if returns is not None and returns.status_values and spec.column("line_status") is None:
@@ -834,6 +847,34 @@ def _order_amounts(
     if len(set(codes)) != len(codes):
         raise SourceSpecError(f"{where}: each amount needs a code of its own, got {codes}")
     return tuple(out)
+
+
+def _order_total(
+    value: Any, columns: tuple[ColumnSpec, ...], explode: ExplodeSpec | None, where: str
+) -> str:
+    """The export's field stating an order's total (`Total`). An order is its rows with one
+    order id, so order_id must be read from the file; an exploded record's items are not
+    checked (a record's order-level fields are its own: map item-level amounts instead)."""
+    if not (isinstance(value, str) and value.strip() == value != ""):
+        raise SourceSpecError(
+            f"{where}: the export's field stating each order's total (e.g. Total), got {value!r}"
+        )
+    if explode is not None:
+        raise SourceSpecError(
+            f"{where}: not for sources that explode a list of items (an order is one record)"
+        )
+    order_id = next((c for c in columns if c.name == "order_id"), None)
+    if order_id is None or not order_id.source:
+        raise SourceSpecError(
+            f"{where}: an order is its rows with one order id, which must be read from the "
+            "file (columns.order_id: {from: <the order number field>, ...})"
+        )
+    mapped = {p for c in columns for p in c.source}
+    if value in mapped:
+        raise SourceSpecError(
+            f"{where}: {value!r} is mapped to a column; the total is read on its own"
+        )
+    return value
 
 
 def _footer(value: Any, fmt: str, where: str) -> str:

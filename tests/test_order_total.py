@@ -1,0 +1,413 @@
+"""An order's lines checked against the total its export states: a source's `order_total`.
+
+Shopify's order export writes each order's `Total` on its first row. Without the check a
+mapping that misses part of the order's money (the Shipping and Discount Amount before
+`order_amounts`, a US shop's Taxes, a tip) published every such order at its line prices,
+every check green: #1001 at 60.00 where the shop charged 58.90. With `order_total: Total`
+an order whose lines (its made `order_amounts` lines included) do not add up to the Total
+is quarantined whole, with a reason naming both sums, and the rest of the file is published.
+The expected totals here are read from the file with `csv` alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from aiwf_assets.cleaning import CleanResult, clean_orders_day
+from aiwf_assets.cleaning.quarantine import reasons_by_row
+from aiwf_assets.cleaning.transforms import IDENTITY_SCHEMA
+from aiwf_assets.ingest.assets import _ingest_one
+from aiwf_assets.ingest.landing import LandingResource, raw_code_version, spec_fingerprint
+from aiwf_assets.ingest.landing import declared as declaration
+from aiwf_assets.ingest.parse import ORDER_TOTAL_READING, ParseResult, parse_landing
+from aiwf_assets.ingest.spec import (
+    DEFAULT_SOURCES_PATH,
+    ReturnsSpec,
+    SourcesConfig,
+    SourceSpec,
+    SourceSpecError,
+    declared_sources,
+    parse_documents,
+)
+from tests.test_third_party_export import run_to_marts
+
+FIXTURE = Path(__file__).parent / "fixtures" / "shopify"
+KEY = b"test-pii-key"
+DAY = dt.date(2026, 3, 4)
+SHOPS = ("shop_a", "shop_b")
+HEADER = (
+    "Name,Email,Financial Status,Currency,Created at,Total,Discount Code,Discount Amount,"
+    "Shipping,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku\n"
+)
+EVE = "#2001,eve@example.com,paid,EUR,2026-03-04 10:00:00 +0100,"  # an order's own fields
+HELD = "so none of its lines is kept"
+# the reason of an order whose lines do not add up, before its values
+SHORT = (
+    f"record: order_total: the order's lines do not add up to its Total, {HELD}: a line or an "
+    "order amount is not read (a tax, shipping, a tip? see order_amounts)"
+)
+
+
+def _checked(text: str) -> str:
+    """A Shopify declaration of tests/fixtures/shopify with the order's Total checked."""
+    ignored = "    ignore: [Total, Lineitem name]\n"
+    assert ignored in text
+    return text.replace(ignored, "    ignore: [Lineitem name]\n    order_total: Total\n")
+
+
+@pytest.fixture(scope="module")
+def declared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """amounts.yaml (Shipping and Discount Amount read as lines) with `order_total: Total`."""
+    path = tmp_path_factory.mktemp("checked") / "sources.yaml"
+    path.write_text(_checked((FIXTURE / "amounts.yaml").read_text()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sources(declared: Path) -> SourcesConfig:
+    return declared_sources(declared)
+
+
+def _without_amounts(sources: SourcesConfig, shop: str) -> SourcesConfig:
+    """The declaration as it was before `order_amounts`: line items only, Total checked."""
+    plain = dataclasses.replace(sources[shop], order_amounts=(), non_merchandise={})
+    return dataclasses.replace(sources, sources={**sources.sources, shop: plain})
+
+
+def _export(shop: str) -> bytes:
+    return (FIXTURE / shop / f"{DAY}.csv").read_bytes()
+
+
+def _parse(spec: SourceSpec, data: bytes) -> ParseResult:
+    return parse_landing(data, spec, f"{spec.name}/{DAY}.csv")
+
+
+def _clean(sources: SourcesConfig, shop: str, data: bytes) -> CleanResult:
+    frame = _parse(sources[shop], data).frame
+    return clean_orders_day({shop: frame}, IDENTITY_SCHEMA.to_frame(), KEY, DAY, sources)
+
+
+def _stated(data: bytes, rates: dict[str, float]) -> dict[str, float]:
+    """Each order's Total in EUR, read with csv alone (a row without a Name continues the
+    order above; Total and Currency are written on an order's first row)."""
+    orders: dict[str, dict[str, str]] = {}
+    name = None
+    for row in csv.DictReader(io.StringIO(data.decode())):
+        name = row["Name"] or name
+        order = orders.setdefault(name, {})
+        for field in ("Total", "Currency"):
+            order[field] = order.get(field) or row[field]
+    return {
+        name: round(float(o["Total"]) * {"EUR": 1.0, **rates}[o["Currency"]], 2)
+        for name, o in orders.items()
+    }
+
+
+def _published(result: CleanResult) -> dict[str, float]:
+    orders = result.tables["orders"]
+    return {o: round(t, 2) for o, t in zip(orders["order_id"], orders["order_total"], strict=True)}
+
+
+def _reasons(result: CleanResult) -> dict[int, str]:
+    rows = result.quarantine.select("source_row", "reasons").rows()
+    return dict(sorted(rows))
+
+
+@pytest.mark.parametrize("shop", SHOPS)
+def test_a_complete_mapping_adds_up_and_publishes_every_order(
+    sources: SourcesConfig, shop: str
+) -> None:
+    data = _export(shop)
+    parsed = _parse(sources[shop], data)
+    assert parsed.orders_not_adding_up == 0
+    assert parsed.missing_columns == () and parsed.extra_columns == ()
+    result = _clean(sources, shop, data)
+    assert result.quarantine.is_empty()
+    assert _published(result) == {
+        f"{shop}:{name}": total
+        for name, total in _stated(data, sources.currency_rates_to_eur).items()
+    }
+
+
+@pytest.mark.parametrize("shop", SHOPS)
+def test_orders_missing_their_shipping_and_discount_are_held_back_naming_both_sums(
+    sources: SourcesConfig, shop: str
+) -> None:
+    """The declaration before `order_amounts` published #1001 at 60.00 (charged 58.90)."""
+    plain = _without_amounts(sources, shop)
+    data = _export(shop)
+    assert _parse(plain[shop], data).orders_not_adding_up == 3
+    result = _clean(plain, shop, data)
+    # the orders without shipping or a discount are published; the others are not guessed
+    assert _published(result) == {f"{shop}:#1003": 77.5, f"{shop}:#1004": round(119 * 1.05, 2)}
+    reasons = _reasons(result)
+    first = f"{SHORT} (Total 58.90, lines 60.00, rows 1, 2, 3)"
+    assert reasons[1] == reasons[2] == reasons[3] == first
+    assert reasons[4] == f"{SHORT} (Total 29.90, lines 25.00, row 4)"
+    # one kind of reason whatever the order's values: a file whose every order is short (an
+    # unread tax) is one problem to the volume guard, which then holds the day
+    assert reasons_by_row(result.quarantine)["reason"].unique().to_list() == [
+        "record: order_total: the order's lines do not add up to its Total, so none of its "
+        "lines is kept: a line or an order amount is not read"
+    ]
+    assert sorted(reasons) == [1, 2, 3, 4, 9, 10]
+    # counts add up against the file: every record read once, each either published or held
+    counts = result.accounting.row(0, named=True)
+    assert counts["lines_in_file"] == counts["lines_parsed"] == counts["rows_in"] == 10
+    assert counts["rows_cleaned"] + counts["rows_quarantined"] == 10
+
+
+def test_a_us_shop_whose_total_includes_the_tax_is_held_until_the_tax_is_read(
+    sources: SourcesConfig,
+) -> None:
+    """Prices before tax, Taxes on the order's first row: unread, the order's money is
+    short by the tax; declared as an order amount, the order adds up and is published."""
+    header = HEADER.replace("Shipping,", "Shipping,Taxes,")
+    data = header + (
+        "#3001,sam@example.com,paid,USD,2026-03-04 09:00:00 -0500,64.39,,0.00,5.00,4.39,"
+        "2,Mug,12.50,MUG-01\n"
+        ",,,,,,,,,,1,Plate,30.00,PLT-02\n"
+    )
+    usd = dataclasses.replace(sources, currency_rates_to_eur={"USD": 0.9})
+    held = _clean(usd, "shop_b", data.encode())
+    assert held.tables["orders"].is_empty()
+    assert set(held.quarantine["reasons"]) == {f"{SHORT} (Total 64.39, lines 60.00, rows 1, 2)"}
+    spec = usd["shop_b"]
+    tax = dataclasses.replace(spec.order_amounts[0], field="Taxes", code="TAX", kind="tax")
+    taxed = dataclasses.replace(
+        spec,
+        order_amounts=(*spec.order_amounts, tax),
+        non_merchandise={**spec.non_merchandise, "TAX": "tax"},
+    )
+    usd = dataclasses.replace(usd, sources={**usd.sources, "shop_b": taxed})
+    result = _clean(usd, "shop_b", data.encode())
+    assert result.quarantine.is_empty()
+    assert _published(result) == {"shop_b:#3001": round(64.39 * 0.9, 2)}
+
+
+def test_an_order_sent_twice_in_one_file_is_summed_once(sources: SourcesConfig) -> None:
+    data = _export("shop_b")
+    again = "".join(r for r in data.decode().splitlines(keepends=True) if r.startswith("#1001,"))
+    result = _clean(sources, "shop_b", data + again.encode())
+    assert result.quarantine.is_empty()
+    assert _published(result)["shop_b:#1001"] == 58.9
+
+
+def test_a_total_written_with_fewer_decimals_or_off_by_a_cent(sources: SourcesConfig) -> None:
+    """Compared to half a unit of the total's last written digit: 49.9 is 49.90; 49.91 is
+    not 49.90."""
+    lines = "0.00,4.90,1,Mug,15.00,MUG-01\n" + ",,,,,,,,,1,Plate,30.00,PLT-02\n"
+    for total, published in (("49.9", True), ("49.90", True), ("49.91", False)):
+        result = _clean(sources, "shop_b", (HEADER + f"{EVE}{total},," + lines).encode())
+        assert (not result.tables["orders"].is_empty()) is published, total
+
+
+def test_an_unreadable_line_holds_its_order_naming_the_row(sources: SourcesConfig) -> None:
+    """Publishing the order's other lines would publish an order that does not add up."""
+    data = HEADER + (
+        f"{EVE}49.90,,0.00,4.90,1,Mug,15.00,MUG-01\n"
+        ",,,,,,,,,two,Plate,15.00,PLT-02\n"
+        "#2002,,paid,EUR,2026-03-04 11:00:00 +0100,15.00,,0.00,0.00,1,Mug,15.00,MUG-01\n"
+    )
+    result = _clean(sources, "shop_b", data.encode())
+    assert _published(result) == {"shop_b:#2002": 15.0}
+    reasons = _reasons(result)
+    assert sorted(reasons) == [1, 2]
+    assert set(reasons.values()) == {
+        "record: order_total: the order's lines cannot all be read to check them against its "
+        f"Total, {HELD} (row 2: quantity: not an integer ('two'), Total 49.90)"
+    }
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "why"),
+    [
+        (
+            "49.90", "48.90",
+            f"the order's rows give different Totals, {HELD} (49.90, 48.90 on rows 1, 2)",
+        ),
+        ("", "", f"no Total is written for the order, {HELD} (rows 1, 2)"),
+        ('"49,90 EUR"', "", f"the order's Total is not a number, {HELD} ('49,90 EUR', rows 1, 2)"),
+    ],
+)
+def test_an_order_whose_total_cannot_be_told_is_held(
+    sources: SourcesConfig, first: str, second: str, why: str
+) -> None:
+    data = HEADER + (
+        f"{EVE}{first},,0.00,4.90,1,Mug,15.00,MUG-01\n"
+        f"{EVE}{second},,,,1,Plate,30.00,PLT-02\n"
+    )
+    result = _clean(sources, "shop_b", data.encode())
+    assert result.tables["orders"].is_empty()
+    assert set(result.quarantine["reasons"]) == {f"record: order_total: {why}"}
+
+
+def test_a_file_without_the_total_field_holds_its_orders_and_says_so(
+    sources: SourcesConfig,
+) -> None:
+    """A renamed column (Total -> Total Price) does not switch the check off."""
+    data = _export("shop_b").decode().replace(",Total,", ",Total Price,", 1)
+    parsed = _parse(sources["shop_b"], data.encode())
+    assert parsed.missing_columns == ("order_total.Total",)
+    assert parsed.extra_columns == ("Total Price",)
+    assert parsed.orders_not_adding_up == 5
+    result = _clean(sources, "shop_b", data.encode())
+    assert result.tables["orders"].is_empty()
+    assert result.quarantine["reasons"][0] == (
+        "record: order_total: the file has no field 'Total' to check the order against, "
+        f"{HELD} (renamed? rows 1, 2, 3)"
+    )
+
+
+def test_decimal_commas_are_read_as_the_prices_are() -> None:
+    spec = _declare(price="{from: price, type: float, decimal: ','}")["shop"]
+    data = 'Name,Created at,sku,qty,price,Total\nA1,2026-03-04T10:00:00Z,X1,2,"1.250,50",'
+    data += '"2.501,00"\n'
+    parsed = _parse(spec, data.encode())
+    assert parsed.orders_not_adding_up == 0
+    short = data.replace('"2.501,00"', '"2.501,10"')
+    assert _parse(spec, short.encode()).orders_not_adding_up == 1
+
+
+def test_a_refunded_order_adds_up_as_written_and_is_published_as_a_return(
+    sources: SourcesConfig,
+) -> None:
+    """Shopify keeps a refunded order's Total as charged: the written lines add up to it;
+    cleaning then books the lines as returns."""
+    spec = dataclasses.replace(sources["shop_b"], returns=ReturnsSpec(status_values=("refunded",)))
+    refunds = dataclasses.replace(sources, sources={**sources.sources, "shop_b": spec})
+    data = HEADER + (
+        "#2003,eve@example.com,refunded,EUR,2026-03-04 10:00:00 +0100,15.00,,0.00,0.00,1,Mug,"
+        "15.00,MUG-01\n"
+    )
+    result = _clean(refunds, "shop_b", data.encode())
+    assert result.quarantine.is_empty()
+    assert result.tables["order_lines"]["is_return"].to_list() == [True]
+    assert _published(result) == {"shop_b:#2003": -15.0}
+
+
+# --------------------------------------------------------------------------- declaration
+
+SOURCE = """
+version: 1
+sources:
+  shop:
+    contract: %(contract)s
+    channel: shop
+    format: %(format)s
+    landing: shop/{date}.csv
+    order_total: %(total)s
+    %(extra)s
+    columns:
+      order_id:   %(order_id)s
+      line_number: {sequence: order_id, type: int}
+      ordered_at: {from: Created at, type: timestamp, timestamp_format: iso8601}
+      currency:   {constant: EUR, type: string}
+      sku:        {from: sku, type: string}
+      quantity:   {from: qty, type: int}
+      unit_price: %(price)s
+"""
+GOOD = {
+    "contract": "order_lines",
+    "format": "csv",
+    "total": "Total",
+    "extra": "",
+    "order_id": "{from: Name, type: string}",
+    "price": "{from: price, type: float}",
+}
+
+
+def _declare(**changes: str) -> SourcesConfig:
+    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
+    return parse_documents([packaged, ("shop.yaml", SOURCE % {**GOOD, **changes})])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"total": "''"}, "the export's field stating each order's total"),
+        ({"total": "[Total]"}, "the export's field stating each order's total"),
+        ({"total": "qty"}, "'qty' is mapped to a column"),
+        ({"order_id": "{constant: A1, type: string}"}, "must be read from the file"),
+    ],
+)
+def test_a_declaration_that_cannot_work_is_refused_naming_why(
+    changes: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SourceSpecError, match="order_total") as error:
+        _declare(**changes)
+    assert message in str(error.value)
+
+
+def test_only_the_sources_declaring_it_are_read_anew(sources: SourcesConfig) -> None:
+    """The option at its default is not part of any declaration: no other source's raw days
+    re-version; the sources declaring it re-parse once (their reading's version)."""
+    before = declared_sources(FIXTURE / "amounts.yaml")
+    assert raw_code_version(sources["shop_a"]) == (
+        f"{raw_code_version(before['shop_a'])}+{ORDER_TOTAL_READING}"
+    )
+    assert spec_fingerprint(sources["shop_a"]) != spec_fingerprint(before["shop_a"])
+    packaged = declared_sources(DEFAULT_SOURCES_PATH).sources.values()
+    assert not any("order_total" in str(declaration(s)) for s in packaged)
+    assert not any(ORDER_TOTAL_READING in raw_code_version(s) for s in packaged)
+
+
+def test_the_raw_step_counts_the_held_orders_apart_from_unreadable_records(
+    sources: SourcesConfig, tmp_path: Path
+) -> None:
+    plain = _without_amounts(sources, "shop_b")["shop_b"]
+    path = tmp_path / "shop_b" / f"{DAY}.csv"
+    path.parent.mkdir()
+    path.write_bytes(_export("shop_b"))
+    frame, meta, _ = _ingest_one(plain, str(DAY), LandingResource(root=str(tmp_path)))
+    assert frame.height == 10
+    assert (meta["orders_not_adding_up"], meta["unreadable_records"]) == (3, 0)
+    assert "orders_not_adding_up" not in _ingest_one(
+        dataclasses.replace(plain, order_total=None), str(DAY), LandingResource(root=str(tmp_path))
+    )[1]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_a_run_publishes_what_adds_up_and_quarantines_the_rest(
+    declared: Path, tmp_path: Path
+) -> None:
+    """shop_a's export as it is; shop_b's with a US order whose tax is not read: the run is
+    green, the marts hold shop_a's orders and shop_b's other orders at the Totals the files
+    state, and the quarantine names the order that does not add up."""
+    for shop in SHOPS:
+        (tmp_path / "landing" / shop).mkdir(parents=True)
+    (tmp_path / "landing" / "shop_a" / f"{DAY}.csv").write_bytes(_export("shop_a"))
+    taxed = (
+        "#1006,sam@example.com,paid,EUR,2026-03-04 09:00:00 +0100,64.39,,0.00,5.00,2,Mug,"
+        "12.50,MUG-01\n,,,,,,,,,1,Plate,30.00,PLT-02\n"
+    )
+    (tmp_path / "landing" / "shop_b" / f"{DAY}.csv").write_bytes(
+        _export("shop_b") + taxed.encode()
+    )
+    run_to_marts(tmp_path, declared, str(DAY), str(DAY))
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        served = dict(con.sql("select order_id, order_total from marts.fct_orders").fetchall())
+        held = con.sql(
+            "select source_row, reasons from cleaned.quarantine order by 1"
+        ).pl()
+    rates = declared_sources(declared).currency_rates_to_eur
+    expected = {
+        f"{shop}:{name}": total
+        for shop in SHOPS
+        for name, total in _stated(_export(shop), rates).items()
+    }
+    assert {o: round(t, 2) for o, t in served.items()} == expected
+    # its two records and the shipping line made from row 11
+    assert held.get_column("source_row").to_list() == [11, 11, 12]
+    assert set(held.get_column("reasons")) == {
+        f"{SHORT} (Total 64.39, lines 60.00, rows 11, 12)"
+    }
