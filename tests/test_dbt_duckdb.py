@@ -631,7 +631,8 @@ def test_incremental_windows_in_any_delivery_order_match_a_full_build(
 
 
 def _orders_against_their_lines(warehouse: DuckDBWarehouse) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """fct_orders' line count, units and total, and the same summed over fct_order_lines."""
+    """fct_orders' line count, units and total, and the same summed over fct_order_lines
+    (units of goods: product lines only)."""
     columns = [pl.col("n_lines").cast(pl.Int64), pl.col("n_units").cast(pl.Int64)]
     orders = read_mart(warehouse, "fct_orders").select(
         "order_id", *columns, pl.col("order_total").round(6)
@@ -641,7 +642,7 @@ def _orders_against_their_lines(warehouse: DuckDBWarehouse) -> tuple[pl.DataFram
         .group_by("order_id")
         .agg(
             pl.len().alias("n_lines"),
-            pl.col("quantity").sum().alias("n_units"),
+            pl.col("quantity").filter(pl.col("line_kind") == "product").sum().alias("n_units"),
             pl.col("line_amount").sum().round(6).alias("order_total"),
         )
         .select("order_id", *columns, "order_total")

@@ -319,3 +319,30 @@ def test_the_marts_hold_what_the_shop_charged(built: Path) -> None:
         for row in csv.DictReader(io.StringIO(_export(shop).decode()))
     )
     assert kinds == {"postage": float(shipped), "discount": -12.0}
+
+
+def test_an_orders_units_are_its_goods(built: Path) -> None:
+    """The shipping and discount lines are money of the order, not units of its basket:
+    #1001 (2 mugs, a plate, a towel, shipping, a discount) is 4 units in 5 lines, not 6; the
+    customers' daily units (RFM, basket size) follow. They used to count as a unit each."""
+    units: dict[str, int] = {}
+    for shop in SHOPS:
+        name = None
+        for row in csv.DictReader(io.StringIO(_export(shop).decode())):
+            name = row["Name"] or name
+            key = f"{shop}:{name}"
+            units[key] = units.get(key, 0) + int(row["Lineitem quantity"])
+    with duckdb.connect(str(built / "warehouse.duckdb"), read_only=True) as con:
+        served = dict(con.sql("select order_id, n_units from marts.fct_orders").fetchall())
+        lines = con.sql(
+            "select n_lines from marts.fct_orders where order_id = 'shop_a:#1001'"
+        ).fetchall()
+        per_customer = con.sql(
+            "select sum(n_units) from marts.fct_customer_daily_activity"
+        ).fetchall()
+        of_customers = con.sql(
+            "select sum(n_units) from marts.fct_orders where customer_key is not null"
+        ).fetchall()
+    assert served == units
+    assert lines == [(5,)]
+    assert per_customer == of_customers

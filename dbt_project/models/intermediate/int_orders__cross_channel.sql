@@ -2,7 +2,7 @@
 
 {#-
   Orders of every channel in one shape: the header (channel, customer, order time, store) of
-  each order's earliest delivery, and everything derived from lines (n_lines, n_units, amounts,
+  each order's earliest delivery, and everything derived from lines (n_lines, n_units of goods, amounts,
   is_return, has_promo) over its deduplicated lines of every delivery. Each delivery's order row
   aggregates only that day's lines: an order whose line arrives a day late has an order row per
   day, and the earliest alone would miss the late line. Money is summed as exact decimals.
@@ -20,7 +20,8 @@ from_lines as (
     select
         order_id,
         count(*) as n_lines,
-        sum(quantity) as n_units,
+        -- goods only: a shipping, discount or fee line is money of the order, not a unit
+        sum(case when line_kind = 'product' then quantity else 0 end) as n_units,
         min(case when is_return then 1 else 0 end) as all_returns,
         max(case when is_promo then 1 else 0 end) as any_promo,
         sum(case when is_return then 0 else cast(line_amount as {{ dbt.type_numeric() }}) end) as gross_amount,
