@@ -328,10 +328,15 @@ def _read_jsonl(data: bytes, spec: SourceSpec, source_file: str) -> _Records:
 
 
 def _json_read_schema(spec: SourceSpec) -> pl.Schema:
-    """Every mapped path read as text; objects become Structs, the explode field a list."""
+    """Every mapped path read as text (the order amounts' and total's too); objects become
+    Structs, the explode field a list."""
     tree: dict[str, Any] = {}
     for col in spec.columns:
         for path in col.source:
+            _insert_path(tree, path.split("."))
+    # the order's own money (`order_amounts`, `order_total`): read as text, like a column
+    for path in [a.field for a in spec.order_amounts] + [spec.order_total or ""]:
+        if path:
             _insert_path(tree, path.split("."))
     if spec.explode is not None:
         items: dict[str, Any] = {}
@@ -1106,7 +1111,7 @@ def _with_order_amount_lines(
             .agg(
                 pl.all().exclude(f"{_AMOUNT}{i}").first(),
                 value.unique(maintain_order=True).alias("__values"),
-                pl.col(_ROW).alias("__rows"),
+                pl.col(_ROW).unique(maintain_order=True).alias("__rows"),
             )
         )
         signed = pl.col("__values").list.first()  # the first value written
@@ -1138,11 +1143,37 @@ def _with_order_amount_lines(
                 )
                 .alias("_parse_error"),
                 pl.lit(True).alias(_ORDER_AMOUNT),
-            ).select(frame.columns)
+                pl.lit(i).alias("__k"),
+            ).select(*frame.columns, "__k")
         )
     if not lines:
         return frame
-    return pl.concat([frame, *lines]).sort(_ROW, maintain_order=True)
+    made = pl.concat(lines)
+    if spec.explode is not None:
+        made = _numbered_after_items(made, frame)
+    return pl.concat([frame, made.drop("__k")]).sort(_ROW, maintain_order=True)
+
+
+def _numbered_after_items(made: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """The made lines of an exploded source numbered after their order's items: the highest
+    item number of the order (its list position, or the item's own number) plus 1, 2, ... in
+    the order the amounts are declared. An order sent twice numbers its lines alike, so the
+    copies are duplicates. (Sources that number lines by content number the made lines with
+    the rest: `_number_sequences`.)"""
+    highest = (
+        frame.filter(pl.col("order_id").str.strip_chars().ne(""))
+        .group_by("order_id")
+        .agg(pl.col("line_number").cast(pl.Int64, strict=False).max().alias("__highest"))
+    )
+    return (
+        made.join(highest, on="order_id", how="left")
+        .with_columns(
+            (pl.col("__highest") + pl.int_range(1, pl.len() + 1).over("order_id", order_by="__k"))
+            .cast(pl.String)
+            .alias("line_number")
+        )
+        .drop("__highest")
+    )
 
 
 # the version of the `order_total` check, for the raw versions of sources that declare it

@@ -749,7 +749,7 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         order_amounts=order_amounts,
         footer=_footer(entry["footer"], fmt, f"{where}.footer") if "footer" in entry else None,
         order_total=(
-            _order_total(entry["order_total"], columns, explode, f"{where}.order_total")
+            _order_total(entry["order_total"], columns, f"{where}.order_total")
             if "order_total" in entry
             else None
         ),
@@ -799,20 +799,24 @@ def _order_amounts(
     """{source field: {code, kind, negate}}: order-level money read as lines of the order.
 
     The lines are numbered by content with the order's others, so line_number must be a
-    `sequence` of order_id; their code must read as itself after the sku column's
-    `normalise` (cleaning looks non-merchandise codes up after normalising)."""
+    `sequence` of order_id; a source that explodes a list of items numbers them after the
+    items, so its items must be numbered (line_number an item column). Their code must read
+    as itself after the sku column's `normalise` (cleaning looks non-merchandise codes up
+    after normalising)."""
     where = f"{where}.order_amounts"
     if value is None:
         return ()
     body = _mapping(value, where, "order_amounts")
-    declared = {c.name: c for c in columns}
+    declared = {c.name: c for c in (*columns, *(explode.columns if explode else ()))}
     line_number, sku = declared.get("line_number"), declared.get("sku")
     if explode is not None:
-        raise SourceSpecError(
-            f"{where}: not for sources that explode a list of items (a record's order-level "
-            "fields are its own; map item-level amounts instead)"
-        )
-    if line_number is None or line_number.sequence != "order_id":
+        # the amounts' lines are numbered after the order's items
+        if line_number is None or line_number not in explode.columns:
+            raise SourceSpecError(
+                f"{where}: the amounts become lines numbered after the order's items: number "
+                "the items (explode.index: line_number, or an item field)"
+            )
+    elif line_number is None or line_number.sequence != "order_id":
         raise SourceSpecError(
             f"{where}: the amounts become lines numbered with the order's other lines by "
             "content: declare columns.line_number: {sequence: order_id, type: int}"
@@ -849,19 +853,13 @@ def _order_amounts(
     return tuple(out)
 
 
-def _order_total(
-    value: Any, columns: tuple[ColumnSpec, ...], explode: ExplodeSpec | None, where: str
-) -> str:
-    """The export's field stating an order's total (`Total`). An order is its rows with one
-    order id, so order_id must be read from the file; an exploded record's items are not
-    checked (a record's order-level fields are its own: map item-level amounts instead)."""
+def _order_total(value: Any, columns: tuple[ColumnSpec, ...], where: str) -> str:
+    """The export's field stating an order's total (`Total`, `total_price`). An order is its
+    rows with one order id (an exploded record's items), so order_id must be read from the
+    file."""
     if not (isinstance(value, str) and value.strip() == value != ""):
         raise SourceSpecError(
             f"{where}: the export's field stating each order's total (e.g. Total), got {value!r}"
-        )
-    if explode is not None:
-        raise SourceSpecError(
-            f"{where}: not for sources that explode a list of items (an order is one record)"
         )
     order_id = next((c for c in columns if c.name == "order_id"), None)
     if order_id is None or not order_id.source:
