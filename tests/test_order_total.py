@@ -411,3 +411,32 @@ def test_a_run_publishes_what_adds_up_and_quarantines_the_rest(
     assert set(held.get_column("reasons")) == {
         f"{SHORT} (Total 64.39, lines 60.00, rows 11, 12)"
     }
+
+
+def test_a_line_quarantined_in_cleaning_holds_its_order(sources: SourcesConfig) -> None:
+    """The order adds up as written, but cleaning refuses one of its lines (a time that
+    cannot be read): published without it, #1001 would be short of its Total; the rest of
+    the file is published. A free gift refused for its 0.00 price takes no money away and
+    holds nothing back."""
+    rows = _export("shop_b").decode().splitlines(keepends=True)
+    assert rows[2].startswith("#1001,alice@example.com,,,2026-03-02 10:15:37 +0100,")
+    rows[2] = rows[2].replace("2026-03-02 10:15:37 +0100", "yesterday")
+    assert rows[4].startswith("#1002,")
+    rows.insert(5, "#1002,carol@example.com,,,2026-03-02 18:40:00 +0100,,,,,1,Gift,0.00,GFT-00\n")
+    data = "".join(rows)
+    assert _parse(sources["shop_b"], data.encode()).orders_not_adding_up == 0
+    result = _clean(sources, "shop_b", data.encode())
+    reasons = _reasons(result)
+    assert reasons[2] == "ordered_at: not a timestamp in ISO 8601 ('yesterday')"
+    assert reasons[1] == reasons[3] == (
+        "order_total: a line of the order is quarantined, so the rest would not add up to its "
+        "Total; none of its lines is kept (quarantined: row 2)"
+    )
+    assert reasons[5] == "unit_price: must be > 0 (0.0)"
+    assert sorted(reasons) == [1, 2, 3, 5]
+    published = _published(result)
+    assert "shop_b:#1001" not in published and published["shop_b:#1002"] == 29.9
+    counts = result.accounting.row(0, named=True)
+    assert counts["rows_in"] == counts["rows_cleaned"] + counts["rows_quarantined"]
+    # the amounts' lines of #1001 (row 1's) are held with it
+    assert result.quarantine.height == 6

@@ -149,7 +149,13 @@ def clean_source(
     # under one id (tills numbering receipts per store, ids a spreadsheet rounded to
     # 1.23457E+11). Which line is whose cannot be told, so none of the order's lines is kept.
     split = split_orders(valid, spec)
-    valid = valid.join(split, on=_ROW_ID, how="anti").drop(_ROW_ID)
+    valid = valid.join(split, on=_ROW_ID, how="anti")
+    # An order checked against its stated total is published whole or not at all.
+    rejected_ids = pl.concat(
+        [typed.filter(failed).select(_ROW_ID), clashes.select(_ROW_ID), split.select(_ROW_ID)]
+    )
+    short = short_orders(typed.join(rejected_ids, on=_ROW_ID), valid, spec)
+    valid = valid.join(short, on=_ROW_ID, how="anti").drop(_ROW_ID)
 
     rejected = pl.concat(
         [
@@ -159,6 +165,7 @@ def clean_source(
             .with_columns(clash_reason.alias(REASONS))
             .drop(_ROW_ID, "versions"),
             readable.join(split, on=_ROW_ID).drop(_ROW_ID),
+            readable.join(short, on=_ROW_ID).drop(_ROW_ID),
         ]
     ).sort("_source_row", maintain_order=True)
     quarantine = quarantine_rows(rejected, spec, key, partition_date)
@@ -212,6 +219,32 @@ def split_orders(valid: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
         ).alias(REASONS),
     )
     return valid.join(split, on=order_key).select(_ROW_ID, REASONS)
+
+
+def short_orders(rejected: pl.DataFrame, valid: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
+    """(row id, reason) of the valid lines of each order that lost a line with money to the
+    quarantine (`rejected`: typed rows), for a source whose orders are checked against the
+    total its export states (`order_total`): published without that line, the order would
+    not add up to it. A rejected line whose quantity and price read and make 0 (a free gift
+    refused for its 0.00 price) takes no money away and holds nothing back."""
+    empty = pl.DataFrame(schema={_ROW_ID: valid.schema[_ROW_ID], REASONS: pl.String})
+    if spec.order_total is None or rejected.is_empty() or valid.is_empty():
+        return empty
+    money = pl.col("quantity") * pl.col("unit_price")
+    lost = (
+        rejected.filter(money.is_null() | (money != 0))
+        .group_by("order_id")
+        .agg(pl.col("_source_row").unique().sort().cast(pl.String).str.join(", ").alias("rows"))
+    )
+    return valid.join(lost, on="order_id").select(
+        _ROW_ID,
+        pl.format(
+            "order_total: a line of the order is quarantined, so the rest would not add up to its "
+            f"{spec.order_total}; none of its lines is kept (quarantined: row{{}})",
+            pl.when(pl.col("rows").str.contains(",")).then(pl.lit("s ")).otherwise(pl.lit(" "))
+            + pl.col("rows"),
+        ).alias(REASONS),
+    )
 
 
 def record_versions(valid: pl.DataFrame, spec: SourceSpec) -> pl.Expr:
