@@ -13,40 +13,38 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as dt
 import io
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from aiwf_assets.cleaning import CleanResult, clean_orders_day
+from aiwf_assets.cleaning import CleanResult
 from aiwf_assets.cleaning.quarantine import reasons_by_row
-from aiwf_assets.cleaning.transforms import IDENTITY_SCHEMA
 from aiwf_assets.ingest.assets import _ingest_one
 from aiwf_assets.ingest.landing import LandingResource, raw_code_version, spec_fingerprint
 from aiwf_assets.ingest.landing import declared as declaration
-from aiwf_assets.ingest.parse import ORDER_TOTAL_READING, ParseResult, parse_landing
+from aiwf_assets.ingest.parse import ORDER_TOTAL_READING
 from aiwf_assets.ingest.spec import (
     DEFAULT_SOURCES_PATH,
     ReturnsSpec,
     SourcesConfig,
-    SourceSpec,
     SourceSpecError,
     declared_sources,
     parse_documents,
 )
+from tests.test_order_amounts import (  # the Shopify fixture's export, parsed and cleaned
+    DAY,
+    EVE,
+    FIXTURE,
+    HEADER,
+    SHOPS,
+    _clean,
+    _export,
+    _parse,
+)
 from tests.test_third_party_export import run_to_marts
 
-FIXTURE = Path(__file__).parent / "fixtures" / "shopify"
-KEY = b"test-pii-key"
-DAY = dt.date(2026, 3, 4)
-SHOPS = ("shop_a", "shop_b")
-HEADER = (
-    "Name,Email,Financial Status,Currency,Created at,Total,Discount Code,Discount Amount,"
-    "Shipping,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku\n"
-)
-EVE = "#2001,eve@example.com,paid,EUR,2026-03-04 10:00:00 +0100,"  # an order's own fields
 HELD = "so none of its lines is kept"
 # the reason of an order whose lines do not add up, before its values
 SHORT = (
@@ -79,19 +77,6 @@ def _without_amounts(sources: SourcesConfig, shop: str) -> SourcesConfig:
     """The declaration as it was before `order_amounts`: line items only, Total checked."""
     plain = dataclasses.replace(sources[shop], order_amounts=(), non_merchandise={})
     return dataclasses.replace(sources, sources={**sources.sources, shop: plain})
-
-
-def _export(shop: str) -> bytes:
-    return (FIXTURE / shop / f"{DAY}.csv").read_bytes()
-
-
-def _parse(spec: SourceSpec, data: bytes) -> ParseResult:
-    return parse_landing(data, spec, f"{spec.name}/{DAY}.csv")
-
-
-def _clean(sources: SourcesConfig, shop: str, data: bytes) -> CleanResult:
-    frame = _parse(sources[shop], data).frame
-    return clean_orders_day({shop: frame}, IDENTITY_SCHEMA.to_frame(), KEY, DAY, sources)
 
 
 def _stated(data: bytes, rates: dict[str, float]) -> dict[str, float]:
