@@ -265,17 +265,23 @@ def test_a_refunded_order_adds_up_as_written_and_is_published_as_a_return(
     sources: SourcesConfig,
 ) -> None:
     """Shopify keeps a refunded order's Total as charged: the written lines add up to it;
-    cleaning then books the lines as returns."""
+    cleaning then books the lines as returns, its shipping and discount lines with them, so
+    the refund is the Total: -(30.00 + 4.90 - 6.00)."""
     spec = dataclasses.replace(sources["shop_b"], returns=ReturnsSpec(status_values=("refunded",)))
     refunds = dataclasses.replace(sources, sources={**sources.sources, "shop_b": spec})
     data = HEADER + (
-        "#2003,eve@example.com,refunded,EUR,2026-03-04 10:00:00 +0100,15.00,,0.00,0.00,1,Mug,"
+        "#2003,eve@example.com,refunded,EUR,2026-03-04 10:00:00 +0100,28.90,,6.00,4.90,2,Mug,"
         "15.00,MUG-01\n"
     )
     result = _clean(refunds, "shop_b", data.encode())
     assert result.quarantine.is_empty()
-    assert result.tables["order_lines"]["is_return"].to_list() == [True]
-    assert _published(result) == {"shop_b:#2003": -15.0}
+    lines = result.tables["order_lines"].sort("sku")
+    assert lines.select("sku", "is_return", "quantity", "line_amount").rows() == [
+        ("DISCOUNT", True, -1, 6.0),
+        ("MUG-01", True, -2, -30.0),
+        ("SHIPPING", True, -1, -4.9),
+    ]
+    assert _published(result) == {"shop_b:#2003": -28.9}
 
 
 # --------------------------------------------------------------------------- declaration

@@ -26,6 +26,7 @@ from aiwf_assets.cleaning.transforms import IDENTITY_SCHEMA
 from aiwf_assets.ingest.parse import ParseResult, parse_landing
 from aiwf_assets.ingest.spec import (
     DEFAULT_SOURCES_PATH,
+    ReturnsSpec,
     SourcesConfig,
     SourceSpec,
     SourceSpecError,
@@ -143,6 +144,21 @@ def test_a_json_number_reads_as_the_text_would() -> None:
     result = _clean(_sources(), (json.dumps(order) + "\n").encode())
     assert result.quarantine.is_empty()
     assert _published(result) == {f"{SHOP}:#1001": 58.9}
+
+
+def test_a_refunded_order_is_refunded_with_its_shipping_and_discount() -> None:
+    """The order's status is on the order record: its made lines take it, so a refunded
+    order is a return of its Total, not of its items with the shipping still sold."""
+    sources = _sources()
+    spec = dataclasses.replace(sources[SHOP], returns=ReturnsSpec(status_values=("refunded",)))
+    sources = dataclasses.replace(sources, sources={**sources.sources, SHOP: spec})
+    order = _orders_as_written()[0]
+    order["financial_status"] = "refunded"
+    result = _clean(sources, (json.dumps(order) + "\n").encode())
+    assert result.quarantine.is_empty()
+    assert result.tables["order_lines"]["is_return"].all()
+    assert result.tables["orders"]["is_return"].to_list() == [True]
+    assert _published(result) == {f"{SHOP}:#1001": -58.9}
 
 
 SOURCE = """

@@ -1048,7 +1048,8 @@ def _filled_per_order(frame: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
 
 # the version of how `order_amounts` become lines, for the raw versions of sources that
 # declare them (ingest/landing.py `raw_code_version`)
-ORDER_AMOUNT_READING = "order-amounts-1"
+# (2: a made line takes the source's once_per_order columns too, e.g. the order's status)
+ORDER_AMOUNT_READING = "order-amounts-2"
 _AMOUNT = "__amount"
 _ORDER_AMOUNT = "__order_amount"  # marks the lines made from order amounts, until numbered
 # a written zero (0, 0.00, -0,00): an order without that amount, no line
@@ -1084,8 +1085,9 @@ def _with_order_amount_lines(
     """`frame` plus one line per order and declared order amount (shipping, an order-level
     discount) the order's rows give a non-zero value for: product code and quantity 1, the
     value as unit price (its sign turned with `negate`), the order-level columns of the row
-    the value is first written on, its lineage (so a file's lines still add up: the line
-    spans the lines of that row, like the items of one exploded record). Line-level columns
+    the value is first written on (the contract's, the source's `once_per_order` ones and an
+    exploded record's own), its lineage (so a file's lines still add up: the line spans the
+    lines of that row, like the items of one exploded record). Line-level columns
     stay empty; `line_number` is numbered with the order's lines by content afterwards.
 
     An order whose rows give two different values for one amount gets the line with the
@@ -1095,7 +1097,11 @@ def _with_order_amount_lines(
     if not spec.order_amounts or texts is None:
         return frame
     frame = frame.with_columns(pl.lit(False).alias(_ORDER_AMOUNT))
-    order_level = set(spec.contract.shared) - {"line_number"}
+    # the order's own columns, and those the source writes once per order or on the order
+    # record of its items (Shopify's status: a refunded order's shipping and discount are
+    # refunded with its goods)
+    own = {c.name for c in spec.columns} if spec.explode is not None else set()
+    order_level = (set(spec.contract.shared) | set(spec.once_per_order) | own) - {"line_number"}
     rows = frame.filter(
         pl.col("_parse_error").is_null() & pl.col("order_id").str.strip_chars().ne("")
     ).join(texts, on=_ROW, how="inner")
