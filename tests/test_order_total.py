@@ -261,16 +261,17 @@ def test_decimal_commas_are_read_as_the_prices_are() -> None:
     assert _parse(spec, short.encode()).orders_not_adding_up == 1
 
 
-def test_a_refunded_order_adds_up_as_written_and_is_published_as_a_return(
+def test_a_return_document_adds_up_as_written_and_is_returned_whole(
     sources: SourcesConfig,
 ) -> None:
-    """Shopify keeps a refunded order's Total as charged: the written lines add up to it;
-    cleaning then books the lines as returns, its shipping and discount lines with them, so
-    the refund is the Total: -(30.00 + 4.90 - 6.00)."""
-    spec = dataclasses.replace(sources["shop_b"], returns=ReturnsSpec(status_values=("refunded",)))
+    """A document whose own status marks it a return (`returns.status`), its shipping
+    refunded and its discount given back: its lines add up to its Total as written; cleaning
+    books them all as returns, the shipping and discount lines with the goods (they take the
+    order's status), so the return is the Total: -(30.00 + 4.90 - 6.00)."""
+    spec = dataclasses.replace(sources["shop_b"], returns=ReturnsSpec(status_values=("returned",)))
     refunds = dataclasses.replace(sources, sources={**sources.sources, "shop_b": spec})
     data = HEADER + (
-        "#2003,eve@example.com,refunded,EUR,2026-03-04 10:00:00 +0100,28.90,,6.00,4.90,2,Mug,"
+        "#R2003,eve@example.com,returned,EUR,2026-03-04 10:00:00 +0100,28.90,,6.00,4.90,2,Mug,"
         "15.00,MUG-01\n"
     )
     result = _clean(refunds, "shop_b", data.encode())
@@ -281,7 +282,8 @@ def test_a_refunded_order_adds_up_as_written_and_is_published_as_a_return(
         ("MUG-01", True, -2, -30.0),
         ("SHIPPING", True, -1, -4.9),
     ]
-    assert _published(result) == {"shop_b:#2003": -28.9}
+    assert result.tables["orders"]["is_return"].to_list() == [True]
+    assert _published(result) == {"shop_b:#R2003": -28.9}
 
 
 # --------------------------------------------------------------------------- declaration

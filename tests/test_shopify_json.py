@@ -146,14 +146,16 @@ def test_a_json_number_reads_as_the_text_would() -> None:
     assert _published(result) == {f"{SHOP}:#1001": 58.9}
 
 
-def test_a_refunded_order_is_refunded_with_its_shipping_and_discount() -> None:
-    """The order's status is on the order record: its made lines take it, so a refunded
-    order is a return of its Total, not of its items with the shipping still sold."""
+def test_a_return_document_is_returned_with_its_shipping_and_discount() -> None:
+    """A record whose own status marks it a return (`returns.status`: a marketplace's return
+    documents, not Shopify's financial_status, which says what later happened to a sale):
+    its made lines take the record's status, so it returns its Total, not its items with
+    the shipping still sold."""
     sources = _sources()
-    spec = dataclasses.replace(sources[SHOP], returns=ReturnsSpec(status_values=("refunded",)))
+    spec = dataclasses.replace(sources[SHOP], returns=ReturnsSpec(status_values=("returned",)))
     sources = dataclasses.replace(sources, sources={**sources.sources, SHOP: spec})
     order = _orders_as_written()[0]
-    order["financial_status"] = "refunded"
+    order["financial_status"] = "returned"
     result = _clean(sources, (json.dumps(order) + "\n").encode())
     assert result.quarantine.is_empty()
     assert result.tables["order_lines"]["is_return"].all()
