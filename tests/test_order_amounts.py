@@ -259,6 +259,11 @@ def test_a_declaration_reads_its_amounts_and_their_codes_are_non_merchandise() -
         ({"amounts": "{Shipping: {code: S, kind: postage, negate: 1}}"}, "negate: true or"),
         ({"amounts": "{Shipping: {kind: postage}}"}, "code"),
         ({"amounts": "{Shipping: {code: S, kind: postage, sign: -1}}"}, "sign"),
+        ({"amounts": "{Refunded: {code: R, kind: refund, refund: yes please}}"}, "refund: true"),
+        (
+            {"amounts": "{Refunded: {code: R, kind: refund, refund: true, negate: true}}"},
+            "a refund is the money given back as a positive amount",
+        ),
         (
             {"amounts": "{Shipping: {code: S, kind: postage}, Fee: {code: S, kind: postage}}"},
             "each amount needs a code of its own",

@@ -17,6 +17,7 @@ import io
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from aiwf_assets.cleaning import CleanResult
@@ -284,6 +285,51 @@ def test_a_return_document_adds_up_as_written_and_is_returned_whole(
     ]
     assert result.tables["orders"]["is_return"].to_list() == [True]
     assert _published(result) == {"shop_b:#R2003": -28.9}
+
+
+def test_refunds_are_returns_of_money_outside_the_total(sources: SourcesConfig) -> None:
+    """Shopify writes what it later gave back as `Refunded Amount` (the Total stays what was
+    charged): read as a refund (`refund: true`), each refunded order gets a return line of
+    that money; the order stays a sale at its Total less the refund, and the total check
+    leaves the refund out. Without it, a refunded order counted at its whole Total."""
+    header = HEADER.replace("Shipping,", "Shipping,Refunded Amount,")
+    data = header + (
+        f"{EVE}49.90,,0.00,4.90,0.00,1,Mug,15.00,MUG-01\n"
+        ",,,,,,,,,,1,Plate,30.00,PLT-02\n"
+        "#2002,eve@example.com,partially_refunded,EUR,2026-03-04 11:00:00 +0100,49.90,,0.00,"
+        "4.90,15.00,1,Mug,15.00,MUG-01\n"
+        ",,,,,,,,,,1,Plate,30.00,PLT-02\n"
+        "#2003,eve@example.com,refunded,EUR,2026-03-04 12:00:00 +0100,29.90,,0.00,4.90,29.90,"
+        "1,Vase,25.00,VAS-03\n"
+    )
+    spec = sources["shop_b"]
+    refund = dataclasses.replace(
+        spec.order_amounts[0], field="Refunded Amount", code="REFUND", kind="refund", refund=True
+    )
+    refunding = dataclasses.replace(
+        spec,
+        order_amounts=(*spec.order_amounts, refund),
+        non_merchandise={**spec.non_merchandise, "REFUND": "refund"},
+    )
+    shops = dataclasses.replace(sources, sources={**sources.sources, "shop_b": refunding})
+    result = _clean(shops, "shop_b", data.encode())
+    assert result.quarantine.is_empty()
+    assert _published(result) == {"shop_b:#2001": 49.9, "shop_b:#2002": 34.9, "shop_b:#2003": 0.0}
+    orders = result.tables["orders"].sort("order_id")
+    assert orders["is_return"].to_list() == [False, False, False]
+    assert [round(a, 2) for a in orders["returns_amount"]] == [0.0, 15.0, 29.9]
+    refunds = result.tables["order_lines"].filter(pl.col("sku") == "REFUND").sort("order_id")
+    refunds = refunds.select("order_id", "line_kind", "is_return", "quantity", "line_amount")
+    assert refunds.rows() == [
+        ("shop_b:#2002", "refund", True, -1, -15.0),
+        ("shop_b:#2003", "refund", True, -1, -29.9),
+    ]
+    # declared without `refund`, the amount would be taken for money charged: held
+    charged = dataclasses.replace(
+        refunding, order_amounts=(*spec.order_amounts, dataclasses.replace(refund, refund=False))
+    )
+    shops = dataclasses.replace(shops, sources={**shops.sources, "shop_b": charged})
+    assert sorted(_published(_clean(shops, "shop_b", data.encode()))) == ["shop_b:#2001"]
 
 
 # --------------------------------------------------------------------------- declaration

@@ -427,8 +427,12 @@ def unit_price_rules(spec: SourceSpec) -> list[Rule]:
 
 
 def return_mark(spec: SourceSpec) -> pl.Expr:
-    """True for the typed rows `spec` declares as returns or cancellations."""
+    """True for the typed rows `spec` declares as returns or cancellations, and for the lines
+    of its order amounts that are refunds (`refund: true`)."""
     marks: list[pl.Expr] = []
+    refunds = [a.code for a in spec.order_amounts if a.refund]
+    if refunds:
+        marks.append(pl.col("sku").is_in(refunds))
     returns = spec.returns
     if returns is not None:
         if returns.order_prefix is not None:

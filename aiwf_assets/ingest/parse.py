@@ -1232,9 +1232,12 @@ def _with_checked_totals(
         ),
     )
     good = pl.col("_parse_error").is_null() & ~pl.col("__unreadable")
+    # money given back later (a refund's line) is not part of what the order was charged
+    refunds = [a.code for a in spec.order_amounts if a.refund]
+    charged = ~(pl.col(_ORDER_AMOUNT) & pl.col("sku").is_in(refunds)) if made else pl.lit(True)
     summed = (
         typed.with_columns(__order=rows["__order"], __good=rows.select(good).to_series())
-        .filter("__good")
+        .filter("__good", charged)
         .unique(subset=["__order", "line_number", "sku", "quantity", "unit_price", *made])
         .group_by("__order")
         .agg((pl.col("quantity") * pl.col("unit_price")).sum().round(6).alias("__sum"))

@@ -321,6 +321,9 @@ class OrderAmount:
     code: str
     kind: str
     negate: bool = False
+    # money given back (Shopify's Refunded Amount): a return line of the order (negative
+    # amount), not part of the total the export states for it
+    refund: bool = False
 
 
 @dataclass(frozen=True)
@@ -633,7 +636,7 @@ _SOURCE_KEYS = {
     "footer",
     "order_total",
 }
-_ORDER_AMOUNT_KEYS = {"code", "kind", "negate"}
+_ORDER_AMOUNT_KEYS = {"code", "kind", "negate", "refund"}
 _RETURNS_KEYS = {"order_prefix", "negative_quantity", "status"}
 # channel names whose per-channel columns would clash with a fixed column
 _RESERVED_CHANNELS = {"n": "n_orders", "promo": "promo_share"}
@@ -846,7 +849,15 @@ def _order_amounts(
         negate = item.get("negate", False)
         if not isinstance(negate, bool):
             raise SourceSpecError(f"{at}.negate: true or false, got {negate!r}")
-        out.append(OrderAmount(field_name, code, kind, negate))
+        refund = item.get("refund", False)
+        if not isinstance(refund, bool):
+            raise SourceSpecError(f"{at}.refund: true or false, got {refund!r}")
+        if refund and negate:
+            raise SourceSpecError(
+                f"{at}: a refund is the money given back as a positive amount (it becomes a "
+                "return line); negate is for money taken off the order's charge"
+            )
+        out.append(OrderAmount(field_name, code, kind, negate, refund))
     codes = [a.code for a in out]
     if len(set(codes)) != len(codes):
         raise SourceSpecError(f"{where}: each amount needs a code of its own, got {codes}")
