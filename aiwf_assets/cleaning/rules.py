@@ -10,10 +10,9 @@ is only built for the rows that fail.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -21,6 +20,7 @@ import polars as pl
 import polars.selectors as cs
 
 from aiwf_assets.cleaning.pii import redact_text
+from aiwf_assets.ingest.numbers import Reading, as_read, failed_as, read_float, read_int
 from aiwf_assets.ingest.parse import holds_nothing
 from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec, canonical_parts, normalised
 from aiwf_assets.ingest.timestamps import read_timestamp
@@ -30,24 +30,6 @@ _TEXT = "__text_"  # prefix of the stripped source text kept beside each typed v
 _FAILED = "__failed"
 _TRUE = ("true", "1", "yes", "y", "t")
 _FALSE = ("false", "0", "no", "n", "f")
-# 1.234,56 or 1234,56; a thousands group never follows a leading 0, so 0.999 is rejected
-# (a decimal point), not read as 999
-_FLOAT_COMMA_RE = r"^[+-]?([1-9]\d{0,2}(\.\d{3})+|\d+)(,\d+)?$"
-_INT_COMMA_RE = r"^[+-]?([1-9]\d{0,2}(\.\d{3})+|\d+)(,0*)?$"
-_GROUPED_RE = r"^[+-]?[1-9]\d{0,2}(\.\d{3})+$"  # 1.000, 12.500.000: thousands or decimals?
-# with `decimal: "."` a comma groups thousands: 1,299.00 or 1,299; 0,999 and 1,5 are refused
-_FLOAT_DOT_RE = r"^[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$"
-_INT_DOT_RE = r"^[+-]?[1-9]\d{0,2}(,\d{3})+(\.0*)?$"
-_COMMA_GROUPED_RE = r"^[+-]?[1-9]\d{0,2}(\.\d{3})+,\d+$"  # 1.299,00 (undeclared: refused)
-_THOUSANDS = (
-    "a thousands separator? declare the column's decimal: '.' (1,299.00 = 1299) or ','"
-    " (1.299,00 = 1299)"
-)
-_NOT_INT_COMMA = "not an integer with decimal comma"
-_AMBIGUOUS_INT = (
-    "a thousands separator or three decimals? declare the column's decimal: ',' (1.000 ="
-    " 1000) or '.' (1.000 = 1)"
-)
 _QUOTE_CHARS = 40
 
 # Event times before this are clock or export faults (epoch 0, default dates), not history.
@@ -107,12 +89,6 @@ def drop_helpers(typed: pl.DataFrame) -> pl.DataFrame:
 # --------------------------------------------------------------------------- casting
 
 
-@dataclass(frozen=True)
-class _Cast:
-    value: pl.Expr  # from the stripped text; null where the text does not parse
-    problem: Callable[[pl.Expr], pl.Expr] | None  # text -> what is wrong (on failing rows)
-
-
 def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, list[Check]]:
     """Typed value for every raw column of `spec`, and the checks that go with them.
 
@@ -129,7 +105,7 @@ def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, lis
     non_product = tuple(spec.non_merchandise)
     casts = {
         c.name: _cast(
-            _typed_source(spec, c), pl.col(_TEXT + c.name), non_product if c.name == "sku" else ()
+            as_read(spec, c), pl.col(_TEXT + c.name), non_product if c.name == "sku" else ()
         )
         for c in columns
     }
@@ -208,38 +184,26 @@ def _missing(column: str, stripped: pl.DataFrame) -> str:
     return f"{column}: missing"
 
 
-def _failed_as(message: str) -> Callable[[pl.Expr], pl.Expr]:
-    return lambda _text: pl.lit(message)
-
-
-def _typed_source(spec: SourceSpec, col: ColumnSpec) -> ColumnSpec:
-    """A Parquet number is written with a decimal point and no thousands separator (a
-    decimal(10,3) quantity reads `1.000`): not ambiguous, so read with `.`."""
-    if spec.format == "parquet" and col.type == "int" and col.decimal is None:
-        return dataclasses.replace(col, decimal=".")
-    return col
-
-
-def _cast(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> _Cast:
+def _cast(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> Reading:
     if col.type == "string":
         return _cast_string(col, text, exempt)
     if col.type == "int":
-        return _cast_int(col, text)
+        return read_int(col, text)
     if col.type == "float":
-        return _cast_float(col, text)
+        return read_float(col, text)
     if col.type == "bool":
         lower = text.str.to_lowercase()
         value = pl.when(lower.is_in(_TRUE)).then(True).when(lower.is_in(_FALSE)).then(False)
-        return _Cast(value, _failed_as("not a boolean"))
+        return Reading(value, failed_as("not a boolean"))
     if col.type == "date":
         fmt = "%Y-%m-%d" if col.timestamp_format in (None, "iso8601") else col.timestamp_format
-        return _Cast(
-            text.str.to_date(fmt, strict=False), _failed_as(f"not a date in format '{fmt}'")
+        return Reading(
+            text.str.to_date(fmt, strict=False), failed_as(f"not a date in format '{fmt}'")
         )
     return _cast_timestamp(col, text)
 
 
-def _cast_string(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> _Cast:
+def _cast_string(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> Reading:
     value = normalised(text, col.normalise)
     if col.recode:
         # the source's words for the contract's values, compared after normalisation; a
@@ -247,7 +211,7 @@ def _cast_string(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> 
         # the contract's rule), so nothing is defaulted
         value = value.replace(dict(col.recode))
     if col.canonical is None:
-        return _Cast(value, None)
+        return Reading(value, None)
     prefix, width, suffix = canonical_parts(col.canonical)
     # The code's one number, after any prefix (`SKU-`, `sku-`, `Art. `) and before nothing
     # but the pattern's own suffix: `SKU2-00012`, `12-B` or `1.2E1` name another product
@@ -257,66 +221,14 @@ def _cast_string(col: ColumnSpec, text: pl.Expr, exempt: Iterable[str] = ()) -> 
     canonical = pl.lit(prefix) + number.cast(pl.String).str.zfill(width) + pl.lit(suffix)
     if exempt:  # declared codes that are not products (POST, BANK CHARGES) stay as written
         canonical = pl.when(value.is_in(list(exempt))).then(value).otherwise(canonical)
-    return _Cast(canonical, _failed_as(f"not one number to build '{col.canonical}'"))
+    return Reading(canonical, failed_as(f"not one number to build '{col.canonical}'"))
 
 
-def _cast_int(col: ColumnSpec, text: pl.Expr) -> _Cast:
-    """2 and 2.0 are the same integer; 2.5, 'two' and 1e3 are not integers. With `decimal:
-    ","` a dot groups thousands (1.000 = 1000; 2,0 = 2). Undeclared, 1.000 and 2.500 are
-    refused as ambiguous: a thousand and two and a half thousand in a German export, 1 and
-    2.5 in one that writes three decimals; the column's `decimal` says which."""
-    if col.decimal == ",":
-        plain = pl.when(text.str.contains(_INT_COMMA_RE)).then(
-            text.str.replace_all(".", "", literal=True).str.replace(r",0*$", "")
-        )
-        return _Cast(plain.cast(pl.Int64, strict=False), _failed_as(_NOT_INT_COMMA))
-    value = text.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
-    if col.decimal == ".":
-        grouped = pl.when(text.str.contains(_INT_DOT_RE)).then(
-            text.str.replace_all(",", "", literal=True).str.replace(r"\.0*$", "")
-        )
-        return _Cast(
-            pl.coalesce(value, grouped.cast(pl.Int64, strict=False)),
-            _failed_as("not an integer"),
-        )
-    grouped = text.str.contains(_GROUPED_RE)
-    return _Cast(
-        pl.when(~grouped).then(value),
-        lambda t: pl.when(t.str.contains(_GROUPED_RE))
-        .then(pl.lit(_AMBIGUOUS_INT))
-        .otherwise(pl.lit("not an integer")),
-    )
-
-
-def _cast_float(col: ColumnSpec, text: pl.Expr) -> _Cast:
-    if col.decimal == ",":
-        # only a comma may be the decimal mark, so 19.99 is rejected instead of read as 1999
-        plain = pl.when(text.str.contains(_FLOAT_COMMA_RE)).then(
-            text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
-        )
-        problem = _failed_as("not a number with decimal comma")
-    elif col.decimal == ".":
-        # declared: a comma can only group thousands (1,299.00); 1,5 stays refused
-        plain = pl.when(text.str.contains(_FLOAT_DOT_RE)).then(
-            text.str.replace_all(",", "", literal=True)
-        ).otherwise(text)
-        problem = _failed_as("not a number")
-    else:
-        plain = text
-
-        def problem(t: pl.Expr) -> pl.Expr:
-            grouped = t.str.contains(_FLOAT_DOT_RE) | t.str.contains(_COMMA_GROUPED_RE)
-            return pl.when(grouped).then(pl.lit(_THOUSANDS)).otherwise(pl.lit("not a number"))
-
-    number = plain.cast(pl.Float64, strict=False)
-    return _Cast(pl.when(number.is_finite()).then(number), problem)
-
-
-def _cast_timestamp(col: ColumnSpec, text: pl.Expr) -> _Cast:
+def _cast_timestamp(col: ColumnSpec, text: pl.Expr) -> Reading:
     reading = read_timestamp(col, text)
     zone = col.timezone or "UTC"
     if zone == "UTC":
-        return _Cast(reading.value, _failed_as(reading.unreadable))
+        return Reading(reading.value, failed_as(reading.unreadable))
 
     def problem(text: pl.Expr) -> pl.Expr:
         # a wall-clock time that reads but falls in the hour a clock change skips
@@ -326,7 +238,7 @@ def _cast_timestamp(col: ColumnSpec, text: pl.Expr) -> _Cast:
             .otherwise(pl.lit(reading.unreadable))
         )
 
-    return _Cast(reading.value, problem)
+    return Reading(reading.value, problem)
 
 
 # --------------------------------------------------------------------------- rules

@@ -26,6 +26,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from aiwf_assets.ingest.numbers import as_read, read_number
 from aiwf_assets.ingest.physical import (
     BLANK_BYTES,
     ends_mid_line,
@@ -1205,13 +1206,9 @@ def _with_checked_totals(
     could not be checked. A row that already has a parse error keeps it."""
     if spec.order_total is None or texts is None or frame.is_empty():
         return frame, 0
-    # cleaning reads raw frames with this module, so its casting is imported when used
-    from aiwf_assets.cleaning.rules import cast_columns, find_failures
-
     quantity, price = spec.column("quantity"), spec.column("unit_price")
     assert quantity is not None and price is not None  # mandatory columns
     total_col = ColumnSpec(_TOTAL, "float", decimal=price.decimal)
-    reading = replace(spec, columns=(quantity, price, total_col), explode=None)
     made = [_ORDER_AMOUNT] if _ORDER_AMOUNT in frame.columns else []
     order = pl.col("order_id").str.strip_chars()
     rows = (
@@ -1221,23 +1218,25 @@ def _with_checked_totals(
                 "quantity", "unit_price", *made)  # fmt: skip
         .join(texts.select(_ROW, _TOTAL), on=_ROW, how="left")
     )
-    typed, checks = cast_columns(rows, replace(reading, columns=(quantity, price)))
-    unreadable, reasons = find_failures(typed, checks)
-    total_typed, _ = cast_columns(rows.select(_TOTAL), replace(reading, columns=(total_col,)))
-    rows = rows.with_columns(
-        unreadable.alias("__unreadable"),
-        total_typed.get_column(_TOTAL).alias("__total_value"),
-        pl.Series("__reason", [None] * rows.height, pl.String).scatter(
-            unreadable.arg_true(), reasons
-        ),
+    # read as cleaning reads them (ingest.numbers), so a value cleaning refuses is refused here
+    (units, units_why), (each, each_why), (total, _) = (
+        _number(spec, c) for c in (quantity, price, total_col)
     )
+    unreadable = units_why.is_not_null() | each_why.is_not_null()
+    rows = rows.with_columns(
+        total.alias("__total_value"),
+        unreadable.alias("__unreadable"),
+        pl.when(unreadable)
+        .then(pl.concat_str([units_why, each_why], separator=", ", ignore_nulls=True))
+        .alias("__reason"),
+    )
+    typed = rows.with_columns(units.alias("quantity"), each.alias("unit_price"))
     good = pl.col("_parse_error").is_null() & ~pl.col("__unreadable")
     # money given back later (a refund's line) is not part of what the order was charged
     refunds = [a.code for a in spec.order_amounts if a.refund]
     charged = ~(pl.col(_ORDER_AMOUNT) & pl.col("sku").is_in(refunds)) if made else pl.lit(True)
     summed = (
-        typed.with_columns(__order=rows["__order"], __good=rows.select(good).to_series())
-        .filter("__good", charged)
+        typed.filter(good, charged)
         .unique(subset=["__order", "line_number", "sku", "quantity", "unit_price", *made])
         .group_by("__order")
         .agg((pl.col("quantity") * pl.col("unit_price")).sum().round(6).alias("__sum"))
@@ -1277,6 +1276,26 @@ def _with_checked_totals(
         marked["__i"], marked["__doubt"]
     )
     return frame.with_columns(pl.coalesce(pl.col("_parse_error"), error)), len(doubts)
+
+
+def _number(spec: SourceSpec, col: ColumnSpec) -> tuple[pl.Expr, pl.Expr]:
+    """(value, why it cannot be read: null when it can) of the int or float column `col`,
+    from its text as cleaning reads it (stripped; empty and NULL tokens are missing)."""
+    text = pl.col(col.name).str.strip_chars()
+    text = pl.when(holds_nothing(text)).then(None).otherwise(text)
+    reading = read_number(as_read(spec, col), text)
+    problem = (
+        pl.format(f"{col.name}: {{}} ('{{}}')", reading.problem(text), text)
+        if reading.problem is not None
+        else pl.lit(None, pl.String)
+    )
+    why = (
+        pl.when(text.is_null())
+        .then(pl.lit(f"{col.name}: missing"))
+        .when(reading.value.is_null())
+        .then(problem)
+    )
+    return reading.value, why
 
 
 def _total_doubt(

@@ -1,0 +1,113 @@
+"""Numbers as sources write them: decimal marks, thousands separators, `2.0` for 2.
+
+Read from the stripped text of a column (`ColumnSpec.decimal` says which mark is the decimal
+one). Cleaning types every int and float column with these; parsing reads an order's stated
+total and its lines' quantities and prices with them (`ingest.parse._with_checked_totals`),
+so both read a number alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import polars as pl
+
+from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec
+
+# 1.234,56 or 1234,56; a thousands group never follows a leading 0, so 0.999 is rejected
+# (a decimal point), not read as 999
+_FLOAT_COMMA_RE = r"^[+-]?([1-9]\d{0,2}(\.\d{3})+|\d+)(,\d+)?$"
+_INT_COMMA_RE = r"^[+-]?([1-9]\d{0,2}(\.\d{3})+|\d+)(,0*)?$"
+_GROUPED_RE = r"^[+-]?[1-9]\d{0,2}(\.\d{3})+$"  # 1.000, 12.500.000: thousands or decimals?
+# with `decimal: "."` a comma groups thousands: 1,299.00 or 1,299; 0,999 and 1,5 are refused
+_FLOAT_DOT_RE = r"^[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$"
+_INT_DOT_RE = r"^[+-]?[1-9]\d{0,2}(,\d{3})+(\.0*)?$"
+_COMMA_GROUPED_RE = r"^[+-]?[1-9]\d{0,2}(\.\d{3})+,\d+$"  # 1.299,00 (undeclared: refused)
+_THOUSANDS = (
+    "a thousands separator? declare the column's decimal: '.' (1,299.00 = 1299) or ','"
+    " (1.299,00 = 1299)"
+)
+_NOT_INT_COMMA = "not an integer with decimal comma"
+_AMBIGUOUS_INT = (
+    "a thousands separator or three decimals? declare the column's decimal: ',' (1.000 ="
+    " 1000) or '.' (1.000 = 1)"
+)
+
+
+@dataclass(frozen=True)
+class Reading:
+    value: pl.Expr  # from the stripped text; null where the text does not parse
+    problem: Callable[[pl.Expr], pl.Expr] | None  # text -> what is wrong (on failing rows)
+
+
+def as_read(spec: SourceSpec, col: ColumnSpec) -> ColumnSpec:
+    """A Parquet number is written with a decimal point and no thousands separator (a
+    decimal(10,3) quantity reads `1.000`): not ambiguous, so read with `.`."""
+    if spec.format == "parquet" and col.type == "int" and col.decimal is None:
+        return dataclasses.replace(col, decimal=".")
+    return col
+
+
+def read_number(col: ColumnSpec, text: pl.Expr) -> Reading:
+    """`text` (stripped, null when empty) as the int or float column `col` reads it."""
+    return read_int(col, text) if col.type == "int" else read_float(col, text)
+
+
+def failed_as(message: str) -> Callable[[pl.Expr], pl.Expr]:
+    return lambda _text: pl.lit(message)
+
+
+def read_int(col: ColumnSpec, text: pl.Expr) -> Reading:
+    """2 and 2.0 are the same integer; 2.5, 'two' and 1e3 are not integers. With `decimal:
+    ","` a dot groups thousands (1.000 = 1000; 2,0 = 2). Undeclared, 1.000 and 2.500 are
+    refused as ambiguous: a thousand and two and a half thousand in a German export, 1 and
+    2.5 in one that writes three decimals; the column's `decimal` says which."""
+    if col.decimal == ",":
+        plain = pl.when(text.str.contains(_INT_COMMA_RE)).then(
+            text.str.replace_all(".", "", literal=True).str.replace(r",0*$", "")
+        )
+        return Reading(plain.cast(pl.Int64, strict=False), failed_as(_NOT_INT_COMMA))
+    value = text.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+    if col.decimal == ".":
+        grouped = pl.when(text.str.contains(_INT_DOT_RE)).then(
+            text.str.replace_all(",", "", literal=True).str.replace(r"\.0*$", "")
+        )
+        return Reading(
+            pl.coalesce(value, grouped.cast(pl.Int64, strict=False)),
+            failed_as("not an integer"),
+        )
+    grouped = text.str.contains(_GROUPED_RE)
+    return Reading(
+        pl.when(~grouped).then(value),
+        lambda t: pl.when(t.str.contains(_GROUPED_RE))
+        .then(pl.lit(_AMBIGUOUS_INT))
+        .otherwise(pl.lit("not an integer")),
+    )
+
+
+def read_float(col: ColumnSpec, text: pl.Expr) -> Reading:
+    """19.99 (and, with `decimal: ","`, 19,99 and 1.299,00; with `decimal: "."`, 1,299.00);
+    undeclared, a thousands separator is refused as ambiguous."""
+    if col.decimal == ",":
+        # only a comma may be the decimal mark, so 19.99 is rejected instead of read as 1999
+        plain = pl.when(text.str.contains(_FLOAT_COMMA_RE)).then(
+            text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+        )
+        problem = failed_as("not a number with decimal comma")
+    elif col.decimal == ".":
+        # declared: a comma can only group thousands (1,299.00); 1,5 stays refused
+        plain = pl.when(text.str.contains(_FLOAT_DOT_RE)).then(
+            text.str.replace_all(",", "", literal=True)
+        ).otherwise(text)
+        problem = failed_as("not a number")
+    else:
+        plain = text
+
+        def problem(t: pl.Expr) -> pl.Expr:
+            grouped = t.str.contains(_FLOAT_DOT_RE) | t.str.contains(_COMMA_GROUPED_RE)
+            return pl.when(grouped).then(pl.lit(_THOUSANDS)).otherwise(pl.lit("not a number"))
+
+    number = plain.cast(pl.Float64, strict=False)
+    return Reading(pl.when(number.is_finite()).then(number), problem)
