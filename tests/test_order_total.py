@@ -30,6 +30,7 @@ from aiwf_assets.ingest.spec import (
     DEFAULT_SOURCES_PATH,
     ReturnsSpec,
     SourcesConfig,
+    SourceSpec,
     SourceSpecError,
     declared_sources,
     parse_documents,
@@ -74,10 +75,29 @@ def sources(declared: Path) -> SourcesConfig:
     return declared_sources(declared)
 
 
+def _with(sources: SourcesConfig, spec: SourceSpec) -> SourcesConfig:
+    """`sources` with `spec` in place of the source of its name."""
+    return dataclasses.replace(sources, sources={**sources.sources, spec.name: spec})
+
+
 def _without_amounts(sources: SourcesConfig, shop: str) -> SourcesConfig:
     """The declaration as it was before `order_amounts`: line items only, Total checked."""
-    plain = dataclasses.replace(sources[shop], order_amounts=(), non_merchandise={})
-    return dataclasses.replace(sources, sources={**sources.sources, shop: plain})
+    return _with(sources, dataclasses.replace(sources[shop], order_amounts=(), non_merchandise={}))
+
+
+def _with_amount(sources: SourcesConfig, **amount: str | bool) -> SourcesConfig:
+    """shop_b reading one more order amount (`field`, `code`, `kind`, ...), its code
+    non-merchandise of its kind, as the declaration's loader makes it."""
+    spec = sources["shop_b"]
+    added = dataclasses.replace(spec.order_amounts[0], **amount)
+    return _with(
+        sources,
+        dataclasses.replace(
+            spec,
+            order_amounts=(*spec.order_amounts, added),
+            non_merchandise={**spec.non_merchandise, added.code: added.kind},
+        ),
+    )
 
 
 def _stated(data: bytes, rates: dict[str, float]) -> dict[str, float]:
@@ -165,14 +185,7 @@ def test_a_us_shop_whose_total_includes_the_tax_is_held_until_the_tax_is_read(
     held = _clean(usd, "shop_b", data.encode())
     assert held.tables["orders"].is_empty()
     assert set(held.quarantine["reasons"]) == {f"{SHORT} (Total 64.39, lines 60.00, rows 1, 2)"}
-    spec = usd["shop_b"]
-    tax = dataclasses.replace(spec.order_amounts[0], field="Taxes", code="TAX", kind="tax")
-    taxed = dataclasses.replace(
-        spec,
-        order_amounts=(*spec.order_amounts, tax),
-        non_merchandise={**spec.non_merchandise, "TAX": "tax"},
-    )
-    usd = dataclasses.replace(usd, sources={**usd.sources, "shop_b": taxed})
+    usd = _with_amount(usd, field="Taxes", code="TAX", kind="tax")
     result = _clean(usd, "shop_b", data.encode())
     assert result.quarantine.is_empty()
     assert _published(result) == {"shop_b:#3001": round(64.39 * 0.9, 2)}
@@ -270,7 +283,7 @@ def test_a_return_document_adds_up_as_written_and_is_returned_whole(
     books them all as returns, the shipping and discount lines with the goods (they take the
     order's status), so the return is the Total: -(30.00 + 4.90 - 6.00)."""
     spec = dataclasses.replace(sources["shop_b"], returns=ReturnsSpec(status_values=("returned",)))
-    refunds = dataclasses.replace(sources, sources={**sources.sources, "shop_b": spec})
+    refunds = _with(sources, spec)
     data = HEADER + (
         "#R2003,eve@example.com,returned,EUR,2026-03-04 10:00:00 +0100,28.90,,6.00,4.90,2,Mug,"
         "15.00,MUG-01\n"
@@ -302,17 +315,8 @@ def test_refunds_are_returns_of_money_outside_the_total(sources: SourcesConfig) 
         "#2003,eve@example.com,refunded,EUR,2026-03-04 12:00:00 +0100,29.90,,0.00,4.90,29.90,"
         "1,Vase,25.00,VAS-03\n"
     )
-    spec = sources["shop_b"]
-    refund = dataclasses.replace(
-        spec.order_amounts[0], field="Refunded Amount", code="REFUND", kind="refund", refund=True
-    )
-    refunding = dataclasses.replace(
-        spec,
-        order_amounts=(*spec.order_amounts, refund),
-        non_merchandise={**spec.non_merchandise, "REFUND": "refund"},
-    )
-    shops = dataclasses.replace(sources, sources={**sources.sources, "shop_b": refunding})
-    result = _clean(shops, "shop_b", data.encode())
+    refund = {"field": "Refunded Amount", "code": "REFUND", "kind": "refund"}
+    result = _clean(_with_amount(sources, **refund, refund=True), "shop_b", data.encode())
     assert result.quarantine.is_empty()
     assert _published(result) == {"shop_b:#2001": 49.9, "shop_b:#2002": 34.9, "shop_b:#2003": 0.0}
     orders = result.tables["orders"].sort("order_id")
@@ -325,11 +329,8 @@ def test_refunds_are_returns_of_money_outside_the_total(sources: SourcesConfig) 
         ("shop_b:#2003", "refund", True, -1, -29.9),
     ]
     # declared without `refund`, the amount would be taken for money charged: held
-    charged = dataclasses.replace(
-        refunding, order_amounts=(*spec.order_amounts, dataclasses.replace(refund, refund=False))
-    )
-    shops = dataclasses.replace(shops, sources={**shops.sources, "shop_b": charged})
-    assert sorted(_published(_clean(shops, "shop_b", data.encode()))) == ["shop_b:#2001"]
+    charged = _with_amount(sources, **refund)
+    assert sorted(_published(_clean(charged, "shop_b", data.encode()))) == ["shop_b:#2001"]
 
 
 # --------------------------------------------------------------------------- declaration

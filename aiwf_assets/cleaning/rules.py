@@ -342,9 +342,8 @@ def return_mark(spec: SourceSpec) -> pl.Expr:
     """True for the typed rows `spec` declares as returns or cancellations, and for the lines
     of its order amounts that are refunds (`refund: true`)."""
     marks: list[pl.Expr] = []
-    refunds = [a.code for a in spec.order_amounts if a.refund]
-    if refunds:
-        marks.append(pl.col("sku").is_in(refunds))
+    if spec.refund_codes:
+        marks.append(pl.col("sku").is_in(list(spec.refund_codes)))
     returns = spec.returns
     if returns is not None:
         if returns.order_prefix is not None:

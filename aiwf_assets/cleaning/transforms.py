@@ -151,10 +151,7 @@ def clean_source(
     split = split_orders(valid, spec)
     valid = valid.join(split, on=_ROW_ID, how="anti")
     # An order checked against its stated total is published whole or not at all.
-    rejected_ids = pl.concat(
-        [typed.filter(failed).select(_ROW_ID), clashes.select(_ROW_ID), split.select(_ROW_ID)]
-    )
-    short = short_orders(typed.join(rejected_ids, on=_ROW_ID), valid, spec)
+    short = short_orders(typed, failed, [clashes, split], valid, spec)
     valid = valid.join(short, on=_ROW_ID, how="anti").drop(_ROW_ID)
 
     rejected = pl.concat(
@@ -221,18 +218,27 @@ def split_orders(valid: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
     return valid.join(split, on=order_key).select(_ROW_ID, REASONS)
 
 
-def short_orders(rejected: pl.DataFrame, valid: pl.DataFrame, spec: SourceSpec) -> pl.DataFrame:
+def short_orders(
+    typed: pl.DataFrame, failed: pl.Series, rejected: list[pl.DataFrame], valid: pl.DataFrame,
+    spec: SourceSpec,
+) -> pl.DataFrame:
     """(row id, reason) of the valid lines of each order that lost a line with money to the
-    quarantine (`rejected`: typed rows), for a source whose orders are checked against the
+    quarantine (the `typed` rows that `failed` their rules, or whose row ids `rejected`
+    lists: key clashes, split orders), for a source whose orders are checked against the
     total its export states (`order_total`): published without that line, the order would
     not add up to it. A rejected line whose quantity and price read and make 0 (a free gift
-    refused for its 0.00 price) takes no money away and holds nothing back."""
+    refused for its 0.00 price) takes no money away and holds nothing back. Other sources:
+    nothing is looked at."""
     empty = pl.DataFrame(schema={_ROW_ID: valid.schema[_ROW_ID], REASONS: pl.String})
-    if spec.order_total is None or rejected.is_empty() or valid.is_empty():
+    if spec.order_total is None or valid.is_empty():
+        return empty
+    ids = pl.concat([typed.filter(failed).select(_ROW_ID), *(r.select(_ROW_ID) for r in rejected)])
+    rejected_rows = typed.join(ids, on=_ROW_ID)
+    if rejected_rows.is_empty():
         return empty
     money = pl.col("quantity") * pl.col("unit_price")
     lost = (
-        rejected.filter(money.is_null() | (money != 0))
+        rejected_rows.filter(money.is_null() | (money != 0))
         .group_by("order_id")
         .agg(pl.col("_source_row").unique().sort().cast(pl.String).str.join(", ").alias("rows"))
     )

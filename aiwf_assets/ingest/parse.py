@@ -336,9 +336,8 @@ def _json_read_schema(spec: SourceSpec) -> pl.Schema:
         for path in col.source:
             _insert_path(tree, path.split("."))
     # the order's own money (`order_amounts`, `order_total`): read as text, like a column
-    for path in [a.field for a in spec.order_amounts] + [spec.order_total or ""]:
-        if path:
-            _insert_path(tree, path.split("."))
+    for path in spec.order_fields:
+        _insert_path(tree, path.split("."))
     if spec.explode is not None:
         items: dict[str, Any] = {}
         for col in spec.explode.columns:
@@ -1233,7 +1232,7 @@ def _with_checked_totals(
     typed = rows.with_columns(units.alias("quantity"), each.alias("unit_price"))
     good = pl.col("_parse_error").is_null() & ~pl.col("__unreadable")
     # money given back later (a refund's line) is not part of what the order was charged
-    refunds = [a.code for a in spec.order_amounts if a.refund]
+    refunds = list(spec.refund_codes)
     charged = ~(pl.col(_ORDER_AMOUNT) & pl.col("sku").is_in(refunds)) if made else pl.lit(True)
     summed = (
         typed.filter(good, charged)
@@ -1545,8 +1544,7 @@ def _found_names(present: frozenset[str], spec: SourceSpec) -> list[tuple[Column
 
 def _mapped_paths(spec: SourceSpec) -> list[str]:
     paths = [p for c in spec.columns for p in c.source] + list(spec.ignore)
-    paths += [a.field for a in spec.order_amounts]
-    paths += [spec.order_total] if spec.order_total is not None else []
+    paths += spec.order_fields
     if spec.explode is not None:
         paths += [f"{spec.explode.field}.{p}" for c in spec.explode.columns for p in c.source]
     return paths

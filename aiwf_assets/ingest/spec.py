@@ -375,6 +375,19 @@ class SourceSpec:
         return tuple(c.name for c in self.all_columns)
 
     @property
+    def order_fields(self) -> tuple[str, ...]:
+        """The export's order-level money fields read besides the columns: each of
+        `order_amounts` and the `order_total` (dotted for nested JSON fields)."""
+        total = () if self.order_total is None else (self.order_total,)
+        return tuple(a.field for a in self.order_amounts) + total
+
+    @property
+    def refund_codes(self) -> tuple[str, ...]:
+        """The product codes of the lines made from `refund` order amounts: return lines of
+        money given back, not part of the order's stated total."""
+        return tuple(a.code for a in self.order_amounts if a.refund)
+
+    @property
     def business_day_end(self) -> dt.time | None:
         """`day_ends_at` as a time of day; None: the file's day is the calendar day."""
         return None if self.day_ends_at is None else dt.time.fromisoformat(self.day_ends_at)
