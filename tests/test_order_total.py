@@ -225,6 +225,36 @@ def test_an_unreadable_line_holds_its_order_naming_the_row(sources: SourcesConfi
     }
 
 
+def test_a_reason_never_quotes_an_address_or_a_phone_number_in_clear(
+    sources: SourcesConfig,
+) -> None:
+    """Fields shifted into the Total or a price (found by a probe: the held order's reason
+    quoted them as written, so the quarantine held an e-mail address and a phone number in
+    clear). Identifiers are masked and long text is cut, as cleaning's own reasons are."""
+    note = "Call Frank Moser on 0170 1234567 about this order please"
+    data = HEADER + (
+        f"{EVE}frank.moser@example.org,,0.00,4.90,1,Mug,15.00,MUG-01\n"
+        "#2002,,paid,EUR,2026-03-04 11:00:00 +0100,15.00,,0.00,0.00,1,Mug,+49 170 1234567,"
+        "MUG-01\n"
+        f"#2003,,paid,EUR,2026-03-04 11:00:00 +0100,15.00,,0.00,0.00,1,Mug,{note},MUG-01\n"
+    )
+    result = _clean(sources, "shop_b", data.encode())
+    assert result.tables["orders"].is_empty()
+    reasons = _reasons(result)
+    assert sorted(reasons) == [1, 2, 3]
+    assert reasons[1] == (
+        f"record: order_total: the order's Total is not a number, {HELD} ('<email>', row 1)"
+    )
+    unread = (
+        "record: order_total: the order's lines cannot all be read to check them against its "
+        f"Total, {HELD} (row {{}}: unit_price: not a number ('{{}}'), Total 15.00)"
+    )
+    assert reasons[2] == unread.format(2, "<phone>")
+    assert reasons[3] == unread.format(3, "Call Frank Moser on <phone> about t…")
+    text = " ".join(result.quarantine.select(pl.concat_str(pl.all(), ignore_nulls=True))[:, 0])
+    assert "@" not in text and "1234567" not in text
+
+
 @pytest.mark.parametrize(
     ("first", "second", "why"),
     [

@@ -20,7 +20,14 @@ import polars as pl
 import polars.selectors as cs
 
 from aiwf_assets.cleaning.pii import redact_text
-from aiwf_assets.ingest.numbers import Reading, as_read, failed_as, read_float, read_int
+from aiwf_assets.ingest.numbers import (
+    Reading,
+    as_read,
+    failed_as,
+    read_float,
+    read_int,
+    shortened,
+)
 from aiwf_assets.ingest.parse import holds_nothing
 from aiwf_assets.ingest.spec import ColumnSpec, SourceSpec, canonical_parts, normalised
 from aiwf_assets.ingest.timestamps import read_timestamp
@@ -30,7 +37,6 @@ _TEXT = "__text_"  # prefix of the stripped source text kept beside each typed v
 _FAILED = "__failed"
 _TRUE = ("true", "1", "yes", "y", "t")
 _FALSE = ("false", "0", "no", "n", "f")
-_QUOTE_CHARS = 40
 
 # Event times before this are clock or export faults (epoch 0, default dates), not history.
 EARLIEST_EVENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -38,13 +44,8 @@ EARLIEST_EVENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 def shown(text: pl.Expr, *, quote: bool) -> pl.Expr:
     """`('two')` for source text, `(-3)` for a typed value; shortened, identifiers masked."""
-    short = (
-        pl.when(text.str.len_chars() > _QUOTE_CHARS)
-        .then(text.str.slice(0, _QUOTE_CHARS) + "…")
-        .otherwise(text)
-    )
     mark = "'" if quote else ""
-    return pl.lit(f"({mark}") + redact_text(short) + pl.lit(f"{mark})")
+    return pl.lit(f"({mark}") + redact_text(shortened(text)) + pl.lit(f"{mark})")
 
 
 def _blank_to_null(expr: pl.Expr) -> pl.Expr:

@@ -156,7 +156,10 @@ def clean_source(
 
     rejected = pl.concat(
         [
-            unreadable.with_columns((pl.lit("record: ") + pl.col("_parse_error")).alias(REASONS)),
+            # a parse error may quote what a field held (an address in the Total column)
+            unreadable.with_columns(
+                (pl.lit("record: ") + redact_text(pl.col("_parse_error"))).alias(REASONS)
+            ),
             readable.filter(failed).with_columns(reasons).drop(_ROW_ID),
             readable.join(clashes, on=_ROW_ID)
             .with_columns(clash_reason.alias(REASONS))

@@ -30,6 +30,8 @@ _THOUSANDS = (
     " (1.299,00 = 1299)"
 )
 _NOT_INT_COMMA = "not an integer with decimal comma"
+# a value quoted in a reason is cut to this many characters (free text in a wrong column)
+QUOTE_CHARS = 40
 _AMBIGUOUS_INT = (
     "a thousands separator or three decimals? declare the column's decimal: ',' (1.000 ="
     " 1000) or '.' (1.000 = 1)"
@@ -111,3 +113,17 @@ def read_float(col: ColumnSpec, text: pl.Expr) -> Reading:
 
     number = plain.cast(pl.Float64, strict=False)
     return Reading(pl.when(number.is_finite()).then(number), problem)
+
+
+def shortened(text: pl.Expr) -> pl.Expr:
+    """`text` cut to QUOTE_CHARS characters and an ellipsis, to quote in a reason."""
+    return (
+        pl.when(text.str.len_chars() > QUOTE_CHARS)
+        .then(text.str.slice(0, QUOTE_CHARS) + "…")
+        .otherwise(text)
+    )
+
+
+def shortened_text(text: str) -> str:
+    """`shortened` for one value."""
+    return text if len(text) <= QUOTE_CHARS else f"{text[:QUOTE_CHARS]}…"
