@@ -225,6 +225,29 @@ def test_an_unreadable_line_holds_its_order_naming_the_row(sources: SourcesConfi
     }
 
 
+def test_lines_that_state_their_total_are_summed_as_written(sources: SourcesConfig) -> None:
+    """`unit_price: {..., line_total: true}`: the price field holds quantity x price (an item
+    sales report's Net Sales), so the order's sum is its lines' fields; read as unit prices
+    the same file does not add up and is held."""
+    data = HEADER + f"{EVE}34.90,,0.00,4.90,2,Mug,30.00,MUG-01\n"
+    spec = sources["shop_b"]
+    totals = dataclasses.replace(
+        spec,
+        columns=tuple(
+            dataclasses.replace(c, line_total=True) if c.name == "unit_price" else c
+            for c in spec.columns
+        ),
+    )
+    result = _clean(_with(sources, totals), "shop_b", data.encode())
+    assert result.quarantine.is_empty()
+    assert _published(result) == {"shop_b:#2001": 34.9}
+    mug = result.tables["order_lines"].filter(pl.col("sku") == "MUG-01")
+    assert mug.select("quantity", "unit_price").rows() == [(2, 15.0)]
+    held = _clean(sources, "shop_b", data.encode())
+    assert held.tables["orders"].is_empty()
+    assert set(held.quarantine["reasons"]) == {f"{SHORT} (Total 34.90, lines 64.90, row 1)"}
+
+
 def test_a_reason_never_quotes_an_address_or_a_phone_number_in_clear(
     sources: SourcesConfig,
 ) -> None:

@@ -9,6 +9,7 @@ so both read a number alike.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -91,7 +92,14 @@ def read_int(col: ColumnSpec, text: pl.Expr) -> Reading:
 
 def read_float(col: ColumnSpec, text: pl.Expr) -> Reading:
     """19.99 (and, with `decimal: ","`, 19,99 and 1.299,00; with `decimal: "."`, 1,299.00);
-    undeclared, a thousands separator is refused as ambiguous."""
+    undeclared, a thousands separator is refused as ambiguous. With a `symbol`, the amount
+    may be written with it (`without_symbol`)."""
+    if col.symbol is not None:
+        symbol = col.symbol
+        plain = read_float(dataclasses.replace(col, symbol=None), without_symbol(symbol, text))
+        problem = plain.problem
+        assert problem is not None
+        return Reading(plain.value, lambda t: problem(without_symbol(symbol, t)))
     if col.decimal == ",":
         # only a comma may be the decimal mark, so 19.99 is rejected instead of read as 1999
         plain = pl.when(text.str.contains(_FLOAT_COMMA_RE)).then(
@@ -113,6 +121,32 @@ def read_float(col: ColumnSpec, text: pl.Expr) -> Reading:
 
     number = plain.cast(pl.Float64, strict=False)
     return Reading(pl.when(number.is_finite()).then(number), problem)
+
+
+def without_symbol(symbol: str, text: pl.Expr) -> pl.Expr:
+    """An amount written with its currency sign as a plain number: the sign before or after
+    the number, a space between them or not, a minus before or after the sign (`$4.50`,
+    `-$0.50`, `$-0.50`, `4,50 €`, `- € 3`), a negative in accounting parentheses (`($1.00)`
+    = -1.00). Text with the sign twice, another sign, or parentheses around a signed
+    number stays as written, so it is refused as not a number."""
+    sign = re.escape(symbol)
+    parenthesised = text.str.contains(r"^\(.*\)$")
+    inner = text.str.replace(r"^\((.*)\)$", "${1}").str.strip_chars()
+    plain = (
+        inner.str.replace(rf"^([+-]?)\s*{sign}\s*", "${1}")
+        .str.replace(rf"\s*{sign}$", "")
+        .str.replace(r"^([+-])\s+", "${1}")
+    )
+    once = text.str.count_matches(symbol, literal=True) <= 1
+    return (
+        pl.when(~once)
+        .then(text)
+        .when(parenthesised & plain.str.contains(r"^[+-]"))
+        .then(text)
+        .when(parenthesised)
+        .then(pl.lit("-") + plain)
+        .otherwise(plain)
+    )
 
 
 def shortened(text: pl.Expr) -> pl.Expr:

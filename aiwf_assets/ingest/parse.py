@@ -1232,6 +1232,8 @@ def _with_checked_totals(
         .then(pl.concat_str([units_why, each_why], separator=", ", ignore_nulls=True))
         .alias("__reason"),
     )
+    if price.line_total:  # the field is the line's total: its money whatever the quantity
+        each = pl.when(units != 0).then(each / units).otherwise(each)
     typed = rows.with_columns(units.alias("quantity"), each.alias("unit_price"))
     good = pl.col("_parse_error").is_null() & ~pl.col("__unreadable")
     # money given back later (a refund's line) is not part of what the order was charged

@@ -293,6 +293,12 @@ class ColumnSpec:
     # string columns: (source word, contract value) pairs, applied after `normalise`
     # (`(("web", "email"), ("mail", "email"))`); a word not listed is kept as it is
     recode: tuple[tuple[str, str], ...] = ()
+    # float columns: the currency sign the export writes with its amounts (`$4.50`, `-$0.50`,
+    # `($1.00)`, `4,50 €`); values written without it read as before
+    symbol: str | None = None
+    # `unit_price` of order lines: the field is the line's total (quantity x price, as an
+    # item sales export writes `Net Sales`); the unit price is it divided by the quantity
+    line_total: bool = False
 
 
 @dataclass(frozen=True)
@@ -1089,7 +1095,11 @@ _COLUMN_KEYS = {
     "pattern",
     "decimal",
     "recode",
+    "symbol",
+    "line_total",
 }
+# a currency sign: no digit, sign, parenthesis or white space, at most 5 characters
+_SYMBOL_RE = re.compile(r"^[^\d\s()+\-]{1,5}$")
 
 
 def _columns(
@@ -1217,6 +1227,25 @@ def _column(
     if decimal is not None and ctype not in ("float", "int"):
         raise SourceSpecError(f"{where}.decimal: only for float and int columns")
 
+    symbol = body.get("symbol")
+    if symbol is not None:
+        if ctype != "float":
+            raise SourceSpecError(f"{where}.symbol: only for float columns (amounts)")
+        if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol) or symbol in ".,":
+            raise SourceSpecError(
+                f"{where}.symbol: the currency sign written with the amounts, like '$' or "
+                f"'€' (no digits, signs, parentheses or spaces; not the decimal mark), "
+                f"got {symbol!r}"
+            )
+    line_total = body.get("line_total", False)
+    if not isinstance(line_total, bool):
+        raise SourceSpecError(f"{where}.line_total: true or false")
+    if line_total and (name != "unit_price" or "quantity" not in contract.columns):
+        raise SourceSpecError(
+            f"{where}.line_total: only for the unit_price of order lines (a field holding "
+            "quantity x price)"
+        )
+
     recode = (
         _recode(body["recode"], name, body, contract, normalise, pattern, f"{where}.recode")
         if "recode" in body
@@ -1238,6 +1267,8 @@ def _column(
         pattern=pattern,
         decimal=decimal,
         recode=recode,
+        symbol=symbol,
+        line_total=line_total,
     )
 
 

@@ -1,0 +1,216 @@
+"""A till's item sales report: amounts written with the dollar sign, lines that state their total.
+
+The shape of Square's "Item Sales" CSV (tests/fixtures/item_sales): one row per item line,
+`$5.25`, `-$0.65` and `"$1,249.00"` as the money, no unit price but the line's totals
+(`Gross Sales`, and `Net Sales` after the line's discount), a refund a row with a negative
+quantity and negative money. Before the `symbol` and `line_total` keys such an export could
+not be declared at all: every amount was refused as not a number, and mapping `Net Sales` as
+the unit price would have published 2 croissants sold for $5.85 as $11.70. The expected
+amounts are read from the file with `csv` alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from aiwf_assets.cleaning import CleanResult, clean_orders_day
+from aiwf_assets.cleaning.transforms import IDENTITY_SCHEMA
+from aiwf_assets.ingest.numbers import read_float
+from aiwf_assets.ingest.parse import parse_landing
+from aiwf_assets.ingest.spec import (
+    DEFAULT_SOURCES_PATH,
+    ColumnSpec,
+    SourcesConfig,
+    SourceSpecError,
+    declared_sources,
+    parse_documents,
+)
+from tests.test_third_party_export import run_to_marts
+
+FIXTURE = Path(__file__).parent / "fixtures" / "item_sales"
+DECLARED = FIXTURE / "sources.yaml"
+KEY = b"test-pii-key"
+DAY = dt.date(2026, 3, 4)
+CAFE = "cafe"
+
+
+def _export() -> bytes:
+    return (FIXTURE / CAFE / f"{DAY}.csv").read_bytes()
+
+
+def _dollars(text: str) -> float:
+    """An amount as the report writes it, read by hand: `-$0.65`, `"$1,249.00"`."""
+    return float(text.replace("$", "").replace(",", ""))
+
+
+def _rows(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode())))
+
+
+def _clean(sources: SourcesConfig, data: bytes) -> CleanResult:
+    frame = parse_landing(data, sources[CAFE], f"{CAFE}/{DAY}.csv").frame
+    return clean_orders_day({CAFE: frame}, IDENTITY_SCHEMA.to_frame(), KEY, DAY, sources)
+
+
+def _sold(rows: list[dict[str, str]], rate: float) -> dict[str, float]:
+    """Each transaction's net sales in EUR, from the report's Net Sales."""
+    totals: dict[str, float] = {}
+    for row in rows:
+        order = f"{CAFE}:{row['Transaction ID']}"
+        totals[order] = totals.get(order, 0.0) + _dollars(row["Net Sales"]) * rate
+    return {order: round(total, 2) for order, total in totals.items()}
+
+
+def test_every_line_is_published_at_what_it_was_sold_for() -> None:
+    sources = declared_sources(DECLARED)
+    rate = sources.currency_rates_to_eur["USD"]
+    rows = _rows(_export())
+    result = _clean(sources, _export())
+    assert result.quarantine.is_empty()
+    lines = result.tables["order_lines"]
+    assert lines.height == len(rows)
+    # the line's money is its Net Sales; the unit price that, over the quantity
+    amounts = sorted(
+        zip(lines["order_id"], lines["sku"], lines["line_amount_source"], strict=True)
+    )
+    assert amounts == sorted(
+        (f"{CAFE}:{r['Transaction ID']}", r["SKU"], _dollars(r["Net Sales"])) for r in rows
+    )
+    muffins = lines.filter(pl.col("sku") == "MUF-03").row(0, named=True)
+    assert muffins["quantity"] == 3
+    assert muffins["unit_price"] == pytest.approx(10.0 / 3 * rate)
+    orders = result.tables["orders"]
+    published = dict(zip(orders["order_id"], orders["order_total"].round(2), strict=True))
+    assert published == _sold(rows, rate)
+    # the refund: a return of one latte, its money given back
+    refund = lines.filter(pl.col("order_id") == f"{CAFE}:T-8844").row(0, named=True)
+    assert (refund["is_return"], refund["quantity"], refund["line_amount_source"]) == (
+        True, -1, -5.25,
+    )
+    counts = result.accounting.row(0, named=True)
+    assert counts["rows_in"] == counts["rows_cleaned"] == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("symbol", "decimal", "text", "value"),
+    [
+        ("$", None, "$4.50", 4.5),
+        ("$", None, "4.50", 4.5),  # written without the sign
+        ("$", None, "-$0.65", -0.65),
+        ("$", None, "$-0.65", -0.65),
+        ("$", None, "- $ 0.65", -0.65),
+        ("$", None, "($1.00)", -1.0),  # accounting negative
+        ("$", ".", "$1,249.00", 1249.0),
+        ("$", None, "$1,249.00", None),  # a thousands separator, undeclared: refused
+        ("$", None, "€4.50", None),  # another sign
+        ("$", None, "$$4.50", None),
+        ("$", None, "(-$1.00)", None),  # signed twice
+        ("$", None, "$", None),
+        ("€", ",", "4,50 €", 4.5),
+        ("€", ",", "€1.299,00", 1299.0),
+        ("€", ",", "(3,00€)", -3.0),
+        ("€", ",", "4.50 €", None),  # a decimal point where commas are declared
+        ("kr.", ",", "12,50 kr.", 12.5),
+    ],
+)
+def test_an_amount_reads_with_its_currency_sign_wherever_it_is_written(
+    symbol: str, decimal: str | None, text: str, value: float | None
+) -> None:
+    col = ColumnSpec("unit_price", "float", decimal=decimal, symbol=symbol)
+    read = pl.select(read_float(col, pl.lit(text)).value).item()
+    assert read == (pytest.approx(value) if value is not None else None)
+
+
+def test_an_amount_in_another_currency_is_quarantined_naming_it() -> None:
+    """The report's sign is the source's: a euro amount in a dollar report is not read as
+    dollars (the row is refused with its value, the rest is published)."""
+    data = _export().replace(b"$3.25,$0.29", b"\xe2\x82\xac3.25,$0.29")
+    rows = _rows(data)
+    result = _clean(declared_sources(DECLARED), data)
+    assert result.quarantine.select("source_row", "reasons").rows() == [
+        (7, "unit_price: not a number ('€3.25')")
+    ]
+    assert result.tables["order_lines"].height + result.quarantine.height == len(rows)
+
+
+def test_without_the_keys_no_amount_is_read() -> None:
+    """What a user who declares the report like any other gets: every line refused as not
+    a number, so the day meets the quarantine guard rather than publishing nothing."""
+    sources = declared_sources(DECLARED)
+    spec = sources[CAFE]
+    price = dataclasses.replace(spec.column("unit_price"), symbol=None)
+    plain = dataclasses.replace(
+        spec, columns=tuple(price if c.name == "unit_price" else c for c in spec.columns)
+    )
+    result = _clean(dataclasses.replace(sources, sources={CAFE: plain}), _export())
+    assert result.tables["order_lines"].is_empty()
+    assert result.quarantine.height == len(_rows(_export()))
+    assert result.quarantine["reasons"][0] == "unit_price: not a number ('$5.25')"
+
+
+SOURCE = """
+version: 1
+sources:
+  till:
+    contract: order_lines
+    channel: till
+    format: csv
+    landing: till/{date}.csv
+    columns:
+      order_id:    {from: id, type: string}
+      line_number: {from: line, type: int}
+      ordered_at:  {from: at, type: timestamp, timestamp_format: iso8601}
+      currency:    {constant: USD, type: string}
+      sku:         {from: sku, type: string}
+      quantity:    {from: qty, type: int%(quantity)s}
+      unit_price:  {from: total, type: float%(price)s}
+"""
+
+
+@pytest.mark.parametrize(
+    ("quantity", "price", "error"),
+    [
+        (", symbol: $", "", r"quantity\.symbol: only for float columns"),
+        ("", ", symbol: 1$", r"unit_price\.symbol: the currency sign"),
+        ("", ", symbol: '.'", r"unit_price\.symbol: the currency sign"),
+        ("", ", symbol: '( $ )'", r"unit_price\.symbol: the currency sign"),
+        (", line_total: true", "", r"quantity\.line_total: only for the unit_price"),
+        ("", ", line_total: yes please", r"unit_price\.line_total: true or false"),
+    ],
+)
+def test_a_declaration_that_cannot_work_is_refused_naming_the_key(
+    quantity: str, price: str, error: str
+) -> None:
+    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
+    good = SOURCE % {"quantity": "", "price": ", symbol: $, line_total: true"}
+    declared = parse_documents([packaged, ("till.yaml", good)])["till"].column("unit_price")
+    assert declared is not None and (declared.symbol, declared.line_total) == ("$", True)
+    with pytest.raises(SourceSpecError, match=error):
+        parse_documents([packaged, ("till.yaml", SOURCE % {"quantity": quantity, "price": price})])
+
+
+def test_the_marts_hold_what_the_cafe_sold(tmp_path: Path) -> None:
+    landing = tmp_path / "landing" / CAFE
+    landing.mkdir(parents=True)
+    (landing / f"{DAY}.csv").write_bytes(_export())
+    run_to_marts(tmp_path, DECLARED, str(DAY), str(DAY))
+    rows = _rows(_export())
+    rate = declared_sources(DECLARED).currency_rates_to_eur["USD"]
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        assert con.sql("select count(*) from cleaned.quarantine").fetchall() == [(0,)]
+        served = dict(con.sql("select order_id, order_total from marts.fct_orders").fetchall())
+        units = dict(con.sql("select order_id, n_units from marts.fct_orders").fetchall())
+    assert {o: round(t, 2) for o, t in served.items()} == _sold(rows, rate)
+    expected_units: dict[str, int] = {}
+    for r in rows:
+        order = f"{CAFE}:{r['Transaction ID']}"
+        expected_units[order] = expected_units.get(order, 0) + int(r["Qty"])
+    assert units == expected_units
