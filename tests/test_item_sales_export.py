@@ -15,7 +15,9 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import json
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
@@ -156,6 +158,66 @@ def test_without_the_keys_no_amount_is_read() -> None:
     assert result.quarantine["reasons"][0] == "unit_price: not a number ('$5.25')"
 
 
+def test_the_time_of_day_is_read_from_its_own_field() -> None:
+    """`time_from: Time`: each order's time is its Date and Time, a local time of the
+    café's zone; before, only the Date could be mapped (every sale at noon UTC)."""
+    rows = _rows(_export())
+    result = _clean(declared_sources(DECLARED), _export())
+    orders = result.tables["orders"]
+    published = dict(zip(orders["order_id"], orders["ordered_at"], strict=True))
+    zone = ZoneInfo("America/New_York")
+    assert published == {
+        f"{CAFE}:{r['Transaction ID']}": dt.datetime.fromisoformat(f"{r['Date']}T{r['Time']}")
+        .replace(tzinfo=zone)
+        .astimezone(dt.UTC)
+        for r in rows
+    }
+
+
+def test_a_sale_without_its_time_is_quarantined_and_a_file_without_the_field_says_so() -> None:
+    sources = declared_sources(DECLARED)
+    data = _export().replace(b"2026-03-04,09:12:44,", b"2026-03-04,,", 1)
+    result = _clean(sources, data)
+    assert result.quarantine.select("source_row", "reasons").rows() == [
+        (3, "ordered_at: not a timestamp in format '%Y-%m-%d %H:%M:%S' ('2026-03-04')")
+    ]
+    lines = _export().decode().splitlines()
+    without = "\n".join(",".join(r.split(",")[:1] + r.split(",")[2:]) for r in lines) + "\n"
+    parsed = parse_landing(without.encode(), sources[CAFE], f"{CAFE}/{DAY}.csv")
+    assert parsed.missing_columns == ("ordered_at.Time",)
+    assert _clean(sources, without.encode()).tables["order_lines"].is_empty()
+
+
+def test_a_json_export_with_the_time_apart_reads_it() -> None:
+    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
+    declaration = """
+version: 1
+sources:
+  kiosk:
+    contract: order_lines
+    channel: kiosk
+    format: jsonl
+    landing: kiosk/{date}.jsonl
+    columns:
+      order_id:    {from: receipt.id, type: string}
+      line_number: {from: line, type: int}
+      ordered_at:  {from: receipt.date, time_from: receipt.time, type: timestamp,
+                    timestamp_format: "%d.%m.%Y %H:%M", timezone: Europe/Berlin}
+      currency:    {constant: EUR, type: string}
+      sku:         {from: sku, type: string}
+      quantity:    {from: qty, type: int}
+      unit_price:  {from: price, type: float}
+"""
+    spec = parse_documents([packaged, ("kiosk.yaml", declaration)])["kiosk"]
+    record = {
+        "receipt": {"id": "K1", "date": "04.03.2026", "time": "23:30"},
+        "line": 1, "sku": "MUG-01", "qty": 1, "price": "12.50",
+    }
+    parsed = parse_landing(f"{json.dumps(record)}\n".encode(), spec, f"kiosk/{DAY}.jsonl")
+    assert parsed.missing_columns == () and parsed.extra_columns == ()
+    assert parsed.frame["ordered_at"].to_list() == ["04.03.2026 23:30"]
+
+
 SOURCE = """
 version: 1
 sources:
@@ -184,6 +246,7 @@ sources:
         ("", ", symbol: '( $ )'", r"unit_price\.symbol: the currency sign"),
         (", line_total: true", "", r"quantity\.line_total: only for the unit_price"),
         ("", ", line_total: yes please", r"unit_price\.line_total: true or false"),
+        (", time_from: hour", "", r"quantity\.time_from: only for timestamp columns"),
     ],
 )
 def test_a_declaration_that_cannot_work_is_refused_naming_the_key(
@@ -195,6 +258,26 @@ def test_a_declaration_that_cannot_work_is_refused_naming_the_key(
     assert declared is not None and (declared.symbol, declared.line_total) == ("$", True)
     with pytest.raises(SourceSpecError, match=error):
         parse_documents([packaged, ("till.yaml", SOURCE % {"quantity": quantity, "price": price})])
+
+
+@pytest.mark.parametrize(
+    ("ordered_at", "error"),
+    [
+        ("{from: at, time_from: at, type: timestamp, timestamp_format: iso8601}",
+         "'at' is already its from"),
+        ("{from: at, time_from: hour, type: timestamp, timestamp_format: epoch_s}",
+         "epoch_s already holds the time"),
+        ("{constant: '2026-03-04', time_from: hour, type: timestamp}",
+         "only for timestamp columns read with from"),
+    ],
+)
+def test_a_time_of_day_that_cannot_be_read_is_refused(ordered_at: str, error: str) -> None:
+    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
+    plain = "{from: at, type: timestamp, timestamp_format: iso8601}"
+    bad = (SOURCE % {"quantity": "", "price": ""}).replace(plain, ordered_at)
+    assert bad != SOURCE % {"quantity": "", "price": ""}
+    with pytest.raises(SourceSpecError, match=f"ordered_at\\.time_from: {error}"):
+        parse_documents([packaged, ("till.yaml", bad)])
 
 
 def test_the_marts_hold_what_the_cafe_sold(tmp_path: Path) -> None:

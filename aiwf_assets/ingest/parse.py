@@ -335,8 +335,9 @@ def _json_read_schema(spec: SourceSpec) -> pl.Schema:
     for col in spec.columns:
         for path in col.source:
             _insert_path(tree, path.split("."))
-    # the order's own money (`order_amounts`, `order_total`): read as text, like a column
-    for path in spec.order_fields:
+    # the order's own money (`order_amounts`, `order_total`) and the times of day of dates
+    # (`time_from`): read as text, like a column
+    for path in (*spec.order_fields, *spec.time_fields):
         _insert_path(tree, path.split("."))
     if spec.explode is not None:
         items: dict[str, Any] = {}
@@ -941,7 +942,24 @@ def _column_expr(
         # the first name with a value wins: a CSV field left empty (or `NULL`) under one name
         # falls back to the next; with none valued, the first as written
         exprs = [*(_valued(e) for e in exprs), exprs[0]]
-    return (pl.coalesce(exprs) if exprs else pl.lit(None, pl.String)).alias(col.name)
+    value = pl.coalesce(exprs) if exprs else pl.lit(None, pl.String)
+    if col.time_from is not None:
+        value = _with_time_of_day(value, col.time_from, fields, base, present, prefix)
+    return value.alias(col.name)
+
+
+def _with_time_of_day(
+    date: pl.Expr, path: str, fields: dict[str, pl.DataType], base: pl.Expr | None,
+    present: frozenset[str], prefix: str,
+) -> pl.Expr:
+    """`<date> <time>` of a column whose time of day is written in the field `path`
+    (`time_from`), each stripped; the date alone where the time holds nothing (cleaning
+    then refuses it for the format) or the field is missing from the file."""
+    if not _is_present(f"{prefix}.{path}" if prefix else path, present):
+        return date
+    time = _valued(_text(*_resolve(path, fields, base))).str.strip_chars()
+    day = date.str.strip_chars()
+    return pl.when(time.is_null() | (time == "")).then(date).otherwise(day + " " + time)
 
 
 # the version of how `aliases` are read, for the raw versions of sources that declare them
@@ -1474,7 +1492,7 @@ def _carries_line_fields(frame: pl.DataFrame, spec: SourceSpec) -> bool:
 
 
 def _line_paths(spec: SourceSpec) -> set[str]:
-    return {p for c in spec.columns for p in c.source}
+    return {p for c in spec.columns for p in c.source} | set(spec.time_fields)
 
 
 def _unmapped_fields(
@@ -1551,7 +1569,7 @@ def _found_names(present: frozenset[str], spec: SourceSpec) -> list[tuple[Column
 
 def _mapped_paths(spec: SourceSpec) -> list[str]:
     paths = [p for c in spec.columns for p in c.source] + list(spec.ignore)
-    paths += spec.order_fields
+    paths += [*spec.order_fields, *spec.time_fields]
     if spec.explode is not None:
         paths += [f"{spec.explode.field}.{p}" for c in spec.explode.columns for p in c.source]
     return paths
@@ -1576,8 +1594,13 @@ def _missing_columns(present: frozenset[str], spec: SourceSpec) -> tuple[str, ..
     amounts = tuple(
         f"order_amounts.{a.field}" for a in spec.order_amounts if not _is_present(a.field, present)
     )
+    times = tuple(
+        f"{c.name}.{c.time_from}"
+        for c in spec.columns
+        if c.time_from is not None and not _is_present(c.time_from, present)
+    )
     total = spec.order_total
-    return columns + amounts + (
+    return columns + times + amounts + (
         (f"order_total.{total}",) if total is not None and not _is_present(total, present) else ()
     )
 

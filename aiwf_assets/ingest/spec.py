@@ -297,8 +297,11 @@ class ColumnSpec:
     # `($1.00)`, `4,50 €`); values written without it read as before
     symbol: str | None = None
     # `unit_price` of order lines: the field is the line's total (quantity x price, as an
-    # item sales export writes `Net Sales`); the unit price is it divided by the quantity
+    # item sales report writes `Net Sales`); the unit price is it divided by the quantity
     line_total: bool = False
+    # timestamp columns read `from` a date field: the field holding the time of day, read
+    # as `<date> <time>` (a till writing `Date` and `Time` apart)
+    time_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -386,6 +389,11 @@ class SourceSpec:
         `order_amounts` and the `order_total` (dotted for nested JSON fields)."""
         total = () if self.order_total is None else (self.order_total,)
         return tuple(a.field for a in self.order_amounts) + total
+
+    @property
+    def time_fields(self) -> tuple[str, ...]:
+        """The fields read as the time of day of a date column (`time_from`)."""
+        return tuple(c.time_from for c in self.columns if c.time_from is not None)
 
     @property
     def refund_codes(self) -> tuple[str, ...]:
@@ -1063,7 +1071,7 @@ def _check_coverage(spec: SourceSpec, where: str) -> None:
                     f"{ORDER_DAY!r} (the day of the order time)"
                 )
     # A field read both as a value and as an object holding mapped fields cannot be read.
-    paths = [p for c in spec.columns for p in c.source]
+    paths = [p for c in spec.columns for p in c.source] + list(spec.time_fields)
     if spec.explode is not None:
         paths.append(spec.explode.field)
         item_paths = [p for c in spec.explode.columns for p in c.source]
@@ -1097,6 +1105,7 @@ _COLUMN_KEYS = {
     "recode",
     "symbol",
     "line_total",
+    "time_from",
 }
 # a currency sign: no digit, sign, parenthesis or white space, at most 5 characters
 _SYMBOL_RE = re.compile(r"^[^\d\s()+\-]{1,5}$")
@@ -1246,6 +1255,24 @@ def _column(
             "quantity x price)"
         )
 
+    time_from = body.get("time_from")
+    if time_from is not None:
+        if ctype != "timestamp" or "from" not in body:
+            raise SourceSpecError(
+                f"{where}.time_from: only for timestamp columns read with from (the field "
+                "holding the time of day of the date that from names)"
+            )
+        if not allow_sequence:
+            raise SourceSpecError(f"{where}.time_from: not available for exploded item columns")
+        time_from = _path(time_from, f"{where}.time_from")
+        if time_from in source:
+            raise SourceSpecError(f"{where}.time_from: {time_from!r} is already its from")
+        if ts_format == "epoch_s":
+            raise SourceSpecError(
+                f"{where}.time_from: epoch_s already holds the time; give the date and time "
+                "format, like '%Y-%m-%d %H:%M:%S'"
+            )
+
     recode = (
         _recode(body["recode"], name, body, contract, normalise, pattern, f"{where}.recode")
         if "recode" in body
@@ -1269,6 +1296,7 @@ def _column(
         recode=recode,
         symbol=symbol,
         line_total=line_total,
+        time_from=time_from,
     )
 
 
