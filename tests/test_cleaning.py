@@ -1209,6 +1209,11 @@ def test_pandera_contracts_reject_bad_frames(
     assert ("not_equal_to(0)", "quantity") in failed(
         "order_lines", lines.with_columns(pl.lit(0, pl.Int64).alias("quantity"))
     )
+    # a line given away, on a channel whose source does not declare free_lines
+    free = lines.with_columns(pl.lit(0.0).alias("unit_price"), pl.lit(0.0).alias("line_amount"))
+    assert ("not_equal_to(0) (but where the source declares free_lines)", "unit_price") in failed(
+        "order_lines", free
+    )
     assert ("str_matches('SKU\\-[0-9]{5,}')", "sku") in failed(
         "order_lines", lines.with_columns(pl.lit("85123A").alias("sku"))
     )

@@ -24,6 +24,8 @@ import polars as pl
 import pytest
 
 from aiwf_assets.cleaning import CleanResult, clean_orders_day
+from aiwf_assets.cleaning.audit import PlausibilityThresholds, price_findings
+from aiwf_assets.cleaning.contracts import validate_table
 from aiwf_assets.cleaning.transforms import IDENTITY_SCHEMA
 from aiwf_assets.ingest.numbers import read_float
 from aiwf_assets.ingest.parse import parse_landing
@@ -156,6 +158,36 @@ def test_without_the_keys_no_amount_is_read() -> None:
     assert result.tables["order_lines"].is_empty()
     assert result.quarantine.height == len(_rows(_export()))
     assert result.quarantine["reasons"][0] == "unit_price: not a number ('$5.25')"
+
+
+def test_a_line_given_away_is_a_line_at_zero() -> None:
+    """The loyalty reward (a latte, Net Sales $0.00): with `free_lines` a line sold at 0,
+    its unit counted; without, quarantined saying what to declare (it was refused as a
+    price that must be > 0, the latte's unit lost from the product's sales)."""
+    sources = declared_sources(DECLARED)
+    reward = next(r for r in _rows(_export()) if r["Net Sales"] == "$0.00")
+    result = _clean(sources, _export())
+    lines = result.tables["order_lines"].filter(
+        pl.col("order_id") == f"{CAFE}:{reward['Transaction ID']}"
+    )
+    assert lines.select("sku", "quantity", "unit_price", "line_amount").rows() == [
+        ("LAT-01", 1, 0.0, 0.0)
+    ]
+    assert not validate_table("order_lines", result.tables["order_lines"], sources=sources)
+    strict = dataclasses.replace(sources[CAFE], free_lines=False)
+    strict_sources = dataclasses.replace(sources, sources={CAFE: strict})
+    held = _clean(strict_sources, _export())
+    assert held.quarantine["reasons"].to_list() == [
+        "unit_price: must be > 0, or declare free_lines: true for lines given away (0.0)"
+    ]
+    # the contract holds a 0 only on a channel that declares it
+    failures = validate_table("order_lines", result.tables["order_lines"], sources=strict_sources)
+    assert [(f.check, f.column, f.count) for f in failures] == [
+        ("not_equal_to(0) (but where the source declares free_lines)", "unit_price", 1)
+    ]
+    # and the price plausibility warning does not take it for a price in cents
+    products = pl.DataFrame({"sku": ["LAT-01"], "list_price": [4.99]})
+    assert price_findings(lines, products, PlausibilityThresholds()) == []
 
 
 def test_the_time_of_day_is_read_from_its_own_field() -> None:

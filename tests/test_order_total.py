@@ -248,6 +248,33 @@ def test_lines_that_state_their_total_are_summed_as_written(sources: SourcesConf
     assert set(held.quarantine["reasons"]) == {f"{SHORT} (Total 34.90, lines 64.90, row 1)"}
 
 
+@pytest.mark.parametrize(
+    ("total", "published"), [('"34,90 €"', True), ('"34,95 €"', False), ('"34,9 €"', True)]
+)
+def test_a_total_written_with_its_currency_sign_is_read_as_the_prices_are(
+    sources: SourcesConfig, total: str, published: bool
+) -> None:
+    """A shop writing every amount as `15,00 €` declares `symbol: €` and `decimal: ","` on
+    its price; its Total and its order amounts are read alike, to the Total's own cents."""
+    spec = sources["shop_b"]
+    euro = dataclasses.replace(
+        spec,
+        columns=tuple(
+            dataclasses.replace(c, symbol="€", decimal=",") if c.name == "unit_price" else c
+            for c in spec.columns
+        ),
+    )
+    data = HEADER + f'{EVE}{total},,"0,00 €","4,90 €",2,Mug,"15,00 €",MUG-01\n'
+    result = _clean(_with(sources, euro), "shop_b", data.encode())
+    if published:
+        assert result.quarantine.is_empty()
+        assert _published(result) == {"shop_b:#2001": 34.9}
+    else:
+        assert set(result.quarantine["reasons"]) == {
+            f"{SHORT} (Total 34,95 €, lines 34.90, row 1)"
+        }
+
+
 def test_a_reason_never_quotes_an_address_or_a_phone_number_in_clear(
     sources: SourcesConfig,
 ) -> None:
@@ -525,7 +552,9 @@ def test_a_line_quarantined_in_cleaning_holds_its_order(sources: SourcesConfig) 
         "order_total: a line of the order is quarantined, so the rest would not add up to its "
         "Total; none of its lines is kept (quarantined: row 2)"
     )
-    assert reasons[5] == "unit_price: must be > 0 (0.0)"
+    assert reasons[5] == (
+        "unit_price: must be > 0, or declare free_lines: true for lines given away (0.0)"
+    )
     assert sorted(reasons) == [1, 2, 3, 5]
     published = _published(result)
     assert "shop_b:#1001" not in published and published["shop_b:#1002"] == 29.9

@@ -33,7 +33,7 @@ def test_contract_constraints_reach_the_column_schema() -> None:
             "dagster/column_schema"
         ].columns
     }
-    assert columns["unit_price"].constraints.other == ["not_equal_to(0)"]  # < 0: a discount
+    assert columns["quantity"].constraints.other == ["not_equal_to(0)"]  # < 0: a return
     assert columns["customer_key"].constraints.nullable
     assert not columns["sku"].constraints.nullable
 

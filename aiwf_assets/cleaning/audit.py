@@ -414,9 +414,10 @@ def price_findings(
         return []
     factor = thresholds.price_factor
     ratio = pl.col("unit_price") / pl.col("list_price")
+    # a line given away (0, where its source declares free_lines) is not mispriced
     priced = lines.join(
         products.select("sku", pl.col("list_price").cast(pl.Float64)), on="sku", how="inner"
-    ).filter(pl.col("list_price") > 0)
+    ).filter(pl.col("list_price") > 0, pl.col("unit_price") != 0)
     off = priced.filter((ratio >= factor) | (ratio <= 1 / factor)).sort("source_row")
     findings = []
     for (source_file,), group in off.group_by("source_file", maintain_order=True):

@@ -87,9 +87,9 @@ class OrderLines(_Pseudonymised):
     )
     quantity: int = pa.Field(ne=0, description="units ordered; negative for returns")
     unit_price: float = pa.Field(
-        ne=0,
         description="price per unit in EUR (not rounded); > 0 on product lines, < 0 on a "
-        "non-merchandise line taking money off (an order-level discount)",
+        "non-merchandise line taking money off (an order-level discount); 0 only on a line "
+        "given away, where its source declares free_lines (validate_table checks per channel)",
     )
     line_amount: float = pa.Field(
         description="quantity × unit price in EUR, converted once, not rounded per line"
@@ -113,10 +113,11 @@ class OrderLines(_Pseudonymised):
         expected = pl.col("quantity") * pl.col("unit_price")
         return data.lazyframe.select((pl.col("line_amount") - expected).abs() < 1e-6)
 
-    @pa.dataframe_check(name="product_prices_are_positive")
+    @pa.dataframe_check(name="product_prices_are_not_negative")
     def product_prices(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        # > 0 but on the lines given away of a source declaring free_lines (validate_table)
         product = pl.col("line_kind") == "product"
-        return data.lazyframe.select(~product | (pl.col("unit_price") > 0))
+        return data.lazyframe.select(~product | (pl.col("unit_price") >= 0))
 
     @pa.dataframe_check(name="returns_are_negative_lines")
     def returns_signed(cls, data: pa.PolarsData) -> pl.LazyFrame:
@@ -425,7 +426,32 @@ def validate_table(
                 )
             )
     failures += _product_key_failures(name, df, sources)
+    failures += _free_line_failures(name, df, sources)
     return failures
+
+
+def _free_line_failures(
+    name: str, df: pl.DataFrame, sources: SourcesConfig
+) -> list[CheckFailure]:
+    """Lines at a price of 0 on channels whose sources do not declare `free_lines` (cleaning
+    refuses them there; a cleaning bug would publish goods for nothing)."""
+    if name != "order_lines" or not {"channel", "unit_price"} <= set(df.columns):
+        return []
+    indexed = df.with_row_index()
+    free = pl.col("channel").is_in(list(sources.free_line_channels))
+    bad = indexed.filter((pl.col("unit_price") == 0) & ~free)
+    if not bad.height:
+        return []
+    first = bad.head(_EXAMPLES)
+    return [
+        CheckFailure(
+            check="not_equal_to(0) (but where the source declares free_lines)",
+            column="unit_price",
+            count=bad.height,
+            examples=tuple(str(v) for v in first.get_column("unit_price")),
+            rows=tuple(int(i) for i in first.get_column("index")),
+        )
+    ]
 
 
 def _product_key_failures(

@@ -337,19 +337,29 @@ def day_end(
     return max(ends)
 
 
+# why a line at 0 is refused where the source does not declare that lines may be free
+NOT_FREE = "must be > 0, or declare free_lines: true for lines given away"
+
+
 def unit_price_rules(spec: SourceSpec) -> list[Rule]:
-    """A price is > 0, but on the lines of an order amount read with `negate` (an order-level
-    discount written as a positive amount), where it is < 0: one written negative already
-    would add to the order's money (then drop `negate`)."""
+    """A price is > 0 (>= 0 where the source declares `free_lines`: a line given away),
+    but on the lines of an order amount read with `negate` (an order-level discount written
+    as a positive amount), where it is < 0: one written negative already would add to the
+    order's money (then drop `negate`). A line at 0 the source does not declare free is
+    refused saying what to declare."""
+    price = pl.col("unit_price")
     taken_off = [a.code for a in spec.order_amounts if a.negate]
+    discount = pl.col("sku").is_in(taken_off) if taken_off else pl.lit(False)
+    rules = [Rule("unit_price", discount | (price >= 0), "must be > 0")]
+    if not spec.free_lines:
+        rules.append(Rule("unit_price", discount | (price != 0), NOT_FREE))
     if not taken_off:
-        return [greater_than("unit_price", 0)]
-    discount = pl.col("sku").is_in(taken_off)
+        return rules
     return [
-        Rule("unit_price", discount | (pl.col("unit_price") > 0), "must be > 0"),
+        *rules,
         Rule(
             "unit_price",
-            ~discount | (pl.col("unit_price") < 0),
+            ~discount | (price < 0),
             "must be < 0 once negated (an order amount taken off the order, written below 0: "
             "drop its negate?)",
         ),

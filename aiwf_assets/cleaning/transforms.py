@@ -230,7 +230,8 @@ def short_orders(
     lists: key clashes, split orders), for a source whose orders are checked against the
     total its export states (`order_total`): published without that line, the order would
     not add up to it. A rejected line whose quantity and price read and make 0 (a free gift
-    refused for its 0.00 price) takes no money away and holds nothing back. Other sources:
+    refused for its 0.00 price where the source does not declare `free_lines`) takes no
+    money away and holds nothing back. Other sources:
     nothing is looked at."""
     empty = pl.DataFrame(schema={_ROW_ID: valid.schema[_ROW_ID], REASONS: pl.String})
     if spec.order_total is None or valid.is_empty():

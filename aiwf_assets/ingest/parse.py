@@ -26,7 +26,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aiwf_assets.ingest.numbers import as_read, read_number, shortened, shortened_text
+from aiwf_assets.ingest.numbers import (
+    as_read,
+    read_number,
+    shortened,
+    shortened_text,
+    without_symbol,
+)
 from aiwf_assets.ingest.physical import (
     BLANK_BYTES,
     ends_mid_line,
@@ -1124,9 +1130,13 @@ def _with_order_amount_lines(
         pl.col("_parse_error").is_null() & pl.col("order_id").str.strip_chars().ne("")
     ).join(texts, on=_ROW, how="inner")
     lines = []
+    price = spec.column("unit_price")
+    symbol = price.symbol if price is not None else None
     for i, amount in enumerate(spec.order_amounts):
         value = pl.col(f"{_AMOUNT}{i}")
-        valued = rows.filter(value.is_not_null() & ~value.str.contains(_ZERO))
+        # read as the price is: `0,00 €` is a zero where the price declares its sign
+        plain = value if symbol is None else without_symbol(symbol, value)
+        valued = rows.filter(value.is_not_null() & ~plain.str.contains(_ZERO))
         if valued.is_empty():
             continue
         per_order = (
@@ -1228,7 +1238,7 @@ def _with_checked_totals(
         return frame, 0
     quantity, price = spec.column("quantity"), spec.column("unit_price")
     assert quantity is not None and price is not None  # mandatory columns
-    total_col = ColumnSpec(_TOTAL, "float", decimal=price.decimal)
+    total_col = ColumnSpec(_TOTAL, "float", decimal=price.decimal, symbol=price.symbol)
     made = [_ORDER_AMOUNT] if _ORDER_AMOUNT in frame.columns else []
     order = pl.col("order_id").str.strip_chars()
     rows = (
@@ -1346,8 +1356,9 @@ def _total_doubt(
             f"({', '.join(b.replace('; ', ', ') for b in bad)}, {field} {totals[0]})"
         )
     else:
-        # compared to half a unit of the total's last written digit (the decimal `mark`'s)
-        digits = re.search(rf"{re.escape(mark)}(\d+)$", totals[0])
+        # compared to half a unit of the total's last written digit (the decimal `mark`'s;
+        # a currency sign or an accounting parenthesis may follow it: `58,90 €`, `($1.00)`)
+        digits = re.search(rf"{re.escape(mark)}(\d+)\D*$", totals[0])
         decimals = len(digits.group(1)) if digits else 0
         if summed is not None and abs(summed - total) <= 0.5 * 10**-decimals + 1e-9:
             return None

@@ -373,6 +373,9 @@ class SourceSpec:
     # order whose lines (with its `order_amounts`) do not add up to it is quarantined as a
     # whole (ingest.parse._with_checked_totals). None: no total is checked.
     order_total: str | None = None
+    # order sources whose lines may be given away (a loyalty reward, a free gift, a comped
+    # coffee): a line at a unit price of 0 is a line, not an error
+    free_lines: bool = False
 
     @property
     def all_columns(self) -> tuple[ColumnSpec, ...]:
@@ -470,6 +473,13 @@ class SourcesConfig:
     def exchange_rates(self) -> SourceSpec | None:
         """The dated exchange-rate file (contract exchange_rates), if one is declared."""
         return next(iter(self.by_contract("exchange_rates").values()), None)
+
+    @property
+    def free_line_channels(self) -> tuple[str, ...]:
+        """The order channels whose sources declare `free_lines` (a line at 0 is a line)."""
+        return tuple(
+            s.channel for s in self.sources.values() if s.channel is not None and s.free_lines
+        )
 
     @property
     def product_key_patterns(self) -> dict[str, str]:
@@ -662,6 +672,7 @@ _SOURCE_KEYS = {
     "order_amounts",
     "footer",
     "order_total",
+    "free_lines",
 }
 _ORDER_AMOUNT_KEYS = {"code", "kind", "negate", "refund"}
 _RETURNS_KEYS = {"order_prefix", "negative_quantity", "status"}
@@ -723,7 +734,7 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
         k
         for k in (
             "non_merchandise", "returns", "online", "once_per_order", "order_amounts",
-            "order_total",
+            "order_total", "free_lines",
         )
         if k in entry
     ]
@@ -742,6 +753,9 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
     online = entry.get("online", True)
     if not isinstance(online, bool):
         raise SourceSpecError(f"{where}.online: true or false, got {online!r}")
+    free_lines = entry.get("free_lines", False)
+    if not isinstance(free_lines, bool):
+        raise SourceSpecError(f"{where}.free_lines: true or false, got {free_lines!r}")
     day_ends_at = None
     if "day_ends_at" in entry:
         if not contract.daily:
@@ -783,6 +797,7 @@ def _source(name: str, body: Any, where: str) -> SourceSpec:
             if "order_total" in entry
             else None
         ),
+        free_lines=free_lines,
     )
     _check_coverage(spec, where)
     if returns is not None and returns.status_values and spec.column("line_status") is None:

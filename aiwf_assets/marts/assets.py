@@ -51,12 +51,13 @@ def dbt_window_env(start: date, end: date) -> dict[str, str]:
 
 def source_vars(sources: SourcesConfig) -> dict[str, Any]:
     """What the dbt models need from the declared sources: the order channels (one
-    per-channel column each), those placed online (what a web session converts into) and
-    each channel's product-key pattern (a dbt test)."""
+    per-channel column each), those placed online (what a web session converts into),
+    each channel's product-key pattern and the channels whose lines may be free (dbt tests)."""
     return {
         "channels": list(sources.order_channels),
         "online_channels": list(sources.online_channels),
         "product_keys": sources.product_key_patterns,
+        "free_line_channels": list(sources.free_line_channels),
     }
 
 
