@@ -3,10 +3,12 @@
 The shape of Square's "Item Sales" CSV (tests/fixtures/item_sales): one row per item line,
 `$5.25`, `-$0.65` and `"$1,249.00"` as the money, no unit price but the line's totals
 (`Gross Sales`, and `Net Sales` after the line's discount), a refund a row with a negative
-quantity and negative money. Before the `symbol` and `line_total` keys such an export could
-not be declared at all: every amount was refused as not a number, and mapping `Net Sales` as
-the unit price would have published 2 croissants sold for $5.85 as $11.70. The expected
-amounts are read from the file with `csv` alone.
+quantity and negative money, a loyalty reward given away at $0.00, the date and the time of
+day in two fields. Before the `symbol`, `line_total`, `free_lines` and `time_from` keys such
+an export could not be declared: every amount was refused as not a number, mapping `Net
+Sales` as the unit price would have published 2 croissants sold for $5.85 as $11.70, the
+reward was refused and every sale was at noon UTC. The expected amounts are read from the
+file with `csv` alone.
 """
 
 from __future__ import annotations

@@ -85,6 +85,15 @@ def _without_amounts(sources: SourcesConfig, shop: str) -> SourcesConfig:
     return _with(sources, dataclasses.replace(sources[shop], order_amounts=(), non_merchandise={}))
 
 
+def _priced(sources: SourcesConfig, **changes: str | bool) -> SourcesConfig:
+    """shop_b with its unit_price column declared with `changes` (`line_total`, `symbol`)."""
+    spec = sources["shop_b"]
+    columns = tuple(
+        dataclasses.replace(c, **changes) if c.name == "unit_price" else c for c in spec.columns
+    )
+    return _with(sources, dataclasses.replace(spec, columns=columns))
+
+
 def _with_amount(sources: SourcesConfig, **amount: str | bool) -> SourcesConfig:
     """shop_b reading one more order amount (`field`, `code`, `kind`, ...), its code
     non-merchandise of its kind, as the declaration's loader makes it."""
@@ -230,15 +239,7 @@ def test_lines_that_state_their_total_are_summed_as_written(sources: SourcesConf
     sales report's Net Sales), so the order's sum is its lines' fields; read as unit prices
     the same file does not add up and is held."""
     data = HEADER + f"{EVE}34.90,,0.00,4.90,2,Mug,30.00,MUG-01\n"
-    spec = sources["shop_b"]
-    totals = dataclasses.replace(
-        spec,
-        columns=tuple(
-            dataclasses.replace(c, line_total=True) if c.name == "unit_price" else c
-            for c in spec.columns
-        ),
-    )
-    result = _clean(_with(sources, totals), "shop_b", data.encode())
+    result = _clean(_priced(sources, line_total=True), "shop_b", data.encode())
     assert result.quarantine.is_empty()
     assert _published(result) == {"shop_b:#2001": 34.9}
     mug = result.tables["order_lines"].filter(pl.col("sku") == "MUG-01")
@@ -256,16 +257,8 @@ def test_a_total_written_with_its_currency_sign_is_read_as_the_prices_are(
 ) -> None:
     """A shop writing every amount as `15,00 €` declares `symbol: €` and `decimal: ","` on
     its price; its Total and its order amounts are read alike, to the Total's own cents."""
-    spec = sources["shop_b"]
-    euro = dataclasses.replace(
-        spec,
-        columns=tuple(
-            dataclasses.replace(c, symbol="€", decimal=",") if c.name == "unit_price" else c
-            for c in spec.columns
-        ),
-    )
     data = HEADER + f'{EVE}{total},,"0,00 €","4,90 €",2,Mug,"15,00 €",MUG-01\n'
-    result = _clean(_with(sources, euro), "shop_b", data.encode())
+    result = _clean(_priced(sources, symbol="€", decimal=","), "shop_b", data.encode())
     if published:
         assert result.quarantine.is_empty()
         assert _published(result) == {"shop_b:#2001": 34.9}
