@@ -252,6 +252,53 @@ sources:
     assert parsed.frame["ordered_at"].to_list() == ["04.03.2026 23:30"]
 
 
+def test_a_parquet_export_with_a_date_and_a_time_column_reads_both() -> None:
+    """Typed Parquet columns: a Date and a Time (its fraction of a second kept)."""
+    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
+    declaration = """
+version: 1
+sources:
+  kiosk:
+    contract: order_lines
+    channel: kiosk
+    format: parquet
+    landing: kiosk/{date}.parquet
+    columns:
+      order_id:    {from: id, type: string}
+      line_number: {from: line, type: int}
+      ordered_at:  {from: day, time_from: at, type: timestamp,
+                    timestamp_format: "%Y-%m-%d %H:%M:%S%.f"}
+      currency:    {constant: EUR, type: string}
+      sku:         {from: sku, type: string}
+      quantity:    {from: qty, type: int}
+      unit_price:  {from: price, type: float}
+"""
+    sources = parse_documents([packaged, ("kiosk.yaml", declaration)])
+    spec = sources["kiosk"]
+    table = pl.DataFrame(
+        {
+            "id": ["K1", "K2"], "line": [1, 1], "day": [DAY, DAY],
+            "at": [dt.time(9, 5), dt.time(23, 59, 59, 250000)],
+            "sku": ["MUG-01", "MUG-01"], "qty": [1, 2], "price": [12.5, 12.5],
+        }
+    )
+    buffer = io.BytesIO()
+    table.write_parquet(buffer)
+    parsed = parse_landing(buffer.getvalue(), spec, f"kiosk/{DAY}.parquet")
+    assert parsed.missing_columns == () and parsed.extra_columns == ()
+    assert parsed.frame["ordered_at"].to_list() == [
+        "2026-03-04 09:05:00", "2026-03-04 23:59:59.250"
+    ]
+    result = clean_orders_day(
+        {"kiosk": parsed.frame}, IDENTITY_SCHEMA.to_frame(), KEY, DAY, sources
+    )
+    assert result.quarantine.is_empty()
+    assert result.tables["orders"]["ordered_at"].to_list() == [
+        dt.datetime(2026, 3, 4, 9, 5, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 4, 23, 59, 59, 250000, tzinfo=dt.UTC),
+    ]
+
+
 SOURCE = """
 version: 1
 sources:

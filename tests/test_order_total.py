@@ -264,7 +264,7 @@ def test_a_total_written_with_its_currency_sign_is_read_as_the_prices_are(
         assert _published(result) == {"shop_b:#2001": 34.9}
     else:
         assert set(result.quarantine["reasons"]) == {
-            f"{SHORT} (Total 34,95 €, lines 34.90, row 1)"
+            f"{SHORT} (Total 34,95 €, lines 34,90, row 1)"  # written with the price's mark
         }
 
 

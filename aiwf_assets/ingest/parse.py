@@ -963,7 +963,10 @@ def _with_time_of_day(
     then refuses it for the format) or the field is missing from the file."""
     if not _is_present(f"{prefix}.{path}" if prefix else path, present):
         return date
-    time = _valued(_text(*_resolve(path, fields, base))).str.strip_chars()
+    expr, dtype = _resolve(path, fields, base)
+    # a Parquet time keeps its fraction of a second (cast to text, Polars drops it)
+    text = expr.dt.to_string("%H:%M:%S%.f") if isinstance(dtype, pl.Time) else _text(expr, dtype)
+    time = _valued(text).str.strip_chars()
     day = date.str.strip_chars()
     return pl.when(time.is_null() | (time == "")).then(date).otherwise(day + " " + time)
 
@@ -1365,7 +1368,7 @@ def _total_doubt(
         why = (
             f"the order's lines do not add up to its {field}, {kept}: a line or an order "
             f"amount is not read (a tax, shipping, a tip? see order_amounts) ({field} "
-            f"{totals[0]}, lines {summed or 0:.{decimals}f}, {where})"
+            f"{totals[0]}, lines {f'{summed or 0:.{decimals}f}'.replace('.', mark)}, {where})"
         )
     return f"{TOTAL_DOUBT}{why}"
 
