@@ -62,11 +62,52 @@ def failed_as(message: str) -> Callable[[pl.Expr], pl.Expr]:
     return lambda _text: pl.lit(message)
 
 
+def plain_number(col: ColumnSpec, text: pl.Expr) -> pl.Expr:
+    """The text of a number as the column's `symbol` and `negatives` say it is written, with
+    the sign in front and no currency sign (`$5.25-` -> `-5.25`), for the decimal rules."""
+    if col.symbol is not None:
+        text = without_symbol(col.symbol, text)
+    for form in col.negatives:
+        text = _NEGATIVE_FORMS[form](text)
+    return text
+
+
+def _trailing_minus(text: pl.Expr) -> pl.Expr:
+    """`5,25-` and `1-` (SAP) as `-5,25` and `-1`; a number signed twice is left as written."""
+    return text.str.replace(r"^([0-9][0-9.,]*)\s*-$", "-${1}")
+
+
+def _parenthesised(text: pl.Expr) -> pl.Expr:
+    """`(5.25)` (accounting) as `-5.25`; a signed number in parentheses is left as written."""
+    return text.str.replace(r"^\(\s*([0-9][0-9.,]*)\s*\)$", "-${1}")
+
+
+_NEGATIVE_FORMS: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+    "trailing_minus": _trailing_minus,
+    "parentheses": _parenthesised,
+}
+
+
+def _as_written(
+    read: Callable[[ColumnSpec, pl.Expr], Reading], col: ColumnSpec, text: pl.Expr
+) -> Reading:
+    """`read` of the plain text of a column declaring `symbol` or `negatives`; its problem
+    is told from the plain text too (a thousands separator is named as such)."""
+    bare = dataclasses.replace(col, symbol=None, negatives=())
+    plain = read(bare, plain_number(col, text))
+    problem = plain.problem
+    assert problem is not None
+    return Reading(plain.value, lambda t: problem(plain_number(col, t)))
+
+
 def read_int(col: ColumnSpec, text: pl.Expr) -> Reading:
     """2 and 2.0 are the same integer; 2.5, 'two' and 1e3 are not integers. With `decimal:
     ","` a dot groups thousands (1.000 = 1000; 2,0 = 2). Undeclared, 1.000 and 2.500 are
     refused as ambiguous: a thousand and two and a half thousand in a German export, 1 and
-    2.5 in one that writes three decimals; the column's `decimal` says which."""
+    2.5 in one that writes three decimals; the column's `decimal` says which. With
+    `negatives`, `1-` or `(1)` is -1."""
+    if col.negatives:
+        return _as_written(read_int, col, text)
     if col.decimal == ",":
         plain = pl.when(text.str.contains(_INT_COMMA_RE)).then(
             text.str.replace_all(".", "", literal=True).str.replace(r",0*$", "")
@@ -93,13 +134,9 @@ def read_int(col: ColumnSpec, text: pl.Expr) -> Reading:
 def read_float(col: ColumnSpec, text: pl.Expr) -> Reading:
     """19.99 (and, with `decimal: ","`, 19,99 and 1.299,00; with `decimal: "."`, 1,299.00);
     undeclared, a thousands separator is refused as ambiguous. With a `symbol`, the amount
-    may be written with it (`without_symbol`)."""
-    if col.symbol is not None:
-        symbol = col.symbol
-        plain = read_float(dataclasses.replace(col, symbol=None), without_symbol(symbol, text))
-        problem = plain.problem
-        assert problem is not None
-        return Reading(plain.value, lambda t: problem(without_symbol(symbol, t)))
+    may be written with it (`without_symbol`); with `negatives`, `5,25-` or `(5.25)`."""
+    if col.symbol is not None or col.negatives:
+        return _as_written(read_float, col, text)
     if col.decimal == ",":
         # only a comma may be the decimal mark, so 19.99 is rejected instead of read as 1999
         plain = pl.when(text.str.contains(_FLOAT_COMMA_RE)).then(

@@ -28,10 +28,10 @@ import pyarrow.parquet as pq
 
 from aiwf_assets.ingest.numbers import (
     as_read,
+    plain_number,
     read_number,
     shortened,
     shortened_text,
-    without_symbol,
 )
 from aiwf_assets.ingest.physical import (
     BLANK_BYTES,
@@ -1134,11 +1134,10 @@ def _with_order_amount_lines(
     ).join(texts, on=_ROW, how="inner")
     lines = []
     price = spec.column("unit_price")
-    symbol = price.symbol if price is not None else None
     for i, amount in enumerate(spec.order_amounts):
         value = pl.col(f"{_AMOUNT}{i}")
         # read as the price is: `0,00 €` is a zero where the price declares its sign
-        plain = value if symbol is None else without_symbol(symbol, value)
+        plain = value if price is None else plain_number(price, value)
         valued = rows.filter(value.is_not_null() & ~plain.str.contains(_ZERO))
         if valued.is_empty():
             continue
@@ -1241,7 +1240,7 @@ def _with_checked_totals(
         return frame, 0
     quantity, price = spec.column("quantity"), spec.column("unit_price")
     assert quantity is not None and price is not None  # mandatory columns
-    total_col = ColumnSpec(_TOTAL, "float", decimal=price.decimal, symbol=price.symbol)
+    total_col = replace(price, name=_TOTAL, source=(), line_total=False)
     made = [_ORDER_AMOUNT] if _ORDER_AMOUNT in frame.columns else []
     order = pl.col("order_id").str.strip_chars()
     rows = (

@@ -299,6 +299,9 @@ class ColumnSpec:
     # `unit_price` of order lines: the field is the line's total (quantity x price, as an
     # item sales report writes `Net Sales`); the unit price is it divided by the quantity
     line_total: bool = False
+    # int and float columns: how the export writes a negative number besides `-5.25`:
+    # `trailing_minus` (`5,25-`, SAP), `parentheses` (`(5.25)`, accounting)
+    negatives: tuple[str, ...] = ()
     # timestamp columns read `from` a date field: the field holding the time of day, read
     # as `<date> <time>` (a till writing `Date` and `Time` apart)
     time_from: str | None = None
@@ -1121,7 +1124,9 @@ _COLUMN_KEYS = {
     "symbol",
     "line_total",
     "time_from",
+    "negatives",
 }
+NEGATIVE_FORMS = ("trailing_minus", "parentheses")
 # a currency sign: no digit, sign, parenthesis or white space, at most 5 characters
 _SYMBOL_RE = re.compile(r"^[^\d\s()+\-]{1,5}$")
 
@@ -1261,6 +1266,16 @@ def _column(
                 f"'€' (no digits, signs, parentheses or spaces; not the decimal mark), "
                 f"got {symbol!r}"
             )
+    negatives = body.get("negatives", [])
+    negatives = [negatives] if isinstance(negatives, str) else negatives
+    negatives = _str_list(negatives, f"{where}.negatives")
+    if any(n not in NEGATIVE_FORMS for n in negatives) or len(set(negatives)) < len(negatives):
+        raise SourceSpecError(
+            f"{where}.negatives: each of {', '.join(NEGATIVE_FORMS)} at most once, got "
+            f"{negatives}"
+        )
+    if negatives and ctype not in ("float", "int"):
+        raise SourceSpecError(f"{where}.negatives: only for float and int columns")
     line_total = body.get("line_total", False)
     if not isinstance(line_total, bool):
         raise SourceSpecError(f"{where}.line_total: true or false")
@@ -1312,6 +1327,7 @@ def _column(
         symbol=symbol,
         line_total=line_total,
         time_from=time_from,
+        negatives=tuple(negatives),
     )
 
 
