@@ -110,6 +110,49 @@ def test_undeclared_the_returns_are_refused_naming_the_value() -> None:
     ]
 
 
+def test_a_discount_taken_off_is_negated_whatever_its_form() -> None:
+    """An order amount read with `negate` (a discount written as a positive amount) in a
+    source that writes negatives in parentheses or with a trailing minus: `(6.00)` and
+    `6,00-` were refused as not a number once a minus was put in front of them."""
+    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
+    declaration = """
+version: 1
+sources:
+  shop:
+    contract: order_lines
+    channel: shop
+    format: csv
+    landing: shop/{date}.csv
+    order_amounts: {Discount: {code: DISCOUNT, kind: discount, negate: true}}
+    columns:
+      order_id:    {from: Order, type: string}
+      line_number: {sequence: order_id, type: int}
+      ordered_at:  {from: At, type: timestamp, timestamp_format: iso8601}
+      currency:    {constant: EUR, type: string}
+      sku:         {from: Sku, type: string}
+      quantity:    {from: Qty, type: int}
+      unit_price:  {from: Price, type: float, decimal: ",", symbol: €,
+                    negatives: [parentheses, trailing_minus]}
+"""
+    sources = parse_documents([packaged, ("shop.yaml", declaration)])
+    head = "Order,At,Sku,Qty,Price,Discount\n"
+    for discount, taken in (('"6,00 €"', -6.0), ('"(6,00 €)"', 6.0), ('"6,00-"', 6.0)):
+        data = head + f'A1,2026-03-04T10:00:00Z,MUG-01,2,"15,00 €",{discount}\n'
+        frame = parse_landing(data.encode(), sources["shop"], f"shop/{DAY}.csv").frame
+        result = clean_orders_day(
+            {"shop": frame}, IDENTITY_SCHEMA.to_frame(), b"k", DAY, sources
+        )
+        if taken < 0:
+            assert result.quarantine.is_empty()
+            made = result.tables["order_lines"].filter(pl.col("sku") == "DISCOUNT")
+            assert made["unit_price"].to_list() == [taken]
+        else:  # written negative already: negate would add it to the order, so refused
+            assert result.quarantine["reasons"].to_list() == [
+                "unit_price: must be < 0 once negated (an order amount taken off the order, "
+                "written below 0: drop its negate?) (6.0)"
+            ]
+
+
 @pytest.mark.parametrize(
     ("declared", "error"),
     [

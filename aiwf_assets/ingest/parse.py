@@ -1152,6 +1152,8 @@ def _with_order_amount_lines(
         )
         signed = pl.col("__values").list.first()  # the first value written
         if amount.negate:
+            # its sign first in front, without a currency sign: `($6.00)`, `6,00-` negate too
+            signed = signed if price is None else plain_number(price, signed)
             signed = (
                 pl.when(signed.str.starts_with("-"))
                 .then(signed.str.strip_prefix("-"))
