@@ -39,6 +39,7 @@ from aiwf_assets.ingest.spec import (
     declared_sources,
     parse_documents,
 )
+from tests.test_order_amounts import _clean as clean_day
 from tests.test_third_party_export import run_to_marts
 
 FIXTURE = Path(__file__).parent / "fixtures" / "item_sales"
@@ -62,8 +63,13 @@ def _rows(data: bytes) -> list[dict[str, str]]:
 
 
 def _clean(sources: SourcesConfig, data: bytes) -> CleanResult:
-    frame = parse_landing(data, sources[CAFE], f"{CAFE}/{DAY}.csv").frame
-    return clean_orders_day({CAFE: frame}, IDENTITY_SCHEMA.to_frame(), KEY, DAY, sources)
+    return clean_day(sources, CAFE, data)
+
+
+def over_packaged(name: str, text: str) -> SourcesConfig:
+    """The packaged sources with the declaration `text` (a file named `name`) laid over."""
+    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
+    return parse_documents([packaged, (name, text)])
 
 
 def _sold(rows: list[dict[str, str]], rate: float) -> dict[str, float]:
@@ -223,7 +229,6 @@ def test_a_sale_without_its_time_is_quarantined_and_a_file_without_the_field_say
 
 
 def test_a_json_export_with_the_time_apart_reads_it() -> None:
-    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
     declaration = """
 version: 1
 sources:
@@ -242,7 +247,7 @@ sources:
       quantity:    {from: qty, type: int}
       unit_price:  {from: price, type: float}
 """
-    spec = parse_documents([packaged, ("kiosk.yaml", declaration)])["kiosk"]
+    spec = over_packaged("kiosk.yaml", declaration)["kiosk"]
     record = {
         "receipt": {"id": "K1", "date": "04.03.2026", "time": "23:30"},
         "line": 1, "sku": "MUG-01", "qty": 1, "price": "12.50",
@@ -254,7 +259,6 @@ sources:
 
 def test_a_parquet_export_with_a_date_and_a_time_column_reads_both() -> None:
     """Typed Parquet columns: a Date and a Time (its fraction of a second kept)."""
-    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
     declaration = """
 version: 1
 sources:
@@ -273,7 +277,7 @@ sources:
       quantity:    {from: qty, type: int}
       unit_price:  {from: price, type: float}
 """
-    sources = parse_documents([packaged, ("kiosk.yaml", declaration)])
+    sources = over_packaged("kiosk.yaml", declaration)
     spec = sources["kiosk"]
     table = pl.DataFrame(
         {
@@ -333,12 +337,11 @@ sources:
 def test_a_declaration_that_cannot_work_is_refused_naming_the_key(
     quantity: str, price: str, error: str
 ) -> None:
-    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
     good = SOURCE % {"quantity": "", "price": ", symbol: $, line_total: true"}
-    declared = parse_documents([packaged, ("till.yaml", good)])["till"].column("unit_price")
+    declared = over_packaged("till.yaml", good)["till"].column("unit_price")
     assert declared is not None and (declared.symbol, declared.line_total) == ("$", True)
     with pytest.raises(SourceSpecError, match=error):
-        parse_documents([packaged, ("till.yaml", SOURCE % {"quantity": quantity, "price": price})])
+        over_packaged("till.yaml", SOURCE % {"quantity": quantity, "price": price})
 
 
 @pytest.mark.parametrize(
@@ -353,12 +356,11 @@ def test_a_declaration_that_cannot_work_is_refused_naming_the_key(
     ],
 )
 def test_a_time_of_day_that_cannot_be_read_is_refused(ordered_at: str, error: str) -> None:
-    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
     plain = "{from: at, type: timestamp, timestamp_format: iso8601}"
     bad = (SOURCE % {"quantity": "", "price": ""}).replace(plain, ordered_at)
     assert bad != SOURCE % {"quantity": "", "price": ""}
     with pytest.raises(SourceSpecError, match=f"ordered_at\\.time_from: {error}"):
-        parse_documents([packaged, ("till.yaml", bad)])
+        over_packaged("till.yaml", bad)
 
 
 def test_the_marts_hold_what_the_cafe_sold(tmp_path: Path) -> None:

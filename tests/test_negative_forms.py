@@ -24,13 +24,13 @@ from aiwf_assets.cleaning.transforms import IDENTITY_SCHEMA
 from aiwf_assets.ingest.numbers import read_float, read_int
 from aiwf_assets.ingest.parse import parse_landing
 from aiwf_assets.ingest.spec import (
-    DEFAULT_SOURCES_PATH,
     ColumnSpec,
     SourcesConfig,
     SourceSpecError,
     declared_sources,
-    parse_documents,
 )
+from tests.test_item_sales_export import over_packaged
+from tests.test_order_amounts import _clean as clean_day
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sap_billing"
 DAY = dt.date(2026, 3, 4)
@@ -41,8 +41,7 @@ def _export() -> bytes:
 
 
 def _clean(sources: SourcesConfig, data: bytes) -> CleanResult:
-    frame = parse_landing(data, sources["sap"], f"sap/{DAY}.csv").frame
-    return clean_orders_day({"sap": frame}, IDENTITY_SCHEMA.to_frame(), b"k", DAY, sources)
+    return clean_day(sources, "sap", data)
 
 
 def _german(text: str) -> float:
@@ -114,7 +113,6 @@ def test_a_discount_taken_off_is_negated_whatever_its_form() -> None:
     """An order amount read with `negate` (a discount written as a positive amount) in a
     source that writes negatives in parentheses or with a trailing minus: `(6.00)` and
     `6,00-` were refused as not a number once a minus was put in front of them."""
-    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
     declaration = """
 version: 1
 sources:
@@ -134,7 +132,7 @@ sources:
       unit_price:  {from: Price, type: float, decimal: ",", symbol: €,
                     negatives: [parentheses, trailing_minus]}
 """
-    sources = parse_documents([packaged, ("shop.yaml", declaration)])
+    sources = over_packaged("shop.yaml", declaration)
     head = "Order,At,Sku,Qty,Price,Discount\n"
     for discount, taken in (('"6,00 €"', -6.0), ('"(6,00 €)"', 6.0), ('"6,00-"', 6.0)):
         data = head + f'A1,2026-03-04T10:00:00Z,MUG-01,2,"15,00 €",{discount}\n'
@@ -161,13 +159,12 @@ sources:
     ],
 )
 def test_a_negatives_declaration_that_cannot_work_is_refused(declared: str, error: str) -> None:
-    packaged = (str(DEFAULT_SOURCES_PATH), DEFAULT_SOURCES_PATH.read_text())
     text = (FIXTURE / "sources.yaml").read_text().replace("replace_packaged: true\n", "")
     bad = text.replace("negatives: [trailing_minus]}", f"{declared}}}", 1)
     assert bad != text
     with pytest.raises(SourceSpecError, match=rf"quantity\.negatives: .*{error}"):
-        parse_documents([packaged, ("sap.yaml", bad)])
+        over_packaged("sap.yaml", bad)
     on_text = text.replace("{from: Material, type: string}", "{from: Material, type: string, "
                            "negatives: [parentheses]}")
     with pytest.raises(SourceSpecError, match=r"sku\.negatives: only for float and int"):
-        parse_documents([packaged, ("sap.yaml", on_text)])
+        over_packaged("sap.yaml", on_text)

@@ -24,6 +24,7 @@ from aiwf_assets.ingest.numbers import (
     Reading,
     as_read,
     failed_as,
+    per_unit,
     read_float,
     read_int,
     shortened,
@@ -115,7 +116,7 @@ def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, lis
     typed = (
         stripped.lazy()
         .with_columns(cast.value.alias(name) for name, cast in casts.items())
-        .with_columns(per_unit(spec))
+        .with_columns(unit_prices(spec))
         .collect()
     )
     checks: list[Check] = []
@@ -148,20 +149,13 @@ def cast_columns(raw: pl.DataFrame, spec: SourceSpec) -> tuple[pl.DataFrame, lis
     return typed, checks
 
 
-def per_unit(spec: SourceSpec) -> list[pl.Expr]:
-    """The unit price of a source whose `unit_price` field is the line's total (`line_total`):
-    the total divided by the quantity (a return's negative total over its negative quantity
-    is a positive price). A quantity of 0 leaves the total, and the row is refused for it."""
+def unit_prices(spec: SourceSpec) -> list[pl.Expr]:
+    """The unit price of a source whose `unit_price` field is the line's total (`line_total`,
+    `per_unit`); nothing for the others."""
     price, quantity = spec.column("unit_price"), spec.column("quantity")
     if price is None or quantity is None or not price.line_total:
         return []
-    units = pl.col("quantity")
-    return [
-        pl.when(units != 0)
-        .then(pl.col("unit_price") / units)
-        .otherwise(pl.col("unit_price"))
-        .alias("unit_price")
-    ]
+    return [per_unit(pl.col("unit_price"), pl.col("quantity")).alias("unit_price")]
 
 
 _NESTED_RE = r"(?s)^(\[.*\]|\{.*\})$"

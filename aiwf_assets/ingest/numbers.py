@@ -72,6 +72,13 @@ def plain_number(col: ColumnSpec, text: pl.Expr) -> pl.Expr:
     return text
 
 
+def per_unit(total: pl.Expr, quantity: pl.Expr) -> pl.Expr:
+    """The unit price of a line whose price field holds its total (`line_total`): the total
+    over the quantity (a return's negative total over its negative quantity is a positive
+    price); a quantity of 0 leaves the total (the row is refused for its quantity)."""
+    return pl.when(quantity != 0).then(total / quantity).otherwise(total)
+
+
 def _trailing_minus(text: pl.Expr) -> pl.Expr:
     """`5,25-` and `1-` (SAP) as `-5,25` and `-1`; a number signed twice is left as written."""
     return text.str.replace(r"^([0-9][0-9.,]*)\s*-$", "-${1}")

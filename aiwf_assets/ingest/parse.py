@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from aiwf_assets.ingest.numbers import (
     as_read,
+    per_unit,
     plain_number,
     read_number,
     shortened,
@@ -1134,10 +1135,11 @@ def _with_order_amount_lines(
     ).join(texts, on=_ROW, how="inner")
     lines = []
     price = spec.column("unit_price")
+    assert price is not None  # mandatory for order lines
     for i, amount in enumerate(spec.order_amounts):
         value = pl.col(f"{_AMOUNT}{i}")
         # read as the price is: `0,00 €` is a zero where the price declares its sign
-        plain = value if price is None else plain_number(price, value)
+        plain = plain_number(price, value)
         valued = rows.filter(value.is_not_null() & ~plain.str.contains(_ZERO))
         if valued.is_empty():
             continue
@@ -1153,7 +1155,7 @@ def _with_order_amount_lines(
         signed = pl.col("__values").list.first()  # the first value written
         if amount.negate:
             # its sign first in front, without a currency sign: `($6.00)`, `6,00-` negate too
-            signed = signed if price is None else plain_number(price, signed)
+            signed = plain_number(price, signed)
             signed = (
                 pl.when(signed.str.starts_with("-"))
                 .then(signed.str.strip_prefix("-"))
@@ -1265,7 +1267,7 @@ def _with_checked_totals(
         .alias("__reason"),
     )
     if price.line_total:  # the field is the line's total: its money whatever the quantity
-        each = pl.when(units != 0).then(each / units).otherwise(each)
+        each = per_unit(each, units)
     typed = rows.with_columns(units.alias("quantity"), each.alias("unit_price"))
     good = pl.col("_parse_error").is_null() & ~pl.col("__unreadable")
     # money given back later (a refund's line) is not part of what the order was charged
@@ -1366,10 +1368,11 @@ def _total_doubt(
         decimals = len(digits.group(1)) if digits else 0
         if summed is not None and abs(summed - total) <= 0.5 * 10**-decimals + 1e-9:
             return None
+        lines = f"{summed or 0:.{decimals}f}".replace(".", mark)  # as the Total is written
         why = (
             f"the order's lines do not add up to its {field}, {kept}: a line or an order "
             f"amount is not read (a tax, shipping, a tip? see order_amounts) ({field} "
-            f"{totals[0]}, lines {f'{summed or 0:.{decimals}f}'.replace('.', mark)}, {where})"
+            f"{totals[0]}, lines {lines}, {where})"
         )
     return f"{TOTAL_DOUBT}{why}"
 
